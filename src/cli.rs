@@ -1,0 +1,86 @@
+//! Command-line interface: the subcommands and their flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// The agent's default listen address: loopback only, as exporters do.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "casewatch",
+    version,
+    about = "A synthetic social worker: measures freezes, forced logouts and latency of a case-recording system."
+)]
+pub struct Cli {
+    /// Log filter, e.g. `info` or `casewatch=debug` (also RUST_LOG).
+    #[arg(long, global = true, env = "CASEWATCH_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent on its timetable until stopped.
+    Run {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Where to serve /metrics, health and the status page.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+    },
+    /// Run each journey once and print a per-step table (for writing journeys).
+    Once {
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Run only this journey.
+        #[arg(long)]
+        journey: Option<String>,
+    },
+    /// Check a configuration file and print every problem with its line.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+    /// Run the simulated ICS and CSS.
+    Sim {
+        /// Fault profile; the embedded demo profile when not given.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:8181")]
+        ics_listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:8182")]
+        css_listen: SocketAddr,
+        /// Enable the control API (fault injection and truth log) under /_control.
+        #[arg(long)]
+        control: bool,
+        /// Environment variable holding the password the simulator accepts.
+        #[arg(long, default_value = "CASEWATCH_PASSWORD")]
+        password_env: String,
+    },
+    /// Start the simulator and the agent against it, with the embedded config.
+    Demo {
+        /// How long to run; until interrupted when not given.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<Duration>,
+        /// Where to serve the agent's metrics and status page.
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        ics_listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:0")]
+        css_listen: SocketAddr,
+        /// Fault profile for the simulator; the embedded demo profile when not given.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Agent config; the embedded demo config when not given. Targets named
+        /// `ics` and `css` are pointed at the simulator.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}

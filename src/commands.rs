@@ -1,0 +1,350 @@
+//! What each subcommand does. `main` parses flags and maps errors to exit
+//! codes; everything else lives here so tests can call it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use rand::distr::{Alphanumeric, SampleString};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, AgentOptions};
+use crate::config::{self, ConfigError, Loaded};
+use crate::outcome::RunRecord;
+use crate::runner::{self, EnvLookup};
+use crate::sim::{self, SimOptions, SimProfile};
+
+/// Exit status for "the checked thing is wrong" (bad config, failed journey).
+pub const EXIT_FAILED: i32 = 1;
+
+/// Prints every problem of a config file; returns whether it is usable.
+pub fn check_config(file: &Path) -> Result<bool, anyhow::Error> {
+    match config::load(file) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            let c = &loaded.config;
+            let steps: usize = c.journeys.iter().map(|j| j.steps.len()).sum();
+            println!(
+                "{}: OK: site {}, {} target(s), {} journey(s), {} step(s), {} warning(s)",
+                file.display(),
+                c.site,
+                c.targets.len(),
+                c.journeys.len(),
+                steps,
+                loaded.warnings.len()
+            );
+            Ok(true)
+        }
+        Err(ConfigError::Invalid { problems, .. }) => {
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            eprintln!("{}: {} error(s)", file.display(), problems.len());
+            Ok(false)
+        }
+        Err(ConfigError::Parse(problem)) => {
+            eprintln!("error: {problem}");
+            eprintln!("{}: 1 error(s)", file.display());
+            Ok(false)
+        }
+        Err(e @ ConfigError::Read { .. }) => Err(e.into()),
+    }
+}
+
+fn load_with_warnings(file: &Path) -> anyhow::Result<Loaded> {
+    let loaded = config::load(file)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(loaded)
+}
+
+/// `casewatch run`: the agent until SIGINT or SIGTERM.
+pub async fn run(file: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+    let loaded = load_with_warnings(file)?;
+    let shutdown = CancellationToken::new();
+    let options = AgentOptions {
+        listen,
+        env: runner::process_env(),
+    };
+    let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
+    eprintln!(
+        "casewatch: serving http://{}/ (metrics at /metrics)",
+        agent.addr
+    );
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    shutdown.cancel();
+    agent.wait().await;
+    Ok(())
+}
+
+/// `casewatch once`: each journey once, a table per journey. Returns whether
+/// every journey succeeded.
+pub async fn once(file: &Path, only: Option<&str>) -> anyhow::Result<bool> {
+    let loaded = load_with_warnings(file)?;
+    let config = loaded.config;
+    let journeys: Vec<_> = config
+        .journeys
+        .iter()
+        .filter(|j| only.is_none_or(|name| j.name == name))
+        .collect();
+    if journeys.is_empty() {
+        let known: Vec<&str> = config.journeys.iter().map(|j| j.name.as_str()).collect();
+        bail!(
+            "no journey named {:?} (known: {})",
+            only.unwrap_or(""),
+            known.join(", ")
+        );
+    }
+    let clients = runner::clients(&config.targets)?;
+    let env = runner::process_env();
+    let mut all_ok = true;
+    for (index, journey) in journeys.into_iter().enumerate() {
+        let vars = runner::credentials(&journey.target, &env)?;
+        let run = runner::run_journey(
+            &clients[&journey.target.name],
+            journey,
+            vars,
+            SystemTime::now(),
+            Instant::now(),
+            index as u64 + 1,
+        )
+        .await;
+        all_ok &= run.outcome.is_success();
+        println!("{}", run_table(&run));
+    }
+    Ok(all_ok)
+}
+
+/// The per-step table `once` prints.
+pub fn run_table(run: &RunRecord) -> String {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header([
+        "step", "phase", "outcome", "status", "ttfb ms", "total ms", "bytes", "detail",
+    ]);
+    for step in &run.steps {
+        table.add_row([
+            step.step.clone(),
+            format!("{:?}", step.phase).to_lowercase(),
+            step.outcome.to_string(),
+            step.status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "-".into()),
+            step.ttfb
+                .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+                .unwrap_or_else(|| "-".into()),
+            format!("{:.1}", step.duration.as_secs_f64() * 1e3),
+            step.bytes.to_string(),
+            step.detail.clone(),
+        ]);
+    }
+    format!(
+        "journey {} on {}: {} in {:.1} ms\n{table}",
+        run.journey,
+        run.target,
+        run.outcome,
+        run.duration.as_secs_f64() * 1e3
+    )
+}
+
+pub struct SimCommand<'a> {
+    pub profile: Option<&'a Path>,
+    pub ics_listen: SocketAddr,
+    pub css_listen: SocketAddr,
+    pub control: bool,
+    pub password_env: &'a str,
+}
+
+fn load_profile(path: Option<&Path>) -> anyhow::Result<SimProfile> {
+    Ok(match path {
+        Some(p) => SimProfile::load(p)?,
+        None => SimProfile::embedded_default(),
+    })
+}
+
+/// `casewatch sim`: the simulated ICS and CSS until SIGINT or SIGTERM.
+pub async fn sim(cmd: SimCommand<'_>) -> anyhow::Result<()> {
+    let password = std::env::var(cmd.password_env).with_context(|| {
+        format!(
+            "the simulator needs a password: set the environment variable {}",
+            cmd.password_env
+        )
+    })?;
+    let shutdown = CancellationToken::new();
+    let handle = sim::start(
+        SimOptions {
+            ics_listen: cmd.ics_listen,
+            css_listen: cmd.css_listen,
+            control: cmd.control,
+            password,
+            profile: load_profile(cmd.profile)?,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+    eprintln!(
+        "casewatch sim: ICS at http://{}/ and CSS at http://{}/{}",
+        handle.ics_addr,
+        handle.css_addr,
+        if cmd.control {
+            format!("; control API at http://{}/_control/truth", handle.ics_addr)
+        } else {
+            String::new()
+        }
+    );
+    wait_for_signal().await;
+    shutdown.cancel();
+    handle.wait().await;
+    Ok(())
+}
+
+pub struct DemoCommand<'a> {
+    pub duration: Option<Duration>,
+    pub listen: SocketAddr,
+    pub ics_listen: SocketAddr,
+    pub css_listen: SocketAddr,
+    pub profile: Option<&'a Path>,
+    pub config: Option<&'a Path>,
+}
+
+/// `casewatch demo`: simulator plus agent, URLs printed, summary at the end.
+pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
+    let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    let shutdown = CancellationToken::new();
+    let sim = sim::start(
+        SimOptions {
+            ics_listen: cmd.ics_listen,
+            css_listen: cmd.css_listen,
+            control: true,
+            password: password.clone(),
+            profile: load_profile(cmd.profile)?,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+
+    let (text, origin) = match cmd.config {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => (
+            config::DEMO_YAML.to_string(),
+            "config/demo.yaml (embedded)".to_string(),
+        ),
+    };
+    let base_urls = HashMap::from([
+        ("ics".to_string(), format!("http://{}/", sim.ics_addr)),
+        ("css".to_string(), format!("http://{}/", sim.css_addr)),
+    ]);
+    let loaded = config::from_yaml_str_with_base_urls(&text, &origin, &base_urls)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    // The demo hands its generated password to the agent directly; the
+    // process environment is left alone.
+    let env: EnvLookup = Arc::new(move |name| {
+        if name == "CASEWATCH_PASSWORD" {
+            Some(password.clone())
+        } else {
+            std::env::var(name).ok()
+        }
+    });
+    let agent = Agent::start(
+        Arc::new(loaded.config),
+        AgentOptions {
+            listen: cmd.listen,
+            env,
+        },
+        shutdown.clone(),
+    )
+    .await?;
+
+    println!(
+        "casewatch demo is running{}",
+        match cmd.duration {
+            Some(d) => format!(" for {}", humantime::format_duration(d)),
+            None => " (Ctrl-C to stop)".to_string(),
+        }
+    );
+    println!("  status page:  http://{}/", agent.addr);
+    println!("  metrics:      http://{}/metrics", agent.addr);
+    println!(
+        "  simulated ICS: http://{}/   CSS: http://{}/",
+        sim.ics_addr, sim.css_addr
+    );
+    println!("  truth log:    http://{}/_control/truth", sim.ics_addr);
+
+    match cmd.duration {
+        Some(d) => {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
+                _ = wait_for_signal() => {}
+            }
+        }
+        None => wait_for_signal().await,
+    }
+    shutdown.cancel();
+    let status = agent.status.clone();
+    agent.wait().await;
+    sim.wait().await;
+
+    let board = match status.lock() {
+        Ok(board) => board,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    println!("\nSummary: {} run(s)", board.total_runs());
+    for (name, journey) in &board.journeys {
+        let runs: Vec<String> = journey
+            .runs
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect();
+        println!(
+            "  {name:<18} {}{}",
+            if runs.is_empty() {
+                "no runs".to_string()
+            } else {
+                runs.join(", ")
+            },
+            if journey.missed_slots > 0 {
+                format!(", {} missed slot(s)", journey.missed_slots)
+            } else {
+                String::new()
+            }
+        );
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,193 @@
+//! Stage two of config loading: the validated, typed configuration the agent runs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use chrono::NaiveTime;
+use regex::Regex;
+use reqwest::Method;
+use url::Url;
+
+use super::template::Template;
+
+#[derive(Debug)]
+pub struct Config {
+    /// Where the config came from, for messages.
+    pub origin: String,
+    /// The office the agent probes from; a label on every series and record.
+    pub site: String,
+    pub max_sessions: usize,
+    pub targets: Vec<Arc<Target>>,
+    pub journeys: Vec<Arc<Journey>>,
+    pub changes: Vec<ChangeEvent>,
+}
+
+impl Config {
+    pub fn target(&self, name: &str) -> Option<&Arc<Target>> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Debug)]
+pub struct Target {
+    pub name: String,
+    pub base_url: Url,
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<PathBuf>,
+    pub proxy: Option<Url>,
+    pub connect_timeout: Duration,
+    pub max_body_bytes: u64,
+    pub max_redirects: usize,
+    pub user_agent: String,
+    pub username: Option<SecretSource>,
+    pub password: Option<SecretSource>,
+    /// Step timings used where a step gives none.
+    pub defaults: Timings,
+    pub login: Vec<Step>,
+    pub logout: Option<Step>,
+    pub session_rules: SessionRules,
+}
+
+/// Where a credential is read from. Never inline in config files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SecretSource {
+    Env(String),
+    File(PathBuf),
+    /// Only accepted for user names, which are not secret.
+    Value(String),
+}
+
+/// The signals that say "the server ended my session".
+#[derive(Debug, Default)]
+pub struct SessionRules {
+    pub redirect_to: Option<Regex>,
+    pub statuses: Vec<u16>,
+    pub body_matches: Option<Regex>,
+    pub cookie: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Journey {
+    pub name: String,
+    pub target: Arc<Target>,
+    pub schedule: Schedule,
+    pub login: bool,
+    pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    pub interval: Duration,
+    pub jitter: Duration,
+    pub active_hours: Option<(NaiveTime, NaiveTime)>,
+}
+
+impl Schedule {
+    /// Whether `time` (local wall clock) falls in the active hours; a window
+    /// may cross midnight ("22:00-06:00").
+    pub fn is_active_at(&self, time: NaiveTime) -> bool {
+        match self.active_hours {
+            None => true,
+            Some((from, to)) if from <= to => time >= from && time < to,
+            Some((from, to)) => time >= from || time < to,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Timings {
+    pub slow_after: Duration,
+    pub freeze_after: Duration,
+    pub give_up_after: Duration,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            slow_after: Duration::from_secs(3),
+            freeze_after: Duration::from_secs(20),
+            give_up_after: Duration::from_secs(120),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Step {
+    pub name: String,
+    /// Line in the config file, for messages at run time.
+    pub line: usize,
+    pub method: Method,
+    pub path: Template,
+    pub query: Vec<(String, Template)>,
+    pub body: Option<Body>,
+    pub headers: Vec<(String, Template)>,
+    pub extract: Vec<Extraction>,
+    pub assertions: Assertions,
+    pub think_time: Duration,
+    pub timings: Timings,
+    pub follow_redirects: bool,
+}
+
+impl Step {
+    /// Every template of the step, for checking which variables it reads.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut all = vec![&self.path];
+        all.extend(self.query.iter().map(|(_, t)| t));
+        all.extend(self.headers.iter().map(|(_, t)| t));
+        match &self.body {
+            Some(Body::Form(fields)) => all.extend(fields.iter().map(|(_, t)| t)),
+            Some(Body::Raw { template, .. }) => all.push(template),
+            None => {}
+        }
+        all
+    }
+}
+
+#[derive(Debug)]
+pub enum Body {
+    Form(Vec<(String, Template)>),
+    /// JSON is rendered from its text form so `${var}` works inside strings.
+    Raw {
+        template: Template,
+        content_type: &'static str,
+    },
+}
+
+#[derive(Debug)]
+pub struct Extraction {
+    pub var: String,
+    pub from: Extractor,
+}
+
+#[derive(Debug)]
+pub enum Extractor {
+    /// First capture group if the regex has one, else the whole match.
+    Regex(Regex),
+    Css {
+        selector: scraper::Selector,
+        /// `None` takes the element's text.
+        attr: Option<String>,
+    },
+    JsonPointer(String),
+    JsonPath(serde_json_path::JsonPath),
+    Header(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Assertions {
+    /// Empty means any 2xx or 3xx.
+    pub status: Vec<u16>,
+    pub body_contains: Vec<String>,
+    pub body_not_contains: Vec<String>,
+    pub body_matches: Vec<Regex>,
+    pub headers: Vec<(String, Regex)>,
+}
+
+/// A dated change to the monitored system, e.g. "extra server capacity".
+#[derive(Clone, Debug)]
+pub struct ChangeEvent {
+    pub name: String,
+    pub at: SystemTime,
+    pub description: String,
+}

@@ -1,0 +1,873 @@
+//! Stage two: turns [`RawConfig`] into a [`Config`], collecting every problem.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use marked_yaml::Spanned;
+use regex::Regex;
+use reqwest::Method;
+use url::Url;
+
+use super::model::*;
+use super::raw::*;
+use super::template::Template;
+use super::{ConfigError, Loaded, Problem};
+
+/// Variables every step can read without extracting them.
+pub const BUILTIN_VARS: [&str; 3] = ["username", "password", "run_id"];
+
+const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+const DEFAULT_MAX_SESSIONS: usize = 16;
+
+/// Collects problems with the file and context they belong to.
+struct Checker<'a> {
+    file: &'a str,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+fn line_of<T>(s: &Spanned<T>) -> usize {
+    s.span().start().map(|m| m.line()).unwrap_or(1)
+}
+
+impl Checker<'_> {
+    fn error(&mut self, line: usize, context: &str, message: impl Into<String>) {
+        self.problems.push(Problem {
+            file: self.file.to_string(),
+            line,
+            context: context.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, line: usize, context: &str, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            file: self.file.to_string(),
+            line,
+            context: context.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, value: &S, what: &str, context: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.trim()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.error(
+                    line_of(value),
+                    context,
+                    format!("{what}: cannot read duration {:?}: {e}", value.as_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_duration(&mut self, value: &Option<S>, what: &str, context: &str) -> Option<Duration> {
+        value.as_ref().and_then(|v| self.duration(v, what, context))
+    }
+
+    fn regex(&mut self, value: &S, what: &str, context: &str) -> Option<Regex> {
+        match Regex::new(value) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                let first = e
+                    .to_string()
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                self.error(
+                    line_of(value),
+                    context,
+                    format!("{what}: invalid regex {:?}: {first}", value.as_str()),
+                );
+                None
+            }
+        }
+    }
+
+    fn template(&mut self, value: &S, what: &str, context: &str) -> Template {
+        match Template::parse(value) {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(line_of(value), context, format!("{what}: {e}"));
+                Template::literal(value)
+            }
+        }
+    }
+
+    fn name(&mut self, value: &S, kind: &str, context: &str) {
+        let ok = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.');
+        if !ok {
+            self.error(
+                line_of(value),
+                context,
+                format!(
+                    "{kind} name {:?} must be 1-64 characters of letters, digits, '_', '-' or '.' (it becomes a metric label)",
+                    value.as_str()
+                ),
+            );
+        }
+    }
+}
+
+pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
+    let mut c = Checker {
+        file,
+        problems: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    let site = match &raw.site {
+        Some(site) => {
+            c.name(site, "site", "");
+            site.to_string()
+        }
+        None => {
+            c.error(
+                1,
+                "",
+                "`site` is required: the office the agent probes from",
+            );
+            String::new()
+        }
+    };
+    let max_sessions = raw
+        .agent
+        .as_ref()
+        .and_then(|a| a.max_sessions.as_ref())
+        .map(|m| **m)
+        .unwrap_or(DEFAULT_MAX_SESSIONS);
+
+    if raw.targets.is_empty() {
+        c.error(1, "", "no targets: at least one target is required");
+    }
+    let mut targets: Vec<Arc<Target>> = Vec::new();
+    let mut target_vars: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for rt in &raw.targets {
+        let context = format!("target {:?}", rt.name.as_str());
+        c.name(&rt.name, "target", &context);
+        if targets.iter().any(|t| t.name == *rt.name) {
+            c.error(line_of(&rt.name), &context, "duplicate target name");
+        }
+        let (target, vars) = target(&mut c, rt, &context);
+        target_vars.insert(target.name.clone(), vars);
+        targets.push(Arc::new(target));
+    }
+
+    if raw.journeys.is_empty() {
+        c.error(1, "", "no journeys: at least one journey is required");
+    }
+    let mut journeys: Vec<Arc<Journey>> = Vec::new();
+    for rj in &raw.journeys {
+        let context = format!("journey {:?}", rj.name.as_str());
+        c.name(&rj.name, "journey", &context);
+        if journeys.iter().any(|j| j.name == *rj.name) {
+            c.error(line_of(&rj.name), &context, "duplicate journey name");
+        }
+        let Some(target) = targets.iter().find(|t| t.name == *rj.target).cloned() else {
+            let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+            c.error(
+                line_of(&rj.target),
+                &context,
+                format!(
+                    "unknown target {:?} (known: {})",
+                    rj.target.as_str(),
+                    known.join(", ")
+                ),
+            );
+            continue;
+        };
+        if let Some(j) = journey(&mut c, rj, target, &target_vars, &context) {
+            journeys.push(Arc::new(j));
+        }
+    }
+
+    let mut changes = Vec::new();
+    for ch in &raw.changes {
+        let context = format!("change {:?}", ch.name.as_str());
+        match chrono::DateTime::parse_from_rfc3339(ch.at.trim()) {
+            Ok(at) => changes.push(ChangeEvent {
+                name: ch.name.to_string(),
+                at: at.into(),
+                description: ch.description.as_deref().cloned().unwrap_or_default(),
+            }),
+            Err(e) => c.error(
+                line_of(&ch.at),
+                &context,
+                format!(
+                    "at: {:?} is not an RFC 3339 time like 2026-03-01T09:00:00Z: {e}",
+                    ch.at.as_str()
+                ),
+            ),
+        }
+    }
+
+    if !c.problems.is_empty() {
+        return Err(ConfigError::Invalid {
+            file: file.to_string(),
+            problems: c.problems,
+        });
+    }
+    Ok(Loaded {
+        config: Config {
+            origin: file.to_string(),
+            site,
+            max_sessions,
+            targets,
+            journeys,
+            changes,
+        },
+        warnings: c.warnings,
+    })
+}
+
+fn secret(
+    c: &mut Checker,
+    raw: &RawSecret,
+    what: &str,
+    context: &str,
+    may_be_inline: bool,
+) -> Option<SecretSource> {
+    let given: Vec<&S> = [&raw.env, &raw.file, &raw.value]
+        .into_iter()
+        .flatten()
+        .collect();
+    let Some(first) = given.first() else {
+        c.error(1, context, format!("{what}: give one of `env` or `file`"));
+        return None;
+    };
+    if given.len() > 1 {
+        c.error(
+            line_of(first),
+            context,
+            format!("{what}: give only one of `env`, `file` or `value`"),
+        );
+        return None;
+    }
+    if let Some(env) = &raw.env {
+        return Some(SecretSource::Env(env.to_string()));
+    }
+    if let Some(file) = &raw.file {
+        return Some(SecretSource::File(PathBuf::from(file.as_str())));
+    }
+    let value = raw.value.as_ref()?;
+    if !may_be_inline {
+        c.error(
+            line_of(value),
+            context,
+            format!("{what}: secrets are never written inline; read it from `env` or `file`"),
+        );
+        return None;
+    }
+    Some(SecretSource::Value(value.to_string()))
+}
+
+fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<String>) {
+    let base_url = match Url::parse(rt.base_url.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+        Ok(_) => {
+            c.error(
+                line_of(&rt.base_url),
+                context,
+                format!(
+                    "base_url {:?} must be an http or https URL with a host",
+                    rt.base_url.as_str()
+                ),
+            );
+            placeholder_url()
+        }
+        Err(e) => {
+            c.error(
+                line_of(&rt.base_url),
+                context,
+                format!("base_url {:?}: {e}", rt.base_url.as_str()),
+            );
+            placeholder_url()
+        }
+    };
+    let proxy = rt.proxy.as_ref().and_then(|p| match Url::parse(p.trim()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            c.error(line_of(p), context, format!("proxy {:?}: {e}", p.as_str()));
+            None
+        }
+    });
+    let connect_timeout = c
+        .opt_duration(&rt.connect_timeout, "connect_timeout", context)
+        .unwrap_or(Duration::from_secs(10));
+    let max_body_bytes = match &rt.max_body {
+        None => DEFAULT_MAX_BODY,
+        Some(v) => parse_bytes(v.trim()).unwrap_or_else(|| {
+            c.error(
+                line_of(v),
+                context,
+                format!(
+                    "max_body {:?}: give a size like 512KiB or 10MiB",
+                    v.as_str()
+                ),
+            );
+            DEFAULT_MAX_BODY
+        }),
+    };
+    let (username, password) = match &rt.credentials {
+        Some(cr) => (
+            cr.username
+                .as_ref()
+                .and_then(|s| secret(c, s, "credentials.username", context, true)),
+            cr.password
+                .as_ref()
+                .and_then(|s| secret(c, s, "credentials.password", context, false)),
+        ),
+        None => (None, None),
+    };
+    let defaults = timings(
+        c,
+        rt.defaults.as_ref(),
+        &Timings::default(),
+        context,
+        "defaults",
+    );
+
+    let mut vars: HashSet<String> = BUILTIN_VARS.iter().map(|s| s.to_string()).collect();
+    let mut login = Vec::new();
+    let mut seen = HashSet::new();
+    for rs in &rt.login {
+        let step_context = format!("{context}, login step {:?}", rs.name.as_str());
+        if !seen.insert(rs.name.to_string()) {
+            c.error(line_of(&rs.name), &step_context, "duplicate step name");
+        }
+        login.push(step(c, rs, &defaults, &mut vars, &step_context));
+    }
+    let logout = rt.logout.as_ref().map(|rs| {
+        let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
+        // The logout may use what login extracted, but defines nothing later steps read.
+        step(c, rs, &defaults, &mut vars.clone(), &step_context)
+    });
+
+    let session_rules = match &rt.session_rules {
+        None => SessionRules::default(),
+        Some(r) => SessionRules {
+            redirect_to: r
+                .redirect_to
+                .as_ref()
+                .and_then(|v| c.regex(v, "session_rules.redirect_to", context)),
+            statuses: r
+                .statuses
+                .iter()
+                .map(|s| {
+                    if !(100..=599).contains(&**s) {
+                        c.error(
+                            line_of(s),
+                            context,
+                            format!("session_rules.statuses: {} is not an HTTP status", **s),
+                        );
+                    }
+                    **s
+                })
+                .collect(),
+            body_matches: r
+                .body_matches
+                .as_ref()
+                .and_then(|v| c.regex(v, "session_rules.body_matches", context)),
+            cookie: r.cookie.as_ref().map(|v| v.to_string()),
+        },
+    };
+    if !login.is_empty()
+        && session_rules.cookie.is_none()
+        && session_rules.redirect_to.is_none()
+        && session_rules.statuses.is_empty()
+        && session_rules.body_matches.is_none()
+    {
+        c.warn(line_of(&rt.name), context, "the target logs in but has no session_rules, so forced logouts cannot be told apart from other failures");
+    }
+
+    (
+        Target {
+            name: rt.name.to_string(),
+            base_url,
+            insecure_skip_verify: rt
+                .tls
+                .as_ref()
+                .and_then(|t| t.insecure_skip_verify.as_ref())
+                .map(|b| **b)
+                .unwrap_or(false),
+            ca_file: rt
+                .tls
+                .as_ref()
+                .and_then(|t| t.ca_file.as_ref())
+                .map(|f| PathBuf::from(f.as_str())),
+            proxy,
+            connect_timeout,
+            max_body_bytes,
+            max_redirects: rt.max_redirects.as_ref().map(|m| **m).unwrap_or(10),
+            user_agent: rt
+                .user_agent
+                .as_ref()
+                .map(|u| u.to_string())
+                .unwrap_or_else(|| format!("casewatch/{}", env!("CARGO_PKG_VERSION"))),
+            username,
+            password,
+            defaults,
+            login,
+            logout,
+            session_rules,
+        },
+        vars,
+    )
+}
+
+fn placeholder_url() -> Url {
+    Url::parse("http://invalid.invalid/").expect("static URL parses")
+}
+
+/// Parses "512", "512KiB", "10MiB", "1GiB" (also kB/MB/GB as powers of ten).
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+fn timings(
+    c: &mut Checker,
+    raw: Option<&RawTimings>,
+    base: &Timings,
+    context: &str,
+    what: &str,
+) -> Timings {
+    let Some(raw) = raw else { return base.clone() };
+    let t = Timings {
+        slow_after: c
+            .opt_duration(&raw.slow_after, &format!("{what}.slow_after"), context)
+            .unwrap_or(base.slow_after),
+        freeze_after: c
+            .opt_duration(&raw.freeze_after, &format!("{what}.freeze_after"), context)
+            .unwrap_or(base.freeze_after),
+        give_up_after: c
+            .opt_duration(
+                &raw.give_up_after,
+                &format!("{what}.give_up_after"),
+                context,
+            )
+            .unwrap_or(base.give_up_after),
+    };
+    check_timing_order(
+        c,
+        &t,
+        raw.slow_after
+            .as_ref()
+            .or(raw.freeze_after.as_ref())
+            .map(line_of)
+            .unwrap_or(1),
+        context,
+    );
+    t
+}
+
+fn check_timing_order(c: &mut Checker, t: &Timings, line: usize, context: &str) {
+    if t.freeze_after > t.give_up_after {
+        c.error(line, context, format!(
+            "freeze_after ({}) is above give_up_after ({}): the agent would give up before it could call the step frozen",
+            humantime::format_duration(t.freeze_after), humantime::format_duration(t.give_up_after)));
+    }
+    if t.slow_after > t.freeze_after {
+        c.error(
+            line,
+            context,
+            format!(
+                "slow_after ({}) is above freeze_after ({}): no step could ever be slow",
+                humantime::format_duration(t.slow_after),
+                humantime::format_duration(t.freeze_after)
+            ),
+        );
+    }
+}
+
+fn step(
+    c: &mut Checker,
+    rs: &RawStep,
+    defaults: &Timings,
+    vars: &mut HashSet<String>,
+    context: &str,
+) -> Step {
+    c.name(&rs.name, "step", context);
+    let line = line_of(&rs.name);
+    let method = match &rs.method {
+        None => Method::GET,
+        Some(m) => match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
+            Ok(method) => method,
+            Err(_) => {
+                c.error(
+                    line_of(m),
+                    context,
+                    format!("method {:?} is not an HTTP method", m.as_str()),
+                );
+                Method::GET
+            }
+        },
+    };
+    let path = c.template(&rs.path, "path", context);
+    let query = rs
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), c.template(v, "query", context)))
+        .collect();
+    let headers = rs
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), c.template(v, "headers", context)))
+        .collect();
+
+    let bodies = [rs.form.is_some(), rs.json.is_some(), rs.body.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if bodies > 1 {
+        c.error(
+            line,
+            context,
+            "give at most one of `form`, `json` and `body`",
+        );
+    }
+    let body = if let Some(form) = &rs.form {
+        Some(Body::Form(
+            form.iter()
+                .map(|(k, v)| (k.clone(), c.template(v, "form", context)))
+                .collect(),
+        ))
+    } else if let Some(json) = &rs.json {
+        let text = serde_json::to_string(json).unwrap_or_default();
+        match Template::parse(&text) {
+            Ok(template) => Some(Body::Raw {
+                template,
+                content_type: "application/json",
+            }),
+            Err(e) => {
+                c.error(line, context, format!("json: {e}"));
+                None
+            }
+        }
+    } else {
+        rs.body.as_ref().map(|b| Body::Raw {
+            template: c.template(b, "body", context),
+            content_type: "text/plain; charset=utf-8",
+        })
+    };
+
+    let think_time = c
+        .opt_duration(&rs.think_time, "think_time", context)
+        .unwrap_or_default();
+    let timings = {
+        let t = Timings {
+            slow_after: c
+                .opt_duration(&rs.slow_after, "slow_after", context)
+                .unwrap_or(defaults.slow_after),
+            freeze_after: c
+                .opt_duration(&rs.freeze_after, "freeze_after", context)
+                .unwrap_or(defaults.freeze_after),
+            give_up_after: c
+                .opt_duration(&rs.give_up_after, "give_up_after", context)
+                .unwrap_or(defaults.give_up_after),
+        };
+        let timing_line = [&rs.slow_after, &rs.freeze_after, &rs.give_up_after]
+            .into_iter()
+            .flatten()
+            .next()
+            .map(line_of)
+            .unwrap_or(line);
+        check_timing_order(c, &t, timing_line, context);
+        t
+    };
+
+    let built = Step {
+        name: rs.name.to_string(),
+        line,
+        method,
+        path,
+        query,
+        body,
+        headers,
+        extract: Vec::new(),
+        assertions: assertions(c, rs.assertions.as_ref(), context),
+        think_time,
+        timings,
+        follow_redirects: rs.follow_redirects.as_ref().map(|b| **b).unwrap_or(true),
+    };
+    for template in built.templates() {
+        for var in template.vars() {
+            if !vars.contains(var) {
+                c.error(
+                    line,
+                    context,
+                    format!("uses ${{{var}}} but no earlier step extracts it"),
+                );
+            }
+        }
+    }
+    let extract = rs
+        .extract
+        .iter()
+        .filter_map(|e| extraction(c, e, context))
+        .collect::<Vec<_>>();
+    for e in &extract {
+        vars.insert(e.var.clone());
+    }
+    Step { extract, ..built }
+}
+
+fn extraction(c: &mut Checker, re: &RawExtract, context: &str) -> Option<Extraction> {
+    let line = line_of(&re.var);
+    let sources = [
+        &re.regex,
+        &re.css,
+        &re.json_pointer,
+        &re.jsonpath,
+        &re.header,
+    ]
+    .iter()
+    .filter(|s| s.is_some())
+    .count();
+    if sources != 1 {
+        c.error(line, context, format!("extract {:?}: give exactly one of `regex`, `css`, `json_pointer`, `jsonpath` or `header`", re.var.as_str()));
+        return None;
+    }
+    if re.attr.is_some() && re.css.is_none() {
+        c.error(
+            line,
+            context,
+            format!("extract {:?}: `attr` only goes with `css`", re.var.as_str()),
+        );
+    }
+    if Template::parse(&format!("${{{}}}", re.var.as_str())).is_err() {
+        c.error(
+            line,
+            context,
+            format!(
+                "extract: variable name {:?} must be letters, digits, '_' or '.'",
+                re.var.as_str()
+            ),
+        );
+        return None;
+    }
+    let what = format!("extract {:?}", re.var.as_str());
+    let from = if let Some(r) = &re.regex {
+        Extractor::Regex(c.regex(r, &what, context)?)
+    } else if let Some(css) = &re.css {
+        match scraper::Selector::parse(css) {
+            Ok(selector) => Extractor::Css {
+                selector,
+                attr: re.attr.as_ref().map(|a| a.to_string()),
+            },
+            Err(e) => {
+                c.error(
+                    line_of(css),
+                    context,
+                    format!("{what}: invalid CSS selector {:?}: {e}", css.as_str()),
+                );
+                return None;
+            }
+        }
+    } else if let Some(p) = &re.json_pointer {
+        if !(p.is_empty() || p.starts_with('/')) {
+            c.error(
+                line_of(p),
+                context,
+                format!("{what}: JSON pointer {:?} must start with '/'", p.as_str()),
+            );
+            return None;
+        }
+        Extractor::JsonPointer(p.to_string())
+    } else if let Some(p) = &re.jsonpath {
+        match serde_json_path::JsonPath::parse(p) {
+            Ok(path) => Extractor::JsonPath(path),
+            Err(e) => {
+                c.error(
+                    line_of(p),
+                    context,
+                    format!("{what}: invalid JSONPath {:?}: {e}", p.as_str()),
+                );
+                return None;
+            }
+        }
+    } else {
+        Extractor::Header(re.header.as_ref()?.to_ascii_lowercase())
+    };
+    Some(Extraction {
+        var: re.var.to_string(),
+        from,
+    })
+}
+
+fn assertions(c: &mut Checker, raw: Option<&RawAssert>, context: &str) -> Assertions {
+    let Some(raw) = raw else {
+        return Assertions::default();
+    };
+    for s in &raw.status {
+        if !(100..=599).contains(&**s) {
+            c.error(
+                line_of(s),
+                context,
+                format!("assert.status: {} is not an HTTP status", **s),
+            );
+        }
+    }
+    Assertions {
+        status: raw.status.iter().map(|s| **s).collect(),
+        body_contains: raw.body_contains.iter().map(|s| s.to_string()).collect(),
+        body_not_contains: raw
+            .body_not_contains
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        body_matches: raw
+            .body_matches
+            .iter()
+            .filter_map(|r| c.regex(r, "assert.body_matches", context))
+            .collect(),
+        headers: raw
+            .headers
+            .iter()
+            .filter_map(|(name, r)| {
+                Some((
+                    name.to_ascii_lowercase(),
+                    c.regex(r, "assert.headers", context)?,
+                ))
+            })
+            .collect(),
+    }
+}
+
+fn journey(
+    c: &mut Checker,
+    rj: &RawJourney,
+    target: Arc<Target>,
+    target_vars: &BTreeMap<String, HashSet<String>>,
+    context: &str,
+) -> Option<Journey> {
+    let schedule = match &rj.schedule {
+        None => {
+            c.error(
+                line_of(&rj.name),
+                context,
+                "`schedule` is required (at least `interval`)",
+            );
+            return None;
+        }
+        Some(s) => {
+            let interval = c
+                .duration(&s.interval, "schedule.interval", context)
+                .unwrap_or(Duration::from_secs(60));
+            if interval.is_zero() {
+                c.error(
+                    line_of(&s.interval),
+                    context,
+                    "schedule.interval must be above zero",
+                );
+            }
+            let jitter = c
+                .opt_duration(&s.jitter, "schedule.jitter", context)
+                .unwrap_or_default();
+            if jitter >= interval && !interval.is_zero() {
+                c.error(
+                    s.jitter.as_ref().map(line_of).unwrap_or(1),
+                    context,
+                    "schedule.jitter must be below schedule.interval",
+                );
+            }
+            let active_hours = s.active_hours.as_ref().and_then(|h| {
+                let parsed = parse_active_hours(h.trim());
+                if parsed.is_none() {
+                    c.error(
+                        line_of(h),
+                        context,
+                        format!(
+                            "schedule.active_hours {:?}: write it as HH:MM-HH:MM",
+                            h.as_str()
+                        ),
+                    );
+                }
+                parsed
+            });
+            Schedule {
+                interval,
+                jitter,
+                active_hours,
+            }
+        }
+    };
+    let login = rj.login.as_ref().map(|b| **b).unwrap_or(true);
+    if login && target.login.is_empty() {
+        c.error(line_of(&rj.name), context, format!("logs in, but target {:?} has no `login` steps (set `login: false` for anonymous journeys)", target.name));
+    }
+    let mut vars = if login {
+        target_vars.get(&target.name).cloned().unwrap_or_default()
+    } else {
+        BUILTIN_VARS.iter().map(|s| s.to_string()).collect()
+    };
+    let mut steps: Vec<Step> = Vec::new();
+    for rs in &rj.steps {
+        let step_context = format!("{context}, step {:?}", rs.name.as_str());
+        if steps.iter().any(|s| s.name == *rs.name)
+            || (login && target.login.iter().any(|s| s.name == *rs.name))
+        {
+            c.error(line_of(&rs.name), &step_context, "duplicate step name");
+        }
+        steps.push(step(c, rs, &target.defaults, &mut vars, &step_context));
+    }
+    if steps.is_empty() {
+        c.error(line_of(&rj.name), context, "no steps");
+    }
+    let worst: Duration = steps
+        .iter()
+        .chain(if login {
+            target.login.iter()
+        } else {
+            [].iter()
+        })
+        .chain(if login {
+            target.logout.iter()
+        } else {
+            None.iter()
+        })
+        .map(|s| s.timings.give_up_after + s.think_time)
+        .sum();
+    if worst > schedule.interval {
+        c.warn(line_of(&rj.name), context, format!(
+            "schedule.interval ({}) is shorter than the journey's worst case ({}): a freeze will make it miss slots",
+            humantime::format_duration(schedule.interval), humantime::format_duration(worst)));
+    }
+    Some(Journey {
+        name: rj.name.to_string(),
+        target,
+        schedule,
+        login,
+        steps,
+    })
+}
+
+fn parse_active_hours(text: &str) -> Option<(chrono::NaiveTime, chrono::NaiveTime)> {
+    let (from, to) = text.split_once('-')?;
+    let parse = |t: &str| chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
+    Some((parse(from)?, parse(to)?))
+}

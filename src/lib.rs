@@ -1,0 +1,30 @@
+//! casewatch: a synthetic social worker that measures a case-recording system.
+//!
+//! # Layout
+//!
+//! Data flows one way (see `DESIGN.md` §3 in the shared notes):
+//!
+//! ```text
+//! config ─▶ schedule ─▶ runner ─▶ records ─▶ detect ─▶ metrics / status
+//! ```
+//!
+//! - [`config`]: raw serde structs, validated into a typed [`config::Config`].
+//! - [`schedule`]: the timetable of each journey; intended versus actual start.
+//! - [`runner`]: sessions (cookie jar, login, logout) and steps, producing records.
+//! - [`outcome`]: the outcome vocabulary and the records the runner emits.
+//! - [`metrics`]: one Prometheus registry with typed helpers.
+//! - [`web`]: `/metrics`, health endpoints and the status page.
+//! - [`agent`]: wires the above together and owns shutdown.
+//! - [`sim`]: the simulated case system; it imports nothing from the agent.
+
+pub mod agent;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod metrics;
+pub mod outcome;
+pub mod runner;
+pub mod schedule;
+pub mod sim;
+pub mod status;
+pub mod web;

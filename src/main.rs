@@ -1,0 +1,76 @@
+//! The `casewatch` binary: parse flags, set up logging and the runtime, run a
+//! command, and print any error with its whole cause chain.
+
+use std::process::ExitCode;
+
+use casewatch::cli::{Cli, Command};
+use casewatch::commands::{self, DemoCommand, SimCommand, EXIT_FAILED};
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&cli.log))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("casewatch: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_FAILED as u8);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run { config, listen } => commands::run(&config, listen).await.map(|_| true),
+            Command::Once { config, journey } => commands::once(&config, journey.as_deref()).await,
+            Command::CheckConfig { file } => commands::check_config(&file),
+            Command::Sim {
+                profile,
+                ics_listen,
+                css_listen,
+                control,
+                password_env,
+            } => commands::sim(SimCommand {
+                profile: profile.as_deref(),
+                ics_listen,
+                css_listen,
+                control,
+                password_env: &password_env,
+            })
+            .await
+            .map(|_| true),
+            Command::Demo {
+                duration,
+                listen,
+                ics_listen,
+                css_listen,
+                profile,
+                config,
+            } => commands::demo(DemoCommand {
+                duration,
+                listen,
+                ics_listen,
+                css_listen,
+                profile: profile.as_deref(),
+                config: config.as_deref(),
+            })
+            .await
+            .map(|_| true),
+        }
+    });
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(EXIT_FAILED as u8),
+        Err(error) => {
+            eprintln!("casewatch: error: {error:#}");
+            // A usage or configuration problem, as clap reports its own.
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! The outcome vocabulary (DESIGN.md §2) and the records the runner emits.
+//!
+//! Everything downstream of the runner (detection, metrics, the status page and,
+//! later, the journal) consumes only these types, so they are plain data.
+
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+/// How one step (or one journey run) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Slow,
+    Frozen,
+    LoggedOut,
+    HttpError,
+    AssertionFailed,
+    ConnectError,
+    Error,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 8] = [
+        Outcome::Ok,
+        Outcome::Slow,
+        Outcome::Frozen,
+        Outcome::LoggedOut,
+        Outcome::HttpError,
+        Outcome::AssertionFailed,
+        Outcome::ConnectError,
+        Outcome::Error,
+    ];
+
+    /// The label value used on metrics and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Slow => "slow",
+            Outcome::Frozen => "frozen",
+            Outcome::LoggedOut => "logged_out",
+            Outcome::HttpError => "http_error",
+            Outcome::AssertionFailed => "assertion_failed",
+            Outcome::ConnectError => "connect_error",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// `ok` and `slow` both mean the system did its job.
+    pub fn is_success(self) -> bool {
+        matches!(self, Outcome::Ok | Outcome::Slow)
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What the server did that ended a logged-in session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogoutCause {
+    /// Redirected to a URL matching the target's login pattern.
+    Redirect,
+    /// A status code listed as a logout signal (401, 403, 440, ...).
+    Status,
+    /// A page matching the target's expired-session pattern.
+    ExpiredPage,
+    /// The session cookie was cleared or replaced.
+    CookieCleared,
+}
+
+impl LogoutCause {
+    pub const ALL: [LogoutCause; 4] = [
+        LogoutCause::Redirect,
+        LogoutCause::Status,
+        LogoutCause::ExpiredPage,
+        LogoutCause::CookieCleared,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogoutCause::Redirect => "redirect",
+            LogoutCause::Status => "status",
+            LogoutCause::ExpiredPage => "expired_page",
+            LogoutCause::CookieCleared => "cookie_cleared",
+        }
+    }
+}
+
+/// Which part of a journey a step belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPhase {
+    Login,
+    Journey,
+    Logout,
+}
+
+/// One HTTP step as measured by the runner.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StepRecord {
+    pub target: String,
+    pub journey: String,
+    pub step: String,
+    pub phase: StepPhase,
+    /// Wall-clock time the request was sent.
+    #[serde(with = "unix_seconds")]
+    pub sent_at: SystemTime,
+    /// Time to the first response headers of the last hop, if any arrived.
+    pub ttfb: Option<Duration>,
+    /// Send to last byte, or to giving up.
+    pub duration: Duration,
+    pub outcome: Outcome,
+    /// True when the agent gave up before the response completed, so
+    /// `duration` is a lower bound.
+    pub censored: bool,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub logout_cause: Option<LogoutCause>,
+    /// Age of the session when the step was sent, when logged in.
+    pub session_age: Option<Duration>,
+    /// A short human explanation; never carries secrets or bodies.
+    pub detail: String,
+}
+
+/// One journey run: its steps and how it went as a whole.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunRecord {
+    pub target: String,
+    pub journey: String,
+    #[serde(with = "unix_seconds")]
+    pub intended_start: SystemTime,
+    #[serde(with = "unix_seconds")]
+    pub actual_start: SystemTime,
+    /// From the intended start to the end of the last step, so that a late
+    /// start counts against the journey (no coordinated omission).
+    pub duration: Duration,
+    pub outcome: Outcome,
+    /// The first failing step, if any.
+    pub failed_step: Option<String>,
+    pub steps: Vec<StepRecord>,
+}
+
+impl RunRecord {
+    pub fn lateness(&self) -> Duration {
+        self.actual_start
+            .duration_since(self.intended_start)
+            .unwrap_or_default()
+    }
+}
+
+/// The journey outcome is `ok`/`slow` when every step is, else the first
+/// failing step's outcome (DESIGN.md §2). Logout steps still count.
+pub fn journey_outcome(steps: &[StepRecord]) -> (Outcome, Option<String>) {
+    match steps.iter().find(|s| !s.outcome.is_success()) {
+        Some(failed) => (failed.outcome, Some(failed.step.clone())),
+        None if steps.iter().any(|s| s.outcome == Outcome::Slow) => (Outcome::Slow, None),
+        None => (Outcome::Ok, None),
+    }
+}
+
+/// Events the agent reports besides completed runs.
+#[derive(Clone, Debug)]
+pub enum Record {
+    Run(RunRecord),
+    /// Timetable slots that passed while the previous run was still going.
+    MissedSlots {
+        target: String,
+        journey: String,
+        count: u64,
+    },
+}
+
+pub fn unix_secs(t: SystemTime) -> f64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+mod unix_seconds {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(super::unix_secs(*t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, outcome: Outcome) -> StepRecord {
+        StepRecord {
+            target: "ics".into(),
+            journey: "j".into(),
+            step: name.into(),
+            phase: StepPhase::Journey,
+            sent_at: SystemTime::now(),
+            ttfb: None,
+            duration: Duration::ZERO,
+            outcome,
+            censored: false,
+            status: None,
+            bytes: 0,
+            logout_cause: None,
+            session_age: None,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn journey_outcome_is_first_failure() {
+        let steps = [
+            step("a", Outcome::Slow),
+            step("b", Outcome::HttpError),
+            step("c", Outcome::Frozen),
+        ];
+        assert_eq!(
+            journey_outcome(&steps),
+            (Outcome::HttpError, Some("b".to_string()))
+        );
+    }
+
+    #[test]
+    fn journey_outcome_slow_when_any_step_slow() {
+        let steps = [step("a", Outcome::Ok), step("b", Outcome::Slow)];
+        assert_eq!(journey_outcome(&steps), (Outcome::Slow, None));
+        assert_eq!(journey_outcome(&steps[..1]), (Outcome::Ok, None));
+    }
+}

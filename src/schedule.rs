@@ -1,0 +1,129 @@
+//! The timetable of one journey (DESIGN.md §5).
+//!
+//! Slots are fixed in advance: slot k is `anchor + k * interval + jitter_k`.
+//! A run that overruns its next slots does not queue them up: they are counted
+//! as missed and the journey resumes at the first slot still ahead, so a freeze
+//! is never followed by a burst of catch-up runs.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::config::Schedule;
+
+pub struct Timetable {
+    anchor: Instant,
+    interval: Duration,
+    jitter: Duration,
+    /// Index of the next slot to hand out.
+    next_index: u64,
+}
+
+/// The next slot to run and how many slots were skipped to reach it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub intended: Instant,
+    pub missed: u64,
+}
+
+impl Timetable {
+    /// `offset` staggers journeys so they do not all start together.
+    pub fn new(schedule: &Schedule, now: Instant, offset: Duration) -> Timetable {
+        Timetable {
+            anchor: now + offset,
+            interval: schedule.interval,
+            jitter: schedule.jitter,
+            next_index: 0,
+        }
+    }
+
+    fn base(&self, index: u64) -> Instant {
+        let steps = u32::try_from(index).unwrap_or(u32::MAX);
+        self.anchor + self.interval * steps
+    }
+
+    /// The next slot whose base time is not before `now`, counting the slots
+    /// passed over as missed. Call after each run with the time it ended.
+    pub fn next_slot(&mut self, now: Instant, rng: &mut impl Rng) -> Slot {
+        let mut missed = 0;
+        while self.next_index > 0 && self.base(self.next_index) < now {
+            self.next_index += 1;
+            missed += 1;
+        }
+        let jitter = if self.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            rng.random_range(Duration::ZERO..self.jitter)
+        };
+        let intended = self.base(self.next_index) + jitter;
+        self.next_index += 1;
+        Slot { intended, missed }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schedule(interval: u64) -> Schedule {
+        Schedule {
+            interval: Duration::from_secs(interval),
+            jitter: Duration::ZERO,
+            active_hours: None,
+        }
+    }
+
+    #[test]
+    fn on_time_runs_miss_nothing() {
+        let start = Instant::now();
+        let mut t = Timetable::new(&schedule(10), start, Duration::ZERO);
+        let mut rng = rand::rng();
+        assert_eq!(
+            t.next_slot(start, &mut rng),
+            Slot {
+                intended: start,
+                missed: 0
+            }
+        );
+        let after_run = start + Duration::from_secs(2);
+        assert_eq!(
+            t.next_slot(after_run, &mut rng),
+            Slot {
+                intended: start + Duration::from_secs(10),
+                missed: 0
+            }
+        );
+    }
+
+    #[test]
+    fn an_overrun_counts_missed_slots_without_bunching() {
+        let start = Instant::now();
+        let mut t = Timetable::new(&schedule(10), start, Duration::ZERO);
+        let mut rng = rand::rng();
+        t.next_slot(start, &mut rng);
+        // The run froze for 35 s: slots at 10, 20 and 30 s passed.
+        let slot = t.next_slot(start + Duration::from_secs(35), &mut rng);
+        assert_eq!(
+            slot,
+            Slot {
+                intended: start + Duration::from_secs(40),
+                missed: 3
+            }
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let start = Instant::now();
+        let mut s = schedule(10);
+        s.jitter = Duration::from_secs(2);
+        let mut t = Timetable::new(&s, start, Duration::ZERO);
+        let mut rng = rand::rng();
+        for k in 0..50u32 {
+            let slot = t.next_slot(start, &mut rng);
+            let base = start + Duration::from_secs(10) * k;
+            assert!(slot.intended >= base && slot.intended < base + Duration::from_secs(2));
+        }
+    }
+}
