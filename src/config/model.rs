@@ -129,21 +129,6 @@ pub struct Step {
     pub follow_redirects: bool,
 }
 
-impl Step {
-    /// Every template of the step, for checking which variables it reads.
-    pub fn templates(&self) -> Vec<&Template> {
-        let mut all = vec![&self.path];
-        all.extend(self.query.iter().map(|(_, t)| t));
-        all.extend(self.headers.iter().map(|(_, t)| t));
-        match &self.body {
-            Some(Body::Form(fields)) => all.extend(fields.iter().map(|(_, t)| t)),
-            Some(Body::Raw { template, .. }) => all.push(template),
-            None => {}
-        }
-        all
-    }
-}
-
 #[derive(Debug)]
 pub enum Body {
     Form(Vec<(String, Template)>),

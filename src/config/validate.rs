@@ -614,11 +614,24 @@ fn step(
         timings,
         follow_redirects: rs.follow_redirects.as_ref().map(|b| **b).unwrap_or(true),
     };
-    for template in built.templates() {
+    let mut uses: Vec<(usize, &str)> = vec![(line_of(&rs.path), rs.path.as_str())];
+    let spanned = rs
+        .query
+        .values()
+        .chain(rs.headers.values())
+        .chain(rs.form.iter().flat_map(|f| f.values()))
+        .chain(rs.body.iter());
+    uses.extend(spanned.map(|v| (line_of(v), v.as_str())));
+    let json_text = rs.json.as_ref().map(|j| j.to_string());
+    uses.extend(json_text.as_deref().map(|t| (line, t)));
+    for (use_line, text) in uses {
+        let Ok(template) = Template::parse(text) else {
+            continue;
+        };
         for var in template.vars() {
             if !vars.contains(var) {
                 c.error(
-                    line,
+                    use_line,
                     context,
                     format!("uses ${{{var}}} but no earlier step extracts it"),
                 );
@@ -838,24 +851,23 @@ fn journey(
     if steps.is_empty() {
         c.error(line_of(&rj.name), context, "no steps");
     }
-    let worst: Duration = steps
+    // A run that stays just under every freeze threshold never fails, so it
+    // runs to the end: that is the longest a healthy-but-slow run can take.
+    let all_steps = steps
         .iter()
-        .chain(if login {
-            target.login.iter()
-        } else {
-            [].iter()
-        })
-        .chain(if login {
-            target.logout.iter()
-        } else {
-            None.iter()
-        })
-        .map(|s| s.timings.give_up_after + s.think_time)
-        .sum();
+        .chain(target.login.iter().filter(|_| login))
+        .chain(target.logout.iter().filter(|_| login));
+    let worst: Duration = all_steps.map(|s| s.timings.freeze_after + s.think_time).sum();
     if worst > schedule.interval {
-        c.warn(line_of(&rj.name), context, format!(
-            "schedule.interval ({}) is shorter than the journey's worst case ({}): a freeze will make it miss slots",
-            humantime::format_duration(schedule.interval), humantime::format_duration(worst)));
+        c.warn(
+            line_of(&rj.name),
+            context,
+            format!(
+                "schedule.interval ({}) is shorter than a run whose every step is just under freeze_after ({}): slow runs will miss slots",
+                humantime::format_duration(schedule.interval),
+                humantime::format_duration(worst)
+            ),
+        );
     }
     Some(Journey {
         name: rj.name.to_string(),

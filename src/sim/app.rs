@@ -463,6 +463,17 @@ async fn report(State(app): State<App>, headers: HeaderMap, Path(name): Path<Str
     if !sim.wait_unfrozen(source).await {
         return shutting_down(app.id);
     }
+    let source_restarting = lock(&sim.system(source).state)
+        .restarting_until
+        .is_some_and(|t| t > Instant::now());
+    if source_restarting {
+        return status_page(
+            app.id,
+            StatusCode::BAD_GATEWAY,
+            "Report unavailable",
+            "The case system the report reads from is not answering.",
+        );
+    }
     let weight = u64::from(lock(&sim.system(source).state).report_weight);
     let remote = sim.charge(source, weight);
     let local = sim.charge(app.id, 1);

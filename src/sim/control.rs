@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -295,9 +295,35 @@ async fn restart(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     Json(json!({ "id": id, "sessions": ages })).into_response()
 }
 
-async fn truth(State(sim): State<Arc<Sim>>) -> Response {
+struct TruthQuery {
+    /// Only events with a larger id, for cheap polling.
+    since: u64,
+}
+
+async fn truth(State(sim): State<Arc<Sim>>, RawQuery(raw): RawQuery) -> Response {
+    let q = raw.unwrap_or_default();
+    let query: TruthQuery = match parse_truth_query(&q) {
+        Ok(v) => v,
+        Err(msg) => return bad_request(msg),
+    };
     let now = sim.clock.now_unix();
-    Json(lock(&sim.truth).to_json(now)).into_response()
+    Json(lock(&sim.truth).to_json(now, query.since)).into_response()
+}
+
+/// `since=N` is the only query the truth log takes.
+fn parse_truth_query(q: &str) -> Result<TruthQuery, String> {
+    let mut out = TruthQuery { since: 0 };
+    for (k, v) in url::form_urlencoded::parse(q.as_bytes()) {
+        match k.as_ref() {
+            "since" => {
+                out.since = v
+                    .parse()
+                    .map_err(|_| format!("since must be an event id, not {v:?}"))?
+            }
+            other => return Err(format!("unknown query parameter {other:?}")),
+        }
+    }
+    Ok(out)
 }
 
 async fn sessions(State(sim): State<Arc<Sim>>) -> Response {

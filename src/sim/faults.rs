@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::profile::{LogoutStyle, SystemId};
-use super::state::{lock, Sim, ENDED_RETENTION};
+use super::state::{lock, Sim, CENTURY, ENDED_RETENTION};
 use super::truth::{Event, SessionAge, Source};
 
 const SWEEP_EVERY: Duration = Duration::from_millis(200);
@@ -50,7 +50,6 @@ impl Sim {
         let ages: Vec<SessionAge> = {
             let mut st = lock(&self.system(id).state);
             st.restarting_until = Some(now + downtime);
-            st.login_tokens.clear();
             st.sessions
                 .drain()
                 .filter(|(_, s)| s.ended.is_none())
@@ -172,5 +171,6 @@ pub fn spawn_tasks(sim: &Arc<Sim>, tasks: &mut JoinSet<()>) {
 /// A real-time gap drawn from an exponential with a sim-time mean.
 fn exponential(sim: &Sim, mean_sim: Duration) -> Duration {
     let draw: f64 = Exp1.sample(&mut rand::rng());
-    sim.clock.real_for_sim(mean_sim.mul_f64(draw.min(50.0)))
+    let gap = Duration::try_from_secs_f64(mean_sim.as_secs_f64() * draw).unwrap_or(CENTURY);
+    sim.clock.real_for_sim(gap)
 }

@@ -245,7 +245,7 @@ impl LatencySpec {
             Ok(d) => d.sample(rng),
             Err(_) => m,
         };
-        Duration::from_secs_f64(secs.clamp(0.0, p * 10.0))
+        Duration::try_from_secs_f64(secs.clamp(0.0, p * 10.0)).unwrap_or(self.p99)
     }
 }
 
@@ -322,6 +322,10 @@ fn default_downtime() -> Duration {
     Duration::from_secs(5)
 }
 
+/// Upper bound on real-time settings, so every product with a load factor
+/// stays far from `Duration`'s range.
+const MAX_REAL: Duration = Duration::from_secs(3600);
+
 const DEFAULT_YAML: &str = include_str!("../../config/sim.yaml");
 
 impl SimProfile {
@@ -392,6 +396,9 @@ impl SimProfile {
             if spec.p99 < spec.median {
                 errors.push(format!("latency.{name}: p99 is below the median"));
             }
+            if spec.p99 > MAX_REAL {
+                errors.push(format!("latency.{name}: p99 must be at most 1h"));
+            }
         }
         for which in [SystemId::Ics, SystemId::Css] {
             let s = which.as_str();
@@ -409,10 +416,16 @@ impl SimProfile {
                 if f.duration.p99 < f.duration.median {
                     errors.push(format!("freezes.{s}.duration: p99 is below the median"));
                 }
+                if f.duration.p99 > MAX_REAL {
+                    errors.push(format!("freezes.{s}.duration: p99 must be at most 1h"));
+                }
             }
             if let Some(r) = self.restarts.get(which) {
                 if r.mean_interval.is_zero() {
                     errors.push(format!("restarts.{s}.mean_interval must be above zero"));
+                }
+                if r.downtime > MAX_REAL {
+                    errors.push(format!("restarts.{s}.downtime must be at most 1h"));
                 }
             }
         }
@@ -464,7 +477,8 @@ pub fn lifetime_for(hazard: &[HazardStep], target: f64) -> Option<Duration> {
         if rate > 0.0 {
             let needed = (target - cumulative) / rate;
             if width.is_none_or(|w| needed <= w) {
-                return Some(Duration::from_secs_f64(start + needed));
+                // Too far off to represent is as good as never.
+                return Duration::try_from_secs_f64(start + needed).ok();
             }
         }
         if let Some(w) = width {
@@ -587,6 +601,22 @@ reports_on: css
         assert!(err.contains("time_scale"), "{err}");
         assert!(err.contains("users"), "{err}");
         assert!(err.contains("hazard[1].from"), "{err}");
+    }
+
+    #[test]
+    fn off_and_bounds() {
+        let p = SimProfile::from_yaml_str("users: [a]\nidle_timeout: off\n", "o").unwrap();
+        assert_eq!(p.idle_timeout, None);
+        let text = "users: [a]\nlatency:\n  report: {median: 2h, p99: 3h}\n";
+        let err = SimProfile::from_yaml_str(text, "o")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("latency.report: p99 must be at most 1h"),
+            "{err}"
+        );
+        // A vanishing hazard is "never", not a panic.
+        assert_eq!(lifetime_for(&[step(0.0, 1e-300)], 1.0), None);
     }
 
     fn step(from_h: f64, per_hour: f64) -> HazardStep {

@@ -25,6 +25,9 @@ pub const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(30 * 60);
 /// Ended sessions nobody came back to are forgotten after this (real time).
 pub const ENDED_RETENTION: Duration = Duration::from_secs(30 * 60);
 
+/// "Never", as a duration that can still be added to an `Instant`.
+pub const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic elsewhere must not take the whole sim down with poisoned locks.
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -71,7 +74,7 @@ impl Clock {
     /// huge profile values cannot overflow an `Instant`.
     pub fn real_for_sim(&self, sim: Duration) -> Duration {
         let secs = sim.as_secs_f64() / self.scale;
-        Duration::try_from_secs_f64(secs.min(100.0 * 365.0 * 86_400.0)).unwrap_or(Duration::MAX)
+        Duration::try_from_secs_f64(secs.min(CENTURY.as_secs_f64())).unwrap_or(CENTURY)
     }
 
     pub fn age(&self, from: Instant, to: Instant) -> SessionAge {

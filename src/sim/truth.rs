@@ -129,8 +129,14 @@ impl TruthLog {
         self.events.get_mut(idx).filter(|e| e.id == id)
     }
 
-    pub fn to_json(&self, now: f64) -> serde_json::Value {
-        let events: Vec<_> = self.events.iter().map(|e| e.to_json(now)).collect();
+    /// Events with an id above `since` (0: all held), as of `now`.
+    pub fn to_json(&self, now: f64, since: u64) -> serde_json::Value {
+        let events: Vec<_> = self
+            .events
+            .iter()
+            .filter(|e| e.id > since)
+            .map(|e| e.to_json(now))
+            .collect();
         serde_json::json!({ "events": events })
     }
 }
@@ -160,9 +166,9 @@ mod tests {
     fn open_until_end_passes() {
         let mut log = TruthLog::default();
         log.push(Event::new("freeze", Source::Injected, SystemId::Ics, 10.0).ends(15.0));
-        let j = log.to_json(12.0);
+        let j = log.to_json(12.0, 0);
         assert!(j["events"][0]["ended_at"].is_null());
-        let j = log.to_json(16.0);
+        let j = log.to_json(16.0, 0);
         assert_eq!(j["events"][0]["duration_seconds"], 5.0);
     }
 }
