@@ -857,7 +857,9 @@ fn journey(
         .iter()
         .chain(target.login.iter().filter(|_| login))
         .chain(target.logout.iter().filter(|_| login));
-    let worst: Duration = all_steps.map(|s| s.timings.freeze_after + s.think_time).sum();
+    let worst: Duration = all_steps
+        .map(|s| s.timings.freeze_after + s.think_time)
+        .sum();
     if worst > schedule.interval {
         c.warn(
             line_of(&rj.name),

@@ -52,14 +52,26 @@ async fn run_once(yaml: &str, sim: &TestSim, password: &str) -> casewatch::outco
     let client = runner::client_for(&journey.target).unwrap();
     let mut vars = HashMap::from([("username".to_string(), "sw.demo".to_string())]);
     vars.insert("password".into(), password.into());
-    runner::run_journey(&client, &journey, vars, SystemTime::now(), Instant::now(), 7).await
+    runner::run_journey(
+        &client,
+        &journey,
+        vars,
+        SystemTime::now(),
+        Instant::now(),
+        7,
+    )
+    .await
 }
 
 #[tokio::test]
 async fn login_with_csrf_then_extract_and_substitute() {
     let sim = start_sim(SimProfile::quiet()).await;
     let run = run_once(&config_yaml("", CASE_NOTE), &sim, PASSWORD).await;
-    let steps: Vec<(&str, Outcome)> = run.steps.iter().map(|s| (s.step.as_str(), s.outcome)).collect();
+    let steps: Vec<(&str, Outcome)> = run
+        .steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.outcome))
+        .collect();
     assert_eq!(
         steps,
         vec![
@@ -101,7 +113,14 @@ async fn a_wrong_substitution_is_refused_by_the_server() {
     let run = run_once(&config_yaml("", &journeys), &sim, PASSWORD).await;
     assert_eq!(run.outcome, Outcome::HttpError, "{run:#?}");
     assert_eq!(run.failed_step.as_deref(), Some("save_note"));
-    assert_eq!(run.steps.iter().find(|s| s.step == "save_note").unwrap().status, Some(403));
+    assert_eq!(
+        run.steps
+            .iter()
+            .find(|s| s.step == "save_note")
+            .unwrap()
+            .status,
+        Some(403)
+    );
     sim.stop().await;
 }
 
@@ -161,12 +180,23 @@ async fn outcome_shows_on_metrics(
             sim.control(path, body.clone()).await;
         }
         let text = agent.metrics().await;
-        let steps = metric(&text, "casewatch_step_outcomes_total", &[("outcome", label), ("site", "test-site")]);
-        let runs = metric(&text, "casewatch_journey_runs_total", &[("outcome", label), ("site", "test-site")]);
+        let steps = metric(
+            &text,
+            "casewatch_step_outcomes_total",
+            &[("outcome", label), ("site", "test-site")],
+        );
+        let runs = metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("outcome", label), ("site", "test-site")],
+        );
         if steps > 0.0 && runs > 0.0 {
             break;
         }
-        assert!(Instant::now() < deadline, "no {label} step within 20 s:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "no {label} step within 20 s:\n{text}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     agent.stop().await;
@@ -182,32 +212,58 @@ async fn outcome_ok() {
 async fn outcome_slow() {
     // Each hop takes 250 ms more: one-hop steps stay ok, steps that redirect
     // once (login, saving a note) become slow, none freezes.
-    outcome_shows_on_metrics("", CASE_NOTE, Outcome::Slow, Some(("latency", json!({"extra_ms": 250}))))
+    outcome_shows_on_metrics(
+        "",
+        CASE_NOTE,
+        Outcome::Slow,
+        Some(("latency", json!({"extra_ms": 250}))),
+    )
     .await;
 }
 
 #[tokio::test]
 async fn outcome_frozen() {
-    outcome_shows_on_metrics("", CASE_NOTE, Outcome::Frozen, Some(("freeze", json!({"seconds": 1.5}))))
+    outcome_shows_on_metrics(
+        "",
+        CASE_NOTE,
+        Outcome::Frozen,
+        Some(("freeze", json!({"seconds": 1.5}))),
+    )
     .await;
 }
 
 #[tokio::test]
 async fn outcome_http_error() {
-    outcome_shows_on_metrics("", CASE_NOTE, Outcome::HttpError, Some(("errors", json!({"status": 500, "count": 5}))))
+    outcome_shows_on_metrics(
+        "",
+        CASE_NOTE,
+        Outcome::HttpError,
+        Some(("errors", json!({"status": 500, "count": 5}))),
+    )
     .await;
 }
 
 #[tokio::test]
 async fn outcome_assertion_failed() {
-    let journeys = CASE_NOTE.replace(r#"body_matches: ['Note \S+ saved']"#, r#"body_contains: ["text the page never has"]"#);
+    let journeys = CASE_NOTE.replace(
+        r#"body_matches: ['Note \S+ saved']"#,
+        r#"body_contains: ["text the page never has"]"#,
+    );
     outcome_shows_on_metrics("", &journeys, Outcome::AssertionFailed, None).await;
 }
 
 #[tokio::test]
 async fn outcome_logged_out() {
-    let journeys = CASE_NOTE.replace("      - name: open_record", "        think_time: 300ms\n      - name: open_record");
-    outcome_shows_on_metrics("", &journeys, Outcome::LoggedOut, Some(("logout", json!({"which": "all"}))))
+    let journeys = CASE_NOTE.replace(
+        "      - name: open_record",
+        "        think_time: 300ms\n      - name: open_record",
+    );
+    outcome_shows_on_metrics(
+        "",
+        &journeys,
+        Outcome::LoggedOut,
+        Some(("logout", json!({"which": "all"}))),
+    )
     .await;
 }
 
@@ -225,17 +281,32 @@ async fn outcome_connect_error() {
     };
     let mut urls = sim.base_urls();
     urls.insert("ics".into(), format!("http://{closed}/"));
-    let config = casewatch::config::from_yaml_str_with_base_urls(&config_yaml("", CASE_NOTE), "test.yaml", &urls)
-        .unwrap()
-        .config;
+    let config = casewatch::config::from_yaml_str_with_base_urls(
+        &config_yaml("", CASE_NOTE),
+        "test.yaml",
+        &urls,
+    )
+    .unwrap()
+    .config;
     let agent = start_agent(config).await;
     let text = wait_for(Duration::from_secs(20), "a connect_error step", || async {
         let text = agent.metrics().await;
-        (metric(&text, "casewatch_step_outcomes_total", &[("outcome", "connect_error"), ("step", "login_page")]) > 0.0)
+        (metric(
+            &text,
+            "casewatch_step_outcomes_total",
+            &[("outcome", "connect_error"), ("step", "login_page")],
+        ) > 0.0)
             .then_some(text)
     })
     .await;
-    assert_eq!(metric(&text, "casewatch_journey_last_success", &[("journey", "case_note")]), 0.0);
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_journey_last_success",
+            &[("journey", "case_note")]
+        ),
+        0.0
+    );
     agent.stop().await;
     sim.stop().await;
 }
@@ -245,24 +316,53 @@ async fn metrics_carry_site_build_info_and_zeroed_series() {
     let sim = start_sim(SimProfile::quiet()).await;
     let agent = start_agent(load(&config_yaml("", CASE_NOTE), &sim)).await;
     let text = agent.metrics().await;
-    assert_eq!(metric(&text, "casewatch_build_info", &[("site", "test-site")]), 1.0);
+    assert_eq!(
+        metric(&text, "casewatch_build_info", &[("site", "test-site")]),
+        1.0
+    );
     // Every outcome series exists before anything failed, at zero.
-    let frozen = [("journey", "case_note"), ("outcome", "frozen"), ("step", "save_note"), ("target", "ics")];
-    assert_eq!(series(&text, "casewatch_step_outcomes_total", &frozen), vec![0.0], "{text}");
-    let health = reqwest::get(format!("http://{}/-/healthy", agent.addr)).await.unwrap();
+    let frozen = [
+        ("journey", "case_note"),
+        ("outcome", "frozen"),
+        ("step", "save_note"),
+        ("target", "ics"),
+    ];
+    assert_eq!(
+        series(&text, "casewatch_step_outcomes_total", &frozen),
+        vec![0.0],
+        "{text}"
+    );
+    let health = reqwest::get(format!("http://{}/-/healthy", agent.addr))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let ready = reqwest::get(format!("http://{}/-/ready", agent.addr)).await.unwrap();
+    let ready = reqwest::get(format!("http://{}/-/ready", agent.addr))
+        .await
+        .unwrap();
     assert_eq!(ready.status(), 200);
-    wait_for(Duration::from_secs(15), "a run on the status page", || async {
-        let page = reqwest::get(format!("http://{}/", agent.addr)).await.ok()?.text().await.ok()?;
-        (page.contains("case_note") && page.contains(">ok<")).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(15),
+        "a run on the status page",
+        || async {
+            let page = reqwest::get(format!("http://{}/", agent.addr))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            (page.contains("case_note") && page.contains(">ok<")).then_some(())
+        },
+    )
     .await;
     // Bucket edges include the configured slow_after and freeze_after.
     let text = agent.metrics().await;
     for edge in ["0.4", "0.8"] {
         let bucket = [("step", "search"), ("le", edge)];
-        assert_eq!(series(&text, "casewatch_step_duration_seconds_bucket", &bucket).len(), 1, "{text}");
+        assert_eq!(
+            series(&text, "casewatch_step_duration_seconds_bucket", &bucket).len(),
+            1,
+            "{text}"
+        );
     }
     agent.stop().await;
     sim.stop().await;
@@ -295,8 +395,15 @@ fn check_config_accepts_the_shipped_configs() {
     for file in ["config/demo.yaml", "config/casewatch.yaml"] {
         let output = casewatch().args(["check-config", file]).output().unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "{file}: {}", String::from_utf8_lossy(&output.stderr));
-        assert!(stdout.starts_with(&format!("{file}: OK: site ")), "{stdout}");
+        assert!(
+            output.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.starts_with(&format!("{file}: OK: site ")),
+            "{stdout}"
+        );
     }
 }
 
@@ -304,7 +411,11 @@ fn check_config_accepts_the_shipped_configs() {
 fn check_config_names_an_unknown_key_with_its_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("typo.yaml");
-    std::fs::write(&path, "site: a\ntargets:\n  - name: ics\n    base_url: http://x/\n    bsae_url: http://y/\n").unwrap();
+    std::fs::write(
+        &path,
+        "site: a\ntargets:\n  - name: ics\n    base_url: http://x/\n    bsae_url: http://y/\n",
+    )
+    .unwrap();
     let output = casewatch().arg("check-config").arg(&path).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -326,14 +437,22 @@ fn demo_runs_journeys_and_serves_metrics() {
     let metrics_url = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|line| line.trim().strip_prefix("metrics:").map(|u| u.trim().to_string()))
+        .find_map(|line| {
+            line.trim()
+                .strip_prefix("metrics:")
+                .map(|u| u.trim().to_string())
+        })
         .expect("demo prints its metrics URL");
     let deadline = std::time::Instant::now() + Duration::from_secs(11);
     let mut runs = 0.0;
     while std::time::Instant::now() < deadline && runs == 0.0 {
         std::thread::sleep(Duration::from_millis(500));
         if let Ok(text) = blocking_get(&metrics_url) {
-            runs = metric(&text, "casewatch_journey_runs_total", &[("site", "demo-office")]);
+            runs = metric(
+                &text,
+                "casewatch_journey_runs_total",
+                &[("site", "demo-office")],
+            );
         }
     }
     assert!(runs > 0.0, "no journey runs counted on {metrics_url}");
