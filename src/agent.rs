@@ -13,15 +13,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Journey};
 use crate::metrics::{Metrics, MetricsError};
+use crate::observe::Observer;
 use crate::outcome::Record;
-use crate::runner::{self, EnvLookup, RunnerError};
+use crate::runner::keeper::{self, KeeperTask};
+use crate::runner::{self, EnvLookup, Probes, RunContext, RunnerError};
 use crate::schedule::Timetable;
 use crate::status::StatusBoard;
 use crate::web::{self, BindError, WebState};
 
-/// Records waiting for the consumer; a full queue makes journeys wait a
-/// moment rather than lose a record.
-const RECORD_QUEUE: usize = 1024;
+/// How often freeze episodes are checked and live gauges refreshed.
+const TICK: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -54,6 +55,7 @@ impl Agent {
         let metrics = Arc::new(Metrics::new(&config)?);
         let status = Arc::new(Mutex::new(StatusBoard::new(
             &config.site,
+            config.age_bands.clone(),
             config
                 .journeys
                 .iter()
@@ -68,10 +70,40 @@ impl Agent {
         };
         let (addr, web_task) = web::serve(options.listen, state, shutdown.clone()).await?;
 
-        let (tx, rx) = mpsc::channel(RECORD_QUEUE);
+        // Unbounded so a probe never waits on bookkeeping; the one consumer
+        // does little per record and keeps up.
+        let (tx, rx) = mpsc::unbounded_channel();
+        let probes = Probes::new(tx);
+        let observer = Observer::new(
+            metrics.clone(),
+            status.clone(),
+            config.targets.iter().map(|t| t.name.clone()).collect(),
+        );
         let mut tasks = vec![web_task];
-        tasks.push(tokio::spawn(consume(rx, metrics.clone(), status.clone())));
         let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
+        let mut producers = Vec::new();
+        for target in &config.targets {
+            let client = clients[&target.name].clone();
+            if target.heartbeat.is_some() {
+                producers.push(tokio::spawn(keeper::heartbeat(
+                    target.clone(),
+                    client.clone(),
+                    probes.clone(),
+                    shutdown.clone(),
+                )));
+            }
+            for slot in 0..target.keep_sessions.as_ref().map_or(0, |k| k.count) {
+                producers.push(tokio::spawn(keeper::keep_session(KeeperTask {
+                    target: target.clone(),
+                    slot,
+                    client: client.clone(),
+                    env: options.env.clone(),
+                    sessions: sessions.clone(),
+                    probes: probes.clone(),
+                    shutdown: shutdown.clone(),
+                })));
+            }
+        }
         let run_ids = Arc::new(AtomicU64::new(1));
         let count = config.journeys.len().max(1) as u32;
         for (index, journey) in config.journeys.iter().enumerate() {
@@ -80,17 +112,21 @@ impl Agent {
             // start in lockstep.
             let offset =
                 journey.schedule.interval.min(Duration::from_secs(2)) * index as u32 / count;
-            tasks.push(tokio::spawn(journey_loop(JourneyTask {
+            producers.push(tokio::spawn(journey_loop(JourneyTask {
                 journey: journey.clone(),
                 client,
                 env: options.env.clone(),
                 sessions: sessions.clone(),
                 run_ids: run_ids.clone(),
-                records: tx.clone(),
+                probes: probes.clone(),
                 shutdown: shutdown.clone(),
                 offset,
             })));
         }
+        // The consumer ends when every producer has dropped its sender.
+        drop(probes);
+        tasks.push(tokio::spawn(consume(rx, observer)));
+        tasks.extend(producers);
         ready.store(true, Ordering::Relaxed);
         tracing::info!(%addr, site = %config.site, journeys = config.journeys.len(), "agent started");
         Ok(Agent {
@@ -115,7 +151,7 @@ struct JourneyTask {
     env: EnvLookup,
     sessions: Arc<Semaphore>,
     run_ids: Arc<AtomicU64>,
-    records: mpsc::Sender<Record>,
+    probes: Probes,
     shutdown: CancellationToken,
     offset: Duration,
 }
@@ -126,14 +162,11 @@ async fn journey_loop(task: JourneyTask) {
     loop {
         let slot = timetable.next_slot(Instant::now(), &mut rand::rng());
         if slot.missed > 0 {
-            let record = Record::MissedSlots {
+            task.probes.send(Record::MissedSlots {
                 target: journey.target.name.clone(),
                 journey: journey.name.clone(),
                 count: slot.missed,
-            };
-            if task.records.send(record).await.is_err() {
-                return;
-            }
+            });
         }
         tokio::select! {
             _ = tokio::time::sleep_until(slot.intended) => {}
@@ -154,55 +187,37 @@ async fn journey_loop(task: JourneyTask) {
             return;
         };
         let run_id = task.run_ids.fetch_add(1, Ordering::Relaxed);
+        task.probes.send(Record::RunStarted {
+            target: journey.target.name.clone(),
+            journey: journey.name.clone(),
+        });
+        let ctx = RunContext {
+            client: &task.client,
+            probes: Some(&task.probes),
+        };
         let run = tokio::select! {
-            run = runner::run_journey(&task.client, journey, vars, intended_start, slot.intended, run_id) => run,
+            run = runner::run_journey(&ctx, journey, vars, intended_start, slot.intended, run_id) => run,
             _ = task.shutdown.cancelled() => return,
         };
-        if task.records.send(Record::Run(run)).await.is_err() {
-            return;
-        }
+        task.probes.send(Record::Run(run));
     }
 }
 
-/// The one consumer of records: logs each notable run and updates metrics and
-/// the status board together, so they never disagree.
-async fn consume(
-    mut rx: mpsc::Receiver<Record>,
-    metrics: Arc<Metrics>,
-    status: Arc<Mutex<StatusBoard>>,
-) {
-    while let Some(record) = rx.recv().await {
-        log_record(&record);
-        metrics.observe(&record);
-        match status.lock() {
-            Ok(mut board) => board.observe(&record),
-            Err(poisoned) => poisoned.into_inner().observe(&record),
+/// Feeds every record to the observer, and ticks it so freezes are seen
+/// while they happen, not only when a request returns.
+async fn consume(mut rx: mpsc::UnboundedReceiver<Record>, mut observer: Observer) {
+    let mut ticks = tokio::time::interval(TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            record = rx.recv() => match record {
+                Some(record) => observer.observe(record),
+                None => break,
+            },
+            _ = ticks.tick() => observer.tick(Instant::now()),
         }
     }
-}
-
-fn log_record(record: &Record) {
-    match record {
-        Record::Run(run) if run.outcome.is_success() => tracing::debug!(
-            journey = %run.journey, outcome = %run.outcome,
-            duration_s = run.duration.as_secs_f64(), "run finished"
-        ),
-        Record::Run(run) => {
-            let detail = run
-                .steps
-                .iter()
-                .find(|s| !s.outcome.is_success())
-                .map(|s| s.detail.as_str())
-                .unwrap_or("");
-            tracing::warn!(
-                journey = %run.journey, target = %run.target, outcome = %run.outcome,
-                step = run.failed_step.as_deref().unwrap_or(""), detail, "run failed"
-            )
-        }
-        Record::MissedSlots { journey, count, .. } => {
-            tracing::warn!(journey = %journey, missed = count, "missed timetable slots")
-        }
-    }
+    observer.finish(Instant::now());
 }
 
 /// Per-journey count of runs by outcome, for summaries.

@@ -109,8 +109,12 @@ pub async fn once(file: &Path, only: Option<&str>) -> anyhow::Result<bool> {
     let mut all_ok = true;
     for (index, journey) in journeys.into_iter().enumerate() {
         let vars = runner::credentials(&journey.target, &env)?;
+        let ctx = runner::RunContext {
+            client: &clients[&journey.target.name],
+            probes: None,
+        };
         let run = runner::run_journey(
-            &clients[&journey.target.name],
+            &ctx,
             journey,
             vars,
             SystemTime::now(),

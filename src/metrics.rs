@@ -8,16 +8,28 @@
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use prometheus::{
-    Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    CounterVec, Encoder, Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts,
+    Registry, TextEncoder,
 };
 
-use crate::config::Config;
-use crate::outcome::{unix_secs, Outcome, Record, RunRecord};
+use crate::config::{Config, HEARTBEAT_JOURNEY, KEEPALIVE_JOURNEY};
+use crate::detect::AgeBands;
+use crate::outcome::{unix_secs, LogoutCause, Outcome, RunRecord, SessionSpan, StepRecord};
 
 const BASE_BUCKETS: [f64; 16] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
+];
+
+const FREEZE_BUCKETS: [f64; 13] = [
+    1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0,
+];
+
+const SESSION_AGE_BUCKETS: [f64; 14] = [
+    10.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 5400.0, 7200.0, 9000.0, 10800.0, 14400.0, 21600.0,
+    28800.0, 43200.0,
 ];
 
 const LATENESS_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];
@@ -34,6 +46,18 @@ pub struct Metrics {
     schedule_missed: IntCounterVec,
     pub config_last_reload_successful: Gauge,
     pub config_last_reload_timestamp: Gauge,
+    journey_in_flight: GaugeVec,
+    freeze_in_progress: GaugeVec,
+    freeze_episodes: IntCounterVec,
+    freeze_duration: HistogramVec,
+    inflight_oldest: GaugeVec,
+    forced_logouts: IntCounterVec,
+    session_age_at_logout: HistogramVec,
+    session_exposure: CounterVec,
+    sessions_active: GaugeVec,
+    session_oldest_age: GaugeVec,
+    relogin_duration: HistogramVec,
+    bands: AgeBands,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +142,116 @@ impl Metrics {
             "Unix time of the last successful configuration load.",
         )?;
 
+        let journey_in_flight = GaugeVec::new(
+            Opts::new(
+                "casewatch_journey_in_flight",
+                "1 while a run of the journey is going.",
+            ),
+            &["target", "journey"],
+        )?;
+        let freeze_in_progress = GaugeVec::new(
+            Opts::new(
+                "casewatch_freeze_in_progress",
+                "1 while a freeze episode is open on the target: it has stopped answering.",
+            ),
+            &["target"],
+        )?;
+        let freeze_episodes = IntCounterVec::new(
+            Opts::new(
+                "casewatch_freeze_episodes_total",
+                "Freeze episodes begun: stretches during which the target did not answer.",
+            ),
+            &["target"],
+        )?;
+        let freeze_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "casewatch_freeze_duration_seconds",
+                "Length of each ended freeze episode, from the first request caught to the next answer.",
+            )
+            .buckets(FREEZE_BUCKETS.to_vec()),
+            &["target"],
+        )?;
+        let inflight_oldest = GaugeVec::new(
+            Opts::new(
+                "casewatch_inflight_oldest_seconds",
+                "Age of the oldest request in flight to the target (0 when none).",
+            ),
+            &["target"],
+        )?;
+        let forced_logouts = IntCounterVec::new(
+            Opts::new(
+                "casewatch_forced_logouts_total",
+                "Logged-in sessions ended by the server, by how it showed and the session's age band.",
+            ),
+            &["target", "cause", "age_band"],
+        )?;
+        let mut age_buckets = SESSION_AGE_BUCKETS.to_vec();
+        age_buckets.extend(config.age_bands.edges().iter().map(Duration::as_secs_f64));
+        let session_age_at_logout = HistogramVec::new(
+            HistogramOpts::new(
+                "casewatch_session_age_at_logout_seconds",
+                "Age of each session when the server forcibly logged it out.",
+            )
+            .buckets(sorted_unique(age_buckets)),
+            &["target"],
+        )?;
+        let session_exposure = CounterVec::new(
+            Opts::new(
+                "casewatch_session_exposure_seconds_total",
+                "Logged-in session time spent in each age band; drops divided by this is the hazard.",
+            ),
+            &["target", "age_band"],
+        )?;
+        let sessions_active = GaugeVec::new(
+            Opts::new(
+                "casewatch_sessions_active",
+                "Logged-in sessions the agent holds now.",
+            ),
+            &["target"],
+        )?;
+        let session_oldest_age = GaugeVec::new(
+            Opts::new(
+                "casewatch_session_oldest_age_seconds",
+                "Age of the oldest logged-in session the agent holds (0 when none).",
+            ),
+            &["target"],
+        )?;
+        let relogin_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "casewatch_relogin_duration_seconds",
+                "Time to log back in after a forced logout.",
+            )
+            .buckets(BASE_BUCKETS.to_vec()),
+            &["target"],
+        )?;
+        let change_timestamp = GaugeVec::new(
+            Opts::new(
+                "casewatch_change_timestamp_seconds",
+                "Unix time of each configured change to the monitored system.",
+            ),
+            &["change"],
+        )?;
+        for change in &config.changes {
+            change_timestamp
+                .with_label_values(&[&change.name])
+                .set(unix_secs(change.at));
+        }
+        for collector in [
+            Box::new(journey_in_flight.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(freeze_in_progress.clone()),
+            Box::new(freeze_episodes.clone()),
+            Box::new(freeze_duration.clone()),
+            Box::new(inflight_oldest.clone()),
+            Box::new(forced_logouts.clone()),
+            Box::new(session_age_at_logout.clone()),
+            Box::new(session_exposure.clone()),
+            Box::new(sessions_active.clone()),
+            Box::new(session_oldest_age.clone()),
+            Box::new(relogin_duration.clone()),
+            Box::new(change_timestamp),
+        ] {
+            registry.register(collector)?;
+        }
         registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(step_outcomes.clone()))?;
         registry.register(Box::new(journey_duration.clone()))?;
@@ -148,6 +282,18 @@ impl Metrics {
             schedule_missed,
             config_last_reload_successful,
             config_last_reload_timestamp,
+            journey_in_flight,
+            freeze_in_progress,
+            freeze_episodes,
+            freeze_duration,
+            inflight_oldest,
+            forced_logouts,
+            session_age_at_logout,
+            session_exposure,
+            sessions_active,
+            session_oldest_age,
+            relogin_duration,
+            bands: config.age_bands.clone(),
         };
         metrics.initialise_series(config);
         Ok(metrics)
@@ -156,7 +302,51 @@ impl Metrics {
     /// Creates every known series at zero, so `rate()` and alerts see them
     /// before the first failure happens (Prometheus instrumentation practice).
     fn initialise_series(&self, config: &Config) {
+        for target in &config.targets {
+            let t = target.name.as_str();
+            self.freeze_in_progress.with_label_values(&[t]).set(0.0);
+            self.freeze_episodes.with_label_values(&[t]);
+            self.freeze_duration.with_label_values(&[t]);
+            self.inflight_oldest.with_label_values(&[t]).set(0.0);
+            self.session_age_at_logout.with_label_values(&[t]);
+            self.sessions_active.with_label_values(&[t]).set(0.0);
+            self.session_oldest_age.with_label_values(&[t]).set(0.0);
+            self.relogin_duration.with_label_values(&[t]);
+            for band in self.bands.labels() {
+                self.session_exposure.with_label_values(&[t, band]);
+                for cause in LogoutCause::ALL {
+                    self.forced_logouts
+                        .with_label_values(&[t, cause.as_str(), band]);
+                }
+            }
+            if let Some(keep) = &target.keep_sessions {
+                self.journey_in_flight
+                    .with_label_values(&[t, KEEPALIVE_JOURNEY]);
+                let steps = target
+                    .login
+                    .iter()
+                    .chain([&keep.keepalive])
+                    .chain(&target.logout);
+                for step in steps {
+                    for outcome in Outcome::ALL {
+                        self.step_outcomes.with_label_values(&[
+                            t,
+                            KEEPALIVE_JOURNEY,
+                            &step.name,
+                            outcome.as_str(),
+                        ]);
+                    }
+                }
+                for outcome in Outcome::ALL {
+                    self.journey_runs
+                        .with_label_values(&[t, KEEPALIVE_JOURNEY, outcome.as_str()]);
+                }
+            }
+        }
         for journey in &config.journeys {
+            self.journey_in_flight
+                .with_label_values(&[&journey.target.name, &journey.name])
+                .set(0.0);
             let t = journey.target.name.as_str();
             let j = journey.name.as_str();
             let login = journey.login.then_some(&journey.target.login);
@@ -183,22 +373,81 @@ impl Metrics {
         }
     }
 
-    pub fn observe(&self, record: &Record) {
-        match record {
-            Record::Run(run) => self.observe_run(run),
-            Record::MissedSlots {
-                target,
-                journey,
-                count,
-            } => self
-                .schedule_missed
-                .with_label_values(&[target, journey])
-                .inc_by(*count),
+    pub fn missed_slots(&self, target: &str, journey: &str, count: u64) {
+        self.schedule_missed
+            .with_label_values(&[target, journey])
+            .inc_by(count);
+    }
+
+    pub fn run_started(&self, target: &str, journey: &str) {
+        self.journey_in_flight
+            .with_label_values(&[target, journey])
+            .set(1.0);
+    }
+
+    pub fn freeze_started(&self, target: &str) {
+        self.freeze_in_progress
+            .with_label_values(&[target])
+            .set(1.0);
+        self.freeze_episodes.with_label_values(&[target]).inc();
+    }
+
+    pub fn freeze_ended(&self, target: &str, length: Duration) {
+        self.freeze_in_progress
+            .with_label_values(&[target])
+            .set(0.0);
+        self.freeze_duration
+            .with_label_values(&[target])
+            .observe(length.as_secs_f64());
+    }
+
+    pub fn inflight_oldest(&self, target: &str, age: Duration) {
+        self.inflight_oldest
+            .with_label_values(&[target])
+            .set(age.as_secs_f64());
+    }
+
+    pub fn sessions(&self, target: &str, active: usize, oldest: Duration) {
+        self.sessions_active
+            .with_label_values(&[target])
+            .set(active as f64);
+        self.session_oldest_age
+            .with_label_values(&[target])
+            .set(oldest.as_secs_f64());
+    }
+
+    /// A step the server answered by ending its session.
+    pub fn forced_logout(&self, step: &StepRecord, cause: LogoutCause, age: Duration) {
+        self.forced_logouts
+            .with_label_values(&[&step.target, cause.as_str(), self.bands.label(age)])
+            .inc();
+        self.session_age_at_logout
+            .with_label_values(&[&step.target])
+            .observe(age.as_secs_f64());
+    }
+
+    pub fn relogin(&self, target: &str, took: Duration) {
+        self.relogin_duration
+            .with_label_values(&[target])
+            .observe(took.as_secs_f64());
+    }
+
+    /// Adds a stretch of session life to the exposure of the bands it crosses.
+    pub fn exposure(&self, span: &SessionSpan) {
+        for (band, time) in self.bands.split(span.age_from, span.age_to) {
+            self.session_exposure
+                .with_label_values(&[&span.target, band])
+                .inc_by(time.as_secs_f64());
         }
     }
 
-    fn observe_run(&self, run: &RunRecord) {
+    /// A finished run: step and journey series. Heartbeats are not journeys.
+    pub fn run(&self, run: &RunRecord) {
         let (t, j) = (run.target.as_str(), run.journey.as_str());
+        if j == HEARTBEAT_JOURNEY {
+            return;
+        }
+        self.journey_in_flight.with_label_values(&[t, j]).set(0.0);
         for step in &run.steps {
             self.step_duration
                 .with_label_values(&[t, j, &step.step])
@@ -244,7 +493,8 @@ impl Metrics {
 fn step_buckets(config: &Config) -> Vec<f64> {
     let mut buckets = BASE_BUCKETS.to_vec();
     for target in &config.targets {
-        let steps = target.login.iter().chain(&target.logout);
+        let keepalive = target.keep_sessions.as_ref().map(|k| &k.keepalive);
+        let steps = target.login.iter().chain(&target.logout).chain(keepalive);
         for step in steps {
             buckets.push(step.timings.slow_after.as_secs_f64());
             buckets.push(step.timings.freeze_after.as_secs_f64());
@@ -254,6 +504,10 @@ fn step_buckets(config: &Config) -> Vec<f64> {
         buckets.push(step.timings.slow_after.as_secs_f64());
         buckets.push(step.timings.freeze_after.as_secs_f64());
     }
+    sorted_unique(buckets)
+}
+
+fn sorted_unique(mut buckets: Vec<f64>) -> Vec<f64> {
     buckets.retain(|b| *b > 0.0);
     buckets.sort_by(f64::total_cmp);
     buckets.dedup_by(|a, b| (*a - *b).abs() < 1e-9);

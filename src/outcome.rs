@@ -6,6 +6,8 @@
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use tokio::time::Instant;
+
 /// How one step (or one journey run) ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -142,6 +144,8 @@ pub struct RunRecord {
     /// The first failing step, if any.
     pub failed_step: Option<String>,
     pub steps: Vec<StepRecord>,
+    /// The run's sessions (two when a step was retried after re-login).
+    pub sessions: Vec<SessionSpan>,
 }
 
 impl RunRecord {
@@ -162,9 +166,14 @@ pub fn journey_outcome(steps: &[StepRecord]) -> (Outcome, Option<String>) {
     }
 }
 
-/// Events the agent reports besides completed runs.
+/// Everything the runner tells the rest of the agent, on one channel.
 #[derive(Clone, Debug)]
 pub enum Record {
+    /// A journey run is starting (for the in-flight gauge).
+    RunStarted {
+        target: String,
+        journey: String,
+    },
     Run(RunRecord),
     /// Timetable slots that passed while the previous run was still going.
     MissedSlots {
@@ -172,6 +181,78 @@ pub enum Record {
         journey: String,
         count: u64,
     },
+    /// Live request and session events, for freeze and session detection.
+    Probe(ProbeEvent),
+    /// A stretch of a logged-in session's life, for exposure and survival.
+    Session(SessionSpan),
+}
+
+/// What happened on the wire, as it happens (not when a step completes).
+#[derive(Clone, Debug)]
+pub enum ProbeEvent {
+    /// A request was sent; it is in flight until `Ended`.
+    Sent {
+        target: String,
+        id: u64,
+        at: Instant,
+        freeze_after: Duration,
+    },
+    /// Response headers arrived from the target: it is answering.
+    Answered { target: String, at: Instant },
+    /// The request finished, failed or was abandoned.
+    Ended { target: String, id: u64 },
+    /// A session logged in.
+    SessionOpened {
+        target: String,
+        id: u64,
+        at: Instant,
+    },
+    /// A session ended, for whatever reason.
+    SessionClosed { target: String, id: u64 },
+}
+
+/// How a session's life ended; `None` in a [`SessionSpan`] means it goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionEnd {
+    /// The server ended it: the event survival analysis counts.
+    Forced(LogoutCause),
+    /// The agent logged out at the end of a journey.
+    LoggedOut,
+    /// A kept session reached its configured maximum age (censored).
+    MaxAge,
+    /// The agent stopped (censored).
+    AgentStop,
+}
+
+impl SessionEnd {
+    /// Whether the lifetime ended by the event of interest (a forced logout)
+    /// rather than being cut short by the agent (censored).
+    pub fn is_drop(self) -> bool {
+        matches!(self, SessionEnd::Forced(_))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionEnd::Forced(cause) => cause.as_str(),
+            SessionEnd::LoggedOut => "logged_out_by_agent",
+            SessionEnd::MaxAge => "max_age",
+            SessionEnd::AgentStop => "agent_stop",
+        }
+    }
+}
+
+/// Session life from `age_from` to `age_to`; with `end` set, the last stretch.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SessionSpan {
+    pub target: String,
+    /// The journey (or `keepalive`) the session belongs to.
+    pub origin: String,
+    #[serde(with = "unix_seconds")]
+    pub login_at: SystemTime,
+    pub age_from: Duration,
+    pub age_to: Duration,
+    pub end: Option<SessionEnd>,
 }
 
 pub fn unix_secs(t: SystemTime) -> f64 {

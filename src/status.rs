@@ -10,7 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::outcome::{Outcome, Record, RunRecord};
+use crate::detect::{kaplan_meier, survival_at, AgeBands, Lifetime};
+use crate::outcome::{LogoutCause, Outcome, RunRecord, StepRecord};
+
+/// Session lifetimes kept for the survival estimate on the page.
+const LIFETIMES_KEPT: usize = 10_000;
 
 pub const FAILURES_KEPT: usize = 20;
 
@@ -33,16 +37,57 @@ pub struct JourneyStatus {
     pub recent_failures: VecDeque<Failure>,
 }
 
+#[derive(Clone, Debug)]
+pub struct FreezeEpisode {
+    pub target: String,
+    pub started: SystemTime,
+    pub length: Duration,
+    pub censored: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct ForcedLogout {
+    pub at: SystemTime,
+    pub target: String,
+    pub journey: String,
+    pub step: String,
+    pub cause: LogoutCause,
+    pub session_age: Duration,
+}
+
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     pub site: String,
     pub journeys: BTreeMap<String, JourneyStatus>,
+    /// Targets frozen now, with when the episode began.
+    pub frozen_now: BTreeMap<String, SystemTime>,
+    pub freezes: VecDeque<FreezeEpisode>,
+    pub forced_logouts: VecDeque<ForcedLogout>,
+    /// Ended session lifetimes (dropped or censored), newest last.
+    pub lifetimes: VecDeque<Lifetime>,
+    pub age_bands: AgeBands,
+}
+
+fn push_bounded<T>(list: &mut VecDeque<T>, item: T, limit: usize) {
+    if list.len() == limit {
+        list.pop_front();
+    }
+    list.push_back(item);
 }
 
 impl StatusBoard {
-    pub fn new(site: &str, journeys: impl IntoIterator<Item = (String, String)>) -> StatusBoard {
+    pub fn new(
+        site: &str,
+        age_bands: AgeBands,
+        journeys: impl IntoIterator<Item = (String, String)>,
+    ) -> StatusBoard {
         StatusBoard {
             site: site.to_string(),
+            age_bands,
+            frozen_now: BTreeMap::new(),
+            freezes: VecDeque::new(),
+            forced_logouts: VecDeque::new(),
+            lifetimes: VecDeque::new(),
             journeys: journeys
                 .into_iter()
                 .map(|(journey, target)| {
@@ -58,19 +103,44 @@ impl StatusBoard {
         }
     }
 
-    pub fn observe(&mut self, record: &Record) {
-        match record {
-            Record::Run(run) => self.observe_run(run),
-            Record::MissedSlots { journey, count, .. } => {
-                self.journeys
-                    .entry(journey.clone())
-                    .or_default()
-                    .missed_slots += count;
-            }
-        }
+    pub fn missed_slots(&mut self, journey: &str, count: u64) {
+        self.journeys
+            .entry(journey.to_string())
+            .or_default()
+            .missed_slots += count;
     }
 
-    fn observe_run(&mut self, run: &RunRecord) {
+    pub fn freeze_started(&mut self, target: &str, at: SystemTime) {
+        self.frozen_now.insert(target.to_string(), at);
+    }
+
+    pub fn freeze_ended(&mut self, episode: FreezeEpisode) {
+        self.frozen_now.remove(&episode.target);
+        push_bounded(&mut self.freezes, episode, FAILURES_KEPT);
+    }
+
+    pub fn forced_logout(&mut self, step: &StepRecord, cause: LogoutCause, age: Duration) {
+        let logout = ForcedLogout {
+            at: step.sent_at + step.duration,
+            target: step.target.clone(),
+            journey: step.journey.clone(),
+            step: step.step.clone(),
+            cause,
+            session_age: age,
+        };
+        push_bounded(&mut self.forced_logouts, logout, FAILURES_KEPT);
+    }
+
+    pub fn observe_run(&mut self, run: &RunRecord) {
+        for span in &run.sessions {
+            if let Some(end) = span.end {
+                let lifetime = Lifetime {
+                    age: span.age_to,
+                    dropped: end.is_drop(),
+                };
+                push_bounded(&mut self.lifetimes, lifetime, LIFETIMES_KEPT);
+            }
+        }
         let status = self.journeys.entry(run.journey.clone()).or_default();
         status.target = run.target.clone();
         status.last_outcome = Some(run.outcome);
@@ -123,6 +193,38 @@ impl StatusBoard {
                             }
                         }
                     }
+                    h2 { "Freezes" }
+                    @if self.frozen_now.is_empty() {
+                        p { "No target is frozen now." }
+                    } @else {
+                        @for (target, since) in &self.frozen_now {
+                            p class="bad" { strong { (target) } " has not answered since " (format_time(*since)) "." }
+                        }
+                    }
+                    @if !self.freezes.is_empty() {
+                        table {
+                            thead { tr { th { "Target" } th { "Began" } th { "Length" } } }
+                            tbody {
+                                @for f in self.freezes.iter().rev() {
+                                    tr { td { (f.target) } td { (format_time(f.started)) } td { (format!("{:.1} s{}", f.length.as_secs_f64(), if f.censored { " or more" } else { "" })) } }
+                                }
+                            }
+                        }
+                    }
+                    h2 { "Forced logouts" }
+                    @if self.forced_logouts.is_empty() {
+                        p { "None." }
+                    } @else {
+                        table {
+                            thead { tr { th { "When" } th { "Target" } th { "Journey" } th { "Step" } th { "Cause" } th { "Session age" } } }
+                            tbody {
+                                @for l in self.forced_logouts.iter().rev() {
+                                    tr { td { (format_time(l.at)) } td { (l.target) } td { (l.journey) } td { (l.step) } td { (l.cause.as_str()) } td { (format_age(l.session_age)) } }
+                                }
+                            }
+                        }
+                    }
+                    (self.survival_table())
                     h2 { "Recent failures" }
                     @for (name, j) in &self.journeys {
                         @if !j.recent_failures.is_empty() {
@@ -143,6 +245,40 @@ impl StatusBoard {
                 }
             }
         }
+    }
+}
+
+impl StatusBoard {
+    /// Kaplan–Meier survival at each band edge, from ended session lives.
+    fn survival_table(&self) -> Markup {
+        let lifetimes: Vec<Lifetime> = self.lifetimes.iter().copied().collect();
+        let drops = lifetimes.iter().filter(|l| l.dropped).count();
+        let curve = kaplan_meier(&lifetimes);
+        html! {
+            h2 { "Session survival" }
+            p { (lifetimes.len()) " session lives ended, " (drops) " of them by a forced logout; the rest are censored (logged out by the agent, at maximum age, or at stop)." }
+            @if !lifetimes.is_empty() {
+                table {
+                    thead { tr { th { "Still logged in at age" } th { "Share (Kaplan–Meier)" } } }
+                    tbody {
+                        @for edge in self.age_bands.edges() {
+                            tr { td { (format_age(*edge)) } td { (format!("{:.1} %", survival_at(&curve, *edge) * 100.0)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn format_age(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 3600 {
+        format!("{}h {:02}m", secs / 3600, (secs % 3600) / 60)
+    } else if secs >= 60 {
+        format!("{}m {:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

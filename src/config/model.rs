@@ -18,6 +18,7 @@ pub struct Config {
     /// The office the agent probes from; a label on every series and record.
     pub site: String,
     pub max_sessions: usize,
+    pub age_bands: crate::detect::AgeBands,
     pub targets: Vec<Arc<Target>>,
     pub journeys: Vec<Arc<Journey>>,
     pub changes: Vec<ChangeEvent>,
@@ -47,7 +48,29 @@ pub struct Target {
     pub login: Vec<Step>,
     pub logout: Option<Step>,
     pub session_rules: SessionRules,
+    pub heartbeat: Option<Heartbeat>,
+    pub keep_sessions: Option<KeepSessions>,
 }
+
+#[derive(Debug)]
+pub struct Heartbeat {
+    pub every: Duration,
+    pub step: Step,
+}
+
+#[derive(Debug)]
+pub struct KeepSessions {
+    pub count: usize,
+    pub stagger: Duration,
+    pub every: Duration,
+    pub max_age: Duration,
+    pub keepalive: Step,
+}
+
+/// The journey label of kept sessions' keep-alive runs.
+pub const KEEPALIVE_JOURNEY: &str = "keepalive";
+/// The journey label of heartbeat requests.
+pub const HEARTBEAT_JOURNEY: &str = "heartbeat";
 
 /// Where a credential is read from. Never inline in config files.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,6 +96,7 @@ pub struct Journey {
     pub target: Arc<Target>,
     pub schedule: Schedule,
     pub login: bool,
+    pub retry_after_relogin: bool,
     pub steps: Vec<Step>,
 }
 

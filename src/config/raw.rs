@@ -29,6 +29,8 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawAgent {
     pub max_sessions: Option<Spanned<usize>>,
+    /// Upper edges of the session-age bands, e.g. [1h, 2h, 3h, 4h].
+    pub age_bands: Option<Vec<S>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -52,6 +54,31 @@ pub struct RawTarget {
     pub logout: Option<RawStep>,
     #[serde(default)]
     pub session_rules: Option<RawSessionRules>,
+    pub heartbeat: Option<RawHeartbeat>,
+    pub keep_sessions: Option<RawKeepSessions>,
+}
+
+/// A cheap request sent every few seconds to sharpen freeze boundaries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub path: S,
+    pub every: S,
+    pub freeze_after: Option<S>,
+    pub give_up_after: Option<S>,
+}
+
+/// Long-lived logged-in sessions, for survival by session age.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKeepSessions {
+    pub count: Spanned<usize>,
+    /// Delay between the starts of successive sessions.
+    pub stagger: Option<S>,
+    /// How often each session runs its keep-alive step.
+    pub every: S,
+    pub max_age: S,
+    pub keepalive: RawStep,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +135,8 @@ pub struct RawJourney {
     pub schedule: Option<RawSchedule>,
     /// Whether the journey logs in first (default true).
     pub login: Option<Spanned<bool>>,
+    /// After a forced logout, log in again and retry the interrupted step once.
+    pub retry_after_relogin: Option<Spanned<bool>>,
     #[serde(default)]
     pub steps: Vec<RawStep>,
 }

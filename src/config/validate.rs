@@ -147,6 +147,24 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         .map(|m| **m)
         .unwrap_or(DEFAULT_MAX_SESSIONS);
 
+    let age_bands = match raw.agent.as_ref().and_then(|a| a.age_bands.as_ref()) {
+        None => crate::detect::AgeBands::default(),
+        Some(edges) => {
+            let parsed: Vec<Duration> = edges
+                .iter()
+                .filter_map(|e| c.duration(e, "agent.age_bands", ""))
+                .collect();
+            let increasing = parsed.windows(2).all(|w| w[0] < w[1]);
+            if parsed.is_empty() || !increasing || parsed[0].is_zero() {
+                let line = edges.first().map(line_of).unwrap_or(1);
+                c.error(line, "", "agent.age_bands must be increasing durations above zero, e.g. [1h, 2h, 3h, 4h]");
+                crate::detect::AgeBands::default()
+            } else {
+                crate::detect::AgeBands::new(parsed)
+            }
+        }
+    };
+
     if raw.targets.is_empty() {
         c.error(1, "", "no targets: at least one target is required");
     }
@@ -170,6 +188,16 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
     for rj in &raw.journeys {
         let context = format!("journey {:?}", rj.name.as_str());
         c.name(&rj.name, "journey", &context);
+        if [KEEPALIVE_JOURNEY, HEARTBEAT_JOURNEY].contains(&rj.name.as_str()) {
+            c.error(
+                line_of(&rj.name),
+                &context,
+                format!(
+                    "the journey name {:?} is reserved for the agent's own requests",
+                    rj.name.as_str()
+                ),
+            );
+        }
         if journeys.iter().any(|j| j.name == *rj.name) {
             c.error(line_of(&rj.name), &context, "duplicate journey name");
         }
@@ -222,6 +250,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             origin: file.to_string(),
             site,
             max_sessions,
+            age_bands,
             targets,
             journeys,
             changes,
@@ -390,6 +419,84 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         c.warn(line_of(&rt.name), context, "the target logs in but has no session_rules, so forced logouts cannot be told apart from other failures");
     }
 
+    let heartbeat = rt.heartbeat.as_ref().map(|h| {
+        let hb_context = format!("{context}, heartbeat");
+        let every = c
+            .duration(&h.every, "heartbeat.every", &hb_context)
+            .unwrap_or(Duration::from_secs(5));
+        let timings = Timings {
+            slow_after: defaults.slow_after,
+            freeze_after: c
+                .opt_duration(&h.freeze_after, "heartbeat.freeze_after", &hb_context)
+                .unwrap_or(defaults.freeze_after),
+            give_up_after: c
+                .opt_duration(&h.give_up_after, "heartbeat.give_up_after", &hb_context)
+                .unwrap_or(defaults.give_up_after),
+        };
+        let timings = Timings {
+            slow_after: timings.slow_after.min(timings.freeze_after),
+            ..timings
+        };
+        check_timing_order(c, &timings, line_of(&h.every), &hb_context);
+        Heartbeat {
+            every,
+            step: Step {
+                name: HEARTBEAT_JOURNEY.to_string(),
+                line: line_of(&h.path),
+                method: Method::GET,
+                path: c.template(&h.path, "heartbeat.path", &hb_context),
+                query: Vec::new(),
+                body: None,
+                headers: Vec::new(),
+                extract: Vec::new(),
+                assertions: Assertions::default(),
+                think_time: Duration::ZERO,
+                timings,
+                follow_redirects: false,
+            },
+        }
+    });
+    let keep_sessions = rt.keep_sessions.as_ref().map(|k| {
+        let keep_context = format!("{context}, keep_sessions");
+        if login.is_empty() {
+            c.error(
+                line_of(&k.count),
+                &keep_context,
+                "kept sessions need the target's `login` steps",
+            );
+        }
+        let every = c
+            .duration(&k.every, "keep_sessions.every", &keep_context)
+            .unwrap_or(Duration::from_secs(120));
+        let max_age = c
+            .duration(&k.max_age, "keep_sessions.max_age", &keep_context)
+            .unwrap_or(Duration::from_secs(4 * 3600));
+        if every.is_zero() || max_age <= every {
+            c.error(
+                line_of(&k.max_age),
+                &keep_context,
+                "keep_sessions.max_age must be above keep_sessions.every, which must be above zero",
+            );
+        }
+        let keepalive_context =
+            format!("{context}, keepalive step {:?}", k.keepalive.name.as_str());
+        KeepSessions {
+            count: *k.count,
+            stagger: c
+                .opt_duration(&k.stagger, "keep_sessions.stagger", &keep_context)
+                .unwrap_or_default(),
+            every,
+            max_age,
+            keepalive: step(
+                c,
+                &k.keepalive,
+                &defaults,
+                &mut vars.clone(),
+                &keepalive_context,
+            ),
+        }
+    });
+
     (
         Target {
             name: rt.name.to_string(),
@@ -420,6 +527,8 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             login,
             logout,
             session_rules,
+            heartbeat,
+            keep_sessions,
         },
         vars,
     )
@@ -871,11 +980,20 @@ fn journey(
             ),
         );
     }
+    let retry_after_relogin = rj.retry_after_relogin.as_ref().is_some_and(|b| **b);
+    if retry_after_relogin && !login {
+        c.error(
+            line_of(&rj.name),
+            context,
+            "retry_after_relogin needs a journey that logs in",
+        );
+    }
     Some(Journey {
         name: rj.name.to_string(),
         target,
         schedule,
         login,
+        retry_after_relogin,
         steps,
     })
 }

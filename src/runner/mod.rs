@@ -4,10 +4,13 @@
 //! outcome. Secrets enter only the session's variables and never a record.
 
 mod extract;
+pub mod keeper;
+mod probes;
 mod session;
 mod step;
 
 pub use extract::{check_assertions, extract};
+pub use probes::{InflightGuard, Probes, SessionGuard};
 pub use session::Session;
 pub use step::{run_step, StepContext};
 
@@ -18,7 +21,9 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 
 use crate::config::{Journey, SecretSource, Target};
-use crate::outcome::{journey_outcome, RunRecord, StepPhase, StepRecord};
+use crate::outcome::{
+    journey_outcome, Outcome, RunRecord, SessionEnd, SessionSpan, StepPhase, StepRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunnerError {
@@ -120,10 +125,71 @@ pub fn credentials(
     Ok(vars)
 }
 
+/// What every run needs besides its journey.
+#[derive(Clone, Copy)]
+pub struct RunContext<'a> {
+    pub client: &'a reqwest::Client,
+    pub probes: Option<&'a Probes>,
+}
+
+impl<'a> RunContext<'a> {
+    fn step_context(
+        &self,
+        target: &'a Target,
+        journey: &'a str,
+        phase: StepPhase,
+    ) -> StepContext<'a> {
+        StepContext {
+            client: self.client,
+            target,
+            journey,
+            phase,
+            probes: self.probes,
+        }
+    }
+}
+
+/// Logs `session` in with the target's login steps; true on success.
+pub async fn log_in(
+    ctx: &RunContext<'_>,
+    target: &Target,
+    journey: &str,
+    session: &mut Session,
+    records: &mut Vec<StepRecord>,
+) -> bool {
+    let step_ctx = ctx.step_context(target, journey, StepPhase::Login);
+    let failed = run_phase(&step_ctx, &target.login, session, records).await;
+    if !failed {
+        session.mark_logged_in(ctx.probes, &target.name);
+    }
+    !failed
+}
+
+/// Logs `session` out if it is still open, and returns its life as a span.
+pub async fn log_out(
+    ctx: &RunContext<'_>,
+    target: &Target,
+    journey: &str,
+    session: &mut Session,
+    records: &mut Vec<StepRecord>,
+    end: SessionEnd,
+) -> Option<SessionSpan> {
+    if let Some(cause) = session.ended_by_server {
+        return session.finish(journey, &target.name, SessionEnd::Forced(cause));
+    }
+    if let (Some(logout), true) = (&target.logout, session.is_logged_in()) {
+        let step_ctx = ctx.step_context(target, journey, StepPhase::Logout);
+        records.push(run_step(&step_ctx, logout, session).await);
+    }
+    session.finish(journey, &target.name, end)
+}
+
 /// Runs one journey once: log in (if it does), its steps until the first
-/// failure, then log out whenever a session is still open.
+/// failure, then log out whenever a session is still open. With
+/// `retry_after_relogin`, a step interrupted by a forced logout is retried
+/// once in a fresh session, to measure what a user loses.
 pub async fn run_journey(
-    client: &reqwest::Client,
+    ctx: &RunContext<'_>,
     journey: &Journey,
     mut vars: HashMap<String, String>,
     intended_start: SystemTime,
@@ -132,42 +198,62 @@ pub async fn run_journey(
 ) -> RunRecord {
     let actual_start = SystemTime::now();
     vars.insert("run_id".into(), run_id.to_string());
-    let mut session = Session::new(vars);
     let target = &journey.target;
+    let mut session = Session::new(vars.clone());
     let mut steps: Vec<StepRecord> = Vec::new();
-    let mut failed = false;
+    let mut sessions = Vec::new();
 
+    let mut ok =
+        !journey.login || log_in(ctx, target, &journey.name, &mut session, &mut steps).await;
+    let step_ctx = ctx.step_context(target, &journey.name, StepPhase::Journey);
+    let mut retried = false;
+    let mut index = 0;
+    while ok && index < journey.steps.len() {
+        let step = &journey.steps[index];
+        let record = run_step(&step_ctx, step, &mut session).await;
+        let outcome = record.outcome;
+        steps.push(record);
+        if outcome == Outcome::LoggedOut && journey.retry_after_relogin && !retried {
+            retried = true;
+            sessions.extend(
+                log_out(
+                    ctx,
+                    target,
+                    &journey.name,
+                    &mut session,
+                    &mut steps,
+                    SessionEnd::LoggedOut,
+                )
+                .await,
+            );
+            // The fresh session keeps what earlier steps extracted, as a user
+            // who logs back in still knows which case they were on.
+            let mut carried = session.vars.clone();
+            carried.extend(vars.clone());
+            session = Session::new(carried);
+            ok = log_in(ctx, target, &journey.name, &mut session, &mut steps).await;
+            continue;
+        }
+        if !outcome.is_success() {
+            break;
+        }
+        if !step.think_time.is_zero() {
+            tokio::time::sleep(step.think_time).await;
+        }
+        index += 1;
+    }
     if journey.login {
-        let ctx = StepContext {
-            client,
-            target,
-            journey: &journey.name,
-            phase: StepPhase::Login,
-        };
-        failed = run_phase(&ctx, &target.login, &mut session, &mut steps).await;
-        if !failed {
-            session.mark_logged_in();
-        }
-    }
-    if !failed {
-        let ctx = StepContext {
-            client,
-            target,
-            journey: &journey.name,
-            phase: StepPhase::Journey,
-        };
-        run_phase(&ctx, &journey.steps, &mut session, &mut steps).await;
-    }
-    if let Some(logout) = &target.logout {
-        if session.is_logged_in() {
-            let ctx = StepContext {
-                client,
+        sessions.extend(
+            log_out(
+                ctx,
                 target,
-                journey: &journey.name,
-                phase: StepPhase::Logout,
-            };
-            steps.push(run_step(&ctx, logout, &mut session).await);
-        }
+                &journey.name,
+                &mut session,
+                &mut steps,
+                SessionEnd::LoggedOut,
+            )
+            .await,
+        );
     }
     let (outcome, failed_step) = journey_outcome(&steps);
     RunRecord {
@@ -179,6 +265,7 @@ pub async fn run_journey(
         outcome,
         failed_step,
         steps,
+        sessions,
     }
 }
 

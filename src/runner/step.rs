@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::extract;
+use super::probes::Probes;
 use super::session::Session;
 use crate::config::{Body, Step, Target};
 use crate::outcome::{LogoutCause, Outcome, StepPhase, StepRecord};
@@ -25,6 +26,8 @@ pub struct StepContext<'a> {
     pub target: &'a Target,
     pub journey: &'a str,
     pub phase: StepPhase,
+    /// Live reports for freeze and session detection; `None` in `once`.
+    pub probes: Option<&'a Probes>,
 }
 
 /// A response read to the end (or to the cap).
@@ -58,6 +61,9 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
     };
     let mut progress = Progress::default();
     let give_up = step.timings.give_up_after;
+    let _inflight = ctx
+        .probes
+        .map(|p| p.sent(&ctx.target.name, step.timings.freeze_after));
 
     let fetched =
         tokio::time::timeout(give_up, fetch(ctx, step, session, start, &mut progress)).await;
@@ -87,7 +93,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         }
     };
     if outcome == Outcome::LoggedOut {
-        session.ended_by_server = true;
+        session.ended_by_server = logout_cause;
     }
     StepRecord {
         target: ctx.target.name.clone(),
@@ -236,6 +242,9 @@ async fn fetch(
                 .body(bytes.clone());
         }
         let mut response = request.send().await.map_err(|e| send_failure(&e))?;
+        if let Some(probes) = ctx.probes {
+            probes.answered(&ctx.target.name);
+        }
         progress.ttfb.get_or_insert_with(|| start.elapsed());
         let status = response.status();
         progress.status = Some(status.as_u16());

@@ -663,60 +663,6 @@ async fn reports_on_ics_charge_the_ics() {
     sim.stop().await;
 }
 
-/// A look at the shipped demo profile under a light synthetic load: run with
-/// `SIM_DEMO_SECS=90 cargo test --lib sim::tests::demo_profile -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "runs for a minute or more; a manual check of config/sim.yaml"]
-async fn demo_profile_smoke() {
-    let secs: u64 = std::env::var("SIM_DEMO_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let sim = start_with(SimProfile::embedded_default(), true).await;
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let mut workers = Vec::new();
-    for (i, user) in ["sw.demo", "sw.north", "sw.south"].into_iter().enumerate() {
-        let ics = sim.ics.clone();
-        let css = sim.css.clone();
-        workers.push(tokio::spawn(async move {
-            let mut logins = 0;
-            let c = client();
-            while Instant::now() < deadline {
-                let base = if i == 2 { &css } else { &ics };
-                let r = c.get(format!("{base}/home")).await;
-                if r.status() != StatusCode::OK {
-                    login(&c, base, user).await;
-                    logins += 1;
-                    continue;
-                }
-                c.get(format!("{base}/cases/search?q=ava")).await;
-                c.get(format!("{base}/cases/C-10010")).await;
-                if i == 2 {
-                    c.get(format!("{base}/reports/weekly")).await;
-                }
-                tokio::time::sleep(Duration::from_secs(3)).await;
-            }
-            logins
-        }));
-    }
-    for w in workers {
-        let logins = w.await.unwrap();
-        println!("logins: {logins}");
-    }
-    for e in sim.truth().await {
-        println!(
-            "{:>14} {:>9} {} t={:.1} dur={} sessions={}",
-            e["kind"].as_str().unwrap_or(""),
-            e["source"].as_str().unwrap_or(""),
-            e["system"].as_str().unwrap_or(""),
-            e["started_at"].as_f64().unwrap_or(0.0) % 1000.0,
-            e["duration_seconds"],
-            e["sessions"],
-        );
-    }
-    sim.stop().await;
-}
-
 #[tokio::test]
 async fn truth_since_filters() {
     let sim = start_quiet().await;

@@ -52,15 +52,11 @@ async fn run_once(yaml: &str, sim: &TestSim, password: &str) -> casewatch::outco
     let client = runner::client_for(&journey.target).unwrap();
     let mut vars = HashMap::from([("username".to_string(), "sw.demo".to_string())]);
     vars.insert("password".into(), password.into());
-    runner::run_journey(
-        &client,
-        &journey,
-        vars,
-        SystemTime::now(),
-        Instant::now(),
-        7,
-    )
-    .await
+    let ctx = runner::RunContext {
+        client: &client,
+        probes: None,
+    };
+    runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 7).await
 }
 
 #[tokio::test]

@@ -1,0 +1,9 @@
+//! Detection: pure functions and state machines that turn records and the
+//! current time into verdicts — freeze episodes, session-age bands and
+//! survival. No I/O here, so every rule is tested with a paused clock.
+
+pub mod freeze;
+pub mod sessions;
+
+pub use freeze::{FreezeChange, FreezeDetector};
+pub use sessions::{kaplan_meier, survival_at, AgeBands, Lifetime, SurvivalPoint};

@@ -1,0 +1,203 @@
+//! Session age: bands for exposure and drops, and Kaplan–Meier survival.
+//!
+//! The forced-logout hazard in an age band is drops in the band divided by the
+//! session time spent in it (exposure). Counting both per band is what lets
+//! PromQL compute `rate(drops) / rate(exposure)` and so test the rule that
+//! sessions are safe "as long as users log out every two hours".
+
+use std::time::Duration;
+
+/// Age bands given by their upper edges, e.g. 1h, 2h, 3h, 4h; the last band
+/// is open-ended ("4h+").
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgeBands {
+    edges: Vec<Duration>,
+    labels: Vec<String>,
+}
+
+impl AgeBands {
+    /// `edges` must be strictly increasing and non-empty (config validation
+    /// ensures it).
+    pub fn new(edges: Vec<Duration>) -> AgeBands {
+        let mut labels = Vec::with_capacity(edges.len() + 1);
+        let mut lower = Duration::ZERO;
+        for edge in &edges {
+            labels.push(format!("{}-{}", short(lower), short(*edge)));
+            lower = *edge;
+        }
+        labels.push(format!("{}+", short(lower)));
+        AgeBands { edges, labels }
+    }
+
+    pub fn edges(&self) -> &[Duration] {
+        &self.edges
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    /// The label of the band holding `age`.
+    pub fn label(&self, age: Duration) -> &str {
+        let index = self.edges.iter().take_while(|edge| age >= **edge).count();
+        &self.labels[index]
+    }
+
+    /// Splits the stretch of life from `from` to `to` across the bands it
+    /// crosses: (label, time spent in that band).
+    pub fn split(&self, from: Duration, to: Duration) -> Vec<(&str, Duration)> {
+        let mut parts = Vec::new();
+        let mut lower = Duration::ZERO;
+        for (index, upper) in self
+            .edges
+            .iter()
+            .chain(std::iter::once(&Duration::MAX))
+            .enumerate()
+        {
+            let start = from.max(lower);
+            let end = to.min(*upper);
+            if end > start {
+                parts.push((self.labels[index].as_str(), end - start));
+            }
+            lower = *upper;
+        }
+        parts
+    }
+}
+
+impl Default for AgeBands {
+    fn default() -> Self {
+        AgeBands::new((1..=4).map(|h| Duration::from_secs(h * 3600)).collect())
+    }
+}
+
+/// "2h", "90m", "45s": the shortest exact way to write a band edge.
+fn short(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs == 0 {
+        "0".to_string()
+    } else if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// One session's life: how long, and whether it ended in a drop (`true`) or
+/// was censored (logged out by the agent, maximum age, agent stop).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lifetime {
+    pub age: Duration,
+    pub dropped: bool,
+}
+
+/// One step of the Kaplan–Meier estimate: the survival probability just after
+/// `age`, with the numbers at risk and dropped at that age.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SurvivalPoint {
+    pub age: Duration,
+    pub survival: f64,
+    pub at_risk: usize,
+    pub drops: usize,
+}
+
+/// The Kaplan–Meier product-limit estimate of session survival by age.
+/// Censored lifetimes leave the risk set after drops at the same age, the
+/// usual convention.
+pub fn kaplan_meier(lifetimes: &[Lifetime]) -> Vec<SurvivalPoint> {
+    let mut sorted: Vec<Lifetime> = lifetimes.to_vec();
+    sorted.sort_by(|a, b| a.age.cmp(&b.age).then(b.dropped.cmp(&a.dropped)));
+    let mut at_risk = sorted.len();
+    let mut survival = 1.0;
+    let mut points = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let age = sorted[i].age;
+        let same: Vec<&Lifetime> = sorted[i..].iter().take_while(|l| l.age == age).collect();
+        let drops = same.iter().filter(|l| l.dropped).count();
+        if drops > 0 {
+            survival *= 1.0 - drops as f64 / at_risk as f64;
+            points.push(SurvivalPoint {
+                age,
+                survival,
+                at_risk,
+                drops,
+            });
+        }
+        at_risk -= same.len();
+        i += same.len();
+    }
+    points
+}
+
+/// The estimated survival at `age` from a Kaplan–Meier curve.
+pub fn survival_at(curve: &[SurvivalPoint], age: Duration) -> f64 {
+    curve
+        .iter()
+        .take_while(|p| p.age <= age)
+        .last()
+        .map_or(1.0, |p| p.survival)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(hours: f64) -> Duration {
+        Duration::from_secs_f64(hours * 3600.0)
+    }
+
+    #[test]
+    fn band_labels_and_lookup() {
+        let bands = AgeBands::default();
+        assert_eq!(bands.labels(), ["0-1h", "1h-2h", "2h-3h", "3h-4h", "4h+"]);
+        assert_eq!(bands.label(h(0.5)), "0-1h");
+        assert_eq!(bands.label(h(2.0)), "2h-3h");
+        assert_eq!(bands.label(h(9.0)), "4h+");
+        let scaled = AgeBands::new(vec![Duration::from_secs(60), Duration::from_secs(120)]);
+        assert_eq!(scaled.labels(), ["0-1m", "1m-2m", "2m+"]);
+    }
+
+    #[test]
+    fn exposure_splits_across_bands() {
+        let bands = AgeBands::default();
+        assert_eq!(
+            bands.split(h(0.5), h(2.25)),
+            vec![("0-1h", h(0.5)), ("1h-2h", h(1.0)), ("2h-3h", h(0.25))]
+        );
+        assert_eq!(bands.split(h(5.0), h(6.0)), vec![("4h+", h(1.0))]);
+        assert_eq!(bands.split(h(1.0), h(1.0)), vec![]);
+    }
+
+    #[test]
+    fn kaplan_meier_matches_a_worked_example() {
+        // Ages 1, 2 (censored), 3, 3, 4 (censored), 5.
+        let l = |age: f64, dropped: bool| Lifetime {
+            age: h(age),
+            dropped,
+        };
+        let curve = kaplan_meier(&[
+            l(3.0, true),
+            l(1.0, true),
+            l(2.0, false),
+            l(5.0, true),
+            l(3.0, true),
+            l(4.0, false),
+        ]);
+        let expected = [
+            (1.0, 5.0 / 6.0, 6),
+            (3.0, 5.0 / 6.0 * (1.0 - 2.0 / 4.0), 4),
+            (5.0, 0.0, 1),
+        ];
+        assert_eq!(curve.len(), expected.len());
+        for (point, (age, survival, at_risk)) in curve.iter().zip(expected) {
+            assert_eq!(point.age, h(age));
+            assert!((point.survival - survival).abs() < 1e-12, "{point:?}");
+            assert_eq!(point.at_risk, at_risk);
+        }
+        assert_eq!(survival_at(&curve, h(0.5)), 1.0);
+        assert!((survival_at(&curve, h(3.5)) - 5.0 / 12.0).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,206 @@
+//! The one consumer of records: runs detection on them and updates metrics
+//! and the status board together, so the two never disagree (Vector's
+//! internal-event habit). Also logs what an operator should hear about.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use crate::detect::{FreezeChange, FreezeDetector};
+use crate::metrics::Metrics;
+use crate::outcome::{Outcome, ProbeEvent, Record, RunRecord, StepPhase};
+use crate::status::{FreezeEpisode, StatusBoard};
+
+pub struct Observer {
+    metrics: Arc<Metrics>,
+    status: Arc<Mutex<StatusBoard>>,
+    freezes: FreezeDetector,
+    /// Live sessions: id -> (target, logged in at).
+    sessions: HashMap<u64, (String, Instant)>,
+    /// Targets where a forced logout happened and no login has succeeded since.
+    relogin_pending: HashSet<String>,
+    targets: Vec<String>,
+}
+
+impl Observer {
+    pub fn new(
+        metrics: Arc<Metrics>,
+        status: Arc<Mutex<StatusBoard>>,
+        targets: Vec<String>,
+    ) -> Observer {
+        Observer {
+            metrics,
+            status,
+            freezes: FreezeDetector::new(),
+            sessions: HashMap::new(),
+            relogin_pending: HashSet::new(),
+            targets,
+        }
+    }
+
+    fn board(&self) -> std::sync::MutexGuard<'_, StatusBoard> {
+        match self.status.lock() {
+            Ok(board) => board,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub fn observe(&mut self, record: Record) {
+        match record {
+            Record::RunStarted { target, journey } => self.metrics.run_started(&target, &journey),
+            Record::MissedSlots {
+                target,
+                journey,
+                count,
+            } => {
+                tracing::warn!(%journey, missed = count, "missed timetable slots");
+                self.metrics.missed_slots(&target, &journey, count);
+                self.board().missed_slots(&journey, count);
+            }
+            Record::Probe(event) => self.probe(event),
+            Record::Session(span) => self.metrics.exposure(&span),
+            Record::Run(run) => self.run(run),
+        }
+    }
+
+    fn probe(&mut self, event: ProbeEvent) {
+        match event {
+            ProbeEvent::Sent {
+                target,
+                id,
+                at,
+                freeze_after,
+            } => self.freezes.sent(&target, id, at, freeze_after),
+            ProbeEvent::Ended { target, id } => self.freezes.ended(&target, id),
+            ProbeEvent::Answered { target, at } => {
+                if let Some(change) = self.freezes.answered(&target, at) {
+                    self.freeze_change(change);
+                }
+            }
+            ProbeEvent::SessionOpened { target, id, at } => {
+                self.sessions.insert(id, (target, at));
+            }
+            ProbeEvent::SessionClosed { id, .. } => {
+                self.sessions.remove(&id);
+            }
+        }
+    }
+
+    fn run(&mut self, run: RunRecord) {
+        log_run(&run);
+        self.metrics.run(&run);
+        // Login steps come in groups (the run's login, and a re-login after a
+        // forced logout); a whole successful group after a drop is a re-login.
+        let mut login_took = Duration::ZERO;
+        let mut login_ok = true;
+        for (index, step) in run.steps.iter().enumerate() {
+            if step.phase == StepPhase::Login {
+                login_took += step.duration;
+                login_ok &= step.outcome.is_success();
+                let group_ends = run
+                    .steps
+                    .get(index + 1)
+                    .is_none_or(|next| next.phase != StepPhase::Login);
+                if group_ends {
+                    if login_ok && self.relogin_pending.remove(&run.target) {
+                        self.metrics.relogin(&run.target, login_took);
+                    }
+                    login_took = Duration::ZERO;
+                    login_ok = true;
+                }
+            } else if let (Outcome::LoggedOut, Some(cause)) = (step.outcome, step.logout_cause) {
+                let age = step.session_age.unwrap_or_default() + step.duration;
+                tracing::warn!(
+                    target = %run.target, journey = %run.journey, step = %step.step,
+                    cause = cause.as_str(), session_age_s = age.as_secs_f64(), "forced logout"
+                );
+                self.metrics.forced_logout(step, cause, age);
+                self.board().forced_logout(step, cause, age);
+                self.relogin_pending.insert(run.target.clone());
+            }
+        }
+        for span in &run.sessions {
+            self.metrics.exposure(span);
+        }
+        self.board().observe_run(&run);
+    }
+
+    /// Opens freeze episodes that are due and refreshes the live gauges.
+    pub fn tick(&mut self, now: Instant) {
+        for change in self.freezes.tick(now) {
+            self.freeze_change(change);
+        }
+        for target in &self.targets {
+            self.metrics
+                .inflight_oldest(target, self.freezes.oldest_inflight(target, now));
+            let ages: Vec<Duration> = self
+                .sessions
+                .values()
+                .filter(|(t, _)| t == target)
+                .map(|(_, since)| now.saturating_duration_since(*since))
+                .collect();
+            self.metrics.sessions(
+                target,
+                ages.len(),
+                ages.iter().max().copied().unwrap_or_default(),
+            );
+        }
+    }
+
+    /// Closes open episodes as censored: the agent is stopping.
+    pub fn finish(&mut self, now: Instant) {
+        for change in self.freezes.finish(now) {
+            self.freeze_change(change);
+        }
+    }
+
+    fn freeze_change(&mut self, change: FreezeChange) {
+        match change {
+            FreezeChange::Started { target, started } => {
+                tracing::warn!(%target, "freeze started: the target has stopped answering");
+                self.metrics.freeze_started(&target);
+                self.board().freeze_started(&target, wall_clock(started));
+            }
+            FreezeChange::Ended {
+                target,
+                started,
+                ended,
+                censored,
+            } => {
+                let length = ended.saturating_duration_since(started);
+                tracing::warn!(%target, length_s = length.as_secs_f64(), censored, "freeze ended");
+                self.metrics.freeze_ended(&target, length);
+                self.board().freeze_ended(FreezeEpisode {
+                    target,
+                    started: wall_clock(started),
+                    length,
+                    censored,
+                });
+            }
+        }
+    }
+}
+
+/// The wall-clock time of a monotonic instant in the past.
+pub fn wall_clock(instant: Instant) -> SystemTime {
+    SystemTime::now() - Instant::now().saturating_duration_since(instant)
+}
+
+fn log_run(run: &RunRecord) {
+    if run.outcome.is_success() {
+        tracing::debug!(journey = %run.journey, outcome = %run.outcome, duration_s = run.duration.as_secs_f64(), "run finished");
+        return;
+    }
+    let detail = run
+        .steps
+        .iter()
+        .find(|s| !s.outcome.is_success())
+        .map(|s| s.detail.as_str())
+        .unwrap_or("");
+    tracing::warn!(
+        journey = %run.journey, target = %run.target, outcome = %run.outcome,
+        step = run.failed_step.as_deref().unwrap_or(""), detail, "run failed"
+    );
+}
