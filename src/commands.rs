@@ -222,6 +222,9 @@ pub struct DemoCommand<'a> {
 /// `casewatch demo`: simulator plus agent, URLs printed, summary at the end.
 pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    // The agent stops first so that it can log its sessions out of a
+    // simulator that is still there.
+    let sim_shutdown = CancellationToken::new();
     let shutdown = CancellationToken::new();
     let sim = sim::start(
         SimOptions {
@@ -231,7 +234,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
             password: password.clone(),
             profile: load_profile(cmd.profile)?,
         },
-        shutdown.clone(),
+        sim_shutdown.clone(),
     )
     .await?;
 
@@ -300,6 +303,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     shutdown.cancel();
     let status = agent.status.clone();
     agent.wait().await;
+    sim_shutdown.cancel();
     sim.wait().await;
 
     let board = match status.lock() {

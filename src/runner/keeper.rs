@@ -26,6 +26,9 @@ use crate::outcome::{
 /// page is not hammered.
 const RELOGIN_BACKOFF: Duration = Duration::from_secs(5);
 
+/// How long a kept session's logout may take once the agent is stopping.
+const STOP_LOGOUT_DEADLINE: Duration = Duration::from_secs(5);
+
 pub struct KeeperTask {
     pub target: Arc<Target>,
     pub slot: usize,
@@ -93,16 +96,26 @@ pub async fn keep_session(task: KeeperTask) {
         let started = Instant::now();
         // Exposure up to `reported` went out with the keep-alive runs; the
         // final span covers the rest and carries how the life ended.
-        let span = log_out(
+        // At stop the logout gets a short deadline: a frozen target must not
+        // hold the agent's exit.
+        let limit = if end == SessionEnd::AgentStop {
+            STOP_LOGOUT_DEADLINE
+        } else {
+            Duration::MAX
+        };
+        let logout = log_out(
             &ctx,
             target,
             KEEPALIVE_JOURNEY,
             &mut session,
             &mut steps,
             end,
-        )
-        .await
-        .map(|s| SessionSpan {
+        );
+        let span = match tokio::time::timeout(limit, logout).await {
+            Ok(span) => span,
+            Err(_) => session.finish(KEEPALIVE_JOURNEY, &target.name, end),
+        };
+        let span = span.map(|s| SessionSpan {
             age_from: reported.min(s.age_to),
             ..s
         });

@@ -93,9 +93,15 @@ impl TestSim {
 /// The ICS target as the demo defines it, with short timings for tests.
 /// `{extra}` lands inside the target (e.g. `max_body: 100`).
 pub fn ics_target(extra: &str) -> String {
+    target("ics", "ICSSESSION", extra)
+}
+
+/// A simulator target named `name` (`ics` or `css`, whose base URLs `load`
+/// fills in) with session cookie `cookie`.
+pub fn target(name: &str, cookie: &str, extra: &str) -> String {
     format!(
         r#"
-  - name: ics
+  - name: {name}
     base_url: http://127.0.0.1:1/
     connect_timeout: 1s
     {extra}
@@ -130,7 +136,7 @@ pub fn ics_target(extra: &str) -> String {
       redirect_to: '/login\?expired=1'
       statuses: [401, 440]
       body_matches: 'Your session has expired'
-      cookie: ICSSESSION
+      cookie: {cookie}
 "#
     )
 }

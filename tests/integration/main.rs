@@ -2,4 +2,6 @@
 //! the agent and the simulator, both started in-process on port 0.
 
 mod foundation;
+mod freezes;
 mod harness;
+mod logouts;
