@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::JourneyKind;
 use crate::config::{Config, Journey};
+use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::Record;
@@ -32,11 +34,15 @@ pub enum AgentError {
     Runner(#[from] RunnerError),
     #[error(transparent)]
     Bind(#[from] BindError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 pub struct AgentOptions {
     pub listen: SocketAddr,
     pub env: EnvLookup,
+    /// Overrides the config's journal path (and enables the journal).
+    pub journal: Option<std::path::PathBuf>,
 }
 
 pub struct Agent {
@@ -74,10 +80,32 @@ impl Agent {
         // does little per record and keeps up.
         let (tx, rx) = mpsc::unbounded_channel();
         let probes = Probes::new(tx);
+        let journal_options = match (&options.journal, &config.journal) {
+            (Some(path), Some(configured)) => Some(JournalOptions {
+                path: path.clone(),
+                ..configured.clone()
+            }),
+            (Some(path), None) => Some(JournalOptions {
+                path: path.clone(),
+                keep_successes: Duration::from_secs(90 * 86_400),
+                keep_failures: Duration::from_secs(400 * 86_400),
+            }),
+            (None, configured) => configured.clone(),
+        };
+        let journal = journal_options
+            .map(|o| Journal::open(o, &config, metrics.registry()))
+            .transpose()?;
         let observer = Observer::new(
             metrics.clone(),
             status.clone(),
             config.targets.iter().map(|t| t.name.clone()).collect(),
+            config
+                .journeys
+                .iter()
+                .filter(|j| j.kind == JourneyKind::Report)
+                .map(|j| j.name.clone())
+                .collect(),
+            journal,
         );
         let mut tasks = vec![web_task];
         let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
@@ -218,6 +246,9 @@ async fn consume(mut rx: mpsc::UnboundedReceiver<Record>, mut observer: Observer
         }
     }
     observer.finish(Instant::now());
+    if let Some(journal) = observer.take_journal() {
+        let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+    }
 }
 
 /// Per-journey count of runs by outcome, for summaries.

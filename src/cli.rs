@@ -33,6 +33,9 @@ pub enum Command {
         /// Where to serve /metrics, health and the status page.
         #[arg(long, default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
+        /// The journal file; overrides the config's `journal.path`.
+        #[arg(long)]
+        journal: Option<PathBuf>,
     },
     /// Run each journey once and print a per-step table (for writing journeys).
     Once {
@@ -82,5 +85,8 @@ pub enum Command {
         /// `ics` and `css` are pointed at the simulator.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// The journal file the demo writes.
+        #[arg(long, default_value = "casewatch-demo.db")]
+        journal: PathBuf,
     },
 }

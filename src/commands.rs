@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -67,12 +67,13 @@ fn load_with_warnings(file: &Path) -> anyhow::Result<Loaded> {
 }
 
 /// `casewatch run`: the agent until SIGINT or SIGTERM.
-pub async fn run(file: &Path, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn run(file: &Path, listen: SocketAddr, journal: Option<PathBuf>) -> anyhow::Result<()> {
     let loaded = load_with_warnings(file)?;
     let shutdown = CancellationToken::new();
     let options = AgentOptions {
         listen,
         env: runner::process_env(),
+        journal,
     };
     let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
     eprintln!(
@@ -217,6 +218,7 @@ pub struct DemoCommand<'a> {
     pub css_listen: SocketAddr,
     pub profile: Option<&'a Path>,
     pub config: Option<&'a Path>,
+    pub journal: PathBuf,
 }
 
 /// `casewatch demo`: simulator plus agent, URLs printed, summary at the end.
@@ -271,6 +273,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         AgentOptions {
             listen: cmd.listen,
             env,
+            journal: Some(cmd.journal.clone()),
         },
         shutdown.clone(),
     )
@@ -290,6 +293,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         sim.ics_addr, sim.css_addr
     );
     println!("  truth log:    http://{}/_control/truth", sim.ics_addr);
+    println!("  journal:      {}", cmd.journal.display());
 
     match cmd.duration {
         Some(d) => {

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod detect;
+pub mod journal;
 pub mod metrics;
 pub mod observe;
 pub mod outcome;

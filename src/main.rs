@@ -27,7 +27,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run { config, listen } => commands::run(&config, listen).await.map(|_| true),
+            Command::Run {
+                config,
+                listen,
+                journal,
+            } => commands::run(&config, listen, journal).await.map(|_| true),
             Command::Once { config, journey } => commands::once(&config, journey.as_deref()).await,
             Command::CheckConfig { file } => commands::check_config(&file),
             Command::Sim {
@@ -52,6 +56,7 @@ fn main() -> ExitCode {
                 css_listen,
                 profile,
                 config,
+                journal,
             } => commands::demo(DemoCommand {
                 duration,
                 listen,
@@ -59,6 +64,7 @@ fn main() -> ExitCode {
                 css_listen,
                 profile: profile.as_deref(),
                 config: config.as_deref(),
+                journal,
             })
             .await
             .map(|_| true),

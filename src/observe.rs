@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 
 use crate::detect::{FreezeChange, FreezeDetector};
+use crate::journal::{Journal, ReportLoad};
 use crate::metrics::Metrics;
 use crate::outcome::{Outcome, ProbeEvent, Record, RunRecord, StepPhase};
 use crate::status::{FreezeEpisode, StatusBoard};
@@ -22,6 +23,13 @@ pub struct Observer {
     /// Targets where a forced logout happened and no login has succeeded since.
     relogin_pending: HashSet<String>,
     targets: Vec<String>,
+    journal: Option<Journal>,
+    /// Journeys of kind `report`.
+    report_journeys: HashSet<String>,
+    /// Report runs in flight per target, and when one last ended.
+    reports: HashMap<String, (usize, Option<Instant>)>,
+    /// When each journey's current run started.
+    run_started: HashMap<String, Instant>,
 }
 
 impl Observer {
@@ -29,6 +37,8 @@ impl Observer {
         metrics: Arc<Metrics>,
         status: Arc<Mutex<StatusBoard>>,
         targets: Vec<String>,
+        report_journeys: HashSet<String>,
+        journal: Option<Journal>,
     ) -> Observer {
         Observer {
             metrics,
@@ -37,6 +47,40 @@ impl Observer {
             sessions: HashMap::new(),
             relogin_pending: HashSet::new(),
             targets,
+            journal,
+            report_journeys,
+            reports: HashMap::new(),
+            run_started: HashMap::new(),
+        }
+    }
+
+    /// Hands over the journal so it can be closed off the async runtime.
+    pub fn take_journal(&mut self) -> Option<Journal> {
+        self.journal.take()
+    }
+
+    /// Whether a report journey ran on `target` at any time since `since`.
+    fn report_ran(&self, target: &str, since: Instant) -> bool {
+        self.reports.get(target).is_some_and(|(running, last_end)| {
+            *running > 0 || last_end.is_some_and(|end| end >= since)
+        })
+    }
+
+    fn report_load(&mut self, run: &RunRecord) -> ReportLoad {
+        let since = self
+            .run_started
+            .remove(&run.journey)
+            .unwrap_or_else(|| Instant::now() - run.duration);
+        let is_report = self.report_journeys.contains(&run.journey);
+        if is_report {
+            let entry = self.reports.entry(run.target.clone()).or_default();
+            entry.0 = entry.0.saturating_sub(1);
+            entry.1 = Some(Instant::now());
+        }
+        let others = |o: &Observer, target: &str| !is_report && o.report_ran(target, since);
+        ReportLoad {
+            same_target: others(self, &run.target),
+            any_target: self.targets.iter().any(|t| others(self, t)),
         }
     }
 
@@ -49,7 +93,13 @@ impl Observer {
 
     pub fn observe(&mut self, record: Record) {
         match record {
-            Record::RunStarted { target, journey } => self.metrics.run_started(&target, &journey),
+            Record::RunStarted { target, journey } => {
+                self.metrics.run_started(&target, &journey);
+                self.run_started.insert(journey.clone(), Instant::now());
+                if self.report_journeys.contains(&journey) {
+                    self.reports.entry(target).or_default().0 += 1;
+                }
+            }
             Record::MissedSlots {
                 target,
                 journey,
@@ -58,9 +108,17 @@ impl Observer {
                 tracing::warn!(%journey, missed = count, "missed timetable slots");
                 self.metrics.missed_slots(&target, &journey, count);
                 self.board().missed_slots(&journey, count);
+                if let Some(journal) = &self.journal {
+                    journal.missed(&target, &journey, count, SystemTime::now());
+                }
             }
             Record::Probe(event) => self.probe(event),
-            Record::Session(span) => self.metrics.exposure(&span),
+            Record::Session(span) => {
+                self.metrics.exposure(&span);
+                if let Some(journal) = &self.journal {
+                    journal.session(&span);
+                }
+            }
             Record::Run(run) => self.run(run),
         }
     }
@@ -124,6 +182,13 @@ impl Observer {
         for span in &run.sessions {
             self.metrics.exposure(span);
         }
+        let load = self.report_load(&run);
+        if let Some(journal) = &self.journal {
+            journal.run(&run, load);
+            for span in &run.sessions {
+                journal.session(span);
+            }
+        }
         self.board().observe_run(&run);
     }
 
@@ -172,12 +237,16 @@ impl Observer {
                 let length = ended.saturating_duration_since(started);
                 tracing::warn!(%target, length_s = length.as_secs_f64(), censored, "freeze ended");
                 self.metrics.freeze_ended(&target, length);
-                self.board().freeze_ended(FreezeEpisode {
+                let episode = FreezeEpisode {
                     target,
                     started: wall_clock(started),
                     length,
                     censored,
-                });
+                };
+                if let Some(journal) = &self.journal {
+                    journal.freeze(&episode);
+                }
+                self.board().freeze_ended(episode);
             }
         }
     }

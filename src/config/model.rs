@@ -22,6 +22,7 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     pub journeys: Vec<Arc<Journey>>,
     pub changes: Vec<ChangeEvent>,
+    pub journal: Option<crate::journal::JournalOptions>,
 }
 
 impl Config {
@@ -96,8 +97,17 @@ pub struct Journey {
     pub target: Arc<Target>,
     pub schedule: Schedule,
     pub login: bool,
+    pub kind: JourneyKind,
     pub retry_after_relogin: bool,
     pub steps: Vec<Step>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum JourneyKind {
+    #[default]
+    Interactive,
+    /// A management report: heavy, and its load on the system is studied.
+    Report,
 }
 
 #[derive(Clone, Debug)]

@@ -23,6 +23,15 @@ pub struct RawConfig {
     pub journeys: Vec<RawJourney>,
     #[serde(default)]
     pub changes: Vec<RawChange>,
+    pub journal: Option<RawJournal>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawJournal {
+    pub path: S,
+    pub keep_successes: Option<S>,
+    pub keep_failures: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +144,8 @@ pub struct RawJourney {
     pub schedule: Option<RawSchedule>,
     /// Whether the journey logs in first (default true).
     pub login: Option<Spanned<bool>>,
+    /// `interactive` (default) or `report`: report runs load the system.
+    pub kind: Option<S>,
     /// After a forced logout, log in again and retry the interrupted step once.
     pub retry_after_relogin: Option<Spanned<bool>>,
     #[serde(default)]

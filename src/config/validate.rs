@@ -239,6 +239,15 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         }
     }
 
+    let journal = raw.journal.as_ref().map(|j| {
+        let keep_successes = c.opt_duration(&j.keep_successes, "journal.keep_successes", "journal").unwrap_or(Duration::from_secs(90 * 86_400));
+        let keep_failures = c.opt_duration(&j.keep_failures, "journal.keep_failures", "journal").unwrap_or(Duration::from_secs(400 * 86_400));
+        if keep_failures < keep_successes {
+            c.warn(line_of(&j.path), "journal", "keep_failures is shorter than keep_successes: failures are the evidence, keep them longer");
+        }
+        crate::journal::JournalOptions { path: PathBuf::from(j.path.as_str()), keep_successes, keep_failures }
+    });
+
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
             file: file.to_string(),
@@ -254,6 +263,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             targets,
             journeys,
             changes,
+            journal,
         },
         warnings: c.warnings,
     })
@@ -980,6 +990,19 @@ fn journey(
             ),
         );
     }
+    let kind = match rj.kind.as_ref().map(|k| k.as_str()) {
+        None | Some("interactive") => JourneyKind::Interactive,
+        Some("report") => JourneyKind::Report,
+        Some(other) => {
+            let line = rj.kind.as_ref().map(line_of).unwrap_or(1);
+            c.error(
+                line,
+                context,
+                format!("kind {other:?} must be `interactive` or `report`"),
+            );
+            JourneyKind::Interactive
+        }
+    };
     let retry_after_relogin = rj.retry_after_relogin.as_ref().is_some_and(|b| **b);
     if retry_after_relogin && !login {
         c.error(
@@ -993,6 +1016,7 @@ fn journey(
         target,
         schedule,
         login,
+        kind,
         retry_after_relogin,
         steps,
     })

@@ -176,6 +176,7 @@ pub async fn start_agent_with(config: Config, env: EnvLookup) -> TestAgent {
         AgentOptions {
             listen: "127.0.0.1:0".parse().unwrap(),
             env,
+            journal: None,
         },
         shutdown.clone(),
     )
