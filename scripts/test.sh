@@ -17,3 +17,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 cargo test --locked --all-targets
+
+# A CI-length soak: memory, descriptors and tasks must not grow.
+bash scripts/soak.sh 180 "${TMPDIR:-/tmp}/casewatch-soak.csv"

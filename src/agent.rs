@@ -1,30 +1,37 @@
-//! The agent: one task per journey on its timetable, one consumer that turns
-//! records into metrics and status, and the web endpoints. Owns shutdown.
+//! The agent: wires config, runner, observer, metrics, journal and the web
+//! endpoints together, and owns reload and shutdown.
+//!
+//! Shutdown is signal, deadline, force: the caller cancels the token, journey
+//! tasks finish the runs they have begun and kept sessions log out, all within
+//! `stop_deadline`; whatever is still running then is aborted. The journal is
+//! flushed last, after every record has been observed.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::JourneyKind;
-use crate::config::{Config, Journey};
+use crate::config::{self, Config, JourneyKind};
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
-use crate::outcome::Record;
-use crate::runner::keeper::{self, KeeperTask};
-use crate::runner::{self, EnvLookup, Probes, RunContext, RunnerError};
-use crate::schedule::Timetable;
+use crate::outcome::{unix_secs, Record};
+use crate::runner::{EnvLookup, Probes, RunnerError};
 use crate::status::StatusBoard;
+use crate::supervisor::Supervisor;
 use crate::web::{self, BindError, WebState};
 
 /// How often freeze episodes are checked and live gauges refreshed.
 const TICK: Duration = Duration::from_millis(100);
+
+/// The default time runs in flight get to finish at shutdown.
+pub const DEFAULT_STOP_DEADLINE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
@@ -42,14 +49,36 @@ pub struct AgentOptions {
     pub listen: SocketAddr,
     pub env: EnvLookup,
     /// Overrides the config's journal path (and enables the journal).
-    pub journal: Option<std::path::PathBuf>,
+    pub journal: Option<PathBuf>,
+    /// The file to re-read on reload; `None` refuses reloads.
+    pub config_path: Option<PathBuf>,
+    pub stop_deadline: Duration,
 }
+
+impl AgentOptions {
+    pub fn new(listen: SocketAddr, env: EnvLookup) -> AgentOptions {
+        AgentOptions {
+            listen,
+            env,
+            journal: None,
+            config_path: None,
+            stop_deadline: DEFAULT_STOP_DEADLINE,
+        }
+    }
+}
+
+/// A request to re-read the config, answered with a summary or the reason
+/// it was refused.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 pub struct Agent {
     pub addr: SocketAddr,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<StatusBoard>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    reloads: mpsc::Sender<ReloadRequest>,
+    control: JoinHandle<usize>,
+    consumer: JoinHandle<()>,
+    web: JoinHandle<()>,
 }
 
 impl Agent {
@@ -62,172 +91,214 @@ impl Agent {
         let status = Arc::new(Mutex::new(StatusBoard::new(
             &config.site,
             config.age_bands.clone(),
-            config
-                .journeys
-                .iter()
-                .map(|j| (j.name.clone(), j.target.name.clone())),
+            journey_targets(&config),
         )));
-        let clients = runner::clients(&config.targets)?;
-        let ready = Arc::new(AtomicBool::new(false));
-        let state = WebState {
-            metrics: metrics.clone(),
-            status: status.clone(),
-            ready: ready.clone(),
-        };
-        let (addr, web_task) = web::serve(options.listen, state, shutdown.clone()).await?;
-
+        let journal = open_journal(&config, &options, &metrics)?;
+        let (tx, rx) = mpsc::unbounded_channel();
         // Unbounded so a probe never waits on bookkeeping; the one consumer
         // does little per record and keeps up.
-        let (tx, rx) = mpsc::unbounded_channel();
         let probes = Probes::new(tx);
-        let journal_options = match (&options.journal, &config.journal) {
-            (Some(path), Some(configured)) => Some(JournalOptions {
-                path: path.clone(),
-                ..configured.clone()
-            }),
-            (Some(path), None) => Some(JournalOptions {
-                path: path.clone(),
-                keep_successes: Duration::from_secs(90 * 86_400),
-                keep_failures: Duration::from_secs(400 * 86_400),
-            }),
-            (None, configured) => configured.clone(),
-        };
-        let journal = journal_options
-            .map(|o| Journal::open(o, &config, metrics.registry()))
-            .transpose()?;
         let observer = Observer::new(
             metrics.clone(),
             status.clone(),
             config.targets.iter().map(|t| t.name.clone()).collect(),
-            config
-                .journeys
-                .iter()
-                .filter(|j| j.kind == JourneyKind::Report)
-                .map(|j| j.name.clone())
-                .collect(),
+            report_journeys(&config),
             journal,
         );
-        let mut tasks = vec![web_task];
-        let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
-        let mut producers = Vec::new();
-        for target in &config.targets {
-            let client = clients[&target.name].clone();
-            if target.heartbeat.is_some() {
-                producers.push(tokio::spawn(keeper::heartbeat(
-                    target.clone(),
-                    client.clone(),
-                    probes.clone(),
-                    shutdown.clone(),
-                )));
-            }
-            for slot in 0..target.keep_sessions.as_ref().map_or(0, |k| k.count) {
-                producers.push(tokio::spawn(keeper::keep_session(KeeperTask {
-                    target: target.clone(),
-                    slot,
-                    client: client.clone(),
-                    env: options.env.clone(),
-                    sessions: sessions.clone(),
-                    probes: probes.clone(),
-                    shutdown: shutdown.clone(),
-                })));
-            }
-        }
-        let run_ids = Arc::new(AtomicU64::new(1));
-        let count = config.journeys.len().max(1) as u32;
-        for (index, journey) in config.journeys.iter().enumerate() {
-            let client = clients[&journey.target.name].clone();
-            // Spread first runs over the shortest interval so journeys do not
-            // start in lockstep.
-            let offset =
-                journey.schedule.interval.min(Duration::from_secs(2)) * index as u32 / count;
-            producers.push(tokio::spawn(journey_loop(JourneyTask {
-                journey: journey.clone(),
-                client,
-                env: options.env.clone(),
-                sessions: sessions.clone(),
-                run_ids: run_ids.clone(),
-                probes: probes.clone(),
-                shutdown: shutdown.clone(),
-                offset,
-            })));
-        }
-        // The consumer ends when every producer has dropped its sender.
-        drop(probes);
-        tasks.push(tokio::spawn(consume(rx, observer)));
-        tasks.extend(producers);
-        ready.store(true, Ordering::Relaxed);
-        tracing::info!(%addr, site = %config.site, journeys = config.journeys.len(), "agent started");
+        let mut supervisor = Supervisor::new(
+            options.env.clone(),
+            probes.clone(),
+            config.max_sessions,
+            shutdown.clone(),
+        );
+        supervisor.apply(&config)?;
+
+        let (reloads, reload_rx) = mpsc::channel(4);
+        let state = WebState {
+            metrics: metrics.clone(),
+            status: status.clone(),
+            ready: Arc::new(AtomicBool::new(true)),
+            reloads: reloads.clone(),
+        };
+        let (addr, web) = web::serve(options.listen, state, shutdown.clone()).await?;
+        let consumer = tokio::spawn(consume(rx, observer));
+        let control = tokio::spawn(control_loop(Control {
+            supervisor,
+            config,
+            config_path: options.config_path,
+            metrics: metrics.clone(),
+            status: status.clone(),
+            probes,
+            requests: reload_rx,
+            shutdown,
+            stop_deadline: options.stop_deadline,
+        }));
+        tracing::info!(%addr, "agent started");
         Ok(Agent {
             addr,
             metrics,
             status,
-            tasks,
+            reloads,
+            control,
+            consumer,
+            web,
         })
     }
 
-    /// Waits for every task to stop (after the shutdown token fires).
+    /// Re-reads the config file (as SIGHUP and `POST /-/reload` do).
+    pub async fn reload(&self) -> Result<String, String> {
+        request_reload(&self.reloads).await
+    }
+
+    /// After the shutdown token is cancelled: waits for runs to finish (up to
+    /// the stop deadline), then for every record to be observed and the
+    /// journal flushed.
     pub async fn wait(self) {
-        for task in self.tasks {
-            let _ = task.await;
+        let aborted = self.control.await.unwrap_or(0);
+        if aborted > 0 {
+            tracing::warn!(
+                aborted,
+                "tasks still running at the stop deadline were aborted"
+            );
         }
+        let _ = self.consumer.await;
+        let _ = self.web.await;
     }
 }
 
-struct JourneyTask {
-    journey: Arc<Journey>,
-    client: reqwest::Client,
-    env: EnvLookup,
-    sessions: Arc<Semaphore>,
-    run_ids: Arc<AtomicU64>,
-    probes: Probes,
-    shutdown: CancellationToken,
-    offset: Duration,
+pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, String> {
+    let (reply, answer) = oneshot::channel();
+    reloads
+        .send(reply)
+        .await
+        .map_err(|_| "the agent is stopping".to_string())?;
+    answer
+        .await
+        .unwrap_or_else(|_| Err("the agent is stopping".to_string()))
 }
 
-async fn journey_loop(task: JourneyTask) {
-    let journey = &task.journey;
-    let mut timetable = Timetable::new(&journey.schedule, Instant::now(), task.offset);
+fn journey_targets(config: &Config) -> Vec<(String, String)> {
+    config
+        .journeys
+        .iter()
+        .map(|j| (j.name.clone(), j.target.name.clone()))
+        .collect()
+}
+
+fn report_journeys(config: &Config) -> std::collections::HashSet<String> {
+    config
+        .journeys
+        .iter()
+        .filter(|j| j.kind == JourneyKind::Report)
+        .map(|j| j.name.clone())
+        .collect()
+}
+
+fn open_journal(
+    config: &Config,
+    options: &AgentOptions,
+    metrics: &Metrics,
+) -> Result<Option<Journal>, JournalError> {
+    let journal_options = match (&options.journal, &config.journal) {
+        (Some(path), Some(configured)) => Some(JournalOptions {
+            path: path.clone(),
+            ..configured.clone()
+        }),
+        (Some(path), None) => Some(JournalOptions {
+            path: path.clone(),
+            keep_successes: Duration::from_secs(90 * 86_400),
+            keep_failures: Duration::from_secs(400 * 86_400),
+        }),
+        (None, configured) => configured.clone(),
+    };
+    journal_options
+        .map(|o| Journal::open(o, config, metrics.registry()))
+        .transpose()
+}
+
+struct Control {
+    supervisor: Supervisor,
+    config: Arc<Config>,
+    config_path: Option<PathBuf>,
+    metrics: Arc<Metrics>,
+    status: Arc<Mutex<StatusBoard>>,
+    probes: Probes,
+    requests: mpsc::Receiver<ReloadRequest>,
+    shutdown: CancellationToken,
+    stop_deadline: Duration,
+}
+
+/// Serves reload requests until shutdown, then drains the producers. Returns
+/// how many tasks had to be aborted at the deadline.
+async fn control_loop(mut control: Control) -> usize {
     loop {
-        let slot = timetable.next_slot(Instant::now(), &mut rand::rng());
-        if slot.missed > 0 {
-            task.probes.send(Record::MissedSlots {
-                target: journey.target.name.clone(),
-                journey: journey.name.clone(),
-                count: slot.missed,
-            });
-        }
         tokio::select! {
-            _ = tokio::time::sleep_until(slot.intended) => {}
-            _ = task.shutdown.cancelled() => return,
-        }
-        if !journey.schedule.is_active_at(chrono::Local::now().time()) {
-            continue;
-        }
-        let intended_start = SystemTime::now() - slot.intended.elapsed();
-        let vars = match runner::credentials(&journey.target, &task.env) {
-            Ok(vars) => vars,
-            Err(e) => {
-                tracing::error!(journey = %journey.name, error = %e, "cannot run journey");
-                continue;
+            request = control.requests.recv() => {
+                let Some(reply) = request else { break };
+                let result = control.reload();
+                match &result {
+                    Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
+                    Err(why) => tracing::error!(error = %why, "configuration reload refused; the old one keeps running"),
+                }
+                let _ = reply.send(result);
             }
-        };
-        let Ok(_permit) = task.sessions.acquire().await else {
-            return;
-        };
-        let run_id = task.run_ids.fetch_add(1, Ordering::Relaxed);
-        task.probes.send(Record::RunStarted {
-            target: journey.target.name.clone(),
-            journey: journey.name.clone(),
+            _ = control.shutdown.cancelled() => break,
+        }
+    }
+    // Dropping the last Probes (with the supervisor's tasks) ends the consumer.
+    drop(control.probes);
+    control.supervisor.drain(control.stop_deadline).await
+}
+
+impl Control {
+    fn reload(&mut self) -> Result<String, String> {
+        let result = self.try_reload();
+        self.metrics
+            .config_last_reload_successful
+            .set(if result.is_ok() { 1.0 } else { 0.0 });
+        if result.is_ok() {
+            self.metrics
+                .config_last_reload_timestamp
+                .set(unix_secs(SystemTime::now()));
+        }
+        result
+    }
+
+    fn try_reload(&mut self) -> Result<String, String> {
+        let path = self
+            .config_path
+            .as_ref()
+            .ok_or("this agent was started without a config file to re-read")?;
+        let loaded = config::load(path).map_err(|e| format!("{e:#}"))?;
+        for warning in &loaded.warnings {
+            tracing::warn!("{warning}");
+        }
+        let config = loaded.config;
+        if config.site != self.config.site {
+            return Err(format!(
+                "site cannot change on reload (from {:?} to {:?}): restart the agent",
+                self.config.site, config.site
+            ));
+        }
+        let changes = self
+            .supervisor
+            .apply(&config)
+            .map_err(|e| crate::error_chain(&e))?;
+        self.metrics.prepare(&config);
+        match self.status.lock() {
+            Ok(mut board) => board.add_journeys(journey_targets(&config)),
+            Err(poisoned) => poisoned.into_inner().add_journeys(journey_targets(&config)),
+        }
+        self.probes.send(Record::Reconfigured {
+            targets: config.targets.iter().map(|t| t.name.clone()).collect(),
+            report_journeys: report_journeys(&config),
         });
-        let ctx = RunContext {
-            client: &task.client,
-            probes: Some(&task.probes),
-        };
-        let run = tokio::select! {
-            run = runner::run_journey(&ctx, journey, vars, intended_start, slot.intended, run_id) => run,
-            _ = task.shutdown.cancelled() => return,
-        };
-        task.probes.send(Record::Run(run));
+        self.config = Arc::new(config);
+        Ok(if changes.is_empty() {
+            "no changes".to_string()
+        } else {
+            changes.join("; ")
+        })
     }
 }
 
@@ -249,21 +320,4 @@ async fn consume(mut rx: mpsc::UnboundedReceiver<Record>, mut observer: Observer
     if let Some(journal) = observer.take_journal() {
         let _ = tokio::task::spawn_blocking(move || journal.close()).await;
     }
-}
-
-/// Per-journey count of runs by outcome, for summaries.
-pub fn summary(status: &StatusBoard) -> HashMap<String, Vec<(String, u64)>> {
-    status
-        .journeys
-        .iter()
-        .map(|(name, j)| {
-            (
-                name.clone(),
-                j.runs
-                    .iter()
-                    .map(|(o, n)| (o.as_str().to_string(), *n))
-                    .collect(),
-            )
-        })
-        .collect()
 }

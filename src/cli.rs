@@ -36,6 +36,9 @@ pub enum Command {
         /// The journal file; overrides the config's `journal.path`.
         #[arg(long)]
         journal: Option<PathBuf>,
+        /// At shutdown, how long runs in flight get to finish.
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        stop_deadline: Duration,
     },
     /// Run each journey once and print a per-step table (for writing journeys).
     Once {
@@ -66,6 +69,48 @@ pub enum Command {
         #[arg(long, default_value = "CASEWATCH_PASSWORD")]
         password_env: String,
     },
+    /// Write the board's evidence report from a journal.
+    ///
+    /// The format is --format if given, else the --out file's extension
+    /// (.html, .md, .json), else Markdown on standard output.
+    Report {
+        /// The journal file (SQLite) the agent or demo wrote.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Start of the period: RFC 3339 (`2026-06-01T00:00:00Z`) or a time
+        /// ago (`7d`, `12h`). Default: the journal's first run.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period, as --from. Default: the journal's last run.
+        #[arg(long)]
+        to: Option<String>,
+        /// Where to write the report; standard output when not given.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: Option<crate::report::Format>,
+        /// The session age the "log out every two hours" rule is tested at
+        /// (default 2h, or the second age band edge when bands are scaled down).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        rule_age: Option<Duration>,
+    },
+    /// Export a journal's series: OpenMetrics text (for `promtool tsdb
+    /// create-blocks-from openmetrics`) or HdrHistogram interval logs.
+    Export {
+        #[arg(long)]
+        journal: PathBuf,
+        #[arg(long, value_enum)]
+        format: crate::report::export::ExportFormat,
+        /// Start of the period, as for `report`.
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period, as for `report`.
+        #[arg(long)]
+        to: Option<String>,
+        /// Where to write; standard output when not given.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
     /// Start the simulator and the agent against it, with the embedded config.
     Demo {
         /// How long to run; until interrupted when not given.
@@ -88,5 +133,10 @@ pub enum Command {
         /// The journal file the demo writes.
         #[arg(long, default_value = "casewatch-demo.db")]
         journal: PathBuf,
+    },
+    /// Benchmarks for issue 7 (see scripts/bench.sh).
+    Bench {
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
     },
 }

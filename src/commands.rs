@@ -66,25 +66,64 @@ fn load_with_warnings(file: &Path) -> anyhow::Result<Loaded> {
     Ok(loaded)
 }
 
-/// `casewatch run`: the agent until SIGINT or SIGTERM.
-pub async fn run(file: &Path, listen: SocketAddr, journal: Option<PathBuf>) -> anyhow::Result<()> {
+/// `casewatch run`: the agent until SIGINT or SIGTERM. SIGHUP re-reads the
+/// config. At the first stop signal the agent stops scheduling, lets runs in
+/// flight finish (up to `stop_deadline`), logs its sessions out and flushes
+/// the journal; a second signal exits at once.
+pub async fn run(
+    file: &Path,
+    listen: SocketAddr,
+    journal: Option<PathBuf>,
+    stop_deadline: Duration,
+) -> anyhow::Result<()> {
     let loaded = load_with_warnings(file)?;
     let shutdown = CancellationToken::new();
     let options = AgentOptions {
-        listen,
-        env: runner::process_env(),
         journal,
+        config_path: Some(file.to_path_buf()),
+        stop_deadline,
+        ..AgentOptions::new(listen, runner::process_env())
     };
     let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
     eprintln!(
         "casewatch: serving http://{}/ (metrics at /metrics)",
         agent.addr
     );
-    wait_for_signal().await;
-    tracing::info!("stopping");
+    loop {
+        tokio::select! {
+            _ = wait_for_signal() => break,
+            _ = hangup() => match agent.reload().await {
+                Ok(summary) => eprintln!("casewatch: configuration reloaded: {summary}"),
+                Err(why) => eprintln!("casewatch: reload refused, the old configuration keeps running: {why}"),
+            },
+        }
+    }
+    tracing::info!(
+        deadline_s = stop_deadline.as_secs_f64(),
+        "stopping: finishing runs in flight"
+    );
     shutdown.cancel();
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("casewatch: second signal, exiting now");
+        std::process::exit(130);
+    });
     agent.wait().await;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves on SIGHUP; never on platforms without it.
+async fn hangup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            hup.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await
 }
 
 /// `casewatch once`: each journey once, a table per journey. Returns whether
@@ -223,7 +262,10 @@ pub struct DemoCommand<'a> {
 
 /// `casewatch demo`: simulator plus agent, URLs printed, summary at the end.
 pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
-    let password = Alphanumeric.sample_string(&mut rand::rng(), 24);
+    // A generated password unless the caller chose one (the credential
+    // canary test does, to search every output for it).
+    let password = std::env::var("CASEWATCH_PASSWORD")
+        .unwrap_or_else(|_| Alphanumeric.sample_string(&mut rand::rng(), 24));
     // The agent stops first so that it can log its sessions out of a
     // simulator that is still there.
     let sim_shutdown = CancellationToken::new();
@@ -271,9 +313,8 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     let agent = Agent::start(
         Arc::new(loaded.config),
         AgentOptions {
-            listen: cmd.listen,
-            env,
             journal: Some(cmd.journal.clone()),
+            ..AgentOptions::new(cmd.listen, env)
         },
         shutdown.clone(),
     )

@@ -15,9 +15,13 @@
 //! - [`metrics`]: one Prometheus registry with typed helpers.
 //! - [`web`]: `/metrics`, health endpoints and the status page.
 //! - [`agent`]: wires the above together and owns shutdown.
+//! - [`recorder`]: HdrHistograms per step per interval, fed by the journal.
+//! - [`journal`]: the durable SQLite evidence file, written on its own thread.
+//! - [`report`]: the board's evidence report and the exports; reads the journal only.
 //! - [`sim`]: the simulated case system; it imports nothing from the agent.
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -26,8 +30,22 @@ pub mod journal;
 pub mod metrics;
 pub mod observe;
 pub mod outcome;
+pub mod recorder;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod sim;
 pub mod status;
+pub mod supervisor;
 pub mod web;
+
+/// An error and its causes on one line, `a: b: c`.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut source = error.source();
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    parts.join(": ")
+}

@@ -31,7 +31,10 @@ fn main() -> ExitCode {
                 config,
                 listen,
                 journal,
-            } => commands::run(&config, listen, journal).await.map(|_| true),
+                stop_deadline,
+            } => commands::run(&config, listen, journal, stop_deadline)
+                .await
+                .map(|_| true),
             Command::Once { config, journey } => commands::once(&config, journey.as_deref()).await,
             Command::CheckConfig { file } => commands::check_config(&file),
             Command::Sim {
@@ -49,6 +52,29 @@ fn main() -> ExitCode {
             })
             .await
             .map(|_| true),
+            Command::Report {
+                journal,
+                from,
+                to,
+                out,
+                format,
+                rule_age,
+            } => casewatch::report::command::report(casewatch::report::command::ReportCommand {
+                journal,
+                from,
+                to,
+                out,
+                format,
+                rule_age,
+            })
+            .map(|_| true),
+            Command::Export {
+                journal,
+                format,
+                from,
+                to,
+                out,
+            } => casewatch::report::command::export(&journal, format, from, to, out).map(|_| true),
             Command::Demo {
                 duration,
                 listen,
@@ -68,6 +94,7 @@ fn main() -> ExitCode {
             })
             .await
             .map(|_| true),
+            Command::Bench { command } => casewatch::bench::run(command).await.map(|_| true),
         }
     });
     match result {

@@ -57,6 +57,7 @@ pub struct Metrics {
     sessions_active: GaugeVec,
     session_oldest_age: GaugeVec,
     relogin_duration: HistogramVec,
+    runtime_tasks: Gauge,
     bands: AgeBands,
 }
 
@@ -236,8 +237,17 @@ impl Metrics {
                 .with_label_values(&[&change.name])
                 .set(unix_secs(change.at));
         }
+        let runtime_tasks = Gauge::new(
+            "casewatch_runtime_alive_tasks",
+            "Tasks alive in the agent's async runtime (for leak checks in soak runs).",
+        )?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         for collector in [
-            Box::new(journey_in_flight.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(runtime_tasks.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(journey_in_flight.clone()),
             Box::new(freeze_in_progress.clone()),
             Box::new(freeze_episodes.clone()),
             Box::new(freeze_duration.clone()),
@@ -293,15 +303,16 @@ impl Metrics {
             sessions_active,
             session_oldest_age,
             relogin_duration,
+            runtime_tasks,
             bands: config.age_bands.clone(),
         };
-        metrics.initialise_series(config);
+        metrics.prepare(config);
         Ok(metrics)
     }
 
     /// Creates every known series at zero, so `rate()` and alerts see them
     /// before the first failure happens (Prometheus instrumentation practice).
-    fn initialise_series(&self, config: &Config) {
+    pub fn prepare(&self, config: &Config) {
         for target in &config.targets {
             let t = target.name.as_str();
             self.freeze_in_progress.with_label_values(&[t]).set(0.0);
@@ -405,6 +416,14 @@ impl Metrics {
         self.inflight_oldest
             .with_label_values(&[target])
             .set(age.as_secs_f64());
+    }
+
+    /// Refreshes the runtime's alive-task gauge.
+    pub fn runtime(&self) {
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            self.runtime_tasks
+                .set(handle.metrics().num_alive_tasks() as f64);
+        }
     }
 
     pub fn sessions(&self, target: &str, active: usize, oldest: Duration) {

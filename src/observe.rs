@@ -120,6 +120,13 @@ impl Observer {
                 }
             }
             Record::Run(run) => self.run(run),
+            Record::Reconfigured {
+                targets,
+                report_journeys,
+            } => {
+                self.targets = targets;
+                self.report_journeys = report_journeys;
+            }
         }
     }
 
@@ -197,6 +204,7 @@ impl Observer {
         for change in self.freezes.tick(now) {
             self.freeze_change(change);
         }
+        self.metrics.runtime();
         for target in &self.targets {
             self.metrics
                 .inflight_oldest(target, self.freezes.oldest_inflight(target, now));

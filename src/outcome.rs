@@ -185,6 +185,11 @@ pub enum Record {
     Probe(ProbeEvent),
     /// A stretch of a logged-in session's life, for exposure and survival.
     Session(SessionSpan),
+    /// A reloaded config changed the set of targets or report journeys.
+    Reconfigured {
+        targets: Vec<String>,
+        report_journeys: std::collections::HashSet<String>,
+    },
 }
 
 /// What happened on the wire, as it happens (not when a step completes).

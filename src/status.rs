@@ -103,6 +103,13 @@ impl StatusBoard {
         }
     }
 
+    /// Adds journeys a reloaded config introduced; known ones keep their history.
+    pub fn add_journeys(&mut self, journeys: impl IntoIterator<Item = (String, String)>) {
+        for (journey, target) in journeys {
+            self.journeys.entry(journey).or_default().target = target;
+        }
+    }
+
     pub fn missed_slots(&mut self, journey: &str, count: u64) {
         self.journeys
             .entry(journey.to_string())

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,7 @@ pub struct WebState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<StatusBoard>>,
     pub ready: Arc<AtomicBool>,
+    pub reloads: tokio::sync::mpsc::Sender<crate::agent::ReloadRequest>,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -28,6 +29,7 @@ pub fn router(state: WebState) -> Router {
         .route("/metrics", get(metrics))
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
+        .route("/-/reload", post(reload))
         .with_state(state)
 }
 
@@ -37,6 +39,19 @@ async fn metrics(State(state): State<WebState>) -> Response {
         state.metrics.render(),
     )
         .into_response()
+}
+
+/// Re-reads the config, as Prometheus's `/-/reload` does: 200 when applied,
+/// 500 with the reason when refused (the old config keeps running).
+async fn reload(State(state): State<WebState>) -> Response {
+    match crate::agent::request_reload(&state.reloads).await {
+        Ok(summary) => (StatusCode::OK, format!("Reloaded: {summary}\n")).into_response(),
+        Err(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {why}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn ready(State(state): State<WebState>) -> Response {

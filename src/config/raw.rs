@@ -101,8 +101,8 @@ pub struct RawTls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredentials {
-    pub username: Option<RawSecret>,
-    pub password: Option<RawSecret>,
+    pub username: Option<Spanned<RawSecret>>,
+    pub password: Option<Spanned<RawSecret>>,
 }
 
 /// A value that must not be written inline: it names where to read it from.

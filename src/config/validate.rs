@@ -19,6 +19,26 @@ use super::{ConfigError, Loaded, Problem};
 pub const BUILTIN_VARS: [&str; 3] = ["username", "password", "run_id"];
 
 const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
+/// Bodies are held in memory to be checked, so the cap has a ceiling.
+const MAX_MAX_BODY: u64 = 1 << 30;
+
+/// The variables a step of `target` can read before anything is extracted:
+/// `run_id`, and `username`/`password` only when the target has them.
+fn builtin_vars(has_username: bool, has_password: bool) -> HashSet<String> {
+    let mut vars = HashSet::from(["run_id".to_string()]);
+    if has_username {
+        vars.insert("username".to_string());
+    }
+    if has_password {
+        vars.insert("password".to_string());
+    }
+    vars
+}
+
+/// Whether `name` is a valid HTTP header name.
+fn valid_header_name(name: &str) -> bool {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_ok()
+}
 const DEFAULT_MAX_SESSIONS: usize = 16;
 
 /// Collects problems with the file and context they belong to.
@@ -73,13 +93,9 @@ impl Checker<'_> {
         match Regex::new(value) {
             Ok(r) => Some(r),
             Err(e) => {
-                let first = e
-                    .to_string()
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string();
+                let text = e.to_string();
+                let last = text.lines().last().unwrap_or("").trim();
+                let first = last.strip_prefix("error: ").unwrap_or(last).to_string();
                 self.error(
                     line_of(value),
                     context,
@@ -140,10 +156,8 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             String::new()
         }
     };
-    let max_sessions = raw
-        .agent
-        .as_ref()
-        .and_then(|a| a.max_sessions.as_ref())
+    let max_sessions_raw = raw.agent.as_ref().and_then(|a| a.max_sessions.as_ref());
+    let max_sessions = max_sessions_raw
         .map(|m| **m)
         .unwrap_or(DEFAULT_MAX_SESSIONS);
 
@@ -202,6 +216,10 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             c.error(line_of(&rj.name), &context, "duplicate journey name");
         }
         let Some(target) = targets.iter().find(|t| t.name == *rj.target).cloned() else {
+            if targets.is_empty() {
+                // "no targets" is already reported.
+                continue;
+            }
             let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
             c.error(
                 line_of(&rj.target),
@@ -217,6 +235,26 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         if let Some(j) = journey(&mut c, rj, target, &target_vars, &context) {
             journeys.push(Arc::new(j));
         }
+    }
+
+    // Kept sessions hold a session slot for their whole life; every journey
+    // run needs one more.
+    let kept: usize = targets
+        .iter()
+        .filter_map(|t| t.keep_sessions.as_ref())
+        .map(|k| k.count)
+        .sum();
+    let needed = kept + usize::from(!journeys.is_empty());
+    if max_sessions < needed.max(1) {
+        let line = max_sessions_raw.map(line_of).unwrap_or(1);
+        let message = if kept == 0 {
+            format!("agent.max_sessions ({max_sessions}) must be above zero")
+        } else {
+            format!(
+                "agent.max_sessions ({max_sessions}) must be at least {needed}: kept sessions take {kept} and a journey needs one more"
+            )
+        };
+        c.error(line, "", message);
     }
 
     let mut changes = Vec::new();
@@ -271,7 +309,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
 
 fn secret(
     c: &mut Checker,
-    raw: &RawSecret,
+    raw: &Spanned<RawSecret>,
     what: &str,
     context: &str,
     may_be_inline: bool,
@@ -281,7 +319,11 @@ fn secret(
         .flatten()
         .collect();
     let Some(first) = given.first() else {
-        c.error(1, context, format!("{what}: give one of `env` or `file`"));
+        c.error(
+            line_of(raw),
+            context,
+            format!("{what}: give one of `env` or `file`"),
+        );
         return None;
     };
     if given.len() > 1 {
@@ -312,6 +354,14 @@ fn secret(
 
 fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<String>) {
     let base_url = match Url::parse(rt.base_url.trim()) {
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+            c.error(
+                line_of(&rt.base_url),
+                context,
+                "base_url must not carry a user name or password: give them in `credentials`",
+            );
+            placeholder_url()
+        }
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
         Ok(_) => {
             c.error(
@@ -340,9 +390,32 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             None
         }
     });
+    if let Some(tls) = &rt.tls {
+        if base_url.scheme() == "http" {
+            if let Some(skip) = tls.insecure_skip_verify.as_ref().filter(|b| ***b) {
+                c.warn(
+                    line_of(skip),
+                    context,
+                    "tls.insecure_skip_verify has no effect: base_url is http://",
+                );
+            }
+            if let Some(ca) = &tls.ca_file {
+                c.warn(
+                    line_of(ca),
+                    context,
+                    "tls.ca_file has no effect: base_url is http://",
+                );
+            }
+        }
+    }
     let connect_timeout = c
         .opt_duration(&rt.connect_timeout, "connect_timeout", context)
         .unwrap_or(Duration::from_secs(10));
+    if connect_timeout.is_zero() {
+        if let Some(v) = &rt.connect_timeout {
+            c.error(line_of(v), context, "connect_timeout must be above zero");
+        }
+    }
     let max_body_bytes = match &rt.max_body {
         None => DEFAULT_MAX_BODY,
         Some(v) => parse_bytes(v.trim()).unwrap_or_else(|| {
@@ -357,6 +430,18 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             DEFAULT_MAX_BODY
         }),
     };
+    if let Some(v) = &rt.max_body {
+        if max_body_bytes == 0 || max_body_bytes > MAX_MAX_BODY {
+            c.error(
+                line_of(v),
+                context,
+                format!(
+                    "max_body {:?} must be between 1B and 1GiB (bodies are held in memory)",
+                    v.as_str()
+                ),
+            );
+        }
+    }
     let (username, password) = match &rt.credentials {
         Some(cr) => (
             cr.username
@@ -376,7 +461,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         "defaults",
     );
 
-    let mut vars: HashSet<String> = BUILTIN_VARS.iter().map(|s| s.to_string()).collect();
+    let mut vars = builtin_vars(username.is_some(), password.is_some());
     let mut login = Vec::new();
     let mut seen = HashSet::new();
     for rs in &rt.login {
@@ -385,6 +470,13 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             c.error(line_of(&rs.name), &step_context, "duplicate step name");
         }
         login.push(step(c, rs, &defaults, &mut vars, &step_context));
+    }
+    if !login.is_empty() && !login.iter().any(|s| step_reads(s, "password")) {
+        c.warn(
+            line_of(&rt.name),
+            context,
+            "no login step uses ${password}: the login cannot really sign in",
+        );
     }
     let logout = rt.logout.as_ref().map(|rs| {
         let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
@@ -409,6 +501,15 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
                             context,
                             format!("session_rules.statuses: {} is not an HTTP status", **s),
                         );
+                    } else if **s < 400 {
+                        c.error(
+                            line_of(s),
+                            context,
+                            format!(
+                                "session_rules.statuses: {} is not an error status: every such answer would count as a logout",
+                                **s
+                            ),
+                        );
                     }
                     **s
                 })
@@ -420,6 +521,15 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             cookie: r.cookie.as_ref().map(|v| v.to_string()),
         },
     };
+    if let Some(cookie) = rt.session_rules.as_ref().and_then(|r| r.cookie.as_ref()) {
+        if login.is_empty() {
+            c.warn(
+                line_of(cookie),
+                context,
+                "session_rules.cookie is set, but the target has no `login` steps to start a session",
+            );
+        }
+    }
     if !login.is_empty()
         && session_rules.cookie.is_none()
         && session_rules.redirect_to.is_none()
@@ -434,6 +544,20 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         let every = c
             .duration(&h.every, "heartbeat.every", &hb_context)
             .unwrap_or(Duration::from_secs(5));
+        if every.is_zero() {
+            c.error(
+                line_of(&h.every),
+                &hb_context,
+                "heartbeat.every must be above zero",
+            );
+        }
+        if Template::parse(&h.path).is_ok_and(|t| t.vars().next().is_some()) {
+            c.error(
+                line_of(&h.path),
+                &hb_context,
+                "heartbeat.path cannot use variables: heartbeats run outside any session",
+            );
+        }
         let timings = Timings {
             slow_after: defaults.slow_after,
             freeze_after: c
@@ -468,6 +592,13 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
     });
     let keep_sessions = rt.keep_sessions.as_ref().map(|k| {
         let keep_context = format!("{context}, keep_sessions");
+        if *k.count == 0 {
+            c.error(
+                line_of(&k.count),
+                &keep_context,
+                "keep_sessions.count must be above zero",
+            );
+        }
         if login.is_empty() {
             c.error(
                 line_of(&k.count),
@@ -655,7 +786,16 @@ fn step(
     let headers = rs
         .headers
         .iter()
-        .map(|(k, v)| (k.clone(), c.template(v, "headers", context)))
+        .map(|(k, v)| {
+            if !valid_header_name(k) {
+                c.error(
+                    line_of(v),
+                    context,
+                    format!("headers: {k:?} is not a valid header name"),
+                );
+            }
+            (k.clone(), c.template(v, "headers", context))
+        })
         .collect();
 
     let bodies = [rs.form.is_some(), rs.json.is_some(), rs.body.is_some()]
@@ -709,13 +849,14 @@ fn step(
                 .opt_duration(&rs.give_up_after, "give_up_after", context)
                 .unwrap_or(defaults.give_up_after),
         };
-        let timing_line = [&rs.slow_after, &rs.freeze_after, &rs.give_up_after]
+        // Timings inherited whole from the defaults were checked there.
+        let own = [&rs.slow_after, &rs.freeze_after, &rs.give_up_after]
             .into_iter()
             .flatten()
-            .next()
-            .map(line_of)
-            .unwrap_or(line);
-        check_timing_order(c, &t, timing_line, context);
+            .next();
+        if let Some(first) = own {
+            check_timing_order(c, &t, line_of(first), context);
+        }
         t
     };
 
@@ -733,6 +874,18 @@ fn step(
         timings,
         follow_redirects: rs.follow_redirects.as_ref().map(|b| **b).unwrap_or(true),
     };
+    // The path and query end up in URLs, which servers, proxies and our own
+    // error messages write down: a password must never go there.
+    let in_url = std::iter::once(&rs.path).chain(rs.query.values());
+    for text in in_url {
+        if Template::parse(text).is_ok_and(|t| t.vars().any(|v| v == "password")) {
+            c.error(
+                line_of(text),
+                context,
+                "${password} may only be used in a form, json, body or header value: in a path or query it would leak into URLs and logs",
+            );
+        }
+    }
     let mut uses: Vec<(usize, &str)> = vec![(line_of(&rs.path), rs.path.as_str())];
     let spanned = rs
         .query
@@ -748,13 +901,15 @@ fn step(
             continue;
         };
         for var in template.vars() {
-            if !vars.contains(var) {
-                c.error(
-                    use_line,
-                    context,
-                    format!("uses ${{{var}}} but no earlier step extracts it"),
-                );
+            if vars.contains(var) {
+                continue;
             }
+            let message = if var == "username" || var == "password" {
+                format!("uses ${{{var}}} but the target has no credentials.{var}")
+            } else {
+                format!("uses ${{{var}}} but no earlier step extracts it")
+            };
+            c.error(use_line, context, message);
         }
     }
     let extract = rs
@@ -802,6 +957,17 @@ fn extraction(c: &mut Checker, re: &RawExtract, context: &str) -> Option<Extract
         );
         return None;
     }
+    if BUILTIN_VARS.contains(&re.var.as_str()) {
+        c.error(
+            line,
+            context,
+            format!(
+                "extract {:?}: the variable name is reserved for the agent",
+                re.var.as_str()
+            ),
+        );
+        return None;
+    }
     let what = format!("extract {:?}", re.var.as_str());
     let from = if let Some(r) = &re.regex {
         Extractor::Regex(c.regex(r, &what, context)?)
@@ -815,7 +981,11 @@ fn extraction(c: &mut Checker, re: &RawExtract, context: &str) -> Option<Extract
                 c.error(
                     line_of(css),
                     context,
-                    format!("{what}: invalid CSS selector {:?}: {e}", css.as_str()),
+                    format!(
+                        "{what}: invalid CSS selector {:?}: {}",
+                        css.as_str(),
+                        css_error(&e)
+                    ),
                 );
                 return None;
             }
@@ -843,7 +1013,16 @@ fn extraction(c: &mut Checker, re: &RawExtract, context: &str) -> Option<Extract
             }
         }
     } else {
-        Extractor::Header(re.header.as_ref()?.to_ascii_lowercase())
+        let header = re.header.as_ref()?;
+        if !valid_header_name(header) {
+            c.error(
+                line_of(header),
+                context,
+                format!("{what}: {:?} is not a valid header name", header.as_str()),
+            );
+            return None;
+        }
+        Extractor::Header(header.to_ascii_lowercase())
     };
     Some(Extraction {
         var: re.var.to_string(),
@@ -881,6 +1060,14 @@ fn assertions(c: &mut Checker, raw: Option<&RawAssert>, context: &str) -> Assert
             .headers
             .iter()
             .filter_map(|(name, r)| {
+                if !valid_header_name(name) {
+                    c.error(
+                        line_of(r),
+                        context,
+                        format!("assert.headers: {name:?} is not a valid header name"),
+                    );
+                    return None;
+                }
                 Some((
                     name.to_ascii_lowercase(),
                     c.regex(r, "assert.headers", context)?,
@@ -929,15 +1116,24 @@ fn journey(
             }
             let active_hours = s.active_hours.as_ref().and_then(|h| {
                 let parsed = parse_active_hours(h.trim());
-                if parsed.is_none() {
-                    c.error(
+                match parsed {
+                    None => c.error(
                         line_of(h),
                         context,
                         format!(
                             "schedule.active_hours {:?}: write it as HH:MM-HH:MM",
                             h.as_str()
                         ),
-                    );
+                    ),
+                    Some((from, to)) if from == to => c.error(
+                        line_of(h),
+                        context,
+                        format!(
+                            "schedule.active_hours {:?} is an empty window: the journey would never run",
+                            h.as_str()
+                        ),
+                    ),
+                    Some(_) => {}
                 }
                 parsed
             });
@@ -955,7 +1151,7 @@ fn journey(
     let mut vars = if login {
         target_vars.get(&target.name).cloned().unwrap_or_default()
     } else {
-        BUILTIN_VARS.iter().map(|s| s.to_string()).collect()
+        builtin_vars(target.username.is_some(), target.password.is_some())
     };
     let mut steps: Vec<Step> = Vec::new();
     for rs in &rj.steps {
@@ -1026,4 +1222,51 @@ fn parse_active_hours(text: &str) -> Option<(chrono::NaiveTime, chrono::NaiveTim
     let (from, to) = text.split_once('-')?;
     let parse = |t: &str| chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
     Some((parse(from)?, parse(to)?))
+}
+
+/// Whether any template of `step` (path, query, headers, body) reads `var`.
+fn step_reads(step: &Step, var: &str) -> bool {
+    let body: Vec<&Template> = match &step.body {
+        None => Vec::new(),
+        Some(Body::Form(fields)) => fields.iter().map(|(_, t)| t).collect(),
+        Some(Body::Raw { template, .. }) => vec![template],
+    };
+    std::iter::once(&step.path)
+        .chain(step.query.iter().map(|(_, t)| t))
+        .chain(step.headers.iter().map(|(_, t)| t))
+        .chain(body)
+        .any(|t| t.vars().any(|v| v == var))
+}
+
+/// A short description of a CSS selector error (scraper's own text for most
+/// kinds is "Unexpected error occurred. Please report this to the developer").
+fn css_error(e: &scraper::error::SelectorErrorKind<'_>) -> String {
+    use scraper::error::SelectorErrorKind as K;
+    match e {
+        K::UnexpectedToken(token) => format!("unexpected {token:?}"),
+        K::EndOfLine => "unexpected end".to_string(),
+        K::ExpectedColonOnPseudoElement(_) | K::ExpectedIdentityOnPseudoElement(_) => {
+            "bad pseudo-element".to_string()
+        }
+        K::UnexpectedSelectorParseError(kind) => {
+            // `DanglingCombinator` -> "dangling combinator"
+            let name = format!("{kind:?}");
+            let name = name.split(['(', ' ', '{']).next().unwrap_or("");
+            let mut words = String::new();
+            for (i, ch) in name.chars().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    words.push(' ');
+                }
+                words.push(ch.to_ascii_lowercase());
+            }
+            if words.is_empty() {
+                "not a selector".to_string()
+            } else {
+                words
+            }
+        }
+        K::InvalidAtRule(_) | K::InvalidAtRuleBody | K::QualRuleInvalid => {
+            "not a selector".to_string()
+        }
+    }
 }

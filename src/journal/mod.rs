@@ -1,15 +1,39 @@
 //! The durable journal: an embedded SQLite file holding every run and step,
-//! freeze episodes, session lifetimes, change events and per-interval
-//! HdrHistograms, written off the probing path by one writer thread.
+//! freeze episodes, session lifetimes, change events, missed slots and
+//! per-interval HdrHistograms, written off the probing path by one writer
+//! thread.
 //!
-//! (Interface in place; the writer is being built.)
+//! - [`Journal`] is the agent's handle. Its methods never block: they
+//!   `try_send` on a bounded queue and count a drop when it is full.
+//! - [`writer`] owns the connection on its own thread, batches inserts in
+//!   transactions, feeds the [`crate::recorder`], applies retention. Errors
+//!   (disk full, locked file) are counted and logged, never fatal.
+//! - [`schema`] versions the file and migrates it at open.
+//! - [`read`] is the report's and exports' read side.
+//!
+//! WAL mode with `synchronous=NORMAL`: a crash (even `kill -9`) loses at
+//! most what is still queued, and the file always reopens.
 
+pub mod read;
+pub mod schema;
+mod writer;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use crate::config::Config;
+use prometheus::{IntCounter, IntGauge, Opts};
+
+use crate::config::{Config, JourneyKind};
 use crate::outcome::{RunRecord, SessionSpan};
 use crate::status::FreezeEpisode;
+
+/// Records the queue holds before new ones are dropped (and counted).
+pub const QUEUE_CAPACITY: usize = 10_000;
+/// The recorder's histogram interval.
+pub const HISTOGRAM_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Clone, Debug)]
 pub struct JournalOptions {
@@ -37,29 +61,159 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot open journal {path}")]
+    Sqlite {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("cannot prepare journal {path}")]
+    Schema {
+        path: String,
+        #[source]
+        source: schema::SchemaError,
+    },
+    #[error("cannot register journal metrics")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// What the writer thread is sent.
+enum Message {
+    Run(Box<RunRecord>, ReportLoad),
+    Missed {
+        target: String,
+        journey: String,
+        count: u64,
+        at: SystemTime,
+    },
+    Freeze(FreezeEpisode),
+    Session(SessionSpan),
+}
+
+/// The journal's self-metrics, on the agent's registry.
+#[derive(Clone)]
+struct JournalMetrics {
+    queue_depth: IntGauge,
+    write_errors: IntCounter,
+    dropped: IntCounter,
+}
+
+impl JournalMetrics {
+    fn register(registry: &prometheus::Registry) -> Result<JournalMetrics, prometheus::Error> {
+        let queue_depth = IntGauge::with_opts(Opts::new(
+            "casewatch_journal_queue_depth",
+            "Records waiting for the journal writer.",
+        ))?;
+        let write_errors = IntCounter::with_opts(Opts::new(
+            "casewatch_journal_write_errors_total",
+            "Journal writes that failed (disk full, locked file, ...); their records are lost.",
+        ))?;
+        let dropped = IntCounter::with_opts(Opts::new(
+            "casewatch_journal_dropped_total",
+            "Records dropped because the journal queue was full or the writer had stopped.",
+        ))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(write_errors.clone()))?;
+        registry.register(Box::new(dropped.clone()))?;
+        Ok(JournalMetrics {
+            queue_depth,
+            write_errors,
+            dropped,
+        })
+    }
 }
 
 pub struct Journal {
-    _options: JournalOptions,
+    sender: SyncSender<Message>,
+    metrics: JournalMetrics,
+    writer: JoinHandle<()>,
 }
 
 impl Journal {
+    /// Opens (creating or migrating) the file and starts the writer thread.
+    /// The config's site, age bands and change events are recorded.
     pub fn open(
         options: JournalOptions,
-        _config: &Config,
-        _registry: &prometheus::Registry,
+        config: &Config,
+        registry: &prometheus::Registry,
     ) -> Result<Journal, JournalError> {
-        Ok(Journal { _options: options })
+        let metrics = JournalMetrics::register(registry)?;
+        let conn = writer::open(&options, config)?;
+        let kinds: HashMap<String, &'static str> = config
+            .journeys
+            .iter()
+            .map(|j| (j.name.clone(), kind_str(j.kind)))
+            .collect();
+        let (sender, receiver) = sync_channel(QUEUE_CAPACITY);
+        let state = writer::Writer::new(
+            conn,
+            options.clone(),
+            config.site.clone(),
+            kinds,
+            metrics.clone(),
+        );
+        let writer = std::thread::Builder::new()
+            .name("casewatch-journal".into())
+            .spawn(move || state.run(receiver))
+            .map_err(|source| JournalError::Open {
+                path: options.path.display().to_string(),
+                source,
+            })?;
+        tracing::info!(path = %options.path.display(), "journal open");
+        Ok(Journal {
+            sender,
+            metrics,
+            writer,
+        })
     }
 
-    pub fn run(&self, _run: &RunRecord, _load: ReportLoad) {}
+    fn send(&self, message: Message) {
+        match self.sender.try_send(message) {
+            Ok(()) => self.metrics.queue_depth.inc(),
+            Err(TrySendError::Full(_)) => {
+                self.metrics.dropped.inc();
+                tracing::warn!("journal queue full: record dropped");
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.dropped.inc();
+                tracing::warn!("journal writer has stopped: record dropped");
+            }
+        }
+    }
 
-    pub fn missed(&self, _target: &str, _journey: &str, _count: u64, _at: SystemTime) {}
+    pub fn run(&self, run: &RunRecord, load: ReportLoad) {
+        self.send(Message::Run(Box::new(run.clone()), load));
+    }
 
-    pub fn freeze(&self, _episode: &FreezeEpisode) {}
+    pub fn missed(&self, target: &str, journey: &str, count: u64, at: SystemTime) {
+        self.send(Message::Missed {
+            target: target.to_string(),
+            journey: journey.to_string(),
+            count,
+            at,
+        });
+    }
 
-    pub fn session(&self, _span: &SessionSpan) {}
+    pub fn freeze(&self, episode: &FreezeEpisode) {
+        self.send(Message::Freeze(episode.clone()));
+    }
+
+    pub fn session(&self, span: &SessionSpan) {
+        self.send(Message::Session(span.clone()));
+    }
 
     /// Flushes what is queued and stops the writer. Blocks.
-    pub fn close(self) {}
+    pub fn close(self) {
+        drop(self.sender);
+        if self.writer.join().is_err() {
+            tracing::error!("journal writer panicked");
+        }
+    }
+}
+
+pub fn kind_str(kind: JourneyKind) -> &'static str {
+    match kind {
+        JourneyKind::Interactive => "interactive",
+        JourneyKind::Report => "report",
+    }
 }

@@ -298,6 +298,19 @@ async fn fetch(
             }
         }
 
+        // A declared length over the cap is refused before a byte is read.
+        if let Some(length) = response.content_length() {
+            if length > ctx.target.max_body_bytes {
+                return Err(FetchEnd::Failed(
+                    Outcome::Error,
+                    Some(status.as_u16()),
+                    format!(
+                        "body of {length} bytes is over the {} byte cap",
+                        ctx.target.max_body_bytes
+                    ),
+                ));
+            }
+        }
         let headers = response.headers().clone();
         let mut bytes = Vec::new();
         loop {
@@ -434,21 +447,58 @@ fn send_failure(e: &reqwest::Error) -> FetchEnd {
     FetchEnd::Failed(outcome, None, error_chain(e))
 }
 
-/// The error and its causes on one line, without the request URL (which can
-/// carry query values).
+/// The error and its causes on one line, without the request URL: the URL
+/// can carry query values, and a hostile server's messages are echoed here,
+/// so the URL, its query and each query value are blanked wherever they occur.
 pub fn error_chain(e: &reqwest::Error) -> String {
     let mut parts = vec![without_url(e).to_string()];
     let mut source = e.source();
     while let Some(cause) = source {
-        parts.push(cause.to_string());
+        let text = cause.to_string();
+        // hyper-util's wrappers ("client error (Connect)") say nothing new.
+        if !text.starts_with("client error (") {
+            parts.push(text);
+        }
         source = cause.source();
     }
     parts.dedup();
-    parts.join(": ")
+    let text = parts.join(": ");
+    match e.url() {
+        Some(url) => redact_url(text, url),
+        None => text,
+    }
+}
+
+/// Replaces every occurrence of `url`, its query, and its query values in
+/// `text`.
+fn redact_url(mut text: String, url: &Url) -> String {
+    let mut secrets: Vec<String> = vec![url.as_str().to_string()];
+    if let Some(query) = url.query().filter(|q| !q.is_empty()) {
+        secrets.push(query.to_string());
+    }
+    for (_, value) in url.query_pairs() {
+        // Short values (`1`, `yes`) are not secrets and would blank too much.
+        if value.len() >= 4 {
+            secrets.push(value.into_owned());
+        }
+    }
+    if let Some(password) = url.password() {
+        secrets.push(password.to_string());
+    }
+    // Longest first, so a value inside the query does not break the query's match.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        if text.contains(&secret) {
+            text = text.replace(&secret, "[redacted]");
+        }
+    }
+    text
 }
 
 fn without_url(e: &reqwest::Error) -> &'static str {
-    if e.is_connect() {
+    if e.is_builder() {
+        "cannot build the request"
+    } else if e.is_connect() {
         "connect error"
     } else if e.is_timeout() {
         "timed out"
@@ -460,5 +510,20 @@ fn without_url(e: &reqwest::Error) -> &'static str {
         "request error"
     } else {
         "http error"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_blanks_the_url_its_query_and_values() {
+        let url = Url::parse("http://u:pw-secret@host/p?q=s3cret&x=1").unwrap();
+        let text = format!("failed for {url}: value s3cret, query q=s3cret&x=1, pw pw-secret");
+        let out = redact_url(text, &url);
+        assert!(!out.contains("s3cret"), "{out}");
+        assert!(!out.contains("pw-secret"), "{out}");
+        assert!(!out.contains("/p?"), "{out}");
     }
 }

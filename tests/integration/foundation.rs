@@ -457,12 +457,3 @@ fn demo_runs_journeys_and_serves_metrics() {
     assert!(status.success());
     assert!(rest.iter().any(|l| l.starts_with("Summary: ")), "{rest:?}");
 }
-
-/// A plain GET from a synchronous test, on a throwaway runtime.
-fn blocking_get(url: &str) -> Result<String, reqwest::Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async { reqwest::get(url).await?.text().await })
-}

@@ -173,11 +173,7 @@ pub async fn start_agent_with(config: Config, env: EnvLookup) -> TestAgent {
     let shutdown = CancellationToken::new();
     let agent = Agent::start(
         Arc::new(config),
-        AgentOptions {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            env,
-            journal: None,
-        },
+        AgentOptions::new("127.0.0.1:0".parse().unwrap(), env),
         shutdown.clone(),
     )
     .await
@@ -255,4 +251,41 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The path of a real component the tests need, found on PATH. Missing, it
+/// fails the test under CI (CI=true) and prints a loud SKIP line locally, so
+/// a missing install step can never pass unnoticed.
+pub fn require_tool(name: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "{name} is required in CI but was not found on PATH (scripts/test.sh installs it)"
+            );
+        }
+        eprintln!("\n*** SKIP: {name} not found on PATH; run scripts/test.sh to install it ***\n");
+    }
+    found
+}
+
+/// A free loopback port for a child process that cannot take port 0.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// A plain GET from a synchronous test, on a throwaway runtime.
+pub fn blocking_get(url: &str) -> Result<String, reqwest::Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async { reqwest::get(url).await?.text().await })
 }

@@ -1,7 +1,11 @@
 //! The one integration test binary: real HTTP over loopback sockets between
 //! the agent and the simulator, both started in-process on port 0.
 
+mod config_rules;
 mod foundation;
 mod freezes;
 mod harness;
+mod hostile;
+mod lifecycle;
 mod logouts;
+mod prometheus;

@@ -1,0 +1,120 @@
+//! `casewatch report` and `casewatch export`: argument handling at the edge.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+
+use super::export::{self, ExportFormat};
+use super::model::{self, ReportOptions};
+use super::Format;
+use crate::journal::read::{JournalReader, Window};
+use crate::outcome::unix_secs;
+
+pub struct ReportCommand {
+    pub journal: PathBuf,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub out: Option<PathBuf>,
+    pub format: Option<Format>,
+    pub rule_age: Option<Duration>,
+}
+
+/// A time as RFC 3339 (`2026-06-01T08:00:00Z`, or without the zone, as
+/// UTC), `now`, or a time ago (`7d`, `90m`).
+pub fn parse_time(text: &str, now: SystemTime) -> anyhow::Result<SystemTime> {
+    let text = text.trim();
+    if text == "now" {
+        return Ok(now);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(text) {
+        return Ok(t);
+    }
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return now
+            .checked_sub(ago)
+            .with_context(|| format!("{text} ago is before the epoch"));
+    }
+    anyhow::bail!("cannot read time {text:?}: expected RFC 3339 (2026-06-01T08:00:00Z) or a time ago (7d, 12h)")
+}
+
+fn write_out(out: Option<&Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match out {
+        Some(path) => {
+            std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .context("cannot write to standard output")?;
+            stdout.flush().context("cannot write to standard output")
+        }
+    }
+}
+
+pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let from = cmd
+        .from
+        .as_deref()
+        .map(|t| parse_time(t, now))
+        .transpose()?;
+    let to = cmd.to.as_deref().map(|t| parse_time(t, now)).transpose()?;
+    let format = cmd
+        .format
+        .or_else(|| cmd.out.as_deref().and_then(Format::from_path))
+        .unwrap_or(if cmd.out.is_some() {
+            Format::Html
+        } else {
+            Format::Md
+        });
+    let reader = JournalReader::open(&cmd.journal)?;
+    let report = model::build(
+        &reader,
+        &ReportOptions {
+            journal: cmd.journal.display().to_string(),
+            from,
+            to,
+            rule_age: cmd.rule_age,
+            now,
+        },
+    )?;
+    write_out(
+        cmd.out.as_deref(),
+        super::render(&report, format).as_bytes(),
+    )?;
+    if let Some(out) = &cmd.out {
+        eprintln!("report written to {}", out.display());
+    }
+    Ok(())
+}
+
+pub fn export(
+    journal: &Path,
+    format: ExportFormat,
+    from: Option<String>,
+    to: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let now = SystemTime::now();
+    let window = Window {
+        from: from
+            .as_deref()
+            .map(|t| parse_time(t, now))
+            .transpose()?
+            .map_or(f64::MIN, unix_secs),
+        to: to
+            .as_deref()
+            .map(|t| parse_time(t, now))
+            .transpose()?
+            .map_or(f64::MAX, unix_secs),
+    };
+    let reader = JournalReader::open(journal)?;
+    let bytes = match format {
+        ExportFormat::Openmetrics => export::openmetrics(&reader, window)?.into_bytes(),
+        ExportFormat::Hlog => export::hlog(&reader, window)?,
+    };
+    write_out(out.as_deref(), &bytes)
+}

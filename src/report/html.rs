@@ -1,0 +1,319 @@
+//! The report as one self-contained HTML page (maud): inline CSS and inline
+//! SVG charts, no scripts, nothing fetched. Written for a board member:
+//! plain-language summary first, every chart captioned, every figure with
+//! its 95% interval.
+
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+
+use super::charts;
+use super::model::{human_duration, rfc3339, Report};
+use super::stats::Estimate;
+
+const STYLE: &str = r#"
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2733; background: #f4f6f8; }
+main { max-width: 1040px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }
+h1 { font-size: 1.9rem; margin-bottom: 0.2rem; }
+h2 { border-bottom: 2px solid #1f77b4; padding-bottom: 4px; margin-top: 2.4rem; }
+h3 { margin-top: 1.6rem; }
+.meta { color: #5b6773; margin-top: 0; }
+.summary { background: #eef5fb; border-left: 6px solid #1f77b4; padding: 12px 20px; font-size: 1.08rem; }
+.summary li { margin: 6px 0; }
+.verdict { font-size: 1.1rem; font-weight: 600; background: #fff6e5; border-left: 6px solid #ff7f0e; padding: 10px 16px; }
+table { border-collapse: collapse; width: 100%; margin: 12px 0; font-size: 0.92rem; }
+th, td { border-bottom: 1px solid #dde3e8; padding: 5px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f3f6; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 16px 0; }
+figcaption { color: #3d4a56; font-size: 0.92rem; margin-top: 4px; }
+figure svg { max-width: 100%; height: auto; border: 1px solid #e3e8ec; }
+.note { color: #5b6773; font-size: 0.9rem; }
+.ci { color: #5b6773; white-space: nowrap; }
+"#;
+
+fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
+    match (e.value, e.low, e.high) {
+        (Some(v), Some(l), Some(h)) => html! {
+            (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$}–{h:.digits$})")) }
+        },
+        (Some(v), _, _) => html! { (format!("{v:.digits$}{unit}")) },
+        _ => html! { span.ci { "no data" } },
+    }
+}
+
+fn pct(e: &Estimate) -> Markup {
+    est(&e.clone().scaled(100.0), 2, "%")
+}
+
+fn figure(svg: Option<String>, caption: &str) -> Markup {
+    match svg {
+        Some(svg) => html! {
+            figure {
+                (PreEscaped(svg))
+                figcaption { (caption) }
+            }
+        },
+        None => html! {},
+    }
+}
+
+pub fn render(r: &Report) -> String {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "casewatch evidence report " (r.window.from_text) " to " (r.window.to_text) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main {
+                    h1 { "Case system reliability: evidence report" }
+                    p.meta {
+                        "Site " (r.sites.join(", ")) " · " (r.window.from_text) " to " (r.window.to_text)
+                        " (" (human_duration(r.window.hours * 3600.0)) ") · generated " (r.generated_at)
+                        " from journal " code { (r.journal) }
+                    }
+                    section.summary {
+                        h2 style="border:none;margin-top:0.4rem" { "Summary" }
+                        ul { @for line in &r.summary { li { (line) } } }
+                        p.note { "Figures in grey brackets are 95% confidence intervals: the range the true value very probably lies in, given how much was measured." }
+                    }
+                    (availability(r))
+                    (latency(r))
+                    (freezes(r))
+                    (logouts(r))
+                    (survival(r))
+                    (reporting(r))
+                    (changes(r))
+                    h2 { "How the figures were calculated" }
+                    ul { @for (what, method) in &r.methods { li { b { (what) } ": " (method) } } }
+                    p.note {
+                        "A synthetic social worker (casewatch) logs in, searches, opens a record, saves a note and runs reports on a timetable, "
+                        "measuring every step. A run succeeds when every step completes correctly (slow but correct counts as available). "
+                        "A freeze is a stretch during which the system answered nothing; a forced logout is the system ending a session the user did not end."
+                    }
+                }
+            }
+        }
+    };
+    page.into_string()
+}
+
+fn availability(r: &Report) -> Markup {
+    let rows: Vec<(String, f64, f64, f64)> = r
+        .availability
+        .journeys
+        .iter()
+        .filter_map(|a| {
+            let e = &a.availability;
+            Some((
+                format!("{} / {}", a.target.to_uppercase(), a.journey),
+                e.value? * 100.0,
+                e.low? * 100.0,
+                e.high? * 100.0,
+            ))
+        })
+        .collect();
+    html! {
+        h2 { "1. Availability" }
+        p { "The share of the synthetic worker's tasks that completed correctly." }
+        table {
+            tr { th { "site" } th { "system" } th { "task (journey)" } th { "kind" } th.num { "runs" } th.num { "succeeded" } th { "availability (95% CI)" } th { "failures by kind" } }
+            @for a in r.availability.sites.iter().chain(&r.availability.journeys) {
+                tr {
+                    td { (a.site) }
+                    td { @if a.target.is_empty() { b { "all" } } @else { (a.target.to_uppercase()) } }
+                    td { @if a.journey.is_empty() { b { "all" } } @else { (a.journey) } }
+                    td { (a.kind) }
+                    td.num { (a.runs) }
+                    td.num { (a.successes) }
+                    td { (pct(&a.availability)) }
+                    td { @for (o, n) in &a.failures { (o) ": " (n) " " } }
+                }
+            }
+        }
+        (figure(charts::estimate_bars("availability (%), with 95% interval", &rows),
+            "Figure 1. Availability of each task; black lines show the 95% confidence interval (Wilson score)."))
+    }
+}
+
+fn latency(r: &Report) -> Markup {
+    html! {
+        h2 { "2. How long each step takes" }
+        p { "Response times per step. p50 is the typical time; p95 is the time 19 in 20 requests beat; p99 shows the slow tail. "
+            "Percentiles are exact merges of per-minute HdrHistograms." }
+        table {
+            tr { th { "system" } th { "task" } th { "step" } th.num { "requests" } th { "p50" } th { "p95" } th { "p99" } th.num { "slowest" } }
+            @for s in &r.latency.steps {
+                tr {
+                    td { (s.target.to_uppercase()) } td { (s.journey) } td { (s.step) } td.num { (s.count) }
+                    td { (est(&s.p50_ms, 0, " ms")) } td { (est(&s.p95_ms, 0, " ms")) } td { (est(&s.p99_ms, 0, " ms")) }
+                    td.num { (format!("{:.0} ms", s.max_ms)) }
+                }
+            }
+        }
+        (figure(charts::latency_trend(&r.latency, &r.window),
+            &format!("Figure 2. p95 response time per step over time (each point merges {} of measurements).", human_duration(r.latency.trend_bucket_seconds))))
+    }
+}
+
+fn freezes(r: &Report) -> Markup {
+    html! {
+        h2 { "3. Freezes" }
+        p { "A freeze is one continuous stretch during which a system answered nothing — what users mean by \"it froze\"." }
+        @if r.freezes.targets.is_empty() {
+            p { b { "No freeze was seen in this period." } }
+        } @else {
+            table {
+                tr { th { "system" } th.num { "freezes" } th { "per hour (95% CI)" } th { "total time frozen" } th { "longest" } th.num { "still frozen when given up" } }
+                @for f in &r.freezes.targets {
+                    tr {
+                        td { (f.target.to_uppercase()) } td.num { (f.count) } td { (est(&f.rate_per_hour, 2, "")) }
+                        td { (human_duration(f.total_seconds)) } td { (human_duration(f.longest_seconds)) } td.num { (f.censored) }
+                    }
+                }
+            }
+            (figure(charts::freeze_timeline(&r.freezes, &r.window),
+                "Figure 3. When each system froze and for how long (each red bar is one freeze)."))
+            details {
+                summary { "All " (r.freezes.episodes.len()) " freezes" }
+                table {
+                    tr { th { "started (UTC)" } th { "system" } th { "length" } }
+                    @for e in &r.freezes.episodes {
+                        tr { td { (e.started_text) } td { (e.target.to_uppercase()) }
+                             td { @if e.censored { "at least " } (human_duration(e.length_seconds)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn logouts(r: &Report) -> Markup {
+    let f = &r.forced_logouts;
+    html! {
+        h2 { "4. Forced logouts" }
+        p { "Sessions ended by the system rather than by the user: "
+            b { (f.total) } " in " (format!("{:.1}", f.session_hours)) " session-hours, a rate of "
+            (est(&f.rate_per_session_hour, 2, " per session-hour")) "." }
+        @if !f.by_cause.is_empty() {
+            table {
+                tr { th { "system" } th { "how the system ended the session" } th.num { "count" } th { "share (95% CI)" } }
+                @for c in &f.by_cause {
+                    tr { td { (c.target.to_uppercase()) } td { (cause_text(&c.cause)) } td.num { (c.count) } td { (pct(&c.share)) } }
+                }
+            }
+        }
+    }
+}
+
+fn cause_text(cause: &str) -> String {
+    match cause {
+        "redirect" => "sent back to the login page".into(),
+        "status" => "refused with an error status (401/403/440)".into(),
+        "expired_page" => "showed a \"session expired\" page".into(),
+        "cookie_cleared" => "cleared the session cookie".into(),
+        other => other.into(),
+    }
+}
+
+fn survival(r: &Report) -> Markup {
+    let s = &r.sessions;
+    html! {
+        h2 { "5. Do older sessions drop more often?" }
+        p.verdict { (s.rule.sentence) }
+        p { (s.sessions) " sessions observed: " (s.dropped) " forced out, " (s.censored)
+            " ended normally or still running. Median survival: "
+            (s.median_survival_seconds.map_or("not reached (more than half the sessions were never forced out)".into(), human_duration)) "." }
+        (figure(charts::survival_curve(s),
+            &format!("Figure 4. Share of sessions still logged in by age (Kaplan–Meier estimate, shaded 95% band). The red line marks {}.", s.rule.age_text)))
+        table {
+            tr { th { "session age" } th.num { "session-hours observed" } th.num { "forced logouts" } th { "forced logouts per session-hour (95% CI)" } }
+            @for b in &s.bands {
+                tr { td { (b.band) } td.num { (format!("{:.2}", b.exposure_hours)) } td.num { (b.drops) } td { (est(&b.hazard_per_hour, 2, "")) } }
+            }
+            tr { td { b { "younger than " (s.rule.age_text) } } td {} td {} td { (est(&s.rule.younger, 2, "")) } }
+            tr { td { b { (s.rule.age_text) " and older" } } td {} td {} td { (est(&s.rule.older, 2, "")) } }
+        }
+        (figure(charts::hazard_bars(s),
+            "Figure 5. Risk of a forced logout per hour of session life, by session age; black whiskers are 95% intervals."))
+    }
+}
+
+fn reporting(r: &Report) -> Markup {
+    let l = &r.reporting_load;
+    let bars: Vec<(String, f64, f64, f64)> = l
+        .report_runs
+        .iter()
+        .filter_map(|rr| {
+            let e = &rr.median_seconds;
+            Some((
+                format!("{} on {}", rr.journey, rr.target.to_uppercase()),
+                e.value?,
+                e.low?,
+                e.high?,
+            ))
+        })
+        .collect();
+    html! {
+        h2 { "6. Reporting load" }
+        p { "Management reports: how long they take on each system, and whether interactive work slows down while a report runs on the same system." }
+        @if l.report_runs.is_empty() { p { "No report runs in this period." } } @else {
+            table {
+                tr { th { "report runs on" } th { "report" } th.num { "runs" } th.num { "succeeded" } th { "median time (95% CI)" } th { "p95 time (95% CI)" } }
+                @for rr in &l.report_runs {
+                    tr { td { (rr.target.to_uppercase()) } td { (rr.journey) } td.num { (rr.runs) } td.num { (rr.successes) }
+                         td { (est(&rr.median_seconds, 2, " s")) } td { (est(&rr.p95_seconds, 2, " s")) } }
+                }
+            }
+            (figure(charts::estimate_bars("median report run time (s), with 95% interval", &bars),
+                "Figure 6. Typical report run time on each system."))
+        }
+        table {
+            tr { th { "system" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
+            @for c in &l.interactive {
+                tr { td { (c.target.to_uppercase()) }
+                     td.num { (c.without_reports.steps) } td { (est(&c.without_reports.p95_ms, 0, " ms")) }
+                     td.num { (c.with_reports.steps) } td { (est(&c.with_reports.p95_ms, 0, " ms")) }
+                     td { (est(&c.p95_difference_ms, 0, " ms")) } }
+            }
+        }
+    }
+}
+
+fn changes(r: &Report) -> Markup {
+    html! {
+        h2 { "7. Before and after each change" }
+        p { "For each dated change, equal-length periods just before and just after are compared. A difference whose interval excludes zero is a real change, not chance." }
+        @if r.changes.is_empty() { p { "No change events are recorded in the configuration." } }
+        @for c in &r.changes {
+            h3 { (c.name) " — " (c.at_text) }
+            @if !c.description.is_empty() { p { (c.description) } }
+            @if c.status != "compared" { p.note { "Cannot compare yet: " (c.note) "." } }
+            @if let (Some(b), Some(a)) = (&c.before, &c.after) {
+                p.note { "Periods: " (rfc3339(b.from)) " to " (rfc3339(b.to)) " and " (rfc3339(a.from)) " to " (rfc3339(a.to)) " (" (c.note) ")." }
+                table {
+                    tr { th { "measure" } th { "before" } th { "after" } th { "difference, after − before (95% CI)" } }
+                    tr { td { "p95 interactive response time" }
+                         td { (est(&b.p95_ms, 0, " ms")) br; span.ci { (b.steps) " steps" } }
+                         td { (est(&a.p95_ms, 0, " ms")) br; span.ci { (a.steps) " steps" } }
+                         td { (est(&c.p95_difference_ms, 0, " ms")) } }
+                    tr { td { "freezes per hour" }
+                         td { (est(&b.freeze_rate_per_hour, 2, "")) br; span.ci { (b.freezes) " freezes" } }
+                         td { (est(&a.freeze_rate_per_hour, 2, "")) br; span.ci { (a.freezes) " freezes" } }
+                         td { (est(&c.freeze_rate_difference_per_hour, 2, "")) } }
+                    tr { td { "forced logouts per session-hour" }
+                         td { (est(&b.logout_rate_per_session_hour, 2, "")) br; span.ci { (b.forced_logouts) " in " (format!("{:.2}", b.session_hours)) " session-hours" } }
+                         td { (est(&a.logout_rate_per_session_hour, 2, "")) br; span.ci { (a.forced_logouts) " in " (format!("{:.2}", a.session_hours)) " session-hours" } }
+                         td { (est(&c.logout_rate_difference_per_session_hour, 2, "")) } }
+                }
+                p.note { "p95 difference: " (c.p95_difference_ms.method) ". Rate differences: " (c.freeze_rate_difference_per_hour.method) "." }
+                (figure(charts::estimate_bars("p95 interactive response time (ms), with 95% interval", &[
+                    ("before".to_string(), b.p95_ms.value.unwrap_or(0.0), b.p95_ms.low.unwrap_or(0.0), b.p95_ms.high.unwrap_or(0.0)),
+                    ("after".to_string(), a.p95_ms.value.unwrap_or(0.0), a.p95_ms.low.unwrap_or(0.0), a.p95_ms.high.unwrap_or(0.0)),
+                ]), &format!("Figure: p95 response time before and after \"{}\".", c.name)))
+            }
+        }
+    }
+}

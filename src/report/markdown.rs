@@ -1,0 +1,273 @@
+//! The report as Markdown: the same sections and figures as the HTML,
+//! tables instead of charts.
+
+use std::fmt::Write;
+
+use super::model::{human_duration, rfc3339, show, show_percent, Report};
+
+pub fn render(r: &Report) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "# casewatch evidence report\n");
+    let _ = writeln!(
+        w,
+        "Journal `{}`, {} to {}, generated {}.\n",
+        r.journal, r.window.from_text, r.window.to_text, r.generated_at
+    );
+    let _ = writeln!(w, "## Summary\n");
+    for line in &r.summary {
+        let _ = writeln!(w, "- {line}");
+    }
+
+    let _ = writeln!(w, "\n## Availability\n");
+    let _ = writeln!(
+        w,
+        "| site | target | journey | kind | runs | succeeded | availability (95% CI) | failures |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---:|---:|---|---|");
+    for a in r.availability.sites.iter().chain(&r.availability.journeys) {
+        let failures: Vec<String> = a
+            .failures
+            .iter()
+            .map(|(o, n)| format!("{o}: {n}"))
+            .collect();
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            a.site,
+            if a.target.is_empty() {
+                "all"
+            } else {
+                &a.target
+            },
+            if a.journey.is_empty() {
+                "all"
+            } else {
+                &a.journey
+            },
+            a.kind,
+            a.runs,
+            a.successes,
+            show_percent(&a.availability),
+            failures.join(", ")
+        );
+    }
+
+    let _ = writeln!(w, "\n## Latency per step\n");
+    let _ = writeln!(w, "Exact percentiles from merged per-minute HdrHistograms; intervals are order-statistic 95% CIs.\n");
+    let _ = writeln!(w, "| target | journey | step | n | p50 | p95 | p99 | max |");
+    let _ = writeln!(w, "|---|---|---|---:|---|---|---|---:|");
+    for s in &r.latency.steps {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} ms |",
+            s.target,
+            s.journey,
+            s.step,
+            s.count,
+            show(&s.p50_ms, 0, " ms"),
+            show(&s.p95_ms, 0, " ms"),
+            show(&s.p99_ms, 0, " ms"),
+            s.max_ms
+        );
+    }
+
+    let _ = writeln!(w, "\n## Freezes\n");
+    if r.freezes.targets.is_empty() {
+        let _ = writeln!(w, "No freeze episodes in this period.");
+    } else {
+        let _ = writeln!(
+            w,
+            "| target | episodes | per hour (95% CI) | total | longest | censored |"
+        );
+        let _ = writeln!(w, "|---|---:|---|---|---|---:|");
+        for f in &r.freezes.targets {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} |",
+                f.target,
+                f.count,
+                show(&f.rate_per_hour, 2, ""),
+                human_duration(f.total_seconds),
+                human_duration(f.longest_seconds),
+                f.censored
+            );
+        }
+        let _ = writeln!(w, "\n| started | target | length |\n|---|---|---|");
+        for e in &r.freezes.episodes {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {}{} |",
+                e.started_text,
+                e.target,
+                if e.censored { "at least " } else { "" },
+                human_duration(e.length_seconds)
+            );
+        }
+    }
+
+    let _ = writeln!(w, "\n## Forced logouts\n");
+    let _ = writeln!(
+        w,
+        "{} forced logouts in {:.2} session-hours: {}.\n",
+        r.forced_logouts.total,
+        r.forced_logouts.session_hours,
+        show(
+            &r.forced_logouts.rate_per_session_hour,
+            2,
+            " per session-hour"
+        )
+    );
+    if !r.forced_logouts.by_cause.is_empty() {
+        let _ = writeln!(
+            w,
+            "| target | cause | count | share (95% CI) |\n|---|---|---:|---|"
+        );
+        for c in &r.forced_logouts.by_cause {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                c.target,
+                c.cause,
+                c.count,
+                show_percent(&c.share)
+            );
+        }
+    }
+
+    let s = &r.sessions;
+    let _ = writeln!(w, "\n## Session survival\n");
+    let _ = writeln!(
+        w,
+        "{} sessions: {} forced out, {} ended by the agent or still running (censored). Median survival: {}.\n",
+        s.sessions,
+        s.dropped,
+        s.censored,
+        s.median_survival_seconds
+            .map_or("not reached".into(), human_duration)
+    );
+    let _ = writeln!(w, "**{}**\n", s.rule.sentence);
+    let _ = writeln!(w, "| age band | session-hours | forced logouts | hazard per session-hour (95% CI) |\n|---|---:|---:|---|");
+    for b in &s.bands {
+        let _ = writeln!(
+            w,
+            "| {} | {:.2} | {} | {} |",
+            b.band,
+            b.exposure_hours,
+            b.drops,
+            show(&b.hazard_per_hour, 2, "")
+        );
+    }
+    if !s.survival.is_empty() {
+        let _ = writeln!(
+            w,
+            "\n| age | survival (95% CI) | at risk | dropped |\n|---|---|---:|---:|"
+        );
+        for p in &s.survival {
+            let _ = writeln!(
+                w,
+                "| {} | {:.3} ({:.3}–{:.3}) | {} | {} |",
+                human_duration(p.age_seconds),
+                p.survival,
+                p.low,
+                p.high,
+                p.at_risk,
+                p.drops
+            );
+        }
+    }
+
+    let _ = writeln!(w, "\n## Reporting load\n");
+    let _ = writeln!(w, "| report on | journey | runs | succeeded | median run time | p95 run time |\n|---|---|---:|---:|---|---|");
+    for rr in &r.reporting_load.report_runs {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} |",
+            rr.target.to_uppercase(),
+            rr.journey,
+            rr.runs,
+            rr.successes,
+            show(&rr.median_seconds, 2, " s"),
+            show(&rr.p95_seconds, 2, " s")
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nInteractive step latency, without and with a report running on the same system:\n"
+    );
+    let _ = writeln!(w, "| system | steps without | p95 without | steps with | p95 with | difference |\n|---|---:|---|---:|---|---|");
+    for l in &r.reporting_load.interactive {
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} |",
+            l.target.to_uppercase(),
+            l.without_reports.steps,
+            show(&l.without_reports.p95_ms, 0, " ms"),
+            l.with_reports.steps,
+            show(&l.with_reports.p95_ms, 0, " ms"),
+            show(&l.p95_difference_ms, 0, " ms")
+        );
+    }
+
+    let _ = writeln!(w, "\n## Before and after each change\n");
+    if r.changes.is_empty() {
+        let _ = writeln!(w, "No change events are recorded in the configuration.");
+    }
+    for c in &r.changes {
+        let _ = writeln!(w, "### {} ({})\n", c.name, c.at_text);
+        if !c.description.is_empty() {
+            let _ = writeln!(w, "{}\n", c.description);
+        }
+        let _ = writeln!(w, "Status: {} — {}.\n", c.status, c.note);
+        if let (Some(b), Some(a)) = (&c.before, &c.after) {
+            let _ = writeln!(
+                w,
+                "| measure | before | after | difference (after − before) |\n|---|---|---|---|"
+            );
+            let _ = writeln!(
+                w,
+                "| p95 interactive latency | {} (n={}) | {} (n={}) | {} |",
+                show(&b.p95_ms, 0, " ms"),
+                b.steps,
+                show(&a.p95_ms, 0, " ms"),
+                a.steps,
+                show(&c.p95_difference_ms, 0, " ms")
+            );
+            let _ = writeln!(
+                w,
+                "| freezes per hour | {} (n={}) | {} (n={}) | {} |",
+                show(&b.freeze_rate_per_hour, 2, ""),
+                b.freezes,
+                show(&a.freeze_rate_per_hour, 2, ""),
+                a.freezes,
+                show(&c.freeze_rate_difference_per_hour, 2, "")
+            );
+            let _ = writeln!(
+                w,
+                "| forced logouts per session-hour | {} (n={}, {:.2} h) | {} (n={}, {:.2} h) | {} |",
+                show(&b.logout_rate_per_session_hour, 2, ""),
+                b.forced_logouts,
+                b.session_hours,
+                show(&a.logout_rate_per_session_hour, 2, ""),
+                a.forced_logouts,
+                a.session_hours,
+                show(&c.logout_rate_difference_per_session_hour, 2, "")
+            );
+            let _ = writeln!(
+                w,
+                "\nWindows: {} to {} and {} to {}.",
+                rfc3339(b.from),
+                rfc3339(b.to),
+                rfc3339(a.from),
+                rfc3339(a.to)
+            );
+        }
+        let _ = writeln!(w);
+    }
+
+    let _ = writeln!(w, "\n## Methods\n");
+    for (what, method) in &r.methods {
+        let _ = writeln!(w, "- {what}: {method}");
+    }
+    out
+}

@@ -1,0 +1,53 @@
+//! The project board's evidence report and the journal's exports. Reads the
+//! journal only; never talks to the network.
+//!
+//! - [`model`]: the report model, built once from the journal.
+//! - [`stats`]: the interval estimates every figure carries.
+//! - [`charts`]: inline SVG charts (plotters' SVG backend).
+//! - [`html`], [`markdown`]: renderers; JSON is the model's serde form.
+//! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
+//!   HdrHistogram interval logs.
+
+pub mod charts;
+pub mod command;
+pub mod export;
+pub mod html;
+pub mod markdown;
+pub mod model;
+pub mod stats;
+
+pub use model::{build, Report, ReportOptions};
+
+/// The report's output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Html,
+    Md,
+    Json,
+}
+
+impl Format {
+    /// The format an output file's extension names, if any.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "html" | "htm" => Some(Format::Html),
+            "md" | "markdown" => Some(Format::Md),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Renders the model in `format`.
+pub fn render(report: &Report, format: Format) -> String {
+    match format {
+        Format::Html => html::render(report),
+        Format::Md => markdown::render(report),
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(report)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            text.push('\n');
+            text
+        }
+    }
+}

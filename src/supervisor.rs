@@ -1,0 +1,310 @@
+//! The agent's producer tasks, grouped by target, and how a new config is
+//! applied to them.
+//!
+//! Each target has a group: its heartbeat, its kept sessions and its
+//! journeys. On reload, a target whose definition did not change keeps its
+//! group (and so its live sessions); within it, only changed journeys are
+//! restarted. Changed or removed targets are stopped (their kept sessions log
+//! out) and new ones started. A journey task never abandons a run it has
+//! begun: cancellation is seen between runs.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Journey, Target};
+use crate::outcome::Record;
+use crate::runner::keeper::{self, KeeperTask};
+use crate::runner::{self, EnvLookup, Probes, RunContext, RunnerError};
+use crate::schedule::Timetable;
+
+/// A stable fingerprint of a config item: its debug form without the line
+/// numbers, which move when other parts of the file change.
+fn fingerprint(item: &impl std::fmt::Debug) -> String {
+    let text = format!("{item:?}");
+    let lines = regex::Regex::new(r"line: \d+").expect("static regex");
+    lines.replace_all(&text, "").into_owned()
+}
+
+struct JourneyTaskHandle {
+    fingerprint: String,
+    token: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+struct TargetGroup {
+    fingerprint: String,
+    token: CancellationToken,
+    client: reqwest::Client,
+    tasks: Vec<JoinHandle<()>>,
+    journeys: HashMap<String, JourneyTaskHandle>,
+}
+
+pub struct Supervisor {
+    env: EnvLookup,
+    probes: Probes,
+    sessions: Arc<Semaphore>,
+    max_sessions: usize,
+    run_ids: Arc<AtomicU64>,
+    shutdown: CancellationToken,
+    groups: HashMap<String, TargetGroup>,
+}
+
+impl Supervisor {
+    pub fn new(
+        env: EnvLookup,
+        probes: Probes,
+        max_sessions: usize,
+        shutdown: CancellationToken,
+    ) -> Supervisor {
+        Supervisor {
+            env,
+            probes,
+            sessions: Arc::new(Semaphore::new(max_sessions.max(1))),
+            max_sessions: max_sessions.max(1),
+            run_ids: Arc::new(AtomicU64::new(1)),
+            shutdown,
+            groups: HashMap::new(),
+        }
+    }
+
+    /// Brings the running tasks in line with `config`. Returns what changed,
+    /// for the log.
+    pub fn apply(&mut self, config: &Config) -> Result<Vec<String>, RunnerError> {
+        // Build every new client first, so a bad TLS file refuses the whole
+        // config before anything is stopped.
+        let mut new_clients = HashMap::new();
+        for target in &config.targets {
+            let unchanged = self
+                .groups
+                .get(&target.name)
+                .is_some_and(|g| g.fingerprint == fingerprint(target));
+            if !unchanged {
+                new_clients.insert(target.name.clone(), runner::client_for(target)?);
+            }
+        }
+        let mut changes = Vec::new();
+        self.resize_sessions(config.max_sessions.max(1));
+        let wanted: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        let removed: Vec<String> = self
+            .groups
+            .keys()
+            .filter(|name| !wanted.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        for name in removed {
+            if let Some(group) = self.groups.remove(&name) {
+                group.token.cancel();
+                changes.push(format!("target {name} removed"));
+            }
+        }
+        for target in &config.targets {
+            if let Some(client) = new_clients.remove(&target.name) {
+                if let Some(old) = self.groups.remove(&target.name) {
+                    old.token.cancel();
+                    changes.push(format!("target {} changed: restarted", target.name));
+                } else {
+                    changes.push(format!("target {} started", target.name));
+                }
+                let group = self.start_group(target, client);
+                self.groups.insert(target.name.clone(), group);
+            }
+            let journeys: Vec<&Arc<Journey>> = config
+                .journeys
+                .iter()
+                .filter(|j| j.target.name == target.name)
+                .collect();
+            changes.extend(self.apply_journeys(&target.name, &journeys));
+        }
+        Ok(changes)
+    }
+
+    fn resize_sessions(&mut self, wanted: usize) {
+        if wanted > self.max_sessions {
+            self.sessions.add_permits(wanted - self.max_sessions);
+        } else if wanted < self.max_sessions {
+            // Permits in use now are returned later and then stay; the cap
+            // comes down as sessions end.
+            self.sessions.forget_permits(self.max_sessions - wanted);
+        }
+        self.max_sessions = wanted;
+    }
+
+    fn start_group(&self, target: &Arc<Target>, client: reqwest::Client) -> TargetGroup {
+        let token = self.shutdown.child_token();
+        let mut tasks = Vec::new();
+        if target.heartbeat.is_some() {
+            tasks.push(tokio::spawn(keeper::heartbeat(
+                target.clone(),
+                client.clone(),
+                self.probes.clone(),
+                token.clone(),
+            )));
+        }
+        for slot in 0..target.keep_sessions.as_ref().map_or(0, |k| k.count) {
+            tasks.push(tokio::spawn(keeper::keep_session(KeeperTask {
+                target: target.clone(),
+                slot,
+                client: client.clone(),
+                env: self.env.clone(),
+                sessions: self.sessions.clone(),
+                probes: self.probes.clone(),
+                shutdown: token.clone(),
+            })));
+        }
+        TargetGroup {
+            fingerprint: fingerprint(target),
+            token,
+            client,
+            tasks,
+            journeys: HashMap::new(),
+        }
+    }
+
+    fn apply_journeys(&mut self, target: &str, journeys: &[&Arc<Journey>]) -> Vec<String> {
+        let mut changes = Vec::new();
+        let Some(group) = self.groups.get_mut(target) else {
+            return changes;
+        };
+        let names: Vec<&str> = journeys.iter().map(|j| j.name.as_str()).collect();
+        group.journeys.retain(|name, handle| {
+            let keep = names.contains(&name.as_str());
+            if !keep {
+                handle.token.cancel();
+                changes.push(format!("journey {name} removed"));
+            }
+            keep
+        });
+        let count = journeys.len().max(1) as u32;
+        for (index, journey) in journeys.iter().enumerate() {
+            let print = fingerprint(journey);
+            if group
+                .journeys
+                .get(&journey.name)
+                .is_some_and(|h| h.fingerprint == print)
+            {
+                continue;
+            }
+            if let Some(old) = group.journeys.remove(&journey.name) {
+                old.token.cancel();
+                changes.push(format!("journey {} changed: restarted", journey.name));
+            } else {
+                changes.push(format!("journey {} started", journey.name));
+            }
+            let token = group.token.child_token();
+            // Spread first runs so journeys do not start in lockstep.
+            let offset =
+                journey.schedule.interval.min(Duration::from_secs(2)) * index as u32 / count;
+            let task = tokio::spawn(journey_loop(JourneyTask {
+                journey: (*journey).clone(),
+                client: group.client.clone(),
+                env: self.env.clone(),
+                sessions: self.sessions.clone(),
+                run_ids: self.run_ids.clone(),
+                probes: self.probes.clone(),
+                shutdown: token.clone(),
+                offset,
+            }));
+            group.journeys.insert(
+                journey.name.clone(),
+                JourneyTaskHandle {
+                    fingerprint: print,
+                    token,
+                    task,
+                },
+            );
+        }
+        changes
+    }
+
+    /// Waits for every task after shutdown, up to `deadline`; then aborts the
+    /// rest. Returns how many had to be aborted.
+    pub async fn drain(self, deadline: Duration) -> usize {
+        let handles: Vec<JoinHandle<()>> = self
+            .groups
+            .into_values()
+            .flat_map(|g| {
+                g.tasks
+                    .into_iter()
+                    .chain(g.journeys.into_values().map(|j| j.task))
+            })
+            .collect();
+        let end = Instant::now() + deadline;
+        let mut aborted = 0;
+        for mut handle in handles {
+            if tokio::time::timeout_at(end, &mut handle).await.is_err() {
+                handle.abort();
+                aborted += 1;
+            }
+        }
+        aborted
+    }
+}
+
+struct JourneyTask {
+    journey: Arc<Journey>,
+    client: reqwest::Client,
+    env: EnvLookup,
+    sessions: Arc<Semaphore>,
+    run_ids: Arc<AtomicU64>,
+    probes: Probes,
+    shutdown: CancellationToken,
+    offset: Duration,
+}
+
+async fn journey_loop(task: JourneyTask) {
+    let journey = &task.journey;
+    let mut timetable = Timetable::new(&journey.schedule, Instant::now(), task.offset);
+    while !task.shutdown.is_cancelled() {
+        let slot = timetable.next_slot(Instant::now(), &mut rand::rng());
+        if slot.missed > 0 {
+            task.probes.send(Record::MissedSlots {
+                target: journey.target.name.clone(),
+                journey: journey.name.clone(),
+                count: slot.missed,
+            });
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(slot.intended) => {}
+            _ = task.shutdown.cancelled() => return,
+        }
+        if !journey.schedule.is_active_at(chrono::Local::now().time()) {
+            continue;
+        }
+        let intended_start = SystemTime::now() - slot.intended.elapsed();
+        let vars = match runner::credentials(&journey.target, &task.env) {
+            Ok(vars) => vars,
+            Err(e) => {
+                tracing::error!(journey = %journey.name, error = %e, "cannot run journey");
+                continue;
+            }
+        };
+        let permit = tokio::select! {
+            permit = task.sessions.acquire() => permit,
+            _ = task.shutdown.cancelled() => return,
+        };
+        let Ok(_permit) = permit else {
+            return;
+        };
+        let run_id = task.run_ids.fetch_add(1, Ordering::Relaxed);
+        task.probes.send(Record::RunStarted {
+            target: journey.target.name.clone(),
+            journey: journey.name.clone(),
+        });
+        let ctx = RunContext {
+            client: &task.client,
+            probes: Some(&task.probes),
+        };
+        // A run once begun is finished (its session logged out) even when a
+        // stop or reload comes meanwhile; the agent's stop deadline bounds it.
+        let run =
+            runner::run_journey(&ctx, journey, vars, intended_start, slot.intended, run_id).await;
+        task.probes.send(Record::Run(run));
+    }
+}

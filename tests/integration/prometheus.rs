@@ -1,0 +1,313 @@
+//! End to end with a real Prometheus: the shipped scrape config and rules,
+//! `promtool check metrics`, every dashboard query answered with data, and
+//! the session-drop and freeze alerts reaching `firing`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use casewatch::config;
+use casewatch::sim::SimProfile;
+use serde_json::{json, Value};
+
+use crate::harness::*;
+
+/// A Prometheus child process on loopback with its own data directory.
+struct Prometheus {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Prometheus {
+    /// Starts Prometheus with the shipped `config/prometheus.yml`, changed
+    /// only where a test must: the agent's address, faster intervals, and an
+    /// absolute path to the shipped rule files.
+    async fn start(binary: &Path, agent: std::net::SocketAddr) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let shipped = std::fs::read_to_string("config/prometheus.yml").unwrap();
+        let rules = std::fs::canonicalize("config/alerts").unwrap();
+        let config = shipped
+            .replace("127.0.0.1:9898", &agent.to_string())
+            .replace("scrape_interval: 15s", "scrape_interval: 1s")
+            .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
+            .replace("- alerts/*.yml", &format!("- {}/*.yml", rules.display()));
+        assert_ne!(
+            config, shipped,
+            "the shipped config changed shape; update this test"
+        );
+        let config_path = dir.path().join("prometheus.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus starts");
+        let prometheus = Prometheus {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            _dir: dir,
+        };
+        let ready = format!("{}/-/ready", prometheus.url);
+        wait_for(
+            Duration::from_secs(30),
+            "Prometheus to be ready",
+            || async {
+                let response = prometheus.http.get(&ready).send().await.ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
+        .await;
+        prometheus
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .query(query)
+            .send()
+            .await
+            .expect("Prometheus answers");
+        response.json().await.expect("Prometheus API returns JSON")
+    }
+
+    async fn query(&self, promql: &str) -> Value {
+        self.get("/api/v1/query", &[("query", promql)]).await
+    }
+
+    async fn alert_state(&self, name: &str) -> Option<String> {
+        let alerts = self.get("/api/v1/alerts", &[]).await;
+        alerts["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .filter(|a| a["labels"]["alertname"] == name)
+            .map(|a| a["state"].as_str().unwrap_or("").to_string())
+            .max_by_key(|state| state == "firing")
+    }
+
+    async fn wait_for_firing(&self, name: &str, limit: Duration) {
+        wait_for(limit, &format!("alert {name} to fire"), || async {
+            (self.alert_state(name).await.as_deref() == Some("firing")).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Every PromQL expression in a dashboard: panel targets, annotations, and
+/// the metric behind each `label_values` variable, with variables filled in.
+fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut queries = Vec::new();
+    let mut panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = panels.pop() {
+        if let Some(inner) = panel["panels"].as_array() {
+            panels.extend(inner);
+        }
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                queries.push((format!("panel {:?}", panel["title"]), expr.to_string()));
+            }
+        }
+    }
+    for annotation in dashboard["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        if let Some(expr) = annotation["expr"].as_str() {
+            queries.push((
+                format!("annotation {:?}", annotation["name"]),
+                expr.to_string(),
+            ));
+        }
+    }
+    let label_values = regex::Regex::new(r"^label_values\((.+),\s*(\w+)\)$").unwrap();
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let Some(query) = variable["query"]
+            .as_str()
+            .or_else(|| variable["query"]["query"].as_str())
+        else {
+            continue;
+        };
+        if let Some(captures) = label_values.captures(query.trim()) {
+            let expr = format!("count by ({}) ({})", &captures[2], &captures[1]);
+            queries.push((format!("variable {:?}", variable["name"]), expr));
+        }
+    }
+    queries
+        .into_iter()
+        .map(|(what, expr)| {
+            let filled = expr
+                .replace("$__rate_interval", "1m")
+                .replace("$__interval", "1m")
+                .replace("$__range", "5m")
+                .replace("$report_journey", ".*report.*")
+                .replace("${report_journey}", ".*report.*");
+            let filled = regex::Regex::new(r"\$\{?(site|target|journey)\}?")
+                .unwrap()
+                .replace_all(&filled, ".*")
+                .to_string();
+            (what, filled)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_alerts() {
+    let (Some(prometheus_bin), Some(promtool)) =
+        (require_tool("prometheus"), require_tool("promtool"))
+    else {
+        return;
+    };
+    let sim = start_sim(SimProfile::quiet()).await;
+    // The demo's own agent config, its journal in a temporary directory.
+    let journal_dir = tempfile::tempdir().unwrap();
+    let mut config =
+        config::from_yaml_str_with_base_urls(config::DEMO_YAML, "demo.yaml", &sim.base_urls())
+            .unwrap()
+            .config;
+    if let Some(journal) = config.journal.as_mut() {
+        journal.path = journal_dir.path().join("journal.db");
+    }
+    let agent = start_agent(config).await;
+
+    // promtool's linter finds nothing to say about the exposition.
+    let exposition = agent.metrics().await;
+    let mut lint = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut lint.stdin.take().unwrap(), exposition.as_bytes()).unwrap();
+    let lint = lint.wait_with_output().unwrap();
+    assert!(
+        lint.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&lint.stdout), "");
+    assert_eq!(String::from_utf8_lossy(&lint.stderr), "");
+
+    let prometheus = Prometheus::start(&prometheus_bin, agent.addr).await;
+    wait_for(
+        Duration::from_secs(30),
+        "Prometheus to scrape the agent",
+        || async {
+            let up = prometheus.query(r#"up{job="casewatch"} == 1"#).await;
+            (up["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.len() == 1))
+            .then_some(())
+        },
+    )
+    .await;
+
+    // A short freeze that ends, so freeze durations have data.
+    sim.control("freeze", json!({"seconds": 4.0, "system": "ics"}))
+        .await;
+    wait_for(
+        Duration::from_secs(30),
+        "a freeze episode to end",
+        || async {
+            let text = agent.metrics().await;
+            (metric(
+                &text,
+                "casewatch_freeze_duration_seconds_count",
+                &[("target", "ics")],
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Forced logouts: the session-drop alert fires.
+    let drop_alert = async {
+        prometheus
+            .wait_for_firing("CasewatchForcedLogout", Duration::from_secs(60))
+            .await;
+    };
+    let force = async {
+        for _ in 0..60 {
+            sim.control("logout", json!({"which": "all"})).await;
+            if prometheus
+                .alert_state("CasewatchForcedLogout")
+                .await
+                .as_deref()
+                == Some("firing")
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    tokio::join!(drop_alert, force);
+
+    // Let a few scrapes and evaluations cover every series, then ask
+    // Prometheus every dashboard query.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut files: Vec<PathBuf> = std::fs::read_dir("dashboards")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3);
+    let mut empty = Vec::new();
+    let mut asked = 0;
+    for file in &files {
+        for (what, expr) in dashboard_queries(file) {
+            asked += 1;
+            let answer = prometheus.query(&expr).await;
+            assert_eq!(
+                answer["status"],
+                "success",
+                "{}: {what}: {expr}: {answer}",
+                file.display()
+            );
+            let result = &answer["data"]["result"];
+            if result.as_array().is_none_or(|r| r.is_empty()) {
+                empty.push(format!("{}: {what}: {expr}", file.display()));
+            }
+        }
+    }
+    assert!(asked >= 30, "only {asked} queries found in the dashboards");
+    assert!(
+        empty.is_empty(),
+        "queries without data:\n{}",
+        empty.join("\n")
+    );
+
+    // A freeze longer than the alert's two minutes: the freeze alert fires.
+    sim.control("freeze", json!({"seconds": 170.0, "system": "ics"}))
+        .await;
+    prometheus
+        .wait_for_firing("CasewatchFreezeInProgress", Duration::from_secs(170))
+        .await;
+
+    agent.stop().await;
+    sim.stop().await;
+}
