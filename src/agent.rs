@@ -53,6 +53,8 @@ pub struct AgentOptions {
     /// The file to re-read on reload; `None` refuses reloads.
     pub config_path: Option<PathBuf>,
     pub stop_deadline: Duration,
+    /// TLS and basic auth for the web endpoints.
+    pub web_config: crate::webconfig::WebConfig,
 }
 
 impl AgentOptions {
@@ -63,6 +65,7 @@ impl AgentOptions {
             journal: None,
             config_path: None,
             stop_deadline: DEFAULT_STOP_DEADLINE,
+            web_config: Default::default(),
         }
     }
 }
@@ -120,7 +123,8 @@ impl Agent {
             ready: Arc::new(AtomicBool::new(true)),
             reloads: reloads.clone(),
         };
-        let (addr, web) = web::serve(options.listen, state, shutdown.clone()).await?;
+        let (addr, web) =
+            web::serve(options.listen, state, &options.web_config, shutdown.clone()).await?;
         let consumer = tokio::spawn(consume(rx, observer));
         let control = tokio::spawn(control_loop(Control {
             supervisor,

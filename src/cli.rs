@@ -39,6 +39,10 @@ pub enum Command {
         /// At shutdown, how long runs in flight get to finish.
         #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
         stop_deadline: Duration,
+        /// TLS and basic auth for the web endpoints, in the Prometheus
+        /// exporter-toolkit web-config format.
+        #[arg(long = "web.config.file")]
+        web_config: Option<PathBuf>,
     },
     /// Run each journey once and print a per-step table (for writing journeys).
     Once {
@@ -133,6 +137,9 @@ pub enum Command {
         /// The journal file the demo writes.
         #[arg(long, default_value = "casewatch-demo.db")]
         journal: PathBuf,
+        /// TLS and basic auth for the web endpoints (exporter-toolkit format).
+        #[arg(long = "web.config.file")]
+        web_config: Option<PathBuf>,
     },
     /// Benchmarks for issue 7 (see scripts/bench.sh).
     Bench {

@@ -18,6 +18,7 @@ use crate::config::{self, ConfigError, Loaded};
 use crate::outcome::RunRecord;
 use crate::runner::{self, EnvLookup};
 use crate::sim::{self, SimOptions, SimProfile};
+use crate::webconfig::WebConfig;
 
 /// Exit status for "the checked thing is wrong" (bad config, failed journey).
 pub const EXIT_FAILED: i32 = 1;
@@ -75,13 +76,16 @@ pub async fn run(
     listen: SocketAddr,
     journal: Option<PathBuf>,
     stop_deadline: Duration,
+    web_config: Option<&Path>,
 ) -> anyhow::Result<()> {
     let loaded = load_with_warnings(file)?;
+    let web_config = load_web_config(web_config)?;
     let shutdown = CancellationToken::new();
     let options = AgentOptions {
         journal,
         config_path: Some(file.to_path_buf()),
         stop_deadline,
+        web_config,
         ..AgentOptions::new(listen, runner::process_env())
     };
     let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
@@ -258,6 +262,14 @@ pub struct DemoCommand<'a> {
     pub profile: Option<&'a Path>,
     pub config: Option<&'a Path>,
     pub journal: PathBuf,
+    pub web_config: Option<&'a Path>,
+}
+
+fn load_web_config(path: Option<&Path>) -> anyhow::Result<WebConfig> {
+    Ok(match path {
+        Some(path) => WebConfig::load(path)?,
+        None => WebConfig::default(),
+    })
 }
 
 /// `casewatch demo`: simulator plus agent, URLs printed, summary at the end.
@@ -314,6 +326,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         Arc::new(loaded.config),
         AgentOptions {
             journal: Some(cmd.journal.clone()),
+            web_config: load_web_config(cmd.web_config)?,
             ..AgentOptions::new(cmd.listen, env)
         },
         shutdown.clone(),

@@ -49,3 +49,4 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     parts.join(": ")
 }
+pub mod webconfig;

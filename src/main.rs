@@ -32,9 +32,16 @@ fn main() -> ExitCode {
                 listen,
                 journal,
                 stop_deadline,
-            } => commands::run(&config, listen, journal, stop_deadline)
-                .await
-                .map(|_| true),
+                web_config,
+            } => commands::run(
+                &config,
+                listen,
+                journal,
+                stop_deadline,
+                web_config.as_deref(),
+            )
+            .await
+            .map(|_| true),
             Command::Once { config, journey } => commands::once(&config, journey.as_deref()).await,
             Command::CheckConfig { file } => commands::check_config(&file),
             Command::Sim {
@@ -83,6 +90,7 @@ fn main() -> ExitCode {
                 profile,
                 config,
                 journal,
+                web_config,
             } => commands::demo(DemoCommand {
                 duration,
                 listen,
@@ -91,6 +99,7 @@ fn main() -> ExitCode {
                 profile: profile.as_deref(),
                 config: config.as_deref(),
                 journal,
+                web_config: web_config.as_deref(),
             })
             .await
             .map(|_| true),

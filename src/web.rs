@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
+use crate::webconfig::WebConfig;
 
 #[derive(Clone)]
 pub struct WebState {
@@ -71,33 +72,80 @@ async fn status_page(State(state): State<WebState>) -> Html<String> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot listen on {addr}")]
-pub struct BindError {
-    addr: SocketAddr,
-    #[source]
-    source: std::io::Error,
+pub enum BindError {
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot load TLS certificate {cert} and key {key}")]
+    Tls {
+        cert: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Binds `addr` and serves until `shutdown`; returns the bound address.
+/// Binds `addr` and serves until `shutdown`, over TLS and behind basic auth
+/// when the web config says so; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
     state: WebState,
+    web_config: &WebConfig,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| BindError { addr, source })?;
+    let mut app = router(state);
+    if web_config.users.is_enabled() {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            web_config.users.clone(),
+            crate::webconfig::require_basic_auth,
+        ));
+    }
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| BindError::Listen { addr, source })?;
     let bound = listener
         .local_addr()
-        .map_err(|source| BindError { addr, source })?;
-    let app = router(state);
-    let handle = tokio::spawn(async move {
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = result {
-            tracing::error!(error = %e, "web server stopped");
-        }
+        .map_err(|source| BindError::Listen { addr, source })?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
-    Ok((bound, handle))
+    let service = app.into_make_service();
+    let task = match &web_config.tls {
+        Some((cert, key)) => {
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|source| BindError::Tls {
+                    cert: cert.display().to_string(),
+                    key: key.display().to_string(),
+                    source,
+                })?;
+            let server = axum_server::from_tcp_rustls(listener, tls)
+                .map_err(|source| BindError::Listen { addr, source })?
+                .handle(handle);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(service).await {
+                    tracing::error!(error = %e, "web server stopped");
+                }
+            })
+        }
+        None => {
+            let server = axum_server::from_tcp(listener)
+                .map_err(|source| BindError::Listen { addr, source })?
+                .handle(handle);
+            tokio::spawn(async move {
+                if let Err(e) = server.serve(service).await {
+                    tracing::error!(error = %e, "web server stopped");
+                }
+            })
+        }
+    };
+    Ok((bound, task))
 }

@@ -258,7 +258,7 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
     let count = config.journeys.len().max(1) as u32;
     let mut tasks = Vec::new();
     for (index, journey) in config.journeys.iter().enumerate() {
-        // The agent's stagger (src/agent.rs, Agent::start).
+        // The agent's stagger (src/supervisor.rs).
         let offset = journey.schedule.interval.min(Duration::from_secs(2)) * index as u32 / count;
         let _ = writeln!(
             text,
@@ -322,7 +322,7 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
     Ok(())
 }
 
-/// The agent's journey loop (src/agent.rs `journey_loop`), line for line,
+/// The agent's journey loop (src/supervisor.rs `journey_loop`), line for line,
 /// with the timetable anchored at `start` so the schedule can be rebuilt.
 #[allow(clippy::too_many_arguments)]
 async fn journey_loop(

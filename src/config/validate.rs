@@ -242,9 +242,8 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
     let kept: usize = targets
         .iter()
         .filter_map(|t| t.keep_sessions.as_ref())
-        .map(|k| k.count)
-        .sum();
-    let needed = kept + usize::from(!journeys.is_empty());
+        .fold(0usize, |sum, k| sum.saturating_add(k.count));
+    let needed = kept.saturating_add(usize::from(!journeys.is_empty()));
     if max_sessions < needed.max(1) {
         let line = max_sessions_raw.map(line_of).unwrap_or(1);
         let message = if kept == 0 {
@@ -1172,9 +1171,10 @@ fn journey(
         .iter()
         .chain(target.login.iter().filter(|_| login))
         .chain(target.logout.iter().filter(|_| login));
-    let worst: Duration = all_steps
-        .map(|s| s.timings.freeze_after + s.think_time)
-        .sum();
+    // Saturating: absurd durations ("1000000000 years") must not overflow.
+    let worst = all_steps.fold(Duration::ZERO, |sum, s| {
+        sum.saturating_add(s.timings.freeze_after.saturating_add(s.think_time))
+    });
     if worst > schedule.interval {
         c.warn(
             line_of(&rj.name),

@@ -6,6 +6,8 @@ mod foundation;
 mod freezes;
 mod harness;
 mod hostile;
+mod journal;
 mod lifecycle;
 mod logouts;
 mod prometheus;
+mod report;

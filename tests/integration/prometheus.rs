@@ -31,7 +31,7 @@ impl Prometheus {
     /// Starts Prometheus with the shipped `config/prometheus.yml`, changed
     /// only where a test must: the agent's address, faster intervals, and an
     /// absolute path to the shipped rule files.
-    async fn start(binary: &Path, agent: std::net::SocketAddr) -> Prometheus {
+    async fn start(binary: &Path, agent: std::net::SocketAddr, scrape_extra: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let shipped = std::fs::read_to_string("config/prometheus.yml").unwrap();
         let rules = std::fs::canonicalize("config/alerts").unwrap();
@@ -39,7 +39,11 @@ impl Prometheus {
             .replace("127.0.0.1:9898", &agent.to_string())
             .replace("scrape_interval: 15s", "scrape_interval: 1s")
             .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
-            .replace("- alerts/*.yml", &format!("- {}/*.yml", rules.display()));
+            .replace("- alerts/*.yml", &format!("- {}/*.yml", rules.display()))
+            .replace(
+                "    metrics_path: /metrics\n",
+                &format!("    metrics_path: /metrics\n{scrape_extra}"),
+            );
         assert_ne!(
             config, shipped,
             "the shipped config changed shape; update this test"
@@ -212,7 +216,7 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
     assert_eq!(String::from_utf8_lossy(&lint.stdout), "");
     assert_eq!(String::from_utf8_lossy(&lint.stderr), "");
 
-    let prometheus = Prometheus::start(&prometheus_bin, agent.addr).await;
+    let prometheus = Prometheus::start(&prometheus_bin, agent.addr, "").await;
     wait_for(
         Duration::from_secs(30),
         "Prometheus to scrape the agent",
@@ -309,5 +313,98 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
         .await;
 
     agent.stop().await;
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_through_tls_and_basic_auth() {
+    let (Some(prometheus_bin), Some(promtool)) =
+        (require_tool("prometheus"), require_tool("promtool"))
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    std::fs::write(dir.path().join("tls.crt"), certified.cert.pem()).unwrap();
+    std::fs::write(
+        dir.path().join("tls.key"),
+        certified.signing_key.serialize_pem(),
+    )
+    .unwrap();
+    let hash = bcrypt::hash("scrape-secret", 4).unwrap();
+    let web_yml = dir.path().join("web.yml");
+    std::fs::write(
+        &web_yml,
+        format!("tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\nbasic_auth_users:\n  prometheus: {hash}\n"),
+    )
+    .unwrap();
+    // The file is valid in Prometheus's own eyes.
+    let check = Command::new(&promtool)
+        .args(["check", "web-config"])
+        .arg(&web_yml)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+
+    let sim = start_sim(SimProfile::quiet()).await;
+    let config = load(&config_yaml("", "  - { name: ping, target: ics, login: false, schedule: { interval: 1s }, steps: [{ name: ping, path: /ping }] }\n"), &sim);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let options = casewatch::agent::AgentOptions {
+        web_config: casewatch::webconfig::WebConfig::load(&web_yml).unwrap(),
+        ..casewatch::agent::AgentOptions::new("127.0.0.1:0".parse().unwrap(), test_env(PASSWORD))
+    };
+    let agent =
+        casewatch::agent::Agent::start(std::sync::Arc::new(config), options, shutdown.clone())
+            .await
+            .unwrap();
+    let url = format!("https://{}/metrics", agent.addr);
+    let client = reqwest::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&url)
+        .basic_auth("prometheus", Some("guess"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    // Plain HTTP is not served.
+    let plain = reqwest::get(format!("http://{}/metrics", agent.addr)).await;
+    assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
+
+    let scrape_through = "    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n    basic_auth:\n      username: prometheus\n      password: scrape-secret\n";
+    let prometheus = Prometheus::start(&prometheus_bin, agent.addr, scrape_through).await;
+    wait_for(
+        Duration::from_secs(30),
+        "Prometheus to scrape through TLS and basic auth",
+        || async {
+            let up = prometheus.query(r#"up{job="casewatch"} == 1"#).await;
+            (up["data"]["result"]
+                .as_array()
+                .is_some_and(|r| r.len() == 1))
+            .then_some(())
+        },
+    )
+    .await;
+    let runs = prometheus.query("sum(casewatch_journey_runs_total)").await;
+    assert_eq!(runs["status"], "success");
+    shutdown.cancel();
+    agent.wait().await;
     sim.stop().await;
 }
