@@ -76,6 +76,8 @@ pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 pub struct Agent {
     pub addr: SocketAddr,
+    /// `http://ADDR` or `https://ADDR`, as served.
+    pub url: String,
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<StatusBoard>>,
     reloads: mpsc::Sender<ReloadRequest>,
@@ -123,6 +125,11 @@ impl Agent {
             ready: Arc::new(AtomicBool::new(true)),
             reloads: reloads.clone(),
         };
+        let scheme = if options.web_config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let (addr, web) =
             web::serve(options.listen, state, &options.web_config, shutdown.clone()).await?;
         let consumer = tokio::spawn(consume(rx, observer));
@@ -140,6 +147,7 @@ impl Agent {
         tracing::info!(%addr, "agent started");
         Ok(Agent {
             addr,
+            url: format!("{scheme}://{addr}"),
             metrics,
             status,
             reloads,

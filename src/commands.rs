@@ -89,10 +89,7 @@ pub async fn run(
         ..AgentOptions::new(listen, runner::process_env())
     };
     let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
-    eprintln!(
-        "casewatch: serving http://{}/ (metrics at /metrics)",
-        agent.addr
-    );
+    eprintln!("casewatch: serving {}/ (metrics at /metrics)", agent.url);
     loop {
         tokio::select! {
             _ = wait_for_signal() => break,
@@ -340,8 +337,8 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
             None => " (Ctrl-C to stop)".to_string(),
         }
     );
-    println!("  status page:  http://{}/", agent.addr);
-    println!("  metrics:      http://{}/metrics", agent.addr);
+    println!("  status page:  {}/", agent.url);
+    println!("  metrics:      {}/metrics", agent.url);
     println!(
         "  simulated ICS: http://{}/   CSS: http://{}/",
         sim.ics_addr, sim.css_addr
