@@ -142,6 +142,7 @@ WRK_V=$(dpkg-query -W -f '${Version}' wrk 2>/dev/null || echo "?")
 BB_V=$(dpkg-query -W -f '${Version}' prometheus-blackbox-exporter 2>/dev/null || echo "?")
 : >"$ROWS"
 : >"$CMDS"
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Bench server: fixed delays, arrival log, global freeze on demand.
 section "Bench server (all sections; \`\$W\` is a scratch directory):"
@@ -206,6 +207,7 @@ if [[ " $ONLY " == *" 1 "* ]]; then
         o=$WORK/fid-oha-$d.txt
         row "1. L−d median, d=${d} ms (ms, ≤ 0.5)" "$(fig "$a" l_minus_d_p50_ms)" "$(fig "$o" l_minus_d_p50_ms)" 'x <= 0.5'
         row "1. L−d p99, d=${d} ms (ms, ≤ 2)" "$(fig "$a" l_minus_d_p99_ms)" "$(fig "$o" l_minus_d_p99_ms)" 'x <= 2'
+        note_row "1. agent L−s p50 / p99, d=${d} ms (s = the server's real hold; the agent's own share)" "$(fig "$a" l_minus_s_p50_ms) / $(fig "$a" l_minus_s_p99_ms)" "—" "server timer error p99: $(fig "$a" server_hold_minus_d_p99_ms) ms"
         row "1. pacing error p99, d=${d} ms (ms, ≤ 2)" "$(fig "$a" pacing_p99_ms)" "$(fig "$o" pacing_p99_ms)" 'x <= 2'
     done
 fi
@@ -461,6 +463,7 @@ mkdir -p "$(dirname "$OUT")"
     echo
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')$([[ $QUICK == 1 ]] && echo ' (BENCH_QUICK: short smoke run, rough figures)')"
     echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $mem RAM, Linux $(uname -r); shared with other work, so treat small differences as noise"
+    echo "- Load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg). Above ~1 the machine was busy with other work and tail figures (p99) of casewatch and peers alike carry scheduling noise."
     echo "- casewatch: $rev + working tree, release build"
     echo "- Peers: $OHA_V; wrk $WRK_V (Debian); prometheus-blackbox-exporter $BB_V (Debian)"
     echo

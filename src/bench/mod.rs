@@ -469,6 +469,7 @@ fn read_server_log(path: &Path) -> anyhow::Result<ServerLog> {
 struct StepLine {
     journey: String,
     intended_ns: u64,
+    sent_ns: u64,
     run_ns: u64,
     step_ns: u64,
     ok: bool,
@@ -497,10 +498,11 @@ fn read_drive_log(path: &Path) -> anyhow::Result<DriveLog> {
                 log.journeys
                     .insert(name.to_string(), (interval.parse()?, anchor.parse()?));
             }
-            ["s", journey, intended, run, _outcome, _sent, step, step_outcome, late] => {
+            ["s", journey, intended, run, _outcome, sent, step, step_outcome, late] => {
                 log.steps.push(StepLine {
                     journey: journey.to_string(),
                     intended_ns: intended.parse()?,
+                    sent_ns: sent.parse()?,
                     run_ns: run.parse()?,
                     step_ns: step.parse()?,
                     ok: matches!(*step_outcome, "ok" | "slow" | "frozen"),
@@ -574,6 +576,28 @@ fn fidelity(
         println!("steps {}", l.len());
         println!("l_minus_d_p50_ms {:.3}", quantile(&l, 0.5));
         println!("l_minus_d_p99_ms {:.3}", quantile(&l, 0.99));
+        // L minus what the server really held the request (done − arrival),
+        // matched on the tag (the journey name) and the first arrival after
+        // the send: the agent's own share, without the server's timer error.
+        let mut by_tag: HashMap<&str, Vec<(u64, u64)>> = HashMap::new();
+        for (a, d, tag) in &log.arrivals {
+            by_tag.entry(tag.as_str()).or_default().push((*a, *d));
+        }
+        let own = sorted(
+            drive
+                .steps
+                .iter()
+                .filter(|s| s.ok)
+                .filter_map(|s| {
+                    let arrivals = by_tag.get(s.journey.as_str())?;
+                    let i = arrivals.partition_point(|(a, _)| *a < s.sent_ns);
+                    let (a, d) = arrivals.get(i)?;
+                    Some(s.step_ns as f64 / 1e6 - (d - a) as f64 / 1e6)
+                })
+                .collect(),
+        );
+        println!("l_minus_s_p50_ms {:.3}", quantile(&own, 0.5));
+        println!("l_minus_s_p99_ms {:.3}", quantile(&own, 0.99));
         let late = sorted(
             drive
                 .steps

@@ -79,6 +79,7 @@ pub struct StepRow {
     pub logout_cause: Option<String>,
     pub session_age: Option<f64>,
     pub report_same: bool,
+    pub report_any: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -205,7 +206,7 @@ impl JournalReader {
     pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
         let mut stmt = self.conn.prepare(
             "SELECT s.run_id, r.site, r.target, r.journey, r.kind, s.step, s.phase, s.sent_at, s.duration, s.outcome,
-                    s.status, s.censored, s.logout_cause, s.session_age, r.report_same
+                    s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any
              FROM steps s JOIN runs r ON r.id = s.run_id
              WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq",
         )?;
@@ -226,6 +227,7 @@ impl JournalReader {
                 logout_cause: r.get(12)?,
                 session_age: r.get(13)?,
                 report_same: r.get(14)?,
+                report_any: r.get(15)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -116,7 +116,7 @@ fn availability(r: &Report) -> Markup {
         })
         .collect();
     html! {
-        h2 { "1. Availability" }
+        h2 id="availability" { "1. Availability" }
         p { "The share of the synthetic worker's tasks that completed correctly." }
         table {
             tr { th { "site" } th { "system" } th { "task (journey)" } th { "kind" } th.num { "runs" } th.num { "succeeded" } th { "availability (95% CI)" } th { "failures by kind" } }
@@ -140,7 +140,7 @@ fn availability(r: &Report) -> Markup {
 
 fn latency(r: &Report) -> Markup {
     html! {
-        h2 { "2. How long each step takes" }
+        h2 id="latency" { "2. How long each step takes" }
         p { "Response times per step. p50 is the typical time; p95 is the time 19 in 20 requests beat; p99 shows the slow tail. "
             "Percentiles are exact merges of per-minute HdrHistograms." }
         table {
@@ -160,7 +160,7 @@ fn latency(r: &Report) -> Markup {
 
 fn freezes(r: &Report) -> Markup {
     html! {
-        h2 { "3. Freezes" }
+        h2 id="freezes" { "3. Freezes" }
         p { "A freeze is one continuous stretch during which a system answered nothing — what users mean by \"it froze\"." }
         @if r.freezes.targets.is_empty() {
             p { b { "No freeze was seen in this period." } }
@@ -193,7 +193,7 @@ fn freezes(r: &Report) -> Markup {
 fn logouts(r: &Report) -> Markup {
     let f = &r.forced_logouts;
     html! {
-        h2 { "4. Forced logouts" }
+        h2 id="logouts" { "4. Forced logouts" }
         p { "Sessions ended by the system rather than by the user: "
             b { (f.total) } " in " (format!("{:.1}", f.session_hours)) " session-hours, a rate of "
             (est(&f.rate_per_session_hour, 2, " per session-hour")) "." }
@@ -221,7 +221,7 @@ fn cause_text(cause: &str) -> String {
 fn survival(r: &Report) -> Markup {
     let s = &r.sessions;
     html! {
-        h2 { "5. Do older sessions drop more often?" }
+        h2 id="sessions" { "5. Do older sessions drop more often?" }
         p.verdict { (s.rule.sentence) }
         p { (s.sessions) " sessions observed: " (s.dropped) " forced out, " (s.censored)
             " ended normally or still running. Median survival: "
@@ -257,7 +257,7 @@ fn reporting(r: &Report) -> Markup {
         })
         .collect();
     html! {
-        h2 { "6. Reporting load" }
+        h2 id="reporting" { "6. Reporting load" }
         p { "Management reports: how long they take on each system, and whether interactive work slows down while a report runs on the same system." }
         @if l.report_runs.is_empty() { p { "No report runs in this period." } } @else {
             table {
@@ -271,9 +271,10 @@ fn reporting(r: &Report) -> Markup {
                 "Figure 6. Typical report run time on each system."))
         }
         table {
-            tr { th { "system" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
+            tr { th { "system" } th { "report running on" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
             @for c in &l.interactive {
                 tr { td { (c.target.to_uppercase()) }
+                     td { @if c.scope == "same_system" { "the same system" } @else { "any system" } }
                      td.num { (c.without_reports.steps) } td { (est(&c.without_reports.p95_ms, 0, " ms")) }
                      td.num { (c.with_reports.steps) } td { (est(&c.with_reports.p95_ms, 0, " ms")) }
                      td { (est(&c.p95_difference_ms, 0, " ms")) } }
@@ -284,7 +285,7 @@ fn reporting(r: &Report) -> Markup {
 
 fn changes(r: &Report) -> Markup {
     html! {
-        h2 { "7. Before and after each change" }
+        h2 id="changes" { "7. Before and after each change" }
         p { "For each dated change, equal-length periods just before and just after are compared. A difference whose interval excludes zero is a real change, not chance." }
         @if r.changes.is_empty() { p { "No change events are recorded in the configuration." } }
         @for c in &r.changes {

@@ -224,6 +224,9 @@ pub struct ReportRunRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadComparison {
     pub target: String,
+    /// `same_system`: a report journey was running on this target;
+    /// `any_system`: on any target.
+    pub scope: &'static str,
     pub without_reports: LatencyBlock,
     pub with_reports: LatencyBlock,
     /// p95 with reports running minus p95 without, ms.
@@ -331,7 +334,12 @@ pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, 
     }
 
     let availability = availability(&runs);
-    let latency = latency(&histograms, window);
+    let journey_steps: BTreeSet<(String, String, String)> = steps
+        .iter()
+        .filter(|s| s.phase == "journey")
+        .map(|s| (s.target.clone(), s.journey.clone(), s.step.clone()))
+        .collect();
+    let latency = latency(&histograms, window, &journey_steps);
     let freezes = freeze_section(&freezes, window);
     let (forced_logouts, sessions) = session_sections(&spans, &bands, options.rule_age);
     let reporting_load = reporting_load(&runs, &steps);
@@ -430,7 +438,11 @@ fn availability(runs: &[crate::journal::read::RunRow]) -> Availability {
     }
 }
 
-fn latency(rows: &[crate::journal::read::HistogramRow], window: Window) -> Latency {
+fn latency(
+    rows: &[crate::journal::read::HistogramRow],
+    window: Window,
+    journey_steps: &BTreeSet<(String, String, String)>,
+) -> Latency {
     let span = (window.to - window.from).max(60.0);
     let bucket = ((span / TREND_POINTS / 60.0).ceil() * 60.0).max(60.0);
     let mut merged: BTreeMap<(String, String, String), Histogram<u64>> = BTreeMap::new();
@@ -442,6 +454,9 @@ fn latency(rows: &[crate::journal::read::HistogramRow], window: Window) -> Laten
             .entry(key.clone())
             .or_insert_with(recorder::new_histogram)
             .add(&row.histogram);
+        if !journey_steps.contains(&key) {
+            continue;
+        }
         let b = ((row.interval_start - window.from) / bucket).floor() as i64;
         let _ = trend
             .entry(key)
@@ -463,6 +478,11 @@ fn latency(rows: &[crate::journal::read::HistogramRow], window: Window) -> Laten
             step,
         })
         .collect();
+    let mut trend: Vec<_> = trend.into_iter().collect();
+    // The ten busiest steps, so the chart stays readable.
+    trend.sort_by_key(|(_, buckets)| std::cmp::Reverse(buckets.values().map(|h| h.len()).sum::<u64>()));
+    trend.truncate(10);
+    trend.sort_by(|a, b| a.0.cmp(&b.0));
     let trend = trend
         .into_iter()
         .map(|((target, journey, step), buckets)| TrendSeries {
@@ -767,33 +787,41 @@ fn reporting_load(runs: &[crate::journal::read::RunRow], steps: &[StepRow]) -> R
             }
         })
         .collect();
-    let mut by_target: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
-    for s in steps
-        .iter()
-        .filter(|s| s.kind == "interactive" && s.phase == "journey")
-    {
-        let entry = by_target.entry(s.target.clone()).or_default();
-        let ms = s.duration * 1000.0;
-        if s.report_same {
-            entry.1.push(ms);
-        } else {
-            entry.0.push(ms);
-        }
-    }
     let block = |v: &[f64]| LatencyBlock {
         steps: v.len() as u64,
         p50_ms: stats::quantile(v, 0.5),
         p95_ms: stats::quantile(v, 0.95),
     };
-    let interactive = by_target
-        .into_iter()
-        .map(|(target, (without, with))| LoadComparison {
-            without_reports: block(&without),
-            with_reports: block(&with),
-            p95_difference_ms: stats::bootstrap_quantile_difference(&without, &with, 0.95),
-            target,
-        })
-        .collect();
+    let mut interactive = Vec::new();
+    for scope in ["same_system", "any_system"] {
+        let mut by_target: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        for s in steps
+            .iter()
+            .filter(|s| s.kind == "interactive" && s.phase == "journey")
+        {
+            let entry = by_target.entry(s.target.clone()).or_default();
+            let ms = s.duration * 1000.0;
+            let loaded = if scope == "same_system" {
+                s.report_same
+            } else {
+                s.report_any
+            };
+            if loaded {
+                entry.1.push(ms);
+            } else {
+                entry.0.push(ms);
+            }
+        }
+        interactive.extend(by_target.into_iter().map(|(target, (without, with))| {
+            LoadComparison {
+                without_reports: block(&without),
+                with_reports: block(&with),
+                p95_difference_ms: stats::bootstrap_quantile_difference(&without, &with, 0.95),
+                target,
+                scope,
+            }
+        }));
+    }
     ReportingLoad {
         report_runs,
         interactive,

@@ -2,13 +2,11 @@
 //! produced by a simulator fault and seen on `/metrics`, `check-config`, and
 //! the demo.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use casewatch::outcome::{Outcome, StepPhase};
-use casewatch::runner;
 use casewatch::sim::SimProfile;
 use serde_json::json;
 use tokio::time::Instant;
@@ -46,28 +44,11 @@ const CASE_NOTE: &str = r#"
           body_matches: ['Note \S+ saved']
 "#;
 
-async fn run_once(yaml: &str, sim: &TestSim, password: &str) -> casewatch::outcome::RunRecord {
-    let config = load(yaml, sim);
-    let journey = config.journeys[0].clone();
-    let client = runner::client_for(&journey.target).unwrap();
-    let mut vars = HashMap::from([("username".to_string(), "sw.demo".to_string())]);
-    vars.insert("password".into(), password.into());
-    let ctx = runner::RunContext {
-        client: &client,
-        probes: None,
-    };
-    runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 7).await
-}
-
 #[tokio::test]
 async fn login_with_csrf_then_extract_and_substitute() {
     let sim = start_sim(SimProfile::quiet()).await;
-    let run = run_once(&config_yaml("", CASE_NOTE), &sim, PASSWORD).await;
-    let steps: Vec<(&str, Outcome)> = run
-        .steps
-        .iter()
-        .map(|s| (s.step.as_str(), s.outcome))
-        .collect();
+    let run = run_first_journey(&config_yaml("", CASE_NOTE), &sim, PASSWORD).await;
+    let steps = step_outcomes(&run);
     assert_eq!(
         steps,
         vec![
@@ -84,17 +65,8 @@ async fn login_with_csrf_then_extract_and_substitute() {
     assert_eq!(run.steps[0].phase, StepPhase::Login);
     assert_eq!(run.steps[5].phase, StepPhase::Logout);
     // The session the agent logged out is gone from the simulator.
-    let sessions: serde_json::Value = reqwest::get(format!("http://{}/_control/sessions", sim.ics))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let live = sessions["sessions"]
-        .as_array()
-        .map(|s| s.iter().filter(|s| s["ended"] != json!(true)).count())
-        .unwrap_or(usize::MAX);
-    assert_eq!(live, 0, "sessions left open: {sessions}");
+    let live = sim.live_session_ages().await;
+    assert_eq!(live, Vec::<f64>::new(), "sessions left open");
     // Nothing was injected, and the simulator ended no session itself.
     let truth = sim.truth().await;
     assert_eq!(truth["events"], json!([]), "{truth}");
@@ -106,7 +78,7 @@ async fn a_wrong_substitution_is_refused_by_the_server() {
     let sim = start_sim(SimProfile::quiet()).await;
     // The note is posted with the login token instead of the record's token.
     let journeys = CASE_NOTE.replace("csrf_token: ${note_token}", "csrf_token: wrong-${case_id}");
-    let run = run_once(&config_yaml("", &journeys), &sim, PASSWORD).await;
+    let run = run_first_journey(&config_yaml("", &journeys), &sim, PASSWORD).await;
     assert_eq!(run.outcome, Outcome::HttpError, "{run:#?}");
     assert_eq!(run.failed_step.as_deref(), Some("save_note"));
     assert_eq!(
@@ -141,7 +113,7 @@ async fn json_extraction_feeds_the_next_step() {
         assert:
           body_contains: ['<span id="case-id">']
 "#;
-    let run = run_once(&config_yaml("", journeys), &sim, PASSWORD).await;
+    let run = run_first_journey(&config_yaml("", journeys), &sim, PASSWORD).await;
     assert_eq!(run.outcome, Outcome::Ok, "{run:#?}");
     sim.stop().await;
 }
@@ -149,7 +121,7 @@ async fn json_extraction_feeds_the_next_step() {
 #[tokio::test]
 async fn a_wrong_password_is_a_failed_login() {
     let sim = start_sim(SimProfile::quiet()).await;
-    let run = run_once(&config_yaml("", CASE_NOTE), &sim, "not-the-password").await;
+    let run = run_first_journey(&config_yaml("", CASE_NOTE), &sim, "not-the-password").await;
     assert_eq!(run.outcome, Outcome::AssertionFailed, "{run:#?}");
     assert_eq!(run.failed_step.as_deref(), Some("login_submit"));
     // No journey step ran and no logout was attempted for a session never opened.

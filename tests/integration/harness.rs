@@ -75,6 +75,26 @@ impl TestSim {
             .expect("truth log is JSON")
     }
 
+    /// The real-time ages of the ICS sessions the simulator holds live.
+    pub async fn live_session_ages(&self) -> Vec<f64> {
+        let sessions: serde_json::Value = self
+            .http
+            .get(format!("http://{}/_control/sessions", self.ics))
+            .send()
+            .await
+            .expect("sessions answer")
+            .json()
+            .await
+            .expect("sessions are JSON");
+        sessions["sessions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|s| s["ended"] != serde_json::json!(true))
+            .filter_map(|s| s["age_real_seconds"].as_f64())
+            .collect()
+    }
+
     pub fn base_urls(&self) -> HashMap<String, String> {
         HashMap::from([
             ("ics".to_string(), format!("http://{}/", self.ics)),
@@ -288,4 +308,43 @@ pub fn blocking_get(url: &str) -> Result<String, reqwest::Error> {
         .build()
         .unwrap();
     runtime.block_on(async { reqwest::get(url).await?.text().await })
+}
+
+/// Runs the first journey of `yaml` once, directly (no agent), logging in as
+/// `sw.demo` with `password`.
+pub async fn run_first_journey(
+    yaml: &str,
+    sim: &TestSim,
+    password: &str,
+) -> casewatch::outcome::RunRecord {
+    let config = load(yaml, sim);
+    let journey = config.journeys[0].clone();
+    let client = casewatch::runner::client_for(&journey.target).unwrap();
+    let vars = HashMap::from([
+        ("username".to_string(), "sw.demo".to_string()),
+        ("password".to_string(), password.to_string()),
+    ]);
+    let ctx = casewatch::runner::RunContext {
+        client: &client,
+        probes: None,
+    };
+    casewatch::runner::run_journey(
+        &ctx,
+        &journey,
+        vars,
+        std::time::SystemTime::now(),
+        tokio::time::Instant::now(),
+        7,
+    )
+    .await
+}
+
+/// Each step's name and outcome, in order.
+pub fn step_outcomes(
+    run: &casewatch::outcome::RunRecord,
+) -> Vec<(&str, casewatch::outcome::Outcome)> {
+    run.steps
+        .iter()
+        .map(|s| (s.step.as_str(), s.outcome))
+        .collect()
 }

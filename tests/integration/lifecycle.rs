@@ -38,22 +38,6 @@ fn write_config(dir: &Path, sim: &TestSim, journeys: &str) -> std::path::PathBuf
     path
 }
 
-async fn live_session_ages(sim: &TestSim) -> Vec<f64> {
-    let sessions: serde_json::Value = reqwest::get(format!("http://{}/_control/sessions", sim.ics))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    sessions["sessions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| s["ended"] != json!(true))
-        .filter_map(|s| s["age_real_seconds"].as_f64())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     let sim = start_sim(SimProfile::quiet()).await;
@@ -82,7 +66,7 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
         },
     )
     .await;
-    let kept_age_before = live_session_ages(&sim)
+    let kept_age_before = sim.live_session_ages()
         .await
         .into_iter()
         .fold(0.0, f64::max);
@@ -116,7 +100,7 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
         metric(&after, "casewatch_config_last_reload_successful", &[]),
         1.0
     );
-    let kept_age_after = live_session_ages(&sim)
+    let kept_age_after = sim.live_session_ages()
         .await
         .into_iter()
         .fold(0.0, f64::max);
@@ -156,7 +140,7 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     shutdown.cancel();
     agent.wait().await;
     // At stop the agent logged every session out.
-    assert_eq!(live_session_ages(&sim).await, Vec::<f64>::new());
+    assert_eq!(sim.live_session_ages().await, Vec::<f64>::new());
     sim.stop().await;
 }
 
@@ -190,46 +174,35 @@ async fn scrape_url(url: &str) -> Option<String> {
     reqwest::get(url).await.ok()?.text().await.ok()
 }
 
+/// Waits until the agent at `url` has counted `runs` runs of `journey`.
+async fn wait_for_runs(url: &str, journey: &str, runs: f64, limit: Duration) {
+    let what = format!("{runs} runs of {journey}");
+    wait_for(limit, &what, || async {
+        let text = scrape_url(url).await?;
+        let counted = metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", journey)],
+        );
+        (counted >= runs).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_and_sigterm_stops_cleanly() {
     let sim = start_sim(SimProfile::quiet()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &sim, &journey("first", "300ms"));
     let (mut child, url) = run_agent(&path, &[]);
-    wait_for(
-        Duration::from_secs(30),
-        "the agent to run journeys",
-        || async {
-            let text = scrape_url(&url).await?;
-            (metric(
-                &text,
-                "casewatch_journey_runs_total",
-                &[("journey", "first")],
-            ) >= 2.0)
-                .then_some(())
-        },
-    )
-    .await;
+    wait_for_runs(&url, "first", 2.0, Duration::from_secs(30)).await;
     std::fs::write(
         &path,
         std::fs::read_to_string(&path).unwrap() + &journey("second", "300ms"),
     )
     .unwrap();
     signal(&child, "HUP");
-    wait_for(
-        Duration::from_secs(20),
-        "the reloaded journey to run",
-        || async {
-            let text = scrape_url(&url).await?;
-            (metric(
-                &text,
-                "casewatch_journey_runs_total",
-                &[("journey", "second")],
-            ) >= 1.0)
-                .then_some(())
-        },
-    )
-    .await;
+    wait_for_runs(&url, "second", 1.0, Duration::from_secs(20)).await;
 
     signal(&child, "TERM");
     let status = tokio::task::spawn_blocking(move || {
@@ -249,7 +222,7 @@ async fn sighup_reloads_and_sigterm_stops_cleanly() {
     assert!(status.1.contains("configuration reloaded"), "{}", status.1);
     // Runs in flight finished and every session, kept or not, was logged out.
     assert_eq!(
-        live_session_ages(&sim).await,
+        sim.live_session_ages().await,
         Vec::<f64>::new(),
         "{}",
         status.1
@@ -263,20 +236,7 @@ async fn a_second_signal_forces_the_exit() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &sim, &journey("first", "300ms"));
     let (mut child, url) = run_agent(&path, &["--stop-deadline", "60s"]);
-    wait_for(
-        Duration::from_secs(30),
-        "the agent to run journeys",
-        || async {
-            let text = scrape_url(&url).await?;
-            (metric(
-                &text,
-                "casewatch_journey_runs_total",
-                &[("journey", "first")],
-            ) >= 1.0)
-                .then_some(())
-        },
-    )
-    .await;
+    wait_for_runs(&url, "first", 1.0, Duration::from_secs(30)).await;
     // Freeze the system so runs in flight cannot finish before the deadline.
     sim.control("freeze", json!({"seconds": 60.0})).await;
     tokio::time::sleep(Duration::from_millis(800)).await;

@@ -1,14 +1,11 @@
 //! Forced logouts: every logout style of the simulator with its cause,
 //! re-login and retry, session-age hazard, and login failures.
 
-use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use casewatch::outcome::{LogoutCause, Outcome, RunRecord, StepPhase};
-use casewatch::runner;
 use casewatch::sim::SimProfile;
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::harness::*;
 
@@ -28,38 +25,12 @@ const READ_THEN_SEARCH: &str = r#"
         assert: { status: [200] }
 "#;
 
-async fn live_sessions(sim: &TestSim) -> usize {
-    let sessions: serde_json::Value = reqwest::get(format!("http://{}/_control/sessions", sim.ics))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    sessions["sessions"]
-        .as_array()
-        .map(|s| s.iter().filter(|s| s["ended"] != json!(true)).count())
-        .unwrap_or(0)
-}
-
 /// Runs `journeys` once, forcing every session out as soon as one is live.
 async fn run_with_forced_logout(sim: &TestSim, yaml: &str) -> RunRecord {
-    let config = load(yaml, sim);
-    let journey = config.journeys[0].clone();
-    let client = runner::client_for(&journey.target).unwrap();
-    let vars = HashMap::from([
-        ("username".to_string(), "sw.demo".to_string()),
-        ("password".to_string(), PASSWORD.to_string()),
-    ]);
-    let run = async {
-        let ctx = runner::RunContext {
-            client: &client,
-            probes: None,
-        };
-        runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 1).await
-    };
+    let run = run_first_journey(yaml, sim, PASSWORD);
     let force = async {
         wait_for(Duration::from_secs(10), "a live session", || async {
-            (live_sessions(sim).await > 0).then_some(())
+            (!sim.live_session_ages().await.is_empty()).then_some(())
         })
         .await;
         sim.control("logout", json!({"which": "all"})).await;
@@ -128,11 +99,7 @@ async fn an_interrupted_step_is_retried_once_after_logging_back_in() {
         "    target: ics\n    retry_after_relogin: true\n",
     );
     let run = run_with_forced_logout(&sim, &config_yaml("", &journeys)).await;
-    let steps: Vec<(&str, Outcome)> = run
-        .steps
-        .iter()
-        .map(|s| (s.step.as_str(), s.outcome))
-        .collect();
+    let steps = step_outcomes(&run);
     assert_eq!(
         steps,
         vec![

@@ -97,6 +97,22 @@ impl Prometheus {
         self.get("/api/v1/query", &[("query", promql)]).await
     }
 
+    /// Waits until Prometheus has scraped the agent successfully.
+    async fn wait_until_scraping(&self) {
+        wait_for(
+            Duration::from_secs(30),
+            "Prometheus to scrape the agent",
+            || async {
+                let up = self.query(r#"up{job="casewatch"} == 1"#).await;
+                (up["data"]["result"]
+                    .as_array()
+                    .is_some_and(|r| r.len() == 1))
+                .then_some(())
+            },
+        )
+        .await;
+    }
+
     async fn alert_state(&self, name: &str) -> Option<String> {
         let alerts = self.get("/api/v1/alerts", &[]).await;
         alerts["data"]["alerts"]
@@ -217,18 +233,7 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
     assert_eq!(String::from_utf8_lossy(&lint.stderr), "");
 
     let prometheus = Prometheus::start(&prometheus_bin, agent.addr, "").await;
-    wait_for(
-        Duration::from_secs(30),
-        "Prometheus to scrape the agent",
-        || async {
-            let up = prometheus.query(r#"up{job="casewatch"} == 1"#).await;
-            (up["data"]["result"]
-                .as_array()
-                .is_some_and(|r| r.len() == 1))
-            .then_some(())
-        },
-    )
-    .await;
+    prometheus.wait_until_scraping().await;
 
     // A short freeze that ends, so freeze durations have data.
     sim.control("freeze", json!({"seconds": 4.0, "system": "ics"}))
@@ -390,18 +395,7 @@ async fn prometheus_scrapes_through_tls_and_basic_auth() {
 
     let scrape_through = "    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n    basic_auth:\n      username: prometheus\n      password: scrape-secret\n";
     let prometheus = Prometheus::start(&prometheus_bin, agent.addr, scrape_through).await;
-    wait_for(
-        Duration::from_secs(30),
-        "Prometheus to scrape through TLS and basic auth",
-        || async {
-            let up = prometheus.query(r#"up{job="casewatch"} == 1"#).await;
-            (up["data"]["result"]
-                .as_array()
-                .is_some_and(|r| r.len() == 1))
-            .then_some(())
-        },
-    )
-    .await;
+    prometheus.wait_until_scraping().await;
     let runs = prometheus.query("sum(casewatch_journey_runs_total)").await;
     assert_eq!(runs["status"], "success");
     shutdown.cancel();
