@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentOptions};
-use crate::config::{self, ConfigError, Loaded};
+use crate::config::{self, ChangeEvent, ConfigError, Loaded};
 use crate::outcome::RunRecord;
 use crate::runner::{self, EnvLookup};
 use crate::sim::{self, SimOptions, SimProfile};
@@ -306,10 +306,21 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         ("ics".to_string(), format!("http://{}/", sim.ics_addr)),
         ("css".to_string(), format!("http://{}/", sim.css_addr)),
     ]);
-    let loaded = config::from_yaml_str_with_base_urls(&text, &origin, &base_urls)?;
+    let mut loaded = config::from_yaml_str_with_base_urls(&text, &origin, &base_urls)?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    // The demo makes the two changes the board asks about, a third and two
+    // thirds of the way through, so the report's before/after comparison has
+    // real data on both sides of each.
+    let span = cmd.duration.unwrap_or(Duration::from_secs(360));
+    let changes = demo_changes(span);
+    loaded.config.changes = changes.iter().map(|(event, _, _)| event.clone()).collect();
+    tokio::spawn(make_demo_changes(
+        format!("http://{}/_control", sim.ics_addr),
+        changes,
+        shutdown.clone(),
+    ));
     // The demo hands its generated password to the agent directly; the
     // process environment is left alone.
     let env: EnvLookup = Arc::new(move |name| {
@@ -387,6 +398,67 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The demo's change events with the control API call that makes each.
+fn demo_changes(span: Duration) -> Vec<(ChangeEvent, &'static str, serde_json::Value)> {
+    let now = SystemTime::now();
+    vec![
+        (
+            ChangeEvent {
+                name: "extra_server_capacity".into(),
+                at: now + span / 3,
+                description: "ICS capacity raised from 8 to 24 workers.".into(),
+            },
+            "capacity",
+            serde_json::json!({"workers": 24, "system": "ics"}),
+        ),
+        (
+            ChangeEvent {
+                name: "reporting_moved_to_css".into(),
+                at: now + span * 2 / 3,
+                description:
+                    "Management reports moved from the ICS to the Children Support Service.".into(),
+            },
+            "reports",
+            serde_json::json!({"on": "css"}),
+        ),
+    ]
+}
+
+/// Makes each change in the simulator when its time comes.
+async fn make_demo_changes(
+    control: String,
+    changes: Vec<(ChangeEvent, &'static str, serde_json::Value)>,
+    shutdown: CancellationToken,
+) {
+    let http = reqwest::Client::new();
+    for (event, path, body) in changes {
+        let wait = event
+            .at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match http
+            .post(format!("{control}/{path}"))
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => {
+                println!("  change made:  {} ({})", event.name, event.description);
+            }
+            Ok(response) => {
+                tracing::error!(change = %event.name, status = %response.status(), "simulator refused the change")
+            }
+            Err(e) => {
+                tracing::error!(change = %event.name, error = %crate::error_chain(&e), "cannot make the change")
+            }
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

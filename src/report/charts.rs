@@ -233,15 +233,22 @@ pub fn hazard_bars(sessions: &Sessions) -> Option<String> {
     if bands.iter().all(|b| b.exposure_hours <= 0.0) {
         return None;
     }
-    let ymax = bands
+    // Scale to the estimates, not to the whiskers of bands with almost no
+    // exposure (whose upper bounds are huge); clipped whiskers end at the top.
+    let top_value = bands
         .iter()
-        .filter_map(|b| {
-            b.hazard_per_hour
-                .high
-                .filter(|h| h.is_finite() && b.exposure_hours > 0.0)
-        })
-        .fold(0.1, f64::max)
-        * 1.1;
+        .filter_map(|b| b.hazard_per_hour.value)
+        .fold(0.0, f64::max);
+    let top_high = bands
+        .iter()
+        .filter(|b| b.drops > 0)
+        .filter_map(|b| b.hazard_per_hour.high)
+        .fold(0.0, f64::max);
+    let ymax = if top_value > 0.0 {
+        top_high.min(top_value * 4.0).max(top_value) * 1.1
+    } else {
+        1.0
+    };
     let n = bands.len() as f64;
     let labels: Vec<String> = bands.iter().map(|b| b.band.clone()).collect();
     svg((WIDTH, 380), |root| {

@@ -33,7 +33,7 @@ figure svg { max-width: 100%; height: auto; border: 1px solid #e3e8ec; }
 fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
     match (e.value, e.low, e.high) {
         (Some(v), Some(l), Some(h)) => html! {
-            (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$}–{h:.digits$})")) }
+            (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$} to {h:.digits$})")) }
         },
         (Some(v), _, _) => html! { (format!("{v:.digits$}{unit}")) },
         _ => html! { span.ci { "no data" } },
@@ -297,12 +297,12 @@ fn changes(r: &Report) -> Markup {
                 table {
                     tr { th { "measure" } th { "before" } th { "after" } th { "difference, after − before (95% CI)" } }
                     tr { td { "p95 interactive response time" }
-                         td { (est(&b.p95_ms, 0, " ms")) br; span.ci { (b.steps) " steps" } }
-                         td { (est(&a.p95_ms, 0, " ms")) br; span.ci { (a.steps) " steps" } }
+                         td { (est(&b.p95_ms, 0, " ms")) br; span.ci { (plural(b.steps, "step")) } }
+                         td { (est(&a.p95_ms, 0, " ms")) br; span.ci { (plural(a.steps, "step")) } }
                          td { (est(&c.p95_difference_ms, 0, " ms")) } }
                     tr { td { "freezes per hour" }
-                         td { (est(&b.freeze_rate_per_hour, 2, "")) br; span.ci { (b.freezes) " freezes" } }
-                         td { (est(&a.freeze_rate_per_hour, 2, "")) br; span.ci { (a.freezes) " freezes" } }
+                         td { (est(&b.freeze_rate_per_hour, 2, "")) br; span.ci { (plural(b.freezes, "freeze")) } }
+                         td { (est(&a.freeze_rate_per_hour, 2, "")) br; span.ci { (plural(a.freezes, "freeze")) } }
                          td { (est(&c.freeze_rate_difference_per_hour, 2, "")) } }
                     tr { td { "forced logouts per session-hour" }
                          td { (est(&b.logout_rate_per_session_hour, 2, "")) br; span.ci { (b.forced_logouts) " in " (format!("{:.2}", b.session_hours)) " session-hours" } }
@@ -316,5 +316,13 @@ fn changes(r: &Report) -> Markup {
                 ]), &format!("Figure: p95 response time before and after \"{}\".", c.name)))
             }
         }
+    }
+}
+
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }

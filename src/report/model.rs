@@ -480,7 +480,9 @@ fn latency(
         .collect();
     let mut trend: Vec<_> = trend.into_iter().collect();
     // The ten busiest steps, so the chart stays readable.
-    trend.sort_by_key(|(_, buckets)| std::cmp::Reverse(buckets.values().map(|h| h.len()).sum::<u64>()));
+    trend.sort_by_key(|(_, buckets)| {
+        std::cmp::Reverse(buckets.values().map(|h| h.len()).sum::<u64>())
+    });
     trend.truncate(10);
     trend.sort_by(|a, b| a.0.cmp(&b.0));
     let trend = trend
@@ -491,7 +493,7 @@ fn latency(
                 .into_iter()
                 .map(|(b, h)| {
                     (
-                        window.from + b as f64 * bucket,
+                        (window.from + (b as f64 + 0.5) * bucket).min(window.to),
                         h.value_at_quantile(0.95) as f64 / 1000.0,
                     )
                 })
@@ -723,7 +725,7 @@ fn rule_sentence(
     age: &str,
 ) -> (&'static str, String) {
     let show = |e: &Estimate| match (e.value, e.low, e.high) {
-        (Some(v), Some(l), Some(h)) => format!("{v:.2} per session-hour (95% CI {l:.2}–{h:.2})"),
+        (Some(v), Some(l), Some(h)) => format!("{v:.2} per session-hour (95% CI {l:.2} to {h:.2})"),
         _ => "no data".to_string(),
     };
     if older_hours <= 0.0 || younger.value.is_none() {
@@ -733,6 +735,15 @@ fn rule_sentence(
         );
     }
     let (yl, yh) = (younger.low.unwrap_or(0.0), younger.high.unwrap_or(f64::MAX));
+    if older.n == 0 && older.high.unwrap_or(f64::MAX) > 10.0 * yh.max(1e-9) {
+        return (
+            "not_enough_data",
+            format!(
+                "Not enough evidence: sessions have spent only {} in total past {age}, too little to tell whether older sessions drop more often.",
+                human_duration(older_hours * 3600.0)
+            ),
+        );
+    }
     let (ol, oh) = (older.low.unwrap_or(0.0), older.high.unwrap_or(f64::MAX));
     if ol > yh {
         (
@@ -812,15 +823,17 @@ fn reporting_load(runs: &[crate::journal::read::RunRow], steps: &[StepRow]) -> R
                 entry.0.push(ms);
             }
         }
-        interactive.extend(by_target.into_iter().map(|(target, (without, with))| {
-            LoadComparison {
-                without_reports: block(&without),
-                with_reports: block(&with),
-                p95_difference_ms: stats::bootstrap_quantile_difference(&without, &with, 0.95),
-                target,
-                scope,
-            }
-        }));
+        interactive.extend(
+            by_target
+                .into_iter()
+                .map(|(target, (without, with))| LoadComparison {
+                    without_reports: block(&without),
+                    with_reports: block(&with),
+                    p95_difference_ms: stats::bootstrap_quantile_difference(&without, &with, 0.95),
+                    target,
+                    scope,
+                }),
+        );
     }
     ReportingLoad {
         report_runs,
@@ -924,7 +937,7 @@ fn compare_change(
 pub fn show(e: &Estimate, digits: usize, unit: &str) -> String {
     match (e.value, e.low, e.high) {
         (Some(v), Some(l), Some(h)) => {
-            format!("{v:.digits$}{unit} (95% CI {l:.digits$}–{h:.digits$}{unit})")
+            format!("{v:.digits$}{unit} (95% CI {l:.digits$} to {h:.digits$}{unit})")
         }
         (Some(v), _, _) => format!("{v:.digits$}{unit}"),
         _ => "no data".into(),

@@ -110,7 +110,8 @@ async fn the_journal_holds_runs_steps_sessions_histograms_and_metrics() {
     let agent = start_agent(load(&journal_config(&path, ""), &sim)).await;
     let text = wait_for(Duration::from_secs(20), "journal metrics", || async {
         let text = agent.metrics().await;
-        text.contains("casewatch_journal_queue_depth").then_some(text)
+        text.contains("casewatch_journal_queue_depth")
+            .then_some(text)
     })
     .await;
     assert_eq!(
@@ -135,8 +136,12 @@ async fn the_journal_holds_runs_steps_sessions_histograms_and_metrics() {
         "some interactive run overlapped a report"
     );
     let steps = reader.steps(Window::ALL).unwrap();
-    assert!(steps.iter().any(|s| s.step == "login_submit" && s.phase == "login"));
-    assert!(steps.iter().any(|s| s.step == "api_search" && s.status == Some(200)));
+    assert!(steps
+        .iter()
+        .any(|s| s.step == "login_submit" && s.phase == "login"));
+    assert!(steps
+        .iter()
+        .any(|s| s.step == "api_search" && s.status == Some(200)));
     let spans = reader.spans(Window::ALL).unwrap();
     assert!(
         spans.iter().any(|s| s.end_cause.is_some()),
@@ -150,10 +155,7 @@ async fn the_journal_holds_runs_steps_sessions_histograms_and_metrics() {
         .sum();
     let first_page_steps = steps.iter().filter(|s| s.step == "first_page").count() as u64;
     assert_eq!(first_page, first_page_steps, "every step is in a histogram");
-    assert_eq!(
-        reader.meta("site").unwrap().as_deref(),
-        Some("test-site")
-    );
+    assert_eq!(reader.meta("site").unwrap().as_deref(), Some("test-site"));
 }
 
 #[test]

@@ -66,7 +66,8 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
         },
     )
     .await;
-    let kept_age_before = sim.live_session_ages()
+    let kept_age_before = sim
+        .live_session_ages()
         .await
         .into_iter()
         .fold(0.0, f64::max);
@@ -100,7 +101,8 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
         metric(&after, "casewatch_config_last_reload_successful", &[]),
         1.0
     );
-    let kept_age_after = sim.live_session_ages()
+    let kept_age_after = sim
+        .live_session_ages()
         .await
         .into_iter()
         .fold(0.0, f64::max);

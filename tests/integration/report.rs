@@ -17,6 +17,20 @@ const EXTRA_MS: u64 = 120;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_latency_change_mid_run_shows_in_the_before_after_p95_with_a_covering_interval() {
+    // A 95% interval misses the truth one time in twenty by design, so one
+    // miss gets a second, independent experiment (both missing: 1 in 400).
+    if !latency_change_experiment().await {
+        eprintln!("the 95% interval missed the true effect once; repeating the experiment");
+        assert!(
+            latency_change_experiment().await,
+            "the 95% interval missed the injected {EXTRA_MS} ms twice running"
+        );
+    }
+}
+
+/// Runs the agent across an injected latency change and checks the report;
+/// returns whether the p95 difference's interval covered the true effect.
+async fn latency_change_experiment() -> bool {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
     // Pages vary (median 30 ms, p99 120 ms) so the p95 has real sampling noise.
@@ -70,15 +84,19 @@ async fn a_latency_change_mid_run_shows_in_the_before_after_p95_with_a_covering_
         .find(|c| c.name == "extra_latency")
         .expect("the change is in the report");
     assert_eq!(change.status, "compared", "{change:?}");
-    let (before, after) = (change.before.as_ref().unwrap(), change.after.as_ref().unwrap());
+    let (before, after) = (
+        change.before.as_ref().unwrap(),
+        change.after.as_ref().unwrap(),
+    );
     assert!(before.steps >= 30 && after.steps >= 30, "{change:?}");
     let d = &change.p95_difference_ms;
-    assert!(d.value.unwrap() > 0.0, "p95 went up after the change: {d:?}");
+    eprintln!(
+        "p95 before {:?}, after {:?}, difference {d:?}",
+        before.p95_ms.value, after.p95_ms.value
+    );
     assert!(
-        d.covers(EXTRA_MS as f64),
-        "the interval {:?}–{:?} covers the injected {EXTRA_MS} ms",
-        d.low,
-        d.high
+        d.value.unwrap() > 0.0,
+        "p95 went up after the change: {d:?}"
     );
     assert!(d.method.contains("bootstrap"));
     // Every format carries the comparison.
@@ -88,6 +106,7 @@ async fn a_latency_change_mid_run_shows_in_the_before_after_p95_with_a_covering_
         serde_json::from_str(&report::render(&model, Format::Json)).unwrap();
     assert_eq!(json["changes"][0]["status"], "compared");
     assert!(json["changes"][0]["p95_difference_ms"]["low"].is_number());
+    d.covers(EXTRA_MS as f64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,10 +166,7 @@ async fn the_html_report_renders_in_headless_chromium() {
         "--window-size=1280,4000",
     ]);
     let stderr = String::from_utf8_lossy(&shot.stderr);
-    assert!(
-        shot.status.success(),
-        "chromium failed: {stderr}"
-    );
+    assert!(shot.status.success(), "chromium failed: {stderr}");
     assert!(
         !stderr.contains("Uncaught") && !stderr.contains("ERROR:CONSOLE"),
         "console errors: {stderr}"
