@@ -59,6 +59,7 @@ pub struct Metrics {
     relogin_duration: HistogramVec,
     runtime_tasks: Gauge,
     bands: AgeBands,
+    last_render_len: std::sync::atomic::AtomicUsize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,7 +90,7 @@ impl Metrics {
         let journey_duration = HistogramVec::new(
             HistogramOpts::new(
                 "casewatch_journey_duration_seconds",
-                "Time from a run's intended start to the end of its last step.",
+                "Time from a run's intended start to the end of its last step; slots skipped while a run overran count with the wait they would have had.",
             )
             .buckets(BASE_BUCKETS.to_vec()),
             &["target", "journey"],
@@ -305,6 +306,7 @@ impl Metrics {
             relogin_duration,
             runtime_tasks,
             bands: config.age_bands.clone(),
+            last_render_len: std::sync::atomic::AtomicUsize::new(0),
         };
         metrics.prepare(config);
         Ok(metrics)
@@ -384,10 +386,19 @@ impl Metrics {
         }
     }
 
-    pub fn missed_slots(&self, target: &str, journey: &str, count: u64) {
+    /// Slots skipped while a run overran. Each also counts in the journey
+    /// duration histogram with the wait a user arriving at that slot would
+    /// have had, so its percentiles are those of an open-loop measurement
+    /// (coordinated omission corrected, as HdrHistogram's expected-interval
+    /// recording does).
+    pub fn missed_slots(&self, target: &str, journey: &str, count: u64, waits: &[Duration]) {
         self.schedule_missed
             .with_label_values(&[target, journey])
             .inc_by(count);
+        let durations = self.journey_duration.with_label_values(&[target, journey]);
+        for wait in waits {
+            durations.observe(wait.as_secs_f64());
+        }
     }
 
     pub fn run_started(&self, target: &str, journey: &str) {
@@ -498,13 +509,20 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        let mut buffer = Vec::new();
+    /// The buffer starts at the last exposition's size, so a large one is
+    /// not regrown (and copied) on every scrape.
+    pub fn render(&self) -> Vec<u8> {
+        let hint = self
+            .last_render_len
+            .load(std::sync::atomic::Ordering::Relaxed);
+        let mut buffer = Vec::with_capacity(hint + hint / 8);
         let encoder = TextEncoder::new();
         if let Err(e) = encoder.encode(&self.registry.gather(), &mut buffer) {
             tracing::error!(error = %e, "cannot encode metrics");
         }
-        String::from_utf8(buffer).unwrap_or_default()
+        self.last_render_len
+            .store(buffer.len(), std::sync::atomic::Ordering::Relaxed);
+        buffer
     }
 }
 

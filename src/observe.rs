@@ -104,9 +104,10 @@ impl Observer {
                 target,
                 journey,
                 count,
+                waits,
             } => {
                 tracing::warn!(%journey, missed = count, "missed timetable slots");
-                self.metrics.missed_slots(&target, &journey, count);
+                self.metrics.missed_slots(&target, &journey, count, &waits);
                 self.board().missed_slots(&journey, count);
                 if let Some(journal) = &self.journal {
                     journal.missed(&target, &journey, count, SystemTime::now());

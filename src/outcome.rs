@@ -175,11 +175,13 @@ pub enum Record {
         journey: String,
     },
     Run(RunRecord),
-    /// Timetable slots that passed while the previous run was still going.
+    /// Timetable slots that passed while the previous run was still going,
+    /// with how long a user arriving at each would have waited.
     MissedSlots {
         target: String,
         journey: String,
         count: u64,
+        waits: Vec<Duration>,
     },
     /// Live request and session events, for freeze and session detection.
     Probe(ProbeEvent),

@@ -20,11 +20,15 @@ pub struct Timetable {
     next_index: u64,
 }
 
-/// The next slot to run and how many slots were skipped to reach it.
+/// The next slot to run and the slots skipped to reach it.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Slot {
     pub intended: Instant,
     pub missed: u64,
+    /// For each skipped slot, how long a user arriving then would have waited
+    /// for the overrunning run: the samples an open-loop measurement would
+    /// have taken and a closed loop omits (coordinated omission).
+    pub missed_waits: Vec<Duration>,
 }
 
 impl Timetable {
@@ -46,10 +50,10 @@ impl Timetable {
     /// The next slot whose base time is not before `now`, counting the slots
     /// passed over as missed. Call after each run with the time it ended.
     pub fn next_slot(&mut self, now: Instant, rng: &mut impl Rng) -> Slot {
-        let mut missed = 0;
+        let mut missed_waits = Vec::new();
         while self.next_index > 0 && self.base(self.next_index) < now {
+            missed_waits.push(now - self.base(self.next_index));
             self.next_index += 1;
-            missed += 1;
         }
         let jitter = if self.jitter.is_zero() {
             Duration::ZERO
@@ -58,7 +62,11 @@ impl Timetable {
         };
         let intended = self.base(self.next_index) + jitter;
         self.next_index += 1;
-        Slot { intended, missed }
+        Slot {
+            intended,
+            missed: missed_waits.len() as u64,
+            missed_waits,
+        }
     }
 }
 
@@ -83,7 +91,8 @@ mod tests {
             t.next_slot(start, &mut rng),
             Slot {
                 intended: start,
-                missed: 0
+                missed: 0,
+                missed_waits: vec![],
             }
         );
         let after_run = start + Duration::from_secs(2);
@@ -91,7 +100,8 @@ mod tests {
             t.next_slot(after_run, &mut rng),
             Slot {
                 intended: start + Duration::from_secs(10),
-                missed: 0
+                missed: 0,
+                missed_waits: vec![],
             }
         );
     }
@@ -102,13 +112,16 @@ mod tests {
         let mut t = Timetable::new(&schedule(10), start, Duration::ZERO);
         let mut rng = rand::rng();
         t.next_slot(start, &mut rng);
-        // The run froze for 35 s: slots at 10, 20 and 30 s passed.
+        // The run froze for 35 s: slots at 10, 20 and 30 s passed, and users
+        // arriving then would have waited 25, 15 and 5 s for it.
         let slot = t.next_slot(start + Duration::from_secs(35), &mut rng);
+        let secs = Duration::from_secs;
         assert_eq!(
             slot,
             Slot {
-                intended: start + Duration::from_secs(40),
-                missed: 3
+                intended: start + secs(40),
+                missed: 3,
+                missed_waits: vec![secs(25), secs(15), secs(5)],
             }
         );
     }

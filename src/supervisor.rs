@@ -209,6 +209,7 @@ impl Supervisor {
                 run_ids: self.run_ids.clone(),
                 probes: self.probes.clone(),
                 shutdown: token.clone(),
+                anchor: Instant::now(),
                 offset,
             }));
             group.journeys.insert(
@@ -247,20 +248,24 @@ impl Supervisor {
     }
 }
 
-struct JourneyTask {
-    journey: Arc<Journey>,
-    client: reqwest::Client,
-    env: EnvLookup,
-    sessions: Arc<Semaphore>,
-    run_ids: Arc<AtomicU64>,
-    probes: Probes,
-    shutdown: CancellationToken,
-    offset: Duration,
+/// One journey on its timetable: everything its task needs.
+pub struct JourneyTask {
+    pub journey: Arc<Journey>,
+    pub client: reqwest::Client,
+    pub env: EnvLookup,
+    pub sessions: Arc<Semaphore>,
+    pub run_ids: Arc<AtomicU64>,
+    pub probes: Probes,
+    pub shutdown: CancellationToken,
+    /// The timetable's origin; the first slot is `anchor + offset`.
+    pub anchor: Instant,
+    pub offset: Duration,
 }
 
-async fn journey_loop(task: JourneyTask) {
+/// Runs a journey on its timetable until `shutdown` (between runs).
+pub async fn journey_loop(task: JourneyTask) {
     let journey = &task.journey;
-    let mut timetable = Timetable::new(&journey.schedule, Instant::now(), task.offset);
+    let mut timetable = Timetable::new(&journey.schedule, task.anchor, task.offset);
     while !task.shutdown.is_cancelled() {
         let slot = timetable.next_slot(Instant::now(), &mut rand::rng());
         if slot.missed > 0 {
@@ -268,6 +273,7 @@ async fn journey_loop(task: JourneyTask) {
                 target: journey.target.name.clone(),
                 journey: journey.name.clone(),
                 count: slot.missed,
+                waits: slot.missed_waits,
             });
         }
         tokio::select! {
@@ -285,12 +291,19 @@ async fn journey_loop(task: JourneyTask) {
                 continue;
             }
         };
-        let permit = tokio::select! {
-            permit = task.sessions.acquire() => permit,
-            _ = task.shutdown.cancelled() => return,
-        };
-        let Ok(_permit) = permit else {
-            return;
+        // Only journeys that log in hold a session, so only they count
+        // against the agent's cap on its own sessions.
+        let _permit = if journey.login {
+            let permit = tokio::select! {
+                permit = task.sessions.acquire() => permit,
+                _ = task.shutdown.cancelled() => return,
+            };
+            let Ok(permit) = permit else {
+                return;
+            };
+            Some(permit)
+        } else {
+            None
         };
         let run_id = task.run_ids.fetch_add(1, Ordering::Relaxed);
         task.probes.send(Record::RunStarted {

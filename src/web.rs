@@ -34,12 +34,14 @@ pub fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
+/// Renders off the async workers: a large exposition takes milliseconds and
+/// must not stall the probes sharing those threads.
 async fn metrics(State(state): State<WebState>) -> Response {
-    (
-        [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        state.metrics.render(),
-    )
-        .into_response()
+    let metrics = state.metrics.clone();
+    match tokio::task::spawn_blocking(move || metrics.render()).await {
+        Ok(body) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
 }
 
 /// Re-reads the config, as Prometheus's `/-/reload` does: 200 when applied,

@@ -32,10 +32,10 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Journey};
+use crate::config;
 use crate::outcome::Record;
-use crate::runner::{self, EnvLookup, Probes, RunContext};
-use crate::schedule::Timetable;
+use crate::runner::{self, Probes};
+use crate::supervisor::{journey_loop, JourneyTask};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -267,17 +267,17 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
             journey.schedule.interval.as_nanos(),
             start_ns + offset.as_nanos() as u64
         );
-        tasks.push(tokio::spawn(journey_loop(
-            journey.clone(),
-            clients[&journey.target.name].clone(),
-            env.clone(),
-            sessions.clone(),
-            run_ids.clone(),
-            probes.clone(),
-            shutdown.clone(),
-            start,
+        tasks.push(tokio::spawn(journey_loop(JourneyTask {
+            journey: journey.clone(),
+            client: clients[&journey.target.name].clone(),
+            env: env.clone(),
+            sessions: sessions.clone(),
+            run_ids: run_ids.clone(),
+            probes: probes.clone(),
+            shutdown: shutdown.clone(),
+            anchor: start,
             offset,
-        )));
+        })));
     }
     drop(probes);
     let collector = tokio::spawn(async move {
@@ -320,58 +320,6 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
     text.push_str(&collector.await?);
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
-}
-
-/// The agent's journey loop (src/supervisor.rs `journey_loop`), line for line,
-/// with the timetable anchored at `start` so the schedule can be rebuilt.
-#[allow(clippy::too_many_arguments)]
-async fn journey_loop(
-    journey: Arc<Journey>,
-    client: reqwest::Client,
-    env: EnvLookup,
-    sessions: Arc<Semaphore>,
-    run_ids: Arc<AtomicU64>,
-    probes: Probes,
-    shutdown: CancellationToken,
-    start: Instant,
-    offset: Duration,
-) {
-    let mut timetable = Timetable::new(&journey.schedule, start, offset);
-    loop {
-        let slot = timetable.next_slot(Instant::now(), &mut rand::rng());
-        if slot.missed > 0 {
-            probes.send(Record::MissedSlots {
-                target: journey.target.name.clone(),
-                journey: journey.name.clone(),
-                count: slot.missed,
-            });
-        }
-        tokio::select! {
-            _ = tokio::time::sleep_until(slot.intended) => {}
-            _ = shutdown.cancelled() => return,
-        }
-        let intended_start = SystemTime::now() - slot.intended.elapsed();
-        let Ok(vars) = runner::credentials(&journey.target, &env) else {
-            continue;
-        };
-        let Ok(_permit) = sessions.acquire().await else {
-            return;
-        };
-        let run_id = run_ids.fetch_add(1, Ordering::Relaxed);
-        probes.send(Record::RunStarted {
-            target: journey.target.name.clone(),
-            journey: journey.name.clone(),
-        });
-        let ctx = RunContext {
-            client: &client,
-            probes: Some(&probes),
-        };
-        let run = tokio::select! {
-            run = runner::run_journey(&ctx, &journey, vars, intended_start, slot.intended, run_id) => run,
-            _ = shutdown.cancelled() => return,
-        };
-        probes.send(Record::Run(run));
-    }
 }
 
 // ----------------------------------------------------------------- load --
