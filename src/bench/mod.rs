@@ -656,9 +656,9 @@ fn co(input: CoInput) -> anyhow::Result<()> {
             "agent_lateness_max_ms {:.2}",
             late.last().copied().unwrap_or(0.0)
         );
-        // The correction the agent could apply (HdrHistogram's
-        // record_correct): a run of duration D over its interval I stands for
-        // the slots it made miss, at D - I, D - 2I, ...
+        // The correction the agent applies to its journey-duration histogram
+        // (HdrHistogram's record_correct): a run of duration D over its
+        // interval I stands for the slots it made miss, at D - I, D - 2I, ...
         let mut corrected = Vec::new();
         for s in &drive.steps {
             corrected.push(s.run_ns as f64);
