@@ -215,17 +215,7 @@ pub async fn run_journey(
         steps.push(record);
         if outcome == Outcome::LoggedOut && journey.retry_after_relogin && !retried {
             retried = true;
-            sessions.extend(
-                log_out(
-                    ctx,
-                    target,
-                    &journey.name,
-                    &mut session,
-                    &mut steps,
-                    SessionEnd::LoggedOut,
-                )
-                .await,
-            );
+            sessions.extend(end_session(ctx, journey, &mut session, &mut steps).await);
             // The fresh session keeps what earlier steps extracted, as a user
             // who logs back in still knows which case they were on.
             let mut carried = session.vars.clone();
@@ -243,17 +233,7 @@ pub async fn run_journey(
         index += 1;
     }
     if journey.login {
-        sessions.extend(
-            log_out(
-                ctx,
-                target,
-                &journey.name,
-                &mut session,
-                &mut steps,
-                SessionEnd::LoggedOut,
-            )
-            .await,
-        );
+        sessions.extend(end_session(ctx, journey, &mut session, &mut steps).await);
     }
     let (outcome, failed_step) = journey_outcome(&steps);
     RunRecord {
@@ -267,6 +247,17 @@ pub async fn run_journey(
         steps,
         sessions,
     }
+}
+
+/// Ends a journey's session: logs it out unless the server already did.
+async fn end_session(
+    ctx: &RunContext<'_>,
+    journey: &Journey,
+    session: &mut Session,
+    steps: &mut Vec<StepRecord>,
+) -> Option<SessionSpan> {
+    let end = SessionEnd::LoggedOut;
+    log_out(ctx, &journey.target, &journey.name, session, steps, end).await
 }
 
 /// Runs steps in order; returns true if one failed (and the rest were skipped).
