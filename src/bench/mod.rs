@@ -389,6 +389,17 @@ fn sorted(mut v: Vec<f64>) -> Vec<f64> {
     v
 }
 
+/// Every run's lateness (actual minus intended start) in ms, sorted.
+fn lateness_ms(drive: &DriveLog) -> Vec<f64> {
+    sorted(
+        drive
+            .steps
+            .iter()
+            .map(|s| s.lateness_ns as f64 / 1e6)
+            .collect(),
+    )
+}
+
 struct ServerLog {
     /// (arrival_ns, done_ns, tag)
     arrivals: Vec<(u64, u64, String)>,
@@ -546,13 +557,7 @@ fn fidelity(
         );
         println!("l_minus_s_p50_ms {:.3}", quantile(&own, 0.5));
         println!("l_minus_s_p99_ms {:.3}", quantile(&own, 0.99));
-        let late = sorted(
-            drive
-                .steps
-                .iter()
-                .map(|s| s.lateness_ns as f64 / 1e6)
-                .collect(),
-        );
+        let late = lateness_ms(&drive);
         println!("lateness_p99_ms {:.3}", quantile(&late, 0.99));
     }
     if let Some(path) = oha_json {
@@ -644,13 +649,7 @@ fn co(input: CoInput) -> anyhow::Result<()> {
             "omitted_slots {}",
             slots.len().saturating_sub(drive.steps.len())
         );
-        let late = sorted(
-            drive
-                .steps
-                .iter()
-                .map(|s| s.lateness_ns as f64 / 1e6)
-                .collect(),
-        );
+        let late = lateness_ms(drive);
         println!("agent_lateness_p99_ms {:.2}", quantile(&late, 0.99));
         println!(
             "agent_lateness_max_ms {:.2}",
