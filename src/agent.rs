@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config, JourneyKind};
+use crate::config::{self, Config};
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
@@ -107,7 +107,6 @@ impl Agent {
             metrics.clone(),
             status.clone(),
             config.targets.iter().map(|t| t.name.clone()).collect(),
-            report_journeys(&config),
             journal,
         );
         let mut supervisor = Supervisor::new(
@@ -194,15 +193,6 @@ fn journey_targets(config: &Config) -> Vec<(String, String)> {
         .journeys
         .iter()
         .map(|j| (j.name.clone(), j.target.name.clone()))
-        .collect()
-}
-
-fn report_journeys(config: &Config) -> std::collections::HashSet<String> {
-    config
-        .journeys
-        .iter()
-        .filter(|j| j.kind == JourneyKind::Report)
-        .map(|j| j.name.clone())
         .collect()
 }
 
@@ -303,7 +293,6 @@ impl Control {
         }
         self.probes.send(Record::Reconfigured {
             targets: config.targets.iter().map(|t| t.name.clone()).collect(),
-            report_journeys: report_journeys(&config),
         });
         self.config = Arc::new(config);
         Ok(if changes.is_empty() {

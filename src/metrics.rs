@@ -15,9 +15,11 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::config::{Config, HEARTBEAT_JOURNEY, KEEPALIVE_JOURNEY};
+use crate::config::{Config, HEARTBEAT_JOURNEY};
 use crate::detect::AgeBands;
-use crate::outcome::{unix_secs, LogoutCause, Outcome, RunRecord, SessionSpan, StepRecord};
+use crate::outcome::{
+    unix_secs, KeptActivity, KeptRecord, LogoutCause, Outcome, RunRecord, SessionEnd, SessionSpan,
+};
 
 const BASE_BUCKETS: [f64; 16] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0,
@@ -57,6 +59,7 @@ pub struct Metrics {
     sessions_active: GaugeVec,
     session_oldest_age: GaugeVec,
     relogin_duration: HistogramVec,
+    kept: KeptMetrics,
     runtime_tasks: Gauge,
     bands: AgeBands,
     last_render_len: std::sync::atomic::AtomicUsize,
@@ -192,7 +195,7 @@ impl Metrics {
         let session_age_at_logout = HistogramVec::new(
             HistogramOpts::new(
                 "casewatch_session_age_at_logout_seconds",
-                "Age of each session when the server forcibly logged it out.",
+                "Session age at each forced logout: the midpoint of the bracket between the last age the session was known alive and the age its loss was seen (the same age that picks its age_band).",
             )
             .buckets(sorted_unique(age_buckets)),
             &["target"],
@@ -200,14 +203,14 @@ impl Metrics {
         let session_exposure = CounterVec::new(
             Opts::new(
                 "casewatch_session_exposure_seconds_total",
-                "Logged-in session time spent in each age band; drops divided by this is the hazard.",
+                "Session time known alive, per age band; forced logouts divided by this is the hazard.",
             ),
             &["target", "age_band"],
         )?;
         let sessions_active = GaugeVec::new(
             Opts::new(
                 "casewatch_sessions_active",
-                "Logged-in sessions the agent holds now.",
+                "Logged-in sessions the agent holds now and knows to be alive (not those whose state is unknown).",
             ),
             &["target"],
         )?;
@@ -238,6 +241,7 @@ impl Metrics {
                 .with_label_values(&[&change.name])
                 .set(unix_secs(change.at));
         }
+        let kept = KeptMetrics::new(&buckets)?;
         let runtime_tasks = Gauge::new(
             "casewatch_runtime_alive_tasks",
             "Tasks alive in the agent's async runtime (for leak checks in soak runs).",
@@ -263,6 +267,7 @@ impl Metrics {
         ] {
             registry.register(collector)?;
         }
+        kept.register(&registry)?;
         registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(step_outcomes.clone()))?;
         registry.register(Box::new(journey_duration.clone()))?;
@@ -304,6 +309,7 @@ impl Metrics {
             sessions_active,
             session_oldest_age,
             relogin_duration,
+            kept,
             runtime_tasks,
             bands: config.age_bands.clone(),
             last_render_len: std::sync::atomic::AtomicUsize::new(0),
@@ -332,28 +338,8 @@ impl Metrics {
                         .with_label_values(&[t, cause.as_str(), band]);
                 }
             }
-            if let Some(keep) = &target.keep_sessions {
-                self.journey_in_flight
-                    .with_label_values(&[t, KEEPALIVE_JOURNEY]);
-                let steps = target
-                    .login
-                    .iter()
-                    .chain([&keep.keepalive])
-                    .chain(&target.logout);
-                for step in steps {
-                    for outcome in Outcome::ALL {
-                        self.step_outcomes.with_label_values(&[
-                            t,
-                            KEEPALIVE_JOURNEY,
-                            &step.name,
-                            outcome.as_str(),
-                        ]);
-                    }
-                }
-                for outcome in Outcome::ALL {
-                    self.journey_runs
-                        .with_label_values(&[t, KEEPALIVE_JOURNEY, outcome.as_str()]);
-                }
+            if target.keep_sessions.is_some() {
+                self.kept.prepare(t);
             }
         }
         for journey in &config.journeys {
@@ -446,14 +432,19 @@ impl Metrics {
             .set(oldest.as_secs_f64());
     }
 
-    /// A step the server answered by ending its session.
-    pub fn forced_logout(&self, step: &StepRecord, cause: LogoutCause, age: Duration) {
+    /// A session the server ended, placed at `age` (its bracket's midpoint).
+    pub fn forced_logout(&self, target: &str, cause: LogoutCause, age: Duration) {
         self.forced_logouts
-            .with_label_values(&[&step.target, cause.as_str(), self.bands.label(age)])
+            .with_label_values(&[target, cause.as_str(), self.bands.label(age)])
             .inc();
         self.session_age_at_logout
-            .with_label_values(&[&step.target])
+            .with_label_values(&[target])
             .observe(age.as_secs_f64());
+    }
+
+    /// A kept session's login, check or logout.
+    pub fn kept(&self, record: &KeptRecord) {
+        self.kept.observe(record);
     }
 
     pub fn relogin(&self, target: &str, took: Duration) {
@@ -529,6 +520,7 @@ impl Metrics {
 /// Base buckets plus every configured `slow_after` and `freeze_after`.
 fn step_buckets(config: &Config) -> Vec<f64> {
     let mut buckets = BASE_BUCKETS.to_vec();
+    // Kept sessions' checks share these edges.
     for target in &config.targets {
         let keepalive = target.keep_sessions.as_ref().map(|k| &k.keepalive);
         let steps = target.login.iter().chain(&target.logout).chain(keepalive);
@@ -549,4 +541,91 @@ fn sorted_unique(mut buckets: Vec<f64>) -> Vec<f64> {
     buckets.sort_by(f64::total_cmp);
     buckets.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
     buckets
+}
+
+/// Kept sessions' own families: their checks are not journey runs, so
+/// they never reach availability, burn rates or the journey table.
+struct KeptMetrics {
+    checks: IntCounterVec,
+    check_duration: HistogramVec,
+    logins: IntCounterVec,
+    ended: IntCounterVec,
+}
+
+impl KeptMetrics {
+    fn new(buckets: &[f64]) -> Result<KeptMetrics, prometheus::Error> {
+        Ok(KeptMetrics {
+            checks: IntCounterVec::new(
+                Opts::new(
+                    "casewatch_keepalive_checks_total",
+                    "Keep-alive checks of kept sessions, by outcome.",
+                ),
+                &["target", "outcome"],
+            )?,
+            check_duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "casewatch_keepalive_duration_seconds",
+                    "Time from sending a kept session's keep-alive check to its last byte (or to giving up).",
+                )
+                .buckets(buckets.to_vec()),
+                &["target"],
+            )?,
+            logins: IntCounterVec::new(
+                Opts::new(
+                    "casewatch_kept_session_logins_total",
+                    "Logins of kept sessions, by outcome (the first failing login step's, else ok or slow).",
+                ),
+                &["target", "outcome"],
+            )?,
+            ended: IntCounterVec::new(
+                Opts::new(
+                    "casewatch_kept_sessions_ended_total",
+                    "Kept sessions' lives ended: forced (by the server), lost (failing with no sign of logout), max_age or agent_stop.",
+                ),
+                &["target", "end"],
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
+        registry.register(Box::new(self.checks.clone()))?;
+        registry.register(Box::new(self.check_duration.clone()))?;
+        registry.register(Box::new(self.logins.clone()))?;
+        registry.register(Box::new(self.ended.clone()))
+    }
+
+    fn prepare(&self, target: &str) {
+        for outcome in Outcome::ALL {
+            self.checks.with_label_values(&[target, outcome.as_str()]);
+            self.logins.with_label_values(&[target, outcome.as_str()]);
+        }
+        self.check_duration.with_label_values(&[target]);
+        for end in SessionEnd::KEPT_KINDS {
+            self.ended.with_label_values(&[target, end]);
+        }
+    }
+
+    fn observe(&self, record: &KeptRecord) {
+        let t = record.target.as_str();
+        match record.activity {
+            KeptActivity::Check => {
+                for step in &record.steps {
+                    self.checks
+                        .with_label_values(&[t, step.outcome.as_str()])
+                        .inc();
+                    self.check_duration
+                        .with_label_values(&[t])
+                        .observe(step.duration.as_secs_f64());
+                }
+            }
+            KeptActivity::Login => {
+                let (outcome, _) = crate::outcome::journey_outcome(&record.steps);
+                self.logins.with_label_values(&[t, outcome.as_str()]).inc();
+            }
+            KeptActivity::Logout => {}
+        }
+        for end in record.sessions.iter().filter_map(|s| s.end) {
+            self.ended.with_label_values(&[t, end.kind_str()]).inc();
+        }
+    }
 }

@@ -11,21 +11,22 @@ use tokio::time::Instant;
 use crate::detect::{FreezeChange, FreezeDetector};
 use crate::journal::{Journal, ReportLoad};
 use crate::metrics::Metrics;
-use crate::outcome::{Outcome, ProbeEvent, Record, RunRecord, StepPhase};
+use crate::outcome::{
+    bracket_midpoint, JourneyKind, KeptRecord, ProbeEvent, Record, RunRecord, SessionEnd,
+    SessionSpan, StepRecord,
+};
 use crate::status::{FreezeEpisode, StatusBoard};
 
 pub struct Observer {
     metrics: Arc<Metrics>,
     status: Arc<Mutex<StatusBoard>>,
     freezes: FreezeDetector,
-    /// Live sessions: id -> (target, logged in at).
-    sessions: HashMap<u64, (String, Instant)>,
+    /// Live sessions: id -> (target, logged in at, known alive now).
+    sessions: HashMap<u64, (String, Instant, bool)>,
     /// Targets where a forced logout happened and no login has succeeded since.
     relogin_pending: HashSet<String>,
     targets: Vec<String>,
     journal: Option<Journal>,
-    /// Journeys of kind `report`.
-    report_journeys: HashSet<String>,
     /// Report runs in flight per target, and when one last ended.
     reports: HashMap<String, (usize, Option<Instant>)>,
     /// When each journey's current run started.
@@ -37,7 +38,6 @@ impl Observer {
         metrics: Arc<Metrics>,
         status: Arc<Mutex<StatusBoard>>,
         targets: Vec<String>,
-        report_journeys: HashSet<String>,
         journal: Option<Journal>,
     ) -> Observer {
         Observer {
@@ -48,7 +48,6 @@ impl Observer {
             relogin_pending: HashSet::new(),
             targets,
             journal,
-            report_journeys,
             reports: HashMap::new(),
             run_started: HashMap::new(),
         }
@@ -71,7 +70,7 @@ impl Observer {
             .run_started
             .remove(&run.journey)
             .unwrap_or_else(|| Instant::now() - run.duration);
-        let is_report = self.report_journeys.contains(&run.journey);
+        let is_report = run.kind == JourneyKind::Report;
         if is_report {
             let entry = self.reports.entry(run.target.clone()).or_default();
             entry.0 = entry.0.saturating_sub(1);
@@ -93,10 +92,14 @@ impl Observer {
 
     pub fn observe(&mut self, record: Record) {
         match record {
-            Record::RunStarted { target, journey } => {
+            Record::RunStarted {
+                target,
+                journey,
+                kind,
+            } => {
                 self.metrics.run_started(&target, &journey);
                 self.run_started.insert(journey.clone(), Instant::now());
-                if self.report_journeys.contains(&journey) {
+                if kind == JourneyKind::Report {
                     self.reports.entry(target).or_default().0 += 1;
                 }
             }
@@ -114,20 +117,10 @@ impl Observer {
                 }
             }
             Record::Probe(event) => self.probe(event),
-            Record::Session(span) => {
-                self.metrics.exposure(&span);
-                if let Some(journal) = &self.journal {
-                    journal.session(&span);
-                }
-            }
+            Record::Session(span) => self.span(&span),
             Record::Run(run) => self.run(run),
-            Record::Reconfigured {
-                targets,
-                report_journeys,
-            } => {
-                self.targets = targets;
-                self.report_journeys = report_journeys;
-            }
+            Record::Kept(kept) => self.kept(kept),
+            Record::Reconfigured { targets } => self.targets = targets,
         }
     }
 
@@ -146,7 +139,12 @@ impl Observer {
                 }
             }
             ProbeEvent::SessionOpened { target, id, at } => {
-                self.sessions.insert(id, (target, at));
+                self.sessions.insert(id, (target, at, true));
+            }
+            ProbeEvent::SessionKnown { id, alive } => {
+                if let Some(session) = self.sessions.get_mut(&id) {
+                    session.2 = alive;
+                }
             }
             ProbeEvent::SessionClosed { id, .. } => {
                 self.sessions.remove(&id);
@@ -157,47 +155,60 @@ impl Observer {
     fn run(&mut self, run: RunRecord) {
         log_run(&run);
         self.metrics.run(&run);
-        // Login steps come in groups (the run's login, and a re-login after a
-        // forced logout); a whole successful group after a drop is a re-login.
-        let mut login_took = Duration::ZERO;
-        let mut login_ok = true;
-        for (index, step) in run.steps.iter().enumerate() {
-            if step.phase == StepPhase::Login {
-                login_took += step.duration;
-                login_ok &= step.outcome.is_success();
-                let group_ends = run
-                    .steps
-                    .get(index + 1)
-                    .is_none_or(|next| next.phase != StepPhase::Login);
-                if group_ends {
-                    if login_ok && self.relogin_pending.remove(&run.target) {
-                        self.metrics.relogin(&run.target, login_took);
-                    }
-                    login_took = Duration::ZERO;
-                    login_ok = true;
-                }
-            } else if let (Outcome::LoggedOut, Some(cause)) = (step.outcome, step.logout_cause) {
-                let age = step.session_age.unwrap_or_default() + step.duration;
-                tracing::warn!(
-                    target = %run.target, journey = %run.journey, step = %step.step,
-                    cause = cause.as_str(), session_age_s = age.as_secs_f64(), "forced logout"
-                );
-                self.metrics.forced_logout(step, cause, age);
-                self.board().forced_logout(step, cause, age);
-                self.relogin_pending.insert(run.target.clone());
-            }
-        }
+        self.relogins(&run.target, &run.steps);
         for span in &run.sessions {
-            self.metrics.exposure(span);
+            self.span(span);
         }
         let load = self.report_load(&run);
         if let Some(journal) = &self.journal {
             journal.run(&run, load);
-            for span in &run.sessions {
-                journal.session(span);
-            }
         }
         self.board().observe_run(&run);
+    }
+
+    fn kept(&mut self, kept: KeptRecord) {
+        self.metrics.kept(&kept);
+        self.relogins(&kept.target, &kept.steps);
+        for span in &kept.sessions {
+            self.span(span);
+        }
+        if let Some(journal) = &self.journal {
+            journal.kept(&kept);
+        }
+        self.board().observe_kept(&kept);
+    }
+
+    /// A stretch of session life: exposure, and a forced logout when that
+    /// is how the life ended.
+    fn span(&mut self, span: &SessionSpan) {
+        self.metrics.exposure(span);
+        if let (Some(SessionEnd::Forced(cause)), Some(bracket)) = (span.end, span.bracket()) {
+            tracing::warn!(
+                target = %span.target, session = %span.origin, cause = cause.as_str(),
+                alive_age_s = bracket.0.as_secs_f64(), seen_age_s = bracket.1.as_secs_f64(),
+                "forced logout"
+            );
+            self.metrics
+                .forced_logout(&span.target, cause, bracket_midpoint(bracket));
+            self.relogin_pending.insert(span.target.clone());
+        }
+        if let Some(journal) = &self.journal {
+            journal.session(span);
+        }
+        self.board().observe_span(span);
+    }
+
+    /// Login steps come in groups (the run's login, and a re-login after a
+    /// forced logout); a whole successful group after a drop is a re-login.
+    fn relogins(&mut self, target: &str, steps: &[StepRecord]) {
+        for took in crate::detect::sessions::login_groups(steps)
+            .into_iter()
+            .flatten()
+        {
+            if self.relogin_pending.remove(target) {
+                self.metrics.relogin(target, took);
+            }
+        }
     }
 
     /// Opens freeze episodes that are due and refreshes the live gauges.
@@ -212,8 +223,8 @@ impl Observer {
             let ages: Vec<Duration> = self
                 .sessions
                 .values()
-                .filter(|(t, _)| t == target)
-                .map(|(_, since)| now.saturating_duration_since(*since))
+                .filter(|(t, _, alive)| t == target && *alive)
+                .map(|(_, since, _)| now.saturating_duration_since(*since))
                 .collect();
             self.metrics.sessions(
                 target,

@@ -72,14 +72,19 @@ pub enum LogoutCause {
     ExpiredPage,
     /// The session cookie was cleared or replaced.
     CookieCleared,
+    /// The target's own login page: a redirect to the path of its first
+    /// login step, or a final page holding its login form. Needs no
+    /// configuration; a restart that flushes the session store looks so.
+    LoginPage,
 }
 
 impl LogoutCause {
-    pub const ALL: [LogoutCause; 4] = [
+    pub const ALL: [LogoutCause; 5] = [
         LogoutCause::Redirect,
         LogoutCause::Status,
         LogoutCause::ExpiredPage,
         LogoutCause::CookieCleared,
+        LogoutCause::LoginPage,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -88,6 +93,27 @@ impl LogoutCause {
             LogoutCause::Status => "status",
             LogoutCause::ExpiredPage => "expired_page",
             LogoutCause::CookieCleared => "cookie_cleared",
+            LogoutCause::LoginPage => "login_page",
+        }
+    }
+}
+
+/// What kind of work a journey (or, later, a step) does for the people it
+/// stands for: the reporting-load analysis sets reports apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JourneyKind {
+    #[default]
+    Interactive,
+    /// A management report: heavy, and its load on the system is studied.
+    Report,
+}
+
+impl JourneyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JourneyKind::Interactive => "interactive",
+            JourneyKind::Report => "report",
         }
     }
 }
@@ -133,6 +159,9 @@ pub struct StepRecord {
 pub struct RunRecord {
     pub target: String,
     pub journey: String,
+    /// Carried on the record, not looked up by name, so a journey added or
+    /// changed by a reload is recorded as what it is.
+    pub kind: JourneyKind,
     #[serde(with = "unix_seconds")]
     pub intended_start: SystemTime,
     #[serde(with = "unix_seconds")]
@@ -173,8 +202,11 @@ pub enum Record {
     RunStarted {
         target: String,
         journey: String,
+        kind: JourneyKind,
     },
     Run(RunRecord),
+    /// A kept session's login, keep-alive check or logout: not a journey.
+    Kept(KeptRecord),
     /// Timetable slots that passed while the previous run was still going,
     /// with how long a user arriving at each would have waited.
     MissedSlots {
@@ -187,11 +219,67 @@ pub enum Record {
     Probe(ProbeEvent),
     /// A stretch of a logged-in session's life, for exposure and survival.
     Session(SessionSpan),
-    /// A reloaded config changed the set of targets or report journeys.
-    Reconfigured {
-        targets: Vec<String>,
-        report_journeys: std::collections::HashSet<String>,
-    },
+    /// A reloaded config changed the set of targets.
+    Reconfigured { targets: Vec<String> },
+}
+
+/// What a kept session was doing when it produced a [`KeptRecord`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptActivity {
+    Login,
+    Check,
+    Logout,
+}
+
+impl KeptActivity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeptActivity::Login => "login",
+            KeptActivity::Check => "check",
+            KeptActivity::Logout => "logout",
+        }
+    }
+}
+
+/// What the agent knows of a kept session after a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptState {
+    /// The last check showed the session logged in.
+    Alive,
+    /// The last check failed in a way that says nothing about the session
+    /// (a 5xx, a connect error, a freeze): the next check decides.
+    Unknown,
+    /// The last check failed with no sign of logout: checked again at once.
+    Suspect,
+    /// No session: logging in failed, or the life just ended.
+    Ended,
+}
+
+impl KeptState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeptState::Alive => "alive",
+            KeptState::Unknown => "unknown",
+            KeptState::Suspect => "suspect",
+            KeptState::Ended => "ended",
+        }
+    }
+}
+
+/// One piece of a kept session's activity: its steps, what the agent knows
+/// of the session afterwards, and the session time it covered.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct KeptRecord {
+    pub target: String,
+    /// Which of the target's kept sessions this is (0-based).
+    pub slot: usize,
+    pub activity: KeptActivity,
+    pub steps: Vec<StepRecord>,
+    pub state: KeptState,
+    /// Exposure the record covers; with `end` set, the life's last stretch.
+    pub sessions: Vec<SessionSpan>,
 }
 
 /// What happened on the wire, as it happens (not when a step completes).
@@ -214,6 +302,9 @@ pub enum ProbeEvent {
         id: u64,
         at: Instant,
     },
+    /// Whether a session is known to be alive now; one whose state is
+    /// unknown is not counted as active.
+    SessionKnown { id: u64, alive: bool },
     /// A session ended, for whatever reason.
     SessionClosed { target: String, id: u64 },
 }
@@ -230,6 +321,10 @@ pub enum SessionEnd {
     MaxAge,
     /// The agent stopped (censored).
     AgentStop,
+    /// A kept session failed twice in a row with no sign of logout: whether
+    /// the server ended it is unknown, so its life is censored at the last
+    /// moment it was known alive, and the slot gets a new session.
+    Lost,
 }
 
 impl SessionEnd {
@@ -245,21 +340,96 @@ impl SessionEnd {
             SessionEnd::LoggedOut => "logged_out_by_agent",
             SessionEnd::MaxAge => "max_age",
             SessionEnd::AgentStop => "agent_stop",
+            SessionEnd::Lost => "lost",
+        }
+    }
+
+    /// The `end` label of `casewatch_kept_sessions_ended_total`.
+    pub fn kind_str(self) -> &'static str {
+        match self {
+            SessionEnd::Forced(_) => "forced",
+            SessionEnd::LoggedOut => "logged_out",
+            SessionEnd::MaxAge => "max_age",
+            SessionEnd::AgentStop => "agent_stop",
+            SessionEnd::Lost => "lost",
+        }
+    }
+
+    pub const KEPT_KINDS: [&'static str; 4] = ["forced", "lost", "max_age", "agent_stop"];
+}
+
+/// Whose session it is: a journey's own, or one of a target's kept sessions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SessionOrigin {
+    Journey { journey: String },
+    Kept { slot: usize },
+}
+
+impl SessionOrigin {
+    pub fn journey(name: &str) -> SessionOrigin {
+        SessionOrigin::Journey {
+            journey: name.to_string(),
+        }
+    }
+
+    /// `journey` or `kept`, as the journal stores it.
+    pub fn kind_str(&self) -> &'static str {
+        match self {
+            SessionOrigin::Journey { .. } => "journey",
+            SessionOrigin::Kept { .. } => "kept",
+        }
+    }
+}
+
+impl fmt::Display for SessionOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionOrigin::Journey { journey } => write!(f, "journey {journey}"),
+            SessionOrigin::Kept { slot } => write!(f, "kept session {slot}"),
         }
     }
 }
 
 /// Session life from `age_from` to `age_to`; with `end` set, the last stretch.
+///
+/// Ages count from the login's completion. Exposure (`age_from..age_to`)
+/// only ever covers time the session was known to be alive: a life that the
+/// server ended, or that was lost, ends at the last moment it was known
+/// alive, and `seen_age` says when its loss was seen.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SessionSpan {
     pub target: String,
-    /// The journey (or `keepalive`) the session belongs to.
-    pub origin: String,
+    pub origin: SessionOrigin,
     #[serde(with = "unix_seconds")]
     pub login_at: SystemTime,
     pub age_from: Duration,
     pub age_to: Duration,
     pub end: Option<SessionEnd>,
+    /// For a forced or lost end: the latest age the loss can have happened
+    /// at (the answer that showed it, counted from the login's send). With
+    /// `age_to`, the bracket the true loss lies in.
+    pub seen_age: Option<Duration>,
+    /// Why a lost session was given up; never carries secrets or bodies.
+    pub detail: String,
+}
+
+impl SessionSpan {
+    /// For a forced logout, the bracket (last known alive, loss seen).
+    pub fn bracket(&self) -> Option<(Duration, Duration)> {
+        match self.end {
+            Some(SessionEnd::Forced(_)) => {
+                Some((self.age_to, self.seen_age.unwrap_or(self.age_to)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Where a drop is placed on the age axis: the midpoint of its bracket, the
+/// unbiased choice when the loss is equally likely anywhere inside it.
+pub fn bracket_midpoint((alive, seen): (Duration, Duration)) -> Duration {
+    alive + seen.saturating_sub(alive) / 2
 }
 
 pub fn unix_secs(t: SystemTime) -> f64 {

@@ -1,5 +1,6 @@
 //! The status board behind the HTML page at `/`: per journey, the last
-//! outcome, the last run and recent failures.
+//! outcome, the last run and recent failures; per kept session, what is
+//! known of it; freezes and forced logouts as they happen.
 //!
 //! Failures are kept longer than successes (blackbox_exporter's habit): the
 //! board remembers the last [`FAILURES_KEPT`] failures of each journey however
@@ -11,7 +12,10 @@ use std::time::{Duration, SystemTime};
 use maud::{html, Markup, DOCTYPE};
 
 use crate::detect::{kaplan_meier, survival_at, AgeBands, Lifetime};
-use crate::outcome::{LogoutCause, Outcome, RunRecord, StepRecord};
+use crate::outcome::{
+    bracket_midpoint, KeptActivity, KeptRecord, KeptState, LogoutCause, Outcome, RunRecord,
+    SessionEnd, SessionOrigin, SessionSpan,
+};
 
 /// Session lifetimes kept for the survival estimate on the page.
 const LIFETIMES_KEPT: usize = 10_000;
@@ -47,18 +51,36 @@ pub struct FreezeEpisode {
 
 #[derive(Clone, Debug)]
 pub struct ForcedLogout {
+    /// When the loss was seen.
     pub at: SystemTime,
     pub target: String,
-    pub journey: String,
-    pub step: String,
+    pub origin: SessionOrigin,
     pub cause: LogoutCause,
-    pub session_age: Duration,
+    /// The last age the session was known alive, and the age its loss was seen.
+    pub bracket: (Duration, Duration),
+}
+
+/// One of a target's kept sessions, by slot.
+#[derive(Clone, Debug, Default)]
+pub struct KeptStatus {
+    /// What is known of the session now; `None` before its first login.
+    pub state: Option<KeptState>,
+    /// When its current session logged in.
+    pub login_at: Option<SystemTime>,
+    pub last_check: Option<SystemTime>,
+    pub last_outcome: Option<Outcome>,
+    pub checks: BTreeMap<Outcome, u64>,
+    /// Ended lives, by how they ended.
+    pub ended: BTreeMap<&'static str, u64>,
+    pub recent_failures: VecDeque<Failure>,
 }
 
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     pub site: String,
     pub journeys: BTreeMap<String, JourneyStatus>,
+    /// Kept sessions by (target, slot).
+    pub kept: BTreeMap<(String, usize), KeptStatus>,
     /// Targets frozen now, with when the episode began.
     pub frozen_now: BTreeMap<String, SystemTime>,
     pub freezes: VecDeque<FreezeEpisode>,
@@ -66,6 +88,19 @@ pub struct StatusBoard {
     /// Ended session lifetimes (dropped or censored), newest last.
     pub lifetimes: VecDeque<Lifetime>,
     pub age_bands: AgeBands,
+}
+
+/// Newest first; the oldest beyond [`FAILURES_KEPT`] is forgotten.
+fn remember_failure(list: &mut VecDeque<Failure>, step: &crate::outcome::StepRecord) {
+    if list.len() == FAILURES_KEPT {
+        list.pop_back();
+    }
+    list.push_front(Failure {
+        at: step.sent_at,
+        step: step.step.clone(),
+        outcome: step.outcome,
+        detail: step.detail.clone(),
+    });
 }
 
 fn push_bounded<T>(list: &mut VecDeque<T>, item: T, limit: usize) {
@@ -84,6 +119,7 @@ impl StatusBoard {
         StatusBoard {
             site: site.to_string(),
             age_bands,
+            kept: BTreeMap::new(),
             frozen_now: BTreeMap::new(),
             freezes: VecDeque::new(),
             forced_logouts: VecDeque::new(),
@@ -126,28 +162,31 @@ impl StatusBoard {
         push_bounded(&mut self.freezes, episode, FAILURES_KEPT);
     }
 
-    pub fn forced_logout(&mut self, step: &StepRecord, cause: LogoutCause, age: Duration) {
-        let logout = ForcedLogout {
-            at: step.sent_at + step.duration,
-            target: step.target.clone(),
-            journey: step.journey.clone(),
-            step: step.step.clone(),
-            cause,
-            session_age: age,
+    /// A stretch of session life: an ended life joins the survival
+    /// estimate (a drop at its bracket's midpoint), a forced one the list.
+    pub fn observe_span(&mut self, span: &SessionSpan) {
+        let Some(end) = span.end else {
+            return;
         };
-        push_bounded(&mut self.forced_logouts, logout, FAILURES_KEPT);
+        let age = span.bracket().map_or(span.age_to, bracket_midpoint);
+        let lifetime = Lifetime {
+            age,
+            dropped: end.is_drop(),
+        };
+        push_bounded(&mut self.lifetimes, lifetime, LIFETIMES_KEPT);
+        if let (SessionEnd::Forced(cause), Some(bracket)) = (end, span.bracket()) {
+            let logout = ForcedLogout {
+                at: SystemTime::now(),
+                target: span.target.clone(),
+                origin: span.origin.clone(),
+                cause,
+                bracket,
+            };
+            push_bounded(&mut self.forced_logouts, logout, FAILURES_KEPT);
+        }
     }
 
     pub fn observe_run(&mut self, run: &RunRecord) {
-        for span in &run.sessions {
-            if let Some(end) = span.end {
-                let lifetime = Lifetime {
-                    age: span.age_to,
-                    dropped: end.is_drop(),
-                };
-                push_bounded(&mut self.lifetimes, lifetime, LIFETIMES_KEPT);
-            }
-        }
         let status = self.journeys.entry(run.journey.clone()).or_default();
         status.target = run.target.clone();
         status.last_outcome = Some(run.outcome);
@@ -155,15 +194,33 @@ impl StatusBoard {
         status.last_duration = Some(run.duration);
         *status.runs.entry(run.outcome).or_default() += 1;
         if let Some(step) = run.steps.iter().find(|s| !s.outcome.is_success()) {
-            if status.recent_failures.len() == FAILURES_KEPT {
-                status.recent_failures.pop_back();
+            remember_failure(&mut status.recent_failures, step);
+        }
+    }
+
+    pub fn observe_kept(&mut self, record: &KeptRecord) {
+        let status = self
+            .kept
+            .entry((record.target.clone(), record.slot))
+            .or_default();
+        status.state = Some(record.state);
+        match (record.activity, record.state) {
+            (KeptActivity::Login, KeptState::Alive) => status.login_at = Some(SystemTime::now()),
+            (_, KeptState::Ended) => status.login_at = None,
+            _ => {}
+        }
+        if record.activity == KeptActivity::Check {
+            for step in &record.steps {
+                status.last_check = Some(step.sent_at + step.duration);
+                status.last_outcome = Some(step.outcome);
+                *status.checks.entry(step.outcome).or_default() += 1;
             }
-            status.recent_failures.push_front(Failure {
-                at: step.sent_at,
-                step: step.step.clone(),
-                outcome: step.outcome,
-                detail: step.detail.clone(),
-            });
+        }
+        if let Some(step) = record.steps.iter().find(|s| !s.outcome.is_success()) {
+            remember_failure(&mut status.recent_failures, step);
+        }
+        for end in record.sessions.iter().filter_map(|s| s.end) {
+            *status.ended.entry(end.kind_str()).or_default() += 1;
         }
     }
 
@@ -222,31 +279,33 @@ impl StatusBoard {
                     @if self.forced_logouts.is_empty() {
                         p { "None." }
                     } @else {
+                        p { "The session's age is a bracket: it was last known alive at the first age, and its loss was seen at the second." }
                         table {
-                            thead { tr { th { "When" } th { "Target" } th { "Journey" } th { "Step" } th { "Cause" } th { "Session age" } } }
+                            thead { tr { th { "Seen" } th { "Target" } th { "Session" } th { "Cause" } th { "Session age" } } }
                             tbody {
                                 @for l in self.forced_logouts.iter().rev() {
-                                    tr { td { (format_time(l.at)) } td { (l.target) } td { (l.journey) } td { (l.step) } td { (l.cause.as_str()) } td { (format_age(l.session_age)) } }
+                                    tr { td { (format_time(l.at)) } td { (l.target) } td { (l.origin) } td { (l.cause.as_str()) } td { (format_age(l.bracket.0)) " – " (format_age(l.bracket.1)) } }
                                 }
                             }
                         }
                     }
+                    (self.kept_table())
                     (self.survival_table())
                     h2 { "Recent failures" }
                     @for (name, j) in &self.journeys {
                         @if !j.recent_failures.is_empty() {
                             h3 { (name) }
-                            table {
-                                thead { tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } } }
-                                tbody {
-                                    @for f in &j.recent_failures {
-                                        tr { td { (format_time(f.at)) } td { (f.step) } td class=(outcome_class(Some(f.outcome))) { (f.outcome.as_str()) } td { (f.detail) } }
-                                    }
-                                }
-                            }
+                            (failures_table(&j.recent_failures))
                         }
                     }
-                    @if self.journeys.values().all(|j| j.recent_failures.is_empty()) {
+                    @for ((target, slot), k) in &self.kept {
+                        @if !k.recent_failures.is_empty() {
+                            h3 { (target) " kept session " (slot) }
+                            (failures_table(&k.recent_failures))
+                        }
+                    }
+                    @if self.journeys.values().all(|j| j.recent_failures.is_empty())
+                        && self.kept.values().all(|k| k.recent_failures.is_empty()) {
                         p { "None." }
                     }
                 }
@@ -256,6 +315,32 @@ impl StatusBoard {
 }
 
 impl StatusBoard {
+    /// Kept sessions: what is known of each now, and how their lives ended.
+    fn kept_table(&self) -> Markup {
+        html! {
+            @if !self.kept.is_empty() {
+                h2 { "Kept sessions" }
+                p { "Sessions kept logged in, as staff who never log out would be. Their checks are not journeys: they count in none of the journey figures. A session whose last check said nothing about it (a 5xx, a freeze) is " em { "unknown" } " until the next check decides; one that fails twice with no sign of logout is " em { "lost" } "." }
+                table {
+                    thead { tr { th { "Target" } th { "Slot" } th { "State" } th { "Session age" } th { "Last check" } th { "Checks" } th { "Lives ended" } } }
+                    tbody {
+                        @for ((target, slot), k) in &self.kept {
+                            tr {
+                                td { (target) }
+                                td { (slot) }
+                                td class=(state_class(k.state)) { (k.state.map(KeptState::as_str).unwrap_or("logging in")) }
+                                td { (k.login_at.and_then(|t| t.elapsed().ok()).map(format_age).unwrap_or_default()) }
+                                td { (k.last_check.map(format_time).unwrap_or_default()) " " (k.last_outcome.map(|o| o.as_str()).unwrap_or("")) }
+                                td { (format_runs(&k.checks)) }
+                                td { (k.ended.iter().map(|(e, n)| format!("{e}: {n}")).collect::<Vec<_>>().join(", ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Kaplan–Meier survival at each band edge, from ended session lives.
     fn survival_table(&self) -> Markup {
         let lifetimes: Vec<Lifetime> = self.lifetimes.iter().copied().collect();
@@ -296,6 +381,28 @@ fn outcome_class(outcome: Option<Outcome>) -> &'static str {
         Some(Outcome::Ok) => "good",
         Some(Outcome::Slow) => "warn",
         Some(_) => "bad",
+        None => "",
+    }
+}
+
+fn failures_table(failures: &VecDeque<Failure>) -> Markup {
+    html! {
+        table {
+            thead { tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } } }
+            tbody {
+                @for f in failures {
+                    tr { td { (format_time(f.at)) } td { (f.step) } td class=(outcome_class(Some(f.outcome))) { (f.outcome.as_str()) } td { (f.detail) } }
+                }
+            }
+        }
+    }
+}
+
+fn state_class(state: Option<KeptState>) -> &'static str {
+    match state {
+        Some(KeptState::Alive) => "good",
+        Some(KeptState::Unknown | KeptState::Suspect) => "warn",
+        Some(KeptState::Ended) => "bad",
         None => "",
     }
 }

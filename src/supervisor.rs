@@ -309,6 +309,7 @@ pub async fn journey_loop(task: JourneyTask) {
         task.probes.send(Record::RunStarted {
             target: journey.target.name.clone(),
             journey: journey.name.clone(),
+            kind: journey.kind,
         });
         let ctx = RunContext {
             client: &task.client,

@@ -68,8 +68,6 @@ pub struct KeepSessions {
     pub keepalive: Step,
 }
 
-/// The journey label of kept sessions' keep-alive runs.
-pub const KEEPALIVE_JOURNEY: &str = "keepalive";
 /// The journey label of heartbeat requests.
 pub const HEARTBEAT_JOURNEY: &str = "heartbeat";
 
@@ -83,12 +81,28 @@ pub enum SecretSource {
 }
 
 /// The signals that say "the server ended my session".
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SessionRules {
     pub redirect_to: Option<Regex>,
     pub statuses: Vec<u16>,
     pub body_matches: Option<Regex>,
     pub cookie: Option<String>,
+    /// Landing on the target's own login page (a redirect to its first login
+    /// step's path, or a page holding its login form) means logout. On by
+    /// default: it needs no configuration and is the commonest sign.
+    pub login_page: bool,
+}
+
+impl Default for SessionRules {
+    fn default() -> Self {
+        SessionRules {
+            redirect_to: None,
+            statuses: Vec::new(),
+            body_matches: None,
+            cookie: None,
+            login_page: true,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -102,13 +116,7 @@ pub struct Journey {
     pub steps: Vec<Step>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum JourneyKind {
-    #[default]
-    Interactive,
-    /// A management report: heavy, and its load on the system is studied.
-    Report,
-}
+pub use crate::outcome::JourneyKind;
 
 #[derive(Clone, Debug)]
 pub struct Schedule {

@@ -134,6 +134,8 @@ pub struct RawSessionRules {
     pub body_matches: Option<S>,
     /// The name of the session cookie whose clearing means logout.
     pub cookie: Option<S>,
+    /// Whether landing on the target's own login page means logout (default true).
+    pub login_page: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -202,7 +202,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
     for rj in &raw.journeys {
         let context = format!("journey {:?}", rj.name.as_str());
         c.name(&rj.name, "journey", &context);
-        if [KEEPALIVE_JOURNEY, HEARTBEAT_JOURNEY].contains(&rj.name.as_str()) {
+        if rj.name.as_str() == HEARTBEAT_JOURNEY {
             c.error(
                 line_of(&rj.name),
                 &context,
@@ -518,6 +518,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
                 .as_ref()
                 .and_then(|v| c.regex(v, "session_rules.body_matches", context)),
             cookie: r.cookie.as_ref().map(|v| v.to_string()),
+            login_page: r.login_page.as_ref().is_none_or(|b| **b),
         },
     };
     if let Some(cookie) = rt.session_rules.as_ref().and_then(|r| r.cookie.as_ref()) {
@@ -529,14 +530,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             );
         }
     }
-    if !login.is_empty()
-        && session_rules.cookie.is_none()
-        && session_rules.redirect_to.is_none()
-        && session_rules.statuses.is_empty()
-        && session_rules.body_matches.is_none()
-    {
-        c.warn(line_of(&rt.name), context, "the target logs in but has no session_rules, so forced logouts cannot be told apart from other failures");
-    }
+    session_rule_warnings(c, &login, &session_rules, line_of(&rt.name), context);
 
     let heartbeat = rt.heartbeat.as_ref().map(|h| {
         let hb_context = format!("{context}, heartbeat");
@@ -1225,6 +1219,39 @@ fn parse_active_hours(text: &str) -> Option<(chrono::NaiveTime, chrono::NaiveTim
 }
 
 /// Whether any template of `step` (path, query, headers, body) reads `var`.
+/// Warns when no rule could see a server-side drop, or when the login-page
+/// sign cannot work on this login.
+fn session_rule_warnings(
+    c: &mut Checker,
+    login: &[Step],
+    rules: &SessionRules,
+    line: usize,
+    context: &str,
+) {
+    if login.is_empty() {
+        return;
+    }
+    let explicit = rules.redirect_to.is_some()
+        || !rules.statuses.is_empty()
+        || rules.body_matches.is_some();
+    if !rules.login_page && !explicit {
+        let message = if rules.cookie.is_some() {
+            "session_rules has only `cookie` and login_page is off: a system that keeps the cookie after ending a session on the server would drop sessions unseen"
+        } else {
+            "the target logs in but has no session_rules and login_page is off, so forced logouts cannot be told apart from other failures"
+        };
+        c.warn(line, context, message);
+        return;
+    }
+    if rules.login_page && login[0].path.vars().next().is_some() {
+        c.warn(
+            login[0].line,
+            context,
+            "the first login step's path uses variables, so a redirect to the login page cannot be recognised by its path; only a page holding the login form is",
+        );
+    }
+}
+
 fn step_reads(step: &Step, var: &str) -> bool {
     let body: Vec<&Template> = match &step.body {
         None => Vec::new(),

@@ -3,6 +3,8 @@
 //! survival. No I/O here, so every rule is tested with a paused clock.
 
 pub mod freeze;
+pub mod kept;
+pub mod login_page;
 pub mod sessions;
 
 pub use freeze::{FreezeChange, FreezeDetector};

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use crate::outcome::{StepPhase, StepRecord};
+
 /// Age bands given by their upper edges, e.g. 1h, 2h, 3h, 4h; the last band
 /// is open-ended ("4h+").
 #[derive(Clone, Debug, PartialEq)]
@@ -83,6 +85,28 @@ fn short(d: Duration) -> String {
     } else {
         format!("{secs}s")
     }
+}
+
+/// The login groups among a run's steps (consecutive login-phase steps), in
+/// order: `Some(total time)` for a group whose every step succeeded, `None`
+/// for a failed one. A whole successful group after a forced logout is a
+/// re-login, whose time is what a user loses signing back in.
+pub fn login_groups(steps: &[StepRecord]) -> Vec<Option<Duration>> {
+    let mut groups = Vec::new();
+    let mut current: Option<(Duration, bool)> = None;
+    for step in steps {
+        if step.phase == StepPhase::Login {
+            let (took, ok) = current.get_or_insert((Duration::ZERO, true));
+            *took += step.duration;
+            *ok &= step.outcome.is_success();
+        } else if let Some((took, ok)) = current.take() {
+            groups.push(ok.then_some(took));
+        }
+    }
+    if let Some((took, ok)) = current {
+        groups.push(ok.then_some(took));
+    }
+    groups
 }
 
 /// One session's life: how long, and whether it ended in a drop (`true`) or

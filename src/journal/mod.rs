@@ -18,7 +18,6 @@ pub mod read;
 pub mod schema;
 mod writer;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::thread::JoinHandle;
@@ -26,8 +25,8 @@ use std::time::{Duration, SystemTime};
 
 use prometheus::{IntCounter, IntGauge, Opts};
 
-use crate::config::{Config, JourneyKind};
-use crate::outcome::{RunRecord, SessionSpan};
+use crate::config::Config;
+use crate::outcome::{KeptRecord, RunRecord, SessionSpan};
 use crate::status::FreezeEpisode;
 
 /// Records the queue holds before new ones are dropped (and counted).
@@ -80,6 +79,7 @@ pub enum JournalError {
 /// What the writer thread is sent.
 enum Message {
     Run(Box<RunRecord>, ReportLoad),
+    Kept(Box<KeptRecord>),
     Missed {
         target: String,
         journey: String,
@@ -139,19 +139,8 @@ impl Journal {
     ) -> Result<Journal, JournalError> {
         let metrics = JournalMetrics::register(registry)?;
         let conn = writer::open(&options, config)?;
-        let kinds: HashMap<String, &'static str> = config
-            .journeys
-            .iter()
-            .map(|j| (j.name.clone(), kind_str(j.kind)))
-            .collect();
         let (sender, receiver) = sync_channel(QUEUE_CAPACITY);
-        let state = writer::Writer::new(
-            conn,
-            options.clone(),
-            config.site.clone(),
-            kinds,
-            metrics.clone(),
-        );
+        let state = writer::Writer::new(conn, options.clone(), config.site.clone(), metrics.clone());
         let writer = std::thread::Builder::new()
             .name("casewatch-journal".into())
             .spawn(move || state.run(receiver))
@@ -185,6 +174,14 @@ impl Journal {
         self.send(Message::Run(Box::new(run.clone()), load));
     }
 
+    /// A kept session's login, check or logout (its spans go by [`Journal::session`]).
+    pub fn kept(&self, kept: &KeptRecord) {
+        self.send(Message::Kept(Box::new(KeptRecord {
+            sessions: Vec::new(),
+            ..kept.clone()
+        })));
+    }
+
     pub fn missed(&self, target: &str, journey: &str, count: u64, at: SystemTime) {
         self.send(Message::Missed {
             target: target.to_string(),
@@ -208,12 +205,5 @@ impl Journal {
         if self.writer.join().is_err() {
             tracing::error!("journal writer panicked");
         }
-    }
-}
-
-pub fn kind_str(kind: JourneyKind) -> &'static str {
-    match kind {
-        JourneyKind::Interactive => "interactive",
-        JourneyKind::Report => "report",
     }
 }

@@ -95,12 +95,59 @@ pub struct FreezeRow {
 pub struct SpanRow {
     pub site: String,
     pub target: String,
+    /// The journey's name; empty for a kept session.
     pub origin: String,
+    /// `journey` or `kept`.
+    pub origin_kind: String,
+    /// A kept session's slot.
+    pub slot: Option<i64>,
     pub login_at: f64,
     pub age_from: f64,
     pub age_to: f64,
     pub end_cause: Option<String>,
     pub dropped: bool,
+    /// For a forced or lost end, the age its loss was seen at: with
+    /// `age_to`, the bracket.
+    pub seen_age: Option<f64>,
+    pub detail: String,
+}
+
+impl SpanRow {
+    /// Who held the session, for people: `case_note` or `kept session 2`.
+    pub fn holder(&self) -> String {
+        match (self.origin_kind.as_str(), self.slot) {
+            ("kept", Some(slot)) => format!("kept session {slot}"),
+            ("kept", None) => "kept session".to_string(),
+            _ => self.origin.clone(),
+        }
+    }
+
+    /// For a forced logout, the bracket (last known alive, loss seen).
+    pub fn bracket(&self) -> Option<(f64, f64)> {
+        self.dropped
+            .then(|| (self.age_to, self.seen_age.unwrap_or(self.age_to).max(self.age_to)))
+    }
+}
+
+/// One step of a kept session's login, keep-alive check or logout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KeptRow {
+    pub site: String,
+    pub target: String,
+    pub slot: Option<i64>,
+    /// `login`, `check` or `logout`.
+    pub activity: String,
+    /// The step's place in its login, check or logout.
+    pub seq: Option<i64>,
+    pub step: String,
+    pub sent_at: f64,
+    pub duration: f64,
+    pub outcome: String,
+    pub status: Option<u16>,
+    pub censored: bool,
+    pub logout_cause: Option<String>,
+    /// What was known of the session afterwards: `alive`, `unknown`, `suspect`, `ended`.
+    pub state: String,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -253,7 +300,8 @@ impl JournalReader {
     /// Spans that overlap the window (by wall-clock time).
     pub fn spans(&self, w: Window) -> Result<Vec<SpanRow>, ReadError> {
         let mut stmt = self.conn.prepare(
-            "SELECT site, target, origin, login_at, age_from, age_to, end_cause, dropped FROM session_spans
+            "SELECT site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail
+             FROM session_spans
              WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from",
         )?;
         let rows = stmt.query_map(params![w.from, w.to], |r| {
@@ -266,6 +314,36 @@ impl JournalReader {
                 age_to: r.get(5)?,
                 end_cause: r.get(6)?,
                 dropped: r.get(7)?,
+                origin_kind: r.get(8)?,
+                slot: r.get(9)?,
+                seen_age: r.get(10)?,
+                detail: r.get(11)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Kept sessions' steps sent in the window.
+    pub fn kept(&self, w: Window) -> Result<Vec<KeptRow>, ReadError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, state
+             FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id",
+        )?;
+        let rows = stmt.query_map(params![w.from, w.to], |r| {
+            Ok(KeptRow {
+                site: r.get(0)?,
+                target: r.get(1)?,
+                slot: r.get(2)?,
+                activity: r.get(3)?,
+                seq: r.get(4)?,
+                step: r.get(5)?,
+                sent_at: r.get(6)?,
+                duration: r.get(7)?,
+                outcome: r.get(8)?,
+                status: r.get(9)?,
+                censored: r.get(10)?,
+                logout_cause: r.get(11)?,
+                state: r.get(12)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

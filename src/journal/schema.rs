@@ -92,6 +92,47 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX histograms_by_time ON histograms (interval_start);
     "#,
+    // 2: kept sessions are not journeys. Their checks get a table of their
+    // own (older journals' `keepalive` runs move there), and session spans
+    // say whose session it is and the bracket of a forced logout's age.
+    r#"
+    ALTER TABLE session_spans ADD COLUMN origin_kind TEXT NOT NULL DEFAULT 'journey';
+    ALTER TABLE session_spans ADD COLUMN slot INTEGER;
+    ALTER TABLE session_spans ADD COLUMN seen_age REAL;
+    ALTER TABLE session_spans ADD COLUMN detail TEXT NOT NULL DEFAULT '';
+    UPDATE session_spans SET origin_kind = 'kept', origin = '' WHERE origin = 'keepalive';
+    UPDATE session_spans SET seen_age = age_to WHERE dropped = 1;
+    CREATE TABLE kept_checks (
+        id           INTEGER PRIMARY KEY,
+        site         TEXT NOT NULL,
+        target       TEXT NOT NULL,
+        slot         INTEGER,
+        activity     TEXT NOT NULL,
+        seq          INTEGER,
+        step         TEXT NOT NULL,
+        sent_at      REAL NOT NULL,
+        duration     REAL NOT NULL,
+        outcome      TEXT NOT NULL,
+        status       INTEGER,
+        censored     INTEGER NOT NULL,
+        logout_cause TEXT,
+        session_age  REAL,
+        state        TEXT NOT NULL
+    );
+    CREATE INDEX kept_checks_by_time ON kept_checks (sent_at);
+    INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome,
+                             status, censored, logout_cause, session_age, state)
+        SELECT r.site, r.target, NULL,
+               CASE s.phase WHEN 'journey' THEN 'check' ELSE s.phase END,
+               s.seq, s.step, s.sent_at, s.duration, s.outcome, s.status, s.censored,
+               s.logout_cause, s.session_age,
+               CASE WHEN r.outcome IN ('ok', 'slow') THEN 'alive'
+                    WHEN s.phase = 'login' THEN 'ended' ELSE 'unknown' END
+        FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.journey = 'keepalive';
+    DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE journey = 'keepalive');
+    DELETE FROM runs WHERE journey = 'keepalive';
+    DELETE FROM histograms WHERE journey = 'keepalive';
+    "#,
 ];
 
 /// The schema version this build writes and reads.

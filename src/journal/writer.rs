@@ -2,7 +2,6 @@
 //! transaction every [`FLUSH_EVERY`] or [`BATCH_ROWS`] records, stores the
 //! recorder's finished intervals, and applies retention at start and hourly.
 
-use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -10,7 +9,7 @@ use rusqlite::{params, Connection, OpenFlags, Transaction};
 
 use super::{schema, JournalError, JournalMetrics, JournalOptions, Message};
 use crate::config::Config;
-use crate::outcome::{unix_secs, SessionEnd};
+use crate::outcome::{unix_secs, SessionEnd, SessionOrigin, StepPhase};
 use crate::recorder::{self, IntervalHistogram, Recorder, StepKey};
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -82,7 +81,6 @@ pub(super) struct Writer {
     conn: Connection,
     options: JournalOptions,
     site: String,
-    kinds: HashMap<String, &'static str>,
     metrics: JournalMetrics,
     recorder: Recorder,
     pending: Vec<Message>,
@@ -93,14 +91,12 @@ impl Writer {
         conn: Connection,
         options: JournalOptions,
         site: String,
-        kinds: HashMap<String, &'static str>,
         metrics: JournalMetrics,
     ) -> Writer {
         Writer {
             conn,
             options,
             site,
-            kinds,
             metrics,
             recorder: Recorder::new(super::HISTOGRAM_INTERVAL, HISTOGRAM_GRACE),
             pending: Vec::new(),
@@ -169,7 +165,7 @@ impl Writer {
         let rows = pending.len() + histograms.len();
         let result = self.conn.transaction().and_then(|tx| {
             for message in &pending {
-                insert(&tx, &self.site, &self.kinds, message)?;
+                insert(&tx, &self.site, message)?;
             }
             for h in &histograms {
                 insert_histogram(&tx, &self.site, h)?;
@@ -201,6 +197,11 @@ impl Writer {
                 "DELETE FROM session_spans WHERE login_at + age_to < ?1",
                 [failures],
             )?;
+            removed += tx.execute(
+                "DELETE FROM kept_checks WHERE sent_at < ?1 AND outcome IN ('ok', 'slow')",
+                [successes],
+            )?;
+            removed += tx.execute("DELETE FROM kept_checks WHERE sent_at < ?1", [failures])?;
             removed += tx.execute("DELETE FROM freezes WHERE started < ?1", [failures])?;
             removed += tx.execute("DELETE FROM missed_slots WHERE at < ?1", [failures])?;
             removed += tx.execute(
@@ -221,15 +222,18 @@ impl Writer {
     }
 }
 
-fn insert(
-    tx: &Transaction<'_>,
-    site: &str,
-    kinds: &HashMap<String, &'static str>,
-    message: &Message,
-) -> rusqlite::Result<()> {
+fn phase_str(phase: StepPhase) -> &'static str {
+    match phase {
+        StepPhase::Login => "login",
+        StepPhase::Journey => "journey",
+        StepPhase::Logout => "logout",
+    }
+}
+
+fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Result<()> {
     match message {
         Message::Run(run, load) => {
-            let kind = kinds.get(&run.journey).copied().unwrap_or("interactive");
+            let kind = run.kind.as_str();
             tx.prepare_cached(
                 "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -253,16 +257,11 @@ fn insert(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?;
             for (seq, step) in run.steps.iter().enumerate() {
-                let phase = match step.phase {
-                    crate::outcome::StepPhase::Login => "login",
-                    crate::outcome::StepPhase::Journey => "journey",
-                    crate::outcome::StepPhase::Logout => "logout",
-                };
                 step_insert.execute(params![
                     run_id,
                     seq as i64,
                     step.step,
-                    phase,
+                    phase_str(step.phase),
                     unix_secs(step.sent_at),
                     step.ttfb.map(|d| d.as_secs_f64()),
                     step.duration.as_secs_f64(),
@@ -272,6 +271,30 @@ fn insert(
                     step.censored,
                     step.logout_cause.map(|c| c.as_str()),
                     step.session_age.map(|d| d.as_secs_f64()),
+                ])?;
+            }
+        }
+        Message::Kept(kept) => {
+            let mut check = tx.prepare_cached(
+                "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+            for (seq, step) in kept.steps.iter().enumerate() {
+                check.execute(params![
+                    site,
+                    kept.target,
+                    kept.slot as i64,
+                    kept.activity.as_str(),
+                    seq as i64,
+                    step.step,
+                    unix_secs(step.sent_at),
+                    step.duration.as_secs_f64(),
+                    step.outcome.as_str(),
+                    step.status,
+                    step.censored,
+                    step.logout_cause.map(|c| c.as_str()),
+                    step.session_age.map(|d| d.as_secs_f64()),
+                    kept.state.as_str(),
                 ])?;
             }
         }
@@ -299,19 +322,27 @@ fn insert(
             ])?;
         }
         Message::Session(span) => {
+            let (origin, slot) = match &span.origin {
+                SessionOrigin::Journey { journey } => (journey.as_str(), None),
+                SessionOrigin::Kept { slot } => ("", Some(*slot as i64)),
+            };
             tx.prepare_cached(
-                "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 site,
                 span.target,
-                span.origin,
+                origin,
                 unix_secs(span.login_at),
                 span.age_from.as_secs_f64(),
                 span.age_to.as_secs_f64(),
                 span.end.map(SessionEnd::as_str),
                 span.end.is_some_and(SessionEnd::is_drop),
+                span.origin.kind_str(),
+                slot,
+                span.seen_age.map(|d| d.as_secs_f64()),
+                span.detail,
             ])?;
         }
     }

@@ -5,7 +5,9 @@
 
 use plotters::prelude::*;
 
-use super::model::{Freezes, Latency, Sessions, TimeWindow};
+use std::collections::BTreeSet;
+
+use super::model::{ForcedLogouts, Freezes, Latency, Sessions, TimeWindow};
 
 const WIDTH: u32 = 960;
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
@@ -111,49 +113,98 @@ pub fn latency_trend(latency: &Latency, window: &TimeWindow) -> Option<String> {
 
 /// Freeze episodes as bars on a time line, one row per target.
 pub fn freeze_timeline(freezes: &Freezes, window: &TimeWindow) -> Option<String> {
-    if freezes.episodes.is_empty() {
+    let rows: Vec<String> = freezes.targets.iter().map(|t| t.target.clone()).collect();
+    let marks: Vec<Mark> = freezes
+        .episodes
+        .iter()
+        .map(|e| Mark {
+            row: rows.iter().position(|t| *t == e.target).unwrap_or(0),
+            start: e.started,
+            end: e.started + e.length_seconds,
+            dark: e.censored,
+        })
+        .collect();
+    timeline(
+        &rows,
+        &marks,
+        window,
+        "time (UTC); darker bars were still frozen when the agent gave up (censored)",
+    )
+}
+
+/// When each forced logout happened: a bar from the last moment the
+/// session was known alive to the moment its loss was seen.
+pub fn logout_timeline(logouts: &ForcedLogouts, window: &TimeWindow) -> Option<String> {
+    let rows: BTreeSet<String> = logouts.events.iter().map(|e| e.target.clone()).collect();
+    let rows: Vec<String> = rows.into_iter().collect();
+    let marks: Vec<Mark> = logouts
+        .events
+        .iter()
+        .map(|e| Mark {
+            row: rows.iter().position(|t| *t == e.target).unwrap_or(0),
+            start: e.seen_at - (e.seen_age_seconds - e.alive_age_seconds),
+            end: e.seen_at,
+            dark: e.holder_kind == "journey",
+        })
+        .collect();
+    timeline(
+        &rows,
+        &marks,
+        window,
+        "time (UTC); each bar spans from last known alive to loss seen; darker bars hit a journey mid-task",
+    )
+}
+
+/// One bar on a timeline.
+struct Mark {
+    row: usize,
+    start: f64,
+    end: f64,
+    dark: bool,
+}
+
+/// Bars on a time axis, one row per name.
+fn timeline(rows: &[String], marks: &[Mark], window: &TimeWindow, x_desc: &str) -> Option<String> {
+    if marks.is_empty() {
         return None;
     }
-    let targets: Vec<String> = freezes.targets.iter().map(|t| t.target.clone()).collect();
     let (x0, x1) = (window.from, window.to.max(window.from + 60.0));
     let min_width = (x1 - x0) * 0.004;
-    let rows = targets.len() as f64;
-    svg((WIDTH, 120 + 50 * targets.len() as u32), |root| {
+    let count = rows.len() as f64;
+    svg((WIDTH, 120 + 50 * rows.len() as u32), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, -0.5f64..rows - 0.5)?;
-        let names = targets.clone();
+            .build_cartesian_2d(x0..x1, -0.5f64..count - 0.5)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
             .x_labels(8)
-            .y_labels(targets.len().max(1))
+            .y_labels(rows.len().max(1))
             .x_label_formatter(&|x| time_label(*x, x1 - x0))
             .y_label_formatter(&|y| {
                 let i = y.round();
                 if (y - i).abs() < 0.01 && i >= 0.0 {
-                    names
-                        .get(i as usize)
+                    rows.get(i as usize)
                         .map(|n| n.to_uppercase())
                         .unwrap_or_default()
                 } else {
                     String::new()
                 }
             })
-            .x_desc("time (UTC); darker bars were still frozen when the agent gave up (censored)")
+            .x_desc(x_desc)
             .draw()?;
-        chart.draw_series(freezes.episodes.iter().map(|e| {
-            let row = targets.iter().position(|t| *t == e.target).unwrap_or(0) as f64;
-            let end = (e.started + e.length_seconds).max(e.started + min_width);
-            let fill = if e.censored {
+        chart.draw_series(marks.iter().map(|m| {
+            let row = m.row as f64;
+            let end = m.end.max(m.start + min_width);
+            let fill = if m.dark {
                 RGBColor(120, 0, 0)
             } else {
                 RGBColor(214, 39, 40)
             };
-            Rectangle::new([(e.started, row - 0.3), (end, row + 0.3)], fill.filled())
+            Rectangle::new([(m.start, row - 0.3), (end, row + 0.3)], fill.filled())
         }))?;
         root.present()?;
         Ok(())

@@ -84,6 +84,7 @@ pub fn render(r: &Report) -> String {
                     (freezes(r))
                     (logouts(r))
                     (survival(r))
+                    (kept(r))
                     (reporting(r))
                     (changes(r))
                     h2 { "How the figures were calculated" }
@@ -205,6 +206,41 @@ fn logouts(r: &Report) -> Markup {
                 }
             }
         }
+        @if !f.events.is_empty() {
+            (figure(charts::logout_timeline(f, &r.window),
+                "Figure 4a. When each forced logout happened. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
+            p { "Every forced logout, with the session's age bracket: it was last known alive at the first age, and its loss was seen at the second." }
+            table {
+                tr { th { "seen (UTC)" } th { "site" } th { "system" } th { "how" } th { "whose session" } th { "session age" } }
+                @for e in &f.events {
+                    tr { td { (e.seen_text) } td { (e.site) } td { (e.target.to_uppercase()) } td { (cause_text(&e.cause)) }
+                         td { (e.holder) } td { (human_duration(e.alive_age_seconds)) " – " (human_duration(e.seen_age_seconds)) } }
+                }
+            }
+        }
+    }
+}
+
+fn kept(r: &Report) -> Markup {
+    let k = &r.kept_sessions;
+    html! {
+        h2 id="kept" { "Kept sessions" }
+        p { "Sessions the agent keeps logged in, as staff who never log out would, checking them every few minutes. "
+            "They measure how long sessions survive; their checks are not tasks and count in none of the availability figures." }
+        @if k.targets.is_empty() {
+            p { "No sessions were kept in this period." }
+        } @else {
+            table {
+                tr { th { "site" } th { "system" } th.num { "checks" } th { "checks by outcome" } th.num { "state unknown after" } th.num { "logins (failed)" } th { "lives ended" } }
+                @for t in &k.targets {
+                    tr { td { (t.site) } td { (t.target.to_uppercase()) } td.num { (t.checks) }
+                         td { @for (o, n) in &t.check_outcomes { (o) ": " (n) " " } }
+                         td.num { (t.unknown_checks) }
+                         td.num { (t.logins) " (" (t.failed_logins) ")" }
+                         td { @for (e, n) in &t.lives_ended { (cause_text(e)) ": " (n) "; " } } }
+                }
+            }
+        }
     }
 }
 
@@ -214,6 +250,11 @@ fn cause_text(cause: &str) -> String {
         "status" => "refused with an error status (401/403/440)".into(),
         "expired_page" => "showed a \"session expired\" page".into(),
         "cookie_cleared" => "cleared the session cookie".into(),
+        "login_page" => "answered with its login page".into(),
+        "lost" => "lost (failed twice with no sign of logout)".into(),
+        "max_age" => "reached its maximum age".into(),
+        "agent_stop" => "still alive when the agent stopped".into(),
+        "logged_out_by_agent" => "logged out by the agent".into(),
         other => other.into(),
     }
 }

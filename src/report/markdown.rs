@@ -135,6 +135,30 @@ pub fn render(r: &Report) -> String {
         }
     }
 
+    if !r.forced_logouts.events.is_empty() {
+        let _ = writeln!(
+            w,
+            "\nEach forced logout; the session's age is a bracket from the last moment it was known alive to the moment its loss was seen.\n"
+        );
+        let _ = writeln!(
+            w,
+            "| seen | site | target | cause | session | age bracket |\n|---|---|---|---|---|---|"
+        );
+        for e in &r.forced_logouts.events {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} – {} |",
+                e.seen_text,
+                e.site,
+                e.target,
+                e.cause,
+                e.holder,
+                human_duration(e.alive_age_seconds),
+                human_duration(e.seen_age_seconds)
+            );
+        }
+    }
+
     let s = &r.sessions;
     let _ = writeln!(w, "\n## Session survival\n");
     let _ = writeln!(
@@ -173,6 +197,37 @@ pub fn render(r: &Report) -> String {
                 p.high,
                 p.at_risk,
                 p.drops
+            );
+        }
+    }
+
+    let _ = writeln!(w, "\n## Kept sessions\n");
+    if r.kept_sessions.targets.is_empty() {
+        let _ = writeln!(w, "No sessions were kept in this period.");
+    } else {
+        let _ = writeln!(w, "Sessions kept logged in to measure survival; their checks are not journeys and count in no availability figure.\n");
+        let _ = writeln!(
+            w,
+            "| site | target | checks | by outcome | state unknown after | logins | failed logins | lives ended |\n|---|---|---:|---|---:|---:|---:|---|"
+        );
+        for t in &r.kept_sessions.targets {
+            let join = |m: &std::collections::BTreeMap<String, u64>| {
+                m.iter()
+                    .map(|(k, n)| format!("{k}: {n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                t.site,
+                t.target,
+                t.checks,
+                join(&t.check_outcomes),
+                t.unknown_checks,
+                t.logins,
+                t.failed_logins,
+                join(&t.lives_ended)
             );
         }
     }

@@ -15,11 +15,11 @@ use serde::Serialize;
 
 use super::stats::{self, Estimate};
 use crate::detect::{kaplan_meier, AgeBands, Lifetime};
-use crate::journal::read::{JournalReader, ReadError, SpanRow, StepRow, Window};
+use crate::journal::read::{JournalReader, KeptRow, ReadError, SpanRow, StepRow, Window};
 use crate::outcome::unix_secs;
 use crate::recorder;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Longest before/after window on each side of a change.
 pub const MAX_CHANGE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
 /// How many points the latency trend aims for.
@@ -54,6 +54,7 @@ pub struct Report {
     pub freezes: Freezes,
     pub forced_logouts: ForcedLogouts,
     pub sessions: Sessions,
+    pub kept_sessions: KeptSessions,
     pub reporting_load: ReportingLoad,
     pub changes: Vec<ChangeComparison>,
 }
@@ -150,6 +151,49 @@ pub struct ForcedLogouts {
     pub session_hours: f64,
     pub rate_per_session_hour: Estimate,
     pub by_cause: Vec<LogoutCauseRow>,
+    /// Every forced logout, oldest first.
+    pub events: Vec<ForcedLogoutRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ForcedLogoutRow {
+    /// When the loss was seen (unix seconds).
+    pub seen_at: f64,
+    pub seen_text: String,
+    pub site: String,
+    pub target: String,
+    pub cause: String,
+    /// `journey` or `kept`.
+    pub holder_kind: String,
+    /// The journey's name, or `kept session N`.
+    pub holder: String,
+    /// The session's age bracket: last known alive, and loss seen (seconds).
+    pub alive_age_seconds: f64,
+    pub seen_age_seconds: f64,
+}
+
+/// Kept sessions: logged in and kept alive as staff who never log out
+/// would be. Their checks are not journeys and count in no journey figure.
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptSessions {
+    pub targets: Vec<KeptTargetRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct KeptTargetRow {
+    pub site: String,
+    pub target: String,
+    pub checks: u64,
+    /// Keep-alive checks by outcome.
+    pub check_outcomes: BTreeMap<String, u64>,
+    /// Checks after which the session's state was unknown (a 5xx, a
+    /// connect error, a freeze): neither alive nor dropped.
+    pub unknown_checks: u64,
+    pub logins: u64,
+    pub failed_logins: u64,
+    /// Lives ended, by how: a forced-logout cause, `lost`, `max_age`,
+    /// `agent_stop`.
+    pub lives_ended: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -316,6 +360,7 @@ pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, 
     let steps = reader.steps(query)?;
     let freezes = reader.freezes(query)?;
     let spans = reader.spans(query)?;
+    let kept = reader.kept(query)?;
     let histograms = reader.histograms(Window {
         from: window.from - 60.0,
         to: query.to,
@@ -342,6 +387,7 @@ pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, 
     let latency = latency(&histograms, window, &journey_steps);
     let freezes = freeze_section(&freezes, window);
     let (forced_logouts, sessions) = session_sections(&spans, &bands, options.rule_age);
+    let kept_sessions = kept_section(&kept, &spans);
     let reporting_load = reporting_load(&runs, &steps);
     let change_rows = changes
         .iter()
@@ -383,6 +429,7 @@ pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, 
         freezes,
         forced_logouts,
         sessions,
+        kept_sessions,
         reporting_load,
         changes: change_rows,
     };
@@ -584,18 +631,23 @@ fn session_sections(
                 share: stats::wilson(count, total),
             })
             .collect(),
+        events: forced_logout_events(spans),
     };
 
-    // Lifetimes: one per session (target, origin, login time).
-    let mut sessions: BTreeMap<(String, String, i64), (f64, bool, bool)> = BTreeMap::new();
+    // Lifetimes: one per session (who held it, login time); a drop sits at
+    // its bracket's midpoint.
+    type SessionKey = (String, String, String, Option<i64>, i64);
+    let mut sessions: BTreeMap<SessionKey, (f64, bool, bool)> = BTreeMap::new();
     for s in spans {
         let key = (
+            s.site.clone(),
             s.target.clone(),
             s.origin.clone(),
+            s.slot,
             (s.login_at * 1000.0).round() as i64,
         );
         let entry = sessions.entry(key).or_insert((0.0, false, false));
-        entry.0 = entry.0.max(s.age_to);
+        entry.0 = entry.0.max(drop_age(s));
         entry.1 |= s.dropped;
         entry.2 |= s.end_cause.is_some();
     }
@@ -652,7 +704,7 @@ fn session_sections(
             *band_exposure.entry(label.to_string()).or_default() += d.as_secs_f64() / 3600.0;
         }
         if s.dropped {
-            let label = bands.label(Duration::from_secs_f64(s.age_to.max(0.0)));
+            let label = bands.label(Duration::from_secs_f64(drop_age(s).max(0.0)));
             *band_drops.entry(label.to_string()).or_default() += 1;
         }
     }
@@ -716,6 +768,90 @@ fn session_sections(
         rule,
     };
     (forced, sessions)
+}
+
+/// Where a span's end sits on the age axis: a drop at its bracket's
+/// midpoint, anything else where its exposure ends.
+fn drop_age(s: &SpanRow) -> f64 {
+    match s.bracket() {
+        Some((alive, seen)) => (alive + seen) / 2.0,
+        None => s.age_to,
+    }
+}
+
+fn forced_logout_events(spans: &[SpanRow]) -> Vec<ForcedLogoutRow> {
+    let mut events: Vec<ForcedLogoutRow> = spans
+        .iter()
+        .filter_map(|s| {
+            let (alive, seen) = s.bracket()?;
+            let seen_at = s.login_at + seen;
+            Some(ForcedLogoutRow {
+                seen_at,
+                seen_text: rfc3339(seen_at),
+                site: s.site.clone(),
+                target: s.target.clone(),
+                cause: s.end_cause.clone().unwrap_or_else(|| "unknown".into()),
+                holder_kind: s.origin_kind.clone(),
+                holder: s.holder(),
+                alive_age_seconds: alive,
+                seen_age_seconds: seen,
+            })
+        })
+        .collect();
+    events.sort_by(|a, b| a.seen_at.total_cmp(&b.seen_at));
+    events
+}
+
+fn kept_section(rows: &[KeptRow], spans: &[SpanRow]) -> KeptSessions {
+    let mut targets: BTreeMap<(String, String), KeptTargetRow> = BTreeMap::new();
+    for r in rows {
+        let row = kept_row(&mut targets, &r.site, &r.target);
+        match r.activity.as_str() {
+            "check" => {
+                row.checks += 1;
+                *row.check_outcomes.entry(r.outcome.clone()).or_default() += 1;
+                if r.state == "unknown" {
+                    row.unknown_checks += 1;
+                }
+            }
+            // Each attempt's first step; its record's state says how it went.
+            "login" if r.seq == Some(0) => {
+                row.logins += 1;
+                if r.state == "ended" {
+                    row.failed_logins += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    for s in spans.iter().filter(|s| s.origin_kind == "kept") {
+        if let Some(end) = &s.end_cause {
+            let row = kept_row(&mut targets, &s.site, &s.target);
+            *row.lives_ended.entry(end.clone()).or_default() += 1;
+        }
+    }
+    KeptSessions {
+        targets: targets.into_values().collect(),
+    }
+}
+
+fn kept_row<'a>(
+    targets: &'a mut BTreeMap<(String, String), KeptTargetRow>,
+    site: &str,
+    target: &str,
+) -> &'a mut KeptTargetRow {
+    targets
+        .entry((site.to_string(), target.to_string()))
+        .or_insert_with(|| KeptTargetRow {
+            site: site.to_string(),
+            target: target.to_string(),
+            checks: 0,
+            check_outcomes: BTreeMap::new(),
+            unknown_checks: 0,
+            logins: 0,
+            failed_logins: 0,
+            lives_ended: BTreeMap::new(),
+        })
 }
 
 fn rule_sentence(

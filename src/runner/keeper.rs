@@ -1,29 +1,34 @@
 //! Long-lived sessions and heartbeats: the agent-side tasks that are not
 //! journeys on a timetable.
 //!
-//! A kept session logs in, runs a light keep-alive step every few minutes
-//! until the server drops it (a forced logout) or it reaches its maximum age,
-//! reporting the session time it spends in each age band as it goes. Its
-//! lifetimes, dropped or censored, are what survival by session age is built
-//! from. Heartbeats send a cheap request every few seconds so that freeze
-//! episodes start and end sharply.
+//! A kept session logs in, runs a light keep-alive check every few minutes
+//! until the server drops it (a forced logout), it is lost, or it reaches
+//! its maximum age, reporting the session time it is known to be alive in
+//! each age band as it goes. What each check means for the session is
+//! decided by [`crate::detect::kept`]: a session is never kept as a zombie.
+//! Its lifetimes, dropped or censored, are what survival by session age is
+//! built from. Kept sessions are not journeys: they report
+//! [`Record::Kept`] records of their own. Heartbeats send a cheap request
+//! every few seconds so that freeze episodes start and end sharply.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::{credentials, log_in, log_out, run_step, EnvLookup, Probes, RunContext, Session};
-use crate::config::{Target, HEARTBEAT_JOURNEY, KEEPALIVE_JOURNEY};
+use crate::config::{Target, HEARTBEAT_JOURNEY};
+use crate::detect::kept::{KeptJudge, Next, Sign};
 use crate::outcome::{
-    journey_outcome, Outcome, Record, RunRecord, SessionEnd, SessionSpan, StepPhase,
+    KeptActivity, KeptRecord, KeptState, Outcome, Record, SessionEnd, SessionOrigin, SessionSpan,
+    StepPhase, StepRecord,
 };
 
-/// A pause before logging in again after a failed login, so a broken login
-/// page is not hammered.
+/// The longest pause before logging in again after a failed login, so a
+/// broken login page is not hammered; shorter when checks are more often,
+/// so a slot is live again within one `every` of the system's return.
 const RELOGIN_BACKOFF: Duration = Duration::from_secs(5);
 
 /// How long a kept session's logout may take once the agent is stopping.
@@ -34,12 +39,41 @@ pub struct KeeperTask {
     pub slot: usize,
     pub client: reqwest::Client,
     pub env: EnvLookup,
+    /// The agent's cap on its own logged-in sessions, shared with journeys.
     pub sessions: Arc<Semaphore>,
     pub probes: Probes,
     pub shutdown: CancellationToken,
 }
 
-/// Keeps one long-lived session (slot `slot`) alive until shutdown.
+impl KeeperTask {
+    fn send(&self, activity: KeptActivity, steps: Vec<StepRecord>, state: KeptState) {
+        self.send_spans(activity, steps, state, Vec::new());
+    }
+
+    fn send_spans(
+        &self,
+        activity: KeptActivity,
+        steps: Vec<StepRecord>,
+        state: KeptState,
+        sessions: Vec<SessionSpan>,
+    ) {
+        self.probes.send(Record::Kept(KeptRecord {
+            target: self.target.name.clone(),
+            slot: self.slot,
+            activity,
+            steps,
+            state,
+            sessions,
+        }));
+    }
+
+    fn origin(&self) -> SessionOrigin {
+        SessionOrigin::Kept { slot: self.slot }
+    }
+}
+
+/// Keeps one long-lived session (slot `slot`) alive until shutdown; a
+/// session that ends, however it ends, is replaced at once.
 pub async fn keep_session(task: KeeperTask) {
     let Some(keep) = &task.target.keep_sessions else {
         return;
@@ -53,6 +87,7 @@ pub async fn keep_session(task: KeeperTask) {
     if sleep_or_stop(stagger, &task.shutdown).await {
         return;
     }
+    let backoff = RELOGIN_BACKOFF.min(keep.every);
     loop {
         let permit = tokio::select! {
             permit = task.sessions.acquire() => permit,
@@ -72,30 +107,26 @@ pub async fn keep_session(task: KeeperTask) {
             }
         };
         let mut session = Session::new(vars);
-        let started = Instant::now();
         let mut steps = Vec::new();
         let logged_in = tokio::select! {
-            ok = log_in(&ctx, target, KEEPALIVE_JOURNEY, &mut session, &mut steps) => ok,
+            ok = log_in(&ctx, target, "", &mut session, &mut steps) => ok,
             _ = task.shutdown.cancelled() => return,
         };
-        task.probes.send(Record::Run(keepalive_record(
-            target,
-            started,
-            steps,
-            Vec::new(),
-        )));
+        let state = if logged_in {
+            KeptState::Alive
+        } else {
+            KeptState::Ended
+        };
+        task.send(KeptActivity::Login, steps, state);
         if !logged_in {
-            if sleep_or_stop(RELOGIN_BACKOFF, &task.shutdown).await {
+            if sleep_or_stop(backoff, &task.shutdown).await {
                 return;
             }
             continue;
         }
-        // The session is live: keep it alive until it drops, ages out or we stop.
-        let (end, reported) = keep_alive(&ctx, &task, &mut session).await;
+        // The session is live: keep it alive until it ends or we stop.
+        let (end, reported, detail) = keep_alive(&ctx, &task, &mut session).await;
         let mut steps = Vec::new();
-        let started = Instant::now();
-        // Exposure up to `reported` went out with the keep-alive runs; the
-        // final span covers the rest and carries how the life ended.
         // At stop the logout gets a short deadline: a frozen target must not
         // hold the agent's exit.
         let limit = if end == SessionEnd::AgentStop {
@@ -103,104 +134,101 @@ pub async fn keep_session(task: KeeperTask) {
         } else {
             Duration::MAX
         };
-        let logout = log_out(
-            &ctx,
-            target,
-            KEEPALIVE_JOURNEY,
-            &mut session,
-            &mut steps,
-            end,
-        );
-        let span = match tokio::time::timeout(limit, logout).await {
-            Ok(span) => span,
-            Err(_) => session.finish(KEEPALIVE_JOURNEY, &target.name, end),
+        // Only an agent-chosen end logs out; a forced or lost life has
+        // nothing left to log out of.
+        let span = if matches!(end, SessionEnd::Forced(_) | SessionEnd::Lost) {
+            session.finish(task.origin(), &target.name, end)
+        } else {
+            let logout = log_out(
+                &ctx,
+                target,
+                "",
+                task.origin(),
+                &mut session,
+                &mut steps,
+                end,
+            );
+            match tokio::time::timeout(limit, logout).await {
+                Ok(span) => span,
+                Err(_) => session.finish(task.origin(), &target.name, end),
+            }
         };
+        // Exposure up to `reported` went out with the checks; the final span
+        // covers the rest and carries how the life ended.
         let span = span.map(|s| SessionSpan {
             age_from: reported.min(s.age_to),
+            detail,
             ..s
         });
-        task.probes.send(Record::Run(keepalive_record(
-            target,
-            started,
+        task.send_spans(
+            KeptActivity::Logout,
             steps,
+            KeptState::Ended,
             span.into_iter().collect(),
-        )));
+        );
         if end == SessionEnd::AgentStop {
             return;
         }
     }
 }
 
-/// Runs the keep-alive step every `every` until the session ends; reports
-/// exposure after each one. Returns how the session's life ended and the age
-/// up to which exposure has been reported.
+/// Runs the keep-alive check every `every` until the session ends; reports
+/// the exposure known alive after each one. Returns how the life ended, the
+/// age up to which exposure has been reported, and why a lost life was lost.
 async fn keep_alive(
     ctx: &RunContext<'_>,
     task: &KeeperTask,
     session: &mut Session,
-) -> (SessionEnd, Duration) {
+) -> (SessionEnd, Duration, String) {
     let target = &task.target;
     let mut reported = Duration::ZERO;
     let Some(keep) = &target.keep_sessions else {
-        return (SessionEnd::AgentStop, reported);
+        return (SessionEnd::AgentStop, reported, String::new());
     };
-    let step_ctx = ctx.step_context(target, KEEPALIVE_JOURNEY, StepPhase::Journey);
-    let login_at = session.login_at().unwrap_or_else(SystemTime::now);
+    let step_ctx = ctx.step_context(target, "", StepPhase::Journey);
+    let login_at = session.login_at().unwrap_or_else(std::time::SystemTime::now);
+    let mut judge = KeptJudge::default();
+    let mut wait = keep.every;
     loop {
         let age = session.age().unwrap_or_default();
         if age >= keep.max_age {
-            return (SessionEnd::MaxAge, reported);
+            return (SessionEnd::MaxAge, reported, String::new());
         }
-        let wait = keep.every.min(keep.max_age - age);
-        if sleep_or_stop(wait, &task.shutdown).await {
-            return (SessionEnd::AgentStop, reported);
+        if sleep_or_stop(wait.min(keep.max_age - age), &task.shutdown).await {
+            return (SessionEnd::AgentStop, reported, String::new());
         }
-        let started = Instant::now();
         let record = tokio::select! {
             record = run_step(&step_ctx, &keep.keepalive, session) => record,
-            _ = task.shutdown.cancelled() => return (SessionEnd::AgentStop, reported),
+            _ = task.shutdown.cancelled() => return (SessionEnd::AgentStop, reported, String::new()),
         };
-        let age_now = session.age().unwrap_or_default();
-        let span = SessionSpan {
-            target: target.name.clone(),
-            origin: KEEPALIVE_JOURNEY.to_string(),
-            login_at,
-            age_from: reported,
-            age_to: age_now,
-            end: None,
-        };
-        reported = age_now;
-        task.probes.send(Record::Run(keepalive_record(
-            target,
-            started,
-            vec![record],
-            vec![span],
-        )));
-        if let Some(cause) = session.ended_by_server {
-            return (SessionEnd::Forced(cause), reported);
+        let next = judge.check(Sign::of(&record));
+        if judge.state() == KeptState::Unknown {
+            session.mark_unknown();
         }
-    }
-}
-
-fn keepalive_record(
-    target: &Target,
-    started: Instant,
-    steps: Vec<crate::outcome::StepRecord>,
-    sessions: Vec<SessionSpan>,
-) -> RunRecord {
-    let (outcome, failed_step) = journey_outcome(&steps);
-    let now = SystemTime::now();
-    let duration = started.elapsed();
-    RunRecord {
-        target: target.name.clone(),
-        journey: KEEPALIVE_JOURNEY.to_string(),
-        intended_start: now - duration,
-        actual_start: now - duration,
-        duration,
-        outcome,
-        failed_step,
-        steps,
-        sessions,
+        let alive = session.alive_age();
+        let mut spans = Vec::new();
+        if alive > reported {
+            spans.push(SessionSpan {
+                target: target.name.clone(),
+                origin: task.origin(),
+                login_at,
+                age_from: reported,
+                age_to: alive,
+                end: None,
+                seen_age: None,
+                detail: String::new(),
+            });
+            reported = alive;
+        }
+        let detail = (record.outcome != Outcome::Ok && record.outcome != Outcome::Slow)
+            .then(|| record.detail.clone())
+            .unwrap_or_default();
+        task.send_spans(KeptActivity::Check, vec![record], judge.state(), spans);
+        wait = match next {
+            Next::Wait => keep.every,
+            Next::CheckNow => Duration::ZERO,
+            Next::End(end) => return (end, reported, detail),
+        };
     }
 }
 

@@ -22,7 +22,8 @@ use tokio::time::Instant;
 
 use crate::config::{Journey, SecretSource, Target};
 use crate::outcome::{
-    journey_outcome, Outcome, RunRecord, SessionEnd, SessionSpan, StepPhase, StepRecord,
+    journey_outcome, Outcome, RunRecord, SessionEnd, SessionOrigin, SessionSpan, StepPhase,
+    StepRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -150,6 +151,7 @@ impl<'a> RunContext<'a> {
 }
 
 /// Logs `session` in with the target's login steps; true on success.
+/// `journey` labels the steps' records (empty for a kept session's).
 pub async fn log_in(
     ctx: &RunContext<'_>,
     target: &Target,
@@ -158,30 +160,43 @@ pub async fn log_in(
     records: &mut Vec<StepRecord>,
 ) -> bool {
     let step_ctx = ctx.step_context(target, journey, StepPhase::Login);
-    let failed = run_phase(&step_ctx, &target.login, session, records).await;
-    if !failed {
-        session.mark_logged_in(ctx.probes, &target.name);
+    let mut last_sent = Instant::now();
+    for step in &target.login {
+        last_sent = Instant::now();
+        let record = run_step(&step_ctx, step, session).await;
+        let ok = record.outcome.is_success();
+        records.push(record);
+        if !ok {
+            return false;
+        }
+        if !step.think_time.is_zero() {
+            tokio::time::sleep(step.think_time).await;
+        }
     }
-    !failed
+    session.mark_logged_in(ctx.probes, &target.name, last_sent);
+    true
 }
 
 /// Logs `session` out if it is still open, and returns its life as a span.
+/// A logout that shows the server had already ended the session is a
+/// forced logout, not the agent's.
 pub async fn log_out(
     ctx: &RunContext<'_>,
     target: &Target,
     journey: &str,
+    origin: SessionOrigin,
     session: &mut Session,
     records: &mut Vec<StepRecord>,
     end: SessionEnd,
 ) -> Option<SessionSpan> {
-    if let Some(cause) = session.ended_by_server {
-        return session.finish(journey, &target.name, SessionEnd::Forced(cause));
+    if session.ended_by_server.is_none() && session.is_logged_in() {
+        if let Some(logout) = &target.logout {
+            let step_ctx = ctx.step_context(target, journey, StepPhase::Logout);
+            records.push(run_step(&step_ctx, logout, session).await);
+        }
     }
-    if let (Some(logout), true) = (&target.logout, session.is_logged_in()) {
-        let step_ctx = ctx.step_context(target, journey, StepPhase::Logout);
-        records.push(run_step(&step_ctx, logout, session).await);
-    }
-    session.finish(journey, &target.name, end)
+    let end = session.ended_by_server.map_or(end, SessionEnd::Forced);
+    session.finish(origin, &target.name, end)
 }
 
 /// Runs one journey once: log in (if it does), its steps until the first
@@ -239,6 +254,7 @@ pub async fn run_journey(
     RunRecord {
         target: target.name.clone(),
         journey: journey.name.clone(),
+        kind: journey.kind,
         intended_start,
         actual_start,
         duration: intended_instant.elapsed(),
@@ -256,29 +272,18 @@ async fn end_session(
     session: &mut Session,
     steps: &mut Vec<StepRecord>,
 ) -> Option<SessionSpan> {
+    let origin = SessionOrigin::journey(&journey.name);
     let end = SessionEnd::LoggedOut;
-    log_out(ctx, &journey.target, &journey.name, session, steps, end).await
-}
-
-/// Runs steps in order; returns true if one failed (and the rest were skipped).
-async fn run_phase(
-    ctx: &StepContext<'_>,
-    list: &[crate::config::Step],
-    session: &mut Session,
-    records: &mut Vec<StepRecord>,
-) -> bool {
-    for step in list {
-        let record = run_step(ctx, step, session).await;
-        let ok = record.outcome.is_success();
-        records.push(record);
-        if !ok {
-            return true;
-        }
-        if !step.think_time.is_zero() {
-            tokio::time::sleep(step.think_time).await;
-        }
-    }
-    false
+    log_out(
+        ctx,
+        &journey.target,
+        &journey.name,
+        origin,
+        session,
+        steps,
+        end,
+    )
+    .await
 }
 
 /// Shared per-target clients, built once at start.

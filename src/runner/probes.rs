@@ -95,6 +95,14 @@ pub struct SessionGuard {
     id: u64,
 }
 
+impl SessionGuard {
+    /// Reports whether the session is known to be alive now.
+    pub fn known(&self, alive: bool) {
+        self.probes
+            .event(ProbeEvent::SessionKnown { id: self.id, alive });
+    }
+}
+
 impl Drop for SessionGuard {
     fn drop(&mut self) {
         self.probes.event(ProbeEvent::SessionClosed {

@@ -15,15 +15,27 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::probes::{Probes, SessionGuard};
-use crate::outcome::{LogoutCause, SessionEnd, SessionSpan};
+use crate::outcome::{LogoutCause, SessionEnd, SessionOrigin, SessionSpan};
 
 pub struct Session {
     jar: CookieStore,
     /// Variables for `${var}` substitution: built-ins plus everything extracted.
     pub vars: HashMap<String, String>,
+    /// When the login completed; ages count from here.
     logged_in_at: Option<(Instant, SystemTime)>,
+    /// When the login's last request was sent: the server cannot have made
+    /// the session before, so the latest age a loss can have happened at is
+    /// counted from here.
+    login_sent: Option<Instant>,
+    /// When the last request the session passed was sent: it was alive then.
+    alive_at: Option<Instant>,
+    /// Whether the last check showed the session alive (false while its
+    /// state is unknown).
+    known_alive: bool,
     /// Set once the server has ended the session; no logout is attempted then.
     pub ended_by_server: Option<LogoutCause>,
+    /// When the answer that showed the loss (or the last failure) arrived.
+    seen_at: Option<Instant>,
     /// Reports the session as live until it is dropped.
     guard: Option<SessionGuard>,
 }
@@ -34,13 +46,22 @@ impl Session {
             jar: CookieStore::default(),
             vars,
             logged_in_at: None,
+            login_sent: None,
+            alive_at: None,
+            known_alive: false,
             ended_by_server: None,
+            seen_at: None,
             guard: None,
         }
     }
 
-    pub fn mark_logged_in(&mut self, probes: Option<&Probes>, target: &str) {
-        self.logged_in_at = Some((Instant::now(), SystemTime::now()));
+    /// The login completed; its last request was sent at `login_sent`.
+    pub fn mark_logged_in(&mut self, probes: Option<&Probes>, target: &str, login_sent: Instant) {
+        let now = Instant::now();
+        self.logged_in_at = Some((now, SystemTime::now()));
+        self.login_sent = Some(login_sent.min(now));
+        self.alive_at = Some(now);
+        self.known_alive = true;
         self.guard = probes.map(|p| p.session_opened(target));
     }
 
@@ -52,18 +73,88 @@ impl Session {
         self.logged_in_at.map(|(t, _)| t.elapsed())
     }
 
-    /// The session's whole life as a span ending now with `end`, if it ever
-    /// logged in. Closes its live report.
-    pub fn finish(&mut self, origin: &str, target: &str, end: SessionEnd) -> Option<SessionSpan> {
+    /// A request sent at `sent` came back as the session's own: the session
+    /// was alive when it was sent.
+    pub fn confirm_alive(&mut self, sent: Instant) {
+        if !self.is_logged_in() {
+            return;
+        }
+        self.alive_at = Some(self.alive_at.map_or(sent, |a| a.max(sent)));
+        self.set_known(true);
+    }
+
+    /// The last check said nothing about the session: its state is unknown
+    /// until a later one decides.
+    pub fn mark_unknown(&mut self) {
+        self.set_known(false);
+    }
+
+    fn set_known(&mut self, alive: bool) {
+        if self.known_alive != alive {
+            self.known_alive = alive;
+            if let Some(guard) = &self.guard {
+                guard.known(alive);
+            }
+        }
+    }
+
+    /// The server showed, in an answer that arrived at `seen`, that it had
+    /// ended the session.
+    pub fn mark_ended(&mut self, cause: LogoutCause, seen: Instant) {
+        self.ended_by_server = Some(cause);
+        self.seen_at = Some(seen);
+        self.set_known(false);
+    }
+
+    /// A failure that may have lost the session was seen at `seen`.
+    pub fn mark_failed(&mut self, seen: Instant) {
+        self.seen_at = Some(seen);
+    }
+
+    /// The age up to which the session is known to have been alive.
+    pub fn alive_age(&self) -> Duration {
+        match (self.logged_in_at, self.alive_at) {
+            (Some((login, _)), Some(alive)) => alive.saturating_duration_since(login),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// The latest age at which a loss seen at `seen_at` can have happened.
+    fn seen_age(&self) -> Duration {
+        let seen = self.seen_at.unwrap_or_else(Instant::now);
+        match self.login_sent.or(self.logged_in_at.map(|(t, _)| t)) {
+            Some(from) => seen.saturating_duration_since(from),
+            None => Duration::ZERO,
+        }
+    }
+
+    /// The session's whole life as a span ending with `end`, if it ever
+    /// logged in. Closes its live report. A life that was forced or lost,
+    /// or whose state is unknown, ends at the last moment it was known
+    /// alive; one the agent ended while known alive, now.
+    pub fn finish(
+        &mut self,
+        origin: SessionOrigin,
+        target: &str,
+        end: SessionEnd,
+    ) -> Option<SessionSpan> {
         self.guard = None;
         let (since, login_at) = self.logged_in_at?;
+        let lost = matches!(end, SessionEnd::Forced(_) | SessionEnd::Lost);
+        let age_to = if lost || !self.known_alive {
+            self.alive_age()
+        } else {
+            since.elapsed()
+        };
         Some(SessionSpan {
             target: target.to_string(),
-            origin: origin.to_string(),
+            origin,
             login_at,
             age_from: Duration::ZERO,
-            age_to: since.elapsed(),
+            age_to,
             end: Some(end),
+            seen_age: lost.then(|| self.seen_age().max(age_to)),
+            detail: String::new(),
         })
     }
 

@@ -18,6 +18,7 @@ use super::extract;
 use super::probes::Probes;
 use super::session::Session;
 use crate::config::{Body, Step, Target};
+use crate::detect::login_page;
 use crate::outcome::{LogoutCause, Outcome, StepPhase, StepRecord};
 
 /// What the step is part of, for its record.
@@ -92,8 +93,14 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
             (outcome, false, cause, detail)
         }
     };
-    if outcome == Outcome::LoggedOut {
-        session.ended_by_server = logout_cause;
+    if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
+        session.mark_ended(cause, Instant::now());
+    } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
+        // A complete answer that passed every check: the session was alive
+        // when the request left.
+        session.confirm_alive(start);
+    } else {
+        session.mark_failed(Instant::now());
     }
     StepRecord {
         target: ctx.target.name.clone(),
@@ -123,8 +130,12 @@ fn judge(
     duration: Duration,
 ) -> (Outcome, Option<LogoutCause>, String) {
     let body = String::from_utf8_lossy(&response.body);
-    let watch_logout = session.is_logged_in() && ctx.phase != StepPhase::Logout;
-    if watch_logout {
+    let content_type = response
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if session.is_logged_in() {
         if let Some(re) = &ctx.target.session_rules.body_matches {
             if re.is_match(&body) {
                 return (
@@ -133,6 +144,18 @@ fn judge(
                     "page says the session has ended".to_string(),
                 );
             }
+        }
+        // A logout normally lands on the login page, so only other steps
+        // read it as a sign.
+        if ctx.phase != StepPhase::Logout
+            && ctx.target.session_rules.login_page
+            && holds_login_form(ctx.target, &body, content_type, &response.headers)
+        {
+            return (
+                Outcome::LoggedOut,
+                Some(LogoutCause::LoginPage),
+                "the answer is the login form".to_string(),
+            );
         }
     }
     let status = response.status.as_u16();
@@ -162,11 +185,6 @@ fn judge(
     if let Some(failure) = extract::check_assertions(&step.assertions, &body, &response.headers) {
         return (Outcome::AssertionFailed, None, failure);
     }
-    let content_type = response
-        .headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
     for extraction in &step.extract {
         match extract::extract(&extraction.from, &body, content_type, &response.headers) {
             Ok(value) => {
@@ -210,9 +228,16 @@ async fn fetch(
     let mut method = step.method.clone();
     let mut body = render_body(step, session);
     let mut visited: HashSet<(Method, Url)> = HashSet::new();
-    let watch_logout = session.is_logged_in() && ctx.phase != StepPhase::Logout;
-    let rules = &ctx.target.session_rules;
-    let session_cookie_before = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
+    let watch = session.is_logged_in().then(|| LogoutWatch {
+        cookie_before: (ctx.phase != StepPhase::Logout)
+            .then(|| {
+                let rules = &ctx.target.session_rules;
+                rules.cookie.as_ref().and_then(|c| session.cookie_value(c))
+            })
+            .flatten(),
+        login: login_url(ctx.target, session),
+        own_path: url.path().to_string(),
+    });
 
     loop {
         if !visited.insert((method.clone(), url.clone())) {
@@ -250,13 +275,8 @@ async fn fetch(
         progress.status = Some(status.as_u16());
         session.store_cookies(response.headers(), &url);
 
-        if watch_logout {
-            if let Some(end) = logout_signal(
-                ctx.target,
-                session,
-                &response,
-                session_cookie_before.as_deref(),
-            ) {
+        if let Some(watch) = &watch {
+            if let Some(end) = logout_signal(ctx, session, &response, &url, watch) {
                 return Err(end);
             }
         }
@@ -344,14 +364,27 @@ async fn fetch(
     }
 }
 
-/// The signs on a response header that the server ended a logged-in session.
+/// What a logged-in request watches for on every hop.
+struct LogoutWatch {
+    /// The session cookie's value before the request; `None` on a logout,
+    /// which clears it as a matter of course.
+    cookie_before: Option<String>,
+    /// The target's login page.
+    login: Option<Url>,
+    /// The path this request was sent to.
+    own_path: String,
+}
+
+/// The signs on a response header that the server ended a logged-in session:
+/// the configured `session_rules`, then the target's own login page.
 fn logout_signal(
-    target: &Target,
+    ctx: &StepContext<'_>,
     session: &Session,
     response: &reqwest::Response,
-    cookie_before: Option<&str>,
+    url: &Url,
+    watch: &LogoutWatch,
 ) -> Option<FetchEnd> {
-    let rules = &target.session_rules;
+    let rules = &ctx.target.session_rules;
     let status = response.status();
     let code = Some(status.as_u16());
     if rules.statuses.contains(&status.as_u16()) {
@@ -362,13 +395,11 @@ fn logout_signal(
         ));
     }
     if status.is_redirection() {
-        if let (Some(re), Some(location)) = (
-            &rules.redirect_to,
-            response
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok()),
-        ) {
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok());
+        if let (Some(re), Some(location)) = (&rules.redirect_to, location) {
             if re.is_match(location) {
                 return Some(FetchEnd::LoggedOut(
                     LogoutCause::Redirect,
@@ -377,10 +408,23 @@ fn logout_signal(
                 ));
             }
         }
+        let next = location.and_then(|l| url.join(l).ok());
+        if let (true, Some(next), Some(login)) = (rules.login_page, next, &watch.login) {
+            let own_logout = ctx.phase == StepPhase::Logout;
+            if login_page::is_login_page(&next, login)
+                && (!own_logout || login_page::returns_to(&next, &watch.own_path))
+            {
+                return Some(FetchEnd::LoggedOut(
+                    LogoutCause::LoginPage,
+                    code,
+                    "redirected to the login page".to_string(),
+                ));
+            }
+        }
     }
-    if let (Some(name), Some(before)) = (&rules.cookie, cookie_before) {
+    if let (Some(name), Some(before)) = (&rules.cookie, &watch.cookie_before) {
         match session.cookie_value(name) {
-            Some(now) if now == before => {}
+            Some(now) if &now == before => {}
             Some(_) => {
                 return Some(FetchEnd::LoggedOut(
                     LogoutCause::CookieCleared,
@@ -398,6 +442,27 @@ fn logout_signal(
         }
     }
     None
+}
+
+/// The target's login page: where its first login step goes.
+fn login_url(target: &Target, session: &Session) -> Option<Url> {
+    let first = target.login.first()?;
+    target
+        .base_url
+        .join(&first.path.render(&session.vars))
+        .ok()
+}
+
+/// Whether a page is the target's login form: it has a password field and
+/// the login's first extraction (the form's token, say) finds its value.
+fn holds_login_form(target: &Target, body: &str, content_type: &str, headers: &HeaderMap) -> bool {
+    if !login_page::has_password_field(body) {
+        return false;
+    }
+    match target.login.iter().flat_map(|s| &s.extract).next() {
+        Some(first) => extract::extract(&first.from, body, content_type, headers).is_ok(),
+        None => true,
+    }
 }
 
 fn build_url(target: &Target, step: &Step, session: &Session) -> Result<Url, FetchEnd> {

@@ -206,6 +206,10 @@ fn logout_response(app: &App, style: LogoutStyle) -> Response {
             )
                 .into_response()
         }
+        LogoutStyle::LoginPage => {
+            let token = app.sim.new_login_token(app.id);
+            Html(pages::login(app.id, &token, None, None)).into_response()
+        }
     }
 }
 
@@ -292,8 +296,16 @@ async fn login_submit(State(app): State<App>, body: Bytes) -> Response {
     resp
 }
 
+/// Signing out needs a session, as on real systems: one the server has
+/// ended gets the logout response, an unknown one (flushed by a restart)
+/// the login page with a return to `/logout`.
 async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     let _work = work!(app, RequestClass::Page);
+    match app.sim.authenticate(app.id, &headers) {
+        Auth::Live { .. } => {}
+        Auth::Missing => return redirect(StatusCode::FOUND, "/login?next=%2Flogout"),
+        Auth::Ended(style) => return logout_response(&app, style),
+    }
     if let Some(sid) = super::state::cookie(&headers, app.id.cookie_name()) {
         app.sim.logout(app.id, &sid);
     }

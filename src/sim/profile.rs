@@ -70,6 +70,10 @@ pub enum LogoutStyle {
     /// 200 login page plus a `Set-Cookie` that clears the session cookie.
     #[serde(rename = "cookie_cleared")]
     CookieCleared,
+    /// 200 login page, no redirect, the session cookie left as it was: a
+    /// system that ends sessions on the server only.
+    #[serde(rename = "login_page")]
+    LoginPage,
 }
 
 impl LogoutStyle {
@@ -81,6 +85,7 @@ impl LogoutStyle {
             LogoutStyle::Status440 => "status_440",
             LogoutStyle::ExpiredPage => "expired_page",
             LogoutStyle::CookieCleared => "cookie_cleared",
+            LogoutStyle::LoginPage => "login_page",
         }
     }
 }

@@ -272,7 +272,15 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Warning,
-        r##"tests/fixtures/bad/session_rules_missing.yaml:4: target "ics": the target logs in but has no session_rules, so forced logouts cannot be told apart from other failures"##,
+        r##"tests/fixtures/bad/session_rules_missing.yaml:4: target "ics": the target logs in but has no session_rules and login_page is off, so forced logouts cannot be told apart from other failures"##,
+    ),
+    (
+        Warning,
+        r##"tests/fixtures/bad/session_rules_cookie_only.yaml:4: target "ics": session_rules has only `cookie` and login_page is off: a system that keeps the cookie after ending a session on the server would drop sessions unseen"##,
+    ),
+    (
+        Warning,
+        r##"tests/fixtures/bad/login_path_variable.yaml:10: target "ics": the first login step's path uses variables, so a redirect to the login page cannot be recognised by its path; only a page holding the login form is"##,
     ),
     (
         Error,
