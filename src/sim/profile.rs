@@ -98,6 +98,11 @@ pub struct SimProfile {
     /// Simulated seconds per real second.
     #[serde(default = "one")]
     pub time_scale: f64,
+    /// Seeds the draws of session lifetimes, so that a run's forced-logout
+    /// ages repeat exactly (the n-th login gets the n-th lifetime); random
+    /// when absent.
+    #[serde(default)]
+    pub seed: Option<u64>,
     /// User names the sim accepts (with the one password from `SimOptions`).
     pub users: Vec<String>,
     #[serde(default)]
@@ -373,6 +378,7 @@ impl SimProfile {
     pub fn quiet() -> SimProfile {
         SimProfile {
             time_scale: 1.0,
+            seed: None,
             users: vec!["sw.demo".into(), "sw.north".into(), "sw.south".into()],
             latency: LatencyProfile::default(),
             capacity: PerSystem::default(),

@@ -169,6 +169,8 @@ pub struct Sim {
     pub css: System,
     pub reports_on: Mutex<SystemId>,
     pub truth: Mutex<TruthLog>,
+    /// Draws session lifetimes; seeded from the profile when it says so.
+    lifetimes: Mutex<rand::rngs::StdRng>,
     pub shutdown: CancellationToken,
 }
 
@@ -207,6 +209,10 @@ impl Sim {
             css: system(SystemId::Css),
             reports_on: Mutex::new(profile.reports_on),
             truth: Mutex::new(TruthLog::default()),
+            lifetimes: Mutex::new(match profile.seed {
+                Some(seed) => rand::SeedableRng::seed_from_u64(seed),
+                None => rand::SeedableRng::from_os_rng(),
+            }),
             profile,
             password,
             control,
@@ -330,7 +336,10 @@ impl Sim {
     /// Opens a session and returns its cookie value.
     pub fn login(&self, id: SystemId, user: &str) -> String {
         let now = Instant::now();
-        let lifetime = sample_lifetime(&self.profile.forced_logout.hazard, &mut rand::rng());
+        let lifetime = sample_lifetime(
+            &self.profile.forced_logout.hazard,
+            &mut *lock(&self.lifetimes),
+        );
         let sid = random_token();
         let session = Session {
             user: user.to_string(),

@@ -48,6 +48,9 @@ async fn every_logout_style_is_detected_with_its_cause() {
         ("status_440", LogoutCause::Status, Some(440)),
         ("expired_page", LogoutCause::ExpiredPage, Some(200)),
         ("cookie_cleared", LogoutCause::CookieCleared, Some(200)),
+        // The login form served with 200, the cookie left as it was: only
+        // the login page itself says the session is gone.
+        ("login_page", LogoutCause::LoginPage, Some(200)),
     ];
     // This system uses 403 only for ended sessions, so the rules list it.
     let yaml = config_yaml("", READ_THEN_SEARCH)

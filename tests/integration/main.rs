@@ -11,3 +11,4 @@ mod lifecycle;
 mod logouts;
 mod prometheus;
 mod report;
+mod sessions;
