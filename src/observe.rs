@@ -117,7 +117,6 @@ impl Observer {
                 }
             }
             Record::Probe(event) => self.probe(event),
-            Record::Session(span) => self.span(&span),
             Record::Run(run) => self.run(run),
             Record::Kept(kept) => self.kept(kept),
             Record::Reconfigured { targets } => self.targets = targets,

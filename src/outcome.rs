@@ -217,10 +217,10 @@ pub enum Record {
     },
     /// Live request and session events, for freeze and session detection.
     Probe(ProbeEvent),
-    /// A stretch of a logged-in session's life, for exposure and survival.
-    Session(SessionSpan),
     /// A reloaded config changed the set of targets.
-    Reconfigured { targets: Vec<String> },
+    Reconfigured {
+        targets: Vec<String>,
+    },
 }
 
 /// What a kept session was doing when it produced a [`KeptRecord`].

@@ -1231,9 +1231,8 @@ fn session_rule_warnings(
     if login.is_empty() {
         return;
     }
-    let explicit = rules.redirect_to.is_some()
-        || !rules.statuses.is_empty()
-        || rules.body_matches.is_some();
+    let explicit =
+        rules.redirect_to.is_some() || !rules.statuses.is_empty() || rules.body_matches.is_some();
     if !rules.login_page && !explicit {
         let message = if rules.cookie.is_some() {
             "session_rules has only `cookie` and login_page is off: a system that keeps the cookie after ending a session on the server would drop sessions unseen"

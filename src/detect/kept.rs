@@ -180,18 +180,33 @@ mod tests {
             session_age: None,
             detail: String::new(),
         };
-        assert_eq!(Sign::of(&step(Outcome::Slow, Some(200), false)), Sign::Alive);
-        assert_eq!(Sign::of(&step(Outcome::Frozen, Some(200), false)), Sign::Alive);
-        assert_eq!(Sign::of(&step(Outcome::Frozen, None, true)), Sign::SaysNothing);
+        assert_eq!(
+            Sign::of(&step(Outcome::Slow, Some(200), false)),
+            Sign::Alive
+        );
+        assert_eq!(
+            Sign::of(&step(Outcome::Frozen, Some(200), false)),
+            Sign::Alive
+        );
+        assert_eq!(
+            Sign::of(&step(Outcome::Frozen, None, true)),
+            Sign::SaysNothing
+        );
         assert_eq!(
             Sign::of(&step(Outcome::HttpError, Some(503), false)),
             Sign::SaysNothing
         );
-        assert_eq!(Sign::of(&step(Outcome::HttpError, Some(404), false)), Sign::Failed);
+        assert_eq!(
+            Sign::of(&step(Outcome::HttpError, Some(404), false)),
+            Sign::Failed
+        );
         assert_eq!(
             Sign::of(&step(Outcome::AssertionFailed, Some(200), false)),
             Sign::Failed
         );
-        assert_eq!(Sign::of(&step(Outcome::ConnectError, None, false)), Sign::SaysNothing);
+        assert_eq!(
+            Sign::of(&step(Outcome::ConnectError, None, false)),
+            Sign::SaysNothing
+        );
     }
 }

@@ -224,4 +224,42 @@ mod tests {
         assert_eq!(survival_at(&curve, h(0.5)), 1.0);
         assert!((survival_at(&curve, h(3.5)) - 5.0 / 12.0).abs() < 1e-12);
     }
+
+    #[test]
+    fn login_groups_are_consecutive_login_steps() {
+        let step = |phase, outcome, ms| StepRecord {
+            target: "ics".into(),
+            journey: "j".into(),
+            step: "s".into(),
+            phase,
+            sent_at: std::time::SystemTime::now(),
+            ttfb: None,
+            duration: Duration::from_millis(ms),
+            outcome,
+            censored: false,
+            status: None,
+            bytes: 0,
+            logout_cause: None,
+            session_age: None,
+            detail: String::new(),
+        };
+        use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};
+        let steps = [
+            step(StepPhase::Login, Fine, 100),
+            step(StepPhase::Login, Fine, 200),
+            step(StepPhase::Journey, LoggedOut, 50),
+            step(StepPhase::Login, Fine, 300),
+            step(StepPhase::Login, AssertionFailed, 10),
+            step(StepPhase::Login, Fine, 40),
+        ];
+        assert_eq!(
+            login_groups(&steps),
+            [Some(Duration::from_millis(300)), None]
+        );
+        assert_eq!(
+            login_groups(&steps[..2]),
+            [Some(Duration::from_millis(300))]
+        );
+        assert!(login_groups(&steps[2..3]).is_empty());
+    }
 }

@@ -140,7 +140,8 @@ impl Journal {
         let metrics = JournalMetrics::register(registry)?;
         let conn = writer::open(&options, config)?;
         let (sender, receiver) = sync_channel(QUEUE_CAPACITY);
-        let state = writer::Writer::new(conn, options.clone(), config.site.clone(), metrics.clone());
+        let state =
+            writer::Writer::new(conn, options.clone(), config.site.clone(), metrics.clone());
         let writer = std::thread::Builder::new()
             .name("casewatch-journal".into())
             .spawn(move || state.run(receiver))

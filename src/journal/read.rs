@@ -124,8 +124,12 @@ impl SpanRow {
 
     /// For a forced logout, the bracket (last known alive, loss seen).
     pub fn bracket(&self) -> Option<(f64, f64)> {
-        self.dropped
-            .then(|| (self.age_to, self.seen_age.unwrap_or(self.age_to).max(self.age_to)))
+        self.dropped.then(|| {
+            (
+                self.age_to,
+                self.seen_age.unwrap_or(self.age_to).max(self.age_to),
+            )
+        })
     }
 }
 
@@ -216,10 +220,14 @@ impl JournalReader {
         })
     }
 
-    /// The first and last run start in the journal, if any.
+    /// The first and last moment the journal measured anything: journey
+    /// runs and kept sessions' checks.
     pub fn span(&self) -> Result<Option<(f64, f64)>, ReadError> {
         let (from, to): (Option<f64>, Option<f64>) = self.conn.query_row(
-            "SELECT MIN(intended_start), MAX(intended_start + duration) FROM runs",
+            "SELECT MIN(f), MAX(t) FROM (
+                 SELECT MIN(intended_start) AS f, MAX(intended_start + duration) AS t FROM runs
+                 UNION ALL
+                 SELECT MIN(sent_at), MAX(sent_at + duration) FROM kept_checks)",
             [],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )?;

@@ -187,4 +187,62 @@ mod tests {
             Err(SchemaError::TooNew { .. })
         ));
     }
+
+    #[test]
+    fn older_keepalive_runs_become_kept_checks() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs VALUES (1, 's', 'ics', 'keepalive', 'interactive', 10, 10, 1, 'ok', NULL, 0, 0);
+             INSERT INTO steps VALUES (1, 0, 'login_page', 'login', 10, NULL, 0.1, 'ok', 200, 10, 0, NULL, NULL);
+             INSERT INTO steps VALUES (1, 1, 'login_submit', 'login', 10.1, NULL, 0.1, 'ok', 200, 10, 0, NULL, NULL);
+             INSERT INTO runs VALUES (2, 's', 'ics', 'keepalive', 'interactive', 20, 20, 1, 'logged_out', 'keepalive_home', 0, 0);
+             INSERT INTO steps VALUES (2, 0, 'keepalive_home', 'journey', 20, NULL, 0.1, 'logged_out', 302, 0, 0, 'redirect', 9.9);
+             INSERT INTO runs VALUES (3, 's', 'ics', 'case_note', 'interactive', 30, 30, 1, 'ok', NULL, 0, 0);
+             INSERT INTO session_spans VALUES (1, 's', 'ics', 'keepalive', 10, 0, 10, 'redirect', 1);
+             INSERT INTO session_spans VALUES (2, 's', 'ics', 'case_note', 30, 0, 1, 'logged_out_by_agent', 0);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 1);
+        let journeys: Vec<String> = conn
+            .prepare("SELECT journey FROM runs")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(journeys, ["case_note"]);
+        let checks: Vec<(String, i64, String, String)> = conn
+            .prepare("SELECT activity, seq, outcome, state FROM kept_checks ORDER BY sent_at")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let row = |a: &str, seq, o: &str, st: &str| (a.into(), seq, o.into(), st.into());
+        assert_eq!(
+            checks,
+            [
+                row("login", 0, "ok", "alive"),
+                row("login", 1, "ok", "alive"),
+                row("check", 0, "logged_out", "unknown"),
+            ]
+        );
+        let spans: Vec<(String, String, Option<f64>)> = conn
+            .prepare("SELECT origin, origin_kind, seen_age FROM session_spans ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            spans,
+            [
+                (String::new(), "kept".to_string(), Some(10.0)),
+                ("case_note".to_string(), "journey".to_string(), None),
+            ]
+        );
+    }
 }

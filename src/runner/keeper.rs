@@ -186,7 +186,9 @@ async fn keep_alive(
         return (SessionEnd::AgentStop, reported, String::new());
     };
     let step_ctx = ctx.step_context(target, "", StepPhase::Journey);
-    let login_at = session.login_at().unwrap_or_else(std::time::SystemTime::now);
+    let login_at = session
+        .login_at()
+        .unwrap_or_else(std::time::SystemTime::now);
     let mut judge = KeptJudge::default();
     let mut wait = keep.every;
     loop {

@@ -447,10 +447,7 @@ fn logout_signal(
 /// The target's login page: where its first login step goes.
 fn login_url(target: &Target, session: &Session) -> Option<Url> {
     let first = target.login.first()?;
-    target
-        .base_url
-        .join(&first.path.render(&session.vars))
-        .ok()
+    target.base_url.join(&first.path.render(&session.vars)).ok()
 }
 
 /// Whether a page is the target's login form: it has a password field and

@@ -133,10 +133,14 @@ async fn an_ics_restart_ends_every_session_as_a_login_page_logout() {
     )
     .await;
     // Every kept slot is live again, with a new session.
-    wait_for(Duration::from_secs(10), "three kept sessions again", || async {
-        let text = agent.metrics().await;
-        (metric(&text, "casewatch_sessions_active", &[("target", "ics")]) == 3.0).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "three kept sessions again",
+        || async {
+            let text = agent.metrics().await;
+            (metric(&text, "casewatch_sessions_active", &[("target", "ics")]) == 3.0).then_some(())
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let text = agent.metrics().await;
@@ -169,7 +173,13 @@ async fn an_ics_restart_ends_every_session_as_a_login_page_logout() {
         &[("journey", "keepalive")]
     )
     .is_empty());
-    assert!(metric(&text, "casewatch_keepalive_checks_total", &[("outcome", "ok")]) > 0.0);
+    assert!(
+        metric(
+            &text,
+            "casewatch_keepalive_checks_total",
+            &[("outcome", "ok")]
+        ) > 0.0
+    );
     assert_eq!(
         metric(
             &text,
@@ -348,14 +358,21 @@ async fn a_check_that_says_nothing_keeps_the_slot_and_a_failing_one_is_lost() {
         assert_eq!(exposure(&still), exposure(&unknown), "{still}");
     }
     let before = ok_checks().await;
-    let text = wait_for(Duration::from_secs(10), "the same session alive again", || async {
-        let text = agent.metrics().await;
-        (ok_checks().await > before
-            && metric(&text, "casewatch_sessions_active", &[("target", "ics")]) == 1.0)
-            .then_some(text)
-    })
+    let text = wait_for(
+        Duration::from_secs(10),
+        "the same session alive again",
+        || async {
+            let text = agent.metrics().await;
+            (ok_checks().await > before
+                && metric(&text, "casewatch_sessions_active", &[("target", "ics")]) == 1.0)
+                .then_some(text)
+        },
+    )
     .await;
-    assert_eq!(metric(&text, "casewatch_kept_sessions_ended_total", &[]), 0.0);
+    assert_eq!(
+        metric(&text, "casewatch_kept_sessions_ended_total", &[]),
+        0.0
+    );
     assert_eq!(metric(&text, "casewatch_forced_logouts_total", &[]), 0.0);
     agent.stop().await;
 
@@ -427,20 +444,24 @@ async fn kept_sessions_of_two_targets_have_rows_of_their_own() {
         read_then_search("10ms")
     );
     let agent = start_agent(load(&yaml, &sim)).await;
-    let page = wait_for(Duration::from_secs(15), "checks on both targets", || async {
-        let text = agent.metrics().await;
-        let both = ["ics", "css"].iter().all(|t| {
-            metric(
-                &text,
-                "casewatch_keepalive_checks_total",
-                &[("target", t), ("outcome", "ok")],
-            ) >= 1.0
-        });
-        if !both {
-            return None;
-        }
-        blocking_page(agent.addr).await
-    })
+    let page = wait_for(
+        Duration::from_secs(15),
+        "checks on both targets",
+        || async {
+            let text = agent.metrics().await;
+            let both = ["ics", "css"].iter().all(|t| {
+                metric(
+                    &text,
+                    "casewatch_keepalive_checks_total",
+                    &[("target", t), ("outcome", "ok")],
+                ) >= 1.0
+            });
+            if !both {
+                return None;
+            }
+            blocking_page(agent.addr).await
+        },
+    )
     .await;
     let kept = page
         .split("<h2>Kept sessions</h2>")
@@ -497,22 +518,30 @@ async fn a_report_journey_added_by_a_reload_is_journaled_as_a_report() {
     steps:
       - { name: run_report, path: /reports/caseload-summary }
 "#;
-    std::fs::write(&path, first.replace("journal:\n", &format!("{report}journal:\n"))).unwrap();
+    std::fs::write(
+        &path,
+        first.replace("journal:\n", &format!("{report}journal:\n")),
+    )
+    .unwrap();
     let response = reqwest::Client::new()
         .post(format!("http://{}/-/reload", agent.addr))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    wait_for(Duration::from_secs(20), "runs of the added report", || async {
-        let text = scrape(agent.addr).await;
-        (metric(
-            &text,
-            "casewatch_journey_runs_total",
-            &[("journey", "added_report")],
-        ) >= 1.0)
-            .then_some(())
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "runs of the added report",
+        || async {
+            let text = scrape(agent.addr).await;
+            (metric(
+                &text,
+                "casewatch_journey_runs_total",
+                &[("journey", "added_report")],
+            ) >= 1.0)
+                .then_some(())
+        },
+    )
     .await;
     shutdown.cancel();
     agent.wait().await;
@@ -524,7 +553,10 @@ async fn a_report_journey_added_by_a_reload_is_journaled_as_a_report() {
         .iter()
         .map(|r| (r.journey.clone(), r.kind.clone()))
         .collect();
-    assert!(kinds.contains(&("added_report".into(), "report".into())), "{kinds:?}");
+    assert!(
+        kinds.contains(&("added_report".into(), "report".into())),
+        "{kinds:?}"
+    );
     assert!(kinds.contains(&("read_then_search".into(), "interactive".into())));
     sim.stop().await;
 }
@@ -576,10 +608,12 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
     let reader = JournalReader::open(&journal).unwrap();
     let spans = reader.spans(Window::ALL).unwrap();
     let drops = forced(&spans);
-    assert_eq!(
-        drops.len() as f64,
-        metric(&text, "casewatch_forced_logouts_total", &[]),
-        "the journal and the metrics count the same drops"
+    // The scrape came a moment before the stop.
+    let scraped = metric(&text, "casewatch_forced_logouts_total", &[]);
+    assert!(
+        drops.len() as f64 >= scraped && drops.len() as f64 <= scraped + 2.0,
+        "the journal holds {} drops, the metrics said {scraped}",
+        drops.len()
     );
     assert_brackets_hold_the_truth(&drops, &truth_drops(&sim).await);
 
@@ -612,10 +646,16 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
             );
         }
     }
-    assert!(checked >= 3, "at least three bands have 5 or more drops: {bands:#?}");
+    assert!(
+        checked >= 3,
+        "at least three bands have 5 or more drops: {bands:#?}"
+    );
     let rule = &model.sessions.rule;
     let (older, younger) = (rule.older.value.unwrap(), rule.younger.value.unwrap());
-    eprintln!("older {older:.1} per hour, younger {younger:.1}: ratio {:.2}", older / younger);
+    eprintln!(
+        "older {older:.1} per hour, younger {younger:.1}: ratio {:.2}",
+        older / younger
+    );
     assert!(
         older >= 3.0 * younger,
         "sessions of 2h and older: {older:.1} per hour against {younger:.1}"
