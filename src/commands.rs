@@ -313,12 +313,20 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     // The demo makes the two changes the board asks about, a third and two
     // thirds of the way through, so the report's before/after comparison has
     // real data on both sides of each.
+    // Half way through, between them, the ICS restarts and flushes its
+    // session store, as real systems do: every session is dropped.
     let span = cmd.duration.unwrap_or(Duration::from_secs(360));
-    let changes = demo_changes(span);
-    loaded.config.changes = changes.iter().map(|(event, _, _)| event.clone()).collect();
-    tokio::spawn(make_demo_changes(
+    let events = demo_events(span);
+    loaded.config.changes = events
+        .iter()
+        .filter_map(|e| match &e.what {
+            DemoEvent::Change(change) => Some(change.clone()),
+            DemoEvent::Incident(_) => None,
+        })
+        .collect();
+    tokio::spawn(make_demo_events(
         format!("http://{}/_control", sim.ics_addr),
-        changes,
+        events,
         shutdown.clone(),
     ));
     // The demo hands its generated password to the agent directly; the
@@ -397,43 +405,99 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
             }
         );
     }
+    for ((target, slot), kept) in &board.kept {
+        let checks: Vec<String> = kept
+            .checks
+            .iter()
+            .map(|(o, n)| format!("{o} {n}"))
+            .collect();
+        let ended: Vec<String> = kept.ended.iter().map(|(e, n)| format!("{e} {n}")).collect();
+        println!(
+            "  {:<18} checks: {}; lives ended: {}",
+            format!("{target} kept #{slot}"),
+            if checks.is_empty() {
+                "none".to_string()
+            } else {
+                checks.join(", ")
+            },
+            if ended.is_empty() {
+                "none".to_string()
+            } else {
+                ended.join(", ")
+            }
+        );
+    }
+    let forced: Vec<String> = board
+        .forced_by_cause
+        .iter()
+        .map(|((target, cause), n)| format!("{target} {} {n}", cause.as_str()))
+        .collect();
+    println!(
+        "  forced logouts:    {}",
+        if forced.is_empty() {
+            "none".to_string()
+        } else {
+            forced.join(", ")
+        }
+    );
     Ok(())
 }
 
-/// The demo's change events with the control API call that makes each.
-fn demo_changes(span: Duration) -> Vec<(ChangeEvent, &'static str, serde_json::Value)> {
+/// What the demo does to the simulator at a set time.
+enum DemoEvent {
+    /// A dated change the report compares before and after.
+    Change(ChangeEvent),
+    /// Something that happens to the system, described for the console.
+    Incident(&'static str),
+}
+
+/// One scheduled control API call.
+struct Scheduled {
+    at: SystemTime,
+    what: DemoEvent,
+    path: &'static str,
+    body: serde_json::Value,
+}
+
+/// The demo's two changes, a third and two thirds of the way through, and
+/// an ICS restart half way.
+fn demo_events(span: Duration) -> Vec<Scheduled> {
     let now = SystemTime::now();
     vec![
-        (
-            ChangeEvent {
+        Scheduled {
+            at: now + span / 3,
+            what: DemoEvent::Change(ChangeEvent {
                 name: "extra_server_capacity".into(),
                 at: now + span / 3,
                 description: "ICS capacity raised from 8 to 24 workers.".into(),
-            },
-            "capacity",
-            serde_json::json!({"workers": 24, "system": "ics"}),
-        ),
-        (
-            ChangeEvent {
+            }),
+            path: "capacity",
+            body: serde_json::json!({"workers": 24, "system": "ics"}),
+        },
+        Scheduled {
+            at: now + span / 2,
+            what: DemoEvent::Incident("the ICS restarted, dropping every session"),
+            path: "restart",
+            body: serde_json::json!({"system": "ics", "seconds": 3}),
+        },
+        Scheduled {
+            at: now + span * 2 / 3,
+            what: DemoEvent::Change(ChangeEvent {
                 name: "reporting_moved_to_css".into(),
                 at: now + span * 2 / 3,
                 description:
                     "Management reports moved from the ICS to the Children Support Service.".into(),
-            },
-            "reports",
-            serde_json::json!({"on": "css"}),
-        ),
+            }),
+            path: "reports",
+            body: serde_json::json!({"on": "css"}),
+        },
     ]
 }
 
-/// Makes each change in the simulator when its time comes.
-async fn make_demo_changes(
-    control: String,
-    changes: Vec<(ChangeEvent, &'static str, serde_json::Value)>,
-    shutdown: CancellationToken,
-) {
+/// Makes each scheduled change or incident in the simulator when its time comes.
+async fn make_demo_events(control: String, events: Vec<Scheduled>, shutdown: CancellationToken) {
     let http = reqwest::Client::new();
-    for (event, path, body) in changes {
+    for event in events {
         let wait = event
             .at
             .duration_since(SystemTime::now())
@@ -442,20 +506,24 @@ async fn make_demo_changes(
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return,
         }
+        let what = match &event.what {
+            DemoEvent::Change(change) => {
+                format!("  change made:  {} ({})", change.name, change.description)
+            }
+            DemoEvent::Incident(text) => format!("  incident:     {text}"),
+        };
         match http
-            .post(format!("{control}/{path}"))
-            .json(&body)
+            .post(format!("{control}/{}", event.path))
+            .json(&event.body)
             .send()
             .await
         {
-            Ok(response) if response.status().is_success() => {
-                println!("  change made:  {} ({})", event.name, event.description);
-            }
+            Ok(response) if response.status().is_success() => println!("{what}"),
             Ok(response) => {
-                tracing::error!(change = %event.name, status = %response.status(), "simulator refused the change")
+                tracing::error!(event = %what.trim(), status = %response.status(), "simulator refused the demo event")
             }
             Err(e) => {
-                tracing::error!(change = %event.name, error = %crate::error_chain(&e), "cannot make the change")
+                tracing::error!(event = %what.trim(), error = %crate::error_chain(&e), "cannot make the demo event")
             }
         }
     }

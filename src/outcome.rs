@@ -61,7 +61,7 @@ impl fmt::Display for Outcome {
 }
 
 /// What the server did that ended a logged-in session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogoutCause {
     /// Redirected to a URL matching the target's login pattern.

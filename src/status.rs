@@ -85,6 +85,8 @@ pub struct StatusBoard {
     pub frozen_now: BTreeMap<String, SystemTime>,
     pub freezes: VecDeque<FreezeEpisode>,
     pub forced_logouts: VecDeque<ForcedLogout>,
+    /// Every forced logout since start, by (target, cause).
+    pub forced_by_cause: BTreeMap<(String, LogoutCause), u64>,
     /// Ended session lifetimes (dropped or censored), newest last.
     pub lifetimes: VecDeque<Lifetime>,
     pub age_bands: AgeBands,
@@ -123,6 +125,7 @@ impl StatusBoard {
             frozen_now: BTreeMap::new(),
             freezes: VecDeque::new(),
             forced_logouts: VecDeque::new(),
+            forced_by_cause: BTreeMap::new(),
             lifetimes: VecDeque::new(),
             journeys: journeys
                 .into_iter()
@@ -175,6 +178,10 @@ impl StatusBoard {
         };
         push_bounded(&mut self.lifetimes, lifetime, LIFETIMES_KEPT);
         if let (SessionEnd::Forced(cause), Some(bracket)) = (end, span.bracket()) {
+            *self
+                .forced_by_cause
+                .entry((span.target.clone(), cause))
+                .or_default() += 1;
             let logout = ForcedLogout {
                 at: SystemTime::now(),
                 target: span.target.clone(),
