@@ -134,6 +134,9 @@ pub struct StepRecord {
     pub journey: String,
     pub step: String,
     pub phase: StepPhase,
+    /// A report step counts in the reporting-load analysis, not in
+    /// interactive latency.
+    pub kind: JourneyKind,
     /// Wall-clock time the request was sent.
     #[serde(with = "unix_seconds")]
     pub sent_at: SystemTime,
@@ -456,6 +459,7 @@ mod tests {
             journey: "j".into(),
             step: name.into(),
             phase: StepPhase::Journey,
+            kind: JourneyKind::Interactive,
             sent_at: SystemTime::now(),
             ttfb: None,
             duration: Duration::ZERO,

@@ -77,6 +77,14 @@ pub enum BenchCommand {
         #[arg(long)]
         oha_json: Option<PathBuf>,
     },
+    /// Calibration of the evidence report's before/after method on
+    /// synthetic journals whose truth is known; prints a Markdown table.
+    Calibrate {
+        #[arg(long, default_value_t = 1000)]
+        replications: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Coordinated-omission figures: open-loop truth versus what was measured.
     Co {
         #[arg(long)]
@@ -124,6 +132,10 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             drive_log.as_deref(),
             oha_json.as_deref(),
         ),
+        BenchCommand::Calibrate { replications, seed } => {
+            calibrate(replications, seed);
+            Ok(())
+        }
         BenchCommand::Co {
             server_log,
             delay_ms,
@@ -142,6 +154,20 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             wrk_out,
         }),
     }
+}
+
+fn calibrate(replications: usize, seed: u64) {
+    use crate::report::calibration;
+    let started = std::time::Instant::now();
+    let process = calibration::Process::default();
+    let figures: Vec<calibration::Figures> = calibration::scenarios()
+        .iter()
+        .map(|s| calibration::run(&process, s, replications, seed, 30))
+        .collect();
+    print!(
+        "{}",
+        calibration::markdown(&figures, replications, seed, started.elapsed())
+    );
 }
 
 fn unix_ns(t: SystemTime) -> u64 {

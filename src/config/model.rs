@@ -19,6 +19,10 @@ pub struct Config {
     pub site: String,
     pub max_sessions: usize,
     pub age_bands: crate::detect::AgeBands,
+    /// How many times faster than the wall clock the monitored system's own
+    /// calendar runs: 1 for a real system; the simulator's `time_scale` in
+    /// the demo, so the report's hours of the week are the system's.
+    pub calendar_scale: f64,
     pub targets: Vec<Arc<Target>>,
     pub journeys: Vec<Arc<Journey>>,
     pub changes: Vec<ChangeEvent>,
@@ -169,6 +173,9 @@ pub struct Step {
     pub think_time: Duration,
     pub timings: Timings,
     pub follow_redirects: bool,
+    /// A report step inside an interactive journey is `Report`; every step
+    /// of a report journey is too.
+    pub kind: JourneyKind,
 }
 
 #[derive(Debug)]

@@ -40,6 +40,9 @@ pub struct RawAgent {
     pub max_sessions: Option<Spanned<usize>>,
     /// Upper edges of the session-age bands, e.g. [1h, 2h, 3h, 4h].
     pub age_bands: Option<Vec<S>>,
+    /// How many times faster than the wall clock the monitored system's
+    /// own calendar runs (1; the simulator's `time_scale` in the demo).
+    pub calendar_scale: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +188,8 @@ pub struct RawStep {
     pub freeze_after: Option<S>,
     pub give_up_after: Option<S>,
     pub follow_redirects: Option<Spanned<bool>>,
+    /// `report` marks a report step inside an interactive journey.
+    pub kind: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -161,6 +161,18 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         .map(|m| **m)
         .unwrap_or(DEFAULT_MAX_SESSIONS);
 
+    let calendar_scale = match raw.agent.as_ref().and_then(|a| a.calendar_scale.as_ref()) {
+        None => 1.0,
+        Some(scale) if scale.is_finite() && **scale > 0.0 => **scale,
+        Some(scale) => {
+            c.error(
+                line_of(scale),
+                "",
+                "agent.calendar_scale must be a number above zero (1 for a real system)",
+            );
+            1.0
+        }
+    };
     let age_bands = match raw.agent.as_ref().and_then(|a| a.age_bands.as_ref()) {
         None => crate::detect::AgeBands::default(),
         Some(edges) => {
@@ -297,6 +309,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             site,
             max_sessions,
             age_bands,
+            calendar_scale,
             targets,
             journeys,
             changes,
@@ -580,6 +593,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
                 think_time: Duration::ZERO,
                 timings,
                 follow_redirects: false,
+                kind: JourneyKind::Interactive,
             },
         }
     });
@@ -866,6 +880,10 @@ fn step(
         think_time,
         timings,
         follow_redirects: rs.follow_redirects.as_ref().map(|b| **b).unwrap_or(true),
+        kind: rs
+            .kind
+            .as_ref()
+            .map_or(JourneyKind::Interactive, |k| kind(c, k, context)),
     };
     // The path and query end up in URLs, which servers, proxies and our own
     // error messages write down: a password must never go there.
@@ -1180,19 +1198,16 @@ fn journey(
             ),
         );
     }
-    let kind = match rj.kind.as_ref().map(|k| k.as_str()) {
-        None | Some("interactive") => JourneyKind::Interactive,
-        Some("report") => JourneyKind::Report,
-        Some(other) => {
-            let line = rj.kind.as_ref().map(line_of).unwrap_or(1);
-            c.error(
-                line,
-                context,
-                format!("kind {other:?} must be `interactive` or `report`"),
-            );
-            JourneyKind::Interactive
+    let kind = rj
+        .kind
+        .as_ref()
+        .map_or(JourneyKind::Interactive, |k| kind(c, k, context));
+    let mut steps = steps;
+    if kind == JourneyKind::Report {
+        for step in &mut steps {
+            step.kind = JourneyKind::Report;
         }
-    };
+    }
     let retry_after_relogin = rj.retry_after_relogin.as_ref().is_some_and(|b| **b);
     if retry_after_relogin && !login {
         c.error(
@@ -1212,13 +1227,28 @@ fn journey(
     })
 }
 
+/// `interactive` or `report`, on a journey or a step.
+fn kind(c: &mut Checker, text: &S, context: &str) -> JourneyKind {
+    match text.as_str() {
+        "interactive" => JourneyKind::Interactive,
+        "report" => JourneyKind::Report,
+        other => {
+            c.error(
+                line_of(text),
+                context,
+                format!("kind {other:?} must be `interactive` or `report`"),
+            );
+            JourneyKind::Interactive
+        }
+    }
+}
+
 fn parse_active_hours(text: &str) -> Option<(chrono::NaiveTime, chrono::NaiveTime)> {
     let (from, to) = text.split_once('-')?;
     let parse = |t: &str| chrono::NaiveTime::parse_from_str(t.trim(), "%H:%M").ok();
     Some((parse(from)?, parse(to)?))
 }
 
-/// Whether any template of `step` (path, query, headers, body) reads `var`.
 /// Warns when no rule could see a server-side drop, or when the login-page
 /// sign cannot work on this login.
 fn session_rule_warnings(
@@ -1251,6 +1281,7 @@ fn session_rule_warnings(
     }
 }
 
+/// Whether any template of `step` (path, query, headers, body) reads `var`.
 fn step_reads(step: &Step, var: &str) -> bool {
     let body: Vec<&Template> = match &step.body {
         None => Vec::new(),

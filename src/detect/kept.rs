@@ -169,6 +169,7 @@ mod tests {
             journey: String::new(),
             step: "keepalive".into(),
             phase: crate::outcome::StepPhase::Journey,
+            kind: crate::outcome::JourneyKind::Interactive,
             sent_at: std::time::SystemTime::now(),
             ttfb: None,
             duration: std::time::Duration::ZERO,

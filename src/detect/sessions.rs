@@ -232,6 +232,7 @@ mod tests {
             journey: "j".into(),
             step: "s".into(),
             phase,
+            kind: crate::outcome::JourneyKind::Interactive,
             sent_at: std::time::SystemTime::now(),
             ttfb: None,
             duration: Duration::from_millis(ms),

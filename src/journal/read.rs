@@ -68,6 +68,7 @@ pub struct StepRow {
     pub site: String,
     pub target: String,
     pub journey: String,
+    /// The step's own kind (`report` for a report step), else its run's.
     pub kind: String,
     pub step: String,
     pub phase: String,
@@ -260,7 +261,7 @@ impl JournalReader {
 
     pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
         let mut stmt = self.conn.prepare(
-            "SELECT s.run_id, r.site, r.target, r.journey, r.kind, s.step, s.phase, s.sent_at, s.duration, s.outcome,
+            "SELECT s.run_id, r.site, r.target, r.journey, COALESCE(s.kind, r.kind), s.step, s.phase, s.sent_at, s.duration, s.outcome,
                     s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any
              FROM steps s JOIN runs r ON r.id = s.run_id
              WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq",

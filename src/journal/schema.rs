@@ -133,6 +133,11 @@ const MIGRATIONS: &[&str] = &[
     DELETE FROM runs WHERE journey = 'keepalive';
     DELETE FROM histograms WHERE journey = 'keepalive';
     "#,
+    // 3: a step's own kind (`report` inside an interactive journey); NULL
+    // in older rows, which take their run's.
+    r#"
+    ALTER TABLE steps ADD COLUMN kind TEXT;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

@@ -60,6 +60,7 @@ pub fn open(options: &JournalOptions, config: &Config) -> Result<Connection, Jou
                 super::HISTOGRAM_INTERVAL.as_secs().to_string(),
             ),
             ("config_origin", config.origin.clone()),
+            ("calendar_scale", config.calendar_scale.to_string()),
             ("writer_version", env!("CARGO_PKG_VERSION").to_string()),
         ] {
             meta.execute(params![key, value]).map_err(sqlite)?;
@@ -142,7 +143,9 @@ impl Writer {
     /// Queues a record for the next transaction; steps also go to the recorder.
     fn accept(&mut self, message: Message) {
         if let Message::Run(run, _) = &message {
-            for step in &run.steps {
+            // A step given up on has no response time, only a lower bound:
+            // it stays out of the percentiles (the steps table keeps it).
+            for step in run.steps.iter().filter(|s| !s.censored) {
                 self.recorder.record(
                     StepKey {
                         target: step.target.clone(),
@@ -253,8 +256,8 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
             ])?;
             let run_id = tx.last_insert_rowid();
             let mut step_insert = tx.prepare_cached(
-                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             for (seq, step) in run.steps.iter().enumerate() {
                 step_insert.execute(params![
@@ -271,6 +274,7 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                     step.censored,
                     step.logout_cause.map(|c| c.as_str()),
                     step.session_age.map(|d| d.as_secs_f64()),
+                    step.kind.as_str(),
                 ])?;
             }
         }

@@ -8,8 +8,11 @@
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
 
+pub mod calibration;
 pub mod charts;
 pub mod command;
+pub mod compare;
+pub mod evidence;
 pub mod export;
 pub mod html;
 pub mod markdown;

@@ -107,6 +107,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         journey: ctx.journey.to_string(),
         step: step.name.clone(),
         phase: ctx.phase,
+        kind: step.kind,
         sent_at,
         ttfb: progress.ttfb,
         duration,
