@@ -43,6 +43,8 @@ pub enum AgentError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    RemoteWrite(#[from] crate::remote_write::RemoteWriteError),
 }
 
 pub struct AgentOptions {
@@ -84,6 +86,7 @@ pub struct Agent {
     control: JoinHandle<usize>,
     consumer: JoinHandle<()>,
     web: JoinHandle<()>,
+    remote_writers: crate::remote_write::RemoteWriters,
 }
 
 impl Agent {
@@ -99,6 +102,14 @@ impl Agent {
             journey_targets(&config),
         )));
         let journal = open_journal(&config, &options, &metrics)?;
+        let remote_writers = crate::remote_write::RemoteWriters::start(
+            &config.remote_write,
+            &config.site,
+            metrics.registry(),
+            &options.env,
+            &shutdown,
+            options.stop_deadline,
+        )?;
         let (tx, rx) = mpsc::unbounded_channel();
         // Unbounded so a probe never waits on bookkeeping; the one consumer
         // does little per record and keeps up.
@@ -154,6 +165,7 @@ impl Agent {
             control,
             consumer,
             web,
+            remote_writers,
         })
     }
 
@@ -164,7 +176,8 @@ impl Agent {
 
     /// After the shutdown token is cancelled: waits for runs to finish (up to
     /// the stop deadline), then for every record to be observed and the
-    /// journal flushed.
+    /// journal flushed, then pushes the final counts to the central stores
+    /// (within the same deadline; what cannot be sent stays queued on disk).
     pub async fn wait(self) {
         let aborted = self.control.await.unwrap_or(0);
         if aborted > 0 {
@@ -174,6 +187,7 @@ impl Agent {
             );
         }
         let _ = self.consumer.await;
+        self.remote_writers.finish().await;
         let _ = self.web.await;
     }
 }
