@@ -10,4 +10,5 @@ mod journal;
 mod lifecycle;
 mod logouts;
 mod prometheus;
+mod remote_write;
 mod report;

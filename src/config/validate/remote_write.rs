@@ -24,6 +24,7 @@ pub(super) fn remote_writes(
         c.name(&rw.name, "remote_write", &context);
         if built.iter().any(|b| b.name == *rw.name) {
             c.error(line_of(&rw.name), &context, "duplicate remote_write name");
+            continue;
         }
         let Some(one) = remote_write(c, rw, site, journal, &context) else {
             continue;
