@@ -300,6 +300,9 @@ impl Control {
             tracing::warn!("{warning}");
         }
         let config = loaded.config;
+        if config.remote_write != self.config.remote_write {
+            tracing::warn!("remote_write changes take effect when the agent is restarted");
+        }
         if config.site != self.config.site {
             return Err(format!(
                 "site cannot change on reload (from {:?} to {:?}): restart the agent",

@@ -164,7 +164,7 @@ enum Command {
     /// Gather the registry and store it as one push stamped `at_ms`.
     Collect {
         at_ms: i64,
-        done: oneshot::Sender<()>,
+        done: Option<oneshot::Sender<()>>,
     },
     Peek(oneshot::Sender<Result<Option<Push>, QueueError>>),
     /// The store answered for good; `accepted` says how.
@@ -297,7 +297,9 @@ fn queue_thread(
                     }
                 }
                 metrics.backlog(queue.backlog());
-                let _ = done.send(());
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
             }
             Command::Peek(reply) => {
                 let _ = reply.send(queue.peek());
@@ -359,7 +361,12 @@ async fn run(run: Run) {
         tokio::select! {
             tick = ticks.tick() => {
                 let at_ms = clock.stamp(tick);
-                collect(&run.commands, at_ms).await;
+                // Never waits: a slow disk delays the push, not the next tick.
+                let command = Command::Collect { at_ms, done: None };
+                if run.commands.try_send(command).is_err() {
+                    run.metrics.errors.inc();
+                    tracing::warn!(remote = %run.name, "the remote_write queue is behind; a push was skipped");
+                }
             }
             _ = run.shutdown.cancelled() => break,
         }
@@ -388,7 +395,10 @@ async fn run(run: Run) {
 async fn collect(commands: &mpsc::Sender<Command>, at_ms: i64) {
     let (done, finished) = oneshot::channel();
     if commands
-        .send(Command::Collect { at_ms, done })
+        .send(Command::Collect {
+            at_ms,
+            done: Some(done),
+        })
         .await
         .is_ok()
     {
