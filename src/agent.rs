@@ -102,13 +102,10 @@ impl Agent {
             journey_targets(&config),
         )));
         let journal = open_journal(&config, &options, &metrics)?;
-        let remote_writers = crate::remote_write::RemoteWriters::start(
+        let remote_writers = crate::remote_write::RemoteWriters::open(
             &config.remote_write,
-            &config.site,
             metrics.registry(),
             &options.env,
-            &shutdown,
-            options.stop_deadline,
         )?;
         let (tx, rx) = mpsc::unbounded_channel();
         // Unbounded so a probe never waits on bookkeeping; the one consumer
@@ -128,6 +125,8 @@ impl Agent {
             shutdown.clone(),
         );
         supervisor.apply(&config)?;
+        let remote_writers =
+            remote_writers.start(&config.site, &shutdown, options.stop_deadline)?;
 
         let (reloads, reload_rx) = mpsc::channel(4);
         let state = WebState {

@@ -180,28 +180,62 @@ pub struct RemoteWriters {
     writers: Vec<(JoinHandle<()>, oneshot::Sender<()>)>,
 }
 
+/// Every configured store's queue and client, opened but not yet running.
+pub struct Opened {
+    stores: Vec<(RemoteWrite, QueueMetrics, Queue, Sender)>,
+    registry: Registry,
+}
+
 impl RemoteWriters {
-    /// Opens every queue and starts the tasks; an unreadable queue file or
-    /// CA file refuses the start. `stop_deadline` counts from the moment
-    /// `shutdown` is cancelled.
-    pub fn start(
+    /// Opens every queue file and builds every client, starting nothing: an
+    /// unreadable queue or CA file refuses the start before any probe runs.
+    pub fn open(
         configs: &[RemoteWrite],
-        site: &str,
         registry: &Registry,
         env: &EnvLookup,
+    ) -> Result<Opened, RemoteWriteError> {
+        let mut stores = Vec::new();
+        if !configs.is_empty() {
+            let families = Families::register(registry)?;
+            for config in configs {
+                let metrics = families.for_remote(&config.name);
+                let queue = Queue::open(&config.queue_path, config.max_samples)?;
+                metrics.backlog(queue.backlog());
+                let sender = Sender::new(config, env.clone())?;
+                stores.push((config.clone(), metrics, queue, sender));
+            }
+        }
+        Ok(Opened {
+            stores,
+            registry: registry.clone(),
+        })
+    }
+
+    /// After shutdown, once every record has been observed: takes the last
+    /// push and sends what can be sent before the stop deadline.
+    pub async fn finish(self) {
+        let mut tasks = Vec::new();
+        for (task, observed) in self.writers {
+            let _ = observed.send(());
+            tasks.push(task);
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Opened {
+    /// Starts each store's queue thread and tasks. `stop_deadline` counts
+    /// from the moment `shutdown` is cancelled.
+    pub fn start(
+        self,
+        site: &str,
         shutdown: &CancellationToken,
         stop_deadline: Duration,
     ) -> Result<RemoteWriters, RemoteWriteError> {
         let mut writers = Vec::new();
-        if configs.is_empty() {
-            return Ok(RemoteWriters { writers });
-        }
-        let families = Families::register(registry)?;
-        for config in configs {
-            let metrics = families.for_remote(&config.name);
-            let queue = Queue::open(&config.queue_path, config.max_samples)?;
-            metrics.backlog(queue.backlog());
-            let sender = Sender::new(config, env.clone())?;
+        for (config, metrics, queue, sender) in self.stores {
             let identity = wire::Identity {
                 job: config.job.clone(),
                 instance: config.instance.clone(),
@@ -209,7 +243,7 @@ impl RemoteWriters {
             let (commands, rx) = mpsc::channel(16);
             let fresh = Arc::new(Notify::new());
             let thread_metrics = metrics.clone();
-            let thread_registry = registry.clone();
+            let thread_registry = self.registry.clone();
             let thread_fresh = fresh.clone();
             let name = config.name.clone();
             std::thread::Builder::new()
@@ -238,23 +272,17 @@ impl RemoteWriters {
                 stop_deadline,
                 observed: observed_rx,
             }));
-            tracing::info!(remote = %config.name, url = %config.url, queue = %config.queue_path.display(), site, "remote_write started");
+            // The host only: a URL may carry a token in its query.
+            tracing::info!(
+                remote = %config.name,
+                host = config.url.host_str().unwrap_or(""),
+                queue = %config.queue_path.display(),
+                site,
+                "remote_write started"
+            );
             writers.push((task, observed));
         }
         Ok(RemoteWriters { writers })
-    }
-
-    /// After shutdown, once every record has been observed: takes the last
-    /// push and sends what can be sent before the stop deadline.
-    pub async fn finish(self) {
-        let mut tasks = Vec::new();
-        for (task, observed) in self.writers {
-            let _ = observed.send(());
-            tasks.push(task);
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
     }
 }
 
