@@ -136,7 +136,11 @@ start_bg agent-journal "$BIN" run --config "$WORK/prod-journal.yaml" --listen $A
 AGENT_J_PID=$LAST_PID
 wait_http "http://$AGENT_J/-/healthy"
 sleep 2
-EMPTY_BYTES=$(stat -c %s "$WORK/journal.db")
+# Bytes in use (page size less free space, over every table and index, as a
+# reader sees them, WAL included) of the fresh journal.
+used_bytes() { sqlite3 "$1" "SELECT SUM(pgsize - unused) FROM dbstat"; }
+echo "    sqlite3 \$W/journal.db 'SELECT SUM(pgsize - unused) FROM dbstat'   # 2 s after start, and after the window" >>"$CMDS"
+USED0=$(used_bytes "$WORK/journal.db")
 
 # ------------------------------------------------- remote_write cost --
 # The same config without a journal, pushing to VictoriaMetrics every
@@ -203,9 +207,10 @@ stop_pid "$AGENT_J_PID"
 JOURNAL_T1=$(date +%s)
 ELAPSED=$((JOURNAL_T1 - JOURNAL_T0))
 JOURNAL_BYTES=$(stat -c %s "$WORK/journal.db")
+USED1=$(used_bytes "$WORK/journal.db")
 echo "    # after ${JOURNAL_MIN} minutes, SIGTERM; then: stat -c %s \$W/journal.db and" >>"$CMDS"
-echo "    sqlite3 \$W/journal.db 'SELECT name, SUM(pgsize) FROM dbstat GROUP BY name'" >>"$CMDS"
-TABLES=$(sqlite3 "$WORK/journal.db" "SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC" 2>/dev/null || echo "")
+echo "    sqlite3 \$W/journal.db 'SELECT name, SUM(pgsize - unused), SUM(pgsize) FROM dbstat GROUP BY name'" >>"$CMDS"
+TABLES=$(sqlite3 "$WORK/journal.db" "SELECT name, SUM(pgsize - unused) AS used, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY used DESC" 2>/dev/null || echo "")
 ROWCOUNTS=$(for t in runs steps histograms session_spans freezes missed_slots; do
     printf '%s=%s ' "$t" "$(sqlite3 "$WORK/journal.db" "SELECT COUNT(*) FROM $t")"
 done)
@@ -213,8 +218,9 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ----------------------------------------------------------- results --
 awk_fig() { awk "BEGIN { $1 }"; }
-PER_DAY=$(awk_fig "printf \"%.2f\", ($JOURNAL_BYTES - $EMPTY_BYTES) / $ELAPSED * 86400 / 1048576")
-PER_YEAR=$(awk_fig "printf \"%.0f\", ($JOURNAL_BYTES - $EMPTY_BYTES) / $ELAPSED * 86400 * 365 / 1048576")
+PER_DAY=$(awk_fig "printf \"%.2f\", ($USED1 - $USED0) / $ELAPSED * 86400 / 1048576")
+PER_YEAR=$(awk_fig "printf \"%.0f\", ($USED1 - $USED0) / $ELAPSED * 86400 * 365 / 1048576")
+PER_RUN=$(awk_fig "printf \"%.0f\", ($USED1 - $USED0) / $RUNS")
 RUNS_DAY=$(awk_fig "printf \"%.0f\", $RUNS / $ELAPSED * 86400")
 CPU_US=$(awk_fig "printf \"%.2f\", ($RW_TICKS - $BASE_TICKS) / $CLK * 1e6 / $RW_SAMPLES")
 CPU_SHARE=$(awk_fig "printf \"%.3f\", ($RW_TICKS - $BASE_TICKS) / $CLK / $RW_SAMPLES * $RW_SERIES / 15 * 100")
@@ -238,8 +244,10 @@ QUEUE_CAP_H=$(awk_fig "printf \"%.0f\", 20000000 / ($RW_SERIES * 240)")
     echo
     echo "| figure | value | how |"
     echo "| --- | --- | --- |"
-    echo "| journal growth per site per day (MiB) | $PER_DAY | ($JOURNAL_BYTES − $EMPTY_BYTES) bytes over ${ELAPSED} s, × 86,400 s |"
-    echo "| journal size per site per year before retention (MiB) | $PER_YEAR | the line above × 365; retention (90 d successes, 400 d failures) keeps about a quarter of it |"
+    echo "| journal growth per site per day (MiB) | $PER_DAY | ($USED1 − $USED0) bytes in use over ${ELAPSED} s, × 86,400 s |"
+    echo "| journal bytes per journey run (all rows: runs, steps, histograms, session spans) | $PER_RUN | the growth ÷ $RUNS runs |"
+    echo "| journal size per site per year before retention (MiB) | $PER_YEAR | the growth × 365; retention (90 d successes, 400 d failures) keeps successes for a quarter of that |"
+    echo "| journal file after the window (bytes) | $JOURNAL_BYTES | stat; a young file is mostly part-filled pages, one at least per table and index |"
     echo "| journey runs per day (at these rates) | $RUNS_DAY | $RUNS runs in ${ELAPSED} s; keep-alives: $KEEPALIVES |"
     echo "| journal rows after the window | $ROWCOUNTS | sqlite3 COUNT(*) |"
     echo "| series per push (samples per push) | $RW_SERIES | lines of /metrics that are samples |"
@@ -252,7 +260,7 @@ QUEUE_CAP_H=$(awk_fig "printf \"%.0f\", 20000000 / ($RW_SERIES * 240)")
     echo "| queue samples per day at 15 s / hours the default cap (20 M samples) holds | $QUEUE_DAY / $QUEUE_CAP_H | series × 5,760; 20,000,000 ÷ (series × 240 pushes an hour) |"
     echo
     if [[ -n $TABLES ]]; then
-        echo "Journal bytes by table and index after the window (sqlite3 dbstat):"
+        echo "Journal bytes by table and index after the window (sqlite3 dbstat: name, bytes in use, bytes of pages):"
         echo
         echo '```'
         echo "$TABLES"
@@ -266,7 +274,7 @@ QUEUE_CAP_H=$(awk_fig "printf \"%.0f\", 20000000 / ($RW_SERIES * 240)")
     echo
     echo "## How the figures are made"
     echo
-    echo "- **Journal growth.** The real agent (\`casewatch run\`) at production rates against the simulator for ${JOURNAL_MIN} minutes of real time, stopped with SIGTERM (the journal is checkpointed on close), then its file size less the size of the fresh journal 2 s after start, scaled to a day. Every row the journal holds comes at a steady rate at these settings (runs, steps, one HdrHistogram row per step per minute that had data, kept-session spans), so a linear scale-up is fair; the window is short, so treat the last digit as noise (SQLite grows in 4 KiB pages)."
+    echo "- **Journal growth.** The real agent (\`casewatch run\`) at production rates against the simulator for ${JOURNAL_MIN} minutes of real time, stopped with SIGTERM (the journal is checkpointed on close), then the bytes in use in every table and index (SQLite's \`dbstat\`: page size less free space, so a young file's part-filled pages do not count as growth) less the same 2 s after start, scaled to a day. Every row the journal holds comes at a steady rate at these settings (runs, steps, one HdrHistogram row per step per minute that had data, kept-session spans), and append-only B-trees fill their pages, so a linear scale-up is fair; the window holds few runs, so treat the second digit as noise."
     echo "- **remote_write CPU per sample.** The same production config without a journal, twice: once pushing every ${RW_INTERVAL_MS} ms to a VictoriaMetrics on loopback, once not pushing. The difference of utime + stime from \`/proc/PID/stat\` over ${RW_S} s (after a 5 s warm-up), divided by the samples the store accepted, is what one sample costs the agent end to end: gathering the registry, building and encoding the protobuf, snappy, the SQLite insert and delete, and the HTTP request. The push interval is short only to make the cost measurable; per sample it does not depend on the interval."
     echo "- **Bytes on the wire.** The request bodies the store accepted (snappy-compressed protobuf; HTTP headers not counted), per sample. Every push carries every series' labels again (remote_write 1.0 has no series references), which is why a sample costs tens of bytes where a gzipped scrape costs fewer: gzip compresses across the whole exposition."
 } >"$OUT"
