@@ -218,6 +218,8 @@ LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ----------------------------------------------------------- results --
 awk_fig() { awk "BEGIN { $1 }"; }
+# Before the report is written: redirecting into it dirties the tree.
+REV="$(git rev-parse --short HEAD)$(git diff --quiet || echo ' + working tree')"
 PER_DAY=$(awk_fig "printf \"%.2f\", ($USED1 - $USED0) / $ELAPSED * 86400 / 1048576")
 PER_YEAR=$(awk_fig "printf \"%.0f\", ($USED1 - $USED0) / $ELAPSED * 86400 * 365 / 1048576")
 PER_RUN=$(awk_fig "printf \"%.0f\", ($USED1 - $USED0) / $RUNS")
@@ -237,7 +239,7 @@ QUEUE_CAP_H=$(awk_fig "printf \"%.0f\", 20000000 / ($RW_SERIES * 240)")
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM; shared with other work"
     echo "- Load average (1/5/15 min) at start: $LOAD_START; at end: $LOAD_END"
-    echo "- casewatch: $(git rev-parse --short HEAD)$(git diff --quiet || echo ' + working tree'), release build; VictoriaMetrics $VM_V (Debian)"
+    echo "- casewatch: $REV, release build; VictoriaMetrics $VM_V (Debian)"
     echo "- Production rates: the demo's targets and journeys against the simulator, every journey every 5 minutes, 3 kept sessions (keep-alive every 5 minutes, 8 h life), no heartbeat, runs all 24 hours"
     echo
     echo "Every figure comes from one run of \`scripts/bench-remote-write.sh\`."
@@ -245,10 +247,10 @@ QUEUE_CAP_H=$(awk_fig "printf \"%.0f\", 20000000 / ($RW_SERIES * 240)")
     echo "| figure | value | how |"
     echo "| --- | --- | --- |"
     echo "| journal growth per site per day (MiB) | $PER_DAY | ($USED1 − $USED0) bytes in use over ${ELAPSED} s, × 86,400 s |"
-    echo "| journal bytes per journey run (all rows: runs, steps, histograms, session spans) | $PER_RUN | the growth ÷ $RUNS runs |"
+    echo "| journal bytes per run (all rows: runs, steps, histograms, session spans) | $PER_RUN | the growth ÷ $RUNS runs |"
     echo "| journal size per site per year before retention (MiB) | $PER_YEAR | the growth × 365; retention (90 d successes, 400 d failures) keeps successes for a quarter of that |"
     echo "| journal file after the window (bytes) | $JOURNAL_BYTES | stat; a young file is mostly part-filled pages, one at least per table and index |"
-    echo "| journey runs per day (at these rates) | $RUNS_DAY | $RUNS runs in ${ELAPSED} s; keep-alives: $KEEPALIVES |"
+    echo "| runs per day, journeys and keep-alives (at these rates) | $RUNS_DAY | $RUNS runs (casewatch_journey_runs_total) in ${ELAPSED} s, of which keep-alives: $KEEPALIVES |"
     echo "| journal rows after the window | $ROWCOUNTS | sqlite3 COUNT(*) |"
     echo "| series per push (samples per push) | $RW_SERIES | lines of /metrics that are samples |"
     echo "| remote_write CPU per sample (µs) | $CPU_US | (agent CPU pushing − agent CPU not pushing) over ${RW_S} s ÷ $RW_SAMPLES samples accepted |"

@@ -49,7 +49,8 @@ pub const DEFAULT_PUSH_INTERVAL: Duration = Duration::from_secs(15);
 /// Default time one request may take, as Prometheus's `remote_timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default queue cap: 48 hours of a 1,500-series agent pushing every 15 s
-/// (1,500 × 5,760 pushes a day × 2 days is 17.3 million samples).
+/// (1,500 × 5,760 pushes a day × 2 days is 17.3 million samples), about
+/// 330 MB of stored request bodies at 16 bytes a sample.
 pub const DEFAULT_MAX_SAMPLES: u64 = 20_000_000;
 
 /// One validated central store.
