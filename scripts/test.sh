@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# remote_write is proven against a real VictoriaMetrics (and Prometheus, above).
+command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 # The evidence report's HTML is checked in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then

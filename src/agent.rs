@@ -43,6 +43,8 @@ pub enum AgentError {
     Bind(#[from] BindError),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    RemoteWrite(#[from] crate::remote_write::RemoteWriteError),
 }
 
 pub struct AgentOptions {
@@ -84,6 +86,7 @@ pub struct Agent {
     control: JoinHandle<usize>,
     consumer: JoinHandle<()>,
     web: JoinHandle<()>,
+    remote_writers: crate::remote_write::RemoteWriters,
 }
 
 impl Agent {
@@ -99,6 +102,11 @@ impl Agent {
             journey_targets(&config),
         )));
         let journal = open_journal(&config, &options, &metrics)?;
+        let remote_writers = crate::remote_write::RemoteWriters::open(
+            &config.remote_write,
+            metrics.registry(),
+            &options.env,
+        )?;
         let (tx, rx) = mpsc::unbounded_channel();
         // Unbounded so a probe never waits on bookkeeping; the one consumer
         // does little per record and keeps up.
@@ -116,6 +124,8 @@ impl Agent {
             shutdown.clone(),
         );
         supervisor.apply(&config)?;
+        let remote_writers =
+            remote_writers.start(&config.site, &shutdown, options.stop_deadline)?;
 
         let (reloads, reload_rx) = mpsc::channel(4);
         let state = WebState {
@@ -153,6 +163,7 @@ impl Agent {
             control,
             consumer,
             web,
+            remote_writers,
         })
     }
 
@@ -163,7 +174,8 @@ impl Agent {
 
     /// After the shutdown token is cancelled: waits for runs to finish (up to
     /// the stop deadline), then for every record to be observed and the
-    /// journal flushed.
+    /// journal flushed, then pushes the final counts to the central stores
+    /// (within the same deadline; what cannot be sent stays queued on disk).
     pub async fn wait(self) {
         let aborted = self.control.await.unwrap_or(0);
         if aborted > 0 {
@@ -173,6 +185,7 @@ impl Agent {
             );
         }
         let _ = self.consumer.await;
+        self.remote_writers.finish().await;
         let _ = self.web.await;
     }
 }
@@ -276,6 +289,9 @@ impl Control {
             tracing::warn!("{warning}");
         }
         let config = loaded.config;
+        if config.remote_write != self.config.remote_write {
+            tracing::warn!("remote_write changes take effect when the agent is restarted");
+        }
         if config.site != self.config.site {
             return Err(format!(
                 "site cannot change on reload (from {:?} to {:?}): restart the agent",

@@ -17,6 +17,7 @@
 //! - [`agent`]: wires the above together and owns shutdown.
 //! - [`recorder`]: HdrHistograms per step per interval, fed by the journal.
 //! - [`journal`]: the durable SQLite evidence file, written on its own thread.
+//! - [`remote_write`]: pushes the metrics to central stores through an on-disk queue.
 //! - [`report`]: the board's evidence report and the exports; reads the journal only.
 //! - [`sim`]: the simulated case system; it imports nothing from the agent.
 
@@ -31,6 +32,7 @@ pub mod metrics;
 pub mod observe;
 pub mod outcome;
 pub mod recorder;
+pub mod remote_write;
 pub mod report;
 pub mod runner;
 pub mod schedule;

@@ -1,5 +1,8 @@
 //! The agent's HTTP endpoints: `/metrics`, `/-/healthy`, `/-/ready` and the
 //! status page at `/`.
+//!
+//! Answers are gzip-compressed when the client sends `Accept-Encoding: gzip`
+//! (Prometheus does on every scrape), and plain otherwise.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +35,9 @@ pub fn router(state: WebState) -> Router {
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
         .with_state(state)
+        // An exposition of 100 KB is about 6 KB gzipped: 16 times less over
+        // a WAN at every scrape.
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
 }
 
 /// Renders off the async workers: a large exposition takes milliseconds and

@@ -7,6 +7,7 @@
 
 pub mod model;
 pub mod raw;
+pub mod remote_write;
 pub mod template;
 mod validate;
 

@@ -27,6 +27,8 @@ pub struct Config {
     pub journeys: Vec<Arc<Journey>>,
     pub changes: Vec<ChangeEvent>,
     pub journal: Option<crate::journal::JournalOptions>,
+    /// Central stores the agent pushes its metrics to (remote_write 1.0).
+    pub remote_write: Vec<super::remote_write::RemoteWrite>,
 }
 
 impl Config {

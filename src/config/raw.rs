@@ -24,6 +24,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub changes: Vec<RawChange>,
     pub journal: Option<RawJournal>,
+    /// Central stores to push the agent's metrics to.
+    #[serde(default)]
+    pub remote_write: Vec<super::remote_write::RawRemoteWrite>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,8 @@ use super::raw::*;
 use super::template::Template;
 use super::{ConfigError, Loaded, Problem};
 
+mod remote_write;
+
 /// Variables every step can read without extracting them.
 pub const BUILTIN_VARS: [&str; 3] = ["username", "password", "run_id"];
 
@@ -297,6 +299,13 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         crate::journal::JournalOptions { path: PathBuf::from(j.path.as_str()), keep_successes, keep_failures }
     });
 
+    let remote_write = remote_write::remote_writes(
+        &mut c,
+        &raw.remote_write,
+        &site,
+        journal.as_ref().map(|j| j.path.as_path()),
+    );
+
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
             file: file.to_string(),
@@ -314,6 +323,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             journeys,
             changes,
             journal,
+            remote_write,
         },
         warnings: c.warnings,
     })

@@ -244,6 +244,54 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/remote_write_duplicate_name.yaml:19: remote_write "central": duplicate remote_write name"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_max_samples_zero.yaml:20: remote_write "central": queue.max_samples must be above zero"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_name_invalid.yaml:17: remote_write "county store": remote_write name "county store" must be 1-64 characters of letters, digits, '_', '-' or '.' (it becomes a metric label)"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_push_interval_zero.yaml:19: remote_write "central": push_interval must be above zero"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_queue_path_missing.yaml:15: remote_write "central": queue.path is required when there is no `journal` to keep the queue beside"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_queue_path_shared.yaml:20: remote_write "central": queue.path "/var/lib/casewatch/journal.db" is already used by the journal: each queue needs a file of its own"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_timeout_zero.yaml:19: remote_write "central": timeout must be above zero"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_token_inline.yaml:19: remote_write "central": bearer_token: secrets are never written inline; read it from `env` or `file`"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_two_auths.yaml:22: remote_write "central": give only one of `basic_auth` or `bearer_token`"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_url_not_http.yaml:18: remote_write "central": url "ftp://metrics.example/api/v1/write" must be an http or https URL with a host"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_url_unparsable.yaml:18: remote_write "central": url "not a url": relative URL without a base"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/remote_write_url_with_userinfo.yaml:18: remote_write "central": url must not carry a user name or password: give them in `basic_auth`"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/reserved_journey_name.yaml:7: journey "heartbeat": the journey name "heartbeat" is reserved for the agent's own requests"##,
     ),
     (

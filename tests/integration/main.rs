@@ -1,6 +1,7 @@
 //! The one integration test binary: real HTTP over loopback sockets between
 //! the agent and the simulator, both started in-process on port 0.
 
+mod central_store;
 mod config_rules;
 mod foundation;
 mod freezes;
@@ -10,5 +11,6 @@ mod journal;
 mod lifecycle;
 mod logouts;
 mod prometheus;
+mod remote_write;
 mod report;
 mod sessions;
