@@ -97,6 +97,10 @@ pub enum Command {
         /// (default 2h, or the second age band edge when bands are scaled down).
         #[arg(long, value_parser = humantime::parse_duration)]
         rule_age: Option<Duration>,
+        /// `month` adds a table per calendar month; `all` leaves it out.
+        /// Default: a table per month when the period spans more than a month.
+        #[arg(long, value_enum, default_value_t = crate::report::model::Period::Auto)]
+        period: crate::report::model::Period,
     },
     /// Export a journal's series: OpenMetrics text (for `promtool tsdb
     /// create-blocks-from openmetrics`) or HdrHistogram interval logs.

@@ -66,12 +66,14 @@ fn main() -> ExitCode {
                 out,
                 format,
                 rule_age,
+                period,
             } => casewatch::report::command::report(casewatch::report::command::ReportCommand {
                 journal,
                 from,
                 to,
                 out,
                 format,
+                period,
                 rule_age,
             })
             .map(|_| true),

@@ -167,7 +167,10 @@ pub fn observe(
 ) -> Observations {
     let calendar = Calendar::default();
     let factor = |t: f64, f: fn(&Effect) -> f64| if t >= change_at { f(&effect) } else { 1.0 };
-    let mut obs = Observations::default();
+    let mut obs = Observations {
+        run_interval: process.interval,
+        ..Observations::default()
+    };
 
     // Freeze episodes: bursts of them, twice as often in busy hours.
     let freeze_len =

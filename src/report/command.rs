@@ -18,6 +18,7 @@ pub struct ReportCommand {
     pub out: Option<PathBuf>,
     pub format: Option<Format>,
     pub rule_age: Option<Duration>,
+    pub period: model::Period,
 }
 
 /// A time as RFC 3339 (`2026-06-01T08:00:00Z`, or without the zone, as
@@ -78,6 +79,7 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
             from,
             to,
             rule_age: cmd.rule_age,
+            period: cmd.period,
             now,
         },
     )?;

@@ -27,6 +27,9 @@ pub struct Observations {
     pub drops: Vec<f64>,
     /// Stretches of session life known alive: (from, to).
     pub exposure: Vec<(f64, f64)>,
+    /// The longest typical gap between two runs of one interactive journey
+    /// (seconds): blocks are at least twice as long.
+    pub run_interval: f64,
 }
 
 /// One block's tallies.
@@ -90,14 +93,15 @@ fn entry<'a>(blocks: &'a mut BTreeMap<i64, Tally>, grid: &BlockGrid, i: i64) -> 
 }
 
 /// The block length for `[from, to)` cut at `anchor`: at least twice the
-/// longest freeze episode, and among such lengths the one at which freeze
+/// longest freeze episode and twice the journeys' interval, and among such
+/// lengths the one at which freeze
 /// and forced-logout counts look most over-dispersed across blocks, so
 /// blocks are as long as whatever clusters events (a bad spell brings
 /// several freezes, a restart drops every session). Only lengths that
 /// leave [`evidence::MIN_BLOCKS`] blocks on each side are considered.
 pub fn block_length(obs: &Observations, from: f64, to: f64, anchor: f64) -> f64 {
     let longest = obs.freezes.iter().map(|f| f.1).fold(0.0, f64::max);
-    let shortest = evidence::block_length(longest);
+    let shortest = evidence::block_length(longest, obs.run_interval);
     let side = (anchor - from).min(to - anchor).max(0.0);
     let mut best = (shortest, f64::MIN);
     for length in evidence::BLOCK_CHOICES

@@ -4,8 +4,9 @@
 //! flight and one restart drops every session at once.
 //!
 //! - **Blocks.** Time is cut into blocks of a fixed length, no shorter than
-//!   twice the longest freeze episode in the data (and at least five minutes),
-//!   so that an episode's correlated samples almost always share a block.
+//!   twice the longest freeze episode in the data and twice the journeys'
+//!   interval, so that an episode's correlated samples almost always share
+//!   a block and every block holds runs of every journey.
 //!   A block counts only if a journey ran in it.
 //! - **Like with like.** Before and after a change, blocks are matched by
 //!   their hour of the day, weekdays and weekends apart (48 cells, in the
@@ -40,7 +41,9 @@ use super::stats::{Estimate, Z95};
 
 /// Candidate block lengths (seconds): each divides an hour, so blocks line
 /// up with the calendar's hours.
-pub const BLOCK_CHOICES: [f64; 6] = [300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0];
+pub const BLOCK_CHOICES: [f64; 14] = [
+    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
+];
 
 /// Matched blocks each side needs before a direction is claimed. Chosen
 /// with the calibration: fewer and the intervals' coverage falls below 93%
@@ -58,10 +61,12 @@ pub const OVERDISPERSED_RATE: &str =
 pub const RATE_RATIO: &str =
     "ratio of rates, exact conditional binomial (Clopper-Pearson) on over-dispersion-adjusted counts (95%)";
 
-/// The block length for data whose longest freeze episode lasted
-/// `longest_episode` seconds.
-pub fn block_length(longest_episode: f64) -> f64 {
-    let wanted = 2.0 * longest_episode.max(0.0);
+/// The shortest block length for data whose longest freeze episode lasted
+/// `longest_episode` seconds and whose journeys run every `run_interval`:
+/// twice each, so an episode's stalled steps share a block and every block
+/// holds runs of every journey.
+pub fn block_length(longest_episode: f64, run_interval: f64) -> f64 {
+    let wanted = 2.0 * longest_episode.max(run_interval).max(0.0);
     BLOCK_CHOICES
         .iter()
         .copied()
@@ -300,13 +305,23 @@ pub fn rate_ratio(before: &[(f64, f64)], after: &[(f64, f64)]) -> Estimate {
             s.iter().map(|b| b.1).sum::<f64>(),
         )
     };
-    let ((kb, eb), (ka, ea)) = (sum(before), sum(after));
+    let phi = dispersion(&[before, after]);
+    ratio_of_counts(sum(before), sum(after), phi, 0.05)
+}
+
+/// `(ka / ea) / (kb / eb)` from counts and exposures, over-dispersion
+/// `phi`, with a two-sided `1 - alpha` exact conditional interval.
+pub fn ratio_of_counts(
+    (kb, eb): (f64, f64),
+    (ka, ea): (f64, f64),
+    phi: f64,
+    alpha: f64,
+) -> Estimate {
     let n = (kb + ka).round() as u64;
     if eb <= 0.0 || ea <= 0.0 || kb + ka <= 0.0 {
         return Estimate::none(n, RATE_RATIO);
     }
-    let phi = dispersion(&[before, after]);
-    let (kb, ka) = (kb / phi, ka / phi);
+    let (kb, ka) = (kb / phi.max(1.0), ka / phi.max(1.0));
     let odds = |p: f64| p / (1.0 - p) * eb / ea;
     let beta = |a: f64, b: f64, x: f64| {
         Beta::new(a, b)
@@ -316,12 +331,12 @@ pub fn rate_ratio(before: &[(f64, f64)], after: &[(f64, f64)]) -> Estimate {
     let low = if ka <= 0.0 {
         0.0
     } else {
-        odds(beta(ka, kb + 1.0, 0.025))
+        odds(beta(ka, kb + 1.0, alpha / 2.0))
     };
     let high = if kb <= 0.0 {
         f64::INFINITY
     } else {
-        odds(beta(ka + 1.0, kb, 0.975))
+        odds(beta(ka + 1.0, kb, 1.0 - alpha / 2.0))
     };
     Estimate {
         value: (kb > 0.0).then(|| (ka / ea) / (kb / eb)),
@@ -374,6 +389,56 @@ pub fn quantile(blocks: &[&[f64]], q: f64) -> Estimate {
         low.min(value),
         high.max(value),
         n as u64,
+        CLUSTERED_QUANTILE,
+    )
+}
+
+/// Quantile `q` (ms) of per-block histograms of microseconds, with
+/// Woodruff's interval on the between-block variance.
+pub fn histogram_quantile(blocks: &[&hdrhistogram::Histogram<u64>], q: f64) -> Estimate {
+    let mut merged = crate::recorder::new_histogram();
+    for h in blocks {
+        let _ = merged.add(*h);
+    }
+    let n = merged.len();
+    if n == 0 {
+        return Estimate::none(0, CLUSTERED_QUANTILE);
+    }
+    let at = |p: f64| merged.value_at_quantile(p.clamp(0.0, 1.0)) as f64 / 1000.0;
+    let value_us = merged.value_at_quantile(q);
+    let below = |h: &hdrhistogram::Histogram<u64>| h.count_between(0, value_us) as f64;
+    let nf = n as f64;
+    let p = below(&merged) / nf;
+    let used: Vec<&&hdrhistogram::Histogram<u64>> = blocks.iter().filter(|h| h.len() > 0).collect();
+    let m = used.len();
+    let clustered = if m > 1 {
+        m as f64 / (m as f64 - 1.0)
+            * used
+                .iter()
+                .map(|h| (below(h) - p * h.len() as f64).powi(2))
+                .sum::<f64>()
+            / (nf * nf)
+    } else {
+        f64::INFINITY
+    };
+    let se = clustered.max(q * (1.0 - q) / nf).sqrt();
+    let t = t_quantile(m.saturating_sub(1));
+    let value = value_us as f64 / 1000.0;
+    let low = if q - t * se <= 0.0 {
+        merged.min() as f64 / 1000.0
+    } else {
+        at(q - t * se)
+    };
+    let high = if q + t * se >= 1.0 {
+        merged.max() as f64 / 1000.0
+    } else {
+        at(q + t * se)
+    };
+    Estimate::new(
+        value,
+        low.min(value),
+        high.max(value),
+        n,
         CLUSTERED_QUANTILE,
     )
 }
@@ -468,11 +533,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocks_are_at_least_twice_the_longest_freeze() {
-        assert_eq!(block_length(0.0), 300.0);
-        assert_eq!(block_length(200.0), 600.0);
-        assert_eq!(block_length(700.0), 1800.0);
-        assert_eq!(block_length(10_000.0), 3600.0);
+    fn blocks_are_at_least_twice_the_longest_freeze_and_run_interval() {
+        assert_eq!(block_length(0.0, 300.0), 600.0);
+        assert_eq!(block_length(200.0, 15.0), 600.0);
+        assert_eq!(block_length(700.0, 300.0), 1800.0);
+        assert_eq!(block_length(10_000.0, 300.0), 3600.0);
+        assert_eq!(block_length(0.0, 0.25), 1.0);
     }
 
     #[test]

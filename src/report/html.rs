@@ -35,6 +35,12 @@ fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
         (Some(v), Some(l), Some(h)) => html! {
             (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$} to {h:.digits$})")) }
         },
+        (Some(v), Some(l), None) => html! {
+            (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$} and up)")) }
+        },
+        (None, Some(l), None) => {
+            html! { span.ci { (format!("at least {l:.digits$}{unit} (none before)")) } }
+        }
         (Some(v), _, _) => html! { (format!("{v:.digits$}{unit}")) },
         _ => html! { span.ci { "no data" } },
     }
@@ -87,6 +93,7 @@ pub fn render(r: &Report) -> String {
                     (kept(r))
                     (reporting(r))
                     (changes(r))
+                    (monthly(r))
                     h2 { "How the figures were calculated" }
                     ul { @for (what, method) in &r.methods { li { b { (what) } ": " (method) } } }
                     p.note {
@@ -143,14 +150,16 @@ fn latency(r: &Report) -> Markup {
     html! {
         h2 id="latency" { "2. How long each step takes" }
         p { "Response times per step. p50 is the typical time; p95 is the time 19 in 20 requests beat; p99 shows the slow tail. "
-            "Percentiles are exact merges of per-minute HdrHistograms." }
+            "Percentiles are exact merges of per-minute HdrHistograms of completed steps. A step given up on never completed: "
+            "it is counted apart as taking at least its give-up time, never as a response time." }
         table {
-            tr { th { "system" } th { "task" } th { "step" } th.num { "requests" } th { "p50" } th { "p95" } th { "p99" } th.num { "slowest" } }
+            tr { th { "system" } th { "task" } th { "step" } th.num { "completed" } th { "p50" } th { "p95" } th { "p99" } th.num { "slowest" } th.num { "given up" } }
             @for s in &r.latency.steps {
                 tr {
                     td { (s.target.to_uppercase()) } td { (s.journey) } td { (s.step) } td.num { (s.count) }
                     td { (est(&s.p50_ms, 0, " ms")) } td { (est(&s.p95_ms, 0, " ms")) } td { (est(&s.p99_ms, 0, " ms")) }
                     td.num { (format!("{:.0} ms", s.max_ms)) }
+                    td.num { @if s.given_up > 0 { (s.given_up) " (≥ " (human_duration(s.given_up_after_seconds.unwrap_or(0.0))) ")" } @else { "0" } }
                 }
             }
         }
@@ -177,14 +186,12 @@ fn freezes(r: &Report) -> Markup {
             }
             (figure(charts::freeze_timeline(&r.freezes, &r.window),
                 "Figure 3. When each system froze and for how long (each red bar is one freeze)."))
-            details {
-                summary { "All " (r.freezes.episodes.len()) " freezes" }
-                table {
-                    tr { th { "started (UTC)" } th { "system" } th { "length" } }
-                    @for e in &r.freezes.episodes {
-                        tr { td { (e.started_text) } td { (e.target.to_uppercase()) }
-                             td { @if e.censored { "at least " } (human_duration(e.length_seconds)) } }
-                    }
+            h3 { "All " (r.freezes.episodes.len()) " freezes" }
+            table {
+                tr { th { "started (UTC)" } th { "system" } th { "length" } }
+                @for e in &r.freezes.episodes {
+                    tr { td { (e.started_text) } td { (e.target.to_uppercase()) }
+                         td { @if e.censored { "at least " } (human_duration(e.length_seconds)) } }
                 }
             }
         }
@@ -276,6 +283,7 @@ fn survival(r: &Report) -> Markup {
             }
             tr { td { b { "younger than " (s.rule.age_text) } } td {} td {} td { (est(&s.rule.younger, 2, "")) } }
             tr { td { b { (s.rule.age_text) " and older" } } td {} td {} td { (est(&s.rule.older, 2, "")) } }
+            tr { td { b { "older ÷ younger (hazard ratio)" } } td {} td {} td { (est(&s.rule.hazard_ratio, 2, "×")) } }
         }
         (figure(charts::hazard_bars(s),
             "Figure 5. Risk of a forced logout per hour of session life, by session age; black whiskers are 95% intervals."))
@@ -299,12 +307,13 @@ fn reporting(r: &Report) -> Markup {
         .collect();
     html! {
         h2 id="reporting" { "6. Reporting load" }
-        p { "Management reports: how long they take on each system, and whether interactive work slows down while a report runs on the same system." }
+        p { "Management reports: how long they take on each system, and whether interactive work slows down while a report runs. "
+            "Every table says which system ran the reports. How the interactive system fared before and after the change in where reports run is in section 7, system by system." }
         @if l.report_runs.is_empty() { p { "No report runs in this period." } } @else {
             table {
                 tr { th { "report runs on" } th { "report" } th.num { "runs" } th.num { "succeeded" } th { "median time (95% CI)" } th { "p95 time (95% CI)" } }
                 @for rr in &l.report_runs {
-                    tr { td { (rr.target.to_uppercase()) } td { (rr.journey) } td.num { (rr.runs) } td.num { (rr.successes) }
+                    tr { td { (rr.target.to_uppercase()) } td { (rr.journey) @if !rr.step.is_empty() { " / step " (rr.step) } } td.num { (rr.runs) } td.num { (rr.successes) }
                          td { (est(&rr.median_seconds, 2, " s")) } td { (est(&rr.p95_seconds, 2, " s")) } }
                 }
             }
@@ -312,10 +321,10 @@ fn reporting(r: &Report) -> Markup {
                 "Figure 6. Typical report run time on each system."))
         }
         table {
-            tr { th { "system" } th { "report running on" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
+            tr { th { "interactive system" } th { "reports running on" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
             @for c in &l.interactive {
                 tr { td { (c.target.to_uppercase()) }
-                     td { @if c.scope == "same_system" { "the same system" } @else { "any system" } }
+                     td { (c.reports_on) }
                      td.num { (c.without_reports.steps) } td { (est(&c.without_reports.p95_ms, 0, " ms")) }
                      td.num { (c.with_reports.steps) } td { (est(&c.with_reports.p95_ms, 0, " ms")) }
                      td { (est(&c.p95_difference_ms, 0, " ms")) } }
@@ -327,43 +336,56 @@ fn reporting(r: &Report) -> Markup {
 fn changes(r: &Report) -> Markup {
     html! {
         h2 id="changes" { "7. Before and after each change" }
-        p { "For each dated change, equal-length periods just before and just after are compared. A difference whose interval excludes zero is a real change, not chance." }
+        p { "For each dated change, equal periods of up to a week just before and just after are compared like with like: "
+            "blocks of time are matched by hour of the day (weekdays and weekends apart), so a busy morning is never set against a quiet night. "
+            "A direction is stated only when the interval excludes no difference and each side holds at least "
+            (r.evidence.min_blocks) " matched blocks; otherwise the report says there is not enough evidence yet." }
         @if r.changes.is_empty() { p { "No change events are recorded in the configuration." } }
         @for c in &r.changes {
             h3 { (c.name) " — " (c.at_text) }
             @if !c.description.is_empty() { p { (c.description) } }
             @if c.status != "compared" { p.note { "Cannot compare yet: " (c.note) "." } }
-            @if let (Some(b), Some(a)) = (&c.before, &c.after) {
-                p.note { "Periods: " (rfc3339(b.from)) " to " (rfc3339(b.to)) " and " (rfc3339(a.from)) " to " (rfc3339(a.to)) " (" (c.note) ")." }
+            @if let Some(e) = &c.evidence {
+                ul.verdict { @for f in &c.findings { li { (f) } } }
+                p.note { "Periods: " (rfc3339(c.at - c.window_seconds)) " to " (rfc3339(c.at)) " and " (rfc3339(c.at)) " to "
+                         (rfc3339(c.at + c.window_seconds)) "; " (c.note) "." }
                 table {
-                    tr { th { "measure" } th { "before" } th { "after" } th { "difference, after − before (95% CI)" } }
-                    tr { td { "p95 interactive response time" }
-                         td { (est(&b.p95_ms, 0, " ms")) br; span.ci { (plural(b.steps, "step")) } }
-                         td { (est(&a.p95_ms, 0, " ms")) br; span.ci { (plural(a.steps, "step")) } }
-                         td { (est(&c.p95_difference_ms, 0, " ms")) } }
-                    tr { td { "freezes per hour" }
-                         td { (est(&b.freeze_rate_per_hour, 2, "")) br; span.ci { (plural(b.freezes, "freeze")) } }
-                         td { (est(&a.freeze_rate_per_hour, 2, "")) br; span.ci { (plural(a.freezes, "freeze")) } }
-                         td { (est(&c.freeze_rate_difference_per_hour, 2, "")) } }
-                    tr { td { "forced logouts per session-hour" }
-                         td { (est(&b.logout_rate_per_session_hour, 2, "")) br; span.ci { (b.forced_logouts) " in " (format!("{:.2}", b.session_hours)) " session-hours" } }
-                         td { (est(&a.logout_rate_per_session_hour, 2, "")) br; span.ci { (a.forced_logouts) " in " (format!("{:.2}", a.session_hours)) " session-hours" } }
-                         td { (est(&c.logout_rate_difference_per_session_hour, 2, "")) } }
+                    tr { th { "system" } th { "measure" } th { "before" } th { "after" } th { "change (95% CI)" } }
+                    (change_rows("all", e))
+                    @for t in &c.targets { (change_rows(&t.target.to_uppercase(), &t.evidence)) }
                 }
-                p.note { "p95 difference: " (c.p95_difference_ms.method) ". Rate differences: " (c.freeze_rate_difference_per_hour.method) "." }
-                (figure(charts::estimate_bars("p95 interactive response time (ms), with 95% interval", &[
-                    ("before".to_string(), b.p95_ms.value.unwrap_or(0.0), b.p95_ms.low.unwrap_or(0.0), b.p95_ms.high.unwrap_or(0.0)),
-                    ("after".to_string(), a.p95_ms.value.unwrap_or(0.0), a.p95_ms.low.unwrap_or(0.0), a.p95_ms.high.unwrap_or(0.0)),
-                ]), &format!("Figure: p95 response time before and after \"{}\".", c.name)))
+                p.note { "p95 change is after − before; rate changes are after ÷ before (1 means no change). "
+                         (e.given_up_before) " and " (e.given_up_after) " interactive steps were given up on before and after; they are not in the percentiles." }
             }
         }
     }
 }
 
-fn plural(n: u64, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
+fn change_rows(system: &str, e: &super::compare::ChangeEvidence) -> Markup {
+    html! {
+        tr { td { (system) } td { "p95 interactive response time" }
+             td { (est(&e.p95_ms.before, 0, " ms")) } td { (est(&e.p95_ms.after, 0, " ms")) } td { (est(&e.p95_ms.change, 0, " ms")) } }
+        tr { td { (system) } td { "freezes per hour" }
+             td { (est(&e.freeze_rate.before, 2, "")) } td { (est(&e.freeze_rate.after, 2, "")) } td { (est(&e.freeze_rate.change, 2, "×")) } }
+        tr { td { (system) } td { "forced logouts per session-hour" }
+             td { (est(&e.logout_rate.before, 2, "")) } td { (est(&e.logout_rate.after, 2, "")) } td { (est(&e.logout_rate.change, 2, "×")) } }
+        tr { td { (system) } td { "availability" }
+             td { (pct(&e.availability.before)) } td { (pct(&e.availability.after)) } td { (est(&e.availability.change.clone().scaled(100.0), 2, " points")) } }
+    }
+}
+
+fn monthly(r: &Report) -> Markup {
+    html! {
+        @if !r.monthly.is_empty() {
+            h2 id="monthly" { "8. Month by month" }
+            p { "Each month's figures with their 95% intervals, so a year's trend reads at a glance." }
+            table {
+                tr { th { "month" } th.num { "runs" } th { "availability" } th { "p95 interactive" } th { "freezes per day" } th { "forced logouts per session-hour" } }
+                @for m in &r.monthly {
+                    tr { td { (m.month) } td.num { (m.runs) } td { (pct(&m.availability)) } td { (est(&m.p95_ms, 0, " ms")) }
+                         td { (est(&m.freezes_per_day, 2, "")) } td { (est(&m.logouts_per_session_hour, 2, "")) } }
+                }
+            }
+        }
     }
 }

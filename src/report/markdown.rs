@@ -54,13 +54,16 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(w, "\n## Latency per step\n");
-    let _ = writeln!(w, "Exact percentiles from merged per-minute HdrHistograms; intervals are order-statistic 95% CIs.\n");
-    let _ = writeln!(w, "| target | journey | step | n | p50 | p95 | p99 | max |");
-    let _ = writeln!(w, "|---|---|---|---:|---|---|---|---:|");
+    let _ = writeln!(w, "Exact percentiles from merged per-minute HdrHistograms of completed steps; intervals allow for clustering in blocks of time. Steps given up on are counted apart, as taking at least their give-up time.\n");
+    let _ = writeln!(
+        w,
+        "| target | journey | step | completed | p50 | p95 | p99 | max | given up |"
+    );
+    let _ = writeln!(w, "|---|---|---|---:|---|---|---|---:|---:|");
     for s in &r.latency.steps {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} ms |",
+            "| {} | {} | {} | {} | {} | {} | {} | {:.0} ms | {} |",
             s.target,
             s.journey,
             s.step,
@@ -68,7 +71,12 @@ pub fn render(r: &Report) -> String {
             show(&s.p50_ms, 0, " ms"),
             show(&s.p95_ms, 0, " ms"),
             show(&s.p99_ms, 0, " ms"),
-            s.max_ms
+            s.max_ms,
+            match s.given_up_after_seconds {
+                Some(after) if s.given_up > 0 =>
+                    format!("{} (≥ {})", s.given_up, human_duration(after)),
+                _ => "0".to_string(),
+            }
         );
     }
 
@@ -233,13 +241,18 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(w, "\n## Reporting load\n");
-    let _ = writeln!(w, "| report on | journey | runs | succeeded | median run time | p95 run time |\n|---|---|---:|---:|---|---|");
+    let _ = writeln!(w, "| report runs on | journey | runs | succeeded | median run time | p95 run time |\n|---|---|---:|---:|---|---|");
     for rr in &r.reporting_load.report_runs {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {}{} | {} | {} | {} | {} |",
             rr.target.to_uppercase(),
             rr.journey,
+            if rr.step.is_empty() {
+                String::new()
+            } else {
+                format!(" / step {}", rr.step)
+            },
             rr.runs,
             rr.successes,
             show(&rr.median_seconds, 2, " s"),
@@ -248,14 +261,15 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         w,
-        "\nInteractive step latency, without and with a report running on the same system:\n"
+        "\nInteractive step latency, without and with a report running:\n"
     );
-    let _ = writeln!(w, "| system | steps without | p95 without | steps with | p95 with | difference |\n|---|---:|---|---:|---|---|");
+    let _ = writeln!(w, "| interactive system | reports running on | steps without | p95 without | steps with | p95 with | difference |\n|---|---|---:|---|---:|---|---|");
     for l in &r.reporting_load.interactive {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             l.target.to_uppercase(),
+            l.reports_on,
             l.without_reports.steps,
             show(&l.without_reports.p95_ms, 0, " ms"),
             l.with_reports.steps,
@@ -274,50 +288,76 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(w, "{}\n", c.description);
         }
         let _ = writeln!(w, "Status: {} — {}.\n", c.status, c.note);
-        if let (Some(b), Some(a)) = (&c.before, &c.after) {
+        if let Some(e) = &c.evidence {
+            for f in &c.findings {
+                let _ = writeln!(w, "- {f}");
+            }
             let _ = writeln!(
                 w,
-                "| measure | before | after | difference (after − before) |\n|---|---|---|---|"
+                "\n| system | measure | before | after | change (95% CI) |\n|---|---|---|---|---|"
             );
+            let mut rows = vec![("all".to_string(), e)];
+            rows.extend(c.targets.iter().map(|t| (t.target.clone(), &t.evidence)));
+            for (system, e) in rows {
+                for (measure, m, digits, unit, change_unit) in [
+                    ("p95 interactive latency", &e.p95_ms, 0, " ms", " ms"),
+                    ("freezes per hour", &e.freeze_rate, 2, "", "×"),
+                    (
+                        "forced logouts per session-hour",
+                        &e.logout_rate,
+                        2,
+                        "",
+                        "×",
+                    ),
+                ] {
+                    let _ = writeln!(
+                        w,
+                        "| {system} | {measure} | {} | {} | {} |",
+                        show(&m.before, digits, unit),
+                        show(&m.after, digits, unit),
+                        super::changes::show_change(&m.change, digits, change_unit)
+                    );
+                }
+                let _ = writeln!(
+                    w,
+                    "| {system} | availability | {} | {} | {} |",
+                    show_percent(&e.availability.before),
+                    show_percent(&e.availability.after),
+                    show(&e.availability.change.clone().scaled(100.0), 2, " points")
+                );
+            }
             let _ = writeln!(
                 w,
-                "| p95 interactive latency | {} (n={}) | {} (n={}) | {} |",
-                show(&b.p95_ms, 0, " ms"),
-                b.steps,
-                show(&a.p95_ms, 0, " ms"),
-                a.steps,
-                show(&c.p95_difference_ms, 0, " ms")
-            );
-            let _ = writeln!(
-                w,
-                "| freezes per hour | {} (n={}) | {} (n={}) | {} |",
-                show(&b.freeze_rate_per_hour, 2, ""),
-                b.freezes,
-                show(&a.freeze_rate_per_hour, 2, ""),
-                a.freezes,
-                show(&c.freeze_rate_difference_per_hour, 2, "")
-            );
-            let _ = writeln!(
-                w,
-                "| forced logouts per session-hour | {} (n={}, {:.2} h) | {} (n={}, {:.2} h) | {} |",
-                show(&b.logout_rate_per_session_hour, 2, ""),
-                b.forced_logouts,
-                b.session_hours,
-                show(&a.logout_rate_per_session_hour, 2, ""),
-                a.forced_logouts,
-                a.session_hours,
-                show(&c.logout_rate_difference_per_session_hour, 2, "")
-            );
-            let _ = writeln!(
-                w,
-                "\nWindows: {} to {} and {} to {}.",
-                rfc3339(b.from),
-                rfc3339(b.to),
-                rfc3339(a.from),
-                rfc3339(a.to)
+                "\nWindows: {} to {} and {} to {}. Steps given up on (not in the percentiles): {} before, {} after.",
+                rfc3339(c.at - c.window_seconds),
+                rfc3339(c.at),
+                rfc3339(c.at),
+                rfc3339(c.at + c.window_seconds),
+                e.given_up_before,
+                e.given_up_after
             );
         }
         let _ = writeln!(w);
+    }
+
+    if !r.monthly.is_empty() {
+        let _ = writeln!(w, "\n## Month by month\n");
+        let _ = writeln!(
+            w,
+            "| month | runs | availability | p95 interactive | freezes per day | forced logouts per session-hour |\n|---|---:|---|---|---|---|"
+        );
+        for m in &r.monthly {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | {} |",
+                m.month,
+                m.runs,
+                show_percent(&m.availability),
+                show(&m.p95_ms, 0, " ms"),
+                show(&m.freezes_per_day, 2, ""),
+                show(&m.logouts_per_session_hour, 2, "")
+            );
+        }
     }
 
     let _ = writeln!(w, "\n## Methods\n");

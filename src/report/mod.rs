@@ -2,13 +2,20 @@
 //! journal only; never talks to the network.
 //!
 //! - [`model`]: the report model, built once from the journal.
+//! - [`summary`]: the plain-language sentences at its top.
 //! - [`stats`]: the interval estimates every figure carries.
+//! - [`evidence`]: intervals that respect clustering (blocks of time,
+//!   matching by hour of the week, the minimum-evidence rule);
+//!   [`compare`] applies them before and after a change, [`changes`] says
+//!   what they show, [`rule`] answers "do older sessions drop more often?".
+//! - [`calibration`]: proves those intervals on data whose truth is known.
 //! - [`charts`]: inline SVG charts (plotters' SVG backend).
 //! - [`html`], [`markdown`]: renderers; JSON is the model's serde form.
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
 
 pub mod calibration;
+pub mod changes;
 pub mod charts;
 pub mod command;
 pub mod compare;
@@ -17,7 +24,9 @@ pub mod export;
 pub mod html;
 pub mod markdown;
 pub mod model;
+pub mod rule;
 pub mod stats;
+pub mod summary;
 
 pub use model::{build, Report, ReportOptions};
 

@@ -13,9 +13,16 @@ use std::time::{Duration, SystemTime};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::changes::{self, ChangeComparison};
+use super::compare::{self, Observations};
+use super::evidence::{self, BlockGrid, Calendar};
+use super::rule::{self, RuleVerdict};
 use super::stats::{self, Estimate};
 use crate::detect::{kaplan_meier, AgeBands, Lifetime};
-use crate::journal::read::{JournalReader, KeptRow, ReadError, SpanRow, StepRow, Window};
+use crate::journal::read::{
+    ChangeRow, FreezeRow, HistogramRow, JournalReader, KeptRow, ReadError, RunRow, SpanRow,
+    StepRow, Window,
+};
 use crate::outcome::unix_secs;
 use crate::recorder;
 
@@ -35,7 +42,19 @@ pub struct ReportOptions {
     /// two hours, or the second age-band edge when the bands are scaled
     /// below two hours (as in the demo, where a minute stands for an hour).
     pub rule_age: Option<Duration>,
+    /// Whether to add a table per calendar month; by default, when the
+    /// window spans more than a month.
+    pub period: Period,
     pub now: SystemTime,
+}
+
+/// `--period`: the whole window only, or also a table per month.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Period {
+    #[default]
+    Auto,
+    All,
+    Month,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -48,7 +67,10 @@ pub struct Report {
     /// Plain-language sentences for the top of the report.
     pub summary: Vec<String>,
     /// The statistical methods used, by figure.
-    pub methods: BTreeMap<&'static str, &'static str>,
+    pub methods: BTreeMap<&'static str, String>,
+    /// How the intervals treat clustering: the blocks of time and the
+    /// minimum-evidence rule.
+    pub evidence: EvidenceSettings,
     pub availability: Availability,
     pub latency: Latency,
     pub freezes: Freezes,
@@ -57,6 +79,37 @@ pub struct Report {
     pub kept_sessions: KeptSessions,
     pub reporting_load: ReportingLoad,
     pub changes: Vec<ChangeComparison>,
+    /// One row per calendar month (UTC), when asked for or when the window
+    /// spans more than a month.
+    pub monthly: Vec<MonthRow>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidenceSettings {
+    /// Length of the blocks of time the whole window's intervals resample.
+    pub block_seconds: f64,
+    /// Matched blocks each side of a comparison needs before a direction
+    /// is stated.
+    pub min_blocks: usize,
+    /// How many times faster than the wall clock the monitored system's
+    /// calendar runs (1 for a real system).
+    pub calendar_scale: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct MonthRow {
+    /// `2026-06`.
+    pub month: String,
+    pub from: f64,
+    pub to: f64,
+    pub runs: u64,
+    pub availability: Estimate,
+    /// Interactive steps' p95, ms.
+    pub p95_ms: Estimate,
+    pub freezes: u64,
+    pub freezes_per_day: Estimate,
+    pub forced_logouts: u64,
+    pub logouts_per_session_hour: Estimate,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -109,6 +162,11 @@ pub struct StepLatency {
     pub p95_ms: Estimate,
     pub p99_ms: Estimate,
     pub max_ms: f64,
+    /// Steps given up on: not in the percentiles, known only to have taken
+    /// at least their `give_up_after`.
+    pub given_up: u64,
+    /// The shortest such wait (seconds), for "at least" in the tables.
+    pub given_up_after_seconds: Option<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -116,6 +174,8 @@ pub struct TrendSeries {
     pub label: String,
     /// (bucket start, unix seconds; p95 in ms).
     pub points: Vec<(f64, f64)>,
+    /// When steps of this series were given up on (unix seconds).
+    pub given_up: Vec<f64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -214,6 +274,9 @@ pub struct Sessions {
     pub median_survival_seconds: Option<f64>,
     pub bands: Vec<BandHazard>,
     pub rule: RuleVerdict,
+    /// Over-dispersion of forced logouts across blocks of time (1 when
+    /// they come one at a time; more when restarts drop several at once).
+    pub dispersion: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -237,19 +300,6 @@ pub struct BandHazard {
 }
 
 #[derive(Clone, Debug, Serialize)]
-pub struct RuleVerdict {
-    pub age_seconds: f64,
-    pub age_text: String,
-    /// Pooled hazard of bands below the age.
-    pub younger: Estimate,
-    /// Pooled hazard of bands at or after the age.
-    pub older: Estimate,
-    /// `older_more`, `older_less`, `no_clear_difference` or `not_enough_data`.
-    pub verdict: &'static str,
-    pub sentence: String,
-}
-
-#[derive(Clone, Debug, Serialize)]
 pub struct ReportingLoad {
     pub report_runs: Vec<ReportRunRow>,
     pub interactive: Vec<LoadComparison>,
@@ -257,8 +307,12 @@ pub struct ReportingLoad {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ReportRunRow {
+    /// The system the report ran on.
     pub target: String,
     pub journey: String,
+    /// Empty for a report journey's whole run; the step's name for a
+    /// report step inside an interactive journey.
+    pub step: String,
     pub runs: u64,
     pub successes: u64,
     pub median_seconds: Estimate,
@@ -267,10 +321,13 @@ pub struct ReportRunRow {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadComparison {
+    /// The system whose interactive latency is measured.
     pub target: String,
     /// `same_system`: a report journey was running on this target;
     /// `any_system`: on any target.
     pub scope: &'static str,
+    /// Where the reports of this comparison ran, for people.
+    pub reports_on: String,
     pub without_reports: LatencyBlock,
     pub with_reports: LatencyBlock,
     /// p95 with reports running minus p95 without, ms.
@@ -282,38 +339,6 @@ pub struct LatencyBlock {
     pub steps: u64,
     pub p50_ms: Estimate,
     pub p95_ms: Estimate,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ChangeComparison {
-    pub name: String,
-    pub description: String,
-    pub at: f64,
-    pub at_text: String,
-    /// `compared`, or `not_enough_data` with `note` saying why.
-    pub status: &'static str,
-    pub note: String,
-    pub window_seconds: f64,
-    pub before: Option<ChangeSide>,
-    pub after: Option<ChangeSide>,
-    /// After minus before: positive means slower after the change.
-    pub p95_difference_ms: Estimate,
-    pub freeze_rate_difference_per_hour: Estimate,
-    pub logout_rate_difference_per_session_hour: Estimate,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ChangeSide {
-    pub from: f64,
-    pub to: f64,
-    /// Interactive journey steps measured in the window.
-    pub steps: u64,
-    pub p95_ms: Estimate,
-    pub freezes: u64,
-    pub freeze_rate_per_hour: Estimate,
-    pub forced_logouts: u64,
-    pub session_hours: f64,
-    pub logout_rate_per_session_hour: Estimate,
 }
 
 pub fn rfc3339(t: f64) -> String {
@@ -337,93 +362,249 @@ pub fn human_duration(seconds: f64) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// Builds the model from the journal over the requested window.
-pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, ReadError> {
-    let span = reader.span()?;
-    let requested_from = options.from.map(unix_secs);
-    let requested_to = options.to.map(unix_secs);
-    let (data_from, data_to) = span.unwrap_or((unix_secs(options.now), unix_secs(options.now)));
-    // Rates are per hour of monitoring, so the window is clipped to the data.
-    let from = requested_from.map_or(data_from, |r| r.max(data_from));
-    let to = requested_to.map_or(data_to, |r| r.min(data_to));
-    let window = Window {
-        from,
-        to: to.max(from),
-    };
-    // Queries take `to` as exclusive; include the last run.
-    let query = Window {
-        from: window.from,
-        to: window.to + 1e-3,
-    };
+/// Everything the report reads from journals, for one window.
+#[derive(Default)]
+pub struct Rows {
+    pub runs: Vec<RunRow>,
+    pub steps: Vec<StepRow>,
+    pub freezes: Vec<FreezeRow>,
+    pub spans: Vec<SpanRow>,
+    pub kept: Vec<KeptRow>,
+    pub histograms: Vec<HistogramRow>,
+    pub changes: Vec<ChangeRow>,
+    pub sites: BTreeSet<String>,
+    pub bands: AgeBands,
+    pub calendar: Calendar,
+    /// First and last moment measured, over the whole journal.
+    pub span: Option<(f64, f64)>,
+}
 
-    let runs = reader.runs(query)?;
-    let steps = reader.steps(query)?;
-    let freezes = reader.freezes(query)?;
-    let spans = reader.spans(query)?;
-    let kept = reader.kept(query)?;
-    let histograms = reader.histograms(Window {
-        from: window.from - 60.0,
-        to: query.to,
-    })?;
-    let changes = reader.changes()?;
-    let bands = reader
-        .meta("age_band_edges_seconds")?
-        .and_then(|text| serde_json::from_str::<Vec<f64>>(&text).ok())
-        .filter(|edges| !edges.is_empty())
-        .map(|edges| AgeBands::new(edges.into_iter().map(Duration::from_secs_f64).collect()))
-        .unwrap_or_default();
-
-    let mut sites: BTreeSet<String> = runs.iter().map(|r| r.site.clone()).collect();
-    if sites.is_empty() {
-        sites.extend(reader.meta("site")?);
+impl Rows {
+    /// Reads a journal's rows for the window the options ask for, clipped
+    /// to what it holds. Returns the rows and the window.
+    pub fn read(
+        reader: &JournalReader,
+        options: &ReportOptions,
+    ) -> Result<(Rows, Window), ReadError> {
+        let span = reader.span()?;
+        let requested_from = options.from.map(unix_secs);
+        let requested_to = options.to.map(unix_secs);
+        let (data_from, data_to) = span.unwrap_or((unix_secs(options.now), unix_secs(options.now)));
+        // Rates are per hour of monitoring, so the window is clipped to the data.
+        let from = requested_from.map_or(data_from, |r| r.max(data_from));
+        let to = requested_to.map_or(data_to, |r| r.min(data_to));
+        let window = Window {
+            from,
+            to: to.max(from),
+        };
+        // Queries take `to` as exclusive; include the last run.
+        let query = Window {
+            from: window.from,
+            to: window.to + 1e-3,
+        };
+        let bands = reader
+            .meta("age_band_edges_seconds")?
+            .and_then(|text| serde_json::from_str::<Vec<f64>>(&text).ok())
+            .filter(|edges| !edges.is_empty())
+            .map(|edges| AgeBands::new(edges.into_iter().map(Duration::from_secs_f64).collect()))
+            .unwrap_or_default();
+        let calendar = Calendar {
+            scale: reader
+                .meta("calendar_scale")?
+                .and_then(|t| t.parse::<f64>().ok())
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .unwrap_or(1.0),
+        };
+        let runs = reader.runs(query)?;
+        let mut sites: BTreeSet<String> = runs.iter().map(|r| r.site.clone()).collect();
+        if sites.is_empty() {
+            sites.extend(reader.meta("site")?);
+        }
+        let rows = Rows {
+            steps: reader.steps(query)?,
+            freezes: reader.freezes(query)?,
+            spans: reader.spans(query)?,
+            kept: reader.kept(query)?,
+            histograms: reader.histograms(Window {
+                from: window.from - 60.0,
+                to: query.to,
+            })?,
+            changes: reader.changes()?,
+            runs,
+            sites,
+            bands,
+            calendar,
+            span: span.map(|(f, t)| (f.max(window.from), t.min(window.to))),
+        };
+        Ok((rows, window))
     }
 
-    let availability = availability(&runs);
-    let journey_steps: BTreeSet<(String, String, String)> = steps
-        .iter()
-        .filter(|s| s.phase == "journey")
-        .map(|s| (s.target.clone(), s.journey.clone(), s.step.clone()))
-        .collect();
-    let latency = latency(&histograms, window, &journey_steps);
-    let freezes = freeze_section(&freezes, window);
-    let (forced_logouts, sessions) = session_sections(&spans, &bands, options.rule_age);
-    let kept_sessions = kept_section(&kept, &spans);
-    let reporting_load = reporting_load(&runs, &steps);
-    let change_rows = changes
-        .iter()
-        .map(|c| compare_change(reader, c, span, options))
-        .collect::<Result<Vec<_>, _>>()?;
+    /// What was measured on `target` (all targets when `None`), as numbers.
+    pub fn observations(&self, target: Option<&str>) -> Observations {
+        let on = |t: &str| target.is_none_or(|want| want == t);
+        Observations {
+            steps: self
+                .steps
+                .iter()
+                .filter(|s| on(&s.target) && s.kind == "interactive" && s.phase == "journey")
+                .map(|s| (s.sent_at, s.duration * 1000.0, s.censored))
+                .collect(),
+            runs: self
+                .runs
+                .iter()
+                .filter(|r| on(&r.target))
+                .map(|r| (r.intended_start, is_success(&r.outcome)))
+                .collect(),
+            freezes: self
+                .freezes
+                .iter()
+                .filter(|f| on(&f.target))
+                .map(|f| (f.started, f.length))
+                .collect(),
+            drops: self
+                .spans
+                .iter()
+                .filter(|s| on(&s.target) && s.dropped)
+                .map(|s| s.login_at + drop_age(s))
+                .collect(),
+            exposure: self
+                .spans
+                .iter()
+                .filter(|s| on(&s.target))
+                .map(|s| (s.login_at + s.age_from, s.login_at + s.age_to))
+                .collect(),
+            run_interval: run_interval(&self.runs, target),
+        }
+    }
+}
 
+/// The longest median gap between consecutive runs of one interactive
+/// journey on `target` (all targets when `None`).
+fn run_interval(runs: &[RunRow], target: Option<&str>) -> f64 {
+    let mut starts: BTreeMap<(&str, &str), Vec<f64>> = BTreeMap::new();
+    for r in runs
+        .iter()
+        .filter(|r| r.kind == "interactive" && target.is_none_or(|t| t == r.target))
+    {
+        starts
+            .entry((&r.target, &r.journey))
+            .or_default()
+            .push(r.intended_start);
+    }
+    starts
+        .into_values()
+        .filter_map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            let mut gaps: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
+            gaps.sort_by(f64::total_cmp);
+            gaps.get(gaps.len() / 2).copied()
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Builds the model from the journal over the requested window.
+pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, ReadError> {
+    let (rows, window) = Rows::read(reader, options)?;
+    Ok(build_from(&rows, window, options))
+}
+
+/// Builds the model from rows already read.
+pub fn build_from(rows: &Rows, window: Window, options: &ReportOptions) -> Report {
+    let all = rows.observations(None);
+    let targets: BTreeSet<String> = rows
+        .runs
+        .iter()
+        .map(|r| r.target.clone())
+        .chain(rows.freezes.iter().map(|f| f.target.clone()))
+        .collect();
+    let by_target: BTreeMap<String, Observations> = targets
+        .iter()
+        .map(|t| (t.clone(), rows.observations(Some(t))))
+        .collect();
+    let block = compare::block_length(&all, window.from, window.to, window.from);
+    let grid = BlockGrid::new(window.from, window.to, window.from, block);
+
+    let availability = availability(&rows.runs, &grid);
+    let latency = latency(rows, window, &grid);
+    let freezes = freeze_section(&rows.freezes, &by_target, &grid);
+    let (forced_logouts, sessions) =
+        session_sections(&rows.spans, &rows.bands, options.rule_age, &all, &grid);
+    let kept_sessions = kept_section(&rows.kept, &rows.spans);
+    let reporting_load = reporting_load(&rows.runs, &rows.steps, &grid);
+    let change_rows = rows
+        .changes
+        .iter()
+        .map(|c| changes::compare(c, rows.span, &all, &by_target, &rows.calendar))
+        .collect();
+    let monthly = match options.period {
+        Period::Month => monthly(rows, window),
+        Period::Auto if window.to - window.from > 31.0 * 86_400.0 => monthly(rows, window),
+        _ => Vec::new(),
+    };
+
+    let block_text = human_duration(block);
     let mut methods = BTreeMap::new();
-    methods.insert("availability", stats::WILSON);
-    methods.insert("latency percentiles", "exact merge of per-minute HdrHistograms (3 significant figures); interval: distribution-free order-statistic (95%)");
-    methods.insert("freeze and logout rates", stats::GARWOOD);
-    methods.insert("rate differences", stats::MOVER);
-    methods.insert("p95 differences", stats::BOOTSTRAP);
+    methods.insert(
+        "blocks of time",
+        format!(
+            "every interval treats blocks of time, not single steps, as independent: one freeze stalls every request in flight and one restart drops every session. Blocks are at least twice the longest freeze episode and twice the journeys' interval, and among such lengths the one at which freezes and forced logouts look most clustered ({block_text} over this window)"
+        ),
+    );
+    methods.insert("availability", evidence::CLUSTERED_WILSON.into());
+    methods.insert("latency percentiles", format!("exact merge of per-minute HdrHistograms of completed steps (3 significant figures); steps given up on are counted apart, not as response times; interval: {}", evidence::CLUSTERED_QUANTILE));
+    methods.insert(
+        "freeze and logout rates",
+        evidence::OVERDISPERSED_RATE.into(),
+    );
+    methods.insert(
+        "before and after a change",
+        format!(
+            "equal windows of up to 7 days; blocks matched by hour of the day, weekdays and weekends apart, in the system's calendar, as many from each side for every such hour (the nearest to the change), hours seen on one side only left out; p95: {}; rates: {}; availability: {}",
+            evidence::CLUSTERED_QUANTILE_DIFFERENCE,
+            evidence::RATE_RATIO,
+            compare::SHARE_DIFFERENCE
+        ),
+    );
+    methods.insert(
+        "minimum evidence",
+        format!(
+            "a direction (faster, slower, more, fewer) is stated only when the interval excludes no difference and each side has at least {} matched blocks; otherwise the report says there is not enough evidence yet and, where it can, about how much longer to measure (the time for the interval to shrink to the size of the effect seen, if it is real: the width falls with the square root of the data)",
+            evidence::MIN_BLOCKS
+        ),
+    );
     methods.insert(
         "session survival",
-        "Kaplan-Meier product-limit estimate; Greenwood log-log 95% band",
+        "Kaplan-Meier product-limit estimate, each forced logout at the midpoint of its age bracket; Greenwood log-log 95% band".into(),
     );
     methods.insert(
         "hazard by age band",
-        "forced logouts / session-hours in band; exact Poisson (Garwood) interval (95%)",
+        format!("forced logouts (at the midpoint of their age bracket) / session-hours known alive in band; {}", evidence::OVERDISPERSED_RATE),
+    );
+    methods.insert(
+        "older against younger sessions",
+        format!("hazard ratio, {}; a direction needs at least {} forced logouts in as many blocks of time on each side; the age at which the hazard rises is the band edge with the best two-piece fit, stated when its Bonferroni-adjusted interval excludes 1", evidence::RATE_RATIO, rule::MIN_DROPS),
     );
 
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         generated_at: rfc3339(unix_secs(options.now)),
         journal: options.journal.clone(),
-        sites: sites.into_iter().collect(),
+        sites: rows.sites.iter().cloned().collect(),
         window: TimeWindow {
             from: window.from,
             to: window.to,
             from_text: rfc3339(window.from),
             to_text: rfc3339(window.to),
             hours: window.hours(),
-            has_data: !runs.is_empty(),
+            has_data: !rows.runs.is_empty(),
         },
         summary: Vec::new(),
         methods,
+        evidence: EvidenceSettings {
+            block_seconds: block,
+            min_blocks: evidence::MIN_BLOCKS,
+            calendar_scale: rows.calendar.scale,
+        },
         availability,
         latency,
         freezes,
@@ -432,16 +613,34 @@ pub fn build(reader: &JournalReader, options: &ReportOptions) -> Result<Report, 
         kept_sessions,
         reporting_load,
         changes: change_rows,
+        monthly,
     };
-    report.summary = summary(&report);
-    Ok(report)
+    report.summary = super::summary::summary(&report);
+    report
 }
 
-fn is_success(outcome: &str) -> bool {
+pub(super) fn is_success(outcome: &str) -> bool {
     matches!(outcome, "ok" | "slow")
 }
 
-fn availability(runs: &[crate::journal::read::RunRow]) -> Availability {
+/// Per block of `grid`, `(successes, runs)` of the runs that `keep` keeps.
+fn run_blocks(
+    runs: &[RunRow],
+    grid: &BlockGrid,
+    keep: impl Fn(&RunRow) -> bool,
+) -> Vec<(u64, u64)> {
+    let mut blocks: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
+    for run in runs.iter().filter(|r| keep(r)) {
+        // Runs in a partial block at the window's end form a block of their own.
+        let i = grid.index(run.intended_start).unwrap_or(i64::MAX);
+        let entry = blocks.entry(i).or_default();
+        entry.1 += 1;
+        entry.0 += u64::from(is_success(&run.outcome));
+    }
+    blocks.into_values().collect()
+}
+
+fn availability(runs: &[RunRow], grid: &BlockGrid) -> Availability {
     type Counts = (String, u64, u64, BTreeMap<String, u64>);
     let mut journeys: BTreeMap<(String, String, String), Counts> = BTreeMap::new();
     let mut sites: BTreeMap<String, Counts> = BTreeMap::new();
@@ -463,42 +662,57 @@ fn availability(runs: &[crate::journal::read::RunRow]) -> Availability {
             }
         }
     }
-    let row = |site: String, target: String, journey: String, c: Counts| AvailabilityRow {
-        site,
-        target,
-        journey,
-        kind: c.0,
-        runs: c.1,
-        successes: c.2,
-        failures: c.3,
-        availability: stats::wilson(c.2, c.1),
+    let row = |site: String, target: String, journey: String, c: Counts, share: Estimate| {
+        AvailabilityRow {
+            site,
+            target,
+            journey,
+            kind: c.0,
+            runs: c.1,
+            successes: c.2,
+            failures: c.3,
+            availability: share,
+        }
     };
     Availability {
         sites: sites
             .into_iter()
-            .map(|(site, c)| row(site, String::new(), String::new(), c))
+            .map(|(site, c)| {
+                let share = evidence::proportion(&run_blocks(runs, grid, |r| r.site == site));
+                row(site, String::new(), String::new(), c, share)
+            })
             .collect(),
         journeys: journeys
             .into_iter()
-            .map(|((site, target, journey), c)| row(site, target, journey, c))
+            .map(|((site, target, journey), c)| {
+                let share = evidence::proportion(&run_blocks(runs, grid, |r| {
+                    r.site == site && r.target == target && r.journey == journey
+                }));
+                row(site, target, journey, c, share)
+            })
             .collect(),
     }
 }
 
-fn latency(
-    rows: &[crate::journal::read::HistogramRow],
-    window: Window,
-    journey_steps: &BTreeSet<(String, String, String)>,
-) -> Latency {
+fn latency(rows: &Rows, window: Window, grid: &BlockGrid) -> Latency {
+    let journey_steps: BTreeSet<(String, String, String)> = rows
+        .steps
+        .iter()
+        .filter(|s| s.phase == "journey")
+        .map(|s| (s.target.clone(), s.journey.clone(), s.step.clone()))
+        .collect();
     let span = (window.to - window.from).max(60.0);
     let bucket = ((span / TREND_POINTS / 60.0).ceil() * 60.0).max(60.0);
-    let mut merged: BTreeMap<(String, String, String), Histogram<u64>> = BTreeMap::new();
-    let mut trend: BTreeMap<(String, String, String), BTreeMap<i64, Histogram<u64>>> =
-        BTreeMap::new();
-    for row in rows {
+    type Key = (String, String, String);
+    let mut blocks: BTreeMap<Key, BTreeMap<i64, Histogram<u64>>> = BTreeMap::new();
+    let mut trend: BTreeMap<Key, BTreeMap<i64, Histogram<u64>>> = BTreeMap::new();
+    for row in &rows.histograms {
         let key = (row.target.clone(), row.journey.clone(), row.step.clone());
-        let _ = merged
+        let block = grid.index(row.interval_start).unwrap_or(i64::MAX);
+        let _ = blocks
             .entry(key.clone())
+            .or_default()
+            .entry(block)
             .or_insert_with(recorder::new_histogram)
             .add(&row.histogram);
         if !journey_steps.contains(&key) {
@@ -512,17 +726,42 @@ fn latency(
             .or_insert_with(recorder::new_histogram)
             .add(&row.histogram);
     }
-    let steps = merged
+    let mut given_up: BTreeMap<Key, (u64, f64, Vec<f64>)> = BTreeMap::new();
+    for s in rows.steps.iter().filter(|s| s.censored) {
+        let entry = given_up
+            .entry((s.target.clone(), s.journey.clone(), s.step.clone()))
+            .or_insert((0, f64::INFINITY, Vec::new()));
+        entry.0 += 1;
+        entry.1 = entry.1.min(s.duration);
+        entry.2.push(s.sent_at);
+    }
+    let keys: BTreeSet<Key> = blocks.keys().chain(given_up.keys()).cloned().collect();
+    let steps = keys
         .into_iter()
-        .map(|((target, journey, step), h)| StepLatency {
-            count: h.len(),
-            p50_ms: stats::histogram_quantile_ms(&h, 0.50),
-            p95_ms: stats::histogram_quantile_ms(&h, 0.95),
-            p99_ms: stats::histogram_quantile_ms(&h, 0.99),
-            max_ms: h.max() as f64 / 1000.0,
-            target,
-            journey,
-            step,
+        .map(|key| {
+            let per_block: Vec<Histogram<u64>> = blocks
+                .get(&key)
+                .map(|b| b.values().cloned().collect())
+                .unwrap_or_default();
+            let refs: Vec<&Histogram<u64>> = per_block.iter().collect();
+            let mut merged = recorder::new_histogram();
+            for h in &per_block {
+                let _ = merged.add(h);
+            }
+            let gave_up = given_up.get(&key);
+            let (target, journey, step) = key;
+            StepLatency {
+                count: merged.len(),
+                p50_ms: evidence::histogram_quantile(&refs, 0.50),
+                p95_ms: evidence::histogram_quantile(&refs, 0.95),
+                p99_ms: evidence::histogram_quantile(&refs, 0.99),
+                max_ms: merged.max() as f64 / 1000.0,
+                given_up: gave_up.map_or(0, |g| g.0),
+                given_up_after_seconds: gave_up.map(|g| g.1),
+                target,
+                journey,
+                step,
+            }
         })
         .collect();
     let mut trend: Vec<_> = trend.into_iter().collect();
@@ -534,8 +773,9 @@ fn latency(
     trend.sort_by(|a, b| a.0.cmp(&b.0));
     let trend = trend
         .into_iter()
-        .map(|((target, journey, step), buckets)| TrendSeries {
-            label: format!("{target} / {journey} / {step}"),
+        .map(|(key, buckets)| TrendSeries {
+            label: format!("{} / {} / {}", key.0, key.1, key.2),
+            given_up: given_up.get(&key).map(|g| g.2.clone()).unwrap_or_default(),
             points: buckets
                 .into_iter()
                 .map(|(b, h)| {
@@ -554,8 +794,27 @@ fn latency(
     }
 }
 
-fn freeze_section(rows: &[crate::journal::read::FreezeRow], window: Window) -> Freezes {
-    let mut targets: BTreeMap<String, Vec<&crate::journal::read::FreezeRow>> = BTreeMap::new();
+/// Per block of `grid` in which a journey ran: `(count, hours)` of `obs`'s
+/// freezes, or `(drops, session-hours)`.
+fn event_blocks(obs: &Observations, grid: &BlockGrid, logouts: bool) -> Vec<(f64, f64)> {
+    compare::tallies(obs, grid)
+        .iter()
+        .map(|t| {
+            if logouts {
+                (t.drops, t.session_hours)
+            } else {
+                (t.freezes, t.hours)
+            }
+        })
+        .collect()
+}
+
+fn freeze_section(
+    rows: &[FreezeRow],
+    by_target: &BTreeMap<String, Observations>,
+    grid: &BlockGrid,
+) -> Freezes {
+    let mut targets: BTreeMap<String, Vec<&FreezeRow>> = BTreeMap::new();
     for row in rows {
         targets.entry(row.target.clone()).or_default().push(row);
     }
@@ -564,7 +823,12 @@ fn freeze_section(rows: &[crate::journal::read::FreezeRow], window: Window) -> F
             .into_iter()
             .map(|(target, list)| FreezeSummary {
                 count: list.len() as u64,
-                rate_per_hour: stats::rate(list.len() as u64, window.hours()),
+                rate_per_hour: by_target
+                    .get(&target)
+                    .map(|obs| evidence::rate(&event_blocks(obs, grid, false)))
+                    .unwrap_or_else(|| {
+                        Estimate::none(list.len() as u64, evidence::OVERDISPERSED_RATE)
+                    }),
                 total_seconds: list.iter().map(|f| f.length).sum(),
                 longest_seconds: list.iter().map(|f| f.length).fold(0.0, f64::max),
                 censored: list.iter().filter(|f| f.censored).count() as u64,
@@ -584,28 +848,12 @@ fn freeze_section(rows: &[crate::journal::read::FreezeRow], window: Window) -> F
     }
 }
 
-/// Session-hours and forced logouts within a window, from spans clipped to it.
-fn exposure_and_drops(spans: &[SpanRow], from: f64, to: f64) -> (f64, u64) {
-    let mut hours = 0.0;
-    let mut drops = 0;
-    for s in spans {
-        let start = (s.login_at + s.age_from).max(from);
-        let end = (s.login_at + s.age_to).min(to);
-        if end > start {
-            hours += (end - start) / 3600.0;
-        }
-        let at = s.login_at + s.age_to;
-        if s.dropped && at >= from && at < to {
-            drops += 1;
-        }
-    }
-    (hours, drops)
-}
-
 fn session_sections(
     spans: &[SpanRow],
     bands: &AgeBands,
     rule_age: Option<Duration>,
+    all: &Observations,
+    grid: &BlockGrid,
 ) -> (ForcedLogouts, Sessions) {
     // Forced logouts by cause.
     let mut causes: BTreeMap<(String, String), u64> = BTreeMap::new();
@@ -618,10 +866,16 @@ fn session_sections(
         }
     }
     let total: u64 = causes.values().sum();
+    let drop_blocks = event_blocks(all, grid, true);
+    let dispersion = evidence::dispersion(&[&drop_blocks]);
     let forced = ForcedLogouts {
         total,
         session_hours: exposure_hours,
-        rate_per_session_hour: stats::rate(total, exposure_hours),
+        rate_per_session_hour: if drop_blocks.is_empty() {
+            stats::rate(total, exposure_hours)
+        } else {
+            evidence::rate(&drop_blocks)
+        },
         by_cause: causes
             .into_iter()
             .map(|((target, cause), count)| LogoutCauseRow {
@@ -633,7 +887,6 @@ fn session_sections(
             .collect(),
         events: forced_logout_events(spans),
     };
-
     // Lifetimes: one per session (who held it, login time); a drop sits at
     // its bracket's midpoint.
     type SessionKey = (String, String, String, Option<i64>, i64);
@@ -718,7 +971,7 @@ fn session_sections(
                 band: label.clone(),
                 exposure_hours: exposure,
                 drops,
-                hazard_per_hour: stats::rate(drops, exposure),
+                hazard_per_hour: rule::band_rate(drops, exposure, dispersion),
             }
         })
         .collect();
@@ -733,31 +986,15 @@ fn session_sections(
             edges.get(1).or(edges.first()).copied().unwrap_or(two_hours)
         }
     });
-    let mut younger = (0.0, 0u64);
-    let mut older = (0.0, 0u64);
-    let mut lower = Duration::ZERO;
-    for (index, row) in band_rows.iter().enumerate() {
-        let side = if lower >= age {
-            &mut older
-        } else {
-            &mut younger
-        };
-        side.0 += row.exposure_hours;
-        side.1 += row.drops;
-        lower = edges.get(index).copied().unwrap_or(Duration::MAX);
-    }
-    let younger_rate = stats::rate(younger.1, younger.0);
-    let older_rate = stats::rate(older.1, older.0);
-    let age_text = humantime::format_duration(age).to_string();
-    let (verdict, sentence) = rule_sentence(&younger_rate, &older_rate, older.0, &age_text);
-    let rule = RuleVerdict {
-        age_seconds: age.as_secs_f64(),
-        age_text,
-        younger: younger_rate,
-        older: older_rate,
-        verdict,
-        sentence,
-    };
+    let drops: Vec<rule::Drop> = spans
+        .iter()
+        .filter(|s| s.dropped)
+        .map(|s| rule::Drop {
+            age: drop_age(s),
+            block: grid.index(s.login_at + drop_age(s)),
+        })
+        .collect();
+    let rule = rule::verdict(&band_rows, edges, age, &drops, dispersion);
     let sessions = Sessions {
         sessions: lifetimes.len() as u64,
         dropped,
@@ -766,13 +1003,12 @@ fn session_sections(
         median_survival_seconds: median,
         bands: band_rows,
         rule,
+        dispersion,
     };
     (forced, sessions)
 }
 
-/// Where a span's end sits on the age axis: a drop at its bracket's
-/// midpoint, anything else where its exposure ends.
-fn drop_age(s: &SpanRow) -> f64 {
+pub(super) fn drop_age(s: &SpanRow) -> f64 {
     match s.bracket() {
         Some((alive, seen)) => (alive + seen) / 2.0,
         None => s.age_to,
@@ -854,118 +1090,88 @@ fn kept_row<'a>(
         })
 }
 
-fn rule_sentence(
-    younger: &Estimate,
-    older: &Estimate,
-    older_hours: f64,
-    age: &str,
-) -> (&'static str, String) {
-    let show = |e: &Estimate| match (e.value, e.low, e.high) {
-        (Some(v), Some(l), Some(h)) => format!("{v:.2} per session-hour (95% CI {l:.2} to {h:.2})"),
-        _ => "no data".to_string(),
-    };
-    if older_hours <= 0.0 || younger.value.is_none() {
-        return (
-            "not_enough_data",
-            format!("Not enough evidence: no session in the journal has yet lived past {age}, so the rule cannot be tested."),
-        );
-    }
-    let (yl, yh) = (younger.low.unwrap_or(0.0), younger.high.unwrap_or(f64::MAX));
-    if older.n == 0 && older.high.unwrap_or(f64::MAX) > 10.0 * yh.max(1e-9) {
-        return (
-            "not_enough_data",
-            format!(
-                "Not enough evidence: sessions have spent only {} in total past {age}, too little to tell whether older sessions drop more often.",
-                human_duration(older_hours * 3600.0)
-            ),
-        );
-    }
-    let (ol, oh) = (older.low.unwrap_or(0.0), older.high.unwrap_or(f64::MAX));
-    if ol > yh {
-        (
-            "older_more",
-            format!(
-                "Yes: sessions older than {age} are forced out more often — {} against {} for younger sessions.",
-                show(older),
-                show(younger)
-            ),
-        )
-    } else if oh < yl {
-        (
-            "older_less",
-            format!(
-                "No: sessions older than {age} are forced out less often — {} against {} for younger sessions.",
-                show(older),
-                show(younger)
-            ),
-        )
-    } else {
-        (
-            "no_clear_difference",
-            format!(
-                "Not enough evidence that sessions older than {age} drop more often: {} against {} for younger sessions; the 95% intervals overlap.",
-                show(older),
-                show(younger)
-            ),
-        )
-    }
-}
-
-fn reporting_load(runs: &[crate::journal::read::RunRow], steps: &[StepRow]) -> ReportingLoad {
-    let mut reports: BTreeMap<(String, String), Vec<&crate::journal::read::RunRow>> =
-        BTreeMap::new();
+fn reporting_load(runs: &[RunRow], steps: &[StepRow], grid: &BlockGrid) -> ReportingLoad {
+    // Report journeys' whole runs, and report steps inside interactive
+    // journeys, by the system they ran on.
+    let mut reports: BTreeMap<(String, String, String), (Vec<f64>, u64)> = BTreeMap::new();
     for run in runs.iter().filter(|r| r.kind == "report") {
-        reports
-            .entry((run.target.clone(), run.journey.clone()))
-            .or_default()
-            .push(run);
+        let entry = reports
+            .entry((run.target.clone(), run.journey.clone(), String::new()))
+            .or_default();
+        entry.0.push(run.duration);
+        entry.1 += u64::from(is_success(&run.outcome));
     }
+    let run_kind: BTreeMap<i64, &str> = runs.iter().map(|r| (r.id, r.kind.as_str())).collect();
+    for s in steps
+        .iter()
+        .filter(|s| s.kind == "report" && run_kind.get(&s.run_id) != Some(&"report"))
+    {
+        let entry = reports
+            .entry((s.target.clone(), s.journey.clone(), s.step.clone()))
+            .or_default();
+        entry.0.push(s.duration);
+        entry.1 += u64::from(is_success(&s.outcome));
+    }
+    let report_targets: BTreeSet<String> = reports.keys().map(|k| k.0.to_uppercase()).collect();
     let report_runs = reports
         .into_iter()
-        .map(|((target, journey), list)| {
-            let durations: Vec<f64> = list.iter().map(|r| r.duration).collect();
-            ReportRunRow {
-                runs: list.len() as u64,
-                successes: list.iter().filter(|r| is_success(&r.outcome)).count() as u64,
+        .map(
+            |((target, journey, step), (durations, successes))| ReportRunRow {
+                runs: durations.len() as u64,
+                successes,
                 median_seconds: stats::quantile(&durations, 0.5),
                 p95_seconds: stats::quantile(&durations, 0.95),
                 target,
                 journey,
-            }
-        })
+                step,
+            },
+        )
         .collect();
-    let block = |v: &[f64]| LatencyBlock {
-        steps: v.len() as u64,
-        p50_ms: stats::quantile(v, 0.5),
-        p95_ms: stats::quantile(v, 0.95),
+    type Sides = (BTreeMap<i64, Vec<f64>>, BTreeMap<i64, Vec<f64>>);
+    let block_of = |s: &StepRow| grid.index(s.sent_at).unwrap_or(i64::MAX);
+    let block = |m: &BTreeMap<i64, Vec<f64>>| {
+        let refs = slices(m);
+        LatencyBlock {
+            steps: refs.iter().map(|b| b.len() as u64).sum(),
+            p50_ms: evidence::quantile(&refs, 0.5),
+            p95_ms: evidence::quantile(&refs, 0.95),
+        }
     };
     let mut interactive = Vec::new();
     for scope in ["same_system", "any_system"] {
-        let mut by_target: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        let mut by_target: BTreeMap<String, Sides> = BTreeMap::new();
         for s in steps
             .iter()
-            .filter(|s| s.kind == "interactive" && s.phase == "journey")
+            .filter(|s| s.kind == "interactive" && s.phase == "journey" && !s.censored)
         {
             let entry = by_target.entry(s.target.clone()).or_default();
-            let ms = s.duration * 1000.0;
             let loaded = if scope == "same_system" {
                 s.report_same
             } else {
                 s.report_any
             };
-            if loaded {
-                entry.1.push(ms);
-            } else {
-                entry.0.push(ms);
-            }
+            let side = if loaded { &mut entry.1 } else { &mut entry.0 };
+            side.entry(block_of(s))
+                .or_default()
+                .push(s.duration * 1000.0);
         }
         interactive.extend(
             by_target
                 .into_iter()
                 .map(|(target, (without, with))| LoadComparison {
+                    reports_on: if scope == "same_system" {
+                        format!("{} itself", target.to_uppercase())
+                    } else {
+                        let on: Vec<String> = report_targets.iter().cloned().collect();
+                        format!("any system ({})", on.join(", "))
+                    },
+                    p95_difference_ms: evidence::quantile_difference(
+                        &slices(&without),
+                        &slices(&with),
+                        0.95,
+                    ),
                     without_reports: block(&without),
                     with_reports: block(&with),
-                    p95_difference_ms: stats::bootstrap_quantile_difference(&without, &with, 0.95),
                     target,
                     scope,
                 }),
@@ -977,96 +1183,98 @@ fn reporting_load(runs: &[crate::journal::read::RunRow], steps: &[StepRow]) -> R
     }
 }
 
-fn compare_change(
-    reader: &JournalReader,
-    change: &crate::journal::read::ChangeRow,
-    span: Option<(f64, f64)>,
-    options: &ReportOptions,
-) -> Result<ChangeComparison, ReadError> {
-    let mut out = ChangeComparison {
-        name: change.name.clone(),
-        description: change.description.clone(),
-        at: change.at,
-        at_text: rfc3339(change.at),
-        status: "not_enough_data",
-        note: String::new(),
-        window_seconds: 0.0,
-        before: None,
-        after: None,
-        p95_difference_ms: Estimate::none(0, stats::BOOTSTRAP),
-        freeze_rate_difference_per_hour: Estimate::none(0, stats::MOVER),
-        logout_rate_difference_per_session_hour: Estimate::none(0, stats::MOVER),
+/// Each block's samples.
+fn slices(blocks: &BTreeMap<i64, Vec<f64>>) -> Vec<&[f64]> {
+    blocks.values().map(Vec::as_slice).collect()
+}
+
+/// One row per calendar month (UTC) of the window.
+fn monthly(rows: &Rows, window: Window) -> Vec<MonthRow> {
+    use chrono::{Datelike, TimeZone, Utc};
+    let mut out = Vec::new();
+    let Some(start) = Utc.timestamp_opt(window.from.floor() as i64, 0).single() else {
+        return out;
     };
-    let Some((first, last)) = span else {
-        out.note = "the journal holds no runs".into();
-        return Ok(out);
-    };
-    let first = options.from.map_or(first, |f| first.max(unix_secs(f)));
-    let last = options.to.map_or(last, |t| last.min(unix_secs(t)));
-    let before_avail = change.at - first;
-    let after_avail = last - change.at;
-    if before_avail <= 0.0 {
-        out.note = format!(
-            "the journal's data starts at {}, after the change",
-            rfc3339(first)
+    let (mut year, mut month) = (start.year(), start.month());
+    loop {
+        let Some(from) = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single() else {
+            break;
+        };
+        let (next_year, next_month) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
+        let Some(to) = Utc
+            .with_ymd_and_hms(next_year, next_month, 1, 0, 0, 0)
+            .single()
+        else {
+            break;
+        };
+        let (f, t) = (
+            (from.timestamp() as f64).max(window.from),
+            (to.timestamp() as f64).min(window.to + 1e-3),
         );
-        return Ok(out);
+        if f >= window.to + 1e-3 {
+            break;
+        }
+        let inside = |x: f64| x >= f && x < t;
+        let month_rows = Rows {
+            runs: rows
+                .runs
+                .iter()
+                .filter(|r| inside(r.intended_start))
+                .cloned()
+                .collect(),
+            steps: rows
+                .steps
+                .iter()
+                .filter(|s| inside(s.sent_at))
+                .cloned()
+                .collect(),
+            freezes: rows
+                .freezes
+                .iter()
+                .filter(|x| inside(x.started))
+                .cloned()
+                .collect(),
+            spans: rows
+                .spans
+                .iter()
+                .filter(|s| s.login_at + s.age_to >= f && s.login_at + s.age_from < t)
+                .cloned()
+                .collect(),
+            ..Rows::default()
+        };
+        let obs = month_rows.observations(None);
+        let grid = BlockGrid::new(f, t, f, compare::block_length(&obs, f, t, f));
+        let latencies: BTreeMap<i64, Vec<f64>> =
+            obs.steps
+                .iter()
+                .filter(|s| !s.2)
+                .fold(BTreeMap::new(), |mut m, (at, ms, _)| {
+                    m.entry(grid.index(*at).unwrap_or(i64::MAX))
+                        .or_default()
+                        .push(*ms);
+                    m
+                });
+        let refs = slices(&latencies);
+        let freezes = event_blocks(&obs, &grid, false);
+        out.push(MonthRow {
+            month: format!("{year:04}-{month:02}"),
+            from: f,
+            to: t,
+            runs: month_rows.runs.len() as u64,
+            availability: evidence::proportion(&run_blocks(&month_rows.runs, &grid, |_| true)),
+            p95_ms: evidence::quantile(&refs, 0.95),
+            freezes: month_rows.freezes.len() as u64,
+            freezes_per_day: evidence::rate(&freezes).scaled(24.0),
+            forced_logouts: obs.drops.len() as u64,
+            logouts_per_session_hour: evidence::rate(&event_blocks(&obs, &grid, true)),
+        });
+        (year, month) = (next_year, next_month);
     }
-    if after_avail <= 0.0 {
-        out.note = format!(
-            "the journal's data ends at {}, before the change",
-            rfc3339(last)
-        );
-        return Ok(out);
-    }
-    let w = MAX_CHANGE_WINDOW
-        .as_secs_f64()
-        .min(before_avail)
-        .min(after_avail);
-    out.window_seconds = w;
-    let side = |from: f64, to: f64| -> Result<(ChangeSide, Vec<f64>), ReadError> {
-        let window = Window { from, to };
-        let latencies: Vec<f64> = reader
-            .steps(window)?
-            .iter()
-            .filter(|s| s.kind == "interactive" && s.phase == "journey")
-            .map(|s| s.duration * 1000.0)
-            .collect();
-        let freezes = reader.freezes(window)?.len() as u64;
-        let (hours, drops) = exposure_and_drops(&reader.spans(window)?, from, to);
-        Ok((
-            ChangeSide {
-                from,
-                to,
-                steps: latencies.len() as u64,
-                p95_ms: stats::quantile(&latencies, 0.95),
-                freezes,
-                freeze_rate_per_hour: stats::rate(freezes, window.hours()),
-                forced_logouts: drops,
-                session_hours: hours,
-                logout_rate_per_session_hour: stats::rate(drops, hours),
-            },
-            latencies,
-        ))
-    };
-    let (before, before_lat) = side(change.at - w, change.at)?;
-    let (after, after_lat) = side(change.at, change.at + w)?;
-    out.p95_difference_ms = stats::bootstrap_quantile_difference(&before_lat, &after_lat, 0.95);
-    out.freeze_rate_difference_per_hour =
-        stats::rate_difference(&before.freeze_rate_per_hour, &after.freeze_rate_per_hour);
-    out.logout_rate_difference_per_session_hour = stats::rate_difference(
-        &before.logout_rate_per_session_hour,
-        &after.logout_rate_per_session_hour,
-    );
-    if before_lat.is_empty() || after_lat.is_empty() {
-        out.note = "no interactive steps on one side of the change".into();
-    } else {
-        out.status = "compared";
-        out.note = format!("{} on each side of the change", human_duration(w));
-    }
-    out.before = Some(before);
-    out.after = Some(after);
-    Ok(out)
+    out
 }
 
 /// Formats an estimate as "v (95% CI l–h)" with `digits` decimals and a unit.
@@ -1082,79 +1290,4 @@ pub fn show(e: &Estimate, digits: usize, unit: &str) -> String {
 
 pub fn show_percent(e: &Estimate) -> String {
     show(&e.clone().scaled(100.0), 2, "%")
-}
-
-fn summary(r: &Report) -> Vec<String> {
-    let mut out = Vec::new();
-    if !r.window.has_data {
-        out.push(
-            "The journal holds no runs in this period: there is nothing to report yet.".into(),
-        );
-        return out;
-    }
-    out.push(format!(
-        "This report covers {} of monitoring from {} to {} (site{} {}).",
-        human_duration(r.window.hours * 3600.0),
-        r.window.from_text,
-        r.window.to_text,
-        if r.sites.len() == 1 { "" } else { "s" },
-        r.sites.join(", ")
-    ));
-    for site in &r.availability.sites {
-        out.push(format!(
-            "The synthetic social worker's tasks succeeded in {} of {} runs: availability {}.",
-            site.successes,
-            site.runs,
-            show_percent(&site.availability)
-        ));
-    }
-    let freezes: u64 = r.freezes.targets.iter().map(|t| t.count).sum();
-    if freezes == 0 {
-        out.push("No freeze was seen.".into());
-    } else {
-        let longest = r
-            .freezes
-            .targets
-            .iter()
-            .map(|t| t.longest_seconds)
-            .fold(0.0, f64::max);
-        out.push(format!(
-            "The systems froze {freezes} time{}; the longest freeze lasted {}.",
-            if freezes == 1 { "" } else { "s" },
-            human_duration(longest)
-        ));
-    }
-    out.push(format!(
-        "Sessions were forced to log out {} time{} in {:.1} session-hours: {}.",
-        r.forced_logouts.total,
-        if r.forced_logouts.total == 1 { "" } else { "s" },
-        r.forced_logouts.session_hours,
-        show(
-            &r.forced_logouts.rate_per_session_hour,
-            2,
-            " per session-hour"
-        )
-    ));
-    out.push(r.sessions.rule.sentence.clone());
-    for c in &r.changes {
-        if c.status == "compared" {
-            let d = &c.p95_difference_ms;
-            let direction = match (d.low, d.high) {
-                (Some(l), _) if l > 0.0 => "slower after",
-                (_, Some(h)) if h < 0.0 => "faster after",
-                _ => "no clear difference in speed across",
-            };
-            out.push(format!(
-                "Change \"{}\": {direction} the change (p95 difference {}).",
-                c.name,
-                show(d, 0, " ms")
-            ));
-        } else {
-            out.push(format!(
-                "Change \"{}\" cannot be assessed yet: {}.",
-                c.name, c.note
-            ));
-        }
-    }
-    out
 }

@@ -372,6 +372,7 @@ async fn stats(State(sim): State<Arc<Sim>>) -> Response {
         "css": per(SystemId::Css),
         "reports_on": *lock(&sim.reports_on),
         "time_scale": sim.clock.scale,
+        "background_load": sim.background(),
     }))
     .into_response()
 }

@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use profile::{
-    CapacitySpec, ForcedLogoutSpec, FreezeSpec, HazardStep, LatencyProfile, LatencySpec,
+    CapacitySpec, ForcedLogoutSpec, FreezeSpec, HazardStep, LatencyProfile, LatencySpec, LoadCycle,
     LogoutStyle, PerSystem, PerSystemOpt, RestartSpec, SimProfile, SystemId,
 };
 

@@ -122,6 +122,60 @@ pub struct SimProfile {
     /// Which system's capacity management reports consume at start-up.
     #[serde(default)]
     pub reports_on: SystemId,
+    /// Other users' load through the day and the week, in the sim's calendar.
+    #[serde(default)]
+    pub load_cycle: Option<LoadCycle>,
+}
+
+/// Background load from the staff who are not the agent: requests in
+/// service on each system besides the agent's own, by the hour of the sim's
+/// calendar (which runs `time_scale` times faster than the wall clock, from
+/// the unix epoch, in UTC).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadCycle {
+    /// Working hours on weekdays, e.g. `08:00-18:00`.
+    #[serde(default = "default_busy_hours")]
+    pub busy_hours: String,
+    /// Requests in service in working hours on weekdays.
+    pub busy: f64,
+    /// Outside working hours on weekdays.
+    pub quiet: f64,
+    /// At weekends.
+    pub weekend: f64,
+}
+
+fn default_busy_hours() -> String {
+    "08:00-18:00".to_string()
+}
+
+impl LoadCycle {
+    /// Working hours as hours of the day, `[from, to)`.
+    pub fn hours(&self) -> Option<(f64, f64)> {
+        let (from, to) = self.busy_hours.split_once('-')?;
+        let hour = |t: &str| {
+            let (h, m) = t.trim().split_once(':')?;
+            let (h, m): (f64, f64) = (h.parse().ok()?, m.parse().ok()?);
+            (0.0..=24.0).contains(&h).then_some(h + m / 60.0)
+        };
+        let (from, to) = (hour(from)?, hour(to)?);
+        (from < to).then_some((from, to))
+    }
+
+    /// The background requests in service at sim calendar time `cal`
+    /// (seconds since the epoch).
+    pub fn at(&self, cal: f64) -> f64 {
+        let day = (cal / 86_400.0).floor();
+        let hour = (cal - day * 86_400.0) / 3600.0;
+        // 1970-01-01 was a Thursday: with Monday as 0, day 0 is 3.
+        if (day as i64 + 3).rem_euclid(7) >= 5 {
+            return self.weekend;
+        }
+        match self.hours() {
+            Some((from, to)) if hour >= from && hour < to => self.busy,
+            _ => self.quiet,
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -387,6 +441,7 @@ impl SimProfile {
             idle_timeout: None,
             restarts: PerSystemOpt::default(),
             reports_on: SystemId::Ics,
+            load_cycle: None,
         }
     }
 
@@ -394,6 +449,23 @@ impl SimProfile {
         let mut errors = Vec::new();
         if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
             errors.push("time_scale must be a positive number".to_string());
+        }
+        if let Some(cycle) = &self.load_cycle {
+            if cycle.hours().is_none() {
+                errors.push(format!(
+                    "load_cycle.busy_hours {:?} must look like 08:00-18:00",
+                    cycle.busy_hours
+                ));
+            }
+            for (name, v) in [
+                ("busy", cycle.busy),
+                ("quiet", cycle.quiet),
+                ("weekend", cycle.weekend),
+            ] {
+                if !(v.is_finite() && v >= 0.0) {
+                    errors.push(format!("load_cycle.{name} must be zero or more requests"));
+                }
+            }
         }
         if self.users.is_empty() {
             errors.push("users must name at least one user".to_string());

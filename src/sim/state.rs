@@ -295,7 +295,15 @@ impl Sim {
     /// capped so a runaway load cannot overflow a duration).
     pub fn overload(&self, id: SystemId, load: u64) -> f64 {
         let workers = lock(&self.system(id).state).workers.max(1);
-        (load as f64 / f64::from(workers)).clamp(1.0, 1000.0)
+        ((load as f64 + self.background()) / f64::from(workers)).clamp(1.0, 1000.0)
+    }
+
+    /// Other users' requests in service now, by the sim's calendar.
+    pub fn background(&self) -> f64 {
+        self.profile
+            .load_cycle
+            .as_ref()
+            .map_or(0.0, |c| c.at(self.clock.now_unix() * self.clock.scale))
     }
 
     pub fn check_password(&self, user: &str, password: &str) -> bool {

@@ -11,60 +11,92 @@ use casewatch::sim::{LatencySpec, SimProfile};
 use serde_json::json;
 
 use crate::harness::*;
-use crate::journal::{journal_config, record_journal, require_tool};
+use crate::journal::{record_journal, require_tool};
 
-const EXTRA_MS: u64 = 120;
+/// Other users keep this many requests in service on the ICS.
+const BACKGROUND: f64 = 32.0;
+const WORKERS_BEFORE: f64 = 8.0;
+const WORKERS_AFTER: f64 = 32.0;
+/// Seconds of measurement on each side of the change.
+const SIDE: u64 = 40;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_latency_change_mid_run_shows_in_the_before_after_p95_with_a_covering_interval() {
-    // A 95% interval misses the truth one time in twenty by design, so one
-    // miss gets a second, independent experiment (both missing: 1 in 400).
-    if !latency_change_experiment().await {
-        eprintln!("the 95% interval missed the true effect once; repeating the experiment");
-        assert!(
-            latency_change_experiment().await,
-            "the 95% interval missed the injected {EXTRA_MS} ms twice running"
-        );
-    }
+/// The simulator's own truth of the p95 change: pages are log-normal with
+/// median 30 ms and p99 120 ms, slowed by (load / workers) when the load,
+/// other users' plus the agent's one request, is above the workers.
+fn true_p95_change_ms() -> f64 {
+    let (median, p99) = (30.0_f64, 120.0_f64);
+    let sigma = (p99 / median).ln() / 2.326_347_874;
+    let p95 = median * (1.644_853_627 * sigma).exp();
+    let factor = |workers: f64| ((BACKGROUND + 1.0) / workers).max(1.0);
+    p95 * (factor(WORKERS_AFTER) - factor(WORKERS_BEFORE))
 }
 
-/// Runs the agent across an injected latency change and checks the report;
-/// returns whether the p95 difference's interval covered the true effect.
-async fn latency_change_experiment() -> bool {
+/// The simulator with a known capacity change: the report's interval for
+/// the p95 change covers the effect the simulator's model gives, it says
+/// "faster", and it matches blocks like with like.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capacity_change_is_measured_with_an_interval_that_covers_the_truth() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
-    // Pages vary (median 30 ms, p99 120 ms) so the p95 has real sampling noise.
     let mut profile = SimProfile::quiet();
     profile.latency.page = LatencySpec {
         median: Duration::from_millis(30),
         p99: Duration::from_millis(120),
     };
+    profile.capacity.ics.workers = WORKERS_BEFORE as u32;
+    profile.load_cycle = Some(casewatch::sim::LoadCycle {
+        busy_hours: "08:00-18:00".into(),
+        busy: BACKGROUND,
+        quiet: BACKGROUND,
+        weekend: BACKGROUND,
+    });
     let sim = start_sim(profile).await;
-    let change_at = SystemTime::now() + Duration::from_secs(16);
-    let changes = format!(
-        "changes:\n  - name: extra_latency\n    at: {}\n    description: The ICS got {EXTRA_MS} ms slower per request.\n",
+    let change_at = SystemTime::now() + Duration::from_secs(SIDE + 1);
+    let yaml = format!(
+        r#"site: test-site
+targets:{}
+journeys:
+  - name: lookup
+    target: ics
+    login: false
+    schedule: {{ interval: 400ms }}
+    steps:
+      - {{ name: page, path: /login }}
+journal:
+  path: {}
+changes:
+  - name: extra_capacity
+    at: {}
+    description: ICS workers raised from 8 to 32.
+"#,
+        ics_target(""),
+        path.display(),
         humantime::format_rfc3339_millis(change_at)
     );
-    let agent = start_agent(load(&journal_config(&path, &changes), &sim)).await;
+    let agent = start_agent(load(&yaml, &sim)).await;
     tokio::time::sleep(
         change_at
             .duration_since(SystemTime::now())
             .unwrap_or_default(),
     )
     .await;
-    sim.control("latency", json!({ "extra_ms": EXTRA_MS, "system": "ics" }))
-        .await;
-    tokio::time::sleep(Duration::from_secs(16)).await;
+    sim.control(
+        "capacity",
+        json!({ "workers": WORKERS_AFTER as u32, "system": "ics" }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(SIDE + 1)).await;
     agent.stop().await;
     let truth = sim.truth().await;
     sim.stop().await;
-    let injected = truth["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["kind"] == "latency")
-        .expect("the truth log has the latency change");
-    assert_eq!(injected["extra_ms"], EXTRA_MS, "{injected}");
+    assert!(
+        truth["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "capacity"),
+        "the truth log has the capacity change"
+    );
 
     let reader = JournalReader::open(&path).unwrap();
     let model = report::build(
@@ -74,6 +106,7 @@ async fn latency_change_experiment() -> bool {
             from: None,
             to: None,
             rule_age: None,
+            period: Default::default(),
             now: SystemTime::now(),
         },
     )
@@ -81,32 +114,42 @@ async fn latency_change_experiment() -> bool {
     let change = model
         .changes
         .iter()
-        .find(|c| c.name == "extra_latency")
+        .find(|c| c.name == "extra_capacity")
         .expect("the change is in the report");
     assert_eq!(change.status, "compared", "{change:?}");
-    let (before, after) = (
-        change.before.as_ref().unwrap(),
-        change.after.as_ref().unwrap(),
-    );
-    assert!(before.steps >= 30 && after.steps >= 30, "{change:?}");
-    let d = &change.p95_difference_ms;
+    let evidence = change.evidence.as_ref().unwrap();
+    let truth = true_p95_change_ms();
+    let d = &evidence.p95_ms.change;
     eprintln!(
-        "p95 before {:?}, after {:?}, difference {d:?}",
-        before.p95_ms.value, after.p95_ms.value
+        "p95 change {d:?}, truth {truth:.1} ms; {} and {} blocks of {} s",
+        evidence.blocks_before, evidence.blocks_after, evidence.block_seconds
     );
     assert!(
-        d.value.unwrap() > 0.0,
-        "p95 went up after the change: {d:?}"
+        evidence.blocks_before >= 24 && evidence.blocks_after >= 24,
+        "{evidence:?}"
     );
-    assert!(d.method.contains("bootstrap"));
+    assert!(
+        d.covers(truth),
+        "the interval {d:?} misses the truth {truth:.1} ms"
+    );
+    assert_eq!(
+        evidence.p95_ms.judgement.direction,
+        Some(casewatch::report::evidence::Direction::Lower)
+    );
+    assert!(d.method.contains("clustered"), "{}", d.method);
+    assert!(
+        change.findings[0].starts_with("faster after the change"),
+        "{:?}",
+        change.findings
+    );
     // Every format carries the comparison.
     let md = report::render(&model, Format::Md);
-    assert!(md.contains("### extra_latency"), "{md}");
+    assert!(md.contains("### extra_capacity"), "{md}");
+    assert!(md.contains("faster after the change"), "{md}");
     let json: serde_json::Value =
         serde_json::from_str(&report::render(&model, Format::Json)).unwrap();
     assert_eq!(json["changes"][0]["status"], "compared");
-    assert!(json["changes"][0]["p95_difference_ms"]["low"].is_number());
-    d.covers(EXTRA_MS as f64)
+    assert!(json["changes"][0]["evidence"]["p95_ms"]["change"]["low"].is_number());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

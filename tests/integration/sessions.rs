@@ -624,6 +624,7 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
             from: None,
             to: None,
             rule_age: None,
+            period: Default::default(),
             now: std::time::SystemTime::now(),
         },
     )

@@ -1,0 +1,84 @@
+//! The plain-language summary at the top of the report: what a board
+//! member reads first. Every sentence that states a direction does so only
+//! under the minimum-evidence rule (see [`super::evidence`]); otherwise it
+//! says there is not enough evidence yet.
+
+use super::model::{human_duration, show, show_percent, Report};
+
+pub fn summary(r: &Report) -> Vec<String> {
+    let mut out = Vec::new();
+    if !r.window.has_data {
+        out.push(
+            "The journal holds no runs in this period: there is nothing to report yet.".into(),
+        );
+        return out;
+    }
+    out.push(format!(
+        "This report covers {} of monitoring from {} to {} (site{} {}).",
+        human_duration(r.window.hours * 3600.0),
+        r.window.from_text,
+        r.window.to_text,
+        if r.sites.len() == 1 { "" } else { "s" },
+        r.sites.join(", ")
+    ));
+    for site in &r.availability.sites {
+        out.push(format!(
+            "The synthetic social worker's tasks succeeded in {} of {} runs: availability {}.",
+            site.successes,
+            site.runs,
+            show_percent(&site.availability)
+        ));
+    }
+    let freezes: u64 = r.freezes.targets.iter().map(|t| t.count).sum();
+    if freezes == 0 {
+        out.push("No freeze was seen.".into());
+    } else {
+        let longest = r
+            .freezes
+            .targets
+            .iter()
+            .map(|t| t.longest_seconds)
+            .fold(0.0, f64::max);
+        out.push(format!(
+            "The systems froze {freezes} time{}; the longest freeze lasted {}.",
+            if freezes == 1 { "" } else { "s" },
+            human_duration(longest)
+        ));
+    }
+    let given_up: u64 = r.latency.steps.iter().map(|s| s.given_up).sum();
+    if given_up > 0 {
+        out.push(format!(
+            "{given_up} step{} never completed and {} given up on; they are counted apart, not as response times.",
+            if given_up == 1 { "" } else { "s" },
+            if given_up == 1 { "was" } else { "were" }
+        ));
+    }
+    out.push(format!(
+        "Sessions were forced to log out {} time{} in {:.1} session-hours known alive: {}.",
+        r.forced_logouts.total,
+        if r.forced_logouts.total == 1 { "" } else { "s" },
+        r.forced_logouts.session_hours,
+        show(
+            &r.forced_logouts.rate_per_session_hour,
+            2,
+            " per session-hour"
+        )
+    ));
+    out.push(r.sessions.rule.sentence.clone());
+    for c in &r.changes {
+        if c.status == "compared" {
+            out.push(format!(
+                "Change \"{}\" ({}): {}.",
+                c.name,
+                c.at_text,
+                c.findings.join("; ")
+            ));
+        } else {
+            out.push(format!(
+                "Change \"{}\" cannot be assessed yet: {}.",
+                c.name, c.note
+            ));
+        }
+    }
+    out
+}
