@@ -30,6 +30,8 @@ pub struct ChangeComparison {
     pub targets: Vec<TargetChange>,
     /// What may be said, in words: one sentence per measure.
     pub findings: Vec<String>,
+    /// The same in one sentence, for the summary.
+    pub headline: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,6 +60,7 @@ pub fn compare(
         evidence: None,
         targets: Vec::new(),
         findings: Vec::new(),
+        headline: String::new(),
     };
     let Some((first, last)) = span else {
         out.note = "the journal holds no runs".into();
@@ -93,6 +96,7 @@ pub fn compare(
         })
         .collect();
     out.findings = findings(&evidence);
+    out.headline = headline(&evidence, &out.findings);
     out.status = "compared";
     out.note = format!(
         "{} on each side; {} comparable blocks of {} on each side, in {} hours of the day matched (weekdays and weekends apart)",
@@ -113,6 +117,23 @@ pub fn findings(e: &ChangeEvidence) -> Vec<String> {
         finding(&e.freeze_rate, &block, Wording::FREEZES),
         finding(&e.logout_rate, &block, Wording::LOGOUTS),
     ]
+}
+
+/// The findings in one sentence: when no measure has enough matched
+/// blocks yet, that is said once.
+fn headline(e: &ChangeEvidence, findings: &[String]) -> String {
+    let measures = [&e.p95_ms, &e.freeze_rate, &e.logout_rate];
+    if measures.iter().any(|m| m.judgement.enough_blocks) {
+        return findings.join("; ");
+    }
+    let fewest = e.blocks_before.min(e.blocks_after);
+    let needed = (MIN_BLOCKS - fewest) as f64 * e.block_seconds;
+    format!(
+        "not enough evidence yet: {} of {MIN_BLOCKS} comparable blocks of {} on the thinner side; about {} more of measurement on each side is needed before speed, freezes or forced logouts can be judged",
+        fewest,
+        human_duration(e.block_seconds),
+        human_duration(needed)
+    )
 }
 
 /// How a measure is spoken of.

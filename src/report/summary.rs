@@ -71,7 +71,7 @@ pub fn summary(r: &Report) -> Vec<String> {
                 "Change \"{}\" ({}): {}.",
                 c.name,
                 c.at_text,
-                c.findings.join("; ")
+                c.headline
             ));
         } else {
             out.push(format!(
