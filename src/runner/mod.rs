@@ -8,6 +8,7 @@ pub mod keeper;
 mod probes;
 mod session;
 mod step;
+pub mod stop;
 
 pub use extract::{check_assertions, extract};
 pub use probes::{InflightGuard, Probes, SessionGuard};
@@ -176,6 +177,10 @@ pub async fn log_out(
 ) -> Option<SessionSpan> {
     if let Some(cause) = session.ended_by_server {
         return session.finish(journey, &target.name, SessionEnd::Forced(cause));
+    }
+    // Past the stop deadline there is no time left for a logout.
+    if stop::is_forced() {
+        return session.finish(journey, &target.name, SessionEnd::AgentStop);
     }
     if let (Some(logout), true) = (&target.logout, session.is_logged_in()) {
         let step_ctx = ctx.step_context(target, journey, StepPhase::Logout);

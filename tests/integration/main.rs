@@ -9,5 +9,6 @@ mod hostile;
 mod journal;
 mod lifecycle;
 mod logouts;
+mod own_inputs;
 mod prometheus;
 mod report;
