@@ -3,6 +3,7 @@
 //! passwords at the web endpoints. `scripts/bench.sh` sections 6 and 7 drive
 //! them; the lateness figures come from the journal the agent wrote.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -86,17 +87,19 @@ pub fn write_large_config(spec: &LargeConfig<'_>, out: &Path) -> anyhow::Result<
 }
 
 /// `bench lateness`: the lateness and missed slots of one journey's runs in
-/// a journal, from the intended and actual start the agent recorded.
-pub fn lateness(journal: &Path, journey: &str) -> anyhow::Result<()> {
+/// a journal (those meant to start within `window`, in Unix seconds), from
+/// the intended and actual start the agent recorded.
+pub fn lateness(journal: &Path, journey: &str, window: Range<f64>) -> anyhow::Result<()> {
     let db = rusqlite::Connection::open_with_flags(
         journal,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .with_context(|| format!("cannot open {}", journal.display()))?;
     let mut query = db.prepare(
-        "SELECT actual_start - intended_start, outcome FROM runs WHERE journey = ?1 ORDER BY intended_start",
+        "SELECT actual_start - intended_start, outcome FROM runs WHERE journey = ?1 AND intended_start >= ?2 AND intended_start < ?3 ORDER BY intended_start",
     )?;
-    let rows = query.query_map([journey], |row| {
+    let (from, to) = (window.start, window.end.min(f64::MAX));
+    let rows = query.query_map(rusqlite::params![journey, from, to], |row| {
         Ok((row.get::<_, f64>(0)?, row.get::<_, String>(1)?))
     })?;
     let mut late = Vec::new();
@@ -110,8 +113,8 @@ pub fn lateness(journal: &Path, journey: &str) -> anyhow::Result<()> {
     }
     late.sort_by(f64::total_cmp);
     let missed: i64 = db.query_row(
-        "SELECT COALESCE(SUM(count), 0) FROM missed_slots WHERE journey = ?1",
-        [journey],
+        "SELECT COALESCE(SUM(count), 0) FROM missed_slots WHERE journey = ?1 AND at >= ?2 AND at < ?3",
+        rusqlite::params![journey, from, to],
         |row| row.get(0),
     )?;
     println!("runs {}", late.len());

@@ -142,6 +142,12 @@ pub enum BenchCommand {
         journal: PathBuf,
         #[arg(long)]
         journey: String,
+        /// Only runs meant to start at this Unix time or later.
+        #[arg(long, default_value_t = 0.0)]
+        since: f64,
+        /// Only runs meant to start before this Unix time.
+        #[arg(long, default_value_t = f64::INFINITY)]
+        until: f64,
     },
     /// A bcrypt hash of $BENCH_PASSWORD, for a web config.
     HashPassword {
@@ -225,7 +231,12 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             })
             .await
         }
-        BenchCommand::Lateness { journal, journey } => hostile::lateness(&journal, &journey),
+        BenchCommand::Lateness {
+            journal,
+            journey,
+            since,
+            until,
+        } => hostile::lateness(&journal, &journey, since..until),
         BenchCommand::HashPassword { cost } => hostile::hash_password(cost),
     }
 }

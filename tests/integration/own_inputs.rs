@@ -125,7 +125,7 @@ fn a_config_over_the_size_cap_is_refused() {
     let cap = config::preflight::MAX_CONFIG_BYTES;
     let mut yaml = small_config("http://127.0.0.1:1/", "1s");
     yaml.push('#');
-    yaml.push_str(&"x".repeat(cap - yaml.len()));
+    yaml.push_str(&"x".repeat(cap + 1 - yaml.len()));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("large.yaml");
     std::fs::write(&path, &yaml).unwrap();
