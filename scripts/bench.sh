@@ -29,6 +29,7 @@ QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-"1 2 3 4 5 6 7"}
 BASE=${BENCH_BASELINE:-}
 RELOAD_S=60
+QUIET_S=20
 only() { [[ " $ONLY " == *" $1 "* ]]; }
 CLK=$(getconf CLK_TCK)
 
@@ -46,6 +47,7 @@ if [[ $QUICK == 1 ]]; then
     SCRAPE_S=10
     SESSION_COUNTS="1 100 1000"
     RELOAD_S=20
+    QUIET_S=10
 else
     FID_S=20
     CO_S=60
@@ -113,6 +115,7 @@ metric_sum() { # url metric-name
 }
 
 fig() { awk -v k="$2" '$1 == k { print $2 }' "$1" | tail -1; }
+fig0() { local v; v=$(fig "$1" "$2"); echo "${v:-0}"; }
 
 ROWS=$WORK/rows.md
 # row: target, casewatch figure, peer figure ("—" if none), pass condition on
@@ -493,7 +496,7 @@ builds() {
 bin_of() { if [[ $1 == base ]]; then echo "$BASE"; else echo "$BIN"; fi; }
 
 if only 6; then
-    section "6. Reload a config at the 1 MiB cap every 2 s for ${RELOAD_S} s while a journey (\\`probe\\`) runs every 1 s; /metrics once a second meanwhile (lateness of the probe's runs from the journal, from the first reload on):"
+    section "6. A config at the 1 MiB cap: ${QUIET_S} s as it is, then reloaded every 2 s for ${RELOAD_S} s, while a journey ('probe') runs every 1 s and /metrics is read once a second (lateness of the probe's runs from the journal, for each phase):"
     cmd "$BIN" bench large-config --base-url "http://$SRV/" --probe-path /d/0/probe --probe-interval 1s --out "$WORK/large.yaml" >"$WORK/large.txt"
     for b in $(builds); do
         bin=$(bin_of "$b")
@@ -503,37 +506,46 @@ if only 6; then
         pid=$LAST_PID
         wait_up "http://$AGENT/-/healthy"
         sleep 5
+        quiet=$(date +%s.%N)
+        cmd "$BIN" bench load --url "http://$AGENT/metrics" --rate 1 --duration ${QUIET_S}s >"$WORK/quiet-scrape-$b.txt"
         since=$(date +%s.%N)
         "$BIN" bench load --url "http://$AGENT/metrics" --rate 1 --duration ${RELOAD_S}s >"$WORK/reload-scrape-$b.txt" &
         load_pid=$!
         cmd "$BIN" bench reloads --url "http://$AGENT/-/reload" --every 2s --count $((RELOAD_S / 2)) >"$WORK/reloads-$b.txt"
         wait "$load_pid"
-        sleep 2
+        until_s=$(date +%s.%N)
         stop_pid "$pid"
-        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$since" >"$WORK/reload-late-$b.txt"
+        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$quiet" --until "$since" >"$WORK/quiet-late-$b.txt"
+        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$since" --until "$until_s" >"$WORK/reload-late-$b.txt"
     done
-    echo "    $BIN bench load --url http://$AGENT/metrics --rate 1 --duration ${RELOAD_S}s &   # beside each reload run" | sed "s#$BIN#target/release/casewatch#" >>"$CMDS"
-    n=$WORK/reload-late-new.txt
-    o=$WORK/reload-late-base.txt
-    [[ -f $o ]] || o=/dev/null
+    echo "    $BIN bench load --url http://$AGENT/metrics --rate 1 --duration ${RELOAD_S}s &   # beside each reloads run" | sed "s#$BIN#target/release/casewatch#" >>"$CMDS"
+    # file-of: the new build's file, or /dev/null when the base has none.
+    file_of() { if [[ -f $1 ]]; then echo "$1"; else echo /dev/null; fi; }
     size="$(fig "$WORK/large.txt" bytes) bytes, $(fig "$WORK/large.txt" journeys) journeys"
-    row "6. probe lateness p99 during reloads (ms, ≤ 50; $(fig "$n" runs) runs; config $size)" "$(fig "$n" lateness_p99_ms)" "$(fig "$o" lateness_p99_ms)" 'x <= 50'
+    qn=$WORK/quiet-late-new.txt
+    qo=$(file_of "$WORK/quiet-late-base.txt")
+    n=$WORK/reload-late-new.txt
+    o=$(file_of "$WORK/reload-late-base.txt")
+    note_row "6. control, no reloads: probe lateness p99 / max (ms; $(fig "$qn" runs) runs; config $size)" "$(fig "$qn" lateness_p99_ms) / $(fig "$qn" lateness_max_ms)" "$(fig "$qo" lateness_p99_ms) / $(fig "$qo" lateness_max_ms)" "the machine's own noise"
+    row "6. probe lateness p99 during reloads (ms, ≤ 50; $(fig "$n" runs) runs)" "$(fig "$n" lateness_p99_ms)" "$(fig "$o" lateness_p99_ms)" 'x <= 50'
     row "6. probe lateness max during reloads (ms)" "$(fig "$n" lateness_max_ms)" "$(fig "$o" lateness_max_ms)" 'x <= 50'
     row "6. probe slots missed during reloads (= 0)" "$(fig "$n" missed)" "$(fig "$o" missed)" 'x == 0'
     rn=$WORK/reloads-new.txt
     ro=$WORK/reloads-base.txt
     [[ -f $ro ]] || ro=/dev/null
     note_row "6. reload time p50 / max (ms; $(fig "$rn" reloads) reloads, $(fig "$rn" failed) failed)" "$(fig "$rn" reload_p50_ms) / $(fig "$rn" reload_max_ms)" "$(fig "$ro" reload_p50_ms) / $(fig "$ro" reload_max_ms)" "measured"
+    qs=$WORK/quiet-scrape-new.txt
+    qso=$(file_of "$WORK/quiet-scrape-base.txt")
     sn=$WORK/reload-scrape-new.txt
-    so=$WORK/reload-scrape-base.txt
-    [[ -f $so ]] || so=/dev/null
-    row "6. /metrics max during reloads (ms; $(fig "$sn" count) scrapes)" "$(fig "$sn" max_ms)" "$(fig "$so" max_ms)" 'x <= 1000'
+    so=$(file_of "$WORK/reload-scrape-base.txt")
+    note_row "6. control, no reloads: /metrics p50 / max (ms; $(fig "$qs" count) scrapes of the large config's series)" "$(fig "$qs" p50_ms) / $(fig "$qs" max_ms)" "$(fig "$qso" p50_ms) / $(fig "$qso" max_ms)" "measured"
+    note_row "6. /metrics p50 / max during reloads (ms; $(fig "$sn" count) scrapes)" "$(fig "$sn" p50_ms) / $(fig "$sn" max_ms)" "$(fig "$so" p50_ms) / $(fig "$so" max_ms)" "measured"
 fi
 
 # ----------------------------------------- 7. wrong-password flood --
 
 if only 7; then
-    section "7. Basic auth (bcrypt cost 10) under 200 wrong-password requests, 16 at a time, each password different, while a journey (\\`auth0\\`) runs every 1 s and correct scrapes go 10 a second (lateness from the journal, over the flood):"
+    section "7. Basic auth (bcrypt cost 10) under 200 wrong-password requests, 16 at a time, each password different, while a journey ('auth0') runs every 1 s and correct scrapes go 10 a second (lateness from the journal, over the flood):"
     export BENCH_PASSWORD=bench-scrape-password
     hash=$("$BIN" bench hash-password --cost 10)
     echo "    BENCH_PASSWORD=... target/release/casewatch bench hash-password --cost 10   # into \$W/web.yml as basic_auth_users.prometheus" >>"$CMDS"
@@ -548,11 +560,12 @@ if only 7; then
         wait_up "http://$AGENT/-/healthy"
         sleep 3
         since=$(date +%s.%N)
-        cmd "$BIN" bench auth-flood --url "http://$AGENT/metrics" --user prometheus --wrong 200 --concurrency 16 --scrape-rate 10 >"$WORK/flood-$b.txt"
-        until_s=$(date +%s.%N)
-        sleep 2
+        cmd "$BIN" bench auth-flood --url "http://$AGENT/metrics" --user prometheus --wrong 200 --concurrency 16 --scrape-rate 10 --quiet ${QUIET_S}s >"$WORK/flood-$b.txt"
+        sleep 1
         stop_pid "$pid"
-        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$since" --until "$until_s" >"$WORK/flood-late-$b.txt"
+        f=$WORK/flood-$b.txt
+        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$since" --until "$(fig "$f" flood_start)" >"$WORK/quiet-auth-late-$b.txt"
+        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$(fig "$f" flood_start)" --until "$(fig "$f" flood_end)" >"$WORK/flood-late-$b.txt"
     done
     n=$WORK/flood-new.txt
     o=$WORK/flood-base.txt
@@ -560,12 +573,17 @@ if only 7; then
     ln=$WORK/flood-late-new.txt
     lo=$WORK/flood-late-base.txt
     [[ -f $lo ]] || lo=/dev/null
+    qn=$WORK/quiet-auth-late-new.txt
+    qo=$WORK/quiet-auth-late-base.txt
+    [[ -f $qo ]] || qo=/dev/null
+    note_row "7. control, no flood: journey lateness p99 / max (ms; $(fig "$qn" runs) runs)" "$(fig "$qn" lateness_p99_ms) / $(fig "$qn" lateness_max_ms)" "$(fig "$qo" lateness_p99_ms) / $(fig "$qo" lateness_max_ms)" "the machine's own noise"
+    note_row "7. control, no flood: correct scrape p99 / max (ms; $(fig "$n" quiet_count) scrapes)" "$(fig "$n" quiet_p99_ms) / $(fig "$n" quiet_max_ms)" "$(fig "$o" quiet_p99_ms) / $(fig "$o" quiet_max_ms)" "the machine's own noise"
     row "7. journey lateness p99 during the flood (ms, ≤ 50; $(fig "$ln" runs) runs)" "$(fig "$ln" lateness_p99_ms)" "$(fig "$lo" lateness_p99_ms)" 'x <= 50'
     row "7. journey lateness max during the flood (ms)" "$(fig "$ln" lateness_max_ms)" "$(fig "$lo" lateness_max_ms)" 'x <= 50'
     row "7. journey slots missed during the flood (= 0)" "$(fig "$ln" missed)" "$(fig "$lo" missed)" 'x == 0'
     row "7. correct scrape p99 during the flood (ms, ≤ 100; $(fig "$n" good_count) scrapes, $(fig "$n" good_errors) failed)" "$(fig "$n" good_p99_ms)" "$(fig "$o" good_p99_ms)" 'x <= 100'
     row "7. correct scrape max during the flood (ms)" "$(fig "$n" good_max_ms)" "$(fig "$o" good_max_ms)" 'x <= 100'
-    note_row "7. flood length (s; wrong answered 401 / 429)" "$(fig "$n" flood_s) ($(fig "$n" wrong_status_401) / $(fig "$n" wrong_status_429))" "$(fig "$o" flood_s) ($(fig "$o" wrong_status_401) / $(fig "$o" wrong_status_429))" "measured"
+    note_row "7. flood length (s; wrong answered 401 / 429)" "$(fig "$n" flood_s) ($(fig0 "$n" wrong_status_401) / $(fig0 "$n" wrong_status_429))" "$(fig "$o" flood_s) ($(fig0 "$o" wrong_status_401) / $(fig0 "$o" wrong_status_429))" "measured"
 fi
 
 stop_pid "$SERVER_PID"

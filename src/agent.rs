@@ -344,7 +344,10 @@ impl Control {
             targets: config.targets.iter().map(|t| t.name.clone()).collect(),
             report_journeys: report_journeys(&config),
         });
-        self.config = Arc::new(config);
+        // A large config takes a while to free too (its compiled regexes):
+        // not on the async workers either.
+        let old = std::mem::replace(&mut self.config, Arc::new(config));
+        tokio::task::spawn_blocking(move || drop(old));
         Ok(if changes.is_empty() {
             "no changes".to_string()
         } else {

@@ -305,3 +305,62 @@ pub async fn require_basic_auth(
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A user `prometheus` with password `right` (bcrypt's cheapest cost).
+    fn auth() -> BasicAuth {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        BasicAuth::new(BTreeMap::from([("prometheus".to_string(), hash)]))
+    }
+
+    fn header(user: &str, password: &str) -> String {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Basic {token}")
+    }
+
+    #[tokio::test]
+    async fn verdicts_on_credentials() {
+        let auth = auth();
+        assert_eq!(auth.check(&header("prometheus", "right")).await, Verdict::Allowed);
+        assert_eq!(auth.check(&header("prometheus", "wrong")).await, Verdict::Refused);
+        assert_eq!(auth.check(&header("nobody", "right")).await, Verdict::Refused);
+        for garbage in ["", "Bearer x", "Basic !!!", "Basic bm9jb2xvbg=="] {
+            assert_eq!(auth.check(garbage).await, Verdict::Refused, "{garbage:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_remembered_under_a_keyed_hash_apart() {
+        let auth = auth();
+        auth.check(&header("prometheus", "right")).await;
+        auth.check(&header("prometheus", "wrong")).await;
+        let allowed = lock(&auth.allowed).keys().copied().collect::<Vec<_>>();
+        let refused = lock(&auth.refused).keys().copied().collect::<Vec<_>>();
+        assert_eq!(allowed, [auth.cache_key("prometheus", "right")]);
+        assert_eq!(refused, [auth.cache_key("prometheus", "wrong")]);
+        // The key is no plain digest of what was sent.
+        assert_ne!(auth.cache_key("prometheus", "right"), BasicAuth::default().cache_key("prometheus", "right"));
+        // Refusals fill their own cache, never the one Prometheus is in.
+        for i in 0..REFUSED_KEPT + 10 {
+            auth.remember(auth.cache_key("prometheus", &format!("guess-{i}")), Verdict::Refused);
+        }
+        assert_eq!(lock(&auth.refused).len(), REFUSED_KEPT);
+        assert_eq!(auth.cached(&allowed[0]), Some(Verdict::Allowed));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let auth = auth();
+        auth.waiting.store(MAX_WAITING, Ordering::Relaxed);
+        assert_eq!(auth.check(&header("prometheus", "unseen")).await, Verdict::Busy);
+        assert_eq!(auth.waiting.load(Ordering::Relaxed), MAX_WAITING);
+        // A credential already verified needs no place in the queue.
+        auth.waiting.store(0, Ordering::Relaxed);
+        auth.check(&header("prometheus", "right")).await;
+        auth.waiting.store(MAX_WAITING, Ordering::Relaxed);
+        assert_eq!(auth.check(&header("prometheus", "right")).await, Verdict::Allowed);
+    }
+}

@@ -176,6 +176,8 @@ pub struct AuthFlood<'a> {
     pub concurrency: usize,
     /// Correct scrapes per second while the flood lasts (open loop).
     pub scrape_rate: f64,
+    /// How long to scrape before the flood, for figures to compare with.
+    pub quiet: Duration,
 }
 
 fn basic(user: &str, password: &str) -> String {
@@ -183,8 +185,79 @@ fn basic(user: &str, password: &str) -> String {
     format!("Basic {token}")
 }
 
-/// `bench auth-flood`: wrong passwords `concurrency` at a time while
-/// correct scrapes (`$BENCH_PASSWORD`) are timed from their intended send.
+/// Correct scrapes at `rate`, each timed from its intended send, until
+/// `done` says stop; returns the sorted times (ms) and the failures.
+async fn scrapes_until(
+    client: &reqwest::Client,
+    url: &str,
+    authorization: &str,
+    rate: f64,
+    mut done: impl FnMut() -> bool,
+) -> (Vec<f64>, u64) {
+    let period = Duration::from_secs_f64(1.0 / rate);
+    let errors = Arc::new(AtomicU64::new(0));
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let mut scrapes = Vec::new();
+    let start = Instant::now();
+    let mut k = 0u32;
+    while !done() {
+        let intended = start + period * k;
+        k += 1;
+        tokio::time::sleep_until(intended).await;
+        let (client, url, authorization, errors, times) = (
+            client.clone(),
+            url.to_string(),
+            authorization.to_string(),
+            errors.clone(),
+            times.clone(),
+        );
+        scrapes.push(tokio::spawn(async move {
+            let ok = match client
+                .get(&url)
+                .header("authorization", authorization)
+                .send()
+                .await
+            {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            if !ok {
+                errors.fetch_add(1, Ordering::Relaxed);
+            }
+            times
+                .lock()
+                .unwrap()
+                .push(intended.elapsed().as_secs_f64() * 1e3);
+        }));
+    }
+    for scrape in scrapes {
+        let _ = scrape.await;
+    }
+    let mut times = std::mem::take(&mut *times.lock().unwrap());
+    times.sort_by(f64::total_cmp);
+    (times, errors.load(Ordering::Relaxed))
+}
+
+fn print_times(prefix: &str, times: &[f64], errors: u64) {
+    println!("{prefix}_count {}", times.len());
+    println!("{prefix}_errors {errors}");
+    for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
+        println!("{prefix}_{name}_ms {:.3}", quantile(times, q));
+    }
+    println!(
+        "{prefix}_max_ms {:.3}",
+        times.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+fn unix_now() -> f64 {
+    crate::outcome::unix_secs(std::time::SystemTime::now())
+}
+
+/// `bench auth-flood`: correct scrapes (`$BENCH_PASSWORD`) for `quiet`, then
+/// wrong passwords `concurrency` at a time while correct scrapes go on, each
+/// timed from its intended send. Prints both phases and the flood's start
+/// and end (Unix seconds), to read the journal's lateness for each.
 pub async fn auth_flood(flood: &AuthFlood<'_>) -> anyhow::Result<()> {
     if flood.concurrency == 0 || flood.scrape_rate.is_nan() || flood.scrape_rate <= 0.0 {
         bail!("--concurrency and --scrape-rate must be above zero");
@@ -205,8 +278,16 @@ pub async fn auth_flood(flood: &AuthFlood<'_>) -> anyhow::Result<()> {
         bail!("the correct password was refused: {}", first.status());
     }
 
+    let quiet_end = Instant::now() + flood.quiet;
+    let (quiet, quiet_errors) =
+        scrapes_until(&client, flood.url, &good, flood.scrape_rate, || {
+            Instant::now() >= quiet_end
+        })
+        .await;
+
     let next = Arc::new(AtomicUsize::new(0));
     let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
+    let flood_start = unix_now();
     let start = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..flood.concurrency {
@@ -231,55 +312,19 @@ pub async fn auth_flood(flood: &AuthFlood<'_>) -> anyhow::Result<()> {
         while workers.join_next().await.is_some() {}
     });
 
-    let period = Duration::from_secs_f64(1.0 / flood.scrape_rate);
-    let errors = Arc::new(AtomicU64::new(0));
-    let times = Arc::new(Mutex::new(Vec::new()));
-    let mut scrapes = Vec::new();
-    let mut k = 0u32;
-    while !flood_done.is_finished() {
-        let intended = start + period * k;
-        k += 1;
-        tokio::time::sleep_until(intended).await;
-        let (client, url, good, errors, times) = (
-            client.clone(),
-            flood.url.to_string(),
-            good.clone(),
-            errors.clone(),
-            times.clone(),
-        );
-        scrapes.push(tokio::spawn(async move {
-            let ok = match client.get(&url).header("authorization", good).send().await {
-                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                Err(_) => false,
-            };
-            if !ok {
-                errors.fetch_add(1, Ordering::Relaxed);
-            }
-            times
-                .lock()
-                .unwrap()
-                .push(intended.elapsed().as_secs_f64() * 1e3);
-        }));
-    }
+    let (during, errors) = scrapes_until(&client, flood.url, &good, flood.scrape_rate, || {
+        flood_done.is_finished()
+    })
+    .await;
     let flood_s = start.elapsed().as_secs_f64();
-    for scrape in scrapes {
-        let _ = scrape.await;
-    }
-    let mut times = std::mem::take(&mut *times.lock().unwrap());
-    times.sort_by(f64::total_cmp);
+    println!("flood_start {flood_start:.6}");
+    println!("flood_end {:.6}", flood_start + flood_s);
     println!("flood_s {flood_s:.2}");
     for (status, count) in statuses.lock().unwrap().iter() {
         println!("wrong_status_{status} {count}");
     }
-    println!("good_count {}", times.len());
-    println!("good_errors {}", errors.load(Ordering::Relaxed));
-    for (name, q) in [("p50", 0.5), ("p99", 0.99)] {
-        println!("good_{name}_ms {:.3}", quantile(&times, q));
-    }
-    println!(
-        "good_max_ms {:.3}",
-        times.last().copied().unwrap_or(f64::NAN)
-    );
+    print_times("quiet", &quiet, quiet_errors);
+    print_times("good", &during, errors);
     Ok(())
 }
 

@@ -135,6 +135,9 @@ pub enum BenchCommand {
         concurrency: usize,
         #[arg(long, default_value_t = 10.0)]
         scrape_rate: f64,
+        /// Correct scrapes alone for this long first, to compare with.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        quiet: Duration,
     },
     /// Lateness and missed slots of a journey, from a journal.
     Lateness {
@@ -221,6 +224,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             wrong,
             concurrency,
             scrape_rate,
+            quiet,
         } => {
             hostile::auth_flood(&hostile::AuthFlood {
                 url: &url,
@@ -228,6 +232,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 wrong,
                 concurrency,
                 scrape_rate,
+                quiet,
             })
             .await
         }
