@@ -327,10 +327,9 @@ impl Control {
         let site = self.config.site.clone();
         let running = self.supervisor.running();
         let metrics = self.metrics.clone();
-        let prepared =
-            tokio::task::spawn_blocking(move || prepare(path, site, running, metrics))
-                .await
-                .map_err(|_| "the reload failed unexpectedly".to_string())??;
+        let prepared = tokio::task::spawn_blocking(move || prepare(path, site, running, metrics))
+            .await
+            .map_err(|_| "the reload failed unexpectedly".to_string())??;
         for warning in &prepared.warnings {
             tracing::warn!("{warning}");
         }

@@ -105,10 +105,20 @@ mod tests {
 
     #[test]
     fn page_readers_are_matched_by_crate() {
-        for target in ["html5ever", "html5ever::tree_builder", "selectors::matching", "scraper"] {
+        for target in [
+            "html5ever",
+            "html5ever::tree_builder",
+            "selectors::matching",
+            "scraper",
+        ] {
             assert!(is_page_reader(target), "{target}");
         }
-        for target in ["casewatch", "html5everything", "hyper::proto", "casewatch::runner"] {
+        for target in [
+            "casewatch",
+            "html5everything",
+            "hyper::proto",
+            "casewatch::runner",
+        ] {
             assert!(!is_page_reader(target), "{target}");
         }
     }

@@ -76,13 +76,12 @@ impl WebConfig {
         let file = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|e| WebConfigError::Read(file.clone(), e))?;
-        let text = crate::config::preflight::check(&text).map_err(|refusal| {
-            WebConfigError::Invalid {
+        let text =
+            crate::config::preflight::check(&text).map_err(|refusal| WebConfigError::Invalid {
                 file: file.clone(),
                 line: refusal.line,
                 message: refusal.message,
-            }
-        })?;
+            })?;
         let raw: RawWebConfig = marked_yaml::from_yaml(0, text).map_err(|e| {
             let line = match &e {
                 marked_yaml::FromYamlError::FromNode(node) => node.start_mark().map(|m| m.line()),
@@ -243,14 +242,18 @@ impl BasicAuth {
         // An unknown user costs a bcrypt all the same, against some user's
         // hash, so that timing does not tell which user names exist.
         let known = self.hashes.contains_key(&user);
-        let Some(hash) = self.hashes.get(&user).or(self.hashes.values().next()).cloned() else {
+        let Some(hash) = self
+            .hashes
+            .get(&user)
+            .or(self.hashes.values().next())
+            .cloned()
+        else {
             return Verdict::Refused;
         };
-        let matches = tokio::task::spawn_blocking(move || {
-            bcrypt::verify(password, &hash).unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
+        let matches =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
         let verdict = if known && matches {
             Verdict::Allowed
         } else {
@@ -262,7 +265,9 @@ impl BasicAuth {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The user and password of a `Basic` authorization header value.
@@ -324,9 +329,18 @@ mod tests {
     #[tokio::test]
     async fn verdicts_on_credentials() {
         let auth = auth();
-        assert_eq!(auth.check(&header("prometheus", "right")).await, Verdict::Allowed);
-        assert_eq!(auth.check(&header("prometheus", "wrong")).await, Verdict::Refused);
-        assert_eq!(auth.check(&header("nobody", "right")).await, Verdict::Refused);
+        assert_eq!(
+            auth.check(&header("prometheus", "right")).await,
+            Verdict::Allowed
+        );
+        assert_eq!(
+            auth.check(&header("prometheus", "wrong")).await,
+            Verdict::Refused
+        );
+        assert_eq!(
+            auth.check(&header("nobody", "right")).await,
+            Verdict::Refused
+        );
         for garbage in ["", "Bearer x", "Basic !!!", "Basic bm9jb2xvbg=="] {
             assert_eq!(auth.check(garbage).await, Verdict::Refused, "{garbage:?}");
         }
@@ -342,10 +356,16 @@ mod tests {
         assert_eq!(allowed, [auth.cache_key("prometheus", "right")]);
         assert_eq!(refused, [auth.cache_key("prometheus", "wrong")]);
         // The key is no plain digest of what was sent.
-        assert_ne!(auth.cache_key("prometheus", "right"), BasicAuth::default().cache_key("prometheus", "right"));
+        assert_ne!(
+            auth.cache_key("prometheus", "right"),
+            BasicAuth::default().cache_key("prometheus", "right")
+        );
         // Refusals fill their own cache, never the one Prometheus is in.
         for i in 0..REFUSED_KEPT + 10 {
-            auth.remember(auth.cache_key("prometheus", &format!("guess-{i}")), Verdict::Refused);
+            auth.remember(
+                auth.cache_key("prometheus", &format!("guess-{i}")),
+                Verdict::Refused,
+            );
         }
         assert_eq!(lock(&auth.refused).len(), REFUSED_KEPT);
         assert_eq!(auth.cached(&allowed[0]), Some(Verdict::Allowed));
@@ -355,12 +375,18 @@ mod tests {
     async fn a_full_queue_answers_busy_at_once() {
         let auth = auth();
         auth.waiting.store(MAX_WAITING, Ordering::Relaxed);
-        assert_eq!(auth.check(&header("prometheus", "unseen")).await, Verdict::Busy);
+        assert_eq!(
+            auth.check(&header("prometheus", "unseen")).await,
+            Verdict::Busy
+        );
         assert_eq!(auth.waiting.load(Ordering::Relaxed), MAX_WAITING);
         // A credential already verified needs no place in the queue.
         auth.waiting.store(0, Ordering::Relaxed);
         auth.check(&header("prometheus", "right")).await;
         auth.waiting.store(MAX_WAITING, Ordering::Relaxed);
-        assert_eq!(auth.check(&header("prometheus", "right")).await, Verdict::Allowed);
+        assert_eq!(
+            auth.check(&header("prometheus", "right")).await,
+            Verdict::Allowed
+        );
     }
 }

@@ -90,11 +90,9 @@ pub fn write_large_config(spec: &LargeConfig<'_>, out: &Path) -> anyhow::Result<
 /// a journal (those meant to start within `window`, in Unix seconds), from
 /// the intended and actual start the agent recorded.
 pub fn lateness(journal: &Path, journey: &str, window: Range<f64>) -> anyhow::Result<()> {
-    let db = rusqlite::Connection::open_with_flags(
-        journal,
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .with_context(|| format!("cannot open {}", journal.display()))?;
+    let db =
+        rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("cannot open {}", journal.display()))?;
     let mut query = db.prepare(
         "SELECT actual_start - intended_start, outcome FROM runs WHERE journey = ?1 AND intended_start >= ?2 AND intended_start < ?3 ORDER BY intended_start",
     )?;
@@ -279,11 +277,10 @@ pub async fn auth_flood(flood: &AuthFlood<'_>) -> anyhow::Result<()> {
     }
 
     let quiet_end = Instant::now() + flood.quiet;
-    let (quiet, quiet_errors) =
-        scrapes_until(&client, flood.url, &good, flood.scrape_rate, || {
-            Instant::now() >= quiet_end
-        })
-        .await;
+    let (quiet, quiet_errors) = scrapes_until(&client, flood.url, &good, flood.scrape_rate, || {
+        Instant::now() >= quiet_end
+    })
+    .await;
 
     let next = Arc::new(AtomicUsize::new(0));
     let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
@@ -300,7 +297,12 @@ pub async fn auth_flood(flood: &AuthFlood<'_>) -> anyhow::Result<()> {
                     break;
                 }
                 let header = basic(&user, &format!("wrong-password-{i}"));
-                let status = match client.get(&url).header("authorization", header).send().await {
+                let status = match client
+                    .get(&url)
+                    .header("authorization", header)
+                    .send()
+                    .await
+                {
                     Ok(r) => r.status().as_u16(),
                     Err(_) => 0,
                 };
@@ -308,9 +310,7 @@ pub async fn auth_flood(flood: &AuthFlood<'_>) -> anyhow::Result<()> {
             }
         });
     }
-    let flood_done = tokio::spawn(async move {
-        while workers.join_next().await.is_some() {}
-    });
+    let flood_done = tokio::spawn(async move { while workers.join_next().await.is_some() {} });
 
     let (during, errors) = scrapes_until(&client, flood.url, &good, flood.scrape_rate, || {
         flood_done.is_finished()

@@ -237,7 +237,14 @@ fn node_message(node: &marked_yaml::FromNodeError) -> (Option<String>, String) {
 /// `targets[0].credentials.password.hunter2` keeps only the names the
 /// credentials section defines.
 fn redact_secret_path(path: &str, at: usize) -> String {
-    const KNOWN: [&str; 6] = ["credentials", "username", "password", "env", "file", "value"];
+    const KNOWN: [&str; 6] = [
+        "credentials",
+        "username",
+        "password",
+        "env",
+        "file",
+        "value",
+    ];
     let (head, tail) = path.split_at(at);
     let kept: Vec<&str> = tail
         .split('.')
@@ -267,22 +274,46 @@ fn redact_quoted(text: &str) -> String {
 /// serde names the raw structs (`struct RawSecret`); the README does not.
 fn readme_type_names(text: &str) -> String {
     const NAMES: [(&str, &str); 17] = [
-        ("struct RawConfig", "a mapping of `site`, `targets`, `journeys`"),
+        (
+            "struct RawConfig",
+            "a mapping of `site`, `targets`, `journeys`",
+        ),
         ("struct RawAgent", "an `agent` mapping"),
-        ("struct RawTarget", "a target: a mapping with `name` and `base_url`"),
+        (
+            "struct RawTarget",
+            "a target: a mapping with `name` and `base_url`",
+        ),
         ("struct RawTls", "a `tls` mapping"),
-        ("struct RawCredentials", "a `credentials` mapping of `username` and `password`"),
+        (
+            "struct RawCredentials",
+            "a `credentials` mapping of `username` and `password`",
+        ),
         ("struct RawSecret", "`{ env: NAME }` or `{ file: PATH }`"),
-        ("struct RawTimings", "a mapping of `slow_after`, `freeze_after` and `give_up_after`"),
+        (
+            "struct RawTimings",
+            "a mapping of `slow_after`, `freeze_after` and `give_up_after`",
+        ),
         ("struct RawSessionRules", "a `session_rules` mapping"),
-        ("struct RawHeartbeat", "a `heartbeat` mapping with `path` and `every`"),
+        (
+            "struct RawHeartbeat",
+            "a `heartbeat` mapping with `path` and `every`",
+        ),
         ("struct RawKeepSessions", "a `keep_sessions` mapping"),
-        ("struct RawJourney", "a journey: a mapping with `name`, `target`, `schedule` and `steps`"),
+        (
+            "struct RawJourney",
+            "a journey: a mapping with `name`, `target`, `schedule` and `steps`",
+        ),
         ("struct RawSchedule", "a `schedule` mapping with `interval`"),
         ("struct RawStep", "a step: a mapping with `name` and `path`"),
-        ("struct RawExtract", "an `extract` entry: a mapping with `var` and one source"),
+        (
+            "struct RawExtract",
+            "an `extract` entry: a mapping with `var` and one source",
+        ),
         ("struct RawAssert", "an `assert` mapping"),
-        ("struct RawChange", "a change: a mapping with `name` and `at`"),
+        (
+            "struct RawChange",
+            "a change: a mapping with `name` and `at`",
+        ),
         ("struct RawJournal", "a `journal` mapping with `path`"),
     ];
     let mut text = text.to_string();
@@ -291,7 +322,11 @@ fn readme_type_names(text: &str) -> String {
             text = text.replace(raw, readme);
         }
     }
-    for (rust, readme) in [("expected u16", "expected a number"), ("expected usize", "expected a number"), ("expected a boolean", "expected true or false")] {
+    for (rust, readme) in [
+        ("expected u16", "expected a number"),
+        ("expected usize", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
         if text.ends_with(rust) {
             text = format!("{}{readme}", &text[..text.len() - rust.len()]);
         }

@@ -161,11 +161,19 @@ mod tests {
 
     #[test]
     fn other_control_characters_are_refused() {
-        for c in ['\u{7}', '\u{1b}', '\u{7f}', '\u{9b}', '\u{feff}', '\u{ffff}'] {
+        for c in [
+            '\u{7}', '\u{1b}', '\u{7f}', '\u{9b}', '\u{feff}', '\u{ffff}',
+        ] {
             let text = format!("site: a{c}b\n");
             assert_eq!(check(&text).map_err(|r| r.line), Err(1), "{c:?}");
         }
-        for fine in ["tab\there", "crlf\r\n", "caf\u{e9}", "\u{1f600}", "nel\u{85}"] {
+        for fine in [
+            "tab\there",
+            "crlf\r\n",
+            "caf\u{e9}",
+            "\u{1f600}",
+            "nel\u{85}",
+        ] {
             let text = format!("site: {fine}\n");
             assert!(check(&text).is_ok(), "{fine:?}");
         }

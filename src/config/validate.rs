@@ -246,11 +246,13 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         }
         let (target, vars) = target(&mut c, rt, &context);
         let target = Arc::new(target);
-        facts.entry(target.name.clone()).or_insert_with(|| TargetFacts {
-            vars,
-            login_names: target.login.iter().map(|s| s.name.clone()).collect(),
-            login_worst: worst_case(target.login.iter().chain(&target.logout)),
-        });
+        facts
+            .entry(target.name.clone())
+            .or_insert_with(|| TargetFacts {
+                vars,
+                login_names: target.login.iter().map(|s| s.name.clone()).collect(),
+                login_worst: worst_case(target.login.iter().chain(&target.logout)),
+            });
         targets_by_name
             .entry(target.name.clone())
             .or_insert_with(|| target.clone());
@@ -567,7 +569,13 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
         // The logout may use what login extracted, but defines nothing later steps read.
         origins.check(c, &rs.path, &step_context);
-        step(c, rs, &defaults, &mut Scope::within(&vars.own), &step_context)
+        step(
+            c,
+            rs,
+            &defaults,
+            &mut Scope::within(&vars.own),
+            &step_context,
+        )
     });
 
     let session_rules = match &rt.session_rules {

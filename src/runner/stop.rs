@@ -34,5 +34,7 @@ pub(crate) async fn forced() {
 
 /// Whether the stop deadline has passed.
 pub(crate) fn is_forced() -> bool {
-    FORCED.try_with(CancellationToken::is_cancelled).unwrap_or(false)
+    FORCED
+        .try_with(CancellationToken::is_cancelled)
+        .unwrap_or(false)
 }

@@ -241,8 +241,7 @@ async fn run_once(yaml: &str) -> casewatch::outcome::RunRecord {
         probes: None,
     };
     let vars = HashMap::from([("password".to_string(), PASSWORD.to_string())]);
-    casewatch::runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 1)
-        .await
+    casewatch::runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 1).await
 }
 
 #[tokio::test]
@@ -251,7 +250,10 @@ async fn a_step_never_takes_its_session_to_another_origin() {
     let base = serve_link_to(elsewhere).await;
 
     let run = run_once(&link_following_config(base, "")).await;
-    assert_eq!(step_outcomes(&run), [("search", Outcome::Ok), ("open", Outcome::Error)]);
+    assert_eq!(
+        step_outcomes(&run),
+        [("search", Outcome::Ok), ("open", Outcome::Error)]
+    );
     assert_eq!(
         run.steps[1].detail,
         format!("step URL leaves the target's origin for http://{elsewhere}")
@@ -261,7 +263,10 @@ async fn a_step_never_takes_its_session_to_another_origin() {
     // Named in allowed_origins, the same link is followed.
     let allowed = format!("allowed_origins: [\"http://{elsewhere}\"]");
     let run = run_once(&link_following_config(base, &allowed)).await;
-    assert_eq!(step_outcomes(&run), [("search", Outcome::Ok), ("open", Outcome::Ok)]);
+    assert_eq!(
+        step_outcomes(&run),
+        [("search", Outcome::Ok), ("open", Outcome::Ok)]
+    );
     assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
@@ -297,28 +302,42 @@ async fn hostile_reloads_are_refused_and_the_agent_runs_on() {
     let good = small_config(&format!("http://{}/", sim.ics), "300ms");
     std::fs::write(&path, &good).unwrap();
     let (mut child, url) = run_agent(&path, &log);
-    let runs = |text: &str| metric(text, "casewatch_journey_runs_total", &[("journey", "probe")]);
-    wait_for(Duration::from_secs(30), "the agent's first runs", || async {
-        let text = get_text(&format!("{url}/metrics")).await?;
-        (runs(&text) >= 2.0).then_some(())
-    })
+    let runs = |text: &str| {
+        metric(
+            text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        )
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "the agent's first runs",
+        || async {
+            let text = get_text(&format!("{url}/metrics")).await?;
+            (runs(&text) >= 2.0).then_some(())
+        },
+    )
     .await;
 
     let secret = "inline-secret-5120";
-    let cut_short = format!(
-        "{}# a comment\0\n{}",
-        good.replace("300ms", "1h"),
-        "junk"
-    );
+    let cut_short = format!("{}# a comment\0\n{}", good.replace("300ms", "1h"), "junk");
     let inline = good.replace(
         "    connect_timeout: 1s\n",
         &format!("    connect_timeout: 1s\n    credentials:\n      password: {secret}\n"),
     );
     let http = reqwest::Client::new();
     for (what, text, says) in [
-        ("10,000 nested sequences", deep(10_000), "nested more than 64 deep"),
+        (
+            "10,000 nested sequences",
+            deep(10_000),
+            "nested more than 64 deep",
+        ),
         ("a NUL byte", cut_short, "a NUL byte (U+0000)"),
-        ("an inline password", inline, "secrets are never written inline"),
+        (
+            "an inline password",
+            inline,
+            "secrets are never written inline",
+        ),
     ] {
         std::fs::write(&path, text).unwrap();
         let response = http
@@ -340,10 +359,14 @@ async fn hostile_reloads_are_refused_and_the_agent_runs_on() {
     }
     // The old config still runs, at its own pace (not the truncated file's).
     let before = runs(&get_text(&format!("{url}/metrics")).await.unwrap());
-    wait_for(Duration::from_secs(10), "more runs of the old config", || async {
-        let text = get_text(&format!("{url}/metrics")).await?;
-        (runs(&text) >= before + 3.0).then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "more runs of the old config",
+        || async {
+            let text = get_text(&format!("{url}/metrics")).await?;
+            (runs(&text) >= before + 3.0).then_some(())
+        },
+    )
     .await;
     assert!(child.try_wait().unwrap().is_none(), "the agent exited");
 
@@ -358,7 +381,10 @@ async fn hostile_reloads_are_refused_and_the_agent_runs_on() {
         .read_to_string(&mut stderr)
         .unwrap();
     assert!(stderr.contains("configuration reload refused"), "{stderr}");
-    assert!(!stderr.contains(secret), "the secret is in the log:\n{stderr}");
+    assert!(
+        !stderr.contains(secret),
+        "the secret is in the log:\n{stderr}"
+    );
     assert!(
         !stderr.contains('\u{1b}'),
         "colour codes in a log that is not a terminal:\n{stderr}"
@@ -421,7 +447,10 @@ async fn reloading_a_config_at_the_size_cap_misses_no_slot() {
         });
         let summary = reloaded.unwrap_or_else(|why| panic!("{why}"));
         assert!(scraped.contains("casewatch_journey_runs_total"));
-        assert!(!summary.contains("probe"), "the probe was restarted: {summary}");
+        assert!(
+            !summary.contains("probe"),
+            "the probe was restarted: {summary}"
+        );
     }
     let text = scrape(addr).await;
     let before = metric(&text, "casewatch_journey_runs_total", &probe);
@@ -466,7 +495,11 @@ async fn a_run_frozen_at_the_stop_deadline_reaches_the_journal() {
     let addr = agent.addr;
     wait_for(Duration::from_secs(20), "a first run", || async {
         let text = scrape(addr).await;
-        (metric(&text, "casewatch_journey_runs_total", &[("journey", "probe")]) >= 1.0)
+        (metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        ) >= 1.0)
             .then_some(())
     })
     .await;
@@ -493,9 +526,16 @@ async fn a_run_frozen_at_the_stop_deadline_reaches_the_journal() {
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )
         .expect("the frozen run is in the journal");
-    assert_eq!((outcome.as_str(), censored, step_outcome.as_str()), ("frozen", 1, "frozen"));
+    assert_eq!(
+        (outcome.as_str(), censored, step_outcome.as_str()),
+        ("frozen", 1, "frozen")
+    );
     let censored_freezes: i64 = db
-        .query_row("SELECT COUNT(*) FROM freezes WHERE censored = 1", [], |row| row.get(0))
+        .query_row(
+            "SELECT COUNT(*) FROM freezes WHERE censored = 1",
+            [],
+            |row| row.get(0),
+        )
         .unwrap();
     assert_eq!(censored_freezes, 1);
     sim.stop().await;
@@ -515,9 +555,10 @@ fn serve_on_one_thread(hash: String) -> (std::net::SocketAddr, CancellationToken
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let config = config::from_yaml_str(&small_config("http://127.0.0.1:1/", "1h"), "t.yaml")
-                .unwrap()
-                .config;
+            let config =
+                config::from_yaml_str(&small_config("http://127.0.0.1:1/", "1h"), "t.yaml")
+                    .unwrap()
+                    .config;
             let metrics = Arc::new(casewatch::metrics::Metrics::new(&config).unwrap());
             let status = Arc::new(std::sync::Mutex::new(casewatch::status::StatusBoard::new(
                 "test-site",
@@ -533,7 +574,11 @@ fn serve_on_one_thread(hash: String) -> (std::net::SocketAddr, CancellationToken
             };
             let dir = tempfile::tempdir().unwrap();
             let web_yml = dir.path().join("web.yml");
-            std::fs::write(&web_yml, format!("basic_auth_users:\n  prometheus: {hash}\n")).unwrap();
+            std::fs::write(
+                &web_yml,
+                format!("basic_auth_users:\n  prometheus: {hash}\n"),
+            )
+            .unwrap();
             let web_config = casewatch::webconfig::WebConfig::load(&web_yml).unwrap();
             let (addr, server) = casewatch::web::serve(
                 "127.0.0.1:0".parse().unwrap(),
@@ -614,12 +659,23 @@ fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
             "Home visit completed; child seen alone (run ${run_id}).",
             &format!("{case_text} (run ${{run_id}})"),
         )
-        .replacen("interval: 15s\n      jitter: 1s", "interval: 2s\n      jitter: 100ms", 1);
+        .replacen(
+            "interval: 15s\n      jitter: 1s",
+            "interval: 2s\n      jitter: 100ms",
+            1,
+        );
     assert!(demo.contains(&case_text));
     let config_path = dir.path().join("demo.yaml");
     std::fs::write(&config_path, demo).unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_casewatch"))
-        .args(["demo", "--duration", "10s", "--listen", "127.0.0.1:0", "--config"])
+        .args([
+            "demo",
+            "--duration",
+            "10s",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(&config_path)
         .arg("--journal")
         .arg(dir.path().join("journal.db"))
@@ -634,11 +690,20 @@ fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
     // The canary note was really saved and shown again.
     assert!(stdout.contains("case_note"), "{stdout}");
     assert!(
-        stderr.lines().any(|l| l.contains("TRACE") || l.contains("DEBUG")),
+        stderr
+            .lines()
+            .any(|l| l.contains("TRACE") || l.contains("DEBUG")),
         "nothing was logged at trace level"
     );
     for (what, canary) in [("case text", &case_text), ("password", &password)] {
-        let leaks: Vec<&str> = stderr.lines().filter(|l| l.contains(canary.as_str())).collect();
-        assert!(leaks.is_empty(), "{what} in the log: {:?}", &leaks[..leaks.len().min(3)]);
+        let leaks: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(canary.as_str()))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "{what} in the log: {:?}",
+            &leaks[..leaks.len().min(3)]
+        );
     }
 }
