@@ -648,6 +648,38 @@ async fn a_wrong_password_being_checked_holds_up_no_other_request() {
 // ----------------------------------------------------------------- logs --
 
 #[test]
+fn log_lines_carry_no_colour_codes_when_stderr_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    // A config that loads with a warning, which `once` logs; its journey
+    // then fails against a port where nothing listens.
+    let config_path = dir.path().join("warned.yaml");
+    let yaml = std::fs::read_to_string("tests/fixtures/bad/tls_skip_verify_with_http.yaml")
+        .unwrap()
+        .replace("127.0.0.1:8181", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(&config_path, yaml).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_casewatch"))
+        .args(["once", "--config"])
+        .arg(&config_path)
+        .env("CASEWATCH_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        stderr.contains("WARN") && stderr.contains("insecure_skip_verify has no effect"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a file: {stderr:?}"
+    );
+}
+
+#[test]
 fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
     let password = format!("canary-{}-pw", std::process::id());
     let case_text = format!("canary-case-note-{}", std::process::id());
