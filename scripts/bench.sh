@@ -3,12 +3,20 @@
 # memory, scrape cost; casewatch side by side with oha, wrk and the Debian
 # prometheus-blackbox-exporter, in one run. Writes benches/RESULTS.md.
 #
+# Issue 11 benchmarks (sections 6 and 7): the agent's own inputs. Reloading a
+# config at the 1 MiB cap every 2 s while a journey runs every second, and 200
+# wrong-password requests 16 at a time at the basic-auth endpoints, each with
+# lateness read from the journal. With BENCH_BASELINE=path/to/casewatch (a
+# release build of an earlier commit) each row shows that build beside this
+# one, as the peer column.
+#
 # Installs what it needs when missing, builds release, and is bounded in
 # time (about 12 minutes on 2 cores). Nothing here is a test: it measures.
 #
 #   scripts/bench.sh                 # full run
 #   BENCH_QUICK=1 scripts/bench.sh   # short smoke run (figures are rough)
 #   BENCH_ONLY="1 3" scripts/bench.sh   # only some sections
+#   BENCH_ONLY="6 7" BENCH_BASELINE=/tmp/casewatch-before BENCH_OUT=benches/RESULTS-inputs.md scripts/bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -18,7 +26,11 @@ BIN=$CARGO_TARGET_DIR/release/casewatch
 OUT=${BENCH_OUT:-$ROOT/benches/RESULTS.md}
 WORK=$(mktemp -d /tmp/casewatch-bench.XXXXXX)
 QUICK=${BENCH_QUICK:-0}
-ONLY=${BENCH_ONLY:-"1 2 3 4 5"}
+ONLY=${BENCH_ONLY:-"1 2 3 4 5 6 7"}
+BASE=${BENCH_BASELINE:-}
+RELOAD_S=60
+QUIET_S=20
+only() { [[ " $ONLY " == *" $1 "* ]]; }
 CLK=$(getconf CLK_TCK)
 
 SRV=127.0.0.1:18080
@@ -34,6 +46,8 @@ if [[ $QUICK == 1 ]]; then
     CPU_S=8
     SCRAPE_S=10
     SESSION_COUNTS="1 100 1000"
+    RELOAD_S=20
+    QUIET_S=10
 else
     FID_S=20
     CO_S=60
@@ -101,6 +115,7 @@ metric_sum() { # url metric-name
 }
 
 fig() { awk -v k="$2" '$1 == k { print $2 }' "$1" | tail -1; }
+fig0() { local v; v=$(fig "$1" "$2"); echo "${v:-0}"; }
 
 ROWS=$WORK/rows.md
 # row: target, casewatch figure, peer figure ("—" if none), pass condition on
@@ -119,15 +134,18 @@ note_row() { printf '| %s | %s | %s | — | %s |\n' "$1" "$2" "$3" "$4" >>"$ROWS
 
 # ------------------------------------------------------------- set-up --
 
+# The peers are needed by sections 1-3 only.
 need_apt=()
-command -v wrk >/dev/null || need_apt+=(wrk)
-command -v prometheus-blackbox-exporter >/dev/null || need_apt+=(prometheus-blackbox-exporter)
+if only 2; then command -v wrk >/dev/null || need_apt+=(wrk); fi
+if only 3; then
+    command -v prometheus-blackbox-exporter >/dev/null || need_apt+=(prometheus-blackbox-exporter)
+fi
 command -v curl >/dev/null || need_apt+=(curl)
 if ((${#need_apt[@]})); then
     log "installing ${need_apt[*]}"
     apt-get update -qq && apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-if ! command -v oha >/dev/null; then
+if (only 1 || only 2) && ! command -v oha >/dev/null; then
     log "installing oha from crates.io (a few minutes)"
     cargo install oha --locked -q || log "oha did not build; its rows are left out"
 fi
@@ -456,6 +474,118 @@ if [[ " $ONLY " == *" 5 "* ]]; then
     row "5. /metrics p99 at $series series while probing (ms, ≤ 25)" "$(fig "$WORK/scrape.txt" p99_ms)" "—" 'x <= 25'
 fi
 
+# -------------------------------------- 6. reload at the size cap --
+
+# Waits (up to 5 minutes: a large config takes a while to start on some
+# builds) until something answers HTTP at the URL, whatever the status.
+wait_up() {
+    for _ in $(seq 1 1500); do
+        [[ $(curl -s -o /dev/null -w '%{http_code}' "$1") != 000 ]] && return 0
+        sleep 0.2
+    done
+    log "no answer from $1"
+    return 1
+}
+
+# builds: "new" (this tree) and, with BENCH_BASELINE, "base".
+builds() {
+    echo new
+    [[ -n $BASE && -x $BASE ]] && echo base
+    return 0
+}
+bin_of() { if [[ $1 == base ]]; then echo "$BASE"; else echo "$BIN"; fi; }
+
+if only 6; then
+    section "6. A config at the 1 MiB cap: ${QUIET_S} s as it is, then reloaded every 2 s for ${RELOAD_S} s, while a journey ('probe') runs every 1 s and /metrics is read once a second (lateness of the probe's runs from the journal, for each phase):"
+    cmd "$BIN" bench large-config --base-url "http://$SRV/" --probe-path /d/0/probe --probe-interval 1s --out "$WORK/large.yaml" >"$WORK/large.txt"
+    for b in $(builds); do
+        bin=$(bin_of "$b")
+        log "reload ($b build)"
+        rm -f "$WORK/reload-$b.db"*
+        start_bg agent-reload-$b "$bin" run --config "$WORK/large.yaml" --listen $AGENT --journal "$WORK/reload-$b.db"
+        pid=$LAST_PID
+        wait_up "http://$AGENT/-/healthy"
+        sleep 5
+        quiet=$(date +%s.%N)
+        cmd "$BIN" bench load --url "http://$AGENT/metrics" --rate 1 --duration ${QUIET_S}s >"$WORK/quiet-scrape-$b.txt"
+        since=$(date +%s.%N)
+        "$BIN" bench load --url "http://$AGENT/metrics" --rate 1 --duration ${RELOAD_S}s >"$WORK/reload-scrape-$b.txt" &
+        load_pid=$!
+        cmd "$BIN" bench reloads --url "http://$AGENT/-/reload" --every 2s --count $((RELOAD_S / 2)) >"$WORK/reloads-$b.txt"
+        wait "$load_pid"
+        until_s=$(date +%s.%N)
+        stop_pid "$pid"
+        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$quiet" --until "$since" >"$WORK/quiet-late-$b.txt"
+        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$since" --until "$until_s" >"$WORK/reload-late-$b.txt"
+    done
+    echo "    $BIN bench load --url http://$AGENT/metrics --rate 1 --duration ${RELOAD_S}s &   # beside each reloads run" | sed "s#$BIN#target/release/casewatch#" >>"$CMDS"
+    # file-of: the new build's file, or /dev/null when the base has none.
+    file_of() { if [[ -f $1 ]]; then echo "$1"; else echo /dev/null; fi; }
+    size="$(fig "$WORK/large.txt" bytes) bytes, $(fig "$WORK/large.txt" journeys) journeys"
+    qn=$WORK/quiet-late-new.txt
+    qo=$(file_of "$WORK/quiet-late-base.txt")
+    n=$WORK/reload-late-new.txt
+    o=$(file_of "$WORK/reload-late-base.txt")
+    note_row "6. control, no reloads: probe lateness p99 / max (ms; $(fig "$qn" runs) runs; config $size)" "$(fig "$qn" lateness_p99_ms) / $(fig "$qn" lateness_max_ms)" "$(fig "$qo" lateness_p99_ms) / $(fig "$qo" lateness_max_ms)" "the machine's own noise"
+    row "6. probe lateness p99 during reloads (ms, ≤ 50; $(fig "$n" runs) runs)" "$(fig "$n" lateness_p99_ms)" "$(fig "$o" lateness_p99_ms)" 'x <= 50'
+    row "6. probe lateness max during reloads (ms)" "$(fig "$n" lateness_max_ms)" "$(fig "$o" lateness_max_ms)" 'x <= 50'
+    row "6. probe slots missed during reloads (= 0)" "$(fig "$n" missed)" "$(fig "$o" missed)" 'x == 0'
+    rn=$WORK/reloads-new.txt
+    ro=$WORK/reloads-base.txt
+    [[ -f $ro ]] || ro=/dev/null
+    note_row "6. reload time p50 / max (ms; $(fig "$rn" reloads) reloads, $(fig "$rn" failed) failed)" "$(fig "$rn" reload_p50_ms) / $(fig "$rn" reload_max_ms)" "$(fig "$ro" reload_p50_ms) / $(fig "$ro" reload_max_ms)" "measured"
+    qs=$WORK/quiet-scrape-new.txt
+    qso=$(file_of "$WORK/quiet-scrape-base.txt")
+    sn=$WORK/reload-scrape-new.txt
+    so=$(file_of "$WORK/reload-scrape-base.txt")
+    note_row "6. control, no reloads: /metrics p50 / max (ms; $(fig "$qs" count) scrapes of the large config's series)" "$(fig "$qs" p50_ms) / $(fig "$qs" max_ms)" "$(fig "$qso" p50_ms) / $(fig "$qso" max_ms)" "measured"
+    note_row "6. /metrics p50 / max during reloads (ms; $(fig "$sn" count) scrapes)" "$(fig "$sn" p50_ms) / $(fig "$sn" max_ms)" "$(fig "$so" p50_ms) / $(fig "$so" max_ms)" "measured"
+fi
+
+# ----------------------------------------- 7. wrong-password flood --
+
+if only 7; then
+    section "7. Basic auth (bcrypt cost 10) under 200 wrong-password requests, 16 at a time, each password different, while a journey ('auth0') runs every 1 s and correct scrapes go 10 a second (lateness from the journal, over the flood):"
+    export BENCH_PASSWORD=bench-scrape-password
+    hash=$("$BIN" bench hash-password --cost 10)
+    echo "    BENCH_PASSWORD=... target/release/casewatch bench hash-password --cost 10   # into \$W/web.yml as basic_auth_users.prometheus" >>"$CMDS"
+    printf 'basic_auth_users:\n  prometheus: %s\n' "$hash" >"$WORK/web.yml"
+    journeys_yaml 1 1s 0 auth >"$WORK/auth.yaml"
+    for b in $(builds); do
+        bin=$(bin_of "$b")
+        log "auth flood ($b build)"
+        rm -f "$WORK/auth-$b.db"*
+        start_bg agent-auth-$b "$bin" run --config "$WORK/auth.yaml" --listen $AGENT --journal "$WORK/auth-$b.db" --web.config.file "$WORK/web.yml"
+        pid=$LAST_PID
+        wait_up "http://$AGENT/-/healthy"
+        sleep 3
+        since=$(date +%s.%N)
+        cmd "$BIN" bench auth-flood --url "http://$AGENT/metrics" --user prometheus --wrong 200 --concurrency 16 --scrape-rate 10 --quiet ${QUIET_S}s >"$WORK/flood-$b.txt"
+        sleep 1
+        stop_pid "$pid"
+        f=$WORK/flood-$b.txt
+        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$since" --until "$(fig "$f" flood_start)" >"$WORK/quiet-auth-late-$b.txt"
+        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$(fig "$f" flood_start)" --until "$(fig "$f" flood_end)" >"$WORK/flood-late-$b.txt"
+    done
+    n=$WORK/flood-new.txt
+    o=$WORK/flood-base.txt
+    [[ -f $o ]] || o=/dev/null
+    ln=$WORK/flood-late-new.txt
+    lo=$WORK/flood-late-base.txt
+    [[ -f $lo ]] || lo=/dev/null
+    qn=$WORK/quiet-auth-late-new.txt
+    qo=$WORK/quiet-auth-late-base.txt
+    [[ -f $qo ]] || qo=/dev/null
+    note_row "7. control, no flood: journey lateness p99 / max (ms; $(fig "$qn" runs) runs)" "$(fig "$qn" lateness_p99_ms) / $(fig "$qn" lateness_max_ms)" "$(fig "$qo" lateness_p99_ms) / $(fig "$qo" lateness_max_ms)" "the machine's own noise"
+    note_row "7. control, no flood: correct scrape p99 / max (ms; $(fig "$n" quiet_count) scrapes)" "$(fig "$n" quiet_p99_ms) / $(fig "$n" quiet_max_ms)" "$(fig "$o" quiet_p99_ms) / $(fig "$o" quiet_max_ms)" "the machine's own noise"
+    row "7. journey lateness p99 during the flood (ms, ≤ 50; $(fig "$ln" runs) runs)" "$(fig "$ln" lateness_p99_ms)" "$(fig "$lo" lateness_p99_ms)" 'x <= 50'
+    row "7. journey lateness max during the flood (ms)" "$(fig "$ln" lateness_max_ms)" "$(fig "$lo" lateness_max_ms)" 'x <= 50'
+    row "7. journey slots missed during the flood (= 0)" "$(fig "$ln" missed)" "$(fig "$lo" missed)" 'x == 0'
+    row "7. correct scrape p99 during the flood (ms, ≤ 100; $(fig "$n" good_count) scrapes, $(fig "$n" good_errors) failed)" "$(fig "$n" good_p99_ms)" "$(fig "$o" good_p99_ms)" 'x <= 100'
+    row "7. correct scrape max during the flood (ms)" "$(fig "$n" good_max_ms)" "$(fig "$o" good_max_ms)" 'x <= 100'
+    note_row "7. flood length (s; wrong answered 401 / 429)" "$(fig "$n" flood_s) ($(fig0 "$n" wrong_status_401) / $(fig0 "$n" wrong_status_429))" "$(fig "$o" flood_s) ($(fig0 "$o" wrong_status_401) / $(fig0 "$o" wrong_status_429))" "measured"
+fi
+
 stop_pid "$SERVER_PID"
 
 # ------------------------------------------------------------- report --
@@ -464,15 +594,20 @@ mem=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 mkdir -p "$(dirname "$OUT")"
 {
-    echo "# casewatch benchmarks (issue 7)"
+    echo "# casewatch benchmarks (sections $ONLY)"
     echo
     echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')$([[ $QUICK == 1 ]] && echo ' (BENCH_QUICK: short smoke run, rough figures)')"
     echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $mem RAM, Linux $(uname -r); shared with other work, so treat small differences as noise"
     echo "- Load average (1/5/15 min) at start: $LOAD_START; at end: $(cut -d' ' -f1-3 /proc/loadavg). Above ~1 the machine was busy with other work and tail figures (p99) of casewatch and peers alike carry scheduling noise."
     echo "- casewatch: $rev + working tree, release build"
-    echo "- Peers: $OHA_V; wrk $WRK_V (Debian); prometheus-blackbox-exporter $BB_V (Debian)"
+    if only 1 || only 2 || only 3; then
+        echo "- Peers: $OHA_V; wrk $WRK_V (Debian); prometheus-blackbox-exporter $BB_V (Debian)"
+    fi
+    if [[ -n $BASE ]] && (only 6 || only 7); then
+        echo "- Sections 6 and 7: the peer column is the baseline build \`$BASE\` ($(basename "$BASE")), the same machine and inputs"
+    fi
     echo
-    echo "Ratio is casewatch ÷ peer (or ÷ the open-loop truth in section 2). Every figure comes from one run of \`scripts/bench.sh\`."
+    echo "Ratio is casewatch ÷ peer (or ÷ the open-loop truth in section 2; ÷ the baseline build in sections 6 and 7). Every figure comes from one run of \`scripts/bench.sh\`."
     echo
     echo "| target | casewatch | peer / reference | ratio | pass/miss |"
     echo "| --- | --- | --- | --- | --- |"

@@ -5,6 +5,10 @@
 //! tasks finish the runs they have begun and kept sessions log out, all within
 //! `stop_deadline`; whatever is still running then is aborted. The journal is
 //! flushed last, after every record has been observed.
+//!
+//! A reload reads, parses and validates the file, fingerprints it and builds
+//! its HTTP clients on the blocking pool: a config at the size cap takes a
+//! noticeable time to load, and no probe or scrape may wait for it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +28,7 @@ use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
 use crate::runner::{EnvLookup, Probes, RunnerError};
 use crate::status::StatusBoard;
-use crate::supervisor::Supervisor;
+use crate::supervisor::{self, Supervisor};
 use crate::web::{self, BindError, WebState};
 
 /// How often freeze episodes are checked and live gauges refreshed.
@@ -250,7 +254,14 @@ async fn control_loop(mut control: Control) -> usize {
         tokio::select! {
             request = control.requests.recv() => {
                 let Some(reply) = request else { break };
-                let result = control.reload();
+                let shutdown = control.shutdown.clone();
+                let result = tokio::select! {
+                    result = control.reload() => result,
+                    _ = shutdown.cancelled() => {
+                        let _ = reply.send(Err("the agent is stopping".to_string()));
+                        break;
+                    }
+                };
                 match &result {
                     Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
                     Err(why) => tracing::error!(error = %why, "configuration reload refused; the old one keeps running"),
@@ -265,9 +276,41 @@ async fn control_loop(mut control: Control) -> usize {
     control.supervisor.drain(control.stop_deadline).await
 }
 
+/// A config read, checked and planned on the blocking pool.
+struct Prepared {
+    config: Config,
+    plan: supervisor::Plan,
+    warnings: Vec<config::Problem>,
+}
+
+/// Everything a reload does that grows with the config: reading, parsing,
+/// validating, fingerprinting, building clients, registering series.
+fn prepare(
+    path: PathBuf,
+    site: String,
+    running: std::collections::HashMap<String, String>,
+    metrics: Arc<Metrics>,
+) -> Result<Prepared, String> {
+    let loaded = config::load(&path).map_err(|e| crate::error_chain(&e))?;
+    let config = loaded.config;
+    if config.site != site {
+        return Err(format!(
+            "site cannot change on reload (from {:?} to {:?}): restart the agent",
+            site, config.site
+        ));
+    }
+    let plan = supervisor::plan(&config, &running).map_err(|e| crate::error_chain(&e))?;
+    metrics.prepare(&config);
+    Ok(Prepared {
+        config,
+        plan,
+        warnings: loaded.warnings,
+    })
+}
+
 impl Control {
-    fn reload(&mut self) -> Result<String, String> {
-        let result = self.try_reload();
+    async fn reload(&mut self) -> Result<String, String> {
+        let result = self.try_reload().await;
         self.metrics
             .config_last_reload_successful
             .set(if result.is_ok() { 1.0 } else { 0.0 });
@@ -279,30 +322,25 @@ impl Control {
         result
     }
 
-    fn try_reload(&mut self) -> Result<String, String> {
+    async fn try_reload(&mut self) -> Result<String, String> {
         let path = self
             .config_path
-            .as_ref()
+            .clone()
             .ok_or("this agent was started without a config file to re-read")?;
-        let loaded = config::load(path).map_err(|e| format!("{e:#}"))?;
-        for warning in &loaded.warnings {
+        let site = self.config.site.clone();
+        let running = self.supervisor.running();
+        let metrics = self.metrics.clone();
+        let prepared = tokio::task::spawn_blocking(move || prepare(path, site, running, metrics))
+            .await
+            .map_err(|_| "the reload failed unexpectedly".to_string())??;
+        for warning in &prepared.warnings {
             tracing::warn!("{warning}");
         }
-        let config = loaded.config;
+        let config = prepared.config;
         if config.remote_write != self.config.remote_write {
             tracing::warn!("remote_write changes take effect when the agent is restarted");
         }
-        if config.site != self.config.site {
-            return Err(format!(
-                "site cannot change on reload (from {:?} to {:?}): restart the agent",
-                self.config.site, config.site
-            ));
-        }
-        let changes = self
-            .supervisor
-            .apply(&config)
-            .map_err(|e| crate::error_chain(&e))?;
-        self.metrics.prepare(&config);
+        let changes = self.supervisor.apply_plan(&config, prepared.plan);
         match self.status.lock() {
             Ok(mut board) => board.add_journeys(journey_targets(&config)),
             Err(poisoned) => poisoned.into_inner().add_journeys(journey_targets(&config)),
@@ -310,7 +348,10 @@ impl Control {
         self.probes.send(Record::Reconfigured {
             targets: config.targets.iter().map(|t| t.name.clone()).collect(),
         });
-        self.config = Arc::new(config);
+        // A large config takes a while to free too (its compiled regexes):
+        // not on the async workers either.
+        let old = std::mem::replace(&mut self.config, Arc::new(config));
+        tokio::task::spawn_blocking(move || drop(old));
         Ok(if changes.is_empty() {
             "no changes".to_string()
         } else {

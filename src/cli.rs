@@ -16,7 +16,9 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
     about = "A synthetic social worker: measures freezes, forced logouts and latency of a case-recording system."
 )]
 pub struct Cli {
-    /// Log filter, e.g. `info` or `casewatch=debug` (also RUST_LOG).
+    /// Log filter, e.g. `info`, `debug` or `debug,reqwest=debug` (also
+    /// RUST_LOG). A bare level is casewatch's; other crates log at warn
+    /// unless named, and the HTML parsers never do.
     #[arg(long, global = true, env = "CASEWATCH_LOG", default_value = "info")]
     pub log: String,
     #[command(subcommand)]

@@ -292,11 +292,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     .await?;
 
     let (text, origin) = match cmd.config {
-        Some(path) => (
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?,
-            path.display().to_string(),
-        ),
+        Some(path) => (config::read_text(path)?, path.display().to_string()),
         None => (
             config::DEMO_YAML.to_string(),
             "config/demo.yaml (embedded)".to_string(),

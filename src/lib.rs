@@ -14,7 +14,10 @@
 //! - [`outcome`]: the outcome vocabulary and the records the runner emits.
 //! - [`metrics`]: one Prometheus registry with typed helpers.
 //! - [`web`]: `/metrics`, health endpoints and the status page.
-//! - [`agent`]: wires the above together and owns shutdown.
+//! - [`agent`]: wires the above together and owns reload and shutdown.
+//! - [`supervisor`]: the agent's journey, kept-session and heartbeat tasks per target.
+//! - [`webconfig`]: TLS and basic auth for the web endpoints.
+//! - [`logging`]: the log filter, and the crates that are never logged.
 //! - [`recorder`]: HdrHistograms per step per interval, fed by the journal.
 //! - [`journal`]: the durable SQLite evidence file, written on its own thread.
 //! - [`remote_write`]: pushes the metrics to central stores through an on-disk queue.
@@ -28,6 +31,7 @@ pub mod commands;
 pub mod config;
 pub mod detect;
 pub mod journal;
+pub mod logging;
 pub mod metrics;
 pub mod observe;
 pub mod outcome;

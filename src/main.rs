@@ -6,17 +6,10 @@ use std::process::ExitCode;
 use casewatch::cli::{Cli, Command};
 use casewatch::commands::{self, DemoCommand, SimCommand, EXIT_FAILED};
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&cli.log))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    casewatch::logging::init(&cli.log);
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

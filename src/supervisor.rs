@@ -7,10 +7,19 @@
 //! restarted. Changed or removed targets are stopped (their kept sessions log
 //! out) and new ones started. A journey task never abandons a run it has
 //! begun: cancellation is seen between runs.
+//!
+//! Applying a config has two halves. [`plan`] does everything that takes time
+//! in proportion to the config (fingerprints, new HTTP clients, which read CA
+//! files), so a reload runs it off the async workers; [`Supervisor::apply_plan`]
+//! only compares names and starts or stops tasks.
+//!
+//! At shutdown every task gets until the stop deadline; then the forced-stop
+//! token ends frozen steps (see [`runner::stop`]) and, after a short grace in
+//! which their runs are recorded, whatever still runs is aborted.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::Semaphore;
@@ -27,9 +36,71 @@ use crate::schedule::Timetable;
 /// A stable fingerprint of a config item: its debug form without the line
 /// numbers, which move when other parts of the file change.
 fn fingerprint(item: &impl std::fmt::Debug) -> String {
+    static LINES: LazyLock<regex::Regex> =
+        LazyLock::new(|| regex::Regex::new(r"line: \d+").expect("static regex"));
     let text = format!("{item:?}");
-    let lines = regex::Regex::new(r"line: \d+").expect("static regex");
-    lines.replace_all(&text, "").into_owned()
+    LINES.replace_all(&text, "").into_owned()
+}
+
+/// A journey's fingerprint without its target, whose changes restart the
+/// whole group anyway (and whose debug form, repeated for every journey,
+/// would make a large config quadratic).
+fn journey_fingerprint(journey: &Journey) -> String {
+    let Journey {
+        name,
+        target,
+        schedule,
+        login,
+        kind,
+        retry_after_relogin,
+        steps,
+    } = journey;
+    fingerprint(&(
+        name,
+        &target.name,
+        schedule,
+        login,
+        kind,
+        retry_after_relogin,
+        steps,
+    ))
+}
+
+/// How long tasks get after the forced stop to record the frozen runs it
+/// ended, before they are aborted.
+const FORCE_GRACE: Duration = Duration::from_secs(1);
+
+/// What applying a config needs, worked out off the async workers.
+pub struct Plan {
+    target_prints: HashMap<String, String>,
+    journey_prints: HashMap<String, String>,
+    /// Clients for the targets that are new or changed.
+    new_clients: HashMap<String, reqwest::Client>,
+}
+
+/// Prepares `config` against the fingerprints of the targets running now.
+/// Builds every new client, so a bad TLS file refuses the whole config
+/// before anything is stopped.
+pub fn plan(config: &Config, running: &HashMap<String, String>) -> Result<Plan, RunnerError> {
+    let mut target_prints = HashMap::new();
+    let mut new_clients = HashMap::new();
+    for target in &config.targets {
+        let print = fingerprint(target);
+        if running.get(&target.name) != Some(&print) {
+            new_clients.insert(target.name.clone(), runner::client_for(target)?);
+        }
+        target_prints.insert(target.name.clone(), print);
+    }
+    let journey_prints = config
+        .journeys
+        .iter()
+        .map(|j| (j.name.clone(), journey_fingerprint(j)))
+        .collect();
+    Ok(Plan {
+        target_prints,
+        journey_prints,
+        new_clients,
+    })
 }
 
 struct JourneyTaskHandle {
@@ -53,6 +124,9 @@ pub struct Supervisor {
     max_sessions: usize,
     run_ids: Arc<AtomicU64>,
     shutdown: CancellationToken,
+    /// Cancelled when the stop deadline has passed: frozen steps end then,
+    /// so their runs are recorded before the tasks are aborted.
+    forced: CancellationToken,
     groups: HashMap<String, TargetGroup>,
 }
 
@@ -70,32 +144,40 @@ impl Supervisor {
             max_sessions: max_sessions.max(1),
             run_ids: Arc::new(AtomicU64::new(1)),
             shutdown,
+            forced: CancellationToken::new(),
             groups: HashMap::new(),
         }
+    }
+
+    /// The fingerprints of the running targets, for [`plan`].
+    pub fn running(&self) -> HashMap<String, String> {
+        self.groups
+            .iter()
+            .map(|(name, g)| (name.clone(), g.fingerprint.clone()))
+            .collect()
     }
 
     /// Brings the running tasks in line with `config`. Returns what changed,
     /// for the log.
     pub fn apply(&mut self, config: &Config) -> Result<Vec<String>, RunnerError> {
-        // Build every new client first, so a bad TLS file refuses the whole
-        // config before anything is stopped.
-        let mut new_clients = HashMap::new();
-        for target in &config.targets {
-            let unchanged = self
-                .groups
-                .get(&target.name)
-                .is_some_and(|g| g.fingerprint == fingerprint(target));
-            if !unchanged {
-                new_clients.insert(target.name.clone(), runner::client_for(target)?);
-            }
-        }
+        let plan = plan(config, &self.running())?;
+        Ok(self.apply_plan(config, plan))
+    }
+
+    /// Applies a config prepared by [`plan`] against the targets running now.
+    pub fn apply_plan(&mut self, config: &Config, plan: Plan) -> Vec<String> {
+        let Plan {
+            target_prints,
+            journey_prints,
+            mut new_clients,
+        } = plan;
         let mut changes = Vec::new();
         self.resize_sessions(config.max_sessions.max(1));
-        let wanted: Vec<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
+        let wanted: HashSet<&str> = config.targets.iter().map(|t| t.name.as_str()).collect();
         let removed: Vec<String> = self
             .groups
             .keys()
-            .filter(|name| !wanted.contains(&name.as_str()))
+            .filter(|name| !wanted.contains(name.as_str()))
             .cloned()
             .collect();
         for name in removed {
@@ -103,6 +185,13 @@ impl Supervisor {
                 group.token.cancel();
                 changes.push(format!("target {name} removed"));
             }
+        }
+        let mut by_target: HashMap<&str, Vec<&Arc<Journey>>> = HashMap::new();
+        for journey in &config.journeys {
+            by_target
+                .entry(journey.target.name.as_str())
+                .or_default()
+                .push(journey);
         }
         for target in &config.targets {
             if let Some(client) = new_clients.remove(&target.name) {
@@ -112,17 +201,14 @@ impl Supervisor {
                 } else {
                     changes.push(format!("target {} started", target.name));
                 }
-                let group = self.start_group(target, client);
+                let print = target_prints.get(&target.name).cloned().unwrap_or_default();
+                let group = self.start_group(target, client, print);
                 self.groups.insert(target.name.clone(), group);
             }
-            let journeys: Vec<&Arc<Journey>> = config
-                .journeys
-                .iter()
-                .filter(|j| j.target.name == target.name)
-                .collect();
-            changes.extend(self.apply_journeys(&target.name, &journeys));
+            let journeys = by_target.remove(target.name.as_str()).unwrap_or_default();
+            changes.extend(self.apply_journeys(&target.name, &journeys, &journey_prints));
         }
-        Ok(changes)
+        changes
     }
 
     fn resize_sessions(&mut self, wanted: usize) {
@@ -136,7 +222,12 @@ impl Supervisor {
         self.max_sessions = wanted;
     }
 
-    fn start_group(&self, target: &Arc<Target>, client: reqwest::Client) -> TargetGroup {
+    fn start_group(
+        &self,
+        target: &Arc<Target>,
+        client: reqwest::Client,
+        fingerprint: String,
+    ) -> TargetGroup {
         let token = self.shutdown.child_token();
         let mut tasks = Vec::new();
         if target.heartbeat.is_some() {
@@ -148,7 +239,7 @@ impl Supervisor {
             )));
         }
         for slot in 0..target.keep_sessions.as_ref().map_or(0, |k| k.count) {
-            tasks.push(tokio::spawn(keeper::keep_session(KeeperTask {
+            let task = keeper::keep_session(KeeperTask {
                 target: target.clone(),
                 slot,
                 client: client.clone(),
@@ -156,10 +247,11 @@ impl Supervisor {
                 sessions: self.sessions.clone(),
                 probes: self.probes.clone(),
                 shutdown: token.clone(),
-            })));
+            });
+            tasks.push(tokio::spawn(runner::stop::scope(self.forced.clone(), task)));
         }
         TargetGroup {
-            fingerprint: fingerprint(target),
+            fingerprint,
             token,
             client,
             tasks,
@@ -167,14 +259,19 @@ impl Supervisor {
         }
     }
 
-    fn apply_journeys(&mut self, target: &str, journeys: &[&Arc<Journey>]) -> Vec<String> {
+    fn apply_journeys(
+        &mut self,
+        target: &str,
+        journeys: &[&Arc<Journey>],
+        prints: &HashMap<String, String>,
+    ) -> Vec<String> {
         let mut changes = Vec::new();
         let Some(group) = self.groups.get_mut(target) else {
             return changes;
         };
-        let names: Vec<&str> = journeys.iter().map(|j| j.name.as_str()).collect();
+        let names: HashSet<&str> = journeys.iter().map(|j| j.name.as_str()).collect();
         group.journeys.retain(|name, handle| {
-            let keep = names.contains(&name.as_str());
+            let keep = names.contains(name.as_str());
             if !keep {
                 handle.token.cancel();
                 changes.push(format!("journey {name} removed"));
@@ -183,7 +280,10 @@ impl Supervisor {
         });
         let count = journeys.len().max(1) as u32;
         for (index, journey) in journeys.iter().enumerate() {
-            let print = fingerprint(journey);
+            let print = prints
+                .get(&journey.name)
+                .cloned()
+                .unwrap_or_else(|| journey_fingerprint(journey));
             if group
                 .journeys
                 .get(&journey.name)
@@ -201,7 +301,7 @@ impl Supervisor {
             // Spread first runs so journeys do not start in lockstep.
             let offset =
                 journey.schedule.interval.min(Duration::from_secs(2)) * index as u32 / count;
-            let task = tokio::spawn(journey_loop(JourneyTask {
+            let task = journey_loop(JourneyTask {
                 journey: (*journey).clone(),
                 client: group.client.clone(),
                 env: self.env.clone(),
@@ -211,7 +311,8 @@ impl Supervisor {
                 shutdown: token.clone(),
                 anchor: Instant::now(),
                 offset,
-            }));
+            });
+            let task = tokio::spawn(runner::stop::scope(self.forced.clone(), task));
             group.journeys.insert(
                 journey.name.clone(),
                 JourneyTaskHandle {
@@ -224,8 +325,9 @@ impl Supervisor {
         changes
     }
 
-    /// Waits for every task after shutdown, up to `deadline`; then aborts the
-    /// rest. Returns how many had to be aborted.
+    /// Waits for every task after shutdown, up to `deadline`; then ends the
+    /// frozen steps, gives their runs [`FORCE_GRACE`] to be recorded, and
+    /// aborts the rest. Returns how many had to be aborted.
     pub async fn drain(self, deadline: Duration) -> usize {
         let handles: Vec<JoinHandle<()>> = self
             .groups
@@ -237,9 +339,20 @@ impl Supervisor {
             })
             .collect();
         let end = Instant::now() + deadline;
-        let mut aborted = 0;
+        let mut running = Vec::new();
         for mut handle in handles {
             if tokio::time::timeout_at(end, &mut handle).await.is_err() {
+                running.push(handle);
+            }
+        }
+        if running.is_empty() {
+            return 0;
+        }
+        self.forced.cancel();
+        let grace = Instant::now() + FORCE_GRACE;
+        let mut aborted = 0;
+        for mut handle in running {
+            if tokio::time::timeout_at(grace, &mut handle).await.is_err() {
                 handle.abort();
                 aborted += 1;
             }

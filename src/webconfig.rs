@@ -11,9 +11,20 @@
 //!
 //! The same file is checked by `promtool check web-config`, so Prometheus and
 //! the agent agree on it.
+//!
+//! bcrypt takes tens of milliseconds of CPU on purpose. A flood of wrong
+//! passwords must not take that time from the probes, so, as the exporter
+//! toolkit does, each verdict is remembered under a keyed hash of the
+//! credentials presented (never the credentials themselves), and a scrape with
+//! credentials already verified costs one HMAC. Verifications that are needed
+//! run on the blocking pool, at most [`BasicAuth::verifying`] at once (half
+//! the cores), with a bounded queue behind them; past it a request is told
+//! to come back later (429). Refusals are remembered apart from successes,
+//! so no number of wrong passwords can push Prometheus's out of the cache.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -65,7 +76,13 @@ impl WebConfig {
         let file = path.display().to_string();
         let text =
             std::fs::read_to_string(path).map_err(|e| WebConfigError::Read(file.clone(), e))?;
-        let raw: RawWebConfig = marked_yaml::from_yaml(0, &text).map_err(|e| {
+        let text =
+            crate::config::preflight::check(&text).map_err(|refusal| WebConfigError::Invalid {
+                file: file.clone(),
+                line: refusal.line,
+                message: refusal.message,
+            })?;
+        let raw: RawWebConfig = marked_yaml::from_yaml(0, text).map_err(|e| {
             let line = match &e {
                 marked_yaml::FromYamlError::FromNode(node) => node.start_mark().map(|m| m.line()),
                 marked_yaml::FromYamlError::ParseYaml(_) => None,
@@ -86,62 +103,187 @@ impl WebConfig {
             tls: raw
                 .tls_server_config
                 .map(|t| (base.join(t.cert_file), base.join(t.key_file))),
-            users: Arc::new(BasicAuth {
-                hashes: raw.basic_auth_users,
-                verified: Mutex::new(HashSet::new()),
-            }),
+            users: Arc::new(BasicAuth::new(raw.basic_auth_users)),
         })
     }
 }
 
-/// Users and their bcrypt hashes. bcrypt is slow on purpose, so credentials
-/// once verified are remembered (as the exporter toolkit does) and a scrape
-/// every few seconds costs nothing.
-#[derive(Debug, Default)]
+/// How many verified credentials are remembered; Prometheus needs one.
+const ALLOWED_KEPT: usize = 64;
+/// How many refused credentials are remembered, so a client retrying one
+/// wrong password costs one bcrypt, not one per request.
+const REFUSED_KEPT: usize = 256;
+/// Requests that may wait for a verification; more are answered 429.
+const MAX_WAITING: usize = 64;
+
+/// The verdict on a request's credentials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allowed,
+    Refused,
+    /// Too many verifications are queued: try again later.
+    Busy,
+}
+
+/// Users and their bcrypt hashes, with a cache of verdicts.
 pub struct BasicAuth {
     hashes: BTreeMap<String, String>,
-    /// Header values already verified.
-    verified: Mutex<HashSet<String>>,
+    /// Keys the cache: HMAC-SHA256 of user and password under a key made at
+    /// start, so the cache holds nothing from which a password can be found.
+    key: ring::hmac::Key,
+    allowed: Mutex<HashMap<[u8; 32], ()>>,
+    refused: Mutex<HashMap<[u8; 32], ()>>,
+    /// Before a bcrypt verification, a permit is taken from here: at most
+    /// half the cores verify at once, so probes and scrapes keep the rest.
+    verifying: tokio::sync::Semaphore,
+    /// Requests waiting for a permit, bounded by [`MAX_WAITING`].
+    waiting: AtomicUsize,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("users", &self.hashes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for BasicAuth {
+    fn default() -> BasicAuth {
+        BasicAuth::new(BTreeMap::new())
+    }
+}
+
+/// Takes one place in the queue for a verification; gives it back on drop,
+/// also when the client goes away while waiting.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl BasicAuth {
+    pub fn new(hashes: BTreeMap<String, String>) -> BasicAuth {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &rand::random::<[u8; 32]>());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        BasicAuth {
+            hashes,
+            key,
+            allowed: Mutex::new(HashMap::new()),
+            refused: Mutex::new(HashMap::new()),
+            verifying: tokio::sync::Semaphore::new((cores / 2).max(1)),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
     pub fn is_enabled(&self) -> bool {
         !self.hashes.is_empty()
     }
 
-    fn allows(&self, authorization: &str) -> bool {
-        if let Ok(verified) = self.verified.lock() {
-            if verified.contains(authorization) {
-                return true;
+    fn cache_key(&self, user: &str, password: &str) -> [u8; 32] {
+        let mut context = ring::hmac::Context::with_key(&self.key);
+        context.update(&(user.len() as u64).to_le_bytes());
+        context.update(user.as_bytes());
+        context.update(password.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(context.sign().as_ref());
+        out
+    }
+
+    fn cached(&self, key: &[u8; 32]) -> Option<Verdict> {
+        if lock(&self.allowed).contains_key(key) {
+            return Some(Verdict::Allowed);
+        }
+        lock(&self.refused)
+            .contains_key(key)
+            .then_some(Verdict::Refused)
+    }
+
+    fn remember(&self, key: [u8; 32], verdict: Verdict) {
+        let (cache, cap) = match verdict {
+            Verdict::Allowed => (&self.allowed, ALLOWED_KEPT),
+            Verdict::Refused => (&self.refused, REFUSED_KEPT),
+            Verdict::Busy => return,
+        };
+        let mut cache = lock(cache);
+        if cache.len() >= cap {
+            // An arbitrary entry (the map's order is randomly seeded).
+            if let Some(old) = cache.keys().next().copied() {
+                cache.remove(&old);
             }
         }
-        let Some(encoded) = authorization.strip_prefix("Basic ") else {
-            return false;
+        cache.insert(key, ());
+    }
+
+    /// The verdict on an `Authorization` header value.
+    pub async fn check(&self, authorization: &str) -> Verdict {
+        let Some((user, password)) = basic_credentials(authorization) else {
+            return Verdict::Refused;
         };
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-            return false;
+        let key = self.cache_key(&user, &password);
+        if let Some(verdict) = self.cached(&key) {
+            return verdict;
+        }
+        if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+            return Verdict::Busy;
+        }
+        let waiting = Waiting(&self.waiting);
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return Verdict::Refused;
         };
-        let Ok(text) = String::from_utf8(decoded) else {
-            return false;
-        };
-        let Some((user, password)) = text.split_once(':') else {
-            return false;
-        };
-        let ok = self
+        drop(waiting);
+        // The same credentials may have been verified while this one waited.
+        if let Some(verdict) = self.cached(&key) {
+            return verdict;
+        }
+        // An unknown user costs a bcrypt all the same, against some user's
+        // hash, so that timing does not tell which user names exist.
+        let known = self.hashes.contains_key(&user);
+        let Some(hash) = self
             .hashes
-            .get(user)
-            .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false));
-        if ok {
-            if let Ok(mut verified) = self.verified.lock() {
-                verified.insert(authorization.to_string());
-            }
-        }
-        ok
+            .get(&user)
+            .or(self.hashes.values().next())
+            .cloned()
+        else {
+            return Verdict::Refused;
+        };
+        let matches =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
+        let verdict = if known && matches {
+            Verdict::Allowed
+        } else {
+            Verdict::Refused
+        };
+        self.remember(key, verdict);
+        verdict
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The user and password of a `Basic` authorization header value.
+fn basic_credentials(authorization: &str) -> Option<(String, String)> {
+    let encoded = authorization.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
 /// Middleware: 401 with a `WWW-Authenticate` challenge unless the request
-/// carries credentials of a configured user.
+/// carries credentials of a configured user; 429 while too many
+/// verifications are queued.
 pub async fn require_basic_auth(
     State(auth): State<Arc<BasicAuth>>,
     request: Request,
@@ -152,14 +294,99 @@ pub async fn require_basic_auth(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if auth.allows(header_value) {
-        next.run(request).await
-    } else {
-        (
+    match auth.check(header_value).await {
+        Verdict::Allowed => next.run(request).await,
+        Verdict::Refused => (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Basic realm=\"casewatch\"")],
             "Unauthorized\n",
         )
-            .into_response()
+            .into_response(),
+        Verdict::Busy => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, "1")],
+            "Too many authentication attempts at once\n",
+        )
+            .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A user `prometheus` with password `right` (bcrypt's cheapest cost).
+    fn auth() -> BasicAuth {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        BasicAuth::new(BTreeMap::from([("prometheus".to_string(), hash)]))
+    }
+
+    fn header(user: &str, password: &str) -> String {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        format!("Basic {token}")
+    }
+
+    #[tokio::test]
+    async fn verdicts_on_credentials() {
+        let auth = auth();
+        assert_eq!(
+            auth.check(&header("prometheus", "right")).await,
+            Verdict::Allowed
+        );
+        assert_eq!(
+            auth.check(&header("prometheus", "wrong")).await,
+            Verdict::Refused
+        );
+        assert_eq!(
+            auth.check(&header("nobody", "right")).await,
+            Verdict::Refused
+        );
+        for garbage in ["", "Bearer x", "Basic !!!", "Basic bm9jb2xvbg=="] {
+            assert_eq!(auth.check(garbage).await, Verdict::Refused, "{garbage:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn verdicts_are_remembered_under_a_keyed_hash_apart() {
+        let auth = auth();
+        auth.check(&header("prometheus", "right")).await;
+        auth.check(&header("prometheus", "wrong")).await;
+        let allowed = lock(&auth.allowed).keys().copied().collect::<Vec<_>>();
+        let refused = lock(&auth.refused).keys().copied().collect::<Vec<_>>();
+        assert_eq!(allowed, [auth.cache_key("prometheus", "right")]);
+        assert_eq!(refused, [auth.cache_key("prometheus", "wrong")]);
+        // The key is no plain digest of what was sent.
+        assert_ne!(
+            auth.cache_key("prometheus", "right"),
+            BasicAuth::default().cache_key("prometheus", "right")
+        );
+        // Refusals fill their own cache, never the one Prometheus is in.
+        for i in 0..REFUSED_KEPT + 10 {
+            auth.remember(
+                auth.cache_key("prometheus", &format!("guess-{i}")),
+                Verdict::Refused,
+            );
+        }
+        assert_eq!(lock(&auth.refused).len(), REFUSED_KEPT);
+        assert_eq!(auth.cached(&allowed[0]), Some(Verdict::Allowed));
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy_at_once() {
+        let auth = auth();
+        auth.waiting.store(MAX_WAITING, Ordering::Relaxed);
+        assert_eq!(
+            auth.check(&header("prometheus", "unseen")).await,
+            Verdict::Busy
+        );
+        assert_eq!(auth.waiting.load(Ordering::Relaxed), MAX_WAITING);
+        // A credential already verified needs no place in the queue.
+        auth.waiting.store(0, Ordering::Relaxed);
+        auth.check(&header("prometheus", "right")).await;
+        auth.waiting.store(MAX_WAITING, Ordering::Relaxed);
+        assert_eq!(
+            auth.check(&header("prometheus", "right")).await,
+            Verdict::Allowed
+        );
     }
 }

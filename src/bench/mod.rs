@@ -10,6 +10,8 @@
 //!   and writes every run and missed slot to a TSV file.
 //! - `load`: an open-loop fixed-rate HTTP driver (scrapes, blackbox probes).
 //! - `fidelity`, `co`: read the logs and print figures as `key value` lines.
+//! - `large-config`, `reloads`, `auth-flood`, `lateness`, `hash-password`:
+//!   the agent's own inputs under stress (issue 11; see [`hostile`]).
 //!
 //! Nothing here asserts a timing: it measures and prints.
 
@@ -36,6 +38,8 @@ use crate::config;
 use crate::outcome::Record;
 use crate::runner::{self, Probes};
 use crate::supervisor::{journey_loop, JourneyTask};
+
+pub mod hostile;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -104,6 +108,63 @@ pub enum BenchCommand {
         #[arg(long)]
         wrk_out: Option<PathBuf>,
     },
+    /// Write a config of a given size: a `probe` journey plus idle journeys.
+    LargeConfig {
+        #[arg(long, default_value_t = crate::config::preflight::MAX_CONFIG_BYTES)]
+        bytes: usize,
+        #[arg(long)]
+        base_url: String,
+        #[arg(long, default_value = "/d/0/probe")]
+        probe_path: String,
+        #[arg(long, default_value = "1s")]
+        probe_interval: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// POST to a reload URL at a fixed pace; prints how long each took.
+    Reloads {
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_parser = humantime::parse_duration)]
+        every: Duration,
+        #[arg(long)]
+        count: u32,
+    },
+    /// Wrong-password requests N at a time, with correct scrapes
+    /// (password from $BENCH_PASSWORD) timed meanwhile.
+    AuthFlood {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value_t = 200)]
+        wrong: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10.0)]
+        scrape_rate: f64,
+        /// Correct scrapes alone for this long first, to compare with.
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        quiet: Duration,
+    },
+    /// Lateness and missed slots of a journey, from a journal.
+    Lateness {
+        #[arg(long)]
+        journal: PathBuf,
+        #[arg(long)]
+        journey: String,
+        /// Only runs meant to start at this Unix time or later.
+        #[arg(long, default_value_t = 0.0)]
+        since: f64,
+        /// Only runs meant to start before this Unix time.
+        #[arg(long, default_value_t = f64::INFINITY)]
+        until: f64,
+    },
+    /// A bcrypt hash of $BENCH_PASSWORD, for a web config.
+    HashPassword {
+        #[arg(long, default_value_t = 10)]
+        cost: u32,
+    },
 }
 
 pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -153,6 +214,47 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             oha_json,
             wrk_out,
         }),
+        BenchCommand::LargeConfig {
+            bytes,
+            base_url,
+            probe_path,
+            probe_interval,
+            out,
+        } => hostile::write_large_config(
+            &hostile::LargeConfig {
+                base_url: &base_url,
+                bytes,
+                probe_path: &probe_path,
+                probe_interval: &probe_interval,
+            },
+            &out,
+        ),
+        BenchCommand::Reloads { url, every, count } => hostile::reloads(&url, every, count).await,
+        BenchCommand::AuthFlood {
+            url,
+            user,
+            wrong,
+            concurrency,
+            scrape_rate,
+            quiet,
+        } => {
+            hostile::auth_flood(&hostile::AuthFlood {
+                url: &url,
+                user: &user,
+                wrong,
+                concurrency,
+                scrape_rate,
+                quiet,
+            })
+            .await
+        }
+        BenchCommand::Lateness {
+            journal,
+            journey,
+            since,
+            until,
+        } => hostile::lateness(&journal, &journey, since..until),
+        BenchCommand::HashPassword { cost } => hostile::hash_password(cost),
     }
 }
 

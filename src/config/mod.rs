@@ -3,9 +3,15 @@
 //! Loading has two stages, as in ripgrep and blackbox_exporter: [`raw`] parses
 //! the file with unknown keys rejected, then [`validate`] checks every value and
 //! reports **all** problems at once, each with its file, line and the target,
-//! journey and step it concerns.
+//! journey and step it concerns. Before either, [`preflight`] refuses text
+//! that could harm the loader itself: over the size cap, nested too deep, or
+//! holding characters YAML does not allow.
+//!
+//! Loading is linear in the size of the file, and a parse error never quotes
+//! a value given under `credentials`.
 
 pub mod model;
+pub mod preflight;
 pub mod raw;
 pub mod remote_write;
 pub mod template;
@@ -73,11 +79,48 @@ pub struct Loaded {
 /// Reads and validates a config file.
 pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = read_text(path)?;
+    from_yaml_str(&text, &file)
+}
+
+/// Reads a config file, never more than [`preflight::MAX_CONFIG_BYTES`]
+/// (and one byte to tell that there is more).
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read as _;
+    let file = path.display().to_string();
+    let read_error = |source| ConfigError::Read {
         file: file.clone(),
         source,
-    })?;
-    from_yaml_str(&text, &file)
+    };
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .map_err(read_error)?
+        .take(preflight::MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_error)?;
+    if let Err(refusal) = preflight::check_size(bytes.len()) {
+        // The true size when the file says it; the bytes read otherwise.
+        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
+        return Err(ConfigError::Parse(Problem {
+            file,
+            line: refusal.line,
+            context: String::new(),
+            message: format!(
+                "the config is {size} bytes, over the {}-byte (1 MiB) limit",
+                preflight::MAX_CONFIG_BYTES
+            ),
+        }));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+        ConfigError::Parse(Problem {
+            file: file.clone(),
+            line,
+            context: String::new(),
+            message: "not valid UTF-8".to_string(),
+        })
+    })
 }
 
 /// Validates config text; `origin` names it in messages.
@@ -92,6 +135,14 @@ pub fn from_yaml_str_with_base_urls(
     origin: &str,
     base_urls: &HashMap<String, String>,
 ) -> Result<Loaded, ConfigError> {
+    let text = preflight::check(text).map_err(|refusal| {
+        ConfigError::Parse(Problem {
+            file: origin.to_string(),
+            line: refusal.line,
+            context: String::new(),
+            message: refusal.message,
+        })
+    })?;
     let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
     let mut raw: raw::RawConfig = marked_yaml::from_yaml_with_options(0, text, options)
         .map_err(|e| ConfigError::Parse(parse_problem(&e, origin)))?;
@@ -125,11 +176,14 @@ fn parse_problem(err: &marked_yaml::FromYamlError, origin: &str) -> Problem {
                 format!("not valid YAML: {}", lowercase_first(text)),
             )
         }
-        marked_yaml::FromYamlError::FromNode(node) => (
-            node.start_mark().map(|m| m.line()).unwrap_or(1),
-            node.path().map(|p| format!("at {p}")).unwrap_or_default(),
-            lowercase_first(&(**node).to_string()),
-        ),
+        marked_yaml::FromYamlError::FromNode(node) => {
+            let (path, message) = node_message(node);
+            (
+                node.start_mark().map(|m| m.line()).unwrap_or(1),
+                path.map(|p| format!("at {p}")).unwrap_or_default(),
+                message,
+            )
+        }
     };
     Problem {
         file: origin.to_string(),
@@ -137,6 +191,148 @@ fn parse_problem(err: &marked_yaml::FromYamlError, origin: &str) -> Problem {
         context,
         message,
     }
+}
+
+/// The path and message of a deserialization error, with README names for
+/// the expected types and nothing quoted from under `credentials`.
+fn node_message(node: &marked_yaml::FromNodeError) -> (Option<String>, String) {
+    let path = node.path().map(str::to_string);
+    let secret_at = path.as_deref().and_then(|p| p.find("credentials"));
+    let Some(at) = secret_at else {
+        let message = readme_type_names(&(**node).to_string());
+        return (path, lowercase_first(&message));
+    };
+    let path = path.map(|p| redact_secret_path(&p, at));
+    let message = match &**node {
+        marked_yaml::Error::UnknownFieldError(_, expected, _) => format!(
+            "unknown field, expected one of {}",
+            expected
+                .iter()
+                .map(|f| format!("`{f}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => {
+            let text = other.to_string();
+            match text.strip_prefix("invalid type: ") {
+                // serde writes `string "the value"`: keep the kind only.
+                Some(rest) => {
+                    let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
+                    let kind = found.split(['"', '`']).next().unwrap_or("").trim();
+                    let mut message = format!("invalid type: {kind}");
+                    if !expected.is_empty() {
+                        message = format!("{message}, expected {}", readme_type_names(expected));
+                    }
+                    if expected.contains("RawSecret") {
+                        message.push_str(": secrets are never written inline");
+                    }
+                    message
+                }
+                None => redact_quoted(&readme_type_names(&text)),
+            }
+        }
+    };
+    (path, lowercase_first(&message))
+}
+
+/// `targets[0].credentials.password.hunter2` keeps only the names the
+/// credentials section defines.
+fn redact_secret_path(path: &str, at: usize) -> String {
+    const KNOWN: [&str; 6] = [
+        "credentials",
+        "username",
+        "password",
+        "env",
+        "file",
+        "value",
+    ];
+    let (head, tail) = path.split_at(at);
+    let kept: Vec<&str> = tail
+        .split('.')
+        .take_while(|segment| KNOWN.contains(segment))
+        .collect();
+    format!("{head}{}", kept.join("."))
+}
+
+/// Replaces every quoted or back-quoted stretch of `text`.
+fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => {
+                out.push_str("[redacted]");
+                quote = None;
+            }
+            Some(_) => {}
+            None if c == '"' || c == '`' => quote = Some(c),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// serde names the raw structs (`struct RawSecret`); the README does not.
+fn readme_type_names(text: &str) -> String {
+    const NAMES: [(&str, &str); 17] = [
+        (
+            "struct RawConfig",
+            "a mapping of `site`, `targets`, `journeys`",
+        ),
+        ("struct RawAgent", "an `agent` mapping"),
+        (
+            "struct RawTarget",
+            "a target: a mapping with `name` and `base_url`",
+        ),
+        ("struct RawTls", "a `tls` mapping"),
+        (
+            "struct RawCredentials",
+            "a `credentials` mapping of `username` and `password`",
+        ),
+        ("struct RawSecret", "`{ env: NAME }` or `{ file: PATH }`"),
+        (
+            "struct RawTimings",
+            "a mapping of `slow_after`, `freeze_after` and `give_up_after`",
+        ),
+        ("struct RawSessionRules", "a `session_rules` mapping"),
+        (
+            "struct RawHeartbeat",
+            "a `heartbeat` mapping with `path` and `every`",
+        ),
+        ("struct RawKeepSessions", "a `keep_sessions` mapping"),
+        (
+            "struct RawJourney",
+            "a journey: a mapping with `name`, `target`, `schedule` and `steps`",
+        ),
+        ("struct RawSchedule", "a `schedule` mapping with `interval`"),
+        ("struct RawStep", "a step: a mapping with `name` and `path`"),
+        (
+            "struct RawExtract",
+            "an `extract` entry: a mapping with `var` and one source",
+        ),
+        ("struct RawAssert", "an `assert` mapping"),
+        (
+            "struct RawChange",
+            "a change: a mapping with `name` and `at`",
+        ),
+        ("struct RawJournal", "a `journal` mapping with `path`"),
+    ];
+    let mut text = text.to_string();
+    for (raw, readme) in NAMES {
+        if text.contains(raw) {
+            text = text.replace(raw, readme);
+        }
+    }
+    for (rust, readme) in [
+        ("expected u16", "expected a number"),
+        ("expected usize", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        if text.ends_with(rust) {
+            text = format!("{}{readme}", &text[..text.len() - rust.len()]);
+        }
+    }
+    text
 }
 
 fn lowercase_first(s: &str) -> String {

@@ -57,6 +57,19 @@ pub struct Target {
     pub session_rules: SessionRules,
     pub heartbeat: Option<Heartbeat>,
     pub keep_sessions: Option<KeepSessions>,
+    /// Origins besides `base_url`'s that steps and redirects may go to (a
+    /// single sign-on server, say). A session's cookies and a form holding
+    /// `${password}` go only where the target's owner said they may.
+    pub allowed_origins: Vec<url::Origin>,
+}
+
+impl Target {
+    /// Whether a step or redirect may send a request to `url`: its origin is
+    /// `base_url`'s or one the target allows by name.
+    pub fn allows_origin(&self, url: &Url) -> bool {
+        let origin = url.origin();
+        origin == self.base_url.origin() || self.allowed_origins.contains(&origin)
+    }
 }
 
 #[derive(Debug)]

@@ -71,6 +71,9 @@ pub struct RawTarget {
     pub session_rules: Option<RawSessionRules>,
     pub heartbeat: Option<RawHeartbeat>,
     pub keep_sessions: Option<RawKeepSessions>,
+    /// Other origins steps may go to, e.g. `https://sso.example.gov.uk`.
+    #[serde(default)]
+    pub allowed_origins: Vec<S>,
 }
 
 /// A cheap request sent every few seconds to sharpen freeze boundaries.

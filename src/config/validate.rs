@@ -1,6 +1,6 @@
 //! Stage two: turns [`RawConfig`] into a [`Config`], collecting every problem.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +35,57 @@ fn builtin_vars(has_username: bool, has_password: bool) -> HashSet<String> {
         vars.insert("password".to_string());
     }
     vars
+}
+
+/// The most journey steps a config may define, counting each journey's login
+/// and logout steps once per journey: every one of them is a set of metric
+/// series, so this bounds the agent's memory and the size of a scrape.
+pub const MAX_STEPS: usize = 10_000;
+
+/// The variables a step can read: those of an enclosing scope (a journey
+/// reads what its target's login extracts) plus its own, without copying the
+/// enclosing set for every journey.
+struct Scope<'a> {
+    outer: Option<&'a HashSet<String>>,
+    own: HashSet<String>,
+}
+
+impl<'a> Scope<'a> {
+    fn new(own: HashSet<String>) -> Scope<'a> {
+        Scope { outer: None, own }
+    }
+
+    fn within(outer: &'a HashSet<String>) -> Scope<'a> {
+        Scope {
+            outer: Some(outer),
+            own: HashSet::new(),
+        }
+    }
+
+    fn contains(&self, var: &str) -> bool {
+        self.own.contains(var) || self.outer.is_some_and(|o| o.contains(var))
+    }
+
+    fn insert(&mut self, var: String) {
+        self.own.insert(var);
+    }
+}
+
+/// What journeys need to know of their target, worked out once per target.
+struct TargetFacts {
+    /// Variables after the login steps.
+    vars: HashSet<String>,
+    login_names: HashSet<String>,
+    /// The longest the login and logout steps can take without freezing.
+    login_worst: Duration,
+}
+
+/// The longest `steps` can take with every one just under `freeze_after`.
+/// Saturating: absurd durations ("1000000000 years") must not overflow.
+fn worst_case<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Duration {
+    steps.into_iter().fold(Duration::ZERO, |sum, s| {
+        sum.saturating_add(s.timings.freeze_after.saturating_add(s.think_time))
+    })
 }
 
 /// Whether `name` is a valid HTTP header name.
@@ -196,23 +247,38 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
     if raw.targets.is_empty() {
         c.error(1, "", "no targets: at least one target is required");
     }
+    // Names are looked up in maps, never by scanning a list: loading stays
+    // linear in the size of the file, however many journeys it holds.
     let mut targets: Vec<Arc<Target>> = Vec::new();
-    let mut target_vars: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    let mut targets_by_name: HashMap<String, Arc<Target>> = HashMap::new();
+    let mut facts: HashMap<String, TargetFacts> = HashMap::new();
     for rt in &raw.targets {
         let context = format!("target {:?}", rt.name.as_str());
         c.name(&rt.name, "target", &context);
-        if targets.iter().any(|t| t.name == *rt.name) {
+        if targets_by_name.contains_key(rt.name.as_str()) {
             c.error(line_of(&rt.name), &context, "duplicate target name");
         }
         let (target, vars) = target(&mut c, rt, &context);
-        target_vars.insert(target.name.clone(), vars);
-        targets.push(Arc::new(target));
+        let target = Arc::new(target);
+        facts
+            .entry(target.name.clone())
+            .or_insert_with(|| TargetFacts {
+                vars,
+                login_names: target.login.iter().map(|s| s.name.clone()).collect(),
+                login_worst: worst_case(target.login.iter().chain(&target.logout)),
+            });
+        targets_by_name
+            .entry(target.name.clone())
+            .or_insert_with(|| target.clone());
+        targets.push(target);
     }
 
     if raw.journeys.is_empty() {
         c.error(1, "", "no journeys: at least one journey is required");
     }
     let mut journeys: Vec<Arc<Journey>> = Vec::new();
+    let mut journey_names: HashSet<&str> = HashSet::new();
+    let mut total_steps = 0usize;
     for rj in &raw.journeys {
         let context = format!("journey {:?}", rj.name.as_str());
         c.name(&rj.name, "journey", &context);
@@ -226,10 +292,10 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
                 ),
             );
         }
-        if journeys.iter().any(|j| j.name == *rj.name) {
+        if !journey_names.insert(rj.name.as_str()) {
             c.error(line_of(&rj.name), &context, "duplicate journey name");
         }
-        let Some(target) = targets.iter().find(|t| t.name == *rj.target).cloned() else {
+        let Some(target) = targets_by_name.get(rj.target.as_str()).cloned() else {
             if targets.is_empty() {
                 // "no targets" is already reported.
                 continue;
@@ -246,7 +312,23 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             );
             continue;
         };
-        if let Some(j) = journey(&mut c, rj, target, &target_vars, &context) {
+        let logs_in = rj.login.as_ref().is_none_or(|b| **b);
+        let steps = rj.steps.len().saturating_add(if logs_in {
+            target.login.len() + usize::from(target.logout.is_some())
+        } else {
+            0
+        });
+        total_steps = total_steps.saturating_add(steps);
+        if total_steps > MAX_STEPS {
+            c.error(
+                line_of(&rj.name),
+                &context,
+                format!("more than {MAX_STEPS} steps in all journeys (login and logout counted per journey): each step has its own metric series"),
+            );
+            break;
+        }
+        let target_facts = &facts[&target.name];
+        if let Some(j) = journey(&mut c, rj, target, target_facts, &context) {
             journeys.push(Arc::new(j));
         }
     }
@@ -405,6 +487,11 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             placeholder_url()
         }
     };
+    let allowed_origins = allowed_origins(c, &rt.allowed_origins, context);
+    let origins = Origins {
+        base: &base_url,
+        allowed: &allowed_origins,
+    };
     let proxy = rt.proxy.as_ref().and_then(|p| match Url::parse(p.trim()) {
         Ok(u) => Some(u),
         Err(e) => {
@@ -483,7 +570,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         "defaults",
     );
 
-    let mut vars = builtin_vars(username.is_some(), password.is_some());
+    let mut vars = Scope::new(builtin_vars(username.is_some(), password.is_some()));
     let mut login = Vec::new();
     let mut seen = HashSet::new();
     for rs in &rt.login {
@@ -491,6 +578,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         if !seen.insert(rs.name.to_string()) {
             c.error(line_of(&rs.name), &step_context, "duplicate step name");
         }
+        origins.check(c, &rs.path, &step_context);
         login.push(step(c, rs, &defaults, &mut vars, &step_context));
     }
     if !login.is_empty() && !login.iter().any(|s| step_reads(s, "password")) {
@@ -503,7 +591,14 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
     let logout = rt.logout.as_ref().map(|rs| {
         let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
         // The logout may use what login extracted, but defines nothing later steps read.
-        step(c, rs, &defaults, &mut vars.clone(), &step_context)
+        origins.check(c, &rs.path, &step_context);
+        step(
+            c,
+            rs,
+            &defaults,
+            &mut Scope::within(&vars.own),
+            &step_context,
+        )
     });
 
     let session_rules = match &rt.session_rules {
@@ -567,6 +662,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
                 "heartbeat.every must be above zero",
             );
         }
+        origins.check(c, &h.path, &hb_context);
         if Template::parse(&h.path).is_ok_and(|t| t.vars().next().is_some()) {
             c.error(
                 line_of(&h.path),
@@ -638,6 +734,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         }
         let keepalive_context =
             format!("{context}, keepalive step {:?}", k.keepalive.name.as_str());
+        origins.check(c, &k.keepalive.path, &keepalive_context);
         KeepSessions {
             count: *k.count,
             stagger: c
@@ -649,7 +746,7 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
                 c,
                 &k.keepalive,
                 &defaults,
-                &mut vars.clone(),
+                &mut Scope::within(&vars.own),
                 &keepalive_context,
             ),
         }
@@ -687,9 +784,72 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             session_rules,
             heartbeat,
             keep_sessions,
+            allowed_origins,
         },
-        vars,
+        vars.own,
     )
+}
+
+/// Parses `allowed_origins`: each entry an http or https origin, nothing more.
+fn allowed_origins(c: &mut Checker, raw: &[S], context: &str) -> Vec<url::Origin> {
+    let mut origins = Vec::new();
+    for entry in raw {
+        let parsed = Url::parse(entry.trim()).ok().filter(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host().is_some()
+                && u.username().is_empty()
+                && u.password().is_none()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.fragment().is_none()
+        });
+        match parsed {
+            Some(url) => origins.push(url.origin()),
+            None => c.error(
+                line_of(entry),
+                context,
+                format!(
+                    "allowed_origins: {:?} is not an origin (a scheme, host and port) like https://sso.example.gov.uk",
+                    entry.as_str()
+                ),
+            ),
+        }
+    }
+    origins
+}
+
+/// Where a target's steps may send requests.
+struct Origins<'a> {
+    base: &'a Url,
+    allowed: &'a [url::Origin],
+}
+
+impl Origins<'_> {
+    /// A step path that names another origin (`http://elsewhere/x`,
+    /// `//elsewhere/x`) is refused unless the target allows that origin. A
+    /// path built from variables is checked when it is sent.
+    fn check(&self, c: &mut Checker, path: &S, context: &str) {
+        if path.contains("${") {
+            return;
+        }
+        let Ok(url) = self.base.join(path.trim()) else {
+            return;
+        };
+        let origin = url.origin();
+        if origin == self.base.origin() || self.allowed.contains(&origin) {
+            return;
+        }
+        c.error(
+            line_of(path),
+            context,
+            format!(
+                "path {:?} leaves the target's origin ({}) for {}: name it in allowed_origins to allow it",
+                path.as_str(),
+                self.base.origin().ascii_serialization(),
+                origin.ascii_serialization()
+            ),
+        );
+    }
 }
 
 fn placeholder_url() -> Url {
@@ -775,7 +935,7 @@ fn step(
     c: &mut Checker,
     rs: &RawStep,
     defaults: &Timings,
-    vars: &mut HashSet<String>,
+    vars: &mut Scope,
     context: &str,
 ) -> Step {
     c.name(&rs.name, "step", context);
@@ -1102,7 +1262,7 @@ fn journey(
     c: &mut Checker,
     rj: &RawJourney,
     target: Arc<Target>,
-    target_vars: &BTreeMap<String, HashSet<String>>,
+    facts: &TargetFacts,
     context: &str,
 ) -> Option<Journey> {
     let schedule = match &rj.schedule {
@@ -1170,18 +1330,27 @@ fn journey(
         c.error(line_of(&rj.name), context, format!("logs in, but target {:?} has no `login` steps (set `login: false` for anonymous journeys)", target.name));
     }
     let mut vars = if login {
-        target_vars.get(&target.name).cloned().unwrap_or_default()
+        Scope::within(&facts.vars)
     } else {
-        builtin_vars(target.username.is_some(), target.password.is_some())
+        Scope::new(builtin_vars(
+            target.username.is_some(),
+            target.password.is_some(),
+        ))
     };
     let mut steps: Vec<Step> = Vec::new();
+    let mut step_names: HashSet<&str> = HashSet::new();
     for rs in &rj.steps {
         let step_context = format!("{context}, step {:?}", rs.name.as_str());
-        if steps.iter().any(|s| s.name == *rs.name)
-            || (login && target.login.iter().any(|s| s.name == *rs.name))
+        if !step_names.insert(rs.name.as_str())
+            || (login && facts.login_names.contains(rs.name.as_str()))
         {
             c.error(line_of(&rs.name), &step_context, "duplicate step name");
         }
+        Origins {
+            base: &target.base_url,
+            allowed: &target.allowed_origins,
+        }
+        .check(c, &rs.path, &step_context);
         steps.push(step(c, rs, &target.defaults, &mut vars, &step_context));
     }
     if steps.is_empty() {
@@ -1189,13 +1358,10 @@ fn journey(
     }
     // A run that stays just under every freeze threshold never fails, so it
     // runs to the end: that is the longest a healthy-but-slow run can take.
-    let all_steps = steps
-        .iter()
-        .chain(target.login.iter().filter(|_| login))
-        .chain(target.logout.iter().filter(|_| login));
-    // Saturating: absurd durations ("1000000000 years") must not overflow.
-    let worst = all_steps.fold(Duration::ZERO, |sum, s| {
-        sum.saturating_add(s.timings.freeze_after.saturating_add(s.think_time))
+    let worst = worst_case(&steps).saturating_add(if login {
+        facts.login_worst
+    } else {
+        Duration::ZERO
     });
     if worst > schedule.interval {
         c.warn(

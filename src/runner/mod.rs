@@ -8,6 +8,7 @@ pub mod keeper;
 mod probes;
 mod session;
 mod step;
+pub mod stop;
 
 pub use extract::{check_assertions, extract};
 pub use probes::{InflightGuard, Probes, SessionGuard};
@@ -189,6 +190,10 @@ pub async fn log_out(
     records: &mut Vec<StepRecord>,
     end: SessionEnd,
 ) -> Option<SessionSpan> {
+    // Past the stop deadline there is no time left for a logout.
+    if session.ended_by_server.is_none() && stop::is_forced() {
+        return session.finish(origin, &target.name, SessionEnd::AgentStop);
+    }
     if session.ended_by_server.is_none() && session.is_logged_in() {
         if let Some(logout) = &target.logout {
             let step_ctx = ctx.step_context(target, journey, StepPhase::Logout);

@@ -66,12 +66,28 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         .probes
         .map(|p| p.sent(&ctx.target.name, step.timings.freeze_after));
 
-    let fetched =
-        tokio::time::timeout(give_up, fetch(ctx, step, session, start, &mut progress)).await;
+    // Once the agent's stop deadline has passed, a frozen step ends now.
+    let frozen_at_stop = async {
+        super::stop::forced().await;
+        tokio::time::sleep_until(start + step.timings.freeze_after).await;
+    };
+    let fetched = tokio::select! {
+        fetched = tokio::time::timeout(give_up, fetch(ctx, step, session, start, &mut progress)) => Some(fetched),
+        () = frozen_at_stop => None,
+    };
     let duration = start.elapsed();
 
     let (outcome, censored, logout_cause, detail) = match fetched {
-        Err(_elapsed) => (
+        None => (
+            Outcome::Frozen,
+            true,
+            None,
+            format!(
+                "no complete response after {:.1}s, when the agent stopped",
+                duration.as_secs_f64()
+            ),
+        ),
+        Some(Err(_elapsed)) => (
             Outcome::Frozen,
             true,
             None,
@@ -80,15 +96,15 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
                 humantime::format_duration(give_up)
             ),
         ),
-        Ok(Err(FetchEnd::LoggedOut(cause, status, detail))) => {
+        Some(Ok(Err(FetchEnd::LoggedOut(cause, status, detail)))) => {
             progress.status = status.or(progress.status);
             (Outcome::LoggedOut, false, Some(cause), detail)
         }
-        Ok(Err(FetchEnd::Failed(outcome, status, detail))) => {
+        Some(Ok(Err(FetchEnd::Failed(outcome, status, detail)))) => {
             progress.status = status.or(progress.status);
             (outcome, false, None, detail)
         }
-        Ok(Ok(response)) => {
+        Some(Ok(Ok(response))) => {
             let (outcome, cause, detail) = judge(ctx, step, session, &response, duration);
             (outcome, false, cause, detail)
         }
@@ -296,7 +312,7 @@ async fn fetch(
                         "redirect to an invalid Location".into(),
                     )
                 })?;
-                if next.origin() != url.origin() {
+                if !ctx.target.allows_origin(&next) {
                     return Err(FetchEnd::Failed(
                         Outcome::Error,
                         Some(status.as_u16()),
@@ -477,6 +493,18 @@ fn build_url(target: &Target, step: &Step, session: &Session) -> Result<Url, Fet
         for (name, template) in &step.query {
             pairs.append_pair(name, &template.render(&session.vars));
         }
+    }
+    // A path built from what a server sent (`${case_path}`) may name any
+    // origin; the session and its form go only where the target allows.
+    if !target.allows_origin(&url) {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            None,
+            format!(
+                "step URL leaves the target's origin for {}",
+                url.origin().ascii_serialization()
+            ),
+        ));
     }
     Ok(url)
 }

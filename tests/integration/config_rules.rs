@@ -36,6 +36,10 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/allowed_origins_invalid.yaml:6: target "ics": allowed_origins: "https://sso.example.gov.uk/login" is not an origin (a scheme, host and port) like https://sso.example.gov.uk"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/assert_header_name_invalid.yaml:14: journey "lookup", step "search": assert.headers: "Content Type" is not a valid header name"##,
     ),
     (
@@ -216,6 +220,10 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/nesting_too_deep.yaml:4: mappings and sequences nested more than 64 deep"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/no_journeys.yaml:1: no journeys: at least one journey is required"##,
     ),
     (
@@ -232,7 +240,15 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/nul_byte.yaml:1: a NUL byte (U+0000) at column 47: YAML does not allow it"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/password_in_url.yaml:16: journey "lookup", step "search": ${password} may only be used in a form, json, body or header value: in a path or query it would leak into URLs and logs"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/path_other_origin.yaml:13: journey "lookup", step "search": path "http://elsewhere.invalid/x" leaves the target's origin (http://127.0.0.1:8181) for http://elsewhere.invalid: name it in allowed_origins to allow it"##,
     ),
     (
         Error,
@@ -312,6 +328,10 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/secret_plain_string.yaml:7: at targets[0].credentials.password: invalid type: string, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/secret_two_sources.yaml:7: target "ics": credentials.password: give only one of `env`, `file` or `value`"##,
     ),
     (
@@ -368,11 +388,15 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/too_many_steps.yaml:207: journey "j099": more than 10000 steps in all journeys (login and logout counted per journey): each step has its own metric series"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/undefined_variable.yaml:14: journey "lookup", step "search": uses ${surname} but no earlier step extracts it"##,
     ),
     (
         Error,
-        r##"tests/fixtures/bad/unknown_key.yaml:6: at targets[0].bsae_url: unknown field `bsae_url`, expected one of `name`, `base_url`, `tls`, `proxy`, `connect_timeout`, `max_body`, `max_redirects`, `user_agent`, `credentials`, `defaults`, `login`, `logout`, `session_rules`, `heartbeat`, or `keep_sessions`"##,
+        r##"tests/fixtures/bad/unknown_key.yaml:6: at targets[0].bsae_url: unknown field `bsae_url`, expected one of `name`, `base_url`, `tls`, `proxy`, `connect_timeout`, `max_body`, `max_redirects`, `user_agent`, `credentials`, `defaults`, `login`, `logout`, `session_rules`, `heartbeat`, `keep_sessions`, or `allowed_origins`"##,
     ),
     (
         Error,

@@ -10,6 +10,7 @@ mod hostile;
 mod journal;
 mod lifecycle;
 mod logouts;
+mod own_inputs;
 mod prometheus;
 mod remote_write;
 mod report;

@@ -1,0 +1,741 @@
+//! The agent's own inputs, tried as a hostile user would (issue 11): config
+//! files that are deep, cut short, large or hold a secret; reloads while
+//! probing; a stop while a run is frozen; a flood of wrong passwords at the
+//! web endpoints; pages full of case text at trace level; steps that would
+//! leave their target's origin. Each test is one case from the issue and
+//! fails on the code before it.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use casewatch::agent::{Agent, AgentOptions};
+use casewatch::config::{self, ConfigError};
+use casewatch::outcome::Outcome;
+use casewatch::sim::SimProfile;
+use serde_json::json;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::*;
+
+/// A small valid config with one anonymous journey on `base_url`.
+fn small_config(base_url: &str, interval: &str) -> String {
+    format!(
+        r#"site: test-site
+targets:
+  - name: ics
+    base_url: {base_url}
+    connect_timeout: 1s
+    defaults: {{ slow_after: 1s, freeze_after: 2s, give_up_after: 10s }}
+journeys:
+  - name: probe
+    target: ics
+    login: false
+    schedule: {{ interval: {interval} }}
+    steps:
+      - {{ name: ping, path: /ping }}
+"#
+    )
+}
+
+/// `x:` and then `levels` nested compact sequences, as in the report.
+fn deep(levels: usize) -> String {
+    format!(
+        "site: test-site\nx:\n{}1\n{}",
+        "- ".repeat(levels),
+        "targets: []\n"
+    )
+}
+
+fn check_config(path: &Path) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_casewatch"))
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn parse_error(result: Result<config::Loaded, ConfigError>) -> String {
+    match result {
+        Err(ConfigError::Parse(problem)) => problem.to_string(),
+        Err(other) => panic!("expected a parse error, got {other}"),
+        Ok(_) => panic!("expected a parse error, the config loaded"),
+    }
+}
+
+// ------------------------------------------------------------- parsing --
+
+#[test]
+fn check_config_refuses_deep_nesting_instead_of_aborting() {
+    let dir = tempfile::tempdir().unwrap();
+    for levels in [10_000, 40_000] {
+        let path = dir.path().join(format!("deep-{levels}.yaml"));
+        std::fs::write(&path, deep(levels)).unwrap();
+        let (code, stdout, stderr) = check_config(&path);
+        assert_eq!(code, Some(1), "{levels} levels: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(
+            stderr.lines().next().unwrap_or(""),
+            format!(
+                "error: {}:3: mappings and sequences nested more than 64 deep",
+                path.display()
+            )
+        );
+    }
+}
+
+#[test]
+fn a_nul_byte_is_refused_not_read_as_the_end_of_the_file() {
+    let yaml = format!(
+        "{}# comment\0 the rest was lost\n{}",
+        small_config("http://127.0.0.1:1/", "1s"),
+        "  - name: second\n    target: ics\n    login: false\n    schedule: { interval: 1s }\n    steps: [{ name: ping, path: /ping }]\n"
+    );
+    let message = parse_error(config::from_yaml_str(&yaml, "nul.yaml"));
+    assert_eq!(
+        message,
+        "nul.yaml:14: a NUL byte (U+0000) at column 10: YAML does not allow it"
+    );
+}
+
+#[test]
+fn a_leading_byte_order_mark_is_accepted() {
+    let yaml = format!("\u{feff}{}", small_config("http://127.0.0.1:1/", "1s"));
+    let loaded = config::from_yaml_str(&yaml, "bom.yaml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(loaded.config.site, "test-site");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OK: site test-site"), "{stdout}");
+}
+
+#[test]
+fn a_config_over_the_size_cap_is_refused() {
+    let cap = config::preflight::MAX_CONFIG_BYTES;
+    let mut yaml = small_config("http://127.0.0.1:1/", "1s");
+    yaml.push('#');
+    yaml.push_str(&"x".repeat(cap + 1 - yaml.len()));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("large.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), cap as u64 + 1);
+    let message = parse_error(config::load(&path));
+    assert_eq!(
+        message,
+        format!(
+            "{}:1: the config is 1048577 bytes, over the 1048576-byte (1 MiB) limit",
+            path.display()
+        )
+    );
+    // At the cap it loads.
+    yaml.pop();
+    std::fs::write(&path, &yaml).unwrap();
+    config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn an_inline_password_is_never_echoed_and_types_have_readme_names() {
+    let secret = "s3cret-canary-7731";
+    let yaml = small_config("http://127.0.0.1:1/", "1s").replace(
+        "    connect_timeout: 1s\n",
+        &format!("    connect_timeout: 1s\n    credentials:\n      password: {secret}\n"),
+    );
+    let message = parse_error(config::from_yaml_str(&yaml, "inline.yaml"));
+    assert!(!message.contains(secret), "{message}");
+    assert!(!message.contains("Raw"), "{message}");
+    assert_eq!(
+        message,
+        "inline.yaml:7: at targets[0].credentials.password: invalid type: string, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline"
+    );
+    // A secret where a key belongs is not echoed either.
+    let keyed = yaml.replace(
+        &format!("password: {secret}"),
+        &format!("password: {{ {secret}: 1 }}"),
+    );
+    let message = parse_error(config::from_yaml_str(&keyed, "keyed.yaml"));
+    assert!(!message.contains(secret), "{message}");
+    assert!(message.contains("unknown field, expected one of `env`, `file`, `value`"));
+}
+
+// -------------------------------------------------------------- origins --
+
+/// A page whose link points at `elsewhere`: a hostile or compromised server
+/// steering the agent's next step (and its session) to another origin.
+async fn serve_link_to(elsewhere: std::net::SocketAddr) -> std::net::SocketAddr {
+    let page = format!(r#"<a class="case-link" href="http://{elsewhere}/steal">case</a>"#);
+    let app = axum::Router::new().route(
+        "/cases/search",
+        axum::routing::get(move || {
+            let page = page.clone();
+            async move { axum::response::Html(page) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A server that counts the requests it gets.
+async fn counting_server() -> (std::net::SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counter = counter.clone();
+        async move {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            "got it"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (addr, hits)
+}
+
+fn link_following_config(base: std::net::SocketAddr, allowed: &str) -> String {
+    format!(
+        r#"site: test-site
+targets:
+  - name: ics
+    base_url: http://{base}/
+    {allowed}
+    credentials:
+      password: {{ env: CASEWATCH_PASSWORD }}
+journeys:
+  - name: follow
+    target: ics
+    login: false
+    schedule: {{ interval: 1h }}
+    steps:
+      - name: search
+        path: /cases/search
+        extract: [{{ var: case_path, css: a.case-link, attr: href }}]
+      - name: open
+        method: POST
+        path: ${{case_path}}
+        form: {{ pw: "${{password}}" }}
+"#
+    )
+}
+
+async fn run_once(yaml: &str) -> casewatch::outcome::RunRecord {
+    let config = config::from_yaml_str(yaml, "follow.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let journey = config.journeys[0].clone();
+    let client = casewatch::runner::client_for(&journey.target).unwrap();
+    let ctx = casewatch::runner::RunContext {
+        client: &client,
+        probes: None,
+    };
+    let vars = HashMap::from([("password".to_string(), PASSWORD.to_string())]);
+    casewatch::runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 1).await
+}
+
+#[tokio::test]
+async fn a_step_never_takes_its_session_to_another_origin() {
+    let (elsewhere, hits) = counting_server().await;
+    let base = serve_link_to(elsewhere).await;
+
+    let run = run_once(&link_following_config(base, "")).await;
+    assert_eq!(
+        step_outcomes(&run),
+        [("search", Outcome::Ok), ("open", Outcome::Error)]
+    );
+    assert_eq!(
+        run.steps[1].detail,
+        format!("step URL leaves the target's origin for http://{elsewhere}")
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Named in allowed_origins, the same link is followed.
+    let allowed = format!("allowed_origins: [\"http://{elsewhere}\"]");
+    let run = run_once(&link_following_config(base, &allowed)).await;
+    assert_eq!(
+        step_outcomes(&run),
+        [("search", Outcome::Ok), ("open", Outcome::Ok)]
+    );
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+// -------------------------------------------------------------- reloads --
+
+/// Starts `casewatch run` with `config`, stderr to a file (not a terminal).
+fn run_agent(config: &Path, stderr: &Path) -> (Child, String) {
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_casewatch"))
+        .args(["run", "--stop-deadline", "2s", "--config"])
+        .arg(config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CASEWATCH_PASSWORD", PASSWORD)
+        .env("CASEWATCH_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+async fn get_text(url: &str) -> Option<String> {
+    reqwest::get(url).await.ok()?.text().await.ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_reloads_are_refused_and_the_agent_runs_on() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casewatch.yaml");
+    let log = dir.path().join("stderr.log");
+    let good = small_config(&format!("http://{}/", sim.ics), "300ms");
+    std::fs::write(&path, &good).unwrap();
+    let (mut child, url) = run_agent(&path, &log);
+    let runs = |text: &str| {
+        metric(
+            text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        )
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "the agent's first runs",
+        || async {
+            let text = get_text(&format!("{url}/metrics")).await?;
+            (runs(&text) >= 2.0).then_some(())
+        },
+    )
+    .await;
+
+    let secret = "inline-secret-5120";
+    let cut_short = format!("{}# a comment\0\n{}", good.replace("300ms", "1h"), "junk");
+    let inline = good.replace(
+        "    connect_timeout: 1s\n",
+        &format!("    connect_timeout: 1s\n    credentials:\n      password: {secret}\n"),
+    );
+    let http = reqwest::Client::new();
+    for (what, text, says) in [
+        (
+            "10,000 nested sequences",
+            deep(10_000),
+            "nested more than 64 deep",
+        ),
+        ("a NUL byte", cut_short, "a NUL byte (U+0000)"),
+        (
+            "an inline password",
+            inline,
+            "secrets are never written inline",
+        ),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let response = http
+            .post(format!("{url}/-/reload"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the agent did not answer the reload: {e}"));
+        assert_eq!(response.status(), 500, "{what}");
+        let body = response.text().await.unwrap();
+        assert!(body.contains(says), "{what}: {body}");
+        assert!(!body.contains(secret), "{what}: {body}");
+        let text = get_text(&format!("{url}/metrics"))
+            .await
+            .unwrap_or_else(|| panic!("{what}: the agent stopped serving"));
+        assert_eq!(
+            metric(&text, "casewatch_config_last_reload_successful", &[]),
+            0.0
+        );
+    }
+    // The old config still runs, at its own pace (not the truncated file's).
+    let before = runs(&get_text(&format!("{url}/metrics")).await.unwrap());
+    wait_for(
+        Duration::from_secs(10),
+        "more runs of the old config",
+        || async {
+            let text = get_text(&format!("{url}/metrics")).await?;
+            (runs(&text) >= before + 3.0).then_some(())
+        },
+    )
+    .await;
+    assert!(child.try_wait().unwrap().is_none(), "the agent exited");
+
+    signal_term(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let mut stderr = String::new();
+    std::fs::File::open(&log)
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(stderr.contains("configuration reload refused"), "{stderr}");
+    assert!(
+        !stderr.contains(secret),
+        "the secret is in the log:\n{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a log that is not a terminal:\n{stderr}"
+    );
+    sim.stop().await;
+}
+
+fn signal_term(child: &Child) {
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reloading_a_config_at_the_size_cap_misses_no_slot() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casewatch.yaml");
+    let base = format!("http://{}/", sim.ics);
+    let large = casewatch::bench::hostile::large_config(&casewatch::bench::hostile::LargeConfig {
+        base_url: &base,
+        bytes: config::preflight::MAX_CONFIG_BYTES,
+        probe_path: "/ping",
+        probe_interval: "250ms",
+    });
+    assert_eq!(large.len(), config::preflight::MAX_CONFIG_BYTES);
+    // Start with the same probe and a few idle journeys, then reload into
+    // the large config, and reload that again.
+    let small = casewatch::bench::hostile::large_config(&casewatch::bench::hostile::LargeConfig {
+        base_url: &base,
+        bytes: 4096,
+        probe_path: "/ping",
+        probe_interval: "250ms",
+    });
+    std::fs::write(&path, small).unwrap();
+    let loaded = config::load(&path).unwrap().config;
+    let shutdown = CancellationToken::new();
+    let options = AgentOptions {
+        config_path: Some(path.clone()),
+        ..AgentOptions::new("127.0.0.1:0".parse().unwrap(), test_env(PASSWORD))
+    };
+    let agent = Agent::start(Arc::new(loaded), options, shutdown.clone())
+        .await
+        .unwrap();
+    let addr = agent.addr;
+    let probe = [("journey", "probe")];
+    wait_for(Duration::from_secs(20), "the first probe runs", || async {
+        (metric(&scrape(addr).await, "casewatch_journey_runs_total", &probe) >= 2.0).then_some(())
+    })
+    .await;
+    std::fs::write(&path, &large).unwrap();
+    for _ in 0..3 {
+        // A scrape while the reload is being worked on is answered.
+        let (reloaded, scraped) = tokio::join!(agent.reload(), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            scrape(addr).await
+        });
+        let summary = reloaded.unwrap_or_else(|why| panic!("{why}"));
+        assert!(scraped.contains("casewatch_journey_runs_total"));
+        assert!(
+            !summary.contains("probe"),
+            "the probe was restarted: {summary}"
+        );
+    }
+    let text = scrape(addr).await;
+    let before = metric(&text, "casewatch_journey_runs_total", &probe);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let text = scrape(addr).await;
+    assert!(metric(&text, "casewatch_journey_runs_total", &probe) > before);
+    assert_eq!(
+        metric(&text, "casewatch_schedule_missed_total", &probe),
+        0.0,
+        "the probe missed slots while the config was reloaded"
+    );
+    assert_eq!(
+        metric(&text, "casewatch_config_last_reload_successful", &[]),
+        1.0
+    );
+    shutdown.cancel();
+    agent.wait().await;
+    sim.stop().await;
+}
+
+// ------------------------------------------------------------- shutdown --
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_frozen_at_the_stop_deadline_reaches_the_journal() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.db");
+    let yaml = small_config(&format!("http://{}/", sim.ics), "1s").replace(
+        "{ slow_after: 1s, freeze_after: 2s, give_up_after: 10s }",
+        "{ slow_after: 100ms, freeze_after: 300ms, give_up_after: 60s }",
+    );
+    let loaded = config::from_yaml_str(&yaml, "frozen.yaml").unwrap().config;
+    let shutdown = CancellationToken::new();
+    let options = AgentOptions {
+        journal: Some(journal.clone()),
+        stop_deadline: Duration::from_millis(500),
+        ..AgentOptions::new("127.0.0.1:0".parse().unwrap(), test_env(PASSWORD))
+    };
+    let agent = Agent::start(Arc::new(loaded), options, shutdown.clone())
+        .await
+        .unwrap();
+    let addr = agent.addr;
+    wait_for(Duration::from_secs(20), "a first run", || async {
+        let text = scrape(addr).await;
+        (metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        ) >= 1.0)
+            .then_some(())
+    })
+    .await;
+    sim.control("freeze", json!({"seconds": 60.0})).await;
+    wait_for(Duration::from_secs(20), "the freeze to be seen", || async {
+        let text = scrape(addr).await;
+        (metric(&text, "casewatch_freeze_in_progress", &[]) >= 1.0).then_some(())
+    })
+    .await;
+    let frozen_at = SystemTime::now();
+    shutdown.cancel();
+    agent.wait().await;
+
+    let db = rusqlite::Connection::open(&journal).unwrap();
+    let stop = frozen_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let (outcome, censored, step_outcome): (String, i64, String) = db
+        .query_row(
+            "SELECT r.outcome, s.censored, s.outcome FROM runs r JOIN steps s ON s.run_id = r.id
+             WHERE r.journey = 'probe' AND r.intended_start < ?1 ORDER BY r.intended_start DESC LIMIT 1",
+            [stop],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .expect("the frozen run is in the journal");
+    assert_eq!(
+        (outcome.as_str(), censored, step_outcome.as_str()),
+        ("frozen", 1, "frozen")
+    );
+    let censored_freezes: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM freezes WHERE censored = 1",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(censored_freezes, 1);
+    sim.stop().await;
+}
+
+// -------------------------------------------------------- endpoint auth --
+
+/// The agent's web endpoints with basic auth on a runtime of one thread:
+/// whatever blocks that thread blocks every request.
+fn serve_on_one_thread(hash: String) -> (std::net::SocketAddr, CancellationToken) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let config =
+                config::from_yaml_str(&small_config("http://127.0.0.1:1/", "1h"), "t.yaml")
+                    .unwrap()
+                    .config;
+            let metrics = Arc::new(casewatch::metrics::Metrics::new(&config).unwrap());
+            let status = Arc::new(std::sync::Mutex::new(casewatch::status::StatusBoard::new(
+                "test-site",
+                config.age_bands.clone(),
+                Vec::new(),
+            )));
+            let (reloads, _keep) = tokio::sync::mpsc::channel(1);
+            let state = casewatch::web::WebState {
+                metrics,
+                status,
+                ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                reloads,
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let web_yml = dir.path().join("web.yml");
+            std::fs::write(
+                &web_yml,
+                format!("basic_auth_users:\n  prometheus: {hash}\n"),
+            )
+            .unwrap();
+            let web_config = casewatch::webconfig::WebConfig::load(&web_yml).unwrap();
+            let (addr, server) = casewatch::web::serve(
+                "127.0.0.1:0".parse().unwrap(),
+                state,
+                &web_config,
+                stop.clone(),
+            )
+            .await
+            .unwrap();
+            tx.send(addr).unwrap();
+            stop.cancelled().await;
+            let _ = server.await;
+        });
+    });
+    (rx.recv().unwrap(), shutdown)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_being_checked_holds_up_no_other_request() {
+    // Cost 12: a verification takes a good while, long enough to see what
+    // runs beside it.
+    let hash = bcrypt::hash("scrape-secret", 12).unwrap();
+    let (addr, shutdown) = serve_on_one_thread(hash);
+    let url = format!("http://{addr}/metrics");
+    let http = reqwest::Client::new();
+    // Prometheus's credentials, verified once.
+    let first = http
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-secret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+
+    let wrong = {
+        let (http, url) = (http.clone(), url.clone());
+        tokio::spawn(async move {
+            let response = http
+                .get(&url)
+                .basic_auth("prometheus", Some("a-wrong-guess"))
+                .send()
+                .await
+                .unwrap();
+            (response.status(), Instant::now())
+        })
+    };
+    // Give the wrong password time to reach its bcrypt.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let scraped = http
+        .get(&url)
+        .basic_auth("prometheus", Some("scrape-secret"))
+        .send()
+        .await
+        .unwrap();
+    let scraped_at = Instant::now();
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        !wrong.is_finished(),
+        "the wrong password was checked before the scrape was answered"
+    );
+    let (status, refused_at) = wrong.await.unwrap();
+    assert_eq!(status, 401);
+    assert!(scraped_at < refused_at);
+    shutdown.cancel();
+}
+
+// ----------------------------------------------------------------- logs --
+
+#[test]
+fn log_lines_carry_no_colour_codes_when_stderr_is_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let stderr_path = dir.path().join("stderr.log");
+    // A config that loads with a warning, which `once` logs; its journey
+    // then fails against a port where nothing listens.
+    let config_path = dir.path().join("warned.yaml");
+    let yaml = std::fs::read_to_string("tests/fixtures/bad/tls_skip_verify_with_http.yaml")
+        .unwrap()
+        .replace("127.0.0.1:8181", &format!("127.0.0.1:{}", free_port()));
+    std::fs::write(&config_path, yaml).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_casewatch"))
+        .args(["once", "--config"])
+        .arg(&config_path)
+        .env("CASEWATCH_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        stderr.contains("WARN") && stderr.contains("insecure_skip_verify has no effect"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes in a file: {stderr:?}"
+    );
+}
+
+#[test]
+fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
+    let password = format!("canary-{}-pw", std::process::id());
+    let case_text = format!("canary-case-note-{}", std::process::id());
+    let dir = tempfile::tempdir().unwrap();
+    // The demo config, with the note every run saves (and the next run's
+    // record page shows) holding the canary, and the journey run often.
+    let demo = config::DEMO_YAML
+        .replace(
+            "Home visit completed; child seen alone (run ${run_id}).",
+            &format!("{case_text} (run ${{run_id}})"),
+        )
+        .replacen(
+            "interval: 15s\n      jitter: 1s",
+            "interval: 2s\n      jitter: 100ms",
+            1,
+        );
+    assert!(demo.contains(&case_text));
+    let config_path = dir.path().join("demo.yaml");
+    std::fs::write(&config_path, demo).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_casewatch"))
+        .args([
+            "demo",
+            "--duration",
+            "10s",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config_path)
+        .arg("--journal")
+        .arg(dir.path().join("journal.db"))
+        .env("CASEWATCH_PASSWORD", &password)
+        .env("CASEWATCH_LOG", "trace")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // The canary note was really saved and shown again.
+    assert!(stdout.contains("case_note"), "{stdout}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.contains("TRACE") || l.contains("DEBUG")),
+        "nothing was logged at trace level"
+    );
+    for (what, canary) in [("case text", &case_text), ("password", &password)] {
+        let leaks: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(canary.as_str()))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "{what} in the log: {:?}",
+            &leaks[..leaks.len().min(3)]
+        );
+    }
+}
