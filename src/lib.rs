@@ -11,6 +11,7 @@
 //! - [`config`]: raw serde structs, validated into a typed [`config::Config`].
 //! - [`schedule`]: the timetable of each journey; intended versus actual start.
 //! - [`runner`]: sessions (cookie jar, login, logout) and steps, producing records.
+//! - [`browser`]: browser journeys in headless Chromium, producing the same records.
 //! - [`outcome`]: the outcome vocabulary and the records the runner emits.
 //! - [`metrics`]: one Prometheus registry with typed helpers.
 //! - [`web`]: `/metrics`, health endpoints and the status page.
@@ -26,6 +27,7 @@
 
 pub mod agent;
 pub mod bench;
+pub mod browser;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -60,6 +60,9 @@ pub struct Metrics {
     session_oldest_age: GaugeVec,
     relogin_duration: HistogramVec,
     kept: KeptMetrics,
+    /// Browser journeys' own families (page timings, freeze sides, the
+    /// browser process); shared with the browser pool.
+    pub browser: crate::browser::BrowserMetrics,
     runtime_tasks: Gauge,
     bands: AgeBands,
     last_render_len: std::sync::atomic::AtomicUsize,
@@ -268,6 +271,8 @@ impl Metrics {
             registry.register(collector)?;
         }
         kept.register(&registry)?;
+        let browser = crate::browser::BrowserMetrics::new()?;
+        browser.register(&registry)?;
         registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(step_outcomes.clone()))?;
         registry.register(Box::new(journey_duration.clone()))?;
@@ -310,6 +315,7 @@ impl Metrics {
             session_oldest_age,
             relogin_duration,
             kept,
+            browser,
             runtime_tasks,
             bands: config.age_bands.clone(),
             last_render_len: std::sync::atomic::AtomicUsize::new(0),
@@ -342,6 +348,7 @@ impl Metrics {
                 self.kept.prepare(t);
             }
         }
+        self.browser.prepare(config);
         for journey in &config.journeys {
             self.journey_in_flight
                 .with_label_values(&[&journey.target.name, &journey.name])
@@ -357,11 +364,22 @@ impl Metrics {
                 .into_iter()
                 .flatten()
                 .chain(&journey.steps)
-                .chain(logout);
-            for step in steps {
+                .chain(logout)
+                .map(|s| s.name.as_str());
+            let browser_login = journey
+                .login
+                .then_some(journey.target.browser.as_ref())
+                .flatten();
+            let browser_steps = browser_login
+                .into_iter()
+                .flat_map(|l| &l.login)
+                .chain(journey.browser.iter().flat_map(|b| &b.steps))
+                .chain(browser_login.into_iter().flat_map(|l| &l.logout))
+                .map(|s| s.name.as_str());
+            for step in steps.chain(browser_steps) {
                 for outcome in Outcome::ALL {
                     self.step_outcomes
-                        .with_label_values(&[t, j, &step.name, outcome.as_str()]);
+                        .with_label_values(&[t, j, step, outcome.as_str()]);
                 }
             }
             for outcome in Outcome::ALL {
@@ -493,6 +511,7 @@ impl Metrics {
         self.schedule_lateness
             .with_label_values(&[t, j])
             .observe(run.lateness().as_secs_f64());
+        self.browser.observe(run);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -532,6 +551,17 @@ fn step_buckets(config: &Config) -> Vec<f64> {
     for step in config.journeys.iter().flat_map(|j| &j.steps) {
         buckets.push(step.timings.slow_after.as_secs_f64());
         buckets.push(step.timings.freeze_after.as_secs_f64());
+    }
+    let browser_timings = config
+        .targets
+        .iter()
+        .filter_map(|t| t.browser.as_ref())
+        .flat_map(|b| b.login.iter().chain(&b.logout))
+        .chain(config.journeys.iter().flat_map(|j| j.browser.iter().flat_map(|b| &b.steps)))
+        .map(|s| &s.timings);
+    for timings in browser_timings {
+        buckets.push(timings.slow_after.as_secs_f64());
+        buckets.push(timings.freeze_after.as_secs_f64());
     }
     sorted_unique(buckets)
 }

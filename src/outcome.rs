@@ -155,6 +155,88 @@ pub struct StepRecord {
     pub session_age: Option<Duration>,
     /// A short human explanation; never carries secrets or bodies.
     pub detail: String,
+    /// What a browser step saw besides the fields above; `None` for HTTP
+    /// steps.
+    pub browser: Option<Box<PageTimings>>,
+}
+
+impl StepRecord {
+    /// For a frozen step, which side froze. An HTTP step waits on nothing
+    /// but the server, so its freezes are the server's.
+    pub fn freeze_side(&self) -> Option<FreezeSide> {
+        if self.outcome != Outcome::Frozen {
+            return None;
+        }
+        Some(
+            self.browser
+                .as_ref()
+                .and_then(|b| b.freeze_side)
+                .unwrap_or(FreezeSide::Server),
+        )
+    }
+}
+
+/// Which side a frozen browser step was waiting on (see
+/// [`crate::detect::page`]): the same outcome, `frozen`, with the reason
+/// that matters to whoever is asked to fix it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FreezeSide {
+    /// The network waited on the server longer than `freeze_after`.
+    Server,
+    /// The page's main thread was blocked longer than `freeze_after` while
+    /// the server kept answering.
+    Client,
+    /// Neither alone passed `freeze_after`; together they did.
+    Mixed,
+}
+
+impl FreezeSide {
+    pub const ALL: [FreezeSide; 3] = [FreezeSide::Server, FreezeSide::Client, FreezeSide::Mixed];
+
+    /// The `side` label value, and how the journal stores it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FreezeSide::Server => "server",
+            FreezeSide::Client => "client",
+            FreezeSide::Mixed => "mixed",
+        }
+    }
+}
+
+impl fmt::Display for FreezeSide {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a browser step's time went, measured in the page. Times named
+/// after page events count from the step's start, as the person at the
+/// screen waited from their action.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct PageTimings {
+    /// For a frozen step: which side the wait was on.
+    pub freeze_side: Option<FreezeSide>,
+    /// The longest stretch during the step with a request sent and no
+    /// answer yet (the network waiting on a server).
+    pub server_wait: Duration,
+    /// The longest stretch the page's main thread was blocked: a long task,
+    /// or the agent's own probes of the page left unanswered.
+    pub main_thread_blocked: Duration,
+    /// Long tasks (over 50 ms) the page reported during the step.
+    pub long_tasks: u32,
+    pub long_task_total: Duration,
+    /// For a step that loaded a page: its first byte, DOMContentLoaded,
+    /// load, and the largest contentful paint where Chromium gives it.
+    pub first_byte: Option<Duration>,
+    pub dom_content_loaded: Option<Duration>,
+    pub load: Option<Duration>,
+    pub largest_contentful_paint: Option<Duration>,
+    /// Requests the page sent during the step.
+    pub requests: u32,
+    /// The evidence saved for a failed step: a file name in the evidence
+    /// folder beside the journal (without its `.png` or `.json`).
+    pub evidence: Option<String>,
 }
 
 /// One journey run: its steps and how it went as a whole.
@@ -470,7 +552,20 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            browser: None,
         }
+    }
+
+    #[test]
+    fn an_http_freeze_is_the_servers_and_a_browser_step_says_its_side() {
+        let mut frozen = step("a", Outcome::Frozen);
+        assert_eq!(frozen.freeze_side(), Some(FreezeSide::Server));
+        frozen.browser = Some(Box::new(PageTimings {
+            freeze_side: Some(FreezeSide::Client),
+            ..PageTimings::default()
+        }));
+        assert_eq!(frozen.freeze_side(), Some(FreezeSide::Client));
+        assert_eq!(step("b", Outcome::Slow).freeze_side(), None);
     }
 
     #[test]

@@ -54,6 +54,7 @@ fn journey_fingerprint(journey: &Journey) -> String {
         kind,
         retry_after_relogin,
         steps,
+        browser,
     } = journey;
     fingerprint(&(
         name,
@@ -63,6 +64,7 @@ fn journey_fingerprint(journey: &Journey) -> String {
         kind,
         retry_after_relogin,
         steps,
+        browser,
     ))
 }
 
@@ -128,6 +130,8 @@ pub struct Supervisor {
     /// so their runs are recorded before the tasks are aborted.
     forced: CancellationToken,
     groups: HashMap<String, TargetGroup>,
+    /// The agent's browser, for browser journeys.
+    browser: Option<crate::browser::Browsing>,
 }
 
 impl Supervisor {
@@ -146,7 +150,15 @@ impl Supervisor {
             shutdown,
             forced: CancellationToken::new(),
             groups: HashMap::new(),
+            browser: None,
         }
+    }
+
+    /// Browser journeys run in `browsing`'s browser; without one they
+    /// record an `error` run saying there is none.
+    pub fn with_browser(mut self, browsing: crate::browser::Browsing) -> Supervisor {
+        self.browser = Some(browsing);
+        self
     }
 
     /// The fingerprints of the running targets, for [`plan`].
@@ -311,6 +323,7 @@ impl Supervisor {
                 shutdown: token.clone(),
                 anchor: Instant::now(),
                 offset,
+                browser: self.browser.clone(),
             });
             let task = tokio::spawn(runner::stop::scope(self.forced.clone(), task));
             group.journeys.insert(
@@ -373,6 +386,8 @@ pub struct JourneyTask {
     /// The timetable's origin; the first slot is `anchor + offset`.
     pub anchor: Instant,
     pub offset: Duration,
+    /// Where a browser journey runs.
+    pub browser: Option<crate::browser::Browsing>,
 }
 
 /// Runs a journey on its timetable until `shutdown` (between runs).
@@ -430,8 +445,30 @@ pub async fn journey_loop(task: JourneyTask) {
         };
         // A run once begun is finished (its session logged out) even when a
         // stop or reload comes meanwhile; the agent's stop deadline bounds it.
-        let run =
-            runner::run_journey(&ctx, journey, vars, intended_start, slot.intended, run_id).await;
+        let run = match (&journey.browser, &task.browser) {
+            (None, _) => {
+                runner::run_journey(&ctx, journey, vars, intended_start, slot.intended, run_id)
+                    .await
+            }
+            (Some(_), Some(browsing)) => {
+                crate::browser::run_journey(
+                    browsing,
+                    Some(&task.probes),
+                    journey,
+                    vars,
+                    intended_start,
+                    slot.intended,
+                    run_id,
+                )
+                .await
+            }
+            (Some(_), None) => crate::browser::without_browser(
+                journey,
+                intended_start,
+                slot.intended,
+                "this process runs no browser",
+            ),
+        };
         task.probes.send(Record::Run(run));
     }
 }

@@ -374,6 +374,18 @@ async fn drain_log(State(state): State<Arc<ServeState>>) -> String {
 async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()> {
     let config = Arc::new(config::load(path)?.config);
     let clients = runner::clients(&config.targets)?;
+    // Browser journeys run in one browser, as in the agent.
+    let browser = match config.has_browser_journeys() {
+        true => Some(crate::browser::Browsing {
+            pool: crate::browser::BrowserPool::new(
+                config.browser.clone(),
+                crate::browser::BrowserMetrics::new()?,
+                tokio::runtime::Handle::current(),
+            ),
+            evidence: None,
+        }),
+        false => None,
+    };
     let (tx, mut rx) = mpsc::unbounded_channel();
     let probes = Probes::new(tx);
     let shutdown = CancellationToken::new();
@@ -405,6 +417,7 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
             shutdown: shutdown.clone(),
             anchor: start,
             offset,
+            browser: browser.clone(),
         })));
     }
     drop(probes);
@@ -446,6 +459,9 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
         let _ = task.await;
     }
     text.push_str(&collector.await?);
+    if let Some(browser) = browser {
+        browser.pool.close().await;
+    }
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! Loading is linear in the size of the file, and a parse error never quotes
 //! a value given under `credentials`.
 
+pub mod browser;
 pub mod model;
 pub mod preflight;
 pub mod raw;

@@ -29,6 +29,15 @@ pub struct Config {
     pub journal: Option<crate::journal::JournalOptions>,
     /// Central stores the agent pushes its metrics to (remote_write 1.0).
     pub remote_write: Vec<super::remote_write::RemoteWrite>,
+    /// The agent's one Chromium, for browser journeys.
+    pub browser: super::browser::BrowserSettings,
+}
+
+impl Config {
+    /// Whether any journey runs in the browser.
+    pub fn has_browser_journeys(&self) -> bool {
+        self.journeys.iter().any(|j| j.browser.is_some())
+    }
 }
 
 impl Config {
@@ -61,6 +70,8 @@ pub struct Target {
     /// single sign-on server, say). A session's cookies and a form holding
     /// `${password}` go only where the target's owner said they may.
     pub allowed_origins: Vec<url::Origin>,
+    /// Login and logout as done in a browser, for browser journeys.
+    pub browser: Option<super::browser::BrowserLogin>,
 }
 
 impl Target {
@@ -133,6 +144,8 @@ pub struct Journey {
     pub kind: JourneyKind,
     pub retry_after_relogin: bool,
     pub steps: Vec<Step>,
+    /// Set for a journey run in the browser; its `steps` are then empty.
+    pub browser: Option<super::browser::BrowserJourney>,
 }
 
 pub use crate::outcome::JourneyKind;

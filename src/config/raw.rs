@@ -27,6 +27,8 @@ pub struct RawConfig {
     /// Central stores to push the agent's metrics to.
     #[serde(default)]
     pub remote_write: Vec<super::remote_write::RawRemoteWrite>,
+    /// The Chromium that browser journeys run in.
+    pub browser: Option<super::browser::RawBrowser>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,6 +76,8 @@ pub struct RawTarget {
     /// Other origins steps may go to, e.g. `https://sso.example.gov.uk`.
     #[serde(default)]
     pub allowed_origins: Vec<S>,
+    /// Login and logout as done in a browser, for browser journeys.
+    pub browser: Option<super::browser::RawTargetBrowser>,
 }
 
 /// A cheap request sent every few seconds to sharpen freeze boundaries.
@@ -161,6 +165,8 @@ pub struct RawJourney {
     pub retry_after_relogin: Option<Spanned<bool>>,
     #[serde(default)]
     pub steps: Vec<RawStep>,
+    /// Steps run in a real browser instead of HTTP steps.
+    pub browser: Option<super::browser::RawJourneyBrowser>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ use super::raw::*;
 use super::template::Template;
 use super::{ConfigError, Loaded, Problem};
 
+mod browser;
 mod remote_write;
 
 /// Variables every step can read without extracting them.
@@ -75,6 +76,10 @@ impl<'a> Scope<'a> {
 struct TargetFacts {
     /// Variables after the login steps.
     vars: HashSet<String>,
+    /// Variables after the browser login steps.
+    browser_vars: HashSet<String>,
+    /// Variables a journey that does not log in can read.
+    anonymous: HashSet<String>,
     login_names: HashSet<String>,
     /// The longest the login and logout steps can take without freezing.
     login_worst: Duration,
@@ -83,6 +88,15 @@ struct TargetFacts {
 /// The longest `steps` can take with every one just under `freeze_after`.
 /// Saturating: absurd durations ("1000000000 years") must not overflow.
 fn worst_case<'a>(steps: impl IntoIterator<Item = &'a Step>) -> Duration {
+    steps.into_iter().fold(Duration::ZERO, |sum, s| {
+        sum.saturating_add(s.timings.freeze_after.saturating_add(s.think_time))
+    })
+}
+
+/// [`worst_case`] for browser steps.
+fn browser_worst_case<'a>(
+    steps: impl IntoIterator<Item = &'a crate::config::browser::BrowserStep>,
+) -> Duration {
     steps.into_iter().fold(Duration::ZERO, |sum, s| {
         sum.saturating_add(s.timings.freeze_after.saturating_add(s.think_time))
     })
@@ -258,12 +272,14 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         if targets_by_name.contains_key(rt.name.as_str()) {
             c.error(line_of(&rt.name), &context, "duplicate target name");
         }
-        let (target, vars) = target(&mut c, rt, &context);
+        let (target, vars, browser_vars) = target(&mut c, rt, &context);
         let target = Arc::new(target);
         facts
             .entry(target.name.clone())
             .or_insert_with(|| TargetFacts {
                 vars,
+                browser_vars,
+                anonymous: builtin_vars(target.username.is_some(), target.password.is_some()),
                 login_names: target.login.iter().map(|s| s.name.clone()).collect(),
                 login_worst: worst_case(target.login.iter().chain(&target.logout)),
             });
@@ -313,11 +329,17 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             continue;
         };
         let logs_in = rj.login.as_ref().is_none_or(|b| **b);
-        let steps = rj.steps.len().saturating_add(if logs_in {
-            target.login.len() + usize::from(target.logout.is_some())
-        } else {
-            0
-        });
+        let steps = match (&rj.browser, &target.browser) {
+            (Some(b), login) => b.steps.len().saturating_add(match (logs_in, login) {
+                (true, Some(l)) => l.login.len() + l.logout.len(),
+                _ => 0,
+            }),
+            (None, _) => rj.steps.len().saturating_add(if logs_in {
+                target.login.len() + usize::from(target.logout.is_some())
+            } else {
+                0
+            }),
+        };
         total_steps = total_steps.saturating_add(steps);
         if total_steps > MAX_STEPS {
             c.error(
@@ -381,6 +403,8 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         crate::journal::JournalOptions { path: PathBuf::from(j.path.as_str()), keep_successes, keep_failures }
     });
 
+    let browser = browser::settings(&mut c, raw.browser.as_ref());
+
     let remote_write = remote_write::remote_writes(
         &mut c,
         &raw.remote_write,
@@ -406,6 +430,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             changes,
             journal,
             remote_write,
+            browser,
         },
         warnings: c.warnings,
     })
@@ -456,7 +481,11 @@ fn secret(
     Some(SecretSource::Value(value.to_string()))
 }
 
-fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<String>) {
+fn target(
+    c: &mut Checker,
+    rt: &RawTarget,
+    context: &str,
+) -> (Target, HashSet<String>, HashSet<String>) {
     let base_url = match Url::parse(rt.base_url.trim()) {
         Ok(u) if !u.username().is_empty() || u.password().is_some() => {
             c.error(
@@ -570,6 +599,15 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
         "defaults",
     );
 
+    let (browser, browser_vars) = browser::target_browser(
+        c,
+        rt.browser.as_ref(),
+        &defaults,
+        &origins,
+        builtin_vars(username.is_some(), password.is_some()),
+        context,
+        line_of(&rt.name),
+    );
     let mut vars = Scope::new(builtin_vars(username.is_some(), password.is_some()));
     let mut login = Vec::new();
     let mut seen = HashSet::new();
@@ -785,8 +823,10 @@ fn target(c: &mut Checker, rt: &RawTarget, context: &str) -> (Target, HashSet<St
             heartbeat,
             keep_sessions,
             allowed_origins,
+            browser,
         },
         vars.own,
+        browser_vars,
     )
 }
 
@@ -1326,7 +1366,15 @@ fn journey(
         }
     };
     let login = rj.login.as_ref().map(|b| **b).unwrap_or(true);
-    if login && target.login.is_empty() {
+    let in_browser = rj.browser.is_some();
+    if in_browser && !rj.steps.is_empty() {
+        c.error(
+            line_of(&rj.name),
+            context,
+            "a browser journey's steps go under `browser.steps`: give no `steps`",
+        );
+    }
+    if login && !in_browser && target.login.is_empty() {
         c.error(line_of(&rj.name), context, format!("logs in, but target {:?} has no `login` steps (set `login: false` for anonymous journeys)", target.name));
     }
     let mut vars = if login {
@@ -1353,16 +1401,40 @@ fn journey(
         .check(c, &rs.path, &step_context);
         steps.push(step(c, rs, &target.defaults, &mut vars, &step_context));
     }
-    if steps.is_empty() {
+    if steps.is_empty() && !in_browser {
         c.error(line_of(&rj.name), context, "no steps");
     }
+    let browser = rj.browser.as_ref().map(|raw| {
+        let browser_facts = browser::BrowserFacts {
+            login: target.browser.as_ref(),
+            vars: &facts.browser_vars,
+            anonymous: facts.anonymous.clone(),
+            defaults: &target.defaults,
+            origins: Origins {
+                base: &target.base_url,
+                allowed: &target.allowed_origins,
+            },
+            target: &target.name,
+        };
+        browser::journey_browser(c, raw, login, &browser_facts, context, line_of(&rj.name))
+    });
     // A run that stays just under every freeze threshold never fails, so it
     // runs to the end: that is the longest a healthy-but-slow run can take.
-    let worst = worst_case(&steps).saturating_add(if login {
-        facts.login_worst
-    } else {
-        Duration::ZERO
-    });
+    let worst = match &browser {
+        Some(b) => {
+            let login_steps = target
+                .browser
+                .iter()
+                .filter(|_| login)
+                .flat_map(|l| l.login.iter().chain(&l.logout));
+            browser_worst_case(b.steps.iter().chain(login_steps))
+        }
+        None => worst_case(&steps).saturating_add(if login {
+            facts.login_worst
+        } else {
+            Duration::ZERO
+        }),
+    };
     if worst > schedule.interval {
         c.warn(
             line_of(&rj.name),
@@ -1379,12 +1451,23 @@ fn journey(
         .as_ref()
         .map_or(JourneyKind::Interactive, |k| kind(c, k, context));
     let mut steps = steps;
+    let mut browser = browser;
     if kind == JourneyKind::Report {
         for step in &mut steps {
             step.kind = JourneyKind::Report;
         }
+        for step in browser.iter_mut().flat_map(|b| &mut b.steps) {
+            step.kind = JourneyKind::Report;
+        }
     }
     let retry_after_relogin = rj.retry_after_relogin.as_ref().is_some_and(|b| **b);
+    if retry_after_relogin && in_browser {
+        c.error(
+            line_of(&rj.name),
+            context,
+            "retry_after_relogin is for HTTP journeys: a browser journey stops at a forced logout",
+        );
+    }
     if retry_after_relogin && !login {
         c.error(
             line_of(&rj.name),
@@ -1400,6 +1483,7 @@ fn journey(
         kind,
         retry_after_relogin,
         steps,
+        browser,
     })
 }
 

@@ -180,6 +180,7 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            browser: None,
         };
         assert_eq!(
             Sign::of(&step(Outcome::Slow, Some(200), false)),

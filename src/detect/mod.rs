@@ -1,10 +1,12 @@
 //! Detection: pure functions and state machines that turn records and the
-//! current time into verdicts — freeze episodes, session-age bands and
-//! survival. No I/O here, so every rule is tested with a paused clock.
+//! current time into verdicts — freeze episodes, which side a browser step
+//! froze on, session-age bands and survival. No I/O here, so every rule is
+//! tested with a paused clock.
 
 pub mod freeze;
 pub mod kept;
 pub mod login_page;
+pub mod page;
 pub mod sessions;
 
 pub use freeze::{FreezeChange, FreezeDetector};

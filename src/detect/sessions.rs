@@ -243,6 +243,7 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            browser: None,
         };
         use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};
         let steps = [

@@ -134,6 +134,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         logout_cause,
         session_age,
         detail,
+        browser: None,
     }
 }
 

@@ -42,6 +42,7 @@ pub fn router(app: App) -> Router {
         .route("/cases/{id}", get(record))
         .route("/cases/{id}/notes", post(save_note))
         .route("/reports/{name}", get(report))
+        .route(pages::SCRIPT_PATH, get(script))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(app.clone(), gate))
         .with_state(app)
@@ -230,6 +231,24 @@ macro_rules! logged_in {
             Auth::Ended(style) => return logout_response(&$app, style),
         }
     };
+}
+
+/// The pages' script. Never cached, so every page load fetches it and a
+/// hang armed through the control API meets the next page a browser loads
+/// (HTTP journeys fetch no scripts, so it never reaches them).
+async fn script(State(app): State<App>) -> Response {
+    let hang = app.sim.take_page_hang(app.id);
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/javascript; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        pages::script(hang),
+    )
+        .into_response()
 }
 
 async fn root() -> Response {

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::profile::{LogoutStyle, SystemId};
-use super::state::{lock, InjectedErrors, Sim};
+use super::state::{lock, InjectedErrors, PageHang, Sim};
 use super::truth::{Event, Source};
 
 /// Longest single injected freeze or restart; longer is surely a typo.
@@ -35,6 +35,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .route("/_control/errors", post(errors))
         .route("/_control/logout_style", post(logout_style))
         .route("/_control/restart", post(restart))
+        .route("/_control/page_hang", post(page_hang))
         .route("/_control/truth", get(truth))
         .route("/_control/sessions", get(sessions))
         .route("/_control/stats", get(stats))
@@ -293,6 +294,32 @@ async fn restart(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     };
     let (id, ages) = sim.restart(req.system, downtime, Source::Injected);
     Json(json!({ "id": id, "sessions": ages })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageHangReq {
+    seconds: f64,
+    #[serde(default = "one_u64")]
+    count: u64,
+    #[serde(default)]
+    system: SystemId,
+}
+
+/// Arms a client-side freeze: the next `count` pages a browser loads run a
+/// script that holds their main thread for `seconds`. Each is recorded in
+/// the truth log (`page_hang`) when its script is served.
+async fn page_hang(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
+    let req: PageHangReq = try_resp!(parse(&body));
+    let length = try_resp!(real_seconds(req.seconds, "seconds"));
+    if req.count == 0 {
+        return bad_request("count must be at least 1".into());
+    }
+    lock(&sim.system(req.system).state).page_hang = Some(PageHang {
+        length,
+        remaining: req.count,
+    });
+    Json(json!({ "armed": req.count, "seconds": length.as_secs_f64() })).into_response()
 }
 
 struct TruthQuery {

@@ -39,6 +39,34 @@ impl Sim {
         )
     }
 
+    /// Takes one page's hang, if one is armed, and records it in the truth
+    /// log as it is served: the page's main thread is held from about now
+    /// for exactly that long.
+    pub fn take_page_hang(&self, id: SystemId) -> Option<Duration> {
+        let length = {
+            let mut st = lock(&self.system(id).state);
+            let hang = st.page_hang.as_mut()?;
+            let length = hang.length;
+            hang.remaining = hang.remaining.saturating_sub(1);
+            if hang.remaining == 0 {
+                st.page_hang = None;
+            }
+            length
+        };
+        let now = self.clock.now_unix();
+        tracing::info!(
+            system = id.as_str(),
+            seconds = length.as_secs_f64(),
+            "sim page hang served"
+        );
+        self.record(
+            Event::new("page_hang", Source::Injected, id, now)
+                .ends(now + length.as_secs_f64())
+                .with("seconds", length.as_secs_f64()),
+        );
+        Some(length)
+    }
+
     /// Drops every session and answers 503 for `downtime`.
     pub fn restart(
         &self,

@@ -91,9 +91,12 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Where every page loads its script from (see [`script`]).
+pub const SCRIPT_PATH: &str = "/static/app.js";
+
 fn page(sys: SystemId, title: &str, head: &str, body: &str) -> String {
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} - {}</title>\n{head}</head>\n<body>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{} - {}</title>\n<script src=\"{SCRIPT_PATH}\" defer></script>\n{head}</head>\n<body>\n{body}</body>\n</html>\n",
         sys.title(),
         escape(title)
     )
@@ -125,6 +128,23 @@ pub fn login(sys: SystemId, token: &str, notice: Option<&str>, error: Option<&st
         escape(token)
     );
     page(sys, "Sign in", "", &body)
+}
+
+/// The pages' own script, as a browser runs it: it marks the page ready.
+/// With `hang`, it first holds the page's main thread that long (a busy
+/// loop on the clock, so the length is exact), as a heavy client-side
+/// script does, and then says so on the console.
+pub fn script(hang: Option<std::time::Duration>) -> String {
+    let mut js = String::from("// The simulated case system's page script.\n");
+    if let Some(hang) = hang {
+        let ms = hang.as_millis();
+        let _ = write!(
+            js,
+            "(function () {{\n  var end = Date.now() + {ms};\n  while (Date.now() < end) {{}}\n  console.error(\"page script held the main thread for {ms} ms\");\n}})();\n"
+        );
+    }
+    js.push_str("document.documentElement.setAttribute(\"data-app-ready\", \"1\");\n");
+    js
 }
 
 pub const EXPIRED_NOTICE: &str = "Your session has expired. Please sign in again.";

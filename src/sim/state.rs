@@ -137,6 +137,16 @@ pub struct SysState {
     pub workers: u32,
     pub report_weight: u32,
     pub style: LogoutStyle,
+    /// The next pages' script holds their main thread (a client-side
+    /// freeze), armed through the control API.
+    pub page_hang: Option<PageHang>,
+}
+
+/// A hang the page script carries for the next `remaining` pages loaded.
+#[derive(Debug)]
+pub struct PageHang {
+    pub length: Duration,
+    pub remaining: u64,
 }
 
 #[derive(Debug)]
@@ -197,6 +207,7 @@ impl Sim {
                     workers: cap.workers.max(1),
                     report_weight: cap.report_weight.max(1),
                     style: profile.forced_logout.style,
+                    page_hang: None,
                 }),
                 load: AtomicU64::new(0),
                 served: AtomicU64::new(0),
