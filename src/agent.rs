@@ -100,11 +100,13 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
         let metrics = Arc::new(Metrics::new(&config)?);
-        let status = Arc::new(Mutex::new(StatusBoard::new(
+        let mut board = StatusBoard::new(
             &config.site,
             config.age_bands.clone(),
             journey_targets(&config),
-        )));
+        );
+        board.time_lost.practitioners = config.practitioners.clone();
+        let status = Arc::new(Mutex::new(board));
         let journal = open_journal(&config, &options, &metrics)?;
         let remote_writers = crate::remote_write::RemoteWriters::open(
             &config.remote_write,

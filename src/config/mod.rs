@@ -11,6 +11,7 @@
 //! a value given under `credentials`.
 
 pub mod model;
+pub mod practitioners;
 pub mod preflight;
 pub mod raw;
 pub mod remote_write;

@@ -61,6 +61,10 @@ pub fn open(options: &JournalOptions, config: &Config) -> Result<Connection, Jou
             ),
             ("config_origin", config.origin.clone()),
             ("calendar_scale", config.calendar_scale.to_string()),
+            (
+                "practitioners",
+                serde_json::to_string(&config.practitioners).unwrap_or_else(|_| "{}".into()),
+            ),
             ("writer_version", env!("CARGO_PKG_VERSION").to_string()),
         ] {
             meta.execute(params![key, value]).map_err(sqlite)?;

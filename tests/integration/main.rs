@@ -15,3 +15,4 @@ mod prometheus;
 mod remote_write;
 mod report;
 mod sessions;
+mod time_lost;
