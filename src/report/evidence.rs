@@ -409,7 +409,8 @@ pub fn histogram_quantile(blocks: &[&hdrhistogram::Histogram<u64>], q: f64) -> E
     let below = |h: &hdrhistogram::Histogram<u64>| h.count_between(0, value_us) as f64;
     let nf = n as f64;
     let p = below(&merged) / nf;
-    let used: Vec<&&hdrhistogram::Histogram<u64>> = blocks.iter().filter(|h| !h.is_empty()).collect();
+    let used: Vec<&&hdrhistogram::Histogram<u64>> =
+        blocks.iter().filter(|h| !h.is_empty()).collect();
     let m = used.len();
     let clustered = if m > 1 {
         m as f64 / (m as f64 - 1.0)
