@@ -23,6 +23,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
 use crate::runner::{EnvLookup, Probes, RunnerError};
+use crate::schedule_metrics::ScheduleMetrics;
 use crate::status::StatusBoard;
 use crate::supervisor::Supervisor;
 use crate::web::{self, BindError, WebState};
@@ -93,6 +94,8 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
         let metrics = Arc::new(Metrics::new(&config)?);
+        let schedule_metrics = ScheduleMetrics::register(metrics.registry(), &config)
+            .map_err(MetricsError::from)?;
         let status = Arc::new(Mutex::new(StatusBoard::new(
             &config.site,
             config.age_bands.clone(),
@@ -138,6 +141,7 @@ impl Agent {
             config,
             config_path: options.config_path,
             metrics: metrics.clone(),
+            schedule_metrics,
             status: status.clone(),
             probes,
             requests: reload_rx,
@@ -233,6 +237,7 @@ struct Control {
     config: Arc<Config>,
     config_path: Option<PathBuf>,
     metrics: Arc<Metrics>,
+    schedule_metrics: ScheduleMetrics,
     status: Arc<Mutex<StatusBoard>>,
     probes: Probes,
     requests: mpsc::Receiver<ReloadRequest>,
@@ -297,6 +302,7 @@ impl Control {
             .apply(&config)
             .map_err(|e| crate::error_chain(&e))?;
         self.metrics.prepare(&config);
+        self.schedule_metrics.update(&config, SystemTime::now());
         match self.status.lock() {
             Ok(mut board) => board.add_journeys(journey_targets(&config)),
             Err(poisoned) => poisoned.into_inner().add_journeys(journey_targets(&config)),
