@@ -94,8 +94,8 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
         let metrics = Arc::new(Metrics::new(&config)?);
-        let schedule_metrics = ScheduleMetrics::register(metrics.registry(), &config)
-            .map_err(MetricsError::from)?;
+        let schedule_metrics =
+            ScheduleMetrics::register(metrics.registry(), &config).map_err(MetricsError::from)?;
         let status = Arc::new(Mutex::new(StatusBoard::new(
             &config.site,
             config.age_bands.clone(),

@@ -92,6 +92,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX histograms_by_time ON histograms (interval_start);
     "#,
+    // 2: where each step's time went (seconds; NULL for a phase that did
+    // not happen, such as DNS, connect and TLS on a reused connection).
+    r#"
+    ALTER TABLE steps ADD COLUMN dns REAL;
+    ALTER TABLE steps ADD COLUMN connect REAL;
+    ALTER TABLE steps ADD COLUMN tls REAL;
+    ALTER TABLE steps ADD COLUMN first_byte REAL;
+    ALTER TABLE steps ADD COLUMN transfer REAL;
+    "#,
 ];
 
 /// The schema version this build writes and reads.
