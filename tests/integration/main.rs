@@ -9,5 +9,6 @@ mod hostile;
 mod journal;
 mod lifecycle;
 mod logouts;
+mod phases;
 mod prometheus;
 mod report;
