@@ -9,6 +9,7 @@ mod hostile;
 mod journal;
 mod lifecycle;
 mod logouts;
+mod multisite;
 mod phases;
 mod prometheus;
 mod report;
