@@ -479,10 +479,13 @@ def board():
                  f"sum by (age_band) (sum_over_time({exposure_band}{{target=~\"$target\"}}[$__range])) / 3600",
                  "age_band", "session-hours", decimals=1, w=12),
         row("Site $site"),
-        timeseries("Weekly availability by journey at $site", "Share of runs ok or slow over "
-                   "the 7 days up to each point at this site.", "percentunit",
-                   [query(f"site_target_journey:casewatch_journey_availability:ratio1w{{{SEL}}}",
-                          "{{target}}/{{journey}}", interval="1h")], decimals=2, maximum=1),
+        timeseries("Daily and weekly availability by journey at $site", "Share of runs ok or "
+                   "slow over the day and over the 7 days up to each point at this site.",
+                   "percentunit",
+                   [query(f"site_target_journey:casewatch_journey_availability:ratio1d{{{SEL}}}",
+                          "{{target}}/{{journey}} day", interval="1h"),
+                    query(f"site_target_journey:casewatch_journey_availability:ratio1w{{{SEL}}}",
+                          "{{target}}/{{journey}} week", interval="1h")], decimals=2, maximum=1),
         stat("Availability over the selected time range at $site", "Share of runs ok or slow "
              "over the whole time range at this site.", "percentunit",
              [query(f"1 - sum by (target, journey) ({site % failed}) / "
@@ -492,6 +495,10 @@ def board():
                    "the day up to each point at this site.", "s",
                    [query(f"site_target_journey_step:casewatch_step_duration_seconds:p95_1d{{{SEL}}}",
                           "{{target}}/{{journey}}/{{step}}", interval="1h")]),
+        timeseries("p95 journey duration at $site (daily)", "95th percentile of run duration "
+                   "(from the intended start) over the day up to each point at this site.", "s",
+                   [query(f"site_target_journey:casewatch_journey_duration_seconds:p95_1d{{{SEL}}}",
+                          "{{target}}/{{journey}}", interval="1h")]),
         timeseries("Freeze episodes per day at $site", "Freeze episodes begun on each day "
                    "(one bar a day, non-overlapping), per target.", "short",
                    [query("sum by (target) (sum_over_time(site_target:casewatch_freeze_episodes:increase5m"

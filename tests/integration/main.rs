@@ -1,6 +1,7 @@
 //! The one integration test binary: real HTTP over loopback sockets between
 //! the agent and the simulator, both started in-process on port 0.
 
+mod alerts;
 mod config_rules;
 mod foundation;
 mod freezes;

@@ -1,0 +1,168 @@
+//! The shipped alert and recording rules (issue 10): promtool's unit tests,
+//! including the production-rate scenarios of config/alerts/tests/ (one
+//! failure of a 5-minute journey pages nobody, three in a row do, one
+//! failure of a 15-minute report pages nobody, the volume guard holds for 3
+//! days, independent drops at 2 of 40 sites page nobody while a common
+//! cause does, keep-alive noise pages nobody, each silent site is named),
+//! and no recording rule that nothing reads.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use serde::Deserialize;
+
+use crate::harness::require_tool;
+
+fn promtool_test(file: &str) {
+    let Some(promtool) = require_tool("promtool") else {
+        return;
+    };
+    let output = Command::new(promtool)
+        .args(["test", "rules", file])
+        .current_dir("config/alerts/tests")
+        .output()
+        .expect("promtool runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("SUCCESS"),
+        "promtool test rules {file}:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn every_alert_fires_with_its_labels_and_text_and_is_silent_when_all_is_well() {
+    promtool_test("casewatch.test.yml");
+}
+
+#[test]
+fn promtool_scenarios_at_production_rates_page_only_when_it_matters() {
+    promtool_test("scenarios.test.yml");
+}
+
+#[test]
+fn promtool_scenarios_over_days_hold_the_volume_guard_and_ignore_keepalive_noise() {
+    promtool_test("scenarios-days.test.yml");
+}
+
+/// The scenario files and the dashboards are generated; what is checked in
+/// is what the generators write.
+#[test]
+fn generated_scenarios_and_dashboards_are_up_to_date() {
+    let Some(python) = require_tool("python3") else {
+        return;
+    };
+    for script in ["scripts/alert-scenarios.py", "scripts/dashboards.py"] {
+        let output = Command::new(&python)
+            .args([script, "--check"])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            output.status.success(),
+            "{script} --check:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[derive(Deserialize)]
+struct RuleFile {
+    groups: Vec<Group>,
+}
+
+#[derive(Deserialize)]
+struct Group {
+    rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+struct Rule {
+    record: Option<String>,
+    alert: Option<String>,
+    expr: String,
+}
+
+fn rules(path: &str) -> Vec<Rule> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let file: RuleFile = marked_yaml::from_yaml(0, &text).unwrap();
+    file.groups.into_iter().flat_map(|g| g.rules).collect()
+}
+
+fn dashboard_exprs() -> Vec<String> {
+    let mut exprs = Vec::new();
+    for entry in std::fs::read_dir("dashboards").unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut stack = vec![&dashboard];
+        while let Some(value) = stack.pop() {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if let Some(serde_json::Value::String(expr)) = map.get("expr") {
+                        exprs.push(expr.clone());
+                    }
+                    stack.extend(map.values());
+                }
+                serde_json::Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+    }
+    exprs
+}
+
+/// Whether `expr` reads the series `name` (a whole metric name, not a
+/// prefix of a longer one).
+fn reads(expr: &str, name: &str) -> bool {
+    expr.match_indices(name).any(|(at, _)| {
+        let before = expr[..at].chars().next_back();
+        let after = expr[at + name.len()..].chars().next();
+        let part = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':');
+        !part(before) && !part(after)
+    })
+}
+
+#[test]
+fn every_recording_rule_is_read_by_an_alert_or_a_dashboard() {
+    let recording = rules("config/alerts/casewatch.rules.yml");
+    let alerts = rules("config/alerts/casewatch.alerts.yml");
+    assert!(alerts.iter().all(|r| r.alert.is_some()));
+    let mut readers: Vec<String> = alerts.iter().map(|r| r.expr.clone()).collect();
+    readers.extend(dashboard_exprs());
+    let defined: BTreeMap<String, String> = recording
+        .iter()
+        .map(|r| {
+            (
+                r.record.clone().expect("only recording rules"),
+                r.expr.clone(),
+            )
+        })
+        .collect();
+    // A rule is used when an alert or a dashboard reads it, or a used rule.
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    loop {
+        let mut grew = false;
+        for name in defined.keys() {
+            if used.contains(name) {
+                continue;
+            }
+            let by_rule = used.iter().any(|u| reads(&defined[u], name));
+            if by_rule || readers.iter().any(|e| reads(e, name)) {
+                used.insert(name.clone());
+                grew = true;
+            }
+        }
+        if !grew {
+            break;
+        }
+    }
+    let unused: Vec<&String> = defined.keys().filter(|n| !used.contains(*n)).collect();
+    assert!(
+        unused.is_empty(),
+        "recording rules nothing reads: {unused:?}"
+    );
+    assert!(
+        defined.len() >= 30,
+        "only {} recording rules",
+        defined.len()
+    );
+}
