@@ -166,3 +166,33 @@ fn every_recording_rule_is_read_by_an_alert_or_a_dashboard() {
         defined.len()
     );
 }
+
+/// Each alert's `runbook_url` lands on its own section of the README, and
+/// the README's runbook is config/alerts/RUNBOOK.md word for word.
+#[test]
+fn every_alert_has_its_runbook_section_and_the_readme_carries_the_runbook() {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let runbook = std::fs::read_to_string("config/alerts/RUNBOOK.md").unwrap();
+    let alerts_text = std::fs::read_to_string("config/alerts/casewatch.alerts.yml").unwrap();
+    for rule in rules("config/alerts/casewatch.alerts.yml") {
+        let name = rule.alert.unwrap();
+        let anchor = format!("alert-{}", name.to_lowercase());
+        assert!(
+            alerts_text.contains(&format!("README.md#{anchor}")),
+            "{name}: runbook_url"
+        );
+        for (file, text) in [("README.md", &readme), ("RUNBOOK.md", &runbook)] {
+            assert!(
+                text.contains(&format!("<a id=\"{anchor}\"></a>")),
+                "{file} has no section for {name}"
+            );
+        }
+    }
+    let from = runbook.find("<a id=\"alert-").unwrap();
+    let expected = runbook[from..].trim_end().replace("\n### ", "\n#### ");
+    assert!(
+        readme.contains(&expected),
+        "the README's alert runbook differs from config/alerts/RUNBOOK.md"
+    );
+    assert!(!readme.contains("check-config --config"));
+}
