@@ -196,3 +196,114 @@ fn every_alert_has_its_runbook_section_and_the_readme_carries_the_runbook() {
     );
     assert!(!readme.contains("check-config --config"));
 }
+
+fn dashboard(name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(format!("dashboards/{name}")).unwrap()).unwrap()
+}
+
+fn panel_list(dashboard: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut out = Vec::new();
+    let mut stack: Vec<&serde_json::Value> =
+        dashboard["panels"].as_array().unwrap().iter().collect();
+    while let Some(panel) = stack.pop() {
+        stack.extend(panel["panels"].as_array().into_iter().flatten());
+        out.push(panel);
+    }
+    out
+}
+
+fn exprs(panel: &serde_json::Value) -> Vec<&str> {
+    panel["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["expr"].as_str())
+        .collect()
+}
+
+/// What was seen at 40 sites: "All" by default (160 tiles), 30-day board
+/// queries over raw series, a 0/1 gauge sampled for reports in flight,
+/// sliding counts drawn as stacked bars, zero series drawn, "Agents up"
+/// losing a site down for over an hour, no before/after per change.
+#[test]
+fn dashboards_hold_at_fleet_scale_and_panels_mean_what_they_say() {
+    let raw = regex::Regex::new(r"(^|[^:\w])casewatch_[a-z_]+($|[^:\w])").unwrap();
+    for name in [
+        "casewatch-operations.json",
+        "casewatch-board.json",
+        "casewatch-reporting.json",
+    ] {
+        let d = dashboard(name);
+        let site = d["templating"]["list"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "site")
+            .unwrap();
+        assert_eq!(site["multi"], false, "{name}: site is multi-select");
+        assert_eq!(site["includeAll"], false, "{name}: site offers All");
+        for panel in panel_list(&d) {
+            let title = panel["title"].as_str().unwrap_or("");
+            for expr in exprs(panel) {
+                assert!(
+                    !expr.contains("casewatch_journey_in_flight"),
+                    "{name}: {title}: samples the 0/1 in-flight gauge"
+                );
+                if name == "casewatch-board.json" {
+                    assert!(
+                        !raw.is_match(expr),
+                        "{name}: {title}: reads raw series: {expr}"
+                    );
+                }
+                // Bars are counts per interval of the panel, never a
+                // sliding window.
+                if panel["fieldConfig"]["defaults"]["custom"]["drawStyle"] == "bars" {
+                    assert!(
+                        expr.contains("[$__interval]"),
+                        "{name}: {title}: bars from a sliding window: {expr}"
+                    );
+                }
+            }
+        }
+    }
+    let operations = dashboard("casewatch-operations.json");
+    let panels = panel_list(&operations);
+    let find = |title: &str| {
+        *panels
+            .iter()
+            .find(|p| p["title"] == title)
+            .unwrap_or_else(|| panic!("no panel {title:?}"))
+    };
+    let up = exprs(find("Agents up"))[0];
+    assert!(!up.contains('['), "Agents up looks back: {up}");
+    assert!(up.contains("by (site)"), "{up}");
+    let outcomes = exprs(find("Step outcomes other than ok (per interval)"))[0];
+    assert!(outcomes.trim_end().ends_with("> 0"), "{outcomes}");
+    let reporting = dashboard("casewatch-reporting.json");
+    let running = panel_list(&reporting)
+        .into_iter()
+        .find(|p| p["title"] == "Reports running")
+        .unwrap();
+    assert!(exprs(running)[0].contains("casewatch_journey_duration_seconds_sum"));
+    // The board: a row repeated for each change, with its before/after panels.
+    let board = dashboard("casewatch-board.json");
+    let top = board["panels"].as_array().unwrap();
+    let row = top
+        .iter()
+        .position(|p| p["type"] == "row" && p["repeat"] == "change")
+        .expect("a row repeated per change");
+    let after_row: Vec<&serde_json::Value> = top[row + 1..]
+        .iter()
+        .take_while(|p| p["type"] != "row")
+        .collect();
+    assert!(after_row.len() >= 4);
+    for panel in after_row {
+        let legends: Vec<&str> = panel["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["legendFormat"].as_str().unwrap())
+            .collect();
+        assert_eq!(legends, ["before", "after"], "{}", panel["title"]);
+    }
+}
