@@ -44,6 +44,16 @@ no_warnings() {
 }
 
 step no_warnings promtool check config config/prometheus.yml
+# The shipped file_sd list resolves, and every target in it names its site.
+sd_names_sites() {
+    local out
+    out=$(promtool check service-discovery config/prometheus.yml casewatch 2>/dev/null) || return 1
+    printf '%s\n' "$out" | python3 -c 'import json, sys
+targets = json.load(sys.stdin)
+assert targets and all(t["labels"].get("site") for t in targets), targets
+print(f"  SUCCESS: {len(targets)} target(s), each with a site")'
+}
+step sd_names_sites
 step no_warnings promtool check rules config/alerts/*.yml
 # The production-rate scenarios and the dashboards are generated: stale
 # output fails here before promtool runs it.
