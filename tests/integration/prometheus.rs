@@ -32,11 +32,10 @@ impl Drop for Prometheus {
 /// 5-minute board group would otherwise write nothing within a test.
 pub fn rules_evaluated_each_second() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let interval = regex::Regex::new(r"(?m)^(\s+)interval: \S+$").unwrap();
     for name in ["casewatch.rules.yml", "casewatch.alerts.yml"] {
         let text = std::fs::read_to_string(format!("config/alerts/{name}")).unwrap();
-        let changed = regex::Regex::new(r"(?m)^(\s+)interval: \S+$")
-            .unwrap()
-            .replace_all(&text, "${1}interval: 1s");
+        let changed = interval.replace_all(&text, "${1}interval: 1s");
         std::fs::write(dir.path().join(name), changed.as_ref()).unwrap();
     }
     dir
