@@ -307,3 +307,95 @@ fn dashboards_hold_at_fleet_scale_and_panels_mean_what_they_say() {
         assert_eq!(legends, ["before", "after"], "{}", panel["title"]);
     }
 }
+
+/// The README's metric table rows: name and what exists at start.
+fn readme_metrics() -> Vec<(String, String)> {
+    let readme = std::fs::read_to_string("README.md").unwrap();
+    let table = &readme[readme
+        .find("| metric | type | labels | at start |")
+        .unwrap()..];
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_string(), cells[4].to_string())
+        })
+        .collect()
+}
+
+/// The README's metric table lists every family the agent exports and says
+/// truly which exist as soon as it starts.
+#[tokio::test]
+async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
+    use crate::harness::*;
+    let sim = start_sim(casewatch::sim::SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    // A journey whose active hours are half a day away: it does not run.
+    let later = chrono::Local::now() + chrono::Duration::hours(12);
+    let hours = format!(
+        "{}-{}",
+        later.format("%H:%M"),
+        (later + chrono::Duration::minutes(1)).format("%H:%M")
+    );
+    let yaml = format!(
+        "{}journal: {{ path: {:?} }}\nchanges:\n  - {{ name: more_servers, at: 2026-01-01T00:00:00Z }}\n",
+        config_yaml(
+            "",
+            &format!("  - {{ name: note, target: ics, schedule: {{ interval: 1s, active_hours: \"{hours}\" }}, steps: [{{ name: ping, path: /ping }}] }}\n"),
+        ),
+        dir.path().join("journal.db"),
+    );
+    let agent = start_agent(load(&yaml, &sim)).await;
+    let text = agent.metrics().await;
+    agent.stop().await;
+    sim.stop().await;
+
+    let rows = readme_metrics();
+    let exported: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect();
+    for family in &exported {
+        let documented = rows.iter().any(|(name, _)| {
+            name == family
+                || (name.ends_with('*') && family.starts_with(name.trim_end_matches('*')))
+        });
+        assert!(
+            documented,
+            "{family} is exported but not in the README's metric table"
+        );
+    }
+    let has_samples = |name: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .any(|n| {
+                n == name
+                    || ["_bucket", "_sum", "_count"]
+                        .iter()
+                        .any(|s| n == format!("{name}{s}"))
+            })
+    };
+    for (name, at_start) in &rows {
+        if name.ends_with('*') || at_start.contains("keep_sessions") {
+            continue;
+        }
+        let present = at_start.starts_with("every")
+            || at_start.starts_with("yes")
+            || at_start == "with a journal";
+        let absent = at_start.starts_with("after") || at_start == "while due";
+        assert!(
+            present || absent,
+            "{name}: unknown at-start note {at_start:?}"
+        );
+        assert_eq!(
+            has_samples(name),
+            present,
+            "{name} is documented as \"{at_start}\" at start"
+        );
+    }
+}
