@@ -83,6 +83,39 @@ cat "$WORK/queries.err" >&2
     echo '```'
     echo
     cat "$WORK/queries.md"
+    cat <<'NOTES'
+
+## What is backfilled, and why
+
+- **The board reads only recording rules** (the `casewatch_fleet_5m` group of
+  `config/alerts/casewatch.rules.yml`, evaluated every 5 minutes), plus
+  `casewatch_build_info` for its site variable, `casewatch_journey_runs_total`
+  for its target and journey variables (label values only) and
+  `casewatch_change_timestamp_seconds` for the change annotation and rows.
+  `scripts/check-rules.sh` and the test suite fail on a board query that reads
+  another raw series.
+- **So the backfill holds what those rules leave in Prometheus**, written
+  directly by `scripts/fleet-backfill.py` at the rules' 5-minute resolution
+  with the names and labels the rules produce, for the shipped
+  `config/casewatch.yaml` fleet at every site (two targets, three journeys,
+  14 steps with their bucket edges, 5 causes, 5 age bands), plus the raw
+  series above. Backfilling the raw 15-second series and evaluating the rules
+  over them (`promtool tsdb create-blocks-from rules`) would be the same data
+  by a much longer road: at 40 sites that is some 40 G raw samples (the issue's
+  estimate for reading them was 46-57 G samples, minutes a query), beyond this
+  machine's disk and time.
+- **Names and labels are the rules' own**: every query here must return data
+  (the script exits 1 otherwise), and the test suite runs every board query
+  against a real Prometheus evaluating the shipped rules over live agents.
+  Values are plausible, not derived from one another; query cost depends on
+  series and samples, which are as the rules make them.
+- **As Grafana asks**: timeseries panels are range queries at their minimum
+  interval (1 h, or 1 d for the per-day bars); stats, bar charts and bar gauges
+  instant queries with `$__range` the whole 30 days; the annotation a range
+  query at its 60 s step, widened to 236 s as Grafana does to stay within
+  Prometheus's 11,000 points; the before/after row once per change. The
+  Prometheus serves queries only (no scrapes, no rule evaluation).
+NOTES
     if [ "$status" -ne 0 ]; then
         echo
         echo "Failures:"
