@@ -478,6 +478,18 @@ rule_files:
 
 evaluation_interval: {scrape}s
 
+# Recording groups first, as the alerts read them (Prometheus runs groups
+# side by side, so there an alert may read a recording one interval old).
+group_eval_order:
+  - casewatch_journey_availability
+  - casewatch_forced_logouts
+  - casewatch_http_phases
+  - casewatch_fleet_5m
+  - casewatch_sessions
+  - casewatch_freezes
+  - casewatch_journey_slo
+  - casewatch_agent
+
 tests:
 """
     return head + "\n\n".join(s().render() for s in scenarios) + "\n"
