@@ -180,6 +180,7 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            phases: Default::default(),
         };
         assert_eq!(
             Sign::of(&step(Outcome::Slow, Some(200), false)),
