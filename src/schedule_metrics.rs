@@ -92,12 +92,14 @@ impl ScheduleMetrics {
         *entries = next;
     }
 
-    /// Sets both gauges as they stand at `now`; journeys no longer
-    /// configured, and journeys outside their active hours, have none.
-    fn refresh(&self, now: chrono::DateTime<Local>) {
+    /// Both families as they stand at `now`; journeys no longer configured,
+    /// and journeys outside their active hours, have none. The entries' lock
+    /// is held from the reset to the read, so two scrapes at once (Prometheus
+    /// and the remote-write collector) never see each other's empty gauges.
+    fn families_at(&self, now: chrono::DateTime<Local>) -> Vec<MetricFamily> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         self.interval.reset();
         self.active_since.reset();
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         for entry in entries.iter() {
             let labels = [entry.target.as_str(), entry.journey.as_str()];
             self.interval
@@ -110,6 +112,9 @@ impl ScheduleMetrics {
                     .set(unix_secs(since));
             }
         }
+        let mut families = self.interval.collect();
+        families.extend(self.active_since.collect());
+        families
     }
 }
 
@@ -121,10 +126,7 @@ impl Collector for ScheduleMetrics {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.refresh(Local::now());
-        let mut families = self.interval.collect();
-        families.extend(self.active_since.collect());
-        families
+        self.families_at(Local::now())
     }
 }
 
@@ -208,5 +210,30 @@ mod tests {
             active_since(&schedule(None), at("2026-06-02 03:00")),
             Some(SystemTime::UNIX_EPOCH)
         );
+    }
+
+    #[test]
+    fn two_scrapes_at_once_both_see_every_journey() {
+        let loaded = crate::config::from_yaml_str(crate::config::DEMO_YAML, "demo.yaml").unwrap();
+        let journeys = loaded.config.journeys.len();
+        let registry = Registry::new();
+        ScheduleMetrics::register(&registry, &loaded.config).unwrap();
+        let count = |registry: &Registry| {
+            registry
+                .gather()
+                .iter()
+                .find(|f| f.name() == "casewatch_journey_interval_seconds")
+                .map_or(0, |f| f.get_metric().len())
+        };
+        std::thread::scope(|scope| {
+            let scrapers: Vec<_> = (0..2)
+                .map(|_| {
+                    scope.spawn(|| (0..5_000).filter(|_| count(&registry) != journeys).count())
+                })
+                .collect();
+            for scraper in scrapers {
+                assert_eq!(scraper.join().unwrap(), 0, "a scrape missed journeys");
+            }
+        });
     }
 }
