@@ -4,7 +4,8 @@
 #
 #   scripts/check-rules.sh
 #
-# Needs promtool (Debian: apt-get install -y prometheus) and python3.
+# The promtool scenarios take a few minutes (they run days of production
+# rates). Needs promtool (Debian: apt-get install -y prometheus) and python3.
 # Exits non-zero on any problem.
 set -uo pipefail
 
@@ -43,7 +44,21 @@ no_warnings() {
 }
 
 step no_warnings promtool check config config/prometheus.yml
+# The shipped file_sd list resolves, and every target in it names its site.
+sd_names_sites() {
+    local out
+    out=$(promtool check service-discovery config/prometheus.yml casewatch 2>/dev/null) || return 1
+    printf '%s\n' "$out" | python3 -c 'import json, sys
+targets = json.load(sys.stdin)
+assert targets and all(t["labels"].get("site") for t in targets), targets
+print(f"  SUCCESS: {len(targets)} target(s), each with a site")'
+}
+step sd_names_sites
 step no_warnings promtool check rules config/alerts/*.yml
+# The production-rate scenarios and the dashboards are generated: stale
+# output fails here before promtool runs it.
+step python3 scripts/alert-scenarios.py --check
+step python3 scripts/dashboards.py --check
 step promtool test rules config/alerts/tests/*.yml
 
 shopt -s nullglob
@@ -59,6 +74,7 @@ done
 echo "==> dashboard structure"
 if ! python3 - "${dashboards[@]}" <<'PY'
 import json
+import re
 import sys
 
 problems = []
@@ -79,10 +95,14 @@ for path in sys.argv[1:]:
     uids[uid] = path
     if "casewatch" not in d.get("tags", []):
         problems.append(f"{path}: tags lack 'casewatch'")
-    names = [v.get("name") for v in d.get("templating", {}).get("list", [])]
+    variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
     for var in ("datasource", "site", "target", "journey"):
-        if var not in names:
+        if var not in variables:
             problems.append(f"{path}: no template variable {var!r}")
+    # One site at a time: "All" at 40 sites is 160 tiles.
+    site = variables.get("site", {})
+    if site.get("multi") or site.get("includeAll"):
+        problems.append(f"{path}: variable 'site' must be single-select without All")
 
     def panels(ps):
         for p in ps:
@@ -112,6 +132,12 @@ for path in sys.argv[1:]:
         for t in targets:
             if not (t.get("expr") or "").strip():
                 problems.append(f"{name}: query {t.get('refId')} has no expr")
+            # The board reads recording rules only: raw series over 30 days
+            # at 40 sites are tens of billions of samples.
+            if d.get("uid") == "casewatch-board":
+                raw = re.findall(r"(?<![:\w])casewatch_[a-z_]+(?![:\w])", t.get("expr") or "")
+                if raw:
+                    problems.append(f"{name}: reads raw series {sorted(set(raw))}, not recording rules")
 for problem in problems:
     print(problem, file=sys.stderr)
 if problems:

@@ -10,6 +10,8 @@ command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || 
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 # The evidence report's HTML is checked in headless Chromium.
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The generated promtool scenarios and dashboards are checked with python3.
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need_apt[*]}"

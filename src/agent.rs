@@ -27,6 +27,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
 use crate::runner::{EnvLookup, Probes, RunnerError};
+use crate::schedule_metrics::ScheduleMetrics;
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
 use crate::web::{self, BindError, WebState};
@@ -100,11 +101,15 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
         let metrics = Arc::new(Metrics::new(&config)?);
-        let status = Arc::new(Mutex::new(StatusBoard::new(
+        let schedule_metrics =
+            ScheduleMetrics::register(metrics.registry(), &config).map_err(MetricsError::from)?;
+        let mut board = StatusBoard::new(
             &config.site,
             config.age_bands.clone(),
             journey_targets(&config),
-        )));
+        );
+        board.time_lost.practitioners = config.practitioners.clone();
+        let status = Arc::new(Mutex::new(board));
         let journal = open_journal(&config, &options, &metrics)?;
         let remote_writers = crate::remote_write::RemoteWriters::open(
             &config.remote_write,
@@ -151,6 +156,7 @@ impl Agent {
             config,
             config_path: options.config_path,
             metrics: metrics.clone(),
+            schedule_metrics,
             status: status.clone(),
             probes,
             requests: reload_rx,
@@ -240,6 +246,7 @@ struct Control {
     config: Arc<Config>,
     config_path: Option<PathBuf>,
     metrics: Arc<Metrics>,
+    schedule_metrics: ScheduleMetrics,
     status: Arc<Mutex<StatusBoard>>,
     probes: Probes,
     requests: mpsc::Receiver<ReloadRequest>,
@@ -341,6 +348,7 @@ impl Control {
             tracing::warn!("remote_write changes take effect when the agent is restarted");
         }
         let changes = self.supervisor.apply_plan(&config, prepared.plan);
+        self.schedule_metrics.update(&config, SystemTime::now());
         match self.status.lock() {
             Ok(mut board) => board.add_journeys(journey_targets(&config)),
             Err(poisoned) => poisoned.into_inner().add_journeys(journey_targets(&config)),

@@ -169,13 +169,31 @@ pub async fn once(file: &Path, only: Option<&str>) -> anyhow::Result<bool> {
     Ok(all_ok)
 }
 
-/// The per-step table `once` prints.
+/// The per-step table `once` prints: each step with where its time went
+/// (DNS, connect, TLS, first byte, transfer; `-` for a phase that did not
+/// happen, as on a reused connection).
 pub fn run_table(run: &RunRecord) -> String {
+    let ms = |d: Option<std::time::Duration>| {
+        d.map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+            .unwrap_or_else(|| "-".into())
+    };
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header([
-        "step", "phase", "outcome", "status", "ttfb ms", "total ms", "bytes", "detail",
+        "step",
+        "part",
+        "outcome",
+        "status",
+        "dns ms",
+        "connect ms",
+        "tls ms",
+        "first byte ms",
+        "transfer ms",
+        "total ms",
+        "bytes",
+        "detail",
     ]);
     for step in &run.steps {
+        let phases = &step.phases;
         table.add_row([
             step.step.clone(),
             format!("{:?}", step.phase).to_lowercase(),
@@ -183,9 +201,11 @@ pub fn run_table(run: &RunRecord) -> String {
             step.status
                 .map(|s| s.to_string())
                 .unwrap_or_else(|| "-".into()),
-            step.ttfb
-                .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
-                .unwrap_or_else(|| "-".into()),
+            ms(phases.dns),
+            ms(phases.connect),
+            ms(phases.tls),
+            ms(phases.first_byte),
+            ms(phases.transfer),
             format!("{:.1}", step.duration.as_secs_f64() * 1e3),
             step.bytes.to_string(),
             step.detail.clone(),

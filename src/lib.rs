@@ -10,6 +10,8 @@
 //!
 //! - [`config`]: raw serde structs, validated into a typed [`config::Config`].
 //! - [`schedule`]: the timetable of each journey; intended versus actual start.
+//! - [`schedule_metrics`]: each journey's interval and since when it is due,
+//!   for the alerts.
 //! - [`runner`]: sessions (cookie jar, login, logout) and steps, producing records.
 //! - [`browser`]: browser journeys in headless Chromium, producing the same records.
 //! - [`outcome`]: the outcome vocabulary and the records the runner emits.
@@ -42,6 +44,7 @@ pub mod remote_write;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod schedule_metrics;
 pub mod sim;
 pub mod status;
 pub mod supervisor;

@@ -18,7 +18,8 @@ use prometheus::{
 use crate::config::{Config, HEARTBEAT_JOURNEY};
 use crate::detect::AgeBands;
 use crate::outcome::{
-    unix_secs, KeptActivity, KeptRecord, LogoutCause, Outcome, RunRecord, SessionEnd, SessionSpan,
+    unix_secs, HttpPhase, KeptActivity, KeptRecord, LogoutCause, Outcome, RunRecord, SessionEnd,
+    SessionSpan, StepRecord,
 };
 
 const BASE_BUCKETS: [f64; 16] = [
@@ -32,6 +33,13 @@ const FREEZE_BUCKETS: [f64; 13] = [
 const SESSION_AGE_BUCKETS: [f64; 14] = [
     10.0, 60.0, 300.0, 600.0, 1800.0, 3600.0, 5400.0, 7200.0, 9000.0, 10800.0, 14400.0, 21600.0,
     28800.0, 43200.0,
+];
+
+/// Phases run from well under a millisecond (DNS from a cache, a LAN
+/// connect) to a freeze.
+const PHASE_BUCKETS: [f64; 19] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0,
+    30.0, 60.0, 120.0, 300.0,
 ];
 
 const LATENESS_BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];
@@ -60,6 +68,7 @@ pub struct Metrics {
     session_oldest_age: GaugeVec,
     relogin_duration: HistogramVec,
     kept: KeptMetrics,
+    http_phases: HistogramVec,
     /// Browser journeys' own families (page timings, freeze sides, the
     /// browser process); shared with the browser pool.
     pub browser: crate::browser::BrowserMetrics,
@@ -232,6 +241,14 @@ impl Metrics {
             .buckets(BASE_BUCKETS.to_vec()),
             &["target"],
         )?;
+        let http_phases = HistogramVec::new(
+            HistogramOpts::new(
+                "casewatch_http_phase_seconds",
+                "Time each step spent in each phase of its HTTP exchanges (dns, connect, tls, first_byte, transfer); a reused connection has no dns, connect or tls.",
+            )
+            .buckets(PHASE_BUCKETS.to_vec()),
+            &["target", "phase"],
+        )?;
         let change_timestamp = GaugeVec::new(
             Opts::new(
                 "casewatch_change_timestamp_seconds",
@@ -266,6 +283,7 @@ impl Metrics {
             Box::new(sessions_active.clone()),
             Box::new(session_oldest_age.clone()),
             Box::new(relogin_duration.clone()),
+            Box::new(http_phases.clone()),
             Box::new(change_timestamp),
         ] {
             registry.register(collector)?;
@@ -315,6 +333,7 @@ impl Metrics {
             session_oldest_age,
             relogin_duration,
             kept,
+            http_phases,
             browser,
             runtime_tasks,
             bands: config.age_bands.clone(),
@@ -337,6 +356,9 @@ impl Metrics {
             self.sessions_active.with_label_values(&[t]).set(0.0);
             self.session_oldest_age.with_label_values(&[t]).set(0.0);
             self.relogin_duration.with_label_values(&[t]);
+            for phase in HttpPhase::ALL {
+                self.http_phases.with_label_values(&[t, phase.as_str()]);
+            }
             for band in self.bands.labels() {
                 self.session_exposure.with_label_values(&[t, band]);
                 for cause in LogoutCause::ALL {
@@ -462,6 +484,7 @@ impl Metrics {
 
     /// A kept session's login, check or logout.
     pub fn kept(&self, record: &KeptRecord) {
+        record.steps.iter().for_each(|step| self.http_phases(step));
         self.kept.observe(record);
     }
 
@@ -480,9 +503,22 @@ impl Metrics {
         }
     }
 
+    /// Where each step's time went, per target (heartbeats included: they
+    /// measure the same network and system).
+    pub fn http_phases(&self, step: &StepRecord) {
+        for phase in HttpPhase::ALL {
+            if let Some(took) = step.phases.get(phase) {
+                self.http_phases
+                    .with_label_values(&[&step.target, phase.as_str()])
+                    .observe(took.as_secs_f64());
+            }
+        }
+    }
+
     /// A finished run: step and journey series. Heartbeats are not journeys.
     pub fn run(&self, run: &RunRecord) {
         let (t, j) = (run.target.as_str(), run.journey.as_str());
+        run.steps.iter().for_each(|step| self.http_phases(step));
         if j == HEARTBEAT_JOURNEY {
             return;
         }

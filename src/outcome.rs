@@ -155,6 +155,9 @@ pub struct StepRecord {
     pub session_age: Option<Duration>,
     /// A short human explanation; never carries secrets or bodies.
     pub detail: String,
+    /// Where the step's time went (DNS, connect, TLS, first byte,
+    /// transfer), so an office's network can be told from the system.
+    pub phases: HttpPhases,
     /// What a browser step saw besides the fields above; `None` for HTTP
     /// steps.
     pub browser: Option<Box<PageTimings>>,
@@ -517,6 +520,69 @@ pub fn bracket_midpoint((alive, seen): (Duration, Duration)) -> Duration {
     alive + seen.saturating_sub(alive) / 2
 }
 
+/// A part of an HTTP exchange whose time is measured on its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpPhase {
+    /// Resolving the host name (none for an IP address).
+    Dns,
+    /// TCP connection set-up (through the proxy's CONNECT, when there is one).
+    Connect,
+    /// The TLS handshake.
+    Tls,
+    /// From the request going out on a ready connection to the response
+    /// headers: the system's own time plus one network round trip.
+    FirstByte,
+    /// From the response headers to the last byte of the body.
+    Transfer,
+}
+
+impl HttpPhase {
+    pub const ALL: [HttpPhase; 5] = [
+        HttpPhase::Dns,
+        HttpPhase::Connect,
+        HttpPhase::Tls,
+        HttpPhase::FirstByte,
+        HttpPhase::Transfer,
+    ];
+
+    /// The label value used on metrics and in records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpPhase::Dns => "dns",
+            HttpPhase::Connect => "connect",
+            HttpPhase::Tls => "tls",
+            HttpPhase::FirstByte => "first_byte",
+            HttpPhase::Transfer => "transfer",
+        }
+    }
+}
+
+/// Time spent in each [`HttpPhase`] by one step, summed over its redirect
+/// hops. A phase that did not happen is `None`: a reused connection has no
+/// DNS, connect or TLS time, a plain-HTTP one no TLS, an answer that never
+/// came no first byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HttpPhases {
+    pub dns: Option<Duration>,
+    pub connect: Option<Duration>,
+    pub tls: Option<Duration>,
+    pub first_byte: Option<Duration>,
+    pub transfer: Option<Duration>,
+}
+
+impl HttpPhases {
+    pub fn get(&self, phase: HttpPhase) -> Option<Duration> {
+        match phase {
+            HttpPhase::Dns => self.dns,
+            HttpPhase::Connect => self.connect,
+            HttpPhase::Tls => self.tls,
+            HttpPhase::FirstByte => self.first_byte,
+            HttpPhase::Transfer => self.transfer,
+        }
+    }
+}
+
 pub fn unix_secs(t: SystemTime) -> f64 {
     t.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -552,6 +618,7 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            phases: HttpPhases::default(),
             browser: None,
         }
     }

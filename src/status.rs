@@ -90,6 +90,63 @@ pub struct StatusBoard {
     /// Ended session lifetimes (dropped or censored), newest last.
     pub lifetimes: VecDeque<Lifetime>,
     pub age_bands: AgeBands,
+    /// Time lost per practitioner since the agent started.
+    pub time_lost: TimeLostTally,
+}
+
+/// What the status page needs for time lost per practitioner since start:
+/// the report's model over one block covering everything seen (all hours,
+/// no interval; the report gives those).
+#[derive(Debug, Default)]
+pub struct TimeLostTally {
+    pub practitioners: crate::config::practitioners::Practitioners,
+    pub started: Option<SystemTime>,
+    /// Frozen seconds per target.
+    pub frozen: BTreeMap<String, f64>,
+    /// Interactive journeys' targets.
+    pub journey_targets: BTreeMap<String, String>,
+    pub drops: f64,
+    pub session_hours: f64,
+    /// Journey: (seconds over acceptable, runs).
+    pub excess: BTreeMap<String, (f64, f64)>,
+    /// Successful logins: (total seconds, count); interrupted journeys likewise.
+    pub logins: (f64, f64),
+    pub interrupted: (f64, f64),
+}
+
+impl TimeLostTally {
+    /// (freezes, forced logouts, slowness) minutes per practitioner per
+    /// working day, if anything was measured.
+    pub fn minutes(&self, now: SystemTime) -> Option<(f64, f64, f64)> {
+        let seconds = now.duration_since(self.started?).ok()?.as_secs_f64();
+        let p = &self.practitioners;
+        let total_rate: f64 = self.journey_targets.keys().map(|j| p.rate(j)).sum();
+        let frozen: f64 = self
+            .journey_targets
+            .iter()
+            .map(|(j, t)| {
+                p.rate(j) / total_rate.max(f64::MIN_POSITIVE)
+                    * self.frozen.get(t).copied().unwrap_or(0.0)
+            })
+            .sum();
+        let mean = |(total, n): (f64, f64)| if n > 0.0 { total / n } else { 0.0 };
+        let redo = p
+            .redo_after_logout_seconds
+            .unwrap_or_else(|| mean(self.interrupted));
+        let tally = crate::report::time_lost::LossTally {
+            start: 0.0,
+            working_seconds: seconds,
+            frozen_seconds: frozen.min(seconds),
+            drops: self.drops,
+            session_hours: self.session_hours,
+            excess: self.excess.clone(),
+        };
+        let model = crate::report::time_lost::Model {
+            practitioners: p,
+            cost_seconds: mean(self.logins) + redo,
+        };
+        model.minutes(&[&tally])
+    }
 }
 
 /// Newest first; the oldest beyond [`FAILURES_KEPT`] is forgotten.
@@ -127,6 +184,10 @@ impl StatusBoard {
             forced_logouts: VecDeque::new(),
             forced_by_cause: BTreeMap::new(),
             lifetimes: VecDeque::new(),
+            time_lost: TimeLostTally {
+                started: Some(SystemTime::now()),
+                ..TimeLostTally::default()
+            },
             journeys: journeys
                 .into_iter()
                 .map(|(journey, target)| {
@@ -162,15 +223,25 @@ impl StatusBoard {
 
     pub fn freeze_ended(&mut self, episode: FreezeEpisode) {
         self.frozen_now.remove(&episode.target);
+        *self
+            .time_lost
+            .frozen
+            .entry(episode.target.clone())
+            .or_default() += episode.length.as_secs_f64();
         push_bounded(&mut self.freezes, episode, FAILURES_KEPT);
     }
 
     /// A stretch of session life: an ended life joins the survival
     /// estimate (a drop at its bracket's midpoint), a forced one the list.
     pub fn observe_span(&mut self, span: &SessionSpan) {
+        self.time_lost.session_hours +=
+            span.age_to.saturating_sub(span.age_from).as_secs_f64() / 3600.0;
         let Some(end) = span.end else {
             return;
         };
+        if end.is_drop() {
+            self.time_lost.drops += 1.0;
+        }
         let age = span.bracket().map_or(span.age_to, bracket_midpoint);
         let lifetime = Lifetime {
             age,
@@ -194,6 +265,7 @@ impl StatusBoard {
     }
 
     pub fn observe_run(&mut self, run: &RunRecord) {
+        self.tally_run(run);
         let status = self.journeys.entry(run.journey.clone()).or_default();
         status.target = run.target.clone();
         status.last_outcome = Some(run.outcome);
@@ -202,6 +274,49 @@ impl StatusBoard {
         *status.runs.entry(run.outcome).or_default() += 1;
         if let Some(step) = run.steps.iter().find(|s| !s.outcome.is_success()) {
             remember_failure(&mut status.recent_failures, step);
+        }
+    }
+
+    /// A run's share of time lost: its login, its time over acceptable, and
+    /// what a forced logout interrupted.
+    fn tally_run(&mut self, run: &RunRecord) {
+        let t = &mut self.time_lost;
+        let login: Vec<&crate::outcome::StepRecord> = run
+            .steps
+            .iter()
+            .filter(|s| s.phase == crate::outcome::StepPhase::Login)
+            .collect();
+        if !login.is_empty() && login.iter().all(|s| s.outcome.is_success()) {
+            t.logins.0 += login.iter().map(|s| s.duration.as_secs_f64()).sum::<f64>();
+            t.logins.1 += 1.0;
+        }
+        if run.kind != crate::outcome::JourneyKind::Interactive {
+            return;
+        }
+        t.journey_targets
+            .insert(run.journey.clone(), run.target.clone());
+        let acceptable = t.practitioners.acceptable_seconds;
+        let journey: Vec<&crate::outcome::StepRecord> = run
+            .steps
+            .iter()
+            .filter(|s| s.phase == crate::outcome::StepPhase::Journey)
+            .collect();
+        let over: f64 = journey
+            .iter()
+            .filter(|s| {
+                s.kind == crate::outcome::JourneyKind::Interactive && s.outcome.is_success()
+            })
+            .map(|s| (s.duration.as_secs_f64() - acceptable).max(0.0))
+            .sum();
+        let e = t.excess.entry(run.journey.clone()).or_default();
+        e.0 += over;
+        e.1 += 1.0;
+        if let Some(cut) = journey.iter().position(|s| s.outcome == Outcome::LoggedOut) {
+            t.interrupted.0 += journey[..=cut]
+                .iter()
+                .map(|s| s.duration.as_secs_f64())
+                .sum::<f64>();
+            t.interrupted.1 += 1.0;
         }
     }
 
@@ -297,6 +412,7 @@ impl StatusBoard {
                         }
                     }
                     (self.kept_table())
+                    (self.time_lost_table())
                     (self.survival_table())
                     h2 { "Recent failures" }
                     @for (name, j) in &self.journeys {
@@ -322,6 +438,25 @@ impl StatusBoard {
 }
 
 impl StatusBoard {
+    /// Time lost per practitioner since start, by cause.
+    fn time_lost_table(&self) -> Markup {
+        let minutes = self.time_lost.minutes(SystemTime::now());
+        html! {
+            h2 { "Time lost per practitioner" }
+            @match minutes {
+                Some((frozen, logouts, slow)) => {
+                    p { "Minutes a practitioner would lose in a working day at what the agent has measured since it started (all hours; the evidence report gives working hours only, with intervals). "
+                        "Assumptions: " (crate::report::time_lost::assumptions(&self.time_lost.practitioners)) "." }
+                    table {
+                        thead { tr { th { "Freezes" } th { "Forced logouts" } th { "Slowness" } th { "All causes" } } }
+                        tbody { tr { td { (format!("{frozen:.1} min")) } td { (format!("{logouts:.1} min")) } td { (format!("{slow:.1} min")) } td { strong { (format!("{:.1} min", frozen + logouts + slow)) } } } }
+                    }
+                }
+                None => p { "Nothing measured yet." },
+            }
+        }
+    }
+
     /// Kept sessions: what is known of each now, and how their lives ended.
     fn kept_table(&self) -> Markup {
         html! {

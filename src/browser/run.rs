@@ -76,6 +76,9 @@ fn not_run(journey: &Journey, step: Option<&BrowserStep>, phase: StepPhase, why:
         logout_cause: None,
         session_age: None,
         detail: format!("no browser: {why}"),
+        // HTTP phases are the agent's own connections; a browser's
+        // requests are timed in the page instead.
+        phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
     }
 }

@@ -261,6 +261,9 @@ pub async fn run_step(
         logout_cause,
         session_age,
         detail,
+        // HTTP phases are the agent's own connections; a browser's
+        // requests are timed in the page instead.
+        phases: Default::default(),
         browser: Some(Box::new(page)),
     }
 }

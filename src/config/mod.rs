@@ -12,6 +12,7 @@
 
 pub mod browser;
 pub mod model;
+pub mod practitioners;
 pub mod preflight;
 pub mod raw;
 pub mod remote_write;

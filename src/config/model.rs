@@ -29,6 +29,8 @@ pub struct Config {
     pub journal: Option<crate::journal::JournalOptions>,
     /// Central stores the agent pushes its metrics to (remote_write 1.0).
     pub remote_write: Vec<super::remote_write::RemoteWrite>,
+    /// Who the agent stands for: the time-lost figure's assumptions.
+    pub practitioners: super::practitioners::Practitioners,
     /// The agent's one Chromium, for browser journeys.
     pub browser: super::browser::BrowserSettings,
 }

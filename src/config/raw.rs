@@ -27,6 +27,8 @@ pub struct RawConfig {
     /// Central stores to push the agent's metrics to.
     #[serde(default)]
     pub remote_write: Vec<super::remote_write::RawRemoteWrite>,
+    /// Who the agent stands for, for the time-lost figure.
+    pub practitioners: Option<super::practitioners::RawPractitioners>,
     /// The Chromium that browser journeys run in.
     pub browser: Option<super::browser::RawBrowser>,
 }

@@ -15,6 +15,7 @@ use super::raw::*;
 use super::template::Template;
 use super::{ConfigError, Loaded, Problem};
 
+mod practitioners;
 mod browser;
 mod remote_write;
 
@@ -411,6 +412,8 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         &site,
         journal.as_ref().map(|j| j.path.as_path()),
     );
+    let names: HashSet<&str> = journeys.iter().map(|j| j.name.as_str()).collect();
+    let practitioners = practitioners::practitioners(&mut c, raw.practitioners.as_ref(), &names);
 
     if !c.problems.is_empty() {
         return Err(ConfigError::Invalid {
@@ -430,6 +433,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             changes,
             journal,
             remote_write,
+            practitioners,
             browser,
         },
         warnings: c.warnings,

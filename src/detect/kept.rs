@@ -180,6 +180,7 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            phases: Default::default(),
             browser: None,
         };
         assert_eq!(

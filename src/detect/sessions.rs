@@ -243,6 +243,7 @@ mod tests {
             logout_cause: None,
             session_age: None,
             detail: String::new(),
+            phases: Default::default(),
             browser: None,
         };
         use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};

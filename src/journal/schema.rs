@@ -138,6 +138,15 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE steps ADD COLUMN kind TEXT;
     "#,
+    // 4: where each step's time went (seconds; NULL for a phase that did
+    // not happen, such as DNS, connect and TLS on a reused connection).
+    r#"
+    ALTER TABLE steps ADD COLUMN dns REAL;
+    ALTER TABLE steps ADD COLUMN connect REAL;
+    ALTER TABLE steps ADD COLUMN tls REAL;
+    ALTER TABLE steps ADD COLUMN first_byte REAL;
+    ALTER TABLE steps ADD COLUMN transfer REAL;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

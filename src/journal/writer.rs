@@ -61,6 +61,10 @@ pub fn open(options: &JournalOptions, config: &Config) -> Result<Connection, Jou
             ),
             ("config_origin", config.origin.clone()),
             ("calendar_scale", config.calendar_scale.to_string()),
+            (
+                "practitioners",
+                serde_json::to_string(&config.practitioners).unwrap_or_else(|_| "{}".into()),
+            ),
             ("writer_version", env!("CARGO_PKG_VERSION").to_string()),
         ] {
             meta.execute(params![key, value]).map_err(sqlite)?;
@@ -256,8 +260,8 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
             ])?;
             let run_id = tx.last_insert_rowid();
             let mut step_insert = tx.prepare_cached(
-                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )?;
             for (seq, step) in run.steps.iter().enumerate() {
                 step_insert.execute(params![
@@ -275,6 +279,11 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                     step.logout_cause.map(|c| c.as_str()),
                     step.session_age.map(|d| d.as_secs_f64()),
                     step.kind.as_str(),
+                    step.phases.dns.map(|d| d.as_secs_f64()),
+                    step.phases.connect.map(|d| d.as_secs_f64()),
+                    step.phases.tls.map(|d| d.as_secs_f64()),
+                    step.phases.first_byte.map(|d| d.as_secs_f64()),
+                    step.phases.transfer.map(|d| d.as_secs_f64()),
                 ])?;
             }
         }

@@ -32,6 +32,8 @@ pub struct ChangeComparison {
     pub findings: Vec<String>,
     /// The same in one sentence, for the summary.
     pub headline: String,
+    /// Minutes lost per practitioner per working day, before and after.
+    pub time_lost: Option<super::time_lost::TimeLostChange>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -61,6 +63,7 @@ pub fn compare(
         targets: Vec::new(),
         findings: Vec::new(),
         headline: String::new(),
+        time_lost: None,
     };
     let Some((first, last)) = span else {
         out.note = "the journal holds no runs".into();

@@ -141,7 +141,7 @@ impl BlockGrid {
     /// Splits `[t0, t1)` over the blocks it crosses: (block, seconds in it).
     pub fn split(&self, t0: f64, t1: f64) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
-        if !(t1 > t0) {
+        if t1.partial_cmp(&t0) != Some(std::cmp::Ordering::Greater) {
             return out;
         }
         let first = ((t0 - self.anchor) / self.length).floor() as i64;
@@ -409,7 +409,8 @@ pub fn histogram_quantile(blocks: &[&hdrhistogram::Histogram<u64>], q: f64) -> E
     let below = |h: &hdrhistogram::Histogram<u64>| h.count_between(0, value_us) as f64;
     let nf = n as f64;
     let p = below(&merged) / nf;
-    let used: Vec<&&hdrhistogram::Histogram<u64>> = blocks.iter().filter(|h| h.len() > 0).collect();
+    let used: Vec<&&hdrhistogram::Histogram<u64>> =
+        blocks.iter().filter(|h| !h.is_empty()).collect();
     let m = used.len();
     let clustered = if m > 1 {
         m as f64 / (m as f64 - 1.0)
@@ -511,7 +512,7 @@ pub fn judge(
             (Some(v), Some(l), Some(h)) if (scale(v) - scale(null)).abs() > 1e-9 => {
                 let half = (scale(h) - scale(l)) / 2.0;
                 let m = (half / (scale(v) - scale(null)).abs()).powi(2);
-                (m.is_finite() && m > 1.0).then(|| side_seconds * (m - 1.0))
+                (m.is_finite() && m > 1.0).then_some(side_seconds * (m - 1.0))
             }
             _ => None,
         }

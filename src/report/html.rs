@@ -85,6 +85,7 @@ pub fn render(r: &Report) -> String {
                         ul { @for line in &r.summary { li { (line) } } }
                         p.note { "Figures in grey brackets are 95% confidence intervals: the range the true value very probably lies in, given how much was measured." }
                     }
+                    (time_lost(r))
                     (availability(r))
                     (latency(r))
                     (freezes(r))
@@ -106,6 +107,26 @@ pub fn render(r: &Report) -> String {
         }
     };
     page.into_string()
+}
+
+fn time_lost(r: &Report) -> Markup {
+    let t = &r.time_lost;
+    html! {
+        h2 id="time-lost" { "Time lost per practitioner" }
+        p { "What the measured freezes, forced logouts and slowness cost each practitioner in a working day, under the assumptions below." }
+        table {
+            tr { th { "cause" } th { "minutes per practitioner per working day (95% CI)" } }
+            tr { td { "waiting on freezes" } td { (est(&t.frozen_minutes, 1, " min")) } }
+            tr { td { "forced logouts (re-login and work redone)" } td { (est(&t.logout_minutes, 1, " min")) } }
+            tr { td { "slowness beyond acceptable" } td { (est(&t.slow_minutes, 1, " min")) } }
+            tr { td { b { "all causes" } } td { b { (est(&t.total_minutes, 1, " min")) } } }
+            tr { td { "staff-hours lost per month at the site" } td { (est(&t.staff_hours_per_month, 0, " h")) } }
+        }
+        p.note { "Assumptions: " (super::time_lost::assumptions(&t.assumptions)) ". Each forced logout costs "
+                 (human_duration(t.logout_cost_seconds)) ": " (human_duration(t.relogin_seconds)) " to log in again and "
+                 (human_duration(t.redo_seconds)) " of work redone (" (t.redo_source) "). Measured over "
+                 (human_duration(t.working_hours_observed * 3600.0)) " of working hours in " (t.blocks) " blocks." }
+    }
 }
 
 fn availability(r: &Report) -> Markup {
@@ -346,11 +367,18 @@ fn changes(r: &Report) -> Markup {
             @if !c.description.is_empty() { p { (c.description) } }
             @if c.status != "compared" { p.note { "Cannot compare yet: " (c.note) "." } }
             @if let Some(e) = &c.evidence {
-                ul.verdict { @for f in &c.findings { li { (f) } } }
+                ul.verdict {
+                    @if let Some(t) = &c.time_lost { li { "Time lost: " (t.sentence) "." } }
+                    @for f in &c.findings { li { (f) } }
+                }
                 p.note { "Periods: " (rfc3339(c.at - c.window_seconds)) " to " (rfc3339(c.at)) " and " (rfc3339(c.at)) " to "
                          (rfc3339(c.at + c.window_seconds)) "; " (c.note) "." }
                 table {
                     tr { th { "system" } th { "measure" } th { "before" } th { "after" } th { "change (95% CI)" } }
+                    @if let Some(t) = &c.time_lost {
+                        tr { td { "all" } td { "minutes lost per practitioner per working day" }
+                             td { (est(&t.before, 1, " min")) } td { (est(&t.after, 1, " min")) } td { (est(&t.change, 1, " min")) } }
+                    }
                     (change_rows("all", e))
                     @for t in &c.targets { (change_rows(&t.target.to_uppercase(), &t.evidence)) }
                 }

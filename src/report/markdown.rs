@@ -19,6 +19,38 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(w, "- {line}");
     }
 
+    let t = &r.time_lost;
+    let _ = writeln!(w, "\n## Time lost per practitioner\n");
+    let _ = writeln!(
+        w,
+        "| cause | minutes per practitioner per working day (95% CI) |\n|---|---|"
+    );
+    for (cause, e) in [
+        ("waiting on freezes", &t.frozen_minutes),
+        (
+            "forced logouts (re-login and work redone)",
+            &t.logout_minutes,
+        ),
+        ("slowness beyond acceptable", &t.slow_minutes),
+        ("**all causes**", &t.total_minutes),
+    ] {
+        let _ = writeln!(w, "| {cause} | {} |", show(e, 1, " min"));
+    }
+    let _ = writeln!(
+        w,
+        "| staff-hours lost per month at the site | {} |",
+        show(&t.staff_hours_per_month, 0, " h")
+    );
+    let _ = writeln!(
+        w,
+        "\nAssumptions: {}. Each forced logout costs {} ({} to log in again, {} of work redone, {}).",
+        super::time_lost::assumptions(&t.assumptions),
+        human_duration(t.logout_cost_seconds),
+        human_duration(t.relogin_seconds),
+        human_duration(t.redo_seconds),
+        t.redo_source
+    );
+
     let _ = writeln!(w, "\n## Availability\n");
     let _ = writeln!(
         w,
@@ -289,6 +321,16 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(w, "Status: {} — {}.\n", c.status, c.note);
         if let Some(e) = &c.evidence {
+            if let Some(t) = &c.time_lost {
+                let _ = writeln!(
+                    w,
+                    "- time lost: {}; minutes per practitioner per working day {} before, {} after, change {}",
+                    t.sentence,
+                    show(&t.before, 1, ""),
+                    show(&t.after, 1, ""),
+                    show(&t.change, 1, "")
+                );
+            }
             for f in &c.findings {
                 let _ = writeln!(w, "- {f}");
             }

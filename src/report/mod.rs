@@ -9,6 +9,7 @@
 //!   [`compare`] applies them before and after a change, [`changes`] says
 //!   what they show, [`rule`] answers "do older sessions drop more often?".
 //! - [`calibration`]: proves those intervals on data whose truth is known.
+//! - [`time_lost`]: minutes lost per practitioner per working day, by cause.
 //! - [`charts`]: inline SVG charts (plotters' SVG backend).
 //! - [`html`], [`markdown`]: renderers; JSON is the model's serde form.
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
@@ -27,6 +28,7 @@ pub mod model;
 pub mod rule;
 pub mod stats;
 pub mod summary;
+pub mod time_lost;
 
 pub use model::{build, Report, ReportOptions};
 

@@ -18,6 +18,8 @@ use super::compare::{self, Observations};
 use super::evidence::{self, BlockGrid, Calendar};
 use super::rule::{self, RuleVerdict};
 use super::stats::{self, Estimate};
+use super::time_lost::{self, TimeLost};
+use crate::config::practitioners::Practitioners;
 use crate::detect::{kaplan_meier, AgeBands, Lifetime};
 use crate::journal::read::{
     ChangeRow, FreezeRow, HistogramRow, JournalReader, KeptRow, ReadError, RunRow, SpanRow,
@@ -66,6 +68,8 @@ pub struct Report {
     pub window: TimeWindow,
     /// Plain-language sentences for the top of the report.
     pub summary: Vec<String>,
+    /// Minutes lost per practitioner per working day, by cause.
+    pub time_lost: TimeLost,
     /// The statistical methods used, by figure.
     pub methods: BTreeMap<&'static str, String>,
     /// How the intervals treat clustering: the blocks of time and the
@@ -375,6 +379,9 @@ pub struct Rows {
     pub sites: BTreeSet<String>,
     pub bands: AgeBands,
     pub calendar: Calendar,
+    /// The site's `practitioners:` assumptions (defaults when the journal
+    /// has none).
+    pub practitioners: Practitioners,
     /// First and last moment measured, over the whole journal.
     pub span: Option<(f64, f64)>,
 }
@@ -415,6 +422,10 @@ impl Rows {
                 .filter(|s| s.is_finite() && *s > 0.0)
                 .unwrap_or(1.0),
         };
+        let practitioners = reader
+            .meta("practitioners")?
+            .and_then(|text| serde_json::from_str::<Practitioners>(&text).ok())
+            .unwrap_or_default();
         let runs = reader.runs(query)?;
         let mut sites: BTreeSet<String> = runs.iter().map(|r| r.site.clone()).collect();
         if sites.is_empty() {
@@ -434,6 +445,7 @@ impl Rows {
             sites,
             bands,
             calendar,
+            practitioners,
             span: span.map(|(f, t)| (f.max(window.from), t.min(window.to))),
         };
         Ok((rows, window))
@@ -534,8 +546,21 @@ pub fn build_from(rows: &Rows, window: Window, options: &ReportOptions) -> Repor
     let change_rows = rows
         .changes
         .iter()
-        .map(|c| changes::compare(c, rows.span, &all, &by_target, &rows.calendar))
+        .map(|c| {
+            let mut compared = changes::compare(c, rows.span, &all, &by_target, &rows.calendar);
+            if let Some(e) = &compared.evidence {
+                compared.time_lost = Some(time_lost::change(
+                    rows,
+                    &rows.practitioners,
+                    c.at,
+                    compared.window_seconds,
+                    e.block_seconds,
+                ));
+            }
+            compared
+        })
         .collect();
+    let time_lost = time_lost::time_lost(rows, &grid, &rows.practitioners);
     let monthly = match options.period {
         Period::Month => monthly(rows, window),
         Period::Auto if window.to - window.from > 31.0 * 86_400.0 => monthly(rows, window),
@@ -551,6 +576,10 @@ pub fn build_from(rows: &Rows, window: Window, options: &ReportOptions) -> Repor
         ),
     );
     methods.insert("availability", evidence::CLUSTERED_WILSON.into());
+    methods.insert(
+        "time lost per practitioner",
+        format!("freezes: frozen share of working time, weighted by each system's share of transactions; forced logouts: forced logouts per session-hour x working hours x (re-login time + work redone); slowness: time beyond `acceptable` per run x transactions per hour x working hours; interval: {}", time_lost::BOOTSTRAP),
+    );
     methods.insert("latency percentiles", format!("exact merge of per-minute HdrHistograms of completed steps (3 significant figures); steps given up on are counted apart, not as response times; interval: {}", evidence::CLUSTERED_QUANTILE));
     methods.insert(
         "freeze and logout rates",
@@ -599,6 +628,7 @@ pub fn build_from(rows: &Rows, window: Window, options: &ReportOptions) -> Repor
             has_data: !rows.runs.is_empty(),
         },
         summary: Vec::new(),
+        time_lost,
         methods,
         evidence: EvidenceSettings {
             block_seconds: block,
@@ -1196,10 +1226,7 @@ fn monthly(rows: &Rows, window: Window) -> Vec<MonthRow> {
         return out;
     };
     let (mut year, mut month) = (start.year(), start.month());
-    loop {
-        let Some(from) = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single() else {
-            break;
-        };
+    while let Some(from) = Utc.with_ymd_and_hms(year, month, 1, 0, 0, 0).single() {
         let (next_year, next_month) = if month == 12 {
             (year + 1, 1)
         } else {

@@ -13,6 +13,7 @@ pub fn summary(r: &Report) -> Vec<String> {
         );
         return out;
     }
+    out.push(r.time_lost.sentence.clone());
     out.push(format!(
         "This report covers {} of monitoring from {} to {} (site{} {}).",
         human_duration(r.window.hours * 3600.0),
@@ -67,11 +68,14 @@ pub fn summary(r: &Report) -> Vec<String> {
     out.push(r.sessions.rule.sentence.clone());
     for c in &r.changes {
         if c.status == "compared" {
+            let time = c
+                .time_lost
+                .as_ref()
+                .map(|t| format!("{}; ", t.sentence))
+                .unwrap_or_default();
             out.push(format!(
-                "Change \"{}\" ({}): {}.",
-                c.name,
-                c.at_text,
-                c.headline
+                "Change \"{}\" ({}): {time}{}.",
+                c.name, c.at_text, c.headline
             ));
         } else {
             out.push(format!(

@@ -222,9 +222,11 @@ async fn keep_alive(
             });
             reported = alive;
         }
-        let detail = (record.outcome != Outcome::Ok && record.outcome != Outcome::Slow)
-            .then(|| record.detail.clone())
-            .unwrap_or_default();
+        let detail = if record.outcome.is_success() {
+            String::new()
+        } else {
+            record.detail.clone()
+        };
         task.send_spans(KeptActivity::Check, vec![record], judge.state(), spans);
         wait = match next {
             Next::Wait => keep.every,

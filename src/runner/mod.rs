@@ -5,6 +5,7 @@
 
 mod extract;
 pub mod keeper;
+pub mod phases;
 mod probes;
 mod session;
 mod step;
@@ -42,6 +43,12 @@ pub enum RunnerError {
         #[source]
         source: reqwest::Error,
     },
+    #[error("target {target}: cannot set up TLS")]
+    Tls {
+        target: String,
+        #[source]
+        source: phases::TlsSetupError,
+    },
     #[error("target {target}: credential {what} is not available: {why}")]
     Secret {
         target: String,
@@ -51,27 +58,26 @@ pub enum RunnerError {
 }
 
 /// Builds the shared HTTP client of a target: its own connection pool, no
-/// automatic redirects, no cookie store (sessions hold their own jars).
+/// automatic redirects, no cookie store (sessions hold their own jars), and
+/// DNS, connect and TLS timed ([`phases`]); its TLS roots, CA file and
+/// certificate check come from [`phases::tls_config`].
 pub fn client_for(target: &Target) -> Result<reqwest::Client, RunnerError> {
-    let mut builder = reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(target.connect_timeout)
         .user_agent(target.user_agent.clone())
-        .danger_accept_invalid_certs(target.insecure_skip_verify)
         .pool_idle_timeout(std::time::Duration::from_secs(30));
-    if let Some(path) = &target.ca_file {
-        let pem = std::fs::read(path).map_err(|source| RunnerError::CaFile {
+    let mut builder = phases::instrument(builder, target).map_err(|source| match source {
+        phases::TlsSetupError::CaFile { path, source } => RunnerError::CaFile {
             target: target.name.clone(),
             path: path.display().to_string(),
             source,
-        })?;
-        let certificate =
-            reqwest::Certificate::from_pem(&pem).map_err(|source| RunnerError::Client {
-                target: target.name.clone(),
-                source,
-            })?;
-        builder = builder.add_root_certificate(certificate);
-    }
+        },
+        source => RunnerError::Tls {
+            target: target.name.clone(),
+            source,
+        },
+    })?;
     if let Some(proxy) = &target.proxy {
         let proxy = reqwest::Proxy::all(proxy.as_str()).map_err(|source| RunnerError::Client {
             target: target.name.clone(),

@@ -15,11 +15,12 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::extract;
+use super::phases::{self, Hop};
 use super::probes::Probes;
 use super::session::Session;
 use crate::config::{Body, Step, Target};
 use crate::detect::login_page;
-use crate::outcome::{LogoutCause, Outcome, StepPhase, StepRecord};
+use crate::outcome::{HttpPhases, LogoutCause, Outcome, StepPhase, StepRecord};
 
 /// What the step is part of, for its record.
 pub struct StepContext<'a> {
@@ -50,6 +51,7 @@ struct Progress {
     ttfb: Option<Duration>,
     bytes: u64,
     status: Option<u16>,
+    phases: HttpPhases,
 }
 
 pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session) -> StepRecord {
@@ -134,6 +136,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         logout_cause,
         session_age,
         detail,
+        phases: progress.phases,
         browser: None,
     }
 }
@@ -284,7 +287,13 @@ async fn fetch(
                 .header(CONTENT_TYPE, *content_type)
                 .body(bytes.clone());
         }
-        let mut response = request.send().await.map_err(|e| send_failure(&e))?;
+        let hop = Hop::start();
+        let sent = hop.send(request.send()).await;
+        let mut response = sent.map_err(|e| {
+            phases::add(&mut progress.phases, hop.failed());
+            send_failure(&e)
+        })?;
+        phases::add(&mut progress.phases, hop.answered(Instant::now()));
         if let Some(probes) = ctx.probes {
             probes.answered(&ctx.target.name);
         }
@@ -351,6 +360,7 @@ async fn fetch(
         }
         let headers = response.headers().clone();
         let mut bytes = Vec::new();
+        let body_from = Instant::now();
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
@@ -374,6 +384,7 @@ async fn fetch(
                 }
             }
         }
+        progress.phases.transfer = Some(body_from.elapsed());
         return Ok(Fetched {
             status,
             headers,

@@ -343,6 +343,30 @@ const RULES: &[(Kind, &str)] = &[
         r##"tests/fixtures/bad/session_rules_missing.yaml:4: target "ics": the target logs in but has no session_rules and login_page is off, so forced logouts cannot be told apart from other failures"##,
     ),
     (
+        Error,
+        r##"tests/fixtures/bad/practitioners_days_per_month.yaml:26: practitioners: working_days_per_month must be above 0 and at most 31"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/practitioners_headcount_zero.yaml:26: practitioners: headcount must be at least 1"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/practitioners_negative_rate.yaml:27: practitioners: transactions_per_hour of "lookup" must be zero or more"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/practitioners_unknown_journey.yaml:27: practitioners: transactions_per_hour names "case_notes", which is not a journey"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/practitioners_working_days.yaml:26: practitioners: working_days "mondays" must be `weekdays` or `all`"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/practitioners_working_hours.yaml:26: practitioners: working_hours "17:00-09:00" must look like 09:00-17:00, the end after the start"##,
+    ),
+    (
         Warning,
         r##"tests/fixtures/bad/session_rules_cookie_only.yaml:4: target "ics": session_rules has only `cookie` and login_page is off: a system that keeps the cookie after ending a session on the server would drop sessions unseen"##,
     ),

@@ -1,6 +1,7 @@
 //! The one integration test binary: real HTTP over loopback sockets between
 //! the agent and the simulator, both started in-process on port 0.
 
+mod alerts;
 mod central_store;
 mod config_rules;
 mod foundation;
@@ -10,8 +11,11 @@ mod hostile;
 mod journal;
 mod lifecycle;
 mod logouts;
+mod multisite;
 mod own_inputs;
+mod phases;
 mod prometheus;
 mod remote_write;
 mod report;
 mod sessions;
+mod time_lost;

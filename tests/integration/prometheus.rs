@@ -13,10 +13,11 @@ use serde_json::{json, Value};
 use crate::harness::*;
 
 /// A Prometheus child process on loopback with its own data directory.
-struct Prometheus {
+pub struct Prometheus {
     child: Child,
     url: String,
     http: reqwest::Client,
+    agents: usize,
     _dir: tempfile::TempDir,
 }
 
@@ -27,27 +28,112 @@ impl Drop for Prometheus {
     }
 }
 
+/// The shipped rule files with every group evaluated each second: the
+/// 5-minute board group would otherwise write nothing within a test.
+pub fn rules_evaluated_each_second() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let interval = regex::Regex::new(r"(?m)^(\s+)interval: \S+$").unwrap();
+    for name in ["casewatch.rules.yml", "casewatch.alerts.yml"] {
+        let text = std::fs::read_to_string(format!("config/alerts/{name}")).unwrap();
+        let changed = interval.replace_all(&text, "${1}interval: 1s");
+        std::fs::write(dir.path().join(name), changed.as_ref()).unwrap();
+    }
+    dir
+}
+
+/// A copy of the shipped rule files with every duration (range windows,
+/// subquery steps, `for:`, group intervals) divided by `factor`, so that a
+/// live test sees minutes pass in seconds. Only the time scale changes; the
+/// shipped files themselves are proven at production rates by the promtool
+/// scenarios (config/alerts/tests/).
+pub fn rules_scaled_down(factor: u64) -> tempfile::TempDir {
+    let seconds = |text: &str| -> u64 {
+        let (number, unit) = text.split_at(text.len() - 1);
+        let n: u64 = number.parse().unwrap();
+        n * match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            "d" => 86400,
+            "w" => 604800,
+            other => panic!("unknown duration unit {other}"),
+        }
+    };
+    let scale = |text: &str| -> String {
+        let s = seconds(text);
+        assert_eq!(s % factor, 0, "{text} does not divide by {factor}");
+        format!("{}s", s / factor)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ranges = regex::Regex::new(r"\[(\d+[smhdw])(?::(\d+[smhdw]))?\]").unwrap();
+    let fields = regex::Regex::new(r"(?m)^(\s+(?:for|interval): )(\d+[smhdw])$").unwrap();
+    for name in ["casewatch.rules.yml", "casewatch.alerts.yml"] {
+        let text = std::fs::read_to_string(format!("config/alerts/{name}")).unwrap();
+        let text = ranges.replace_all(&text, |c: &regex::Captures| match c.get(2) {
+            Some(step) => format!("[{}:{}]", scale(&c[1]), scale(step.as_str())),
+            None => format!("[{}]", scale(&c[1])),
+        });
+        let text = fields.replace_all(&text, |c: &regex::Captures| {
+            format!("{}{}", &c[1], scale(&c[2]))
+        });
+        std::fs::write(dir.path().join(name), text.as_ref()).unwrap();
+    }
+    dir
+}
+
 impl Prometheus {
     /// Starts Prometheus with the shipped `config/prometheus.yml`, changed
-    /// only where a test must: the agent's address, faster intervals, and an
-    /// absolute path to the shipped rule files.
-    async fn start(binary: &Path, agent: std::net::SocketAddr, scrape_extra: &str) -> Prometheus {
+    /// only where a test must: 1-second scrapes and evaluations, the rule
+    /// files in `rules`, and a file_sd list of `agents` (address and site)
+    /// in the shape of the shipped `config/casewatch-targets.yml`.
+    pub async fn start(
+        binary: &Path,
+        agents: &[(std::net::SocketAddr, &str)],
+        scrape_extra: &str,
+        rules: &Path,
+    ) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let shipped = std::fs::read_to_string("config/prometheus.yml").unwrap();
-        let rules = std::fs::canonicalize("config/alerts").unwrap();
+        let targets = dir.path().join("targets.yml");
         let config = shipped
-            .replace("127.0.0.1:9898", &agent.to_string())
             .replace("scrape_interval: 15s", "scrape_interval: 1s")
             .replace("evaluation_interval: 15s", "evaluation_interval: 1s")
             .replace("- alerts/*.yml", &format!("- {}/*.yml", rules.display()))
             .replace(
+                "files: [casewatch-targets.yml]",
+                &format!("files: [{}]", targets.display()),
+            )
+            .replace(
                 "    metrics_path: /metrics\n",
                 &format!("    metrics_path: /metrics\n{scrape_extra}"),
             );
-        assert_ne!(
-            config, shipped,
+        assert!(
+            config.contains(&targets.display().to_string())
+                && config.contains(&rules.display().to_string()),
             "the shipped config changed shape; update this test"
         );
+        // The shipped example, one entry per agent.
+        let example = std::fs::read_to_string("config/casewatch-targets.yml").unwrap();
+        let entry = example
+            .lines()
+            .skip_while(|l| !l.starts_with("- targets:"))
+            .take_while(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            entry.contains("127.0.0.1:9898") && entry.contains("site: demo-office"),
+            "the shipped file_sd example changed shape; update this test: {entry}"
+        );
+        let list: String = agents
+            .iter()
+            .map(|(addr, site)| {
+                entry
+                    .replace("127.0.0.1:9898", &addr.to_string())
+                    .replace("site: demo-office", &format!("site: {site}"))
+                    + "\n"
+            })
+            .collect();
+        std::fs::write(&targets, list).unwrap();
         let config_path = dir.path().join("prometheus.yml");
         std::fs::write(&config_path, config).unwrap();
         let port = free_port();
@@ -67,6 +153,7 @@ impl Prometheus {
             child,
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
+            agents: agents.len(),
             _dir: dir,
         };
         let ready = format!("{}/-/ready", prometheus.url);
@@ -93,27 +180,37 @@ impl Prometheus {
         response.json().await.expect("Prometheus API returns JSON")
     }
 
-    async fn query(&self, promql: &str) -> Value {
+    pub async fn query(&self, promql: &str) -> Value {
         self.get("/api/v1/query", &[("query", promql)]).await
     }
 
-    /// Waits until Prometheus has scraped the agent successfully.
-    async fn wait_until_scraping(&self) {
+    /// The result vector of an instant query that must succeed.
+    pub async fn vector(&self, promql: &str) -> Vec<Value> {
+        let answer = self.query(promql).await;
+        assert_eq!(answer["status"], "success", "{promql}: {answer}");
+        answer["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Waits until Prometheus has scraped every agent successfully.
+    pub async fn wait_until_scraping(&self) {
         wait_for(
             Duration::from_secs(30),
-            "Prometheus to scrape the agent",
+            "Prometheus to scrape the agents",
             || async {
                 let up = self.query(r#"up{job="casewatch"} == 1"#).await;
                 (up["data"]["result"]
                     .as_array()
-                    .is_some_and(|r| r.len() == 1))
+                    .is_some_and(|r| r.len() == self.agents))
                 .then_some(())
             },
         )
         .await;
     }
 
-    async fn alert_state(&self, name: &str) -> Option<String> {
+    pub async fn alert_state(&self, name: &str) -> Option<String> {
         let alerts = self.get("/api/v1/alerts", &[]).await;
         alerts["data"]["alerts"]
             .as_array()?
@@ -123,7 +220,19 @@ impl Prometheus {
             .max_by_key(|state| state == "firing")
     }
 
-    async fn wait_for_firing(&self, name: &str, limit: Duration) {
+    /// The alerts named `name` now, with their labels, state and value.
+    pub async fn alerts(&self, name: &str) -> Vec<Value> {
+        let alerts = self.get("/api/v1/alerts", &[]).await;
+        alerts["data"]["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|a| a["labels"]["alertname"] == name)
+            .cloned()
+            .collect()
+    }
+
+    pub async fn wait_for_firing(&self, name: &str, limit: Duration) {
         wait_for(limit, &format!("alert {name} to fire"), || async {
             (self.alert_state(name).await.as_deref() == Some("firing")).then_some(())
         })
@@ -133,7 +242,16 @@ impl Prometheus {
 
 /// Every PromQL expression in a dashboard: panel targets, annotations, and
 /// the metric behind each `label_values` variable, with variables filled in.
-fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// `$site` becomes `site` (the variable is single-select), `$change` the
+/// unix time `change_at` (the value the change variable carries).
+pub fn dashboard_queries(path: &Path, site: &str, change_at: f64) -> Vec<(String, String)> {
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut queries = Vec::new();
     let mut panels: Vec<&Value> = dashboard["panels"].as_array().unwrap().iter().collect();
@@ -181,11 +299,17 @@ fn dashboard_queries(path: &Path) -> Vec<(String, String)> {
         .map(|(what, expr)| {
             let filled = expr
                 .replace("$__rate_interval", "1m")
-                .replace("$__interval", "1m")
+                .replace("$__interval", "5m")
                 .replace("$__range", "5m")
                 .replace("$report_journey", ".*report.*")
-                .replace("${report_journey}", ".*report.*");
-            let filled = regex::Regex::new(r"\$\{?(site|target|journey)\}?")
+                .replace("${report_journey}", ".*report.*")
+                .replace("$change", &format!("{change_at:.0}"))
+                .replace("$site", site)
+                // The board group runs each second here (see
+                // `rules_evaluated_each_second`), so its samples are read
+                // each second too, over the minutes the test has.
+                .replace("[37d:5m]", "[10m:1s]");
+            let filled = regex::Regex::new(r"\$\{?(target|journey)\}?")
                 .unwrap()
                 .replace_all(&filled, ".*")
                 .to_string();
@@ -232,8 +356,35 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
     assert_eq!(String::from_utf8_lossy(&lint.stdout), "");
     assert_eq!(String::from_utf8_lossy(&lint.stderr), "");
 
-    let prometheus = Prometheus::start(&prometheus_bin, agent.addr, "").await;
+    let rules = rules_evaluated_each_second();
+    let prometheus = Prometheus::start(
+        &prometheus_bin,
+        &[(agent.addr, "demo-office")],
+        "",
+        rules.path(),
+    )
+    .await;
     prometheus.wait_until_scraping().await;
+    // `up` names the site (from the file_sd list); the agent's own series
+    // keep the agent's own `site`, with no `exported_site` copy.
+    assert_eq!(
+        prometheus
+            .vector(r#"up{job="casewatch",site="demo-office"} == 1"#)
+            .await
+            .len(),
+        1
+    );
+    assert_eq!(
+        prometheus
+            .vector(r#"casewatch_build_info{site="demo-office"}"#)
+            .await
+            .len(),
+        1
+    );
+    assert!(prometheus
+        .vector(r#"{job="casewatch",exported_site!=""}"#)
+        .await
+        .is_empty());
 
     // A short freeze that ends, so freeze durations have data.
     sim.control("freeze", json!({"seconds": 4.0, "system": "ics"}))
@@ -287,8 +438,10 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
     assert_eq!(files.len(), 3);
     let mut empty = Vec::new();
     let mut asked = 0;
+    // The board's before/after windows around a change a few seconds ago.
+    let change_at = unix_now() - 3.0;
     for file in &files {
-        for (what, expr) in dashboard_queries(file) {
+        for (what, expr) in dashboard_queries(file, "demo-office", change_at) {
             asked += 1;
             let answer = prometheus.query(&expr).await;
             assert_eq!(
@@ -298,9 +451,18 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
                 file.display()
             );
             let result = &answer["data"]["result"];
-            if result.as_array().is_none_or(|r| r.is_empty()) {
-                empty.push(format!("{}: {what}: {expr}", file.display()));
+            if result.as_array().is_some_and(|r| !r.is_empty()) {
+                continue;
             }
+            // A panel that draws only what happened (`... > 0`) may be
+            // empty; its series must still be there, at zero.
+            let unfiltered = expr.trim_end().strip_suffix("> 0").map(str::trim_end);
+            if let Some(unfiltered) = unfiltered {
+                if !prometheus.vector(unfiltered).await.is_empty() {
+                    continue;
+                }
+            }
+            empty.push(format!("{}: {what}: {expr}", file.display()));
         }
     }
     assert!(asked >= 30, "only {asked} queries found in the dashboards");
@@ -394,7 +556,14 @@ async fn prometheus_scrapes_through_tls_and_basic_auth() {
     assert!(plain.map(|r| r.status() != 200).unwrap_or(true));
 
     let scrape_through = "    scheme: https\n    tls_config:\n      insecure_skip_verify: true\n    basic_auth:\n      username: prometheus\n      password: scrape-secret\n";
-    let prometheus = Prometheus::start(&prometheus_bin, agent.addr, scrape_through).await;
+    let rules = std::fs::canonicalize("config/alerts").unwrap();
+    let prometheus = Prometheus::start(
+        &prometheus_bin,
+        &[(agent.addr, "test-site")],
+        scrape_through,
+        &rules,
+    )
+    .await;
     prometheus.wait_until_scraping().await;
     let runs = prometheus.query("sum(casewatch_journey_runs_total)").await;
     assert_eq!(runs["status"], "success");

@@ -1,0 +1,111 @@
+//! The `practitioners:` block: who the agent stands for at its site, so
+//! that the report can turn freezes, forced logouts and slowness into staff
+//! time. Every figure has a documented default, and the report shows the
+//! assumptions it used beside the figure, marking which were defaults.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use marked_yaml::Spanned;
+use serde::{Deserialize, Serialize};
+
+type S = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPractitioners {
+    pub headcount: Option<Spanned<u32>>,
+    /// `09:00-17:00`, in the system's calendar.
+    pub working_hours: Option<S>,
+    /// `weekdays` or `all`.
+    pub working_days: Option<S>,
+    pub working_days_per_month: Option<Spanned<f64>>,
+    /// A step that takes longer than this wastes the difference.
+    pub acceptable: Option<S>,
+    /// Work redone after a forced logout; measured when not given.
+    pub redo_after_logout: Option<S>,
+    /// Journey name to transactions per practitioner per working hour.
+    #[serde(default)]
+    pub transactions_per_hour: BTreeMap<String, Spanned<f64>>,
+}
+
+pub const DEFAULT_HEADCOUNT: u32 = 25;
+pub const DEFAULT_WORKING_HOURS: (u32, u32) = (9 * 60, 17 * 60);
+pub const DEFAULT_DAYS_PER_MONTH: f64 = 21.0;
+pub const DEFAULT_ACCEPTABLE: Duration = Duration::from_secs(2);
+pub const DEFAULT_TRANSACTIONS_PER_HOUR: f64 = 4.0;
+
+/// The validated block; also what the journal keeps (as JSON) and the
+/// report reads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Practitioners {
+    pub headcount: u32,
+    /// Working hours as minutes of the day, `[from, to)`.
+    pub working_from_minute: u32,
+    pub working_to_minute: u32,
+    /// Weekends count as working days too.
+    pub weekends: bool,
+    pub working_days_per_month: f64,
+    pub acceptable_seconds: f64,
+    /// `None`: the redone work is measured from interrupted journeys.
+    pub redo_after_logout_seconds: Option<f64>,
+    /// Journey name to transactions per practitioner per working hour; a
+    /// journey not named here takes the default.
+    pub transactions_per_hour: BTreeMap<String, f64>,
+    pub default_transactions_per_hour: f64,
+    /// The inputs that took their defaults, by name, for the report.
+    pub defaulted: Vec<String>,
+}
+
+impl Default for Practitioners {
+    fn default() -> Self {
+        Practitioners {
+            headcount: DEFAULT_HEADCOUNT,
+            working_from_minute: DEFAULT_WORKING_HOURS.0,
+            working_to_minute: DEFAULT_WORKING_HOURS.1,
+            weekends: false,
+            working_days_per_month: DEFAULT_DAYS_PER_MONTH,
+            acceptable_seconds: DEFAULT_ACCEPTABLE.as_secs_f64(),
+            redo_after_logout_seconds: None,
+            transactions_per_hour: BTreeMap::new(),
+            default_transactions_per_hour: DEFAULT_TRANSACTIONS_PER_HOUR,
+            defaulted: [
+                "headcount",
+                "working_hours",
+                "working_days",
+                "working_days_per_month",
+                "acceptable",
+                "transactions_per_hour",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        }
+    }
+}
+
+impl Practitioners {
+    /// Working hours in a working day.
+    pub fn hours_per_day(&self) -> f64 {
+        f64::from(
+            self.working_to_minute
+                .saturating_sub(self.working_from_minute),
+        ) / 60.0
+    }
+
+    /// Transactions per working hour of journey `name`.
+    pub fn rate(&self, journey: &str) -> f64 {
+        self.transactions_per_hour
+            .get(journey)
+            .copied()
+            .unwrap_or(self.default_transactions_per_hour)
+    }
+
+    /// Whether `minute_of_day` on a day that is (or is not) a weekend falls
+    /// in working hours.
+    pub fn is_working(&self, weekend: bool, minute_of_day: u32) -> bool {
+        (self.weekends || !weekend)
+            && minute_of_day >= self.working_from_minute
+            && minute_of_day < self.working_to_minute
+    }
+}
