@@ -110,6 +110,7 @@ impl Agent {
         );
         board.time_lost.practitioners = config.practitioners.clone();
         let status = Arc::new(Mutex::new(board));
+        let journal_path = journal_options(&config, &options).map(|o| o.path);
         let journal = open_journal(&config, &options, &metrics)?;
         let remote_writers = crate::remote_write::RemoteWriters::open(
             &config.remote_write,
@@ -126,12 +127,29 @@ impl Agent {
             config.targets.iter().map(|t| t.name.clone()).collect(),
             journal,
         );
-        let mut supervisor = Supervisor::new(
+        let supervisor = Supervisor::new(
             options.env.clone(),
             probes.clone(),
             config.max_sessions,
             shutdown.clone(),
         );
+        // Always there, started lazily: a reload may add the first browser
+        // journey, and an agent without one never starts Chromium.
+        let browsing = crate::browser::Browsing {
+            pool: crate::browser::BrowserPool::new(
+                config.browser.clone(),
+                metrics.browser.clone(),
+                tokio::runtime::Handle::current(),
+            ),
+            evidence: journal_path.as_deref().map(|path| {
+                Arc::new(crate::browser::EvidenceStore::new(
+                    crate::browser::evidence::folder_beside(path),
+                    &config.browser,
+                ))
+            }),
+        };
+        let browser_pool = browsing.pool.clone();
+        let mut supervisor = supervisor.with_browser(browsing);
         supervisor.apply(&config)?;
         let remote_writers =
             remote_writers.start(&config.site, &shutdown, options.stop_deadline)?;
@@ -162,6 +180,7 @@ impl Agent {
             requests: reload_rx,
             shutdown,
             stop_deadline: options.stop_deadline,
+            browser: browser_pool,
         }));
         tracing::info!(%addr, "agent started");
         Ok(Agent {
@@ -219,12 +238,10 @@ fn journey_targets(config: &Config) -> Vec<(String, String)> {
         .collect()
 }
 
-fn open_journal(
-    config: &Config,
-    options: &AgentOptions,
-    metrics: &Metrics,
-) -> Result<Option<Journal>, JournalError> {
-    let journal_options = match (&options.journal, &config.journal) {
+/// The journal the agent writes, if any: the command line's path over the
+/// config's.
+fn journal_options(config: &Config, options: &AgentOptions) -> Option<JournalOptions> {
+    match (&options.journal, &config.journal) {
         (Some(path), Some(configured)) => Some(JournalOptions {
             path: path.clone(),
             ..configured.clone()
@@ -235,8 +252,15 @@ fn open_journal(
             keep_failures: Duration::from_secs(400 * 86_400),
         }),
         (None, configured) => configured.clone(),
-    };
-    journal_options
+    }
+}
+
+fn open_journal(
+    config: &Config,
+    options: &AgentOptions,
+    metrics: &Metrics,
+) -> Result<Option<Journal>, JournalError> {
+    journal_options(config, options)
         .map(|o| Journal::open(o, config, metrics.registry()))
         .transpose()
 }
@@ -252,6 +276,8 @@ struct Control {
     requests: mpsc::Receiver<ReloadRequest>,
     shutdown: CancellationToken,
     stop_deadline: Duration,
+    /// Stopped once the runs have drained, so no run loses its browser.
+    browser: Arc<crate::browser::BrowserPool>,
 }
 
 /// Serves reload requests until shutdown, then drains the producers. Returns
@@ -280,7 +306,9 @@ async fn control_loop(mut control: Control) -> usize {
     }
     // Dropping the last Probes (with the supervisor's tasks) ends the consumer.
     drop(control.probes);
-    control.supervisor.drain(control.stop_deadline).await
+    let aborted = control.supervisor.drain(control.stop_deadline).await;
+    control.browser.close().await;
+    aborted
 }
 
 /// A config read, checked and planned on the blocking pool.

@@ -593,7 +593,12 @@ fn step_buckets(config: &Config) -> Vec<f64> {
         .iter()
         .filter_map(|t| t.browser.as_ref())
         .flat_map(|b| b.login.iter().chain(&b.logout))
-        .chain(config.journeys.iter().flat_map(|j| j.browser.iter().flat_map(|b| &b.steps)))
+        .chain(
+            config
+                .journeys
+                .iter()
+                .flat_map(|j| j.browser.iter().flat_map(|b| &b.steps)),
+        )
         .map(|s| &s.timings);
     for timings in browser_timings {
         buckets.push(timings.slow_after.as_secs_f64());

@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
-use chromiumoxide::cdp::browser_protocol::page::{CaptureScreenshotFormat, CaptureScreenshotParams};
+use chromiumoxide::cdp::browser_protocol::page::{
+    CaptureScreenshotFormat, CaptureScreenshotParams,
+};
 
 use super::page::Tab;
 use super::script;
@@ -95,9 +97,9 @@ impl EvidenceStore {
         fields: &[String],
     ) -> Option<String> {
         let name = file_name(&failure);
-        let (screenshot, skipped) = match screenshot(tab, fields).await {
-            Ok(png) => (Some(png), None),
-            Err(why) => (None, Some(why)),
+        let (screenshot, masked, skipped) = match screenshot(tab, fields).await {
+            Ok((png, masked)) => (Some(png), Some(masked), None),
+            Err(why) => (None, None, Some(why)),
         };
         let (url_path, console) = {
             let watch = tab.watch();
@@ -120,6 +122,11 @@ impl EvidenceStore {
             "console_errors": console,
             "screenshot": screenshot.as_ref().map(|_| format!("{name}.png")),
             "screenshot_skipped": skipped,
+            // What the page held just before the screenshot: the fields
+            // emptied, and password fields still filled (always 0 when a
+            // screenshot exists).
+            "fields_cleared": masked.as_ref().map(|m| m.cleared),
+            "password_fields_left": masked.as_ref().map(|m| m.left),
         });
         let dir = self.dir.clone();
         let store = self.clone();
@@ -205,7 +212,11 @@ fn file_name(failure: &Failure<'_>) -> String {
     } else {
         clean(failure.journey)
     };
-    format!("{now}-{journey}-{}-r{}", clean(failure.step), failure.run_id)
+    format!(
+        "{now}-{journey}-{}-r{}",
+        clean(failure.step),
+        failure.run_id
+    )
 }
 
 /// Blanks every secret in `text` (values shorter than 3 characters are not
@@ -229,7 +240,7 @@ struct Masked {
 
 /// Empties the secret fields, checks nothing is left, then captures the
 /// viewport. Any doubt means no screenshot, with the reason.
-async fn screenshot(tab: &Tab, fields: &[String]) -> Result<Vec<u8>, String> {
+async fn screenshot(tab: &Tab, fields: &[String]) -> Result<(Vec<u8>, Masked), String> {
     let mask = script::mask_secrets(fields);
     let masking = tab.eval::<Masked>(&mask);
     let masked = match tokio::time::timeout(MASK_TIMEOUT, masking).await {
@@ -254,6 +265,7 @@ async fn screenshot(tab: &Tab, fields: &[String]) -> Result<Vec<u8>, String> {
     match tokio::time::timeout(SCREENSHOT_TIMEOUT, capture).await {
         Ok(Ok(shot)) => base64::engine::general_purpose::STANDARD
             .decode(AsRef::<str>::as_ref(&shot.result.data))
+            .map(|png| (png, masked))
             .map_err(|_| "the screenshot could not be decoded".to_string()),
         Ok(Err(_)) => Err("the browser could not take the screenshot".to_string()),
         Err(_) => Err("the page did not paint in time".to_string()),
@@ -301,7 +313,11 @@ mod tests {
             keep: Duration::from_secs(3600),
             max_files: 2,
         };
-        for stem in ["20260101T000000.000Z-j-a-r1", "20260102T000000.000Z-j-b-r2", "20260103T000000.000Z-j-c-r3"] {
+        for stem in [
+            "20260101T000000.000Z-j-a-r1",
+            "20260102T000000.000Z-j-b-r2",
+            "20260103T000000.000Z-j-c-r3",
+        ] {
             std::fs::write(dir.path().join(format!("{stem}.json")), "{}").unwrap();
             std::fs::write(dir.path().join(format!("{stem}.png")), "png").unwrap();
         }

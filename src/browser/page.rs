@@ -248,9 +248,24 @@ impl Watch {
             .copied()
             .filter(|(start, end)| *end > from && *start < to)
             .collect();
+        // While the main frame waits for a new document's first byte, the
+        // probes go unanswered whatever the page does (there is no document
+        // to answer yet): that stretch is the server's, not the page's.
+        let navigating: Vec<(Instant, Instant)> = self
+            .loads
+            .iter()
+            .map(|l| (l.started, l.first_byte.or(l.stopped).unwrap_or(to)))
+            .filter(|(start, end)| *end > from && *start < to)
+            .collect();
+        let gaps: Vec<(Instant, Instant)> = self
+            .probe_gaps
+            .iter()
+            .copied()
+            .filter(|(_, end)| *end > from)
+            .chain(self.probe_since.map(|since| (since, to)))
+            .collect();
         let mut blocked = long_tasks.clone();
-        blocked.extend(self.probe_gaps.iter().copied().filter(|(_, end)| *end > from));
-        blocked.extend(self.probe_since.map(|since| (since, to)));
+        blocked.extend(crate::detect::page::without(&gaps, &navigating));
         Window {
             server,
             blocked,
@@ -679,7 +694,9 @@ async fn consume(
             }
             Event::Log(e) => {
                 if e.entry.level == LogEntryLevel::Error {
-                    w.console_line(format!("{:?}: {}", e.entry.source, e.entry.text).to_lowercase());
+                    w.console_line(
+                        format!("{:?}: {}", e.entry.source, e.entry.text).to_lowercase(),
+                    );
                 }
             }
             Event::Crashed => {

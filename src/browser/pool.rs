@@ -180,7 +180,11 @@ impl Drop for Lease {
 impl BrowserPool {
     /// A pool whose browser starts at the first lease. Its tasks run on
     /// `runtime`.
-    pub fn new(settings: BrowserSettings, metrics: BrowserMetrics, runtime: Handle) -> Arc<BrowserPool> {
+    pub fn new(
+        settings: BrowserSettings,
+        metrics: BrowserMetrics,
+        runtime: Handle,
+    ) -> Arc<BrowserPool> {
         Arc::new(BrowserPool {
             contexts: Arc::new(Semaphore::new(settings.max_contexts.max(1))),
             settings,
@@ -373,7 +377,11 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
     let ws = match found {
         Ok(Some(ws)) => ws,
         Ok(None) => {
-            let status = child.wait().await.map(|s| s.to_string()).unwrap_or_default();
+            let status = child
+                .wait()
+                .await
+                .map(|s| s.to_string())
+                .unwrap_or_default();
             return Err(failed(format!("it exited while starting ({status})")));
         }
         Err(_) => {

@@ -59,7 +59,12 @@ fn login_field(target: &Target) -> Option<String> {
 }
 
 /// A step that could not run because the browser could not.
-fn not_run(journey: &Journey, step: Option<&BrowserStep>, phase: StepPhase, why: &str) -> StepRecord {
+fn not_run(
+    journey: &Journey,
+    step: Option<&BrowserStep>,
+    phase: StepPhase,
+    why: &str,
+) -> StepRecord {
     StepRecord {
         target: journey.target.name.clone(),
         journey: journey.name.clone(),
@@ -195,10 +200,7 @@ pub async fn run_journey(
     };
     let mut session = Session::new(vars);
     let mut steps: Vec<StepRecord> = Vec::new();
-    let login = journey
-        .login
-        .then_some(target.browser.as_ref())
-        .flatten();
+    let login = journey.login.then_some(target.browser.as_ref()).flatten();
 
     let mut ok = true;
     if let Some(login) = login {

@@ -92,8 +92,7 @@ pub fn read(selector: &str, attr: Option<&str>) -> String {
 }
 
 /// The page's markup, for `session_rules.body_matches`.
-pub const MARKUP: &str =
-    "document.documentElement ? document.documentElement.outerHTML : ''";
+pub const MARKUP: &str = "document.documentElement ? document.documentElement.outerHTML : ''";
 
 /// Whether the page holds a login form: a password field, and the login's
 /// first field (`selector`) when there is one.

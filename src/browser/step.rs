@@ -43,6 +43,11 @@ use crate::runner::Session;
 pub const NAVIGATION_GRACE: Duration = Duration::from_millis(150);
 /// How often a missing element or text is looked for again.
 const POLL: Duration = Duration::from_millis(100);
+/// What the page counts as a long task.
+const LONG_TASK: Duration = Duration::from_millis(50);
+/// How long a step that ended with its page blocked waits for the page's
+/// report of the long task.
+const LONG_TASK_SETTLE: Duration = Duration::from_millis(500);
 
 /// What every step of one run shares.
 pub struct RunState {
@@ -81,7 +86,10 @@ fn failed(outcome: Outcome, detail: impl Into<String>) -> Stop {
 /// A browser that does not take commands any more (gone, crashed).
 fn browser_gone(e: &CdpError) -> Stop {
     let text: String = e.to_string().chars().take(200).collect();
-    failed(Outcome::Error, format!("the browser did not answer: {text}"))
+    failed(
+        Outcome::Error,
+        format!("the browser did not answer: {text}"),
+    )
 }
 
 fn eval_failure(e: EvalError) -> Stop {
@@ -151,11 +159,23 @@ pub async fn run_step(
     };
     let end = Instant::now();
     let duration = end - start;
-    let (window, load) = {
-        let watch = ctx.tab.watch();
-        (watch.window(start, end), watch.load_since(start).cloned())
-    };
     let span = (start, end);
+    // The page reports a long task only after it ends, in its own time: a
+    // step that ended with the main thread just freed waits a moment for
+    // the report, so the task counts with the step it held up.
+    let settle_until = end + LONG_TASK_SETTLE;
+    let (window, load) = loop {
+        let (window, load) = {
+            let watch = ctx.tab.watch();
+            (watch.window(start, end), watch.load_since(start).cloned())
+        };
+        let unreported =
+            window.long_tasks.is_empty() && longest(&window.blocked, span) >= LONG_TASK;
+        if !unreported || Instant::now() >= settle_until {
+            break (window, load);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     let server_wait = longest(&window.server, span);
     let blocked = longest(&window.blocked, span);
     let side = freeze_side(server_wait, blocked, timings.freeze_after);
@@ -519,7 +539,11 @@ impl Checks<'_, '_> {
             .map_err(|e| browser_gone(&e))?;
         // A click that opens a page starts loading it at once.
         loop {
-            let done = self.tab().watch().load_since(clicked).map(PageLoad::is_done);
+            let done = self
+                .tab()
+                .watch()
+                .load_since(clicked)
+                .map(PageLoad::is_done);
             match done {
                 Some(true) => return Ok(()),
                 None if clicked.elapsed() >= NAVIGATION_GRACE => return Ok(()),
@@ -532,7 +556,11 @@ impl Checks<'_, '_> {
         let checks = &self.step.assertions;
         let tab = self.tab();
         for text in &checks.text {
-            if !tab.eval::<bool>(&script::shows(text)).await.map_err(eval_failure)? {
+            if !tab
+                .eval::<bool>(&script::shows(text))
+                .await
+                .map_err(eval_failure)?
+            {
                 return Err(failed(
                     Outcome::AssertionFailed,
                     format!("the page does not show {text:?}"),
@@ -540,7 +568,11 @@ impl Checks<'_, '_> {
             }
         }
         for text in &checks.not_text {
-            if tab.eval::<bool>(&script::shows(text)).await.map_err(eval_failure)? {
+            if tab
+                .eval::<bool>(&script::shows(text))
+                .await
+                .map_err(eval_failure)?
+            {
                 return Err(failed(
                     Outcome::AssertionFailed,
                     format!("the page shows {text:?}"),
@@ -578,7 +610,14 @@ impl Checks<'_, '_> {
         let known = self.tab().watch().url().map(str::to_string);
         match known {
             Some(url) => url,
-            None => self.tab().page.url().await.ok().flatten().unwrap_or_default(),
+            None => self
+                .tab()
+                .page
+                .url()
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
         }
     }
 
@@ -599,12 +638,17 @@ impl Checks<'_, '_> {
                 PageSource::Url(pattern) => {
                     let url = self.current_url().await;
                     let found = pattern.captures(&url).and_then(|c| {
-                        c.get(1).or_else(|| c.get(0)).map(|m| m.as_str().to_string())
+                        c.get(1)
+                            .or_else(|| c.get(0))
+                            .map(|m| m.as_str().to_string())
                     });
                     found.ok_or_else(|| {
                         failed(
                             Outcome::AssertionFailed,
-                            format!("extract {}: the page's address does not match", extraction.var),
+                            format!(
+                                "extract {}: the page's address does not match",
+                                extraction.var
+                            ),
                         )
                     })?
                 }
@@ -627,7 +671,10 @@ impl Checks<'_, '_> {
             let own_path = load.url.as_ref().map(|u| u.path().to_string());
             for hop in &load.redirects {
                 if rules.statuses.contains(&hop.status) {
-                    return Some((LogoutCause::Status, format!("server answered {}", hop.status)));
+                    return Some((
+                        LogoutCause::Status,
+                        format!("server answered {}", hop.status),
+                    ));
                 }
                 let Some(next) = &hop.location else { continue };
                 if let Some(pattern) = &rules.redirect_to {

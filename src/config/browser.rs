@@ -198,7 +198,10 @@ pub enum BrowserAction {
     /// for the page's `load`.
     Goto(Template),
     /// Type a value into the first element matching the selector.
-    Fill { selector: String, value: Template },
+    Fill {
+        selector: String,
+        value: Template,
+    },
     /// Click the first element matching the selector, and wait for the
     /// page it opens, if it opens one.
     Click(String),

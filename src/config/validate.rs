@@ -15,8 +15,8 @@ use super::raw::*;
 use super::template::Template;
 use super::{ConfigError, Loaded, Problem};
 
-mod practitioners;
 mod browser;
+mod practitioners;
 mod remote_write;
 
 /// Variables every step can read without extracting them.

@@ -15,6 +15,11 @@
 //! - when both did, the longer of the two; when neither alone did but the
 //!   step still passed `freeze_after`, **mixed**.
 //!
+//! A probe cannot be answered while the main frame waits for a new
+//! document's first byte (there is no document yet to answer it), so that
+//! part of a probe's silence is cut out ([`without`]): it is the server's
+//! wait, already counted as such.
+//!
 //! Only network waits ever reach the freeze-episode detector
 //! ([`super::freeze`]): a page stuck in its own script is not the server
 //! failing to answer, and it must not open a server freeze episode.
@@ -63,6 +68,27 @@ pub fn longest(stretches: &[(Instant, Instant)], window: (Instant, Instant)) -> 
     best
 }
 
+/// `stretches` with every part covered by one of `holes` cut out (a
+/// stretch split in two where a hole falls inside it).
+pub fn without(
+    stretches: &[(Instant, Instant)],
+    holes: &[(Instant, Instant)],
+) -> Vec<(Instant, Instant)> {
+    let mut pieces: Vec<(Instant, Instant)> = stretches.to_vec();
+    for &(hole_from, hole_to) in holes {
+        pieces = pieces
+            .into_iter()
+            .flat_map(|(from, to)| {
+                let before = (from, to.min(hole_from));
+                let after = (from.max(hole_to), to);
+                [before, after]
+            })
+            .filter(|(from, to)| to > from)
+            .collect();
+    }
+    pieces
+}
+
 /// The part of each stretch inside `window`, summed (long tasks never
 /// overlap one another, so nothing is counted twice).
 pub fn total(stretches: &[(Instant, Instant)], window: (Instant, Instant)) -> Duration {
@@ -89,13 +115,10 @@ pub fn freeze_side(server_wait: Duration, blocked: Duration, freeze_after: Durat
 /// Whether the page is busy at `now`: a request waits on a server, or the
 /// agent's probe of the main thread has gone unanswered for longer than
 /// [`PROBE_SLACK`].
-pub fn busy(
-    server_waiting: bool,
-    probe_unanswered_since: Option<Instant>,
-    now: Instant,
-) -> bool {
+pub fn busy(server_waiting: bool, probe_unanswered_since: Option<Instant>, now: Instant) -> bool {
     server_waiting
-        || probe_unanswered_since.is_some_and(|sent| now.saturating_duration_since(sent) > PROBE_SLACK)
+        || probe_unanswered_since
+            .is_some_and(|sent| now.saturating_duration_since(sent) > PROBE_SLACK)
 }
 
 #[cfg(test)]
@@ -122,22 +145,36 @@ mod tests {
         assert_eq!(longest(&stretches, (at(0.0), at(3.5))), secs(1.5));
         assert_eq!(longest(&[], (at(0.0), at(1.0))), Duration::ZERO);
         assert_eq!(
-            total(&[(at(0.0), at(1.0)), (at(2.0), at(5.0))], (at(0.5), at(3.0))),
+            total(
+                &[(at(0.0), at(1.0)), (at(2.0), at(5.0))],
+                (at(0.5), at(3.0))
+            ),
             secs(1.5)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_a_new_document_is_cut_out_of_the_page_being_blocked() {
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + secs(s);
+        // Probes unanswered 0..4 s; the document was awaited 0.5..3 s.
+        let left = without(&[(at(0.0), at(4.0))], &[(at(0.5), at(3.0))]);
+        assert_eq!(left, vec![(at(0.0), at(0.5)), (at(3.0), at(4.0))]);
+        assert_eq!(longest(&left, (at(0.0), at(4.0))), secs(1.0));
+        // A hole covering the whole stretch leaves nothing; one beside it
+        // leaves it whole.
+        assert!(without(&[(at(1.0), at(2.0))], &[(at(0.0), at(5.0))]).is_empty());
+        assert_eq!(
+            without(&[(at(1.0), at(2.0))], &[(at(3.0), at(5.0))]),
+            vec![(at(1.0), at(2.0))]
         );
     }
 
     #[test]
     fn a_page_blocked_past_freeze_after_is_a_client_freeze() {
         let fa = secs(2.0);
-        assert_eq!(
-            freeze_side(secs(0.02), secs(3.0), fa),
-            FreezeSide::Client
-        );
-        assert_eq!(
-            freeze_side(secs(4.0), secs(0.0), fa),
-            FreezeSide::Server
-        );
+        assert_eq!(freeze_side(secs(0.02), secs(3.0), fa), FreezeSide::Client);
+        assert_eq!(freeze_side(secs(4.0), secs(0.0), fa), FreezeSide::Server);
         // Both past it: the longer one is the story.
         assert_eq!(freeze_side(secs(5.0), secs(3.0), fa), FreezeSide::Server);
         assert_eq!(freeze_side(secs(3.0), secs(5.0), fa), FreezeSide::Client);

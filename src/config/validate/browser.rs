@@ -12,9 +12,7 @@ use super::super::browser::*;
 use super::super::model::{JourneyKind, Timings};
 use super::super::raw::S;
 use super::super::template::Template;
-use super::{
-    check_timing_order, css_error, kind, line_of, Checker, Origins, Scope, BUILTIN_VARS,
-};
+use super::{check_timing_order, css_error, kind, line_of, Checker, Origins, Scope, BUILTIN_VARS};
 
 /// The agent-wide `browser:` block; defaults when it is absent.
 pub(super) fn settings(c: &mut Checker, raw: Option<&RawBrowser>) -> BrowserSettings {
@@ -45,8 +43,7 @@ pub(super) fn settings(c: &mut Checker, raw: Option<&RawBrowser>) -> BrowserSett
             settings.max_contexts = **max;
         }
     }
-    if let Some(timeout) = c.opt_duration(&raw.launch_timeout, "browser.launch_timeout", context)
-    {
+    if let Some(timeout) = c.opt_duration(&raw.launch_timeout, "browser.launch_timeout", context) {
         if timeout.is_zero() {
             let line = raw.launch_timeout.as_ref().map(line_of).unwrap_or(1);
             c.error(line, context, "browser.launch_timeout must be above zero");
@@ -112,7 +109,14 @@ pub(super) fn target_browser(
         if !seen.insert(rs.name.to_string()) {
             c.error(line_of(&rs.name), &step_context, "duplicate step name");
         }
-        logout.push(step(c, rs, defaults, &mut logout_vars, origins, &step_context));
+        logout.push(step(
+            c,
+            rs,
+            defaults,
+            &mut logout_vars,
+            origins,
+            &step_context,
+        ));
     }
     (Some(BrowserLogin { login, logout }), vars.own)
 }
@@ -149,7 +153,12 @@ pub(super) fn journey_browser(
         );
     }
     let taken: HashSet<&str> = match (logs_in, facts.login) {
-        (true, Some(l)) => l.login.iter().chain(&l.logout).map(|s| s.name.as_str()).collect(),
+        (true, Some(l)) => l
+            .login
+            .iter()
+            .chain(&l.logout)
+            .map(|s| s.name.as_str())
+            .collect(),
         _ => HashSet::new(),
     };
     let mut vars = if logs_in {
@@ -258,7 +267,10 @@ fn step(
                 .filter(|s| selector(c, s, "assert.selector", context))
                 .map(|s| s.to_string())
                 .collect(),
-            url: a.url.as_ref().and_then(|u| c.regex(u, "assert.url", context)),
+            url: a
+                .url
+                .as_ref()
+                .and_then(|u| c.regex(u, "assert.url", context)),
         },
     };
     let extract: Vec<PageExtraction> = rs
@@ -357,7 +369,11 @@ fn extraction(c: &mut Checker, re: &RawPageExtract, context: &str) -> Option<Pag
         return None;
     }
     if re.attr.is_some() && re.selector.is_none() {
-        c.error(line, context, format!("{what}: `attr` only goes with `selector`"));
+        c.error(
+            line,
+            context,
+            format!("{what}: `attr` only goes with `selector`"),
+        );
     }
     if Template::parse(&format!("${{{}}}", re.var.as_str())).is_err() {
         c.error(

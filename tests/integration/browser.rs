@@ -1,0 +1,543 @@
+//! Browser journeys in real headless Chromium (Debian's `chromium`) against
+//! the simulator: a whole journey, a server freeze and a client-side freeze
+//! told apart and measured against the truth log, a forced logout seen in
+//! the browser, and the evidence of a failed step with no password in it.
+//!
+//! The tests that run journeys directly share one browser: a pool on its own
+//! runtime, started by the first test that needs it and stopped (the
+//! process killed) when the last test using it at the time lets go. Each run
+//! still gets a fresh browser context, as in the agent. One test runs the
+//! journey through the agent, which starts a browser of its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, SystemTime};
+
+use casewatch::browser::{BrowserMetrics, BrowserPool, Browsing, EvidenceStore};
+use casewatch::config::browser::BrowserSettings;
+use casewatch::outcome::{FreezeSide, LogoutCause, Outcome, RunRecord, SessionEnd};
+use casewatch::sim::SimProfile;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::harness::*;
+
+/// The runtime the shared browser's connection and process live on.
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime for the shared browser")
+    })
+}
+
+/// One browser for the tests running at the same time.
+struct SharedBrowser {
+    pool: Arc<BrowserPool>,
+}
+
+impl Drop for SharedBrowser {
+    fn drop(&mut self) {
+        // The last user stops the process; a later test starts another.
+        let pool = self.pool.clone();
+        let _ = std::thread::spawn(move || runtime().block_on(pool.close())).join();
+    }
+}
+
+/// The shared browser, or `None` (with a loud SKIP, or a failure under CI)
+/// when Chromium is not installed.
+fn shared_browser() -> Option<Arc<SharedBrowser>> {
+    let executable = require_tool("chromium")?;
+    static SHARED: Mutex<Weak<SharedBrowser>> = Mutex::new(Weak::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(browser) = shared.upgrade() {
+        return Some(browser);
+    }
+    let settings = BrowserSettings {
+        executable: Some(executable),
+        max_contexts: 4,
+        ..BrowserSettings::default()
+    };
+    let pool = BrowserPool::new(
+        settings,
+        BrowserMetrics::new().unwrap(),
+        runtime().handle().clone(),
+    );
+    let browser = Arc::new(SharedBrowser { pool });
+    *shared = Arc::downgrade(&browser);
+    Some(browser)
+}
+
+/// The ICS target with a browser login and logout. Timings are generous:
+/// the host is shared, and only the injected faults should make steps
+/// freeze.
+fn browser_target(login_extra: &str) -> String {
+    format!(
+        r#"
+  - name: ics
+    base_url: http://127.0.0.1:1/
+    connect_timeout: 1s
+    credentials:
+      username: {{ value: sw.demo }}
+      password: {{ env: CASEWATCH_PASSWORD }}
+    defaults:
+      slow_after: 3s
+      freeze_after: 5s
+      give_up_after: 15s
+    session_rules:
+      redirect_to: '/login\?expired=1'
+      statuses: [401, 440]
+      body_matches: 'Your session has expired'
+      cookie: ICSSESSION
+    browser:
+      login:
+        - name: sign_in_page
+          goto: /login
+          assert: {{ selector: ['form#login'] }}
+        - name: user_name
+          fill: {{ selector: 'input[name="username"]', value: '${{username}}' }}
+        - name: password
+          fill: {{ selector: 'input[name="password"]', value: '${{password}}' }}
+{login_extra}        - name: sign_in
+          click: '#login button[type="submit"]'
+          assert: {{ text: ['Signed in as'] }}
+      logout:
+        - name: sign_out
+          click: 'a[href="/logout"]'
+          assert: {{ text: ['signed out'] }}
+"#
+    )
+}
+
+/// A social worker's whole task, as the demo's browser journey does it.
+const CASE_NOTE: &str = r#"
+  - name: case_note_browser
+    target: ics
+    schedule: { interval: 10m }
+    browser:
+      steps:
+        - name: search
+          fill: { selector: '#search input[name="q"]', value: 'a' }
+        - name: search_submit
+          click: '#search button[type="submit"]'
+          assert: { selector: ['#results a.case-link'] }
+          extract:
+            - { var: case_id, selector: 'a.case-link', attr: data-case-id }
+        - name: open_case
+          click: 'a.case-link'
+          assert: { url: '/cases/', selector: ['#note-form'] }
+        - name: write_note
+          fill: { selector: '#note-form textarea', value: 'Home visit, run ${run_id}' }
+        - name: save_note
+          click: '#note-form button[type="submit"]'
+          assert: { selector: ['p.saved'] }
+          extract:
+            - { var: note, selector: 'p.saved' }
+"#;
+
+fn config(login_extra: &str, journeys: &str) -> String {
+    format!(
+        "site: test-site\ntargets:{}journeys:\n{journeys}",
+        browser_target(login_extra)
+    )
+}
+
+/// Runs the first journey of `yaml` once in the shared browser.
+async fn run_once(
+    browser: &SharedBrowser,
+    sim: &TestSim,
+    yaml: &str,
+    evidence: Option<Arc<EvidenceStore>>,
+) -> RunRecord {
+    let config = load(yaml, sim);
+    let journey = config.journeys[0].clone();
+    let browsing = Browsing {
+        pool: browser.pool.clone(),
+        evidence,
+    };
+    let vars = HashMap::from([
+        ("username".to_string(), "sw.demo".to_string()),
+        ("password".to_string(), PASSWORD.to_string()),
+    ]);
+    casewatch::browser::run_journey(
+        &browsing,
+        None,
+        &journey,
+        vars,
+        SystemTime::now(),
+        Instant::now(),
+        1,
+    )
+    .await
+}
+
+/// The one truth-log event of `kind`.
+async fn truth_event(sim: &TestSim, kind: &str) -> serde_json::Value {
+    let truth = sim.truth().await;
+    let events: Vec<&serde_json::Value> = truth["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect();
+    assert_eq!(events.len(), 1, "one {kind} in the truth log: {truth}");
+    events[0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_journey_signs_in_searches_opens_a_case_and_saves_a_note() {
+    let Some(executable) = require_tool("chromium") else {
+        return;
+    };
+    let sim = start_sim(SimProfile::quiet()).await;
+    let journal_dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "{}browser:\n  executable: {}\njournal:\n  path: {}\n",
+        config("", CASE_NOTE),
+        executable.display(),
+        journal_dir.path().join("cw.db").display()
+    );
+    let agent = start_agent(load(&yaml, &sim)).await;
+    let journey = [("journey", "case_note_browser")];
+    let text = wait_for(Duration::from_secs(60), "the browser run", || async {
+        let text = agent.metrics().await;
+        (metric(&text, "casewatch_journey_runs_total", &journey) >= 1.0).then_some(text)
+    })
+    .await;
+    let outcome = |o: &str| {
+        metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", "case_note_browser"), ("outcome", o)],
+        )
+    };
+    assert_eq!(outcome("ok") + outcome("slow"), 1.0, "{text}");
+    // Every step, the browser login and logout included, counted once as a
+    // success in the same family as HTTP steps.
+    for step in [
+        "sign_in_page",
+        "user_name",
+        "password",
+        "sign_in",
+        "search",
+        "search_submit",
+        "open_case",
+        "write_note",
+        "save_note",
+        "sign_out",
+    ] {
+        let ok = ["ok", "slow"]
+            .iter()
+            .map(|o| {
+                metric(
+                    &text,
+                    "casewatch_step_outcomes_total",
+                    &[
+                        ("journey", "case_note_browser"),
+                        ("step", step),
+                        ("outcome", o),
+                    ],
+                )
+            })
+            .sum::<f64>();
+        assert_eq!(ok, 1.0, "step {step}: {text}");
+    }
+    assert_eq!(metric(&text, "casewatch_browser_up", &[]), 1.0);
+    assert_eq!(
+        metric(&text, "casewatch_browser_starts_total", &[("result", "ok")]),
+        1.0
+    );
+    // The page's timings were measured for the steps that loaded a page.
+    assert!(
+        metric(
+            &text,
+            "casewatch_browser_page_seconds_count",
+            &[("timing", "load")]
+        ) >= 4.0,
+        "{text}"
+    );
+    // The session was the simulator's: signed in, then signed out.
+    let sessions = sim.live_session_ages().await;
+    assert!(sessions.is_empty(), "the run signed out: {sessions:?}");
+    let run_ok = metric(
+        &text,
+        "casewatch_journey_last_success",
+        &[("journey", "case_note_browser")],
+    );
+    assert_eq!(run_ok, 1.0);
+    agent.stop().await;
+    // The note is on the case: read back over plain HTTP.
+    let note_saved = sim_case_has_note(&sim, "Home visit, run").await;
+    assert!(note_saved, "the saved note is on a case record");
+    sim.stop().await;
+}
+
+/// Whether some case record shows a note containing `text`, read as a
+/// person would after signing in over HTTP.
+async fn sim_case_has_note(sim: &TestSim, text: &str) -> bool {
+    let yaml = casewatch_http_journey();
+    let run = run_first_journey(&yaml.replace("${text}", text), sim, PASSWORD).await;
+    run.outcome.is_success()
+}
+
+/// An HTTP journey that finds the first search result's case and checks
+/// its notes contain `${text}`.
+fn casewatch_http_journey() -> String {
+    config_yaml(
+        "",
+        r#"
+  - name: read_back
+    target: ics
+    schedule: { interval: 10m }
+    steps:
+      - name: find
+        path: /cases/search?q=a
+        extract:
+          - { var: case_path, css: 'a.case-link', attr: href }
+      - name: record
+        path: ${case_path}
+        assert:
+          body_contains: ["${text}"]
+"#,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_freeze_and_a_client_freeze_are_told_apart_and_measured() {
+    let Some(browser) = shared_browser() else {
+        return;
+    };
+    let sim = start_sim(SimProfile::quiet()).await;
+    let yaml = config(
+        "",
+        r#"
+  - name: open_sign_in
+    target: ics
+    login: false
+    schedule: { interval: 10m }
+    browser:
+      steps:
+        - name: sign_in_page
+          goto: /login
+          assert: { selector: ['form#login'] }
+          slow_after: 500ms
+          freeze_after: 1s
+          give_up_after: 15s
+"#,
+    );
+
+    // A healthy run first, so the browser is up before any fault.
+    let run = run_once(&browser, &sim, &yaml, None).await;
+    assert!(run.outcome.is_success(), "{:?}", run.steps);
+    assert_eq!(run.steps[0].freeze_side(), None);
+
+    // The server stops answering: the page waits on the network.
+    sim.control("freeze", json!({"seconds": 3.0, "system": "ics"}))
+        .await;
+    let run = run_once(&browser, &sim, &yaml, None).await;
+    let step = &run.steps[0];
+    assert_eq!(step.outcome, Outcome::Frozen, "{}", step.detail);
+    assert!(!step.censored);
+    assert_eq!(
+        step.freeze_side(),
+        Some(FreezeSide::Server),
+        "{}",
+        step.detail
+    );
+    assert!(
+        step.detail.contains("server-side freeze"),
+        "{}",
+        step.detail
+    );
+    let page = step.browser.as_ref().unwrap();
+    let freeze = truth_event(&sim, "freeze").await;
+    let truth_end = freeze["ended_at"].as_f64().unwrap();
+    // The wait began when the page asked (just after the freeze began) and
+    // ended when the server answered again, at the truth log's end.
+    let asked = casewatch::outcome::unix_secs(step.sent_at);
+    let true_wait = truth_end - asked;
+    let measured = page.server_wait.as_secs_f64();
+    assert!(
+        (measured - true_wait).abs() <= 0.5,
+        "server wait {measured:.2}s, truth {true_wait:.2}s ({freeze})"
+    );
+    // The page asked while the freeze was on: the truth's stretch is the
+    // one measured, from the page's request to the freeze's end.
+    let truth_start = freeze["started_at"].as_f64().unwrap();
+    assert!(
+        truth_start <= asked && asked < truth_end,
+        "asked at {asked}, freeze {freeze}"
+    );
+    assert!(
+        page.main_thread_blocked < Duration::from_secs(1),
+        "the page itself was not blocked: {page:?}"
+    );
+
+    // The page's own script holds its main thread; the server answers at once.
+    sim.control("page_hang", json!({"seconds": 3.0, "count": 1}))
+        .await;
+    let run = run_once(&browser, &sim, &yaml, None).await;
+    let step = &run.steps[0];
+    assert_eq!(step.outcome, Outcome::Frozen, "{}", step.detail);
+    assert_eq!(
+        step.freeze_side(),
+        Some(FreezeSide::Client),
+        "{}",
+        step.detail
+    );
+    assert!(
+        step.detail.contains("client-side freeze"),
+        "{}",
+        step.detail
+    );
+    let page = step.browser.as_ref().unwrap();
+    let hang = truth_event(&sim, "page_hang").await;
+    let true_length = hang["duration_seconds"].as_f64().unwrap();
+    let blocked = page.main_thread_blocked.as_secs_f64();
+    assert!(
+        (blocked - true_length).abs() <= 0.5,
+        "main thread blocked {blocked:.2}s, truth {true_length:.2}s ({hang})"
+    );
+    assert!(
+        page.server_wait < Duration::from_secs(1),
+        "the server kept answering: {page:?}"
+    );
+    assert!(
+        page.long_tasks >= 1,
+        "the page reported its long task: {page:?}"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_logout_is_seen_in_the_browser() {
+    let Some(browser) = shared_browser() else {
+        return;
+    };
+    let sim = start_sim(SimProfile::quiet()).await;
+    let yaml = config(
+        "",
+        r#"
+  - name: browse_cases
+    target: ics
+    schedule: { interval: 10m }
+    browser:
+      steps:
+        - name: caseload
+          goto: /home
+          assert: { text: ['Caseload'] }
+          think_time: 3s
+        - name: search
+          goto: /cases/search?q=a
+          assert: { selector: ['#results'] }
+"#,
+    );
+    let sim = Arc::new(sim);
+    let run = {
+        let (browser, sim, yaml) = (browser.clone(), sim.clone(), yaml.clone());
+        tokio::spawn(async move { run_once(&browser, &sim, &yaml, None).await })
+    };
+    // Once the browser has signed in, the server ends the session.
+    wait_for(Duration::from_secs(30), "the browser's session", || async {
+        (!sim.live_session_ages().await.is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    sim.control("logout", json!({"which": "all"})).await;
+    let run = run.await.unwrap();
+    let outcomes = step_outcomes(&run);
+    let failed = run.failed_step.as_deref().expect("the run failed");
+    let step = run.steps.iter().find(|s| s.step == failed).unwrap();
+    assert_eq!(
+        step.outcome,
+        Outcome::LoggedOut,
+        "{outcomes:?}: {}",
+        step.detail
+    );
+    assert_eq!(
+        step.logout_cause,
+        Some(LogoutCause::Redirect),
+        "{}",
+        step.detail
+    );
+    assert_eq!(run.outcome, Outcome::LoggedOut);
+    // Every step before it went well, the sign-in included.
+    let before: Vec<_> = outcomes
+        .iter()
+        .take_while(|(name, _)| *name != failed)
+        .collect();
+    assert!(before.len() >= 4, "{outcomes:?}");
+    assert!(before.iter().all(|(_, o)| o.is_success()), "{outcomes:?}");
+    // The session counts as ended by the server, and the agent did not try
+    // to sign out of a session that no longer exists.
+    assert_eq!(run.sessions.len(), 1);
+    assert!(
+        matches!(
+            run.sessions[0].end,
+            Some(SessionEnd::Forced(LogoutCause::Redirect))
+        ),
+        "{:?}",
+        run.sessions[0]
+    );
+    assert!(!outcomes.iter().any(|(name, _)| *name == "sign_out"));
+    let sim = Arc::into_inner(sim).expect("the run let go of the simulator");
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_step_leaves_a_screenshot_with_the_password_cleared() {
+    let Some(browser) = shared_browser() else {
+        return;
+    };
+    let sim = start_sim(SimProfile::quiet()).await;
+    // The sign-in form is filled in, password and all, and then the step
+    // looks for a button the page does not have.
+    let missing_button = r#"        - name: remember_me
+          click: '#remember-me'
+          slow_after: 500ms
+          freeze_after: 1s
+"#;
+    let yaml = config(missing_button, CASE_NOTE);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EvidenceStore::new(
+        dir.path().to_path_buf(),
+        &BrowserSettings::default(),
+    ));
+    let run = run_once(&browser, &sim, &yaml, Some(store)).await;
+    let step = run.steps.iter().find(|s| s.step == "remember_me").unwrap();
+    assert_eq!(step.outcome, Outcome::AssertionFailed, "{}", step.detail);
+    let name = step
+        .browser
+        .as_ref()
+        .and_then(|b| b.evidence.clone())
+        .expect("the failed step names its evidence");
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(record["step"], "remember_me");
+    assert_eq!(record["outcome"], "assertion_failed");
+    // Just before the screenshot, the filled password field was emptied,
+    // and the page was asked again: no password field held a value.
+    assert!(record["fields_cleared"].as_u64().unwrap() >= 1, "{record}");
+    assert_eq!(record["password_fields_left"], 0, "{record}");
+    assert_eq!(record["screenshot"], format!("{name}.png"));
+    let png = std::fs::read(dir.path().join(format!("{name}.png"))).expect("the PNG exists");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG file");
+    // IHDR: the width and height of the browser's window.
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert_eq!((width, height), casewatch::browser::pool::VIEWPORT);
+    for file in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        let needle = PASSWORD.as_bytes();
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the password is in the evidence"
+        );
+    }
+    assert!(!step.detail.contains(PASSWORD));
+    sim.stop().await;
+}
