@@ -147,25 +147,49 @@ pub async fn once(file: &Path, only: Option<&str>) -> anyhow::Result<bool> {
     }
     let clients = runner::clients(&config.targets)?;
     let env = runner::process_env();
+    // Browser journeys run in one Chromium, started at the first of them.
+    let browsing = crate::browser::Browsing {
+        pool: crate::browser::BrowserPool::new(
+            config.browser.clone(),
+            crate::browser::BrowserMetrics::new()?,
+            tokio::runtime::Handle::current(),
+        ),
+        evidence: None,
+    };
     let mut all_ok = true;
     for (index, journey) in journeys.into_iter().enumerate() {
         let vars = runner::credentials(&journey.target, &env)?;
-        let ctx = runner::RunContext {
-            client: &clients[&journey.target.name],
-            probes: None,
+        let run_id = index as u64 + 1;
+        let run = if journey.browser.is_some() {
+            crate::browser::run_journey(
+                &browsing,
+                None,
+                journey,
+                vars,
+                SystemTime::now(),
+                Instant::now(),
+                run_id,
+            )
+            .await
+        } else {
+            let ctx = runner::RunContext {
+                client: &clients[&journey.target.name],
+                probes: None,
+            };
+            runner::run_journey(
+                &ctx,
+                journey,
+                vars,
+                SystemTime::now(),
+                Instant::now(),
+                run_id,
+            )
+            .await
         };
-        let run = runner::run_journey(
-            &ctx,
-            journey,
-            vars,
-            SystemTime::now(),
-            Instant::now(),
-            index as u64 + 1,
-        )
-        .await;
         all_ok &= run.outcome.is_success();
         println!("{}", run_table(&run));
     }
+    browsing.pool.close().await;
     Ok(all_ok)
 }
 
@@ -326,6 +350,7 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
+    let browser_off = without_chromium(&mut loaded.config);
     // The demo makes the two changes the board asks about, a third and two
     // thirds of the way through, so the report's before/after comparison has
     // real data on both sides of each.
@@ -380,6 +405,9 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     );
     println!("  truth log:    http://{}/_control/truth", sim.ics_addr);
     println!("  journal:      {}", cmd.journal.display());
+    if let Some(why) = &browser_off {
+        println!("  {why}");
+    }
 
     match cmd.duration {
         Some(d) => {
@@ -457,6 +485,25 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// The demo runs where Chromium may not be installed: its browser journeys
+/// are then taken out, and the sentence saying so is returned.
+fn without_chromium(config: &mut config::Config) -> Option<String> {
+    if !config.has_browser_journeys() {
+        return None;
+    }
+    let why = crate::browser::pool::executable(&config.browser).err()?;
+    let names: Vec<String> = config
+        .journeys
+        .iter()
+        .filter(|j| j.browser.is_some())
+        .map(|j| j.name.clone())
+        .collect();
+    config.journeys.retain(|j| j.browser.is_none());
+    let message = format!("browser journey {} is off: {why}", names.join(", "));
+    tracing::warn!("{message}");
+    Some(message)
 }
 
 /// What the demo does to the simulator at a set time.

@@ -6,7 +6,8 @@
 //! (html5ever, selectors and their kin) log every token of a page at debug
 //! and trace, and a page of a children's case system holds case notes and
 //! CSRF tokens: their events are dropped at every level, whatever the filter
-//! says. Colour codes are written only when standard error is a terminal.
+//! says. So are the DevTools client's (chromiumoxide), whose messages carry
+//! what browser steps type into pages. Colour codes are written only when standard error is a terminal.
 
 use std::io::IsTerminal;
 
@@ -19,7 +20,11 @@ use tracing_subscriber::Layer;
 pub const DEFAULT_FILTER: &str = "warn,casewatch=info";
 
 /// Crates that log the text of what they parse; never logged at any level.
-const PAGE_READERS: [&str; 8] = [
+const PAGE_READERS: [&str; 10] = [
+    // The DevTools client logs every message to and from the browser,
+    // which holds what a browser step types (the password too).
+    "chromiumoxide",
+    "chromiumoxide_cdp",
     "html5ever",
     "markup5ever",
     "xml5ever",

@@ -84,6 +84,8 @@ const FLAGS: [&str; 19] = [
 pub enum BrowserError {
     #[error("no Chromium found on PATH (tried {}): install Debian's `chromium` package or set browser.executable", CANDIDATES.join(", "))]
     NotFound,
+    #[error("browser.executable {path} is not there: install Debian's `chromium` package or fix the path")]
+    Missing { path: String },
     #[error("cannot start {path}: {why}")]
     Start { path: String, why: String },
     #[error("{path} did not open its debugging socket within {}", humantime::format_duration(*.timeout))]
@@ -314,6 +316,11 @@ impl BrowserPool {
 /// The configured executable, or the first candidate on `PATH`.
 pub fn executable(settings: &BrowserSettings) -> Result<PathBuf, BrowserError> {
     if let Some(path) = &settings.executable {
+        if !path.is_file() {
+            return Err(BrowserError::Missing {
+                path: path.display().to_string(),
+            });
+        }
         return Ok(path.clone());
     }
     let paths = std::env::var_os("PATH").ok_or(BrowserError::NotFound)?;
