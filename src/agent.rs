@@ -149,6 +149,7 @@ impl Agent {
             }),
         };
         let browser_pool = browsing.pool.clone();
+        let evidence_dir = browsing.evidence.as_ref().map(|e| e.dir().to_path_buf());
         let mut supervisor = supervisor.with_browser(browsing);
         supervisor.apply(&config)?;
         let remote_writers =
@@ -160,6 +161,7 @@ impl Agent {
             status: status.clone(),
             ready: Arc::new(AtomicBool::new(true)),
             reloads: reloads.clone(),
+            evidence: evidence_dir,
         };
         let scheme = if options.web_config.tls.is_some() {
             "https"

@@ -28,6 +28,9 @@ pub struct Failure {
     pub step: String,
     pub outcome: Outcome,
     pub detail: String,
+    /// A failed browser step's evidence (served at `/evidence/NAME.png`
+    /// and `.json`).
+    pub evidence: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -159,6 +162,7 @@ fn remember_failure(list: &mut VecDeque<Failure>, step: &crate::outcome::StepRec
         step: step.step.clone(),
         outcome: step.outcome,
         detail: step.detail.clone(),
+        evidence: step.browser.as_ref().and_then(|b| b.evidence.clone()),
     });
 }
 
@@ -533,7 +537,12 @@ fn failures_table(failures: &VecDeque<Failure>) -> Markup {
             thead { tr { th { "When" } th { "Step" } th { "Outcome" } th { "Detail" } } }
             tbody {
                 @for f in failures {
-                    tr { td { (format_time(f.at)) } td { (f.step) } td class=(outcome_class(Some(f.outcome))) { (f.outcome.as_str()) } td { (f.detail) } }
+                    tr { td { (format_time(f.at)) } td { (f.step) } td class=(outcome_class(Some(f.outcome))) { (f.outcome.as_str()) }
+                         td { (f.detail)
+                              @if let Some(name) = &f.evidence {
+                                  " (" a href=(format!("/evidence/{name}.png")) { "screenshot" } ", "
+                                  a href=(format!("/evidence/{name}.json")) { "console" } ")"
+                              } } }
                 }
             }
         }

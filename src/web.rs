@@ -1,5 +1,6 @@
-//! The agent's HTTP endpoints: `/metrics`, `/-/healthy`, `/-/ready` and the
-//! status page at `/`.
+//! The agent's HTTP endpoints: `/metrics`, `/-/healthy`, `/-/ready`, the
+//! status page at `/`, and the evidence of failed browser steps it links to
+//! at `/evidence/NAME` (only names the evidence store writes).
 //!
 //! Answers are gzip-compressed when the client sends `Accept-Encoding: gzip`
 //! (Prometheus does on every scrape), and plain otherwise.
@@ -25,6 +26,8 @@ pub struct WebState {
     pub status: Arc<Mutex<StatusBoard>>,
     pub ready: Arc<AtomicBool>,
     pub reloads: tokio::sync::mpsc::Sender<crate::agent::ReloadRequest>,
+    /// The evidence folder beside the journal; `None` without a journal.
+    pub evidence: Option<std::path::PathBuf>,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -34,6 +37,7 @@ pub fn router(state: WebState) -> Router {
         .route("/-/healthy", get(|| async { "Healthy.\n" }))
         .route("/-/ready", get(ready))
         .route("/-/reload", post(reload))
+        .route("/evidence/{name}", get(evidence))
         .with_state(state)
         // An exposition of 100 KB is about 6 KB gzipped: 16 times less over
         // a WAN at every scrape.
@@ -60,6 +64,29 @@ async fn reload(State(state): State<WebState>) -> Response {
             format!("failed to reload config: {why}\n"),
         )
             .into_response(),
+    }
+}
+
+/// A screenshot or console log of a failed browser step. The name must be
+/// one the evidence store writes, so no request can reach another file.
+async fn evidence(
+    State(state): State<WebState>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let Some(dir) = state.evidence.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !crate::browser::evidence::is_evidence_file(&name) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let kind = if name.ends_with(".png") {
+        "image/png"
+    } else {
+        "application/json"
+    };
+    match tokio::fs::read(dir.join(&name)).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        Err(_) => StatusCode::NOT_FOUND.into_response(),
     }
 }
 

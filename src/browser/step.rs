@@ -5,7 +5,8 @@
 //!   matching element and, if that starts a page load within
 //!   [`NAVIGATION_GRACE`], waits for it; `fill` types into the first
 //!   matching element; `wait_for` waits for an element or a text.
-//! - An element or text that is missing is waited for while the page is
+//! - An element or text that is missing (for the action, for `wait_for`,
+//!   or for `assert`'s selectors, texts and URL) is waited for while the page is
 //!   busy (a request waits on the server, or the main thread is blocked),
 //!   up to `give_up_after`; missing while the page is idle, it is an
 //!   assertion failure decided at `freeze_after`.
@@ -380,7 +381,7 @@ impl Checks<'_, '_> {
                 ));
             }
         }
-        if let Err(stop) = self.assertions().await {
+        if let Err(stop) = self.assertions(run).await {
             return Err(self.or_logged_out(run, stop).await);
         }
         if let Err(stop) = self.extract(session).await {
@@ -552,19 +553,40 @@ impl Checks<'_, '_> {
         }
     }
 
-    async fn assertions(&self) -> Result<(), Stop> {
+    /// The step's checks. What must be there (selectors, texts, the URL)
+    /// is waited for as `wait_for` waits: a page a click opened may still
+    /// be on its way. What must not be there is checked once, at the end.
+    async fn assertions(&self, run: &RunState) -> Result<(), Stop> {
         let checks = &self.step.assertions;
         let tab = self.tab();
+        for selector in &checks.selectors {
+            self.until(&script::exists(selector), run, || {
+                format!("no element matches {selector:?}")
+            })
+            .await?;
+        }
         for text in &checks.text {
-            if !tab
-                .eval::<bool>(&script::shows(text))
-                .await
-                .map_err(eval_failure)?
-            {
-                return Err(failed(
-                    Outcome::AssertionFailed,
-                    format!("the page does not show {text:?}"),
-                ));
+            self.until(&script::shows(text), run, || {
+                format!("the page does not show {text:?}")
+            })
+            .await?;
+        }
+        if let Some(pattern) = &checks.url {
+            loop {
+                let url = self.current_url().await;
+                if pattern.is_match(&url) {
+                    break;
+                }
+                if self.idle_past_freeze() {
+                    let path = Url::parse(&url)
+                        .map(|u| u.path().to_string())
+                        .unwrap_or_default();
+                    return Err(failed(
+                        Outcome::AssertionFailed,
+                        format!("the page's address {path} does not match {pattern}"),
+                    ));
+                }
+                tokio::time::sleep(POLL).await;
             }
         }
         for text in &checks.not_text {
@@ -576,30 +598,6 @@ impl Checks<'_, '_> {
                 return Err(failed(
                     Outcome::AssertionFailed,
                     format!("the page shows {text:?}"),
-                ));
-            }
-        }
-        for selector in &checks.selectors {
-            if !tab
-                .eval::<bool>(&script::exists(selector))
-                .await
-                .map_err(eval_failure)?
-            {
-                return Err(failed(
-                    Outcome::AssertionFailed,
-                    format!("no element matches {selector:?}"),
-                ));
-            }
-        }
-        if let Some(pattern) = &checks.url {
-            let url = self.current_url().await;
-            if !pattern.is_match(&url) {
-                let path = Url::parse(&url)
-                    .map(|u| u.path().to_string())
-                    .unwrap_or_default();
-                return Err(failed(
-                    Outcome::AssertionFailed,
-                    format!("the page's address {path} does not match {pattern}"),
                 ));
             }
         }

@@ -81,6 +81,10 @@ pub struct StepRow {
     pub session_age: Option<f64>,
     pub report_same: bool,
     pub report_any: bool,
+    /// A frozen browser step's side (`server`, `client`, `mixed`).
+    pub freeze_side: Option<String>,
+    /// A failed browser step's evidence, a name in the evidence folder.
+    pub evidence: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -262,7 +266,8 @@ impl JournalReader {
     pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
         let mut stmt = self.conn.prepare(
             "SELECT s.run_id, r.site, r.target, r.journey, COALESCE(s.kind, r.kind), s.step, s.phase, s.sent_at, s.duration, s.outcome,
-                    s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any
+                    s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any,
+                    s.freeze_side, s.evidence
              FROM steps s JOIN runs r ON r.id = s.run_id
              WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq",
         )?;
@@ -284,6 +289,8 @@ impl JournalReader {
                 session_age: r.get(13)?,
                 report_same: r.get(14)?,
                 report_any: r.get(15)?,
+                freeze_side: r.get(16)?,
+                evidence: r.get(17)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

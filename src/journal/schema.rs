@@ -147,6 +147,17 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE steps ADD COLUMN first_byte REAL;
     ALTER TABLE steps ADD COLUMN transfer REAL;
     "#,
+    // 5: what a browser step saw: for a frozen one, which side froze
+    // (`server`, `client`, `mixed`); the longest wait on the server and
+    // the longest stretch the page's main thread was blocked (seconds);
+    // the evidence saved for a failed one (a name in the evidence folder
+    // beside the journal). NULL for HTTP steps.
+    r#"
+    ALTER TABLE steps ADD COLUMN freeze_side TEXT;
+    ALTER TABLE steps ADD COLUMN server_wait REAL;
+    ALTER TABLE steps ADD COLUMN main_thread_blocked REAL;
+    ALTER TABLE steps ADD COLUMN evidence TEXT;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

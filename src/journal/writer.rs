@@ -260,8 +260,8 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
             ])?;
             let run_id = tx.last_insert_rowid();
             let mut step_insert = tx.prepare_cached(
-                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer, freeze_side, server_wait, main_thread_blocked, evidence)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             )?;
             for (seq, step) in run.steps.iter().enumerate() {
                 step_insert.execute(params![
@@ -284,6 +284,14 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                     step.phases.tls.map(|d| d.as_secs_f64()),
                     step.phases.first_byte.map(|d| d.as_secs_f64()),
                     step.phases.transfer.map(|d| d.as_secs_f64()),
+                    step.freeze_side()
+                        .filter(|_| step.browser.is_some())
+                        .map(|s| s.as_str()),
+                    step.browser.as_ref().map(|b| b.server_wait.as_secs_f64()),
+                    step.browser
+                        .as_ref()
+                        .map(|b| b.main_thread_blocked.as_secs_f64()),
+                    step.browser.as_ref().and_then(|b| b.evidence.as_deref()),
                 ])?;
             }
         }

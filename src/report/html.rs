@@ -216,6 +216,36 @@ fn freezes(r: &Report) -> Markup {
                 }
             }
         }
+        (browser_freezes(r))
+    }
+}
+
+/// Frozen browser steps by side, and links to failed steps' evidence.
+fn browser_freezes(r: &Report) -> Markup {
+    let f = &r.freezes;
+    html! {
+        @if !f.browser.is_empty() {
+            h3 id="browser-freezes" { "Freezes seen in the browser, by side" }
+            p { "A server freeze is the page waiting on the network; a client-side freeze is the page's own main thread blocked while the server kept answering." }
+            table {
+                tr { th { "system" } th { "browser journey" } th.num { "server" } th.num { "client-side" } th.num { "neither alone" } }
+                @for b in &f.browser {
+                    tr { td { (b.target.to_uppercase()) } td { (b.journey) } td.num { (b.server) } td.num { (b.client) } td.num { (b.mixed) } }
+                }
+            }
+        }
+        @if !f.browser_evidence.is_empty() {
+            h3 id="browser-evidence" { "Evidence of failed browser steps" }
+            p { "Screenshots (password fields cleared first) and console errors, kept in " code { (f.evidence_folder) } " for the configured retention." }
+            table {
+                tr { th { "when (UTC)" } th { "system" } th { "journey" } th { "step" } th { "outcome" } th { "evidence" } }
+                @for e in &f.browser_evidence {
+                    tr { td { (e.at_text) } td { (e.target.to_uppercase()) } td { (e.journey) } td { (e.step) } td { (e.outcome) }
+                         td { a href=(format!("{}/{}", f.evidence_folder, e.png)) { "screenshot" } " · "
+                              a href=(format!("{}/{}", f.evidence_folder, e.json)) { "console" } } }
+                }
+            }
+        }
     }
 }
 

@@ -146,6 +146,34 @@ pub fn render(r: &Report) -> String {
         }
     }
 
+    if !r.freezes.browser.is_empty() {
+        let _ = writeln!(
+            w,
+            "\nFrozen browser steps by side (server: the page waited on the network; client: the page's main thread was blocked while the server answered):\n\n| target | journey | server | client | mixed |\n|---|---|---:|---:|---:|"
+        );
+        for b in &r.freezes.browser {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} |",
+                b.target, b.journey, b.server, b.client, b.mixed
+            );
+        }
+    }
+    if !r.freezes.browser_evidence.is_empty() {
+        let folder = &r.freezes.evidence_folder;
+        let _ = writeln!(
+            w,
+            "\nEvidence of failed browser steps (in `{folder}`):\n\n| when | target | journey | step | outcome | screenshot | console |\n|---|---|---|---|---|---|---|"
+        );
+        for e in &r.freezes.browser_evidence {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} | [{}]({folder}/{}) | [{}]({folder}/{}) |",
+                e.at_text, e.target, e.journey, e.step, e.outcome, e.png, e.png, e.json, e.json
+            );
+        }
+    }
+
     let _ = writeln!(w, "\n## Forced logouts\n");
     let _ = writeln!(
         w,

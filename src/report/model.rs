@@ -186,6 +186,35 @@ pub struct TrendSeries {
 pub struct Freezes {
     pub targets: Vec<FreezeSummary>,
     pub episodes: Vec<FreezeEpisodeRow>,
+    /// Browser steps that froze, counted apart by side: the server (the
+    /// page waited on the network) or the page's own main thread.
+    pub browser: Vec<BrowserFreezes>,
+    /// Failed browser steps whose screenshot and console errors were
+    /// saved, newest last.
+    pub browser_evidence: Vec<BrowserEvidence>,
+    /// The folder beside the journal those files are in.
+    pub evidence_folder: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BrowserFreezes {
+    pub target: String,
+    pub journey: String,
+    pub server: u64,
+    pub client: u64,
+    pub mixed: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct BrowserEvidence {
+    pub at_text: String,
+    pub target: String,
+    pub journey: String,
+    pub step: String,
+    pub outcome: String,
+    /// The file names in the evidence folder beside the journal.
+    pub json: String,
+    pub png: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -538,7 +567,12 @@ pub fn build_from(rows: &Rows, window: Window, options: &ReportOptions) -> Repor
 
     let availability = availability(&rows.runs, &grid);
     let latency = latency(rows, window, &grid);
-    let freezes = freeze_section(&rows.freezes, &by_target, &grid);
+    let mut freezes = freeze_section(&rows.freezes, &by_target, &grid);
+    (freezes.browser, freezes.browser_evidence) = browser_steps(&rows.steps);
+    freezes.evidence_folder =
+        crate::browser::evidence::folder_beside(std::path::Path::new(&options.journal))
+            .display()
+            .to_string();
     let (forced_logouts, sessions) =
         session_sections(&rows.spans, &rows.bands, options.rule_age, &all, &grid);
     let kept_sessions = kept_section(&rows.kept, &rows.spans);
@@ -839,6 +873,42 @@ fn event_blocks(obs: &Observations, grid: &BlockGrid, logouts: bool) -> Vec<(f64
         .collect()
 }
 
+/// Frozen browser steps by side, and the evidence of failed ones.
+fn browser_steps(steps: &[StepRow]) -> (Vec<BrowserFreezes>, Vec<BrowserEvidence>) {
+    let mut sides: BTreeMap<(String, String), BrowserFreezes> = BTreeMap::new();
+    let mut evidence = Vec::new();
+    for step in steps {
+        if let Some(side) = &step.freeze_side {
+            let row = sides
+                .entry((step.target.clone(), step.journey.clone()))
+                .or_insert_with(|| BrowserFreezes {
+                    target: step.target.clone(),
+                    journey: step.journey.clone(),
+                    server: 0,
+                    client: 0,
+                    mixed: 0,
+                });
+            match side.as_str() {
+                "client" => row.client += 1,
+                "mixed" => row.mixed += 1,
+                _ => row.server += 1,
+            }
+        }
+        if let Some(name) = &step.evidence {
+            evidence.push(BrowserEvidence {
+                at_text: rfc3339(step.sent_at),
+                target: step.target.clone(),
+                journey: step.journey.clone(),
+                step: step.step.clone(),
+                outcome: step.outcome.clone(),
+                json: format!("{name}.json"),
+                png: format!("{name}.png"),
+            });
+        }
+    }
+    (sides.into_values().collect(), evidence)
+}
+
 fn freeze_section(
     rows: &[FreezeRow],
     by_target: &BTreeMap<String, Observations>,
@@ -875,6 +945,9 @@ fn freeze_section(
                 censored: f.censored,
             })
             .collect(),
+        browser: Vec::new(),
+        browser_evidence: Vec::new(),
+        evidence_folder: String::new(),
     }
 }
 

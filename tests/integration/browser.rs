@@ -541,3 +541,126 @@ async fn a_failed_step_leaves_a_screenshot_with_the_password_cleared() {
     assert!(!step.detail.contains(PASSWORD));
     sim.stop().await;
 }
+
+/// A client-side freeze through the whole agent: its own metric by side,
+/// no server freeze episode, the journal and report counting it apart, and
+/// its evidence linked from the status page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_freeze_is_counted_apart_and_its_evidence_is_linked() {
+    let Some(executable) = require_tool("chromium") else {
+        return;
+    };
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("cw.db");
+    let yaml = format!(
+        "{}browser:\n  executable: {}\njournal:\n  path: {}\n",
+        config(
+            "",
+            r#"
+  - name: sign_in_page
+    target: ics
+    login: false
+    schedule: { interval: 10m }
+    browser:
+      steps:
+        - name: open
+          goto: /login
+          slow_after: 500ms
+          freeze_after: 1s
+"#
+        ),
+        executable.display(),
+        journal.display()
+    );
+    sim.control("page_hang", json!({"seconds": 2.0, "count": 1}))
+        .await;
+    let agent = start_agent(load(&yaml, &sim)).await;
+    let journey = [("journey", "sign_in_page")];
+    let text = wait_for(Duration::from_secs(60), "the browser run", || async {
+        let text = agent.metrics().await;
+        (metric(&text, "casewatch_journey_runs_total", &journey) >= 1.0).then_some(text)
+    })
+    .await;
+    let side = |s: &str| {
+        metric(
+            &text,
+            "casewatch_browser_frozen_steps_total",
+            &[("journey", "sign_in_page"), ("side", s)],
+        )
+    };
+    assert_eq!((side("client"), side("server")), (1.0, 0.0), "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_step_outcomes_total",
+            &[("journey", "sign_in_page"), ("outcome", "frozen")]
+        ),
+        1.0
+    );
+    // The server answered throughout: no server freeze episode.
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_freeze_episodes_total",
+            &[("target", "ics")]
+        ),
+        0.0,
+        "{text}"
+    );
+    assert_eq!(
+        metric(&text, "casewatch_browser_evidence_saved_total", &[]),
+        1.0
+    );
+    // The status page links the screenshot, and serves it.
+    let page = reqwest::get(format!("http://{}/", agent.addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let link = regex::Regex::new(r#"href="(/evidence/[^"]+\.png)""#)
+        .unwrap()
+        .captures(&page)
+        .map(|c| c[1].to_string())
+        .unwrap_or_else(|| panic!("no screenshot link on the status page: {page}"));
+    let png = reqwest::get(format!("http://{}{link}", agent.addr))
+        .await
+        .unwrap();
+    assert_eq!(png.status(), 200);
+    assert_eq!(&png.bytes().await.unwrap()[..4], b"\x89PNG");
+    let outside = reqwest::get(format!("http://{}/evidence/..%2Fcw.db", agent.addr))
+        .await
+        .unwrap();
+    assert_eq!(outside.status(), 404);
+    agent.stop().await;
+    sim.stop().await;
+
+    // The journal keeps the side, and the report counts it apart and
+    // links the same evidence.
+    let reader = casewatch::journal::read::JournalReader::open(&journal).unwrap();
+    let model = casewatch::report::build(
+        &reader,
+        &casewatch::report::ReportOptions {
+            journal: journal.display().to_string(),
+            from: None,
+            to: None,
+            rule_age: None,
+            period: Default::default(),
+            now: SystemTime::now(),
+        },
+    )
+    .unwrap();
+    let browser = &model.freezes.browser;
+    assert_eq!(browser.len(), 1, "{browser:?}");
+    assert_eq!(
+        (browser[0].server, browser[0].client, browser[0].mixed),
+        (0, 1, 0)
+    );
+    assert!(model.freezes.targets.is_empty(), "no server freeze episode");
+    let name = link.trim_start_matches("/evidence/");
+    let md = casewatch::report::render(&model, casewatch::report::Format::Md);
+    assert!(md.contains("| ics | sign_in_page | 0 | 1 | 0 |"), "{md}");
+    assert!(md.contains(name), "{md}");
+    assert!(dir.path().join("cw-evidence").join(name).is_file());
+}

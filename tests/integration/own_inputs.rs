@@ -571,6 +571,7 @@ fn serve_on_one_thread(hash: String) -> (std::net::SocketAddr, CancellationToken
                 status,
                 ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
                 reloads,
+                evidence: None,
             };
             let dir = tempfile::tempdir().unwrap();
             let web_yml = dir.path().join("web.yml");
