@@ -31,7 +31,11 @@ pub fn check_config(file: &Path) -> Result<bool, anyhow::Error> {
                 eprintln!("warning: {warning}");
             }
             let c = &loaded.config;
-            let steps: usize = c.journeys.iter().map(|j| j.steps.len()).sum();
+            let steps: usize = c
+                .journeys
+                .iter()
+                .map(|j| j.steps.len() + j.browser.as_ref().map_or(0, |b| b.steps.len()))
+                .sum();
             println!(
                 "{}: OK: site {}, {} target(s), {} journey(s), {} step(s), {} warning(s)",
                 file.display(),

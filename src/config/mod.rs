@@ -276,7 +276,7 @@ fn redact_quoted(text: &str) -> String {
 
 /// serde names the raw structs (`struct RawSecret`); the README does not.
 fn readme_type_names(text: &str) -> String {
-    const NAMES: [(&str, &str); 17] = [
+    const NAMES: [(&str, &str); 26] = [
         (
             "struct RawConfig",
             "a mapping of `site`, `targets`, `journeys`",
@@ -318,6 +318,33 @@ fn readme_type_names(text: &str) -> String {
             "a change: a mapping with `name` and `at`",
         ),
         ("struct RawJournal", "a `journal` mapping with `path`"),
+        (
+            "struct RawBrowserStep",
+            "a browser step: a mapping with `name`",
+        ),
+        ("struct RawBrowser", "a `browser` mapping"),
+        ("struct RawEvidence", "an `evidence` mapping"),
+        (
+            "struct RawTargetBrowser",
+            "a target's `browser` mapping of `login` and `logout`",
+        ),
+        (
+            "struct RawJourneyBrowser",
+            "a journey's `browser` mapping with `steps`",
+        ),
+        (
+            "struct RawFill",
+            "a `fill` mapping of `selector` and `value`",
+        ),
+        (
+            "struct RawWaitFor",
+            "a `wait_for` mapping with `selector` or `text`",
+        ),
+        ("struct RawPageAssert", "a browser step's `assert` mapping"),
+        (
+            "struct RawPageExtract",
+            "a browser step's `extract` entry: `var` and `selector` or `url`",
+        ),
     ];
     let mut text = text.to_string();
     for (raw, readme) in NAMES {

@@ -339,14 +339,15 @@ async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
         later.format("%H:%M"),
         (later + chrono::Duration::minutes(1)).format("%H:%M")
     );
-    // One kept session and one central store (unreachable), so every
-    // family the agent can export is there.
+    // One kept session, one central store (unreachable) and a browser
+    // journey (not due either, so no browser starts), so every family the
+    // agent can export is there.
     let keep = "keep_sessions: { count: 1, every: 1h, max_age: 2h, keepalive: { name: home, path: /home } }";
     let yaml = format!(
         "{}journal: {{ path: {:?} }}\nchanges:\n  - {{ name: more_servers, at: 2026-01-01T00:00:00Z }}\nremote_write:\n  - {{ name: county, url: \"http://127.0.0.1:1/api/v1/write\", queue: {{ path: {:?} }} }}\n",
         config_yaml(
             keep,
-            &format!("  - {{ name: note, target: ics, schedule: {{ interval: 1s, active_hours: \"{hours}\" }}, steps: [{{ name: ping, path: /ping }}] }}\n"),
+            &format!("  - {{ name: note, target: ics, schedule: {{ interval: 1s, active_hours: \"{hours}\" }}, steps: [{{ name: ping, path: /ping }}] }}\n  - {{ name: page, target: ics, login: false, schedule: {{ interval: 1s, active_hours: \"{hours}\" }}, browser: {{ steps: [{{ name: open, goto: /login }}] }} }}\n"),
         ),
         dir.path().join("journal.db"),
         dir.path().join("queue.db"),
