@@ -8,7 +8,8 @@ need_apt=()
 command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # remote_write is proven against a real VictoriaMetrics (and Prometheus, above).
 command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
-# The evidence report's HTML is checked in headless Chromium.
+# The evidence report's HTML is checked in headless Chromium, and browser
+# journeys run in it (tests/integration/browser.rs).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # The generated promtool scenarios and dashboards are checked with python3.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)

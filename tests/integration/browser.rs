@@ -6,8 +6,9 @@
 //! The tests that run journeys directly share one browser: a pool on its own
 //! runtime, started by the first test that needs it and stopped (the
 //! process killed) when the last test using it at the time lets go. Each run
-//! still gets a fresh browser context, as in the agent. One test runs the
-//! journey through the agent, which starts a browser of its own.
+//! still gets a fresh browser context, as in the agent. Two tests run
+//! through the whole agent (metrics, journal, report, status page), which
+//! starts a browser of its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
