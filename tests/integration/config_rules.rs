@@ -60,6 +60,26 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/browser_and_http_steps.yaml:7: journey "page": a browser journey's steps go under `browser.steps`: give no `steps`"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/browser_login_missing.yaml:7: journey "page": logs in, but target "ics" has no `browser.login` steps (set `login: false` for anonymous journeys)"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/browser_max_contexts.yaml:4: browser: browser.max_contexts must be between 1 and 32"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/browser_password_in_goto.yaml:16: journey "page", step "open": ${password} may only be typed into the page with `fill`: in a `goto` it would leak into URLs and logs"##,
+    ),
+    (
+        Error,
+        r##"tests/fixtures/bad/browser_two_actions.yaml:13: journey "page", step "open": give at most one of `goto`, `fill`, `click` and `wait_for`"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/change_time_invalid.yaml:16: change "more_capacity": at: "1 March 2026" is not an RFC 3339 time like 2026-03-01T09:00:00Z: premature end of input"##,
     ),
     (
@@ -420,7 +440,7 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
-        r##"tests/fixtures/bad/unknown_key.yaml:6: at targets[0].bsae_url: unknown field `bsae_url`, expected one of `name`, `base_url`, `tls`, `proxy`, `connect_timeout`, `max_body`, `max_redirects`, `user_agent`, `credentials`, `defaults`, `login`, `logout`, `session_rules`, `heartbeat`, `keep_sessions`, or `allowed_origins`"##,
+        r##"tests/fixtures/bad/unknown_key.yaml:6: at targets[0].bsae_url: unknown field `bsae_url`, expected one of `name`, `base_url`, `tls`, `proxy`, `connect_timeout`, `max_body`, `max_redirects`, `user_agent`, `credentials`, `defaults`, `login`, `logout`, `session_rules`, `heartbeat`, `keep_sessions`, `allowed_origins`, or `browser`"##,
     ),
     (
         Error,

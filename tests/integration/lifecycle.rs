@@ -325,12 +325,20 @@ fn a_canary_password_appears_in_no_output() {
     ] {
         assert!(!text.contains(&canary), "the password leaked into {what}");
     }
-    // The journal files, byte for byte, and every report and export of them.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    // The journal files and the browser evidence beside them (screenshots
+    // and console logs of failed browser steps), byte for byte, and every
+    // report and export of them.
+    let mut files: Vec<std::path::PathBuf> = vec![dir.path().to_path_buf()];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
         assert!(
             !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
-            "the password leaked into the journal"
+            "the password leaked into {}",
+            path.display()
         );
     }
     for args in [
