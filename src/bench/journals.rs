@@ -196,8 +196,13 @@ fn events(rng: &mut StdRng, from: f64, to: f64, per_day: f64) -> Vec<f64> {
 
 fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()> {
     let site = site_name(index);
-    let mut rng = StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
-    let factor = if spec.worse.contains(&site) { WORSE } else { 1.0 };
+    let mut rng =
+        StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
+    let factor = if spec.worse.contains(&site) {
+        WORSE
+    } else {
+        1.0
+    };
     let from = spec.end - spec.days * 86_400.0;
     let from = (from / EVERY).floor() * EVERY;
     let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
@@ -258,7 +263,16 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
         while t < day_end {
             for (j, journey) in JOURNEYS.iter().enumerate() {
                 let start = t + journey.offset + rng.random_range(0.0..0.05);
-                run(&tx, &site, &mut rng, &truth, j, journey, start, &mut histograms)?;
+                run(
+                    &tx,
+                    &site,
+                    &mut rng,
+                    &truth,
+                    j,
+                    journey,
+                    start,
+                    &mut histograms,
+                )?;
             }
             kept.check(&tx, &site, &mut rng, &truth, t + 60.0)?;
             t += EVERY;
@@ -341,7 +355,17 @@ fn run(
                 _ => ("assertion_failed", Some(200)),
             };
         }
-        steps.push((seq, *step, *phase, at, duration, step_outcome, status, censored, cause));
+        steps.push((
+            seq,
+            *step,
+            *phase,
+            at,
+            duration,
+            step_outcome,
+            status,
+            censored,
+            cause,
+        ));
         if !censored {
             let minute = (at / 60.0).floor() as i64;
             histograms
@@ -519,7 +543,13 @@ impl KeptState {
              VALUES (?1, 'ics', ?2, 'login', ?3, ?4, ?5, 0.1, 'ok', 200, 0, NULL, NULL, 'alive')",
         )?;
         for (seq, step) in ["login_page", "login_submit"].iter().enumerate() {
-            insert.execute(params![site, slot as i64, seq as i64, step, at + seq as f64 * 0.1])?;
+            insert.execute(params![
+                site,
+                slot as i64,
+                seq as i64,
+                step,
+                at + seq as f64 * 0.1
+            ])?;
         }
         Ok(())
     }

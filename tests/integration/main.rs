@@ -4,6 +4,7 @@
 mod alerts;
 mod central_store;
 mod config_rules;
+mod fleet_report;
 mod foundation;
 mod freezes;
 mod harness;
