@@ -417,8 +417,8 @@ impl JournalReader {
     }
 
     /// The fleet report's reading path: journey runs in the window, streamed
-    /// in time order, as (target, journey, kind, intended start, succeeded).
-    /// Nothing is held: `each` sees one row at a time.
+    /// in no particular order, as (target, journey, kind, intended start,
+    /// succeeded). Nothing is held: `each` sees one row at a time.
     pub fn each_run(
         &self,
         w: Window,
@@ -426,7 +426,7 @@ impl JournalReader {
     ) -> Result<(), ReadError> {
         let mut stmt = self.conn.prepare(
             "SELECT target, journey, kind, intended_start, outcome IN ('ok', 'slow')
-             FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id",
+             FROM runs NOT INDEXED WHERE intended_start >= ?1 AND intended_start < ?2",
         )?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(r) = rows.next()? {
@@ -439,6 +439,24 @@ impl JournalReader {
             );
         }
         Ok(())
+    }
+
+    /// The first `limit` interactive runs in the window, oldest first:
+    /// (target, journey, intended start).
+    pub fn interactive_starts(
+        &self,
+        w: Window,
+        limit: usize,
+    ) -> Result<Vec<(String, String, f64)>, ReadError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT target, journey, intended_start FROM runs
+             WHERE kind = 'interactive' AND intended_start >= ?1 AND intended_start < ?2
+             ORDER BY intended_start LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![w.from, w.to, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Interactive journeys' own steps (not login or logout) sent in the
@@ -454,7 +472,8 @@ impl JournalReader {
         let mut stmt = self.conn.prepare(
             "SELECT s.sent_at, s.duration, s.censored FROM steps AS s NOT INDEXED
              WHERE s.phase = 'journey' AND s.sent_at >= ?1 AND s.sent_at < ?2
-               AND COALESCE(s.kind, (SELECT r.kind FROM runs AS r WHERE r.id = s.run_id)) = 'interactive'",
+               AND (s.kind = 'interactive'
+                    OR (s.kind IS NULL AND (SELECT r.kind FROM runs AS r WHERE r.id = s.run_id) = 'interactive'))",
         )?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(r) = rows.next()? {

@@ -42,6 +42,8 @@ use crate::outcome::unix_secs;
 pub const SCHEMA_VERSION: u32 = 1;
 /// Measures compared per site (availability, p95, freezes, forced logouts).
 pub const MEASURES: usize = 4;
+/// Interactive runs per journal the journeys' interval is taken from.
+const INTERVAL_SAMPLE: usize = 20_000;
 
 pub const ADJUSTED: &str =
     "as in the per-site table, at the level adjusted for the comparisons made at once (Bonferroni over sites x measures); the rest of the fleet shares the site's blocks of time, so the difference's interval is conservative";
@@ -238,6 +240,9 @@ pub struct SiteComparison {
     pub verdict: String,
 }
 
+/// (target, journey, kind).
+type JourneyKey = (String, String, String);
+
 /// One site's tallies on the fleet's grid of blocks.
 struct SiteTallies {
     journals: usize,
@@ -253,7 +258,7 @@ struct SiteTallies {
     /// The same latencies, sorted as one.
     sorted: Vec<f32>,
     given_up: u64,
-    journeys: BTreeMap<(String, String, String), BTreeMap<usize, (u64, u64)>>,
+    journeys: BTreeMap<JourneyKey, BTreeMap<usize, (u64, u64)>>,
 }
 
 /// The grid every site shares: blocks of `length` from `from`, the last
@@ -329,26 +334,18 @@ fn survey(path: &Path, window: Window) -> Result<(JournalEntry, f64, f64), Fleet
             site = Some(f.site);
         }
     }
+    // The journeys' typical interval, from the window's first runs (a
+    // timetable's interval does not drift).
     let mut starts: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
-    reader
-        .each_run(window, |target, journey, kind, at, _| {
-            if site.is_none() {
-                site = Some(String::new());
-            }
-            if kind == "interactive" {
-                match starts.get_mut(&(target.to_string(), journey.to_string())) {
-                    Some(v) => v.push(at),
-                    None => {
-                        starts.insert((target.to_string(), journey.to_string()), vec![at]);
-                    }
-                }
-            }
-        })
-        .map_err(wrap)?;
+    for (target, journey, at) in reader
+        .interactive_starts(window, INTERVAL_SAMPLE)
+        .map_err(wrap)?
+    {
+        starts.entry((target, journey)).or_default().push(at);
+    }
     let interval = starts
         .into_values()
         .filter_map(|v| {
-            // Rows come in time order.
             let mut gaps: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
             gaps.sort_by(f64::total_cmp);
             gaps.get(gaps.len() / 2).copied()
@@ -409,7 +406,7 @@ fn tally(entries: &[JournalEntry], grid: Grid) -> Result<SiteTallies, FleetError
         let reader = JournalReader::open(Path::new(&e.path)).map_err(wrap)?;
         // Runs of one journey come in long stretches: look its cell up
         // only when the journey changes.
-        let mut keys: Vec<(String, String, String)> = t.journeys.keys().cloned().collect();
+        let mut keys: Vec<JourneyKey> = t.journeys.keys().cloned().collect();
         let mut cells: Vec<BTreeMap<usize, (u64, u64)>> =
             std::mem::take(&mut t.journeys).into_values().collect();
         let mut last: Option<usize> = None;
