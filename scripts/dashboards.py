@@ -367,6 +367,33 @@ def operations():
                        [query("histogram_quantile(0.95, sum by (target, le) (rate("
                               f"casewatch_relogin_duration_seconds_bucket{{{SITE_TARGET}}}[30m])))",
                               "{{target}}")], w=8),
+            timeseries("Kept sessions: keep-alive checks by outcome (per interval)", "Checks "
+                       "that a kept session is still logged in, in each interval of the panel "
+                       "(non-overlapping counts, stacked), per target and outcome. Kept "
+                       "sessions are not journeys: these never count in availability or the "
+                       "burn-rate alerts.", "short",
+                       [query("sum by (target, outcome) (increase(casewatch_keepalive_checks_total"
+                              f"{{{SITE_TARGET}}}[$__interval])) > 0", "{{target}} {{outcome}}",
+                              interval="1m")], bars=True, stack=True, w=8),
+            timeseries("Kept sessions ended, by how (per interval)", "Kept sessions' lives "
+                       "ended in each interval of the panel: forced (the server ended it), lost "
+                       "(checks failed with no sign of a logout), max_age or agent_stop.",
+                       "short",
+                       [query("sum by (target, end) (increase(casewatch_kept_sessions_ended_total"
+                              f"{{{SITE_TARGET}}}[$__interval])) > 0", "{{target}} {{end}}",
+                              interval="1m")], bars=True, stack=True, w=8),
+            timeseries("Kept sessions: keep-alive check time (p95) and logins", "95th "
+                       "percentile of a keep-alive check's time over 30 minutes, per target; "
+                       "below it, kept-session logins per interval by outcome.", "s",
+                       [query("histogram_quantile(0.95, sum by (target, le) (rate("
+                              f"casewatch_keepalive_duration_seconds_bucket{{{SITE_TARGET}}}[30m])))",
+                              "p95 {{target}}"),
+                        query("sum by (target, outcome) (increase(casewatch_kept_session_logins_total"
+                              f"{{{SITE_TARGET}}}[$__interval]))", "logins {{target}} {{outcome}}",
+                              interval="1m")], w=8,
+                       overrides=[{"matcher": {"id": "byRegexp", "options": "logins .*"},
+                                   "properties": [{"id": "unit", "value": "short"},
+                                                  {"id": "custom.axisPlacement", "value": "right"}]}]),
             timeseries("Missed schedule slots (per interval)", "Timetable slots skipped in each "
                        "interval of the panel because the previous run was still going.", "short",
                        [query("sum by (target, journey) (increase(casewatch_schedule_missed_total"
@@ -417,6 +444,50 @@ def before_after(title, desc, unit, make, decimals=None, thresholds=None):
                 [query(make("before"), "before", instant=True),
                  query(make("after"), "after", instant=True)],
                 w=6, h=5, decimals=decimals, thresholds=thresholds, color="value")
+
+
+# Time lost per practitioner (the casewatch_time_lost recording group): for
+# each cause, the recorded seconds lost and what they are divided by.
+LOST = {
+    "freezes": ("site:casewatch_time_lost_frozen_seconds:increase5m",
+                "site:casewatch_practitioner_working_seconds:increase5m", None),
+    "slowness": ("site:casewatch_time_lost_slow_seconds:increase5m",
+                 "site:casewatch_practitioner_working_seconds:increase5m", None),
+    "forced logouts": ("site:casewatch_forced_logouts_in_working_time:increase5m",
+                       "site:casewatch_session_exposure_in_working_time_seconds:increase5m",
+                       "site:casewatch_forced_logout_cost_seconds:mean1d"),
+}
+
+
+def lost_minutes(cause, site_sel):
+    """Minutes lost per practitioner per working day over the panel's time
+    range, per site: the recorded seconds lost over what they are divided
+    by, times the cost of each (forced logouts), times the working day."""
+    lost, per, cost = LOST[cause]
+    over = lambda s: f"sum by (site) (sum_over_time({s}{{{site_sel}}}[$__range]))"
+    expr = f"{over(lost)} / ({over(per)} > 0)"
+    if cost:
+        expr += f" * on (site) avg_over_time({cost}{{{site_sel}}}[$__range])"
+    day = f"last_over_time(site:casewatch_practitioners_working_day_seconds:max{{{site_sel}}}[$__range])"
+    return f"{expr} * on (site) {day} / 60"
+
+
+def fleet_lost_minutes(cause):
+    """Per practitioner across the fleet: each site's minutes weighted by its
+    headcount."""
+    heads = 'last_over_time(site:casewatch_practitioners_headcount:max[$__range])'
+    return (f"sum(({lost_minutes(cause, '')}) * on (site) {heads}) / "
+            f"sum({heads} and on (site) ({lost_minutes(cause, '')}))")
+
+
+def staff_hours_per_month():
+    """Staff-hours lost a month across the fleet: every site's minutes per
+    practitioner per day, all causes, times headcount and working days."""
+    per_site = " or ".join(
+        f'label_replace({lost_minutes(cause, "")}, "cause", "{cause}", "", "")' for cause in LOST)
+    heads = 'last_over_time(site:casewatch_practitioners_headcount:max[$__range])'
+    days = 'last_over_time(site:casewatch_practitioners_workdays_per_month:max[$__range])'
+    return (f"sum(sum by (site) ({per_site}) * on (site) {heads} * on (site) {days}) / 60")
 
 
 def board():
@@ -473,12 +544,35 @@ def board():
                  f"sum by (age_band) (sum_over_time({logouts_band}{{target=~\"$target\"}}[$__range]))"
                  f" / sum by (age_band) (sum_over_time({exposure_band}{{target=~\"$target\"}}[$__range])) * 3600",
                  "age_band", "drops per session-hour", decimals=3, w=12),
+        stat("Minutes lost per practitioner per working day, all sites", "Working time a "
+             "practitioner lost each day over the selected time range, by cause, every site "
+             "together (each site weighted by its headcount): waiting on freezes (weighted by "
+             "how much of their work is on the frozen system), logging back in and redoing "
+             "work after forced logouts, and steps slower than acceptable. The assumptions are "
+             "each site's practitioners block; the evidence report gives the same split with "
+             "95% intervals.", "m",
+             [query(fleet_lost_minutes(cause), cause, instant=True) for cause in LOST],
+             w=16, h=5, decimals=1, color="value"),
+        stat("Staff-hours lost per month, all sites", "The minutes above, all causes, times "
+             "each site's headcount and working days a month.", "h",
+             [query(staff_hours_per_month(), "staff-hours a month", instant=True)],
+             w=8, h=5, decimals=0, color="value"),
         barchart("Session-hours observed per age band", "Logged-in session time spent in each "
                  "age band over the time range, every site together: the evidence behind each "
                  "hazard bar.", "h",
                  f"sum by (age_band) (sum_over_time({exposure_band}{{target=~\"$target\"}}[$__range])) / 3600",
                  "age_band", "session-hours", decimals=1, w=12),
         row("Site $site"),
+        timeseries("Minutes lost per practitioner per working day at $site (daily)", "Working "
+                   "time a practitioner at this site lost over the day up to each point, by "
+                   "cause (freezes, slowness, forced logouts), from the site's practitioners "
+                   "block.", "m",
+                   [query('site_cause:casewatch_time_lost_minutes_per_working_day:ratio1d'
+                          '{site=~"$site"}', "{{cause}}", interval="1h")], decimals=1),
+        stat("Minutes lost per practitioner per working day at $site over the selected time "
+             "range", "The same split over the whole time range at this site.", "m",
+             [query(lost_minutes(cause, 'site=~"$site"'), cause, instant=True) for cause in LOST],
+             decimals=1, color="value", h=8),
         timeseries("Daily and weekly availability by journey at $site", "Share of runs ok or "
                    "slow over the day and over the 7 days up to each point at this site.",
                    "percentunit",

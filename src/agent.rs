@@ -22,12 +22,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, Config};
+use crate::config_gauges::ConfigGauges;
 use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
 use crate::runner::{EnvLookup, Probes, RunnerError};
-use crate::schedule_metrics::ScheduleMetrics;
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
 use crate::web::{self, BindError, WebState};
@@ -101,8 +101,8 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
         let metrics = Arc::new(Metrics::new(&config)?);
-        let schedule_metrics =
-            ScheduleMetrics::register(metrics.registry(), &config).map_err(MetricsError::from)?;
+        let config_gauges =
+            ConfigGauges::register(metrics.registry(), &config).map_err(MetricsError::from)?;
         let mut board = StatusBoard::new(
             &config.site,
             config.age_bands.clone(),
@@ -156,7 +156,7 @@ impl Agent {
             config,
             config_path: options.config_path,
             metrics: metrics.clone(),
-            schedule_metrics,
+            config_gauges,
             status: status.clone(),
             probes,
             requests: reload_rx,
@@ -246,7 +246,7 @@ struct Control {
     config: Arc<Config>,
     config_path: Option<PathBuf>,
     metrics: Arc<Metrics>,
-    schedule_metrics: ScheduleMetrics,
+    config_gauges: ConfigGauges,
     status: Arc<Mutex<StatusBoard>>,
     probes: Probes,
     requests: mpsc::Receiver<ReloadRequest>,
@@ -348,7 +348,7 @@ impl Control {
             tracing::warn!("remote_write changes take effect when the agent is restarted");
         }
         let changes = self.supervisor.apply_plan(&config, prepared.plan);
-        self.schedule_metrics.update(&config, SystemTime::now());
+        self.config_gauges.update(&config, SystemTime::now());
         match self.status.lock() {
             Ok(mut board) => board.add_journeys(journey_targets(&config)),
             Err(poisoned) => poisoned.into_inner().add_journeys(journey_targets(&config)),

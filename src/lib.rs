@@ -10,8 +10,9 @@
 //!
 //! - [`config`]: raw serde structs, validated into a typed [`config::Config`].
 //! - [`schedule`]: the timetable of each journey; intended versus actual start.
-//! - [`schedule_metrics`]: each journey's interval and since when it is due,
-//!   for the alerts.
+//! - [`config_gauges`]: what the config says, as gauges: each journey's
+//!   interval and since when it is due (for the alerts), and the
+//!   practitioners' assumptions (for the time-lost rules).
 //! - [`runner`]: sessions (cookie jar, login, logout) and steps, producing records.
 //! - [`outcome`]: the outcome vocabulary and the records the runner emits.
 //! - [`metrics`]: one Prometheus registry with typed helpers.
@@ -31,6 +32,7 @@ pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod config_gauges;
 pub mod detect;
 pub mod journal;
 pub mod logging;
@@ -42,7 +44,6 @@ pub mod remote_write;
 pub mod report;
 pub mod runner;
 pub mod schedule;
-pub mod schedule_metrics;
 pub mod sim;
 pub mod status;
 pub mod supervisor;

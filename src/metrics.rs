@@ -15,7 +15,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::config::{Config, HEARTBEAT_JOURNEY};
+use crate::config::{Config, JourneyKind, HEARTBEAT_JOURNEY};
 use crate::detect::AgeBands;
 use crate::outcome::{
     unix_secs, HttpPhase, KeptActivity, KeptRecord, LogoutCause, Outcome, RunRecord, SessionEnd,
@@ -64,6 +64,10 @@ pub struct Metrics {
     forced_logouts: IntCounterVec,
     session_age_at_logout: HistogramVec,
     session_exposure: CounterVec,
+    over_acceptable: CounterVec,
+    /// The practitioners' acceptable step time (f64 bits); a reload may
+    /// change it.
+    acceptable_seconds: std::sync::atomic::AtomicU64,
     sessions_active: GaugeVec,
     session_oldest_age: GaugeVec,
     relogin_duration: HistogramVec,
@@ -216,6 +220,13 @@ impl Metrics {
             ),
             &["target", "age_band"],
         )?;
+        let over_acceptable = CounterVec::new(
+            Opts::new(
+                "casewatch_step_over_acceptable_seconds_total",
+                "Time interactive journey steps that completed took beyond the practitioners' acceptable duration.",
+            ),
+            &["target", "journey"],
+        )?;
         let sessions_active = GaugeVec::new(
             Opts::new(
                 "casewatch_sessions_active",
@@ -277,6 +288,7 @@ impl Metrics {
             Box::new(forced_logouts.clone()),
             Box::new(session_age_at_logout.clone()),
             Box::new(session_exposure.clone()),
+            Box::new(over_acceptable.clone()),
             Box::new(sessions_active.clone()),
             Box::new(session_oldest_age.clone()),
             Box::new(relogin_duration.clone()),
@@ -324,6 +336,8 @@ impl Metrics {
             forced_logouts,
             session_age_at_logout,
             session_exposure,
+            over_acceptable,
+            acceptable_seconds: std::sync::atomic::AtomicU64::new(0),
             sessions_active,
             session_oldest_age,
             relogin_duration,
@@ -340,6 +354,10 @@ impl Metrics {
     /// Creates every known series at zero, so `rate()` and alerts see them
     /// before the first failure happens (Prometheus instrumentation practice).
     pub fn prepare(&self, config: &Config) {
+        self.acceptable_seconds.store(
+            config.practitioners.acceptable_seconds.to_bits(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
         for target in &config.targets {
             let t = target.name.as_str();
             self.freeze_in_progress.with_label_values(&[t]).set(0.0);
@@ -391,6 +409,9 @@ impl Metrics {
                     .with_label_values(&[t, j, outcome.as_str()]);
             }
             self.schedule_missed.with_label_values(&[t, j]);
+            if journey.kind == JourneyKind::Interactive {
+                self.over_acceptable.with_label_values(&[t, j]);
+            }
         }
     }
 
@@ -519,6 +540,15 @@ impl Metrics {
         self.journey_runs
             .with_label_values(&[t, j, run.outcome.as_str()])
             .inc();
+        if run.kind == JourneyKind::Interactive {
+            let acceptable = f64::from_bits(
+                self.acceptable_seconds
+                    .load(std::sync::atomic::Ordering::Relaxed),
+            );
+            self.over_acceptable
+                .with_label_values(&[t, j])
+                .inc_by(run.seconds_over_acceptable(acceptable));
+        }
         self.journey_last_success
             .with_label_values(&[t, j])
             .set(if run.outcome.is_success() { 1.0 } else { 0.0 });

@@ -189,6 +189,25 @@ impl RunRecord {
             .duration_since(self.intended_start)
             .unwrap_or_default()
     }
+
+    /// Time the run's completed interactive journey steps took beyond
+    /// `acceptable` seconds each: what a practitioner waited for a slow
+    /// system. A frozen or failed step's wait counts as a freeze or failure
+    /// instead, and a report journey is not interactive at all.
+    pub fn seconds_over_acceptable(&self, acceptable: f64) -> f64 {
+        if self.kind != JourneyKind::Interactive {
+            return 0.0;
+        }
+        self.steps
+            .iter()
+            .filter(|s| {
+                s.phase == StepPhase::Journey
+                    && s.kind == JourneyKind::Interactive
+                    && s.outcome.is_success()
+            })
+            .map(|s| (s.duration.as_secs_f64() - acceptable).max(0.0))
+            .sum()
+    }
 }
 
 /// The journey outcome is `ok`/`slow` when every step is, else the first

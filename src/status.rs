@@ -295,19 +295,12 @@ impl StatusBoard {
         }
         t.journey_targets
             .insert(run.journey.clone(), run.target.clone());
-        let acceptable = t.practitioners.acceptable_seconds;
+        let over = run.seconds_over_acceptable(t.practitioners.acceptable_seconds);
         let journey: Vec<&crate::outcome::StepRecord> = run
             .steps
             .iter()
             .filter(|s| s.phase == crate::outcome::StepPhase::Journey)
             .collect();
-        let over: f64 = journey
-            .iter()
-            .filter(|s| {
-                s.kind == crate::outcome::JourneyKind::Interactive && s.outcome.is_success()
-            })
-            .map(|s| (s.duration.as_secs_f64() - acceptable).max(0.0))
-            .sum();
         let e = t.excess.entry(run.journey.clone()).or_default();
         e.0 += over;
         e.1 += 1.0;

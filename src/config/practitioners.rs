@@ -108,4 +108,15 @@ impl Practitioners {
             && minute_of_day >= self.working_from_minute
             && minute_of_day < self.working_to_minute
     }
+
+    /// Whether unix time `t` falls in working hours of the system's
+    /// calendar: UTC, running `scale` times faster than the wall clock.
+    pub fn is_working_at(&self, t: f64, scale: f64) -> bool {
+        let cal = t * scale;
+        let day = (cal / 86_400.0).floor();
+        // 1970-01-01 was a Thursday: with Monday as 0, day 0 is 3.
+        let weekend = (day as i64 + 3).rem_euclid(7) >= 5;
+        let minute = ((cal - day * 86_400.0) / 60.0).floor() as u32;
+        self.is_working(weekend, minute)
+    }
 }

@@ -130,10 +130,7 @@ impl Model<'_> {
 
 /// Whether the block starting at `start` lies in working hours.
 fn working(p: &Practitioners, calendar: &Calendar, start: f64) -> bool {
-    let cell = calendar.cell(start);
-    let cal = start * calendar.scale;
-    let minute = ((cal - (cal / 86_400.0).floor() * 86_400.0) / 60.0).floor() as u32;
-    p.is_working(cell >= 24, minute)
+    p.is_working_at(start, calendar.scale)
 }
 
 /// Tallies per block of `grid` in working hours where a journey ran.

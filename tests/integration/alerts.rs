@@ -45,6 +45,11 @@ fn promtool_scenarios_over_days_hold_the_volume_guard_and_ignore_keepalive_noise
     promtool_test("scenarios-days.test.yml");
 }
 
+#[test]
+fn time_lost_rules_add_up_to_the_minutes_worked_out_by_hand() {
+    promtool_test("time-lost.test.yml");
+}
+
 /// The scenario files and the dashboards are generated; what is checked in
 /// is what the generators write.
 #[test]
@@ -339,11 +344,11 @@ async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
         later.format("%H:%M"),
         (later + chrono::Duration::minutes(1)).format("%H:%M")
     );
-    // One kept session and one central store (unreachable), so every
-    // family the agent can export is there.
+    // One kept session, one central store (unreachable) and a configured
+    // redo time, so every family the agent can export is there.
     let keep = "keep_sessions: { count: 1, every: 1h, max_age: 2h, keepalive: { name: home, path: /home } }";
     let yaml = format!(
-        "{}journal: {{ path: {:?} }}\nchanges:\n  - {{ name: more_servers, at: 2026-01-01T00:00:00Z }}\nremote_write:\n  - {{ name: county, url: \"http://127.0.0.1:1/api/v1/write\", queue: {{ path: {:?} }} }}\n",
+        "{}journal: {{ path: {:?} }}\nchanges:\n  - {{ name: more_servers, at: 2026-01-01T00:00:00Z }}\nremote_write:\n  - {{ name: county, url: \"http://127.0.0.1:1/api/v1/write\", queue: {{ path: {:?} }} }}\npractitioners: {{ redo_after_logout: 5m }}\n",
         config_yaml(
             keep,
             &format!("  - {{ name: note, target: ics, schedule: {{ interval: 1s, active_hours: \"{hours}\" }}, steps: [{{ name: ping, path: /ping }}] }}\n"),
@@ -390,7 +395,8 @@ async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
         }
         let present = at_start.starts_with("every")
             || at_start.starts_with("yes")
-            || at_start == "with a journal";
+            || at_start == "with a journal"
+            || at_start == "with `redo_after_logout`";
         let absent = at_start.starts_with("after") || at_start == "while due";
         assert!(
             present || absent,

@@ -473,10 +473,10 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
     );
 
     // A freeze longer than the alert's two minutes: the freeze alert fires.
-    sim.control("freeze", json!({"seconds": 170.0, "system": "ics"}))
+    sim.control("freeze", json!({"seconds": 210.0, "system": "ics"}))
         .await;
     prometheus
-        .wait_for_firing("CasewatchFreezeInProgress", Duration::from_secs(170))
+        .wait_for_firing("CasewatchFreezeInProgress", Duration::from_secs(210))
         .await;
 
     agent.stop().await;

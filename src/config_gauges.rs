@@ -1,13 +1,19 @@
-//! The timetable as Prometheus sees it: each journey's interval, and since
-//! when it has been due to run without a pause.
+//! What the config says, as Prometheus sees it: each journey's timetable,
+//! and the practitioners the agent stands for. Computed when scraped, from
+//! the config the agent runs now.
 //!
-//! The alerts need both. A burn-rate window that cannot hold three of a
-//! journey's runs says nothing, so a journey run every 10 minutes or less
-//! often alerts on consecutive failures instead; and a journey that has not
-//! run for 3 of its intervals is stale, but only while it was due to run:
-//! not at night outside its active hours, nor in the minutes after the
-//! agent took it on. Both gauges are computed when scraped, from the config
-//! the agent runs now.
+//! The alerts need the timetable. A burn-rate window that cannot hold three
+//! of a journey's runs says nothing, so a journey run every 10 minutes or
+//! less often alerts on consecutive failures instead; and a journey that
+//! has not run for 3 of its intervals is stale, but only while it was due to
+//! run: not at night outside its active hours, nor in the minutes after the
+//! agent took it on.
+//!
+//! The time-lost recording rules need the practitioners: headcount, the
+//! working day, whether it is working time now (in the system's calendar),
+//! transactions per hour of each interactive journey, and the configured
+//! work redone after a forced logout. They are the report's assumptions,
+//! so the dashboard and the report add up the same way.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -15,67 +21,102 @@ use std::time::SystemTime;
 use chrono::{Local, TimeZone};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{GaugeVec, Opts, Registry};
+use prometheus::{Gauge, GaugeVec, Opts, Registry};
 
-use crate::config::{Config, Schedule};
+use crate::config::practitioners::Practitioners;
+use crate::config::{Config, JourneyKind, Schedule};
 use crate::outcome::unix_secs;
 
 /// One journey's schedule and when the agent took it on.
 struct Entry {
     target: String,
     journey: String,
+    kind: JourneyKind,
     schedule: Schedule,
     since: SystemTime,
 }
 
-/// `casewatch_journey_interval_seconds` and
-/// `casewatch_journey_active_since_timestamp_seconds`, registered on the
-/// agent's registry (which adds `site`).
-#[derive(Clone)]
-pub struct ScheduleMetrics {
-    entries: Arc<Mutex<Vec<Entry>>>,
-    interval: GaugeVec,
-    active_since: GaugeVec,
+struct State {
+    entries: Vec<Entry>,
+    practitioners: Practitioners,
+    calendar_scale: f64,
 }
 
-impl ScheduleMetrics {
+/// The gauges, registered on the agent's registry (which adds `site`).
+#[derive(Clone)]
+pub struct ConfigGauges {
+    state: Arc<Mutex<State>>,
+    interval: GaugeVec,
+    active_since: GaugeVec,
+    headcount: Gauge,
+    working_day: Gauge,
+    days_per_month: Gauge,
+    working: Gauge,
+    transactions: GaugeVec,
+    redo: Gauge,
+}
+
+impl ConfigGauges {
     pub fn register(
         registry: &Registry,
         config: &Config,
-    ) -> Result<ScheduleMetrics, prometheus::Error> {
-        let interval = GaugeVec::new(
-            Opts::new(
+    ) -> Result<ConfigGauges, prometheus::Error> {
+        let journey_gauge =
+            |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["target", "journey"]);
+        let gauges = ConfigGauges {
+            state: Arc::new(Mutex::new(State {
+                entries: Vec::new(),
+                practitioners: config.practitioners.clone(),
+                calendar_scale: config.calendar_scale,
+            })),
+            interval: journey_gauge(
                 "casewatch_journey_interval_seconds",
                 "The journey's configured interval between runs.",
-            ),
-            &["target", "journey"],
-        )?;
-        let active_since = GaugeVec::new(
-            Opts::new(
+            )?,
+            active_since: journey_gauge(
                 "casewatch_journey_active_since_timestamp_seconds",
                 "Unix time since which the journey has been due to run without a pause: when the agent took it on, or when today's active hours opened. Absent outside its active hours.",
-            ),
-            &["target", "journey"],
-        )?;
-        let metrics = ScheduleMetrics {
-            entries: Arc::new(Mutex::new(Vec::new())),
-            interval,
-            active_since,
+            )?,
+            headcount: Gauge::new(
+                "casewatch_practitioners_headcount",
+                "Practitioners at the site (the practitioners block, or its default).",
+            )?,
+            working_day: Gauge::new(
+                "casewatch_practitioners_working_day_seconds",
+                "Length of the practitioners' working day.",
+            )?,
+            days_per_month: Gauge::new(
+                "casewatch_practitioners_workdays_per_month",
+                "Working days in a month, for staff-hours lost per month.",
+            )?,
+            working: Gauge::new(
+                "casewatch_practitioners_working",
+                "1 while it is the practitioners' working time in the system's calendar, else 0.",
+            )?,
+            transactions: journey_gauge(
+                "casewatch_practitioners_transactions_per_hour",
+                "Times a practitioner does what an interactive journey does, per working hour.",
+            )?,
+            redo: Gauge::new(
+                "casewatch_practitioners_logout_redo_seconds",
+                "Work redone after a forced logout, as configured. Absent when the report measures it from interrupted journeys.",
+            )?,
         };
-        metrics.update(config, SystemTime::now());
-        registry.register(Box::new(metrics.clone()))?;
-        Ok(metrics)
+        gauges.update(config, SystemTime::now());
+        registry.register(Box::new(gauges.clone()))?;
+        Ok(gauges)
     }
 
-    /// Takes on the journeys of `config` (at start and on reload). A journey
-    /// whose target and schedule did not change keeps its `since`.
+    /// Takes on the journeys and practitioners of `config` (at start and on
+    /// reload). A journey whose target and schedule did not change keeps
+    /// its `since`.
     pub fn update(&self, config: &Config, now: SystemTime) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let next = config
             .journeys
             .iter()
             .map(|journey| {
-                let kept = entries.iter().find(|e| {
+                let kept = state.entries.iter().find(|e| {
                     e.journey == journey.name
                         && e.target == journey.target.name
                         && e.schedule.interval == journey.schedule.interval
@@ -84,23 +125,29 @@ impl ScheduleMetrics {
                 Entry {
                     target: journey.target.name.clone(),
                     journey: journey.name.clone(),
+                    kind: journey.kind,
                     schedule: journey.schedule.clone(),
                     since: kept.map_or(now, |e| e.since),
                 }
             })
             .collect();
-        *entries = next;
+        state.entries = next;
+        state.practitioners = config.practitioners.clone();
+        state.calendar_scale = config.calendar_scale;
     }
 
-    /// Both families as they stand at `now`; journeys no longer configured,
-    /// and journeys outside their active hours, have none. The entries' lock
-    /// is held from the reset to the read, so two scrapes at once (Prometheus
-    /// and the remote-write collector) never see each other's empty gauges.
+    /// Every family as it stands at `now`; journeys no longer configured,
+    /// and journeys outside their active hours, have no interval or since.
+    /// The state's lock is held from the reset to the read, so two scrapes
+    /// at once (Prometheus and the remote-write collector) never see each
+    /// other's empty gauges.
     fn families_at(&self, now: chrono::DateTime<Local>) -> Vec<MetricFamily> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         self.interval.reset();
         self.active_since.reset();
-        for entry in entries.iter() {
+        self.transactions.reset();
+        let p = &state.practitioners;
+        for entry in &state.entries {
             let labels = [entry.target.as_str(), entry.journey.as_str()];
             self.interval
                 .with_label_values(&labels)
@@ -111,17 +158,42 @@ impl ScheduleMetrics {
                     .with_label_values(&labels)
                     .set(unix_secs(since));
             }
+            if entry.kind == JourneyKind::Interactive {
+                self.transactions
+                    .with_label_values(&labels)
+                    .set(p.rate(&entry.journey));
+            }
         }
+        self.headcount.set(f64::from(p.headcount));
+        self.working_day.set(p.hours_per_day() * 3600.0);
+        self.days_per_month.set(p.working_days_per_month);
+        let working = p.is_working_at(unix_secs(now.into()), state.calendar_scale);
+        self.working.set(if working { 1.0 } else { 0.0 });
         let mut families = self.interval.collect();
         families.extend(self.active_since.collect());
+        families.extend(self.transactions.collect());
+        families.extend(self.headcount.collect());
+        families.extend(self.working_day.collect());
+        families.extend(self.days_per_month.collect());
+        families.extend(self.working.collect());
+        if let Some(redo) = p.redo_after_logout_seconds {
+            self.redo.set(redo);
+            families.extend(self.redo.collect());
+        }
         families
     }
 }
 
-impl Collector for ScheduleMetrics {
+impl Collector for ConfigGauges {
     fn desc(&self) -> Vec<&Desc> {
         let mut descs = self.interval.desc();
         descs.extend(self.active_since.desc());
+        descs.extend(self.transactions.desc());
+        descs.extend(self.headcount.desc());
+        descs.extend(self.working_day.desc());
+        descs.extend(self.days_per_month.desc());
+        descs.extend(self.working.desc());
+        descs.extend(self.redo.desc());
         descs
     }
 
@@ -217,7 +289,7 @@ mod tests {
         let loaded = crate::config::from_yaml_str(crate::config::DEMO_YAML, "demo.yaml").unwrap();
         let journeys = loaded.config.journeys.len();
         let registry = Registry::new();
-        ScheduleMetrics::register(&registry, &loaded.config).unwrap();
+        ConfigGauges::register(&registry, &loaded.config).unwrap();
         let count = |registry: &Registry| {
             registry
                 .gather()
