@@ -80,9 +80,11 @@ pub enum Command {
     /// The format is --format if given, else the --out file's extension
     /// (.html, .md, .json), else Markdown on standard output.
     Report {
-        /// The journal file (SQLite) the agent or demo wrote.
-        #[arg(long)]
-        journal: PathBuf,
+        /// The journal file (SQLite) the agent or demo wrote. Repeat it, or
+        /// name a folder (its `*.db` files), for one report over several
+        /// sites: per-site tables, pooled figures, "is one office worse?".
+        #[arg(long, required = true)]
+        journal: Vec<PathBuf>,
         /// Start of the period: RFC 3339 (`2026-06-01T00:00:00Z`) or a time
         /// ago (`7d`, `12h`). Default: the journal's first run.
         #[arg(long)]

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
                 rule_age,
                 period,
             } => casewatch::report::command::report(casewatch::report::command::ReportCommand {
-                journal,
+                journals: journal,
                 from,
                 to,
                 out,

@@ -13,6 +13,9 @@
 //! - `large-config`, `reloads`, `auth-flood`, `lateness`, `hash-password`:
 //!   the agent's own inputs under stress (issue 11; see [`hostile`]).
 //!
+//! - `journals`: a fleet of journals at production rates with a known,
+//!   seeded truth, for the fleet report's scale figure (see [`journals`]).
+//!
 //! Nothing here asserts a timing: it measures and prints.
 
 use std::collections::{BTreeMap, HashMap};
@@ -40,6 +43,7 @@ use crate::runner::{self, Probes};
 use crate::supervisor::{journey_loop, JourneyTask};
 
 pub mod hostile;
+pub mod journals;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -160,6 +164,28 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = f64::INFINITY)]
         until: f64,
     },
+    /// Write N sites x D days of journals at production rates (journeys
+    /// every 5 minutes, 3 kept sessions), one `site-NN.db` per site.
+    Journals {
+        #[arg(long, default_value_t = 40)]
+        sites: usize,
+        #[arg(long, default_value_t = 365.0)]
+        days: f64,
+        /// An empty folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// End of the generated period: RFC 3339 or a time ago; default now.
+        #[arg(long)]
+        end: Option<String>,
+        /// A site to make clearly worse (repeatable), by name: `site-02`.
+        #[arg(long)]
+        worse: Vec<String>,
+        /// Leave out the per-minute HdrHistogram rows.
+        #[arg(long)]
+        no_histograms: bool,
+    },
     /// A bcrypt hash of $BENCH_PASSWORD, for a web config.
     HashPassword {
         #[arg(long, default_value_t = 10)]
@@ -255,6 +281,41 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             until,
         } => hostile::lateness(&journal, &journey, since..until),
         BenchCommand::HashPassword { cost } => hostile::hash_password(cost),
+        BenchCommand::Journals {
+            sites,
+            days,
+            out,
+            seed,
+            end,
+            worse,
+            no_histograms,
+        } => {
+            let now = SystemTime::now();
+            let end = match end {
+                Some(text) => crate::report::command::parse_time(&text, now)?,
+                None => now,
+            };
+            let spec = journals::FleetSpec {
+                sites,
+                days,
+                out,
+                seed,
+                end: crate::outcome::unix_secs(end),
+                worse,
+                histograms: !no_histograms,
+            };
+            let started = std::time::Instant::now();
+            let paths = tokio::task::spawn_blocking(move || journals::write_fleet(&spec)).await??;
+            let bytes: u64 = paths
+                .iter()
+                .filter_map(|p| std::fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum();
+            println!("journals {}", paths.len());
+            println!("bytes {bytes}");
+            println!("seconds {:.1}", started.elapsed().as_secs_f64());
+            Ok(())
+        }
     }
 }
 

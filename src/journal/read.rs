@@ -422,4 +422,96 @@ impl JournalReader {
         }
         Ok(out)
     }
+
+    /// The fleet report's reading path: journey runs in the window, streamed
+    /// in no particular order, as (target, journey, kind, intended start,
+    /// succeeded). Nothing is held: `each` sees one row at a time.
+    pub fn each_run(
+        &self,
+        w: Window,
+        mut each: impl FnMut(&str, &str, &str, f64, bool),
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT target, journey, kind, intended_start, outcome IN ('ok', 'slow')
+             FROM runs NOT INDEXED WHERE intended_start >= ?1 AND intended_start < ?2",
+        )?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(r) = rows.next()? {
+            each(
+                r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
+                r.get(3)?,
+                r.get(4)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The first `limit` interactive runs in the window, oldest first:
+    /// (target, journey, intended start).
+    pub fn interactive_starts(
+        &self,
+        w: Window,
+        limit: usize,
+    ) -> Result<Vec<(String, String, f64)>, ReadError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT target, journey, intended_start FROM runs
+             WHERE kind = 'interactive' AND intended_start >= ?1 AND intended_start < ?2
+             ORDER BY intended_start LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![w.from, w.to, limit as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Interactive journeys' own steps (not login or logout) sent in the
+    /// window, streamed: (sent at, seconds, given up on). The steps the
+    /// report's percentiles and before/after comparisons use.
+    pub fn each_interactive_step(
+        &self,
+        w: Window,
+        mut each: impl FnMut(f64, f64, bool),
+    ) -> Result<(), ReadError> {
+        // A whole-journal window reads every row: a table scan beats the
+        // time index. Older rows without a kind take their run's.
+        let mut stmt = self.conn.prepare(
+            "SELECT s.sent_at, s.duration, s.censored FROM steps AS s NOT INDEXED
+             WHERE s.phase = 'journey' AND s.sent_at >= ?1 AND s.sent_at < ?2
+               AND (s.kind = 'interactive'
+                    OR (s.kind IS NULL AND (SELECT r.kind FROM runs AS r WHERE r.id = s.run_id) = 'interactive'))",
+        )?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(r) = rows.next()? {
+            each(r.get(0)?, r.get(1)?, r.get(2)?);
+        }
+        Ok(())
+    }
+
+    /// Session spans overlapping the window, streamed: (login at, age
+    /// from, age to, bracket of a forced logout).
+    pub fn each_span(
+        &self,
+        w: Window,
+        mut each: impl FnMut(f64, f64, f64, Option<(f64, f64)>),
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(
+            "SELECT login_at, age_from, age_to, dropped, seen_age FROM session_spans
+             WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2",
+        )?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(r) = rows.next()? {
+            let (login, from, to): (f64, f64, f64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let dropped: bool = r.get(3)?;
+            let seen: Option<f64> = r.get(4)?;
+            each(
+                login,
+                from,
+                to,
+                dropped.then(|| (to, seen.unwrap_or(to).max(to))),
+            );
+        }
+        Ok(())
+    }
 }

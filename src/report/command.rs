@@ -12,7 +12,9 @@ use crate::journal::read::{JournalReader, Window};
 use crate::outcome::unix_secs;
 
 pub struct ReportCommand {
-    pub journal: PathBuf,
+    /// Journal files or folders of them; one journal gives the site's
+    /// report, several the fleet report.
+    pub journals: Vec<PathBuf>,
     pub from: Option<String>,
     pub to: Option<String>,
     pub out: Option<PathBuf>,
@@ -71,11 +73,38 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
         } else {
             Format::Md
         });
-    let reader = JournalReader::open(&cmd.journal)?;
+    let journals = super::fleet::expand(&cmd.journals)?;
+    let text = match journals.as_slice() {
+        [journal] => single(journal, &cmd, from, to, now, format)?,
+        _ => {
+            if cmd.rule_age.is_some() {
+                anyhow::bail!("--rule-age applies to one journal's report, not to a fleet report");
+            }
+            let report =
+                super::fleet::build(&journals, &super::fleet::FleetOptions { from, to, now })?;
+            super::fleet::render(&report, format)
+        }
+    };
+    write_out(cmd.out.as_deref(), text.as_bytes())?;
+    if let Some(out) = &cmd.out {
+        eprintln!("report written to {}", out.display());
+    }
+    Ok(())
+}
+
+fn single(
+    journal: &Path,
+    cmd: &ReportCommand,
+    from: Option<SystemTime>,
+    to: Option<SystemTime>,
+    now: SystemTime,
+    format: Format,
+) -> anyhow::Result<String> {
+    let reader = JournalReader::open(journal)?;
     let report = model::build(
         &reader,
         &ReportOptions {
-            journal: cmd.journal.display().to_string(),
+            journal: journal.display().to_string(),
             from,
             to,
             rule_age: cmd.rule_age,
@@ -83,14 +112,7 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
             now,
         },
     )?;
-    write_out(
-        cmd.out.as_deref(),
-        super::render(&report, format).as_bytes(),
-    )?;
-    if let Some(out) = &cmd.out {
-        eprintln!("report written to {}", out.display());
-    }
-    Ok(())
+    Ok(super::render(&report, format))
 }
 
 pub fn export(

@@ -234,7 +234,7 @@ fn latencies<'a>(tallies: &[&'a Tally]) -> Vec<&'a [f64]> {
 }
 
 /// `after - before` for two shares, MOVER from their intervals.
-fn share_difference(before: &Estimate, after: &Estimate) -> Estimate {
+pub fn share_difference(before: &Estimate, after: &Estimate) -> Estimate {
     let n = before.n + after.n;
     match (
         (before.value, before.low, before.high),

@@ -186,17 +186,38 @@ pub fn match_by_cell<T: Clone>(
 }
 
 fn t_quantile(df: usize) -> f64 {
+    t_quantile_at(df, 0.05)
+}
+
+/// Student's t for a two-sided `1 - alpha` interval on `df` degrees of freedom.
+fn t_quantile_at(df: usize, alpha: f64) -> f64 {
     if df == 0 {
         return f64::INFINITY;
     }
     StudentsT::new(0.0, 1.0, df as f64)
-        .map(|t| t.inverse_cdf(0.975))
+        .map(|t| t.inverse_cdf(1.0 - alpha / 2.0))
+        .unwrap_or_else(|_| z_for(alpha))
+}
+
+/// z for a two-sided `1 - alpha` interval (exactly [`Z95`] for 0.05).
+pub fn z_for(alpha: f64) -> f64 {
+    if alpha == 0.05 {
+        return Z95;
+    }
+    statrs::distribution::Normal::new(0.0, 1.0)
+        .map(|n| n.inverse_cdf(1.0 - alpha / 2.0))
         .unwrap_or(Z95)
 }
 
 /// A share `Σ successes / Σ trials` over blocks `(successes, trials)`, with
 /// a Wilson interval on the effective sample size.
 pub fn proportion(blocks: &[(u64, u64)]) -> Estimate {
+    proportion_at(blocks, 0.05)
+}
+
+/// [`proportion`] with a two-sided `1 - alpha` interval (for comparisons
+/// adjusted for how many are made at once).
+pub fn proportion_at(blocks: &[(u64, u64)], alpha: f64) -> Estimate {
     let blocks: Vec<(f64, f64)> = blocks
         .iter()
         .filter(|(_, n)| *n > 0)
@@ -221,15 +242,15 @@ pub fn proportion(blocks: &[(u64, u64)]) -> Estimate {
         1.0
     };
     let n_eff = total / deff;
-    let (low, high) = wilson_bounds(p, n_eff);
+    let (low, high) = wilson_bounds(p, n_eff, z_for(alpha));
     Estimate::new(p, low, high, total as u64, CLUSTERED_WILSON)
 }
 
-fn wilson_bounds(p: f64, n: f64) -> (f64, f64) {
-    let z2 = Z95 * Z95;
+fn wilson_bounds(p: f64, n: f64, z: f64) -> (f64, f64) {
+    let z2 = z * z;
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
-    let half = Z95 * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
+    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
@@ -444,6 +465,108 @@ pub fn histogram_quantile(blocks: &[&hdrhistogram::Histogram<u64>], q: f64) -> E
     )
 }
 
+/// [`quantile`] for samples already sorted, at two-sided level
+/// `1 - alpha`, without copying them: `wholes` are sorted runs whose union
+/// is the whole sample (a site's samples, say), `clusters` the blocks of
+/// time, each made of sorted parts (one per site), whose union is the same
+/// sample. Order statistics come from counting over `wholes`, so a fleet's
+/// quantile costs no merge. Gives what [`quantile`] gives on the same
+/// values at `alpha = 0.05`.
+pub fn sorted_quantile(
+    wholes: &[&[f32]],
+    clusters: &[Vec<&[f32]>],
+    q: f64,
+    alpha: f64,
+) -> Estimate {
+    let n: usize = wholes.iter().map(|w| w.len()).sum();
+    if n == 0 {
+        return Estimate::none(0, CLUSTERED_QUANTILE);
+    }
+    let below = |x: f32| -> usize { wholes.iter().map(|w| w.partition_point(|v| *v <= x)).sum() };
+    // The smallest sample with at least `rank` samples at or below it:
+    // bisection over the order of non-negative floats' bits.
+    let select = |rank: usize| -> f32 {
+        let (mut lo, mut hi) = (0u32, f32::INFINITY.to_bits());
+        let fits = |bits: u32| below(f32::from_bits(bits)) >= rank;
+        if !fits(hi) {
+            return wholes
+                .iter()
+                .filter_map(|w| w.last().copied())
+                .fold(f32::MIN, f32::max);
+        }
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        f32::from_bits(lo)
+    };
+    let at = |p: f64| select(((p * n as f64).ceil() as usize).clamp(1, n)) as f64;
+    let value = at(q);
+    let v32 = value as f32;
+    let nf = n as f64;
+    let p = below(v32) as f64 / nf;
+    let mut m = 0usize;
+    let mut sum = 0.0;
+    for cluster in clusters {
+        let size: usize = cluster.iter().map(|part| part.len()).sum();
+        if size == 0 {
+            continue;
+        }
+        m += 1;
+        let under: usize = cluster
+            .iter()
+            .map(|part| part.partition_point(|x| *x <= v32))
+            .sum();
+        sum += (under as f64 - p * size as f64).powi(2);
+    }
+    let clustered = if m > 1 {
+        m as f64 / (m as f64 - 1.0) * sum / (nf * nf)
+    } else {
+        f64::INFINITY
+    };
+    let se = clustered.max(q * (1.0 - q) / nf).sqrt();
+    let t = t_quantile_at(m.saturating_sub(1), alpha);
+    let (lo, hi) = (q - t * se, q + t * se);
+    let first = wholes
+        .iter()
+        .filter_map(|w| w.first().copied())
+        .fold(f32::MAX, f32::min) as f64;
+    let last = wholes
+        .iter()
+        .filter_map(|w| w.last().copied())
+        .fold(f32::MIN, f32::max) as f64;
+    let low = if lo <= 0.0 { first } else { at(lo) };
+    let high = if hi >= 1.0 { last } else { at(hi) };
+    Estimate::new(
+        value,
+        low.min(value),
+        high.max(value),
+        n as u64,
+        CLUSTERED_QUANTILE,
+    )
+}
+
+/// `after - before` from two estimates' intervals (MOVER), with `method`.
+pub fn mover_difference(before: &Estimate, after: &Estimate, method: &'static str) -> Estimate {
+    let n = before.n + after.n;
+    match (
+        (before.value, before.low, before.high),
+        (after.value, after.low, after.high),
+    ) {
+        ((Some(vb), Some(lb), Some(hb)), (Some(va), Some(la), Some(ha))) => {
+            let d = va - vb;
+            let low = d - ((va - la).powi(2) + (hb - vb).powi(2)).sqrt();
+            let high = d + ((ha - va).powi(2) + (vb - lb).powi(2)).sqrt();
+            Estimate::new(d, low, high, n, method)
+        }
+        _ => Estimate::none(n, method),
+    }
+}
+
 /// `quantile(after) - quantile(before)`, MOVER from the clustered intervals.
 pub fn quantile_difference(before: &[&[f64]], after: &[&[f64]], q: f64) -> Estimate {
     let (b, a) = (quantile(before, q), quantile(after, q));
@@ -532,6 +655,78 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorted_quantile_gives_what_quantile_gives() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        // Two sites over 40 blocks; values exact in f32.
+        let sites: Vec<Vec<Vec<f32>>> = (0..2)
+            .map(|s| {
+                (0..40)
+                    .map(|b| {
+                        let k = rng.random_range(0..12);
+                        let mut v: Vec<f32> = (0..k)
+                            .map(|_| {
+                                (rng.random_range(10..2000) as f32) * (1.0 + (b % 5) as f32)
+                                    + s as f32
+                            })
+                            .collect();
+                        v.sort_by(f32::total_cmp);
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        let wholes: Vec<Vec<f32>> = sites
+            .iter()
+            .map(|blocks| {
+                let mut all: Vec<f32> = blocks.iter().flatten().copied().collect();
+                all.sort_by(f32::total_cmp);
+                all
+            })
+            .collect();
+        let clusters: Vec<Vec<&[f32]>> = (0..40)
+            .map(|b| sites.iter().map(|s| s[b].as_slice()).collect())
+            .collect();
+        let f64_blocks: Vec<Vec<f64>> = (0..40)
+            .map(|b| {
+                sites
+                    .iter()
+                    .flat_map(|s| s[b].iter().map(|x| *x as f64))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[f64]> = f64_blocks.iter().map(Vec::as_slice).collect();
+        let whole_refs: Vec<&[f32]> = wholes.iter().map(Vec::as_slice).collect();
+        for q in [0.5, 0.95, 0.99] {
+            assert_eq!(
+                sorted_quantile(&whole_refs, &clusters, q, 0.05),
+                quantile(&refs, q),
+                "q = {q}"
+            );
+        }
+        // A stricter level only widens the interval.
+        let strict = sorted_quantile(&whole_refs, &clusters, 0.95, 0.001);
+        let usual = quantile(&refs, 0.95);
+        assert!(
+            strict.low.unwrap() <= usual.low.unwrap()
+                && strict.high.unwrap() >= usual.high.unwrap()
+        );
+        assert_eq!(sorted_quantile(&[], &[], 0.95, 0.05).value, None);
+    }
+
+    #[test]
+    fn a_stricter_level_widens_the_share_interval() {
+        let blocks: Vec<(u64, u64)> = (0..30).map(|i| (95 + i % 3, 100)).collect();
+        let usual = proportion(&blocks);
+        let strict = proportion_at(&blocks, 0.001);
+        assert_eq!(usual, proportion_at(&blocks, 0.05));
+        assert_eq!(usual.value, strict.value);
+        assert!(
+            strict.low.unwrap() < usual.low.unwrap() && strict.high.unwrap() > usual.high.unwrap()
+        );
+    }
 
     #[test]
     fn blocks_are_at_least_twice_the_longest_freeze_and_run_interval() {

@@ -9,7 +9,7 @@ use super::charts;
 use super::model::{human_duration, rfc3339, Report};
 use super::stats::Estimate;
 
-const STYLE: &str = r#"
+pub(super) const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2733; background: #f4f6f8; }
 main { max-width: 1040px; margin: 0 auto; padding: 24px 32px 64px; background: #fff; }
 h1 { font-size: 1.9rem; margin-bottom: 0.2rem; }
@@ -30,7 +30,7 @@ figure svg { max-width: 100%; height: auto; border: 1px solid #e3e8ec; }
 .ci { color: #5b6773; white-space: nowrap; }
 "#;
 
-fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
+pub(super) fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
     match (e.value, e.low, e.high) {
         (Some(v), Some(l), Some(h)) => html! {
             (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$} to {h:.digits$})")) }
@@ -46,7 +46,7 @@ fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
     }
 }
 
-fn pct(e: &Estimate) -> Markup {
+pub(super) fn pct(e: &Estimate) -> Markup {
     est(&e.clone().scaled(100.0), 2, "%")
 }
 

@@ -11,6 +11,8 @@
 //! - [`calibration`]: proves those intervals on data whose truth is known.
 //! - [`time_lost`]: minutes lost per practitioner per working day, by cause.
 //! - [`charts`]: inline SVG charts (plotters' SVG backend).
+//! - [`fleet`]: one report over several sites' journals (per-site
+//!   tables, pooled figures, "is one office worse?").
 //! - [`html`], [`markdown`]: renderers; JSON is the model's serde form.
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
@@ -22,6 +24,7 @@ pub mod command;
 pub mod compare;
 pub mod evidence;
 pub mod export;
+pub mod fleet;
 pub mod html;
 pub mod markdown;
 pub mod model;

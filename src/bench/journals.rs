@@ -1,0 +1,650 @@
+//! `casewatch bench journals`: writes a fleet of journals at production
+//! rates, for the fleet report's scale figure and its tests.
+//!
+//! Each site's journal is a real journal file: the real schema (opened and
+//! migrated by [`crate::journal::schema`]), its meta (site, age bands), and
+//! rows as the agent writes them, in bulk SQL. Per site, every 5 minutes:
+//! the demo's three journeys (`case_note` and `case_lookup` on the ICS,
+//! `caseload_report` on the CSS), each logging in and out; three kept
+//! sessions checked every 5 minutes, living 8 hours unless a restart drops
+//! them; one HdrHistogram row per step per minute that had data.
+//!
+//! The truth is known and seeded: occasional errors, log-normal latencies
+//! (`slow` past `slow_after`), freeze episodes (Poisson, exponential
+//! lengths, `frozen` past `freeze_after`, given up on past
+//! `give_up_after`) and restarts that force every kept session out. A site
+//! named in `--worse` has [`WORSE`] times the errors, freezes and restarts
+//! and 1.5 times the latency.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Exp, LogNormal};
+use rusqlite::{params, Connection, Transaction};
+
+use crate::journal::schema;
+use crate::recorder;
+
+/// Journey interval and kept-session check interval (seconds).
+pub const EVERY: f64 = 300.0;
+/// Kept sessions per site.
+pub const KEPT: usize = 3;
+/// A kept session's life unless forced out (seconds).
+pub const MAX_AGE: f64 = 8.0 * 3600.0;
+/// How much worse a `--worse` site is (errors, freezes, restarts).
+pub const WORSE: f64 = 6.0;
+/// A healthy site's truth.
+pub const ERROR_SHARE: f64 = 0.004;
+pub const FREEZES_PER_DAY: f64 = 0.3;
+pub const RESTARTS_PER_DAY: f64 = 0.15;
+pub const MEAN_FREEZE_SECONDS: f64 = 90.0;
+
+pub struct FleetSpec {
+    pub sites: usize,
+    pub days: f64,
+    pub out: PathBuf,
+    pub seed: u64,
+    /// The last moment generated (unix seconds); the journals cover
+    /// `[end - days, end)`.
+    pub end: f64,
+    /// Sites made worse, by name (`site-02`).
+    pub worse: Vec<String>,
+    /// Whether to write the per-minute HdrHistogram rows (the agent does).
+    pub histograms: bool,
+}
+
+/// The name of site `i` (0-based): `site-01`.
+pub fn site_name(i: usize) -> String {
+    format!("site-{:02}", i + 1)
+}
+
+struct Target {
+    name: &'static str,
+    slow_after: f64,
+    freeze_after: f64,
+    give_up_after: f64,
+}
+
+const ICS: Target = Target {
+    name: "ics",
+    slow_after: 1.0,
+    freeze_after: 2.0,
+    give_up_after: 30.0,
+};
+const CSS: Target = Target {
+    name: "css",
+    slow_after: 5.0,
+    freeze_after: 8.0,
+    give_up_after: 40.0,
+};
+
+struct JourneySpec {
+    name: &'static str,
+    target: &'static Target,
+    kind: &'static str,
+    /// (step, phase, median seconds).
+    steps: &'static [(&'static str, &'static str, f64)],
+    offset: f64,
+}
+
+const JOURNEYS: [JourneySpec; 3] = [
+    JourneySpec {
+        name: "case_note",
+        target: &ICS,
+        kind: "interactive",
+        steps: &[
+            ("login_page", "login", 0.05),
+            ("login_submit", "login", 0.12),
+            ("search", "journey", 0.15),
+            ("open_record", "journey", 0.12),
+            ("save_note", "journey", 0.2),
+            ("logout", "logout", 0.05),
+        ],
+        offset: 0.0,
+    },
+    JourneySpec {
+        name: "case_lookup",
+        target: &ICS,
+        kind: "interactive",
+        steps: &[
+            ("login_page", "login", 0.05),
+            ("login_submit", "login", 0.12),
+            ("api_search", "journey", 0.08),
+            ("open_record", "journey", 0.12),
+            ("logout", "logout", 0.05),
+        ],
+        offset: 20.0,
+    },
+    JourneySpec {
+        name: "caseload_report",
+        target: &CSS,
+        kind: "report",
+        steps: &[
+            ("login_page", "login", 0.05),
+            ("login_submit", "login", 0.12),
+            ("run_report", "journey", 1.5),
+            ("logout", "logout", 0.05),
+        ],
+        offset: 40.0,
+    },
+];
+
+/// Writes `spec.sites` journals into `spec.out`, two at a time (or as many
+/// as there are cores). Returns their paths.
+pub fn write_fleet(spec: &FleetSpec) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(&spec.out)
+        .with_context(|| format!("cannot create {}", spec.out.display()))?;
+    let paths: Vec<PathBuf> = (0..spec.sites)
+        .map(|i| spec.out.join(format!("{}.db", site_name(i))))
+        .collect();
+    for p in &paths {
+        if p.exists() {
+            anyhow::bail!("{} exists: generate into an empty folder", p.display());
+        }
+    }
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, spec.sites.max(1));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(path) = paths.get(i) else {
+                            return Ok(());
+                        };
+                        write_site(path, i, spec)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a generator thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(paths)
+}
+
+/// The site's truth: rates and multipliers.
+struct Truth {
+    error_share: f64,
+    latency: f64,
+    freezes: Vec<(f64, f64)>,
+    restarts: Vec<f64>,
+}
+
+fn events(rng: &mut StdRng, from: f64, to: f64, per_day: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let Ok(gap) = Exp::new(per_day / 86_400.0) else {
+        return out;
+    };
+    let mut t = from + gap.sample(rng);
+    while t < to {
+        out.push(t);
+        t += gap.sample(rng);
+    }
+    out
+}
+
+fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()> {
+    let site = site_name(index);
+    let mut rng =
+        StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
+    let factor = if spec.worse.contains(&site) {
+        WORSE
+    } else {
+        1.0
+    };
+    let from = spec.end - spec.days * 86_400.0;
+    let from = (from / EVERY).floor() * EVERY;
+    let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
+    let freezes: Vec<(f64, f64)> = events(&mut rng, from, spec.end, FREEZES_PER_DAY * factor)
+        .into_iter()
+        .map(|t| (t, 5.0 + length.sample(&mut rng)))
+        .collect();
+    let restarts = events(&mut rng, from, spec.end, RESTARTS_PER_DAY * factor);
+    let truth = Truth {
+        error_share: ERROR_SHARE * factor,
+        latency: if factor > 1.0 { 1.5 } else { 1.0 },
+        freezes,
+        restarts,
+    };
+
+    let mut conn = Connection::open(path)?;
+    schema::configure(&conn)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    schema::migrate(&mut conn)?;
+    let tx = conn.transaction()?;
+    for (key, value) in [
+        ("site", site.clone()),
+        (
+            "age_band_edges_seconds",
+            "[0.0,1800.0,3600.0,7200.0,14400.0,28800.0]".to_string(),
+        ),
+        (
+            "histogram_interval_seconds",
+            crate::journal::HISTOGRAM_INTERVAL.as_secs().to_string(),
+        ),
+        ("config_origin", "casewatch bench journals".into()),
+        ("calendar_scale", "1".into()),
+        ("writer_version", env!("CARGO_PKG_VERSION").to_string()),
+    ] {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+    }
+    for (t, len) in &truth.freezes {
+        for target in [&ICS, &CSS] {
+            tx.execute(
+                "INSERT INTO freezes (site, target, started, length, censored) VALUES (?1, ?2, ?3, ?4, 0)",
+                params![site, target.name, t, len],
+            )?;
+        }
+    }
+    tx.commit()?;
+
+    // A day per transaction keeps memory flat.
+    let mut histograms = Pending::new();
+    let mut encoded = Encoded::default();
+    let mut kept = KeptState::new(from);
+    let mut t = from;
+    while t < spec.end {
+        let day_end = (t + 86_400.0).min(spec.end);
+        let tx = conn.transaction()?;
+        while t < day_end {
+            for (j, journey) in JOURNEYS.iter().enumerate() {
+                let start = t + journey.offset + rng.random_range(0.0..0.05);
+                run(
+                    &tx,
+                    &site,
+                    &mut rng,
+                    &truth,
+                    j,
+                    journey,
+                    start,
+                    &mut histograms,
+                )?;
+            }
+            kept.check(&tx, &site, &mut rng, &truth, t + 60.0)?;
+            t += EVERY;
+        }
+        if spec.histograms {
+            flush_histograms(&tx, &site, &mut histograms, &mut encoded, t)?;
+        } else {
+            histograms.clear();
+        }
+        tx.commit()?;
+    }
+    let tx = conn.transaction()?;
+    if spec.histograms {
+        flush_histograms(&tx, &site, &mut histograms, &mut encoded, f64::INFINITY)?;
+    }
+    kept.stop(&tx, &site, spec.end)?;
+    tx.commit()?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+fn in_freeze(truth: &Truth, at: f64) -> Option<f64> {
+    // Freezes are sparse: a binary search finds the one at or before `at`.
+    let i = truth.freezes.partition_point(|f| f.0 <= at);
+    let (start, len) = *truth.freezes.get(i.checked_sub(1)?)?;
+    (at < start + len).then_some(start + len - at)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run(
+    tx: &Transaction<'_>,
+    site: &str,
+    rng: &mut StdRng,
+    truth: &Truth,
+    j: usize,
+    journey: &JourneySpec,
+    start: f64,
+    histograms: &mut Pending,
+) -> anyhow::Result<()> {
+    let target = journey.target;
+    // A restart during the slot ends the journey's session at its first
+    // journey step.
+    let next = truth.restarts.partition_point(|r| *r < start);
+    let restarted = truth.restarts.get(next).is_some_and(|r| *r < start + 5.0);
+    let mut steps = Vec::new();
+    let mut at = start;
+    let mut outcome = "ok";
+    let mut failed_step: Option<&str> = None;
+    let mut logout_cause: Option<&str> = None;
+    for (seq, (step, phase, median)) in journey.steps.iter().enumerate() {
+        let lat = LogNormal::new((median * truth.latency).ln(), 0.45).context("latency")?;
+        let mut duration: f64 = lat.sample(rng);
+        let mut step_outcome = if duration > target.slow_after {
+            "slow"
+        } else {
+            "ok"
+        };
+        let mut censored = false;
+        let mut status = Some(200u16);
+        let mut cause = None;
+        if let Some(left) = in_freeze(truth, at) {
+            duration += left;
+            if duration >= target.freeze_after {
+                step_outcome = "frozen";
+            }
+            if duration >= target.give_up_after {
+                duration = target.give_up_after;
+                censored = true;
+                status = None;
+            }
+        } else if restarted && *phase == "journey" {
+            step_outcome = "logged_out";
+            status = Some(302);
+            cause = Some("redirect");
+        } else if rng.random_bool(truth.error_share.min(1.0)) {
+            let which = rng.random_range(0..10);
+            (step_outcome, status) = match which {
+                0..=5 => ("http_error", Some(500)),
+                6..=7 => ("connect_error", None),
+                _ => ("assertion_failed", Some(200)),
+            };
+        }
+        steps.push((
+            seq,
+            *step,
+            *phase,
+            at,
+            duration,
+            step_outcome,
+            status,
+            censored,
+            cause,
+        ));
+        if !censored {
+            let minute = (at / 60.0).floor() as i64;
+            histograms
+                .entry((minute, j, seq))
+                .or_default()
+                .push((duration * 1e6).clamp(1.0, recorder::HIGHEST_MICROS as f64) as u64);
+        }
+        at += duration + 0.01;
+        if !matches!(step_outcome, "ok" | "slow") {
+            outcome = step_outcome;
+            failed_step = Some(step);
+            logout_cause = cause;
+            break;
+        }
+        if step_outcome == "slow" && outcome == "ok" {
+            outcome = "slow";
+        }
+    }
+    let duration = at - start;
+    tx.prepare_cached(
+        "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0)",
+    )?
+    .execute(params![
+        site,
+        target.name,
+        journey.name,
+        journey.kind,
+        start,
+        start,
+        duration,
+        outcome,
+        failed_step
+    ])?;
+    let run_id = tx.last_insert_rowid();
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO steps (run_id, seq, step, phase, sent_at, duration, outcome, status, bytes, censored, logout_cause, session_age, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?;
+    for (seq, step, phase, sent, d, o, status, censored, cause) in &steps {
+        insert.execute(params![
+            run_id,
+            *seq as i64,
+            step,
+            phase,
+            sent,
+            d,
+            o,
+            status,
+            2048i64,
+            censored,
+            cause,
+            (*phase != "login").then_some(sent - start),
+            journey.kind
+        ])?;
+    }
+    let dropped = logout_cause.is_some();
+    let alive = steps
+        .iter()
+        .rev()
+        .find(|s| matches!(s.5, "ok" | "slow"))
+        .map_or(0.0, |s| s.3 + s.4 - start);
+    tx.prepare_cached(
+        "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail)
+         VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, 'journey', NULL, ?8, '')",
+    )?
+    .execute(params![
+        site,
+        target.name,
+        journey.name,
+        start,
+        alive,
+        if dropped {
+            logout_cause
+        } else if outcome == "ok" || outcome == "slow" {
+            Some("logged_out_by_agent")
+        } else {
+            Some("lost")
+        },
+        dropped,
+        dropped.then_some(duration),
+    ])?;
+    Ok(())
+}
+
+fn flush_histograms(
+    tx: &Transaction<'_>,
+    site: &str,
+    histograms: &mut Pending,
+    encoded: &mut Encoded,
+    before: f64,
+) -> anyhow::Result<()> {
+    let keep = histograms.split_off(&(((before / 60.0).floor() as i64), 0, 0));
+    let done = std::mem::replace(histograms, keep);
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO histograms (site, target, journey, step, interval_start, interval_secs, count, hdr_v2_deflate)
+         VALUES (?1, ?2, ?3, ?4, ?5, 60, ?6, ?7)",
+    )?;
+    for ((minute, j, seq), values) in done {
+        let journey = &JOURNEYS[j];
+        let bytes = encoded.encode(&values)?;
+        insert.execute(params![
+            site,
+            journey.target.name,
+            journey.name,
+            journey.steps[seq].0,
+            (minute * 60) as f64,
+            values.len() as i64,
+            bytes
+        ])?;
+    }
+    Ok(())
+}
+
+/// Step durations (µs) per (minute, journey, step), not yet stored.
+type Pending = std::collections::BTreeMap<(i64, usize, usize), Vec<u64>>;
+
+/// Encodes histograms; one holding a single value (nearly all of them, at
+/// one run per step per 5 minutes) is encoded once per distinct bucket,
+/// since its bytes depend only on the bucket.
+struct Encoded {
+    histogram: hdrhistogram::Histogram<u64>,
+    single: std::collections::HashMap<u64, Vec<u8>>,
+}
+
+impl Default for Encoded {
+    fn default() -> Self {
+        Encoded {
+            histogram: recorder::new_histogram(),
+            single: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl Encoded {
+    fn encode(&mut self, values: &[u64]) -> anyhow::Result<Vec<u8>> {
+        if let [value] = values {
+            let bucket = self.histogram.lowest_equivalent(*value);
+            if let Some(bytes) = self.single.get(&bucket) {
+                return Ok(bytes.clone());
+            }
+        }
+        self.histogram.reset();
+        for v in values {
+            self.histogram.saturating_record(*v);
+        }
+        let bytes = recorder::encode(&self.histogram)?;
+        if let [value] = values {
+            self.single
+                .insert(self.histogram.lowest_equivalent(*value), bytes.clone());
+        }
+        Ok(bytes)
+    }
+}
+
+/// The three kept sessions: each slot's current life.
+struct KeptState {
+    /// Per slot: login time, last moment known alive.
+    lives: Vec<(f64, f64)>,
+    /// Restarts already applied.
+    seen_restart: usize,
+}
+
+impl KeptState {
+    fn new(from: f64) -> KeptState {
+        KeptState {
+            lives: vec![(from, from); KEPT],
+            seen_restart: 0,
+        }
+    }
+
+    fn login(tx: &Transaction<'_>, site: &str, slot: usize, at: f64) -> anyhow::Result<()> {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state)
+             VALUES (?1, 'ics', ?2, 'login', ?3, ?4, ?5, 0.1, 'ok', 200, 0, NULL, NULL, 'alive')",
+        )?;
+        for (seq, step) in ["login_page", "login_submit"].iter().enumerate() {
+            insert.execute(params![
+                site,
+                slot as i64,
+                seq as i64,
+                step,
+                at + seq as f64 * 0.1
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn span(
+        tx: &Transaction<'_>,
+        site: &str,
+        slot: usize,
+        life: (f64, f64),
+        end: &str,
+        seen: Option<f64>,
+    ) -> anyhow::Result<()> {
+        tx.prepare_cached(
+            "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail)
+             VALUES (?1, 'ics', '', ?2, 0, ?3, ?4, ?5, 'kept', ?6, ?7, '')",
+        )?
+        .execute(params![
+            site,
+            life.0,
+            life.1 - life.0,
+            end,
+            seen.is_some(),
+            slot as i64,
+            seen.map(|s| s - life.0)
+        ])?;
+        Ok(())
+    }
+
+    fn check(
+        &mut self,
+        tx: &Transaction<'_>,
+        site: &str,
+        rng: &mut StdRng,
+        truth: &Truth,
+        at: f64,
+    ) -> anyhow::Result<()> {
+        let restart = truth
+            .restarts
+            .get(self.seen_restart)
+            .is_some_and(|r| *r < at);
+        if restart {
+            self.seen_restart += 1;
+        }
+        for slot in 0..KEPT {
+            let at = at + slot as f64 * 7.0;
+            let (login, alive) = self.lives[slot];
+            if at - login >= MAX_AGE {
+                KeptState::span(tx, site, slot, (login, alive), "max_age", None)?;
+                KeptState::login(tx, site, slot, at)?;
+                self.lives[slot] = (at, at + 0.2);
+                continue;
+            }
+            let lat = LogNormal::new((0.08 * truth.latency).ln(), 0.4).context("latency")?;
+            let mut duration: f64 = lat.sample(rng);
+            let (outcome, state, status, cause) = if let Some(left) = in_freeze(truth, at) {
+                duration = (duration + left).min(ICS.give_up_after);
+                ("frozen", "unknown", None, None)
+            } else if restart {
+                ("logged_out", "ended", Some(302), Some("redirect"))
+            } else {
+                ("ok", "alive", Some(200), None)
+            };
+            tx.prepare_cached(
+                "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state)
+                 VALUES (?1, 'ics', ?2, 'check', 0, 'keepalive_home', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                site,
+                slot as i64,
+                at,
+                duration,
+                outcome,
+                status,
+                duration >= ICS.give_up_after,
+                cause,
+                at - login,
+                state
+            ])?;
+            match state {
+                "alive" => self.lives[slot].1 = at + duration,
+                "ended" => {
+                    KeptState::span(tx, site, slot, (login, alive), "redirect", Some(at))?;
+                    KeptState::login(tx, site, slot, at + 1.0)?;
+                    self.lives[slot] = (at + 1.0, at + 1.2);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&self, tx: &Transaction<'_>, site: &str, _end: f64) -> anyhow::Result<()> {
+        for (slot, life) in self.lives.iter().enumerate() {
+            KeptState::span(tx, site, slot, *life, "agent_stop", None)?;
+        }
+        Ok(())
+    }
+}
