@@ -442,8 +442,13 @@ async fn run_case(case: Case) -> (String, Duration) {
         (now.fds <= before.fds + 20).then_some(now)
     })
     .await;
+    // The test process is shared with the tests running beside this one
+    // (an in-process browser client, report builds), whose allocations the
+    // allocator keeps; 64 MiB allows for them and is still far below what
+    // any hostile case would leak (an endless or 1 GiB body, a redirect
+    // loop's responses).
     assert!(
-        after.rss_kib <= before.rss_kib + 40 * 1024,
+        after.rss_kib <= before.rss_kib + 64 * 1024,
         "RSS grew from {} KiB to {} KiB",
         before.rss_kib,
         after.rss_kib
