@@ -703,8 +703,10 @@ fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
     let output = Command::new(env!("CARGO_BIN_EXE_casewatch"))
         .args([
             "demo",
+            // Long enough for runs to finish (the debug lines below) even
+            // while the demo's browser starts on a busy machine.
             "--duration",
-            "10s",
+            "20s",
             "--listen",
             "127.0.0.1:0",
             "--config",
