@@ -49,6 +49,7 @@ pub mod schedule;
 pub mod sim;
 pub mod status;
 pub mod supervisor;
+pub mod timefmt;
 pub mod web;
 
 /// An error and its causes on one line, `a: b: c`.

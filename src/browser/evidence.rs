@@ -111,7 +111,7 @@ impl EvidenceStore {
         };
         let console: Vec<String> = console.iter().map(|l| redact(l, secrets)).collect();
         let record = serde_json::json!({
-            "at": crate::report::model::rfc3339(crate::outcome::unix_secs(SystemTime::now())),
+            "at": crate::timefmt::rfc3339(crate::outcome::unix_secs(SystemTime::now())),
             "target": failure.target,
             "journey": failure.journey,
             "step": failure.step,

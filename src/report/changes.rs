@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::compare::{self, ChangeEvidence, Measure, Observations};
 use super::evidence::{Calendar, Direction, MIN_BLOCKS};
-use super::model::{human_duration, rfc3339, show, MAX_CHANGE_WINDOW};
+use super::model::{show, MAX_CHANGE_WINDOW};
 use crate::journal::read::ChangeRow;
+use crate::timefmt::{human_duration, rfc3339};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ChangeComparison {

@@ -34,10 +34,11 @@ use serde::Serialize;
 
 use super::compare::{self, Measure};
 use super::evidence::{self, Direction};
-use super::model::{rfc3339, TimeWindow};
+use super::model::TimeWindow;
 use super::stats::Estimate;
 use crate::journal::read::{JournalReader, ReadError, Window};
 use crate::outcome::unix_secs;
+use crate::timefmt::rfc3339;
 
 pub const SCHEMA_VERSION: u32 = 1;
 /// Measures compared per site (availability, p95, freezes, forced logouts).
@@ -804,7 +805,7 @@ fn assemble(
         "blocks of time",
         format!(
             "one grid of {} blocks shared by every site; in pooled figures a block is one cluster across all sites (a central freeze stalls every office at once)",
-            super::model::human_duration(grid.length)
+            crate::timefmt::human_duration(grid.length)
         ),
     );
     methods.insert("availability", evidence::CLUSTERED_WILSON.into());
@@ -867,7 +868,8 @@ fn assemble(
 }
 
 fn summary(r: &FleetReport) -> Vec<String> {
-    use super::model::{human_duration, show, show_percent};
+    use super::model::{show, show_percent};
+    use crate::timefmt::human_duration;
     let mut out = Vec::new();
     let names: BTreeSet<&str> = r.sites.iter().map(|s| s.site.as_str()).collect();
     if !r.window.has_data {
@@ -1036,7 +1038,7 @@ fn markdown(r: &FleetReport) -> String {
             r.comparison_level * 100.0,
             r.sites.len() * MEASURES,
             r.min_blocks,
-            super::model::human_duration(r.block_seconds)
+            crate::timefmt::human_duration(r.block_seconds)
         );
         let _ = writeln!(
             w,

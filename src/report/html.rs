@@ -6,8 +6,9 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::charts;
-use super::model::{human_duration, rfc3339, Report};
+use super::model::Report;
 use super::stats::Estimate;
+use crate::timefmt::{human_duration, rfc3339};
 
 pub(super) const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2733; background: #f4f6f8; }

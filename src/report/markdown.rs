@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::model::{human_duration, rfc3339, show, show_percent, Report};
+use super::model::{show, show_percent, Report};
+use crate::timefmt::{human_duration, rfc3339};
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();

@@ -27,6 +27,7 @@ use crate::journal::read::{
 };
 use crate::outcome::unix_secs;
 use crate::recorder;
+use crate::timefmt::{human_duration, rfc3339};
 
 pub const SCHEMA_VERSION: u32 = 2;
 /// Longest before/after window on each side of a change.
@@ -372,27 +373,6 @@ pub struct LatencyBlock {
     pub steps: u64,
     pub p50_ms: Estimate,
     pub p95_ms: Estimate,
-}
-
-pub fn rfc3339(t: f64) -> String {
-    if !t.is_finite() || t < 0.0 {
-        return "-".into();
-    }
-    let secs = t.floor() as u64;
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-        .to_string()
-}
-
-/// "1h 30m", "45s", "2.5s": a duration for people.
-pub fn human_duration(seconds: f64) -> String {
-    if !seconds.is_finite() {
-        return "-".into();
-    }
-    if seconds < 10.0 {
-        return format!("{seconds:.1} s");
-    }
-    let d = Duration::from_secs(seconds.round() as u64);
-    humantime::format_duration(d).to_string()
 }
 
 /// Everything the report reads from journals, for one window.

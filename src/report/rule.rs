@@ -18,8 +18,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::evidence;
-use super::model::{human_duration, BandHazard};
+use super::model::BandHazard;
 use super::stats::Estimate;
+use crate::timefmt::human_duration;
 
 /// Forced logouts (and distinct blocks of time holding them) each side
 /// needs before a direction is stated.

@@ -3,7 +3,8 @@
 //! under the minimum-evidence rule (see [`super::evidence`]); otherwise it
 //! says there is not enough evidence yet.
 
-use super::model::{human_duration, show, show_percent, Report};
+use super::model::{show, show_percent, Report};
+use crate::timefmt::human_duration;
 
 pub fn summary(r: &Report) -> Vec<String> {
     let mut out = Vec::new();

@@ -29,9 +29,10 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use super::evidence::{self, BlockGrid, Calendar, Direction, Judgement};
-use super::model::{human_duration, is_success, Rows};
+use super::model::{is_success, Rows};
 use super::stats::{percentile_sorted, Estimate};
 use crate::config::practitioners::Practitioners;
+use crate::timefmt::human_duration;
 
 pub const BOOTSTRAP: &str =
     "block bootstrap: whole blocks of time resampled, the three causes recomputed, 1000 resamples, fixed seed (95%)";
