@@ -12,10 +12,10 @@ use crate::detect::{FreezeChange, FreezeDetector};
 use crate::journal::{Journal, ReportLoad};
 use crate::metrics::Metrics;
 use crate::outcome::{
-    bracket_midpoint, JourneyKind, KeptRecord, ProbeEvent, Record, RunRecord, SessionEnd,
-    SessionSpan, StepRecord,
+    bracket_midpoint, FreezeEpisode, JourneyKind, KeptRecord, ProbeEvent, Record, RunRecord,
+    SessionEnd, SessionSpan, StepRecord,
 };
-use crate::status::{FreezeEpisode, StatusBoard};
+use crate::status::StatusBoard;
 
 pub struct Observer {
     metrics: Arc<Metrics>,

@@ -498,6 +498,18 @@ impl fmt::Display for SessionOrigin {
     }
 }
 
+/// One ended freeze episode of a target: the stretch from when a request
+/// to it passed `freeze_after` (backdated to its send) until it answered
+/// again. `censored` when the agent stopped before the target answered:
+/// the true length is then at least `length`.
+#[derive(Clone, Debug)]
+pub struct FreezeEpisode {
+    pub target: String,
+    pub started: SystemTime,
+    pub length: Duration,
+    pub censored: bool,
+}
+
 /// Session life from `age_from` to `age_to`; with `end` set, the last stretch.
 ///
 /// Ages count from the login's completion. Exposure (`age_from..age_to`)

@@ -13,8 +13,8 @@ use maud::{html, Markup, DOCTYPE};
 
 use crate::detect::{kaplan_meier, survival_at, AgeBands, Lifetime};
 use crate::outcome::{
-    bracket_midpoint, KeptActivity, KeptRecord, KeptState, LogoutCause, Outcome, RunRecord,
-    SessionEnd, SessionOrigin, SessionSpan,
+    bracket_midpoint, FreezeEpisode, KeptActivity, KeptRecord, KeptState, LogoutCause, Outcome,
+    RunRecord, SessionEnd, SessionOrigin, SessionSpan,
 };
 
 /// Session lifetimes kept for the survival estimate on the page.
@@ -42,14 +42,6 @@ pub struct JourneyStatus {
     pub runs: BTreeMap<Outcome, u64>,
     pub missed_slots: u64,
     pub recent_failures: VecDeque<Failure>,
-}
-
-#[derive(Clone, Debug)]
-pub struct FreezeEpisode {
-    pub target: String,
-    pub started: SystemTime,
-    pub length: Duration,
-    pub censored: bool,
 }
 
 #[derive(Clone, Debug)]

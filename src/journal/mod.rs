@@ -26,8 +26,7 @@ use std::time::{Duration, SystemTime};
 use prometheus::{IntCounter, IntGauge, Opts};
 
 use crate::config::Config;
-use crate::outcome::{KeptRecord, RunRecord, SessionSpan};
-use crate::status::FreezeEpisode;
+use crate::outcome::{FreezeEpisode, KeptRecord, RunRecord, SessionSpan};
 
 /// Records the queue holds before new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 10_000;
