@@ -21,9 +21,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, JournalOptions};
 use crate::config_gauges::ConfigGauges;
-use crate::journal::{Journal, JournalError, JournalOptions};
+use crate::journal::{Journal, JournalError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};

@@ -26,7 +26,7 @@ pub struct Config {
     pub targets: Vec<Arc<Target>>,
     pub journeys: Vec<Arc<Journey>>,
     pub changes: Vec<ChangeEvent>,
-    pub journal: Option<crate::journal::JournalOptions>,
+    pub journal: Option<JournalOptions>,
     /// Central stores the agent pushes its metrics to (remote_write 1.0).
     pub remote_write: Vec<super::remote_write::RemoteWrite>,
     /// Who the agent stands for: the time-lost figure's assumptions.
@@ -246,6 +246,16 @@ pub struct Assertions {
     pub body_not_contains: Vec<String>,
     pub body_matches: Vec<Regex>,
     pub headers: Vec<(String, Regex)>,
+}
+
+/// Where the journal is written and how long its records are kept.
+#[derive(Clone, Debug)]
+pub struct JournalOptions {
+    pub path: PathBuf,
+    /// How long successful runs are kept.
+    pub keep_successes: Duration,
+    /// How long failed runs, freezes and forced logouts are kept.
+    pub keep_failures: Duration,
 }
 
 /// A dated change to the monitored system, e.g. "extra server capacity".

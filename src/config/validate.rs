@@ -401,7 +401,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         if keep_failures < keep_successes {
             c.warn(line_of(&j.path), "journal", "keep_failures is shorter than keep_successes: failures are the evidence, keep them longer");
         }
-        crate::journal::JournalOptions { path: PathBuf::from(j.path.as_str()), keep_successes, keep_failures }
+        JournalOptions { path: PathBuf::from(j.path.as_str()), keep_successes, keep_failures }
     });
 
     let browser = browser::settings(&mut c, raw.browser.as_ref());

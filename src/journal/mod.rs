@@ -18,29 +18,19 @@ pub mod read;
 pub mod schema;
 mod writer;
 
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use prometheus::{IntCounter, IntGauge, Opts};
 
-use crate::config::Config;
+use crate::config::{Config, JournalOptions};
 use crate::outcome::{FreezeEpisode, KeptRecord, RunRecord, SessionSpan};
 
 /// Records the queue holds before new ones are dropped (and counted).
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// The recorder's histogram interval.
 pub const HISTOGRAM_INTERVAL: Duration = Duration::from_secs(60);
-
-#[derive(Clone, Debug)]
-pub struct JournalOptions {
-    pub path: PathBuf,
-    /// How long successful runs are kept.
-    pub keep_successes: Duration,
-    /// How long failed runs, freezes and forced logouts are kept.
-    pub keep_failures: Duration,
-}
 
 /// Whether report journeys were running while a run ran.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
