@@ -38,6 +38,7 @@ pub mod config_gauges;
 pub mod detect;
 pub mod journal;
 pub mod logging;
+pub mod loss;
 pub mod metrics;
 pub mod observe;
 pub mod outcome;

@@ -128,7 +128,7 @@ impl TimeLostTally {
         let redo = p
             .redo_after_logout_seconds
             .unwrap_or_else(|| mean(self.interrupted));
-        let tally = crate::report::time_lost::LossTally {
+        let tally = crate::loss::LossTally {
             start: 0.0,
             working_seconds: seconds,
             frozen_seconds: frozen.min(seconds),
@@ -136,7 +136,7 @@ impl TimeLostTally {
             session_hours: self.session_hours,
             excess: self.excess.clone(),
         };
-        let model = crate::report::time_lost::Model {
+        let model = crate::loss::Model {
             practitioners: p,
             cost_seconds: mean(self.logins) + redo,
         };
@@ -435,7 +435,7 @@ impl StatusBoard {
             @match minutes {
                 Some((frozen, logouts, slow)) => {
                     p { "Minutes a practitioner would lose in a working day at what the agent has measured since it started (all hours; the evidence report gives working hours only, with intervals). "
-                        "Assumptions: " (crate::report::time_lost::assumptions(&self.time_lost.practitioners)) "." }
+                        "Assumptions: " (crate::loss::assumptions(&self.time_lost.practitioners)) "." }
                     table {
                         thead { tr { th { "Freezes" } th { "Forced logouts" } th { "Slowness" } th { "All causes" } } }
                         tbody { tr { td { (format!("{frozen:.1} min")) } td { (format!("{logouts:.1} min")) } td { (format!("{slow:.1} min")) } td { strong { (format!("{:.1} min", frozen + logouts + slow)) } } } }

@@ -123,7 +123,7 @@ fn time_lost(r: &Report) -> Markup {
             tr { td { b { "all causes" } } td { b { (est(&t.total_minutes, 1, " min")) } } }
             tr { td { "staff-hours lost per month at the site" } td { (est(&t.staff_hours_per_month, 0, " h")) } }
         }
-        p.note { "Assumptions: " (super::time_lost::assumptions(&t.assumptions)) ". Each forced logout costs "
+        p.note { "Assumptions: " (crate::loss::assumptions(&t.assumptions)) ". Each forced logout costs "
                  (human_duration(t.logout_cost_seconds)) ": " (human_duration(t.relogin_seconds)) " to log in again and "
                  (human_duration(t.redo_seconds)) " of work redone (" (t.redo_source) "). Measured over "
                  (human_duration(t.working_hours_observed * 3600.0)) " of working hours in " (t.blocks) " blocks." }

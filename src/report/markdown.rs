@@ -45,7 +45,7 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(
         w,
         "\nAssumptions: {}. Each forced logout costs {} ({} to log in again, {} of work redone, {}).",
-        super::time_lost::assumptions(&t.assumptions),
+        crate::loss::assumptions(&t.assumptions),
         human_duration(t.logout_cost_seconds),
         human_duration(t.relogin_seconds),
         human_duration(t.redo_seconds),
