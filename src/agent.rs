@@ -143,7 +143,7 @@ impl Agent {
             ),
             evidence: journal_path.as_deref().map(|path| {
                 Arc::new(crate::browser::EvidenceStore::new(
-                    crate::browser::evidence::folder_beside(path),
+                    crate::journal::folder_beside(path),
                     &config.browser,
                 ))
             }),

@@ -31,16 +31,6 @@ use crate::outcome::Outcome;
 const MASK_TIMEOUT: Duration = Duration::from_secs(3);
 const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The folder beside `journal` that its evidence goes in:
-/// `casewatch-demo.db` → `casewatch-demo-evidence/`.
-pub fn folder_beside(journal: &Path) -> PathBuf {
-    let stem = journal
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "journal".to_string());
-    journal.with_file_name(format!("{stem}-evidence"))
-}
-
 /// Whether `name` is an evidence file name this store could have written
 /// (letters, digits, `-`, `_`, `.`; ending `.png` or `.json`), so a web
 /// request can never name another file.
@@ -290,10 +280,6 @@ mod tests {
         ] {
             assert!(!is_evidence_file(bad), "{bad}");
         }
-        assert_eq!(
-            folder_beside(Path::new("/var/lib/cw/casewatch-demo.db")),
-            Path::new("/var/lib/cw/casewatch-demo-evidence")
-        );
     }
 
     #[test]

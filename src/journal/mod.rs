@@ -10,6 +10,9 @@
 //!   (disk full, locked file) are counted and logged, never fatal.
 //! - [`schema`] versions the file and migrates it at open.
 //! - [`read`] is the report's and exports' read side.
+//! - [`folder_beside`] names the folder beside the file where failed browser
+//!   steps leave their evidence, so the agent, the status page and the report
+//!   agree on it.
 //!
 //! WAL mode with `synchronous=NORMAL`: a crash (even `kill -9`) loses at
 //! most what is still queued, and the file always reopens.
@@ -18,6 +21,7 @@ pub mod read;
 pub mod schema;
 mod writer;
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
@@ -31,6 +35,16 @@ use crate::outcome::{FreezeEpisode, KeptRecord, RunRecord, SessionSpan};
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// The recorder's histogram interval.
 pub const HISTOGRAM_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The folder beside `journal` that its evidence goes in:
+/// `casewatch-demo.db` → `casewatch-demo-evidence/`.
+pub fn folder_beside(journal: &Path) -> PathBuf {
+    let stem = journal
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "journal".to_string());
+    journal.with_file_name(format!("{stem}-evidence"))
+}
 
 /// Whether report journeys were running while a run ran.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -195,5 +209,18 @@ impl Journal {
         if self.writer.join().is_err() {
             tracing::error!("journal writer panicked");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evidence_goes_in_the_folder_beside_the_journal() {
+        assert_eq!(
+            folder_beside(Path::new("/var/lib/cw/casewatch-demo.db")),
+            Path::new("/var/lib/cw/casewatch-demo-evidence")
+        );
     }
 }

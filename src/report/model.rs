@@ -549,10 +549,9 @@ pub fn build_from(rows: &Rows, window: Window, options: &ReportOptions) -> Repor
     let latency = latency(rows, window, &grid);
     let mut freezes = freeze_section(&rows.freezes, &by_target, &grid);
     (freezes.browser, freezes.browser_evidence) = browser_steps(&rows.steps);
-    freezes.evidence_folder =
-        crate::browser::evidence::folder_beside(std::path::Path::new(&options.journal))
-            .display()
-            .to_string();
+    freezes.evidence_folder = crate::journal::folder_beside(std::path::Path::new(&options.journal))
+        .display()
+        .to_string();
     let (forced_logouts, sessions) =
         session_sections(&rows.spans, &rows.bands, options.rule_age, &all, &grid);
     let kept_sessions = kept_section(&rows.kept, &rows.spans);
