@@ -24,6 +24,7 @@
 //! - [`logging`]: the log filter, and the crates that are never logged.
 //! - [`recorder`]: HdrHistograms per step per interval, fed by the journal.
 //! - [`journal`]: the durable SQLite evidence file, written on its own thread.
+//! - [`ledger`]: what a journal measured, tallied per hour; what the report reads.
 //! - [`remote_write`]: pushes the metrics to central stores through an on-disk queue.
 //! - [`report`]: the board's evidence report and the exports; reads the journal only.
 //! - [`sim`]: the simulated case system; it imports nothing from the agent.
@@ -37,6 +38,7 @@ pub mod config;
 pub mod config_gauges;
 pub mod detect;
 pub mod journal;
+pub mod ledger;
 pub mod logging;
 pub mod loss;
 pub mod metrics;

@@ -6,10 +6,14 @@
 
 use std::time::{Duration, SystemTime};
 
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z).
+const LAST_SECOND: f64 = 253_402_300_799.0;
+
 /// Unix seconds as RFC 3339 to the second (`2026-06-01T08:00:00Z`); `-` for
-/// a time that is negative or not finite.
+/// a time that is negative, not finite, or after the year 9999 (a journal
+/// row in milliseconds read as seconds, say).
 pub fn rfc3339(t: f64) -> String {
-    if !t.is_finite() || t < 0.0 {
+    if !(0.0..=LAST_SECOND).contains(&t) {
         return "-".into();
     }
     let secs = t.floor() as u64;
@@ -17,14 +21,68 @@ pub fn rfc3339(t: f64) -> String {
         .to_string()
 }
 
-/// "1h 30m", "45s", "2.5s": a duration for people.
+/// "2.5 s", "45 s", "12 min 30 s", "1 h 30 min", "3 days 4 h", "2 years
+/// 10 days": a duration for people, in its two largest units.
 pub fn human_duration(seconds: f64) -> String {
-    if !seconds.is_finite() {
+    if !seconds.is_finite() || seconds < 0.0 {
         return "-".into();
     }
+    // Never "-0.0 s".
+    let seconds = if seconds == 0.0 { 0.0 } else { seconds };
     if seconds < 10.0 {
         return format!("{seconds:.1} s");
     }
-    let d = Duration::from_secs(seconds.round() as u64);
-    humantime::format_duration(d).to_string()
+    let s = seconds.round() as u64;
+    let units: [(u64, &str, &str); 5] = [
+        (365 * 86_400, "year", "years"),
+        (86_400, "day", "days"),
+        (3_600, "h", "h"),
+        (60, "min", "min"),
+        (1, "s", "s"),
+    ];
+    let mut parts = Vec::new();
+    let mut rest = s;
+    for (size, one, many) in units {
+        let n = rest / size;
+        if n > 0 || !parts.is_empty() {
+            if n > 0 {
+                parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+            }
+            rest -= n * size;
+            if parts.len() == 2 || (!parts.is_empty() && n == 0) {
+                break;
+            }
+        }
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_words() {
+        assert_eq!(human_duration(2.54), "2.5 s");
+        assert_eq!(human_duration(45.0), "45 s");
+        assert_eq!(human_duration(750.0), "12 min 30 s");
+        assert_eq!(human_duration(5400.0), "1 h 30 min");
+        assert_eq!(human_duration(3.0 * 86_400.0 + 74.0), "3 days");
+        assert_eq!(human_duration(7.0 * 86_400.0), "7 days");
+        assert_eq!(human_duration(86_400.0 + 3600.0), "1 day 1 h");
+        assert_eq!(
+            human_duration(2.0 * 365.0 * 86_400.0 + 10.0 * 86_400.0),
+            "2 years 10 days"
+        );
+        assert_eq!(human_duration(-0.0), "0.0 s");
+        assert_eq!(human_duration(f64::NAN), "-");
+    }
+
+    #[test]
+    fn times_beyond_the_calendar_are_a_dash() {
+        assert_eq!(rfc3339(1_780_272_000.0), "2026-06-01T00:00:00Z");
+        assert_eq!(rfc3339(1.7e12), "-");
+        assert_eq!(rfc3339(9.3e18), "-");
+        assert_eq!(rfc3339(-1.0), "-");
+    }
 }

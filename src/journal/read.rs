@@ -1,6 +1,8 @@
-//! The journal's read side, for the report and the exports: plain rows for a
-//! time window. Opening recovers a file left by a crash (WAL replay) and
-//! migrates an older schema; it never creates a file.
+//! The journal's read side, for the report and the exports: rows of a time
+//! window, streamed one at a time (`each_*`) or collected. Each row type has
+//! one mapping that both use. A journal is opened read-only and never
+//! changed; a file that is not a casewatch journal is refused, naming what
+//! it is.
 
 use std::path::Path;
 
@@ -26,6 +28,10 @@ pub enum ReadError {
     },
     #[error("cannot read journal")]
     Query(#[from] rusqlite::Error),
+    #[error("{path} is not a casewatch journal: it is {found}")]
+    NotJournal { path: String, found: String },
+    #[error("journal {path} has schema version {found}, older than this casewatch reads ({OLDEST_READABLE}); the agent upgrades it when it opens it, or run `casewatch journal migrate {path}`")]
+    TooOld { path: String, found: i64 },
 }
 
 /// A time window in unix seconds, `from` inclusive, `to` exclusive.
@@ -85,6 +91,9 @@ pub struct StepRow {
     pub freeze_side: Option<String>,
     /// A failed browser step's evidence, a name in the evidence folder.
     pub evidence: Option<String>,
+    /// The run's own kind, and its intended start.
+    pub run_kind: String,
+    pub intended_start: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -186,34 +195,143 @@ pub struct HistogramRow {
     pub histogram: Histogram<u64>,
 }
 
+/// A compacted hour: its ledger, encoded (see `crate::ledger::rollup`).
+#[derive(Clone, Debug)]
+pub struct RollupRow {
+    pub hour_start: f64,
+    pub body: Vec<u8>,
+}
+
+/// The oldest schema the report reads; older journals are upgraded by the
+/// agent (or `casewatch journal migrate`) when it opens them.
+pub const OLDEST_READABLE: i64 = 5;
+
+/// The tables every casewatch journal has.
+const JOURNAL_TABLES: [&str; 6] = [
+    "meta",
+    "runs",
+    "steps",
+    "freezes",
+    "session_spans",
+    "kept_checks",
+];
+
+/// A journal opened for reading. It is opened read-only and never
+/// changed: migration is the writer's job. On a read-only mount, or
+/// where the `-shm` file cannot be made, it is opened as immutable.
 pub struct JournalReader {
     conn: Connection,
+    has_rollups: bool,
 }
 
 impl JournalReader {
     pub fn open(path: &Path) -> Result<JournalReader, ReadError> {
         let name = path.display().to_string();
-        let open = |source| ReadError::Open {
+        let not_journal = |found: String| ReadError::NotJournal {
             path: name.clone(),
-            source,
+            found,
         };
-        if !path.exists() {
-            return Err(open(rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some("no such file".into()),
-            )));
-        }
-        let mut conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(open)?;
-        schema::configure(&conn).map_err(open)?;
-        schema::migrate(&mut conn).map_err(|source| ReadError::Schema {
+        let meta = std::fs::metadata(path).map_err(|e| ReadError::Open {
             path: name.clone(),
-            source,
+            source: rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(e.to_string()),
+            ),
         })?;
-        Ok(JournalReader { conn })
+        if !meta.is_file() {
+            return Err(not_journal("not a regular file".into()));
+        }
+        if meta.len() == 0 {
+            return Err(not_journal("an empty file".into()));
+        }
+        let conn = match Self::connect(path, false) {
+            Ok(conn) => conn,
+            Err(_) => Self::connect(path, true).map_err(|source| ReadError::Open {
+                path: name.clone(),
+                source,
+            })?,
+        };
+        let tables: Vec<String> = match conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()
+            }) {
+            Ok(tables) => tables,
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::NotADatabase =>
+            {
+                return Err(not_journal("not an SQLite database".into()))
+            }
+            Err(source) => {
+                return Err(ReadError::Open {
+                    path: name.clone(),
+                    source,
+                })
+            }
+        };
+        let missing: Vec<&str> = JOURNAL_TABLES
+            .iter()
+            .copied()
+            .filter(|t| !tables.iter().any(|x| x == t))
+            .collect();
+        if !missing.is_empty() {
+            let shown: Vec<&str> = tables.iter().take(8).map(String::as_str).collect();
+            return Err(not_journal(if tables.is_empty() {
+                "an SQLite database with no tables".into()
+            } else {
+                format!(
+                    "an SQLite database with tables {}{}, without {}",
+                    shown.join(", "),
+                    if tables.len() > shown.len() {
+                        ", ..."
+                    } else {
+                        ""
+                    },
+                    missing.join(", ")
+                )
+            }));
+        }
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(|source| ReadError::Open {
+                path: name.clone(),
+                source,
+            })?;
+        if version > schema::VERSION {
+            return Err(ReadError::Schema {
+                path: name,
+                source: SchemaError::TooNew { found: version },
+            });
+        }
+        if version < OLDEST_READABLE {
+            return Err(ReadError::TooOld {
+                path: name,
+                found: version,
+            });
+        }
+        let has_rollups = tables.iter().any(|t| t == "rollups");
+        Ok(JournalReader { conn, has_rollups })
+    }
+
+    fn connect(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = if immutable {
+            let uri = url::Url::from_file_path(
+                std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+            )
+            .map(|u| format!("{u}?immutable=1"))
+            .map_err(|_| rusqlite::Error::InvalidPath(path.to_path_buf()))?;
+            Connection::open_with_flags(uri, flags)?
+        } else {
+            Connection::open_with_flags(path, flags)?
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Reading touches the schema: a file that is not a database fails here.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))?;
+        Ok(conn)
     }
 
     pub fn meta(&self, key: &str) -> Result<Option<String>, ReadError> {
@@ -226,7 +344,7 @@ impl JournalReader {
     }
 
     /// The first and last moment the journal measured anything: journey
-    /// runs and kept sessions' checks.
+    /// runs and kept sessions' checks (not counting compacted hours).
     pub fn span(&self) -> Result<Option<(f64, f64)>, ReadError> {
         let (from, to): (Option<f64>, Option<f64>) = self.conn.query_row(
             "SELECT MIN(f), MAX(t) FROM (
@@ -239,213 +357,290 @@ impl JournalReader {
         Ok(from.zip(to))
     }
 
-    pub fn runs(&self, w: Window) -> Result<Vec<RunRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any
-             FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id",
-        )?;
-        let rows = stmt.query_map(params![w.from, w.to], |r| {
-            Ok(RunRow {
-                id: r.get(0)?,
-                site: r.get(1)?,
-                target: r.get(2)?,
-                journey: r.get(3)?,
-                kind: r.get(4)?,
-                intended_start: r.get(5)?,
-                actual_start: r.get(6)?,
-                duration: r.get(7)?,
-                outcome: r.get(8)?,
-                failed_step: r.get(9)?,
-                report_same: r.get(10)?,
-                report_any: r.get(11)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+    /// The site named by the journal's first run, for journals without a
+    /// `site` in their meta.
+    pub fn first_site(&self) -> Result<Option<String>, ReadError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT site FROM runs ORDER BY id LIMIT 1")?;
+        let mut rows = stmt.query([])?;
+        Ok(match rows.next()? {
+            Some(row) => Some(row.get(0)?),
+            None => None,
+        })
     }
 
-    pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT s.run_id, r.site, r.target, r.journey, COALESCE(s.kind, r.kind), s.step, s.phase, s.sent_at, s.duration, s.outcome,
-                    s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any,
-                    s.freeze_side, s.evidence
-             FROM steps s JOIN runs r ON r.id = s.run_id
-             WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq",
+    /// What compacted hours measured: their first and last moment.
+    pub fn rollup_span(&self) -> Result<Option<(f64, f64)>, ReadError> {
+        if !self.has_rollups {
+            return Ok(None);
+        }
+        let (from, to): (Option<f64>, Option<f64>) = self.conn.query_row(
+            "SELECT MIN(measured_from), MAX(measured_to) FROM rollups",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
         )?;
-        let rows = stmt.query_map(params![w.from, w.to], |r| {
-            Ok(StepRow {
-                run_id: r.get(0)?,
-                site: r.get(1)?,
-                target: r.get(2)?,
-                journey: r.get(3)?,
-                kind: r.get(4)?,
-                step: r.get(5)?,
-                phase: r.get(6)?,
-                sent_at: r.get(7)?,
-                duration: r.get(8)?,
-                outcome: r.get(9)?,
-                status: r.get(10)?,
-                censored: r.get(11)?,
-                logout_cause: r.get(12)?,
-                session_age: r.get(13)?,
-                report_same: r.get(14)?,
-                report_any: r.get(15)?,
-                freeze_side: r.get(16)?,
-                evidence: r.get(17)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        Ok(from.zip(to))
+    }
+
+    /// The earliest moment any row (not yet compacted) is attributed to.
+    pub fn raw_start(&self) -> Result<Option<f64>, ReadError> {
+        Ok(self.conn.query_row(
+            "SELECT MIN(t) FROM (
+                 SELECT MIN(intended_start) AS t FROM runs
+                 UNION ALL SELECT MIN(login_at) FROM session_spans
+                 UNION ALL SELECT MIN(sent_at) FROM kept_checks
+                 UNION ALL SELECT MIN(started) FROM freezes)",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Whether any row (not yet compacted) is attributed to `w`.
+    pub fn has_raw_rows(&self, w: Window) -> Result<bool, ReadError> {
+        Ok(self.conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM runs WHERE intended_start >= ?1 AND intended_start < ?2)
+                 OR EXISTS (SELECT 1 FROM session_spans WHERE login_at >= ?1 AND login_at < ?2)
+                 OR EXISTS (SELECT 1 FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2)
+                 OR EXISTS (SELECT 1 FROM freezes WHERE started >= ?1 AND started < ?2)",
+            params![w.from, w.to],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// About how many rows a whole-journal read goes through (from the
+    /// tables' row ids, without counting).
+    pub fn rows_estimate(&self) -> Result<u64, ReadError> {
+        let mut total = 0u64;
+        for table in ["runs", "steps", "session_spans", "kept_checks"] {
+            let n: Option<i64> = self.conn.query_row(
+                &format!("SELECT MAX(rowid) - MIN(rowid) + 1 FROM {table}"),
+                [],
+                |row| row.get(0),
+            )?;
+            total += n.unwrap_or(0).max(0) as u64;
+        }
+        Ok(total)
+    }
+
+    /// Runs `sql` with `params`, handing each row, mapped by `map`, to
+    /// `each`: the one path every reader below takes, streaming or not.
+    fn each<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+        mut each: impl FnMut(T),
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = stmt.query(params)?;
+        while let Some(row) = rows.next()? {
+            each(map(row)?);
+        }
+        Ok(())
+    }
+
+    fn collect<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        map: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, ReadError> {
+        let mut out = Vec::new();
+        self.each(sql, params, map, |row| out.push(row))?;
+        Ok(out)
+    }
+
+    /// Runs whose intended start lies in the window, in the journal's order.
+    pub fn each_run_row(&self, w: Window, each: impl FnMut(RunRow)) -> Result<(), ReadError> {
+        self.each(
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2"
+            ),
+            params![w.from, w.to],
+            run_row,
+            each,
+        )
+    }
+
+    /// Runs whose intended start lies in the window, oldest first.
+    pub fn runs(&self, w: Window) -> Result<Vec<RunRow>, ReadError> {
+        self.collect(
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id"),
+            params![w.from, w.to],
+            run_row,
+        )
+    }
+
+    /// The steps of the runs whose intended start lies in the window,
+    /// grouped by run, each run's in order.
+    pub fn each_step_row(&self, w: Window, each: impl FnMut(StepRow)) -> Result<(), ReadError> {
+        // CROSS JOIN keeps runs as the outer loop, so a run's steps come
+        // together, in order, from the primary key.
+        self.each(
+            &format!(
+                "SELECT {STEP_COLUMNS} FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
+                      WHERE r.intended_start >= ?1 AND r.intended_start < ?2"
+            ),
+            params![w.from, w.to],
+            step_row,
+            each,
+        )
+    }
+
+    /// Steps sent in the window, in the order they were sent.
+    pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
+        self.collect(
+            &format!(
+                "SELECT {STEP_COLUMNS} FROM steps AS s JOIN runs AS r ON r.id = s.run_id
+                      WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq"
+            ),
+            params![w.from, w.to],
+            step_row,
+        )
     }
 
     pub fn freezes(&self, w: Window) -> Result<Vec<FreezeRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
+        self.collect(
             "SELECT site, target, started, length, censored FROM freezes
              WHERE started >= ?1 AND started < ?2 ORDER BY started",
-        )?;
-        let rows = stmt.query_map(params![w.from, w.to], |r| {
-            Ok(FreezeRow {
-                site: r.get(0)?,
-                target: r.get(1)?,
-                started: r.get(2)?,
-                length: r.get(3)?,
-                censored: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![w.from, w.to],
+            |r| {
+                Ok(FreezeRow {
+                    site: r.get(0)?,
+                    target: r.get(1)?,
+                    started: r.get(2)?,
+                    length: r.get(3)?,
+                    censored: r.get(4)?,
+                })
+            },
+        )
+    }
+
+    /// Sessions that logged in in the window, in login order (all the
+    /// spans of one session share its login time).
+    pub fn each_span_row(&self, w: Window, each: impl FnMut(SpanRow)) -> Result<(), ReadError> {
+        self.each(
+            &format!("SELECT {SPAN_COLUMNS} FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at"),
+            params![w.from, w.to],
+            span_row,
+            each,
+        )
     }
 
     /// Spans that overlap the window (by wall-clock time).
     pub fn spans(&self, w: Window) -> Result<Vec<SpanRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail
-             FROM session_spans
-             WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from",
-        )?;
-        let rows = stmt.query_map(params![w.from, w.to], |r| {
-            Ok(SpanRow {
-                site: r.get(0)?,
-                target: r.get(1)?,
-                origin: r.get(2)?,
-                login_at: r.get(3)?,
-                age_from: r.get(4)?,
-                age_to: r.get(5)?,
-                end_cause: r.get(6)?,
-                dropped: r.get(7)?,
-                origin_kind: r.get(8)?,
-                slot: r.get(9)?,
-                seen_age: r.get(10)?,
-                detail: r.get(11)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.collect(
+            &format!("SELECT {SPAN_COLUMNS} FROM session_spans
+                      WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from"),
+            params![w.from, w.to],
+            span_row,
+        )
     }
 
-    /// Kept sessions' steps sent in the window.
+    /// Kept sessions' steps sent in the window, in the journal's order.
+    pub fn each_kept_row(&self, w: Window, each: impl FnMut(KeptRow)) -> Result<(), ReadError> {
+        self.each(
+            &format!("SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2"),
+            params![w.from, w.to],
+            kept_row,
+            each,
+        )
+    }
+
+    /// Kept sessions' steps sent in the window, oldest first.
     pub fn kept(&self, w: Window) -> Result<Vec<KeptRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, state
-             FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id",
-        )?;
-        let rows = stmt.query_map(params![w.from, w.to], |r| {
-            Ok(KeptRow {
-                site: r.get(0)?,
-                target: r.get(1)?,
-                slot: r.get(2)?,
-                activity: r.get(3)?,
-                seq: r.get(4)?,
-                step: r.get(5)?,
-                sent_at: r.get(6)?,
-                duration: r.get(7)?,
-                outcome: r.get(8)?,
-                status: r.get(9)?,
-                censored: r.get(10)?,
-                logout_cause: r.get(11)?,
-                state: r.get(12)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.collect(
+            &format!("SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id"),
+            params![w.from, w.to],
+            kept_row,
+        )
     }
 
     pub fn changes(&self) -> Result<Vec<ChangeRow>, ReadError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, at, description FROM changes ORDER BY at, name")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ChangeRow {
-                name: r.get(0)?,
-                at: r.get(1)?,
-                description: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.collect(
+            "SELECT name, at, description FROM changes ORDER BY at, name",
+            [],
+            |r| {
+                Ok(ChangeRow {
+                    name: r.get(0)?,
+                    at: r.get(1)?,
+                    description: r.get(2)?,
+                })
+            },
+        )
     }
 
     pub fn missed(&self, w: Window) -> Result<Vec<MissedRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
+        self.collect(
             "SELECT site, target, journey, at, count FROM missed_slots
              WHERE at >= ?1 AND at < ?2 ORDER BY at",
-        )?;
-        let rows = stmt.query_map(params![w.from, w.to], |r| {
-            Ok(MissedRow {
-                site: r.get(0)?,
-                target: r.get(1)?,
-                journey: r.get(2)?,
-                at: r.get(3)?,
-                count: r.get::<_, i64>(4)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![w.from, w.to],
+            |r| {
+                Ok(MissedRow {
+                    site: r.get(0)?,
+                    target: r.get(1)?,
+                    journey: r.get(2)?,
+                    at: r.get(3)?,
+                    count: r.get::<_, i64>(4)?.max(0) as u64,
+                })
+            },
+        )
     }
 
-    /// Interval histograms whose interval starts in the window. Rows that do
-    /// not decode are skipped with a warning.
-    pub fn histograms(&self, w: Window) -> Result<Vec<HistogramRow>, ReadError> {
-        let mut stmt = self.conn.prepare(
+    /// Interval histograms whose interval starts in the window, oldest
+    /// first. Rows that do not decode are skipped with a warning.
+    pub fn each_histogram(
+        &self,
+        w: Window,
+        mut each: impl FnMut(HistogramRow),
+    ) -> Result<(), ReadError> {
+        self.each(
             "SELECT site, target, journey, step, interval_start, interval_secs, hdr_v2_deflate FROM histograms
              WHERE interval_start >= ?1 AND interval_start < ?2 ORDER BY interval_start, target, journey, step",
-        )?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next()? {
-            let bytes: Vec<u8> = r.get(6)?;
-            match recorder::decode(&bytes) {
-                Ok(histogram) => out.push(HistogramRow {
+            params![w.from, w.to],
+            |r| {
+                let bytes: Vec<u8> = r.get(6)?;
+                let row = HistogramRow {
                     site: r.get(0)?,
                     target: r.get(1)?,
                     journey: r.get(2)?,
                     step: r.get(3)?,
                     interval_start: r.get(4)?,
                     interval_secs: r.get(5)?,
-                    histogram,
-                }),
+                    histogram: recorder::new_histogram(),
+                };
+                Ok(recorder::decode(&bytes).map(|histogram| HistogramRow { histogram, ..row }))
+            },
+            |row| match row {
+                Ok(row) => each(row),
                 Err(error) => tracing::warn!(%error, "skipping an undecodable histogram"),
-            }
-        }
+            },
+        )
+    }
+
+    /// Interval histograms whose interval starts in the window, oldest first.
+    pub fn histograms(&self, w: Window) -> Result<Vec<HistogramRow>, ReadError> {
+        let mut out = Vec::new();
+        self.each_histogram(w, |row| out.push(row))?;
         Ok(out)
     }
 
-    /// The fleet report's reading path: journey runs in the window, streamed
-    /// in no particular order, as (target, journey, kind, intended start,
-    /// succeeded). Nothing is held: `each` sees one row at a time.
-    pub fn each_run(
-        &self,
-        w: Window,
-        mut each: impl FnMut(&str, &str, &str, f64, bool),
-    ) -> Result<(), ReadError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT target, journey, kind, intended_start, outcome IN ('ok', 'slow')
-             FROM runs NOT INDEXED WHERE intended_start >= ?1 AND intended_start < ?2",
-        )?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(r) = rows.next()? {
-            each(
-                r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?,
-                r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?,
-                r.get_ref(2)?.as_str().map_err(rusqlite::Error::from)?,
-                r.get(3)?,
-                r.get(4)?,
-            );
+    /// Compacted hours that start in the window, oldest first.
+    pub fn rollups(&self, w: Window) -> Result<Vec<RollupRow>, ReadError> {
+        if !self.has_rollups {
+            return Ok(Vec::new());
         }
-        Ok(())
+        self.collect(
+            "SELECT hour_start, body FROM rollups WHERE hour_start >= ?1 AND hour_start < ?2 ORDER BY hour_start",
+            params![w.from, w.to],
+            |r| {
+                Ok(RollupRow {
+                    hour_start: r.get(0)?,
+                    body: r.get(1)?,
+                })
+            },
+        )
     }
 
     /// The first `limit` interactive runs in the window, oldest first:
@@ -455,63 +650,99 @@ impl JournalReader {
         w: Window,
         limit: usize,
     ) -> Result<Vec<(String, String, f64)>, ReadError> {
-        let mut stmt = self.conn.prepare(
+        self.collect(
             "SELECT target, journey, intended_start FROM runs
              WHERE kind = 'interactive' AND intended_start >= ?1 AND intended_start < ?2
              ORDER BY intended_start LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![w.from, w.to, limit as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            params![w.from, w.to, limit as i64],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
     }
+}
 
-    /// Interactive journeys' own steps (not login or logout) sent in the
-    /// window, streamed: (sent at, seconds, given up on). The steps the
-    /// report's percentiles and before/after comparisons use.
-    pub fn each_interactive_step(
-        &self,
-        w: Window,
-        mut each: impl FnMut(f64, f64, bool),
-    ) -> Result<(), ReadError> {
-        // A whole-journal window reads every row: a table scan beats the
-        // time index. Older rows without a kind take their run's.
-        let mut stmt = self.conn.prepare(
-            "SELECT s.sent_at, s.duration, s.censored FROM steps AS s NOT INDEXED
-             WHERE s.phase = 'journey' AND s.sent_at >= ?1 AND s.sent_at < ?2
-               AND (s.kind = 'interactive'
-                    OR (s.kind IS NULL AND (SELECT r.kind FROM runs AS r WHERE r.id = s.run_id) = 'interactive'))",
-        )?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(r) = rows.next()? {
-            each(r.get(0)?, r.get(1)?, r.get(2)?);
-        }
-        Ok(())
-    }
+const RUN_COLUMNS: &str = "id, site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any";
 
-    /// Session spans overlapping the window, streamed: (login at, age
-    /// from, age to, bracket of a forced logout).
-    pub fn each_span(
-        &self,
-        w: Window,
-        mut each: impl FnMut(f64, f64, f64, Option<(f64, f64)>),
-    ) -> Result<(), ReadError> {
-        let mut stmt = self.conn.prepare(
-            "SELECT login_at, age_from, age_to, dropped, seen_age FROM session_spans
-             WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2",
-        )?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(r) = rows.next()? {
-            let (login, from, to): (f64, f64, f64) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let dropped: bool = r.get(3)?;
-            let seen: Option<f64> = r.get(4)?;
-            each(
-                login,
-                from,
-                to,
-                dropped.then(|| (to, seen.unwrap_or(to).max(to))),
-            );
-        }
-        Ok(())
-    }
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        id: r.get(0)?,
+        site: r.get(1)?,
+        target: r.get(2)?,
+        journey: r.get(3)?,
+        kind: r.get(4)?,
+        intended_start: r.get(5)?,
+        actual_start: r.get(6)?,
+        duration: r.get(7)?,
+        outcome: r.get(8)?,
+        failed_step: r.get(9)?,
+        report_same: r.get(10)?,
+        report_any: r.get(11)?,
+    })
+}
+
+const STEP_COLUMNS: &str = "s.run_id, r.site, r.target, r.journey, COALESCE(s.kind, r.kind), s.step, s.phase, s.sent_at, s.duration, s.outcome,
+    s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any,
+    s.freeze_side, s.evidence, r.kind, r.intended_start";
+
+fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRow> {
+    Ok(StepRow {
+        run_id: r.get(0)?,
+        site: r.get(1)?,
+        target: r.get(2)?,
+        journey: r.get(3)?,
+        kind: r.get(4)?,
+        step: r.get(5)?,
+        phase: r.get(6)?,
+        sent_at: r.get(7)?,
+        duration: r.get(8)?,
+        outcome: r.get(9)?,
+        status: r.get(10)?,
+        censored: r.get(11)?,
+        logout_cause: r.get(12)?,
+        session_age: r.get(13)?,
+        report_same: r.get(14)?,
+        report_any: r.get(15)?,
+        freeze_side: r.get(16)?,
+        evidence: r.get(17)?,
+        run_kind: r.get(18)?,
+        intended_start: r.get(19)?,
+    })
+}
+
+const SPAN_COLUMNS: &str = "site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail";
+
+fn span_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanRow> {
+    Ok(SpanRow {
+        site: r.get(0)?,
+        target: r.get(1)?,
+        origin: r.get(2)?,
+        login_at: r.get(3)?,
+        age_from: r.get(4)?,
+        age_to: r.get(5)?,
+        end_cause: r.get(6)?,
+        dropped: r.get(7)?,
+        origin_kind: r.get(8)?,
+        slot: r.get(9)?,
+        seen_age: r.get(10)?,
+        detail: r.get(11)?,
+    })
+}
+
+const KEPT_COLUMNS: &str = "site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, state";
+
+fn kept_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeptRow> {
+    Ok(KeptRow {
+        site: r.get(0)?,
+        target: r.get(1)?,
+        slot: r.get(2)?,
+        activity: r.get(3)?,
+        seq: r.get(4)?,
+        step: r.get(5)?,
+        sent_at: r.get(6)?,
+        duration: r.get(7)?,
+        outcome: r.get(8)?,
+        status: r.get(9)?,
+        censored: r.get(10)?,
+        logout_cause: r.get(11)?,
+        state: r.get(12)?,
+    })
 }

@@ -158,6 +158,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE steps ADD COLUMN main_thread_blocked REAL;
     ALTER TABLE steps ADD COLUMN evidence TEXT;
     "#,
+    // 6: compacted hours. `casewatch journal compact` folds the rows of an
+    // hour into its ledger (see `crate::ledger::rollup`): the hour's first
+    // and last moment measured, and the ledger, Snappy-compressed JSON.
+    r#"
+    CREATE TABLE rollups (
+        hour_start    REAL PRIMARY KEY,
+        hour_seconds  REAL NOT NULL,
+        version       INTEGER NOT NULL,
+        measured_from REAL NOT NULL,
+        measured_to   REAL NOT NULL,
+        body          BLOB NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes and reads.

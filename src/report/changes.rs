@@ -1,15 +1,15 @@
-//! Before and after each change: equal windows of up to seven days on each
-//! side, compared like with like ([`super::compare`]), for every system
+//! Before and after each change: equal windows of up to eight weeks on
+//! each side, compared like with like ([`super::compare`]), for every system
 //! together and for each system apart, and said in words under the
 //! minimum-evidence rule.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 
-use super::compare::{self, ChangeEvidence, Measure, Observations};
-use super::evidence::{Calendar, Direction, MIN_BLOCKS};
-use super::model::{show, MAX_CHANGE_WINDOW};
+use super::compare::{self, ChangeEvidence, Measure};
+use super::design::{Design, Sheet};
+use super::evidence::{Direction, MIN_EVENTS, MIN_UNITS};
+use super::model::MAX_CHANGE_DAYS;
+use super::words::{days, figure, plural};
 use crate::journal::read::ChangeRow;
 use crate::timefmt::{human_duration, rfc3339};
 
@@ -48,9 +48,8 @@ pub struct TargetChange {
 pub fn compare(
     change: &ChangeRow,
     span: Option<(f64, f64)>,
-    all: &Observations,
-    by_target: &BTreeMap<String, Observations>,
-    calendar: &Calendar,
+    sheet: &Sheet<'_>,
+    design: &Design,
 ) -> ChangeComparison {
     let mut out = ChangeComparison {
         name: change.name.clone(),
@@ -84,29 +83,27 @@ pub fn compare(
         );
         return out;
     }
-    let window = MAX_CHANGE_WINDOW
-        .as_secs_f64()
-        .min(change.at - first)
-        .min(last - change.at);
+    let longest = MAX_CHANGE_DAYS * crate::ledger::DAY / design.clock.scale;
+    let window = longest.min(change.at - first).min(last - change.at);
     out.window_seconds = window;
-    let (from, to) = (change.at - window, change.at + window);
-    let block = compare::block_length(all, from, to, change.at);
-    let evidence = compare::change_evidence(all, change.at, window, calendar, block);
-    out.targets = by_target
+    let evidence = compare::change_evidence(sheet, design, change.at, window, None);
+    out.targets = sheet
+        .ledger
+        .targets
         .iter()
-        .map(|(target, obs)| TargetChange {
+        .enumerate()
+        .map(|(i, target)| TargetChange {
             target: target.clone(),
-            evidence: compare::change_evidence(obs, change.at, window, calendar, block),
+            evidence: compare::change_evidence(sheet, design, change.at, window, Some(i as u16)),
         })
         .collect();
     out.findings = findings(&evidence);
     out.headline = headline(&evidence, &out.findings);
     out.status = "compared";
     out.note = format!(
-        "{} on each side; {} comparable blocks of {} on each side, in {} hours of the day matched (weekdays and weekends apart)",
+        "{} on each side; {} matched on the thinner side, {} hours of the day matched (weekdays and weekends apart)",
         human_duration(window),
-        evidence.blocks_before.min(evidence.blocks_after),
-        human_duration(block),
+        days(evidence.units_before.min(evidence.units_after), evidence.unit_days),
         evidence.cells
     );
     out.evidence = Some(evidence);
@@ -115,27 +112,24 @@ pub fn compare(
 
 /// One sentence per measure.
 pub fn findings(e: &ChangeEvidence) -> Vec<String> {
-    let block = human_duration(e.block_seconds);
     vec![
-        finding(&e.p95_ms, &block, Wording::LATENCY),
-        finding(&e.freeze_rate, &block, Wording::FREEZES),
-        finding(&e.logout_rate, &block, Wording::LOGOUTS),
+        finding(&e.p95_ms, e.unit_days, Wording::LATENCY),
+        finding(&e.freeze_rate, e.unit_days, Wording::FREEZES),
+        finding(&e.logout_rate, e.unit_days, Wording::LOGOUTS),
     ]
 }
 
-/// The findings in one sentence: when no measure has enough matched
-/// blocks yet, that is said once.
+/// The findings in one sentence: when no measure has enough units of days
+/// yet, that is said once.
 fn headline(e: &ChangeEvidence, findings: &[String]) -> String {
     let measures = [&e.p95_ms, &e.freeze_rate, &e.logout_rate];
-    if measures.iter().any(|m| m.judgement.enough_blocks) {
+    if measures.iter().any(|m| m.judgement.enough_units) {
         return findings.join("; ");
     }
-    let fewest = e.blocks_before.min(e.blocks_after);
-    let needed = (MIN_BLOCKS - fewest) as f64 * e.block_seconds;
+    let fewest = e.units_before.min(e.units_after);
+    let needed = (MIN_UNITS - fewest) as f64 * e.unit_seconds;
     format!(
-        "not enough evidence yet: {} of {MIN_BLOCKS} comparable blocks of {} on the thinner side; about {} more of measurement on each side is needed before speed, freezes or forced logouts can be judged",
-        fewest,
-        human_duration(e.block_seconds),
+        "not enough evidence yet: {fewest} of the {MIN_UNITS} independent days needed on each side; about {} more of measurement on each side before speed, freezes or forced logouts can be judged",
         human_duration(needed)
     )
 }
@@ -146,10 +140,13 @@ pub struct Wording {
     pub topic: &'static str,
     pub higher: &'static str,
     pub lower: &'static str,
+    /// What moved, for "no clear difference in ...: ...".
     pub measure: &'static str,
     pub digits: usize,
     pub unit: &'static str,
     pub ratio: bool,
+    /// The events a rate counts, for "3 freezes".
+    pub events: &'static str,
 }
 
 impl Wording {
@@ -157,54 +154,108 @@ impl Wording {
         topic: "speed",
         higher: "slower after the change",
         lower: "faster after the change",
-        measure: "p95 difference",
+        measure: "the time within which 95% of interactive steps completed",
         digits: 0,
         unit: " ms",
         ratio: false,
+        events: "",
     };
     pub const FREEZES: Wording = Wording {
         topic: "freezes",
         higher: "more freezes after the change",
         lower: "fewer freezes after the change",
-        measure: "rate ratio",
+        measure: "freezes an hour",
         digits: 2,
         unit: "",
         ratio: true,
+        events: "freeze",
     };
     pub const LOGOUTS: Wording = Wording {
         topic: "forced logouts",
-        higher: "more forced logouts per session-hour after the change",
-        lower: "fewer forced logouts per session-hour after the change",
-        measure: "rate ratio",
+        higher: "more forced logouts after the change",
+        lower: "fewer forced logouts after the change",
+        measure: "forced logouts per hour logged in",
         digits: 2,
         unit: "",
         ratio: true,
+        events: "forced logout",
     };
 }
 
-/// A measure in words: a direction only under the minimum-evidence rule.
-pub fn finding(m: &Measure, block: &str, w: Wording) -> String {
-    let j = &m.judgement;
-    let figure = format!("{} {}", w.measure, show_change(&m.change, w.digits, w.unit));
-    match j.direction {
-        Some(Direction::Higher) => format!("{}: {figure}", w.higher),
-        Some(Direction::Lower) => format!("{}: {figure}", w.lower),
-        None if m.change.low.is_none() && m.change.high.is_none() => format!(
-            "not enough evidence yet on {}: nothing to compare{}",
-            w.topic,
-            more_time(j.more_time_seconds)
+/// The change in words: "down by 120 ms (between 60 and 180 ms)", or
+/// "0.45 times as many (between 0.20 and 0.90 times)".
+pub fn change_words(m: &Measure, w: &Wording) -> String {
+    let e = &m.change;
+    if w.ratio {
+        return match (e.value, e.low, e.high) {
+            (None, Some(l), None) => format!(
+                "none before, so only a lower bound: at least {} times as many",
+                figure(l, w.digits)
+            ),
+            (Some(v), Some(l), Some(h)) => format!(
+                "{} times as many (between {} and {} times)",
+                figure(v, w.digits),
+                figure(l, w.digits),
+                figure(h, w.digits)
+            ),
+            (Some(v), Some(l), None) => format!(
+                "{} times as many (at least {} times)",
+                figure(v, w.digits),
+                figure(l, w.digits)
+            ),
+            (Some(v), ..) => format!("{} times as many", figure(v, w.digits)),
+            _ => "nothing to compare".into(),
+        };
+    }
+    let signed = |x: f64| {
+        if x < 0.0 {
+            format!("down by {}{}", figure(-x, w.digits), w.unit)
+        } else {
+            format!("up by {}{}", figure(x, w.digits), w.unit)
+        }
+    };
+    match (e.value, e.low, e.high) {
+        (Some(v), Some(l), Some(h)) => format!(
+            "{} (between {}{} and {}{})",
+            signed(v),
+            figure(l, w.digits),
+            w.unit,
+            figure(h, w.digits),
+            w.unit
         ),
-        None if !j.enough_blocks => format!(
-            "not enough evidence yet on {}: {} comparable blocks of {block} on the thinner side, {MIN_BLOCKS} needed{} ({figure})",
+        (Some(v), ..) => signed(v),
+        _ => "nothing to compare".into(),
+    }
+}
+
+/// A measure in words: a direction only under the minimum-evidence rule.
+pub fn finding(m: &Measure, unit_days: u32, w: Wording) -> String {
+    let j = &m.judgement;
+    let change = change_words(m, &w);
+    let later = more_time(j.more_time_seconds);
+    match j.direction {
+        Some(Direction::Higher) => format!("{}: {} {change}", w.higher, w.measure),
+        Some(Direction::Lower) => format!("{}: {} {change}", w.lower, w.measure),
+        None if m.change.value.is_none() && m.change.low.is_none() => {
+            format!("not enough evidence yet on {}: nothing to compare{later}", w.topic)
+        }
+        None if !j.enough_units => format!(
+            "not enough evidence yet on {}: {} of the {MIN_UNITS} independent days needed on the thinner side{later}",
             w.topic,
-            j.blocks_before.min(j.blocks_after),
-            more_time(j.more_time_seconds)
+            j.units_before.min(j.units_after)
+        ),
+        None if !j.enough_events => format!(
+            "not enough evidence yet on {}: {} in {} ({MIN_EVENTS} in as many different days needed); {} {change}",
+            w.topic,
+            plural(j.events.unwrap_or(0), w.events),
+            days(j.event_units.unwrap_or(0), unit_days),
+            w.measure
         ),
         None => format!(
-            "no clear difference in {}: {figure}{}",
+            "no clear difference in {}: {} {change}{}",
             w.topic,
-            more_time(j.more_time_seconds)
-                .replacen("; about", "; if the difference is real, about", 1)
+            w.measure,
+            later.replacen("; about", "; if the difference is real, about", 1)
         ),
     }
 }
@@ -219,14 +270,16 @@ fn more_time(seconds: Option<f64>) -> String {
     }
 }
 
-/// A difference or ratio with its interval; a ratio with no event before
-/// has only a lower bound.
+/// A difference or ratio with its interval, for tables; a ratio with no
+/// event before has only a lower bound.
 pub fn show_change(e: &super::stats::Estimate, digits: usize, unit: &str) -> String {
     match (e.value, e.low, e.high) {
-        (None, Some(l), None) => format!("at least {l:.digits$}{unit} (none before)"),
-        (Some(v), Some(l), None) => {
-            format!("{v:.digits$}{unit} (95% CI {l:.digits$}{unit} and up)")
-        }
-        _ => show(e, digits, unit),
+        (None, Some(l), None) => format!("at least {}{unit} (none before)", figure(l, digits)),
+        (Some(v), Some(l), None) => format!(
+            "{}{unit} (at least {}{unit})",
+            figure(v, digits),
+            figure(l, digits)
+        ),
+        _ => super::words::show(e, digits, unit),
     }
 }

@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::export::{self, ExportFormat};
 use super::model::{self, ReportOptions};
+use super::progress::Progress;
 use super::Format;
 use crate::journal::read::{JournalReader, Window};
 use crate::outcome::unix_secs;
@@ -101,7 +102,8 @@ fn single(
     format: Format,
 ) -> anyhow::Result<String> {
     let reader = JournalReader::open(journal)?;
-    let report = model::build(
+    let mut progress = Progress::new(reader.rows_estimate()?, "rows");
+    let report = super::build::build(
         &reader,
         &ReportOptions {
             journal: journal.display().to_string(),
@@ -111,7 +113,9 @@ fn single(
             period: cmd.period,
             now,
         },
+        |rows| progress.set(rows),
     )?;
+    progress.finish();
     Ok(super::render(&report, format))
 }
 

@@ -1,134 +1,28 @@
-//! Before and after a change, like with like: what was measured is cut
-//! into blocks of time around the change, blocks are matched by calendar
-//! cell ([`evidence::match_by_cell`]), and each measure gets one interval
-//! for its difference or ratio with the minimum-evidence judgement. The
-//! report and the calibration both come through here, so the calibration
-//! proves the very method the board reads.
+//! Before and after a change, like with like: the hours measured on each
+//! side are matched by calendar cell (for every hour of the day, weekdays
+//! and weekends apart, as many hours from each side, the nearest to the
+//! change first; cells seen on one side only are left out, and so is the
+//! hour the change fell in), grouped into units of days counted from the
+//! change, and each measure gets one interval for its difference or ratio
+//! with the minimum-evidence judgement. The report and the calibration both
+//! come through here, so the calibration proves the very method the board
+//! reads.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use super::evidence::{self, BlockGrid, Calendar, Judgement};
+use super::design::{Design, Sheet, CELLS};
+use super::evidence::{self, Judgement, Part};
 use super::stats::Estimate;
-
-/// What was measured, as plain numbers (unix seconds; milliseconds for
-/// latencies). The report fills it from the journal; the calibration from
-/// a known process.
-#[derive(Clone, Debug, Default)]
-pub struct Observations {
-    /// Interactive steps: (sent at, milliseconds, given up on).
-    pub steps: Vec<(f64, f64, bool)>,
-    /// Journey runs: (intended start, succeeded).
-    pub runs: Vec<(f64, bool)>,
-    /// Freeze episodes: (started, length in seconds).
-    pub freezes: Vec<(f64, f64)>,
-    /// Forced logouts, placed at the midpoint of their bracket in time.
-    pub drops: Vec<f64>,
-    /// Stretches of session life known alive: (from, to).
-    pub exposure: Vec<(f64, f64)>,
-    /// The longest typical gap between two runs of one interactive journey
-    /// (seconds): blocks are at least twice as long.
-    pub run_interval: f64,
-}
-
-/// One block's tallies.
-#[derive(Clone, Debug, Default)]
-pub struct Tally {
-    pub start: f64,
-    pub latencies: Vec<f64>,
-    pub given_up: u64,
-    pub runs: u64,
-    pub successes: u64,
-    pub freezes: f64,
-    pub hours: f64,
-    pub drops: f64,
-    pub session_hours: f64,
-}
-
-/// Tallies per block of `grid`; only blocks in which a journey ran.
-pub fn tallies(obs: &Observations, grid: &BlockGrid) -> Vec<Tally> {
-    let mut blocks: BTreeMap<i64, Tally> = BTreeMap::new();
-    for (t, ok) in &obs.runs {
-        if let Some(i) = grid.index(*t) {
-            let tally = entry(&mut blocks, grid, i);
-            tally.runs += 1;
-            tally.successes += u64::from(*ok);
-        }
-    }
-    for (t, ms, given_up) in &obs.steps {
-        if let Some(i) = grid.index(*t) {
-            let tally = entry(&mut blocks, grid, i);
-            if *given_up {
-                tally.given_up += 1;
-            } else {
-                tally.latencies.push(*ms);
-            }
-        }
-    }
-    for (t, _) in &obs.freezes {
-        if let Some(i) = grid.index(*t) {
-            entry(&mut blocks, grid, i).freezes += 1.0;
-        }
-    }
-    for t in &obs.drops {
-        if let Some(i) = grid.index(*t) {
-            entry(&mut blocks, grid, i).drops += 1.0;
-        }
-    }
-    for (from, to) in &obs.exposure {
-        for (i, seconds) in grid.split(*from, *to) {
-            entry(&mut blocks, grid, i).session_hours += seconds / 3600.0;
-        }
-    }
-    blocks.into_values().filter(|t| t.runs > 0).collect()
-}
-
-fn entry<'a>(blocks: &'a mut BTreeMap<i64, Tally>, grid: &BlockGrid, i: i64) -> &'a mut Tally {
-    blocks.entry(i).or_insert_with(|| Tally {
-        start: grid.bounds(i).0,
-        hours: grid.length / 3600.0,
-        ..Tally::default()
-    })
-}
-
-/// The block length for `[from, to)` cut at `anchor`: at least twice the
-/// longest freeze episode and twice the journeys' interval, and among such
-/// lengths the one at which freeze
-/// and forced-logout counts look most over-dispersed across blocks, so
-/// blocks are as long as whatever clusters events (a bad spell brings
-/// several freezes, a restart drops every session). Only lengths that
-/// leave [`evidence::MIN_BLOCKS`] blocks on each side are considered.
-pub fn block_length(obs: &Observations, from: f64, to: f64, anchor: f64) -> f64 {
-    let longest = obs.freezes.iter().map(|f| f.1).fold(0.0, f64::max);
-    let shortest = evidence::block_length(longest, obs.run_interval);
-    let side = (anchor - from).min(to - anchor).max(0.0);
-    let mut best = (shortest, f64::MIN);
-    for length in evidence::BLOCK_CHOICES
-        .iter()
-        .copied()
-        .filter(|l| *l >= shortest)
-    {
-        if length > shortest && side / length < evidence::MIN_BLOCKS as f64 {
-            break;
-        }
-        let all = tallies(obs, &BlockGrid::new(from, to, anchor, length));
-        let freezes: Vec<(f64, f64)> = all.iter().map(|t| (t.freezes, t.hours)).collect();
-        let drops: Vec<(f64, f64)> = all.iter().map(|t| (t.drops, t.session_hours)).collect();
-        let score = evidence::dispersion(&[&freezes]).max(evidence::dispersion(&[&drops]));
-        if score > best.1 {
-            best = (length, score);
-        }
-    }
-    best.0
-}
+use crate::ledger::StepKey;
 
 /// One measure before and after, with its comparison.
 #[derive(Clone, Debug, Serialize)]
 pub struct Measure {
     pub before: Estimate,
     pub after: Estimate,
-    /// After minus before (latency), or after over before (rates).
+    /// After minus before (latency, availability), or after over before (rates).
     pub change: Estimate,
     pub judgement: Judgement,
 }
@@ -136,14 +30,19 @@ pub struct Measure {
 /// The evidence on one change.
 #[derive(Clone, Debug, Serialize)]
 pub struct ChangeEvidence {
-    pub block_seconds: f64,
-    /// Matched blocks on each side, and calendar cells they cover.
-    pub blocks_before: usize,
-    pub blocks_after: usize,
+    /// Length of the units: calendar days, and real seconds.
+    pub unit_days: u32,
+    pub unit_seconds: f64,
+    /// Units of days on each side, and the calendar cells they cover.
+    pub units_before: usize,
+    pub units_after: usize,
+    /// Matched hours on each side.
+    pub hours_before: usize,
+    pub hours_after: usize,
     pub cells: usize,
-    /// Blocks measured but left out because their cell was seen on one
+    /// Hours measured but left out because their cell was seen on one
     /// side only.
-    pub unmatched_blocks: usize,
+    pub unmatched_hours: usize,
     /// Interactive p95, ms; change is after − before.
     pub p95_ms: Measure,
     /// Freeze episodes per hour; change is after / before.
@@ -157,98 +56,152 @@ pub struct ChangeEvidence {
     pub given_up_after: u64,
 }
 
-/// Compares `[at - window, at)` with `[at, at + window)`.
-pub fn change_evidence(
-    obs: &Observations,
+/// The matched hours of a comparison around `at`: (before, after).
+pub fn matched(
+    sheet: &Sheet<'_>,
+    design: &Design,
     at: f64,
     window: f64,
-    calendar: &Calendar,
-    block_seconds: f64,
+    target: Option<u16>,
+) -> (Vec<i64>, Vec<i64>) {
+    let clock = design.clock;
+    let mut before: Vec<Vec<i64>> = vec![Vec::new(); CELLS];
+    let mut after: Vec<Vec<i64>> = vec![Vec::new(); CELLS];
+    for slot in sheet.slots(target) {
+        let (start, end) = (clock.start(slot), clock.start(slot + 1));
+        if start >= at - window - 1e-6 && end <= at + 1e-6 {
+            before[design.cell(slot) as usize].push(slot);
+        } else if start >= at - 1e-6 && end <= at + window + 1e-6 {
+            after[design.cell(slot) as usize].push(slot);
+        }
+    }
+    let (mut b, mut a) = (Vec::new(), Vec::new());
+    for (mut bc, ac) in before.into_iter().zip(after) {
+        let m = bc.len().min(ac.len());
+        // Nearest the change: the latest before, the earliest after.
+        bc.reverse();
+        b.extend(bc.into_iter().take(m));
+        a.extend(ac.into_iter().take(m));
+    }
+    b.sort_unstable();
+    a.sort_unstable();
+    (b, a)
+}
+
+fn units<T>(parts: &[Part<T>]) -> usize {
+    parts.iter().map(|p| p.unit).collect::<BTreeSet<_>>().len()
+}
+
+/// Compares `[at - window, at)` with `[at, at + window)` on `target` (all
+/// systems when `None`), in units of `design` counted from the change.
+pub fn change_evidence(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    at: f64,
+    window: f64,
+    target: Option<u16>,
 ) -> ChangeEvidence {
-    let grid = BlockGrid::new(at - window, at + window, at, block_seconds);
-    let all = tallies(obs, &grid);
-    let (before, after): (Vec<&Tally>, Vec<&Tally>) = all.iter().partition(|t| t.start < at);
-    let (b, a) = evidence::match_by_cell(calendar, &keyed(&before), &keyed(&after));
+    let design = design.anchored(at);
+    let all_hours = sheet
+        .slots(target)
+        .into_iter()
+        .filter(|s| {
+            let (start, end) = (design.clock.start(*s), design.clock.start(*s + 1));
+            start >= at - window - 1e-6 && end <= at + window + 1e-6 && !(start < at && end > at)
+        })
+        .count();
+    let (b, a) = matched(sheet, &design, at, window, target);
     let cells = b
         .iter()
-        .map(|t| calendar.cell(t.start))
-        .collect::<std::collections::BTreeSet<_>>()
+        .map(|s| design.cell(*s))
+        .collect::<BTreeSet<_>>()
         .len();
-    let blocks = (b.len(), a.len());
-    let side = window;
-    let (lb, la) = (latencies(&b), latencies(&a));
-    let p95_change = evidence::quantile_difference(&lb, &la, 0.95);
-    let p95_ms = Measure {
-        before: evidence::quantile(&lb, 0.95),
-        after: evidence::quantile(&la, 0.95),
-        judgement: evidence::judge(&p95_change, 0.0, blocks, block_seconds, side, false),
-        change: p95_change,
-    };
-    let counts =
-        |v: &[&Tally], f: fn(&Tally) -> (f64, f64)| v.iter().map(|t| f(t)).collect::<Vec<_>>();
-    let rates = |f: fn(&Tally) -> (f64, f64)| {
-        let (cb, ca) = (counts(&b, f), counts(&a, f));
-        let ratio = evidence::rate_ratio(&cb, &ca);
+    let target_name = target.map(|t| sheet.ledger.targets[t as usize].clone());
+    let on_target = |name: &str| target_name.as_deref().is_none_or(|t| t == name);
+    let keep_step = |k: &StepKey| k.is_interactive() && on_target(&k.target);
+    let (lb, la) = (
+        sheet.latencies(&design, &b, keep_step),
+        sheet.latencies(&design, &a, keep_step),
+    );
+    let (rb, ra) = (
+        sheet.runs(&design, &b, |j| on_target(&j.target)),
+        sheet.runs(&design, &a, |j| on_target(&j.target)),
+    );
+    let side_units = (units(&rb), units(&ra));
+    let unit = design.unit_seconds();
+    let p95 = {
+        let (before, after) = (
+            evidence::quantile(&lb, 0.95, 0.05),
+            evidence::quantile(&la, 0.95, 0.05),
+        );
+        let change = evidence::difference(&before, &after, evidence::CLUSTERED_QUANTILE_DIFFERENCE);
         Measure {
-            before: evidence::rate(&cb),
-            after: evidence::rate(&ca),
-            judgement: evidence::judge(&ratio, 1.0, blocks, block_seconds, side, true),
+            judgement: evidence::judge(&change, 0.0, side_units, unit, window, false, None),
+            before,
+            after,
+            change,
+        }
+    };
+    let rates = |cb: Vec<Part<(f64, f64)>>, ca: Vec<Part<(f64, f64)>>| {
+        let ratio = evidence::rate_ratio(&cb, &ca, 0.05);
+        let ((kb, ub), (ka, ua)) = (evidence::events(&cb), evidence::events(&ca));
+        Measure {
+            judgement: evidence::judge(
+                &ratio,
+                1.0,
+                side_units,
+                unit,
+                window,
+                true,
+                Some((kb + ka, ub + ua)),
+            ),
+            before: evidence::rate(&cb, 0.05),
+            after: evidence::rate(&ca, 0.05),
             change: ratio,
         }
     };
-    let freeze_rate = rates(|t| (t.freezes, t.hours));
-    let logout_rate = rates(|t| (t.drops, t.session_hours));
-    let shares = |v: &[&Tally]| v.iter().map(|t| (t.successes, t.runs)).collect::<Vec<_>>();
-    let (sb, sa) = (
-        evidence::proportion(&shares(&b)),
-        evidence::proportion(&shares(&a)),
+    let freeze_rate = rates(
+        sheet.freezes(&design, &b, target),
+        sheet.freezes(&design, &a, target),
     );
-    let share_change = share_difference(&sb, &sa);
+    let logout_rate = rates(
+        sheet.drops(&design, &b, target),
+        sheet.drops(&design, &a, target),
+    );
+    let (sb, sa) = (evidence::share(&rb, 0.05), evidence::share(&ra, 0.05));
+    let share_change = evidence::difference(&sb, &sa, SHARE_DIFFERENCE);
     let availability = Measure {
-        judgement: evidence::judge(&share_change, 0.0, blocks, block_seconds, side, false),
+        judgement: evidence::judge(&share_change, 0.0, side_units, unit, window, false, None),
         before: sb,
         after: sa,
         change: share_change,
     };
+    let given_up = |slots: &[i64]| -> u64 {
+        slots
+            .iter()
+            .filter_map(|s| sheet.ledger.slots.get(s))
+            .flat_map(|s| s.steps.iter())
+            .filter(|(k, _)| keep_step(&sheet.ledger.steps[*k as usize]))
+            .map(|(_, t)| u64::from(t.given_up))
+            .sum()
+    };
     ChangeEvidence {
-        block_seconds,
-        blocks_before: blocks.0,
-        blocks_after: blocks.1,
+        unit_days: design.unit_days,
+        unit_seconds: unit,
+        units_before: side_units.0,
+        units_after: side_units.1,
+        hours_before: b.len(),
+        hours_after: a.len(),
         cells,
-        unmatched_blocks: all.len() - blocks.0 - blocks.1,
-        p95_ms,
+        unmatched_hours: all_hours.saturating_sub(b.len() + a.len()),
+        p95_ms: p95,
         freeze_rate,
         logout_rate,
         availability,
-        given_up_before: b.iter().map(|t| t.given_up).sum(),
-        given_up_after: a.iter().map(|t| t.given_up).sum(),
-    }
-}
-
-fn keyed<'a>(tallies: &[&'a Tally]) -> Vec<(f64, &'a Tally)> {
-    tallies.iter().map(|t| (t.start, *t)).collect()
-}
-
-fn latencies<'a>(tallies: &[&'a Tally]) -> Vec<&'a [f64]> {
-    tallies.iter().map(|t| t.latencies.as_slice()).collect()
-}
-
-/// `after - before` for two shares, MOVER from their intervals.
-pub fn share_difference(before: &Estimate, after: &Estimate) -> Estimate {
-    let n = before.n + after.n;
-    match (
-        (before.value, before.low, before.high),
-        (after.value, after.low, after.high),
-    ) {
-        ((Some(pb), Some(lb), Some(hb)), (Some(pa), Some(la), Some(ha))) => {
-            let d = pa - pb;
-            let low = d - ((pa - la).powi(2) + (hb - pb).powi(2)).sqrt();
-            let high = d + ((ha - pa).powi(2) + (pb - lb).powi(2)).sqrt();
-            Estimate::new(d, low, high, n, SHARE_DIFFERENCE)
-        }
-        _ => Estimate::none(n, SHARE_DIFFERENCE),
+        given_up_before: given_up(&b),
+        given_up_after: given_up(&a),
     }
 }
 
 pub const SHARE_DIFFERENCE: &str =
-    "difference of shares, MOVER from the two clustered Wilson intervals (95%)";
+    "difference of shares, MOVER from the two clustered Wilson intervals of matched, independent days (95%)";

@@ -1,196 +1,97 @@
-//! Evidence that respects clustering: every interval the report draws from
-//! steps, runs or events treats whole **blocks of time** as its independent
-//! units, never single steps, because one freeze stalls every request in
-//! flight and one restart drops every session at once.
+//! Evidence that respects how measurements hang together. Every interval
+//! the report draws treats whole **units of days** as its independent
+//! observations, never single steps or hours:
 //!
-//! - **Blocks.** Time is cut into blocks of a fixed length, no shorter than
-//!   twice the longest freeze episode in the data and twice the journeys'
-//!   interval, so that an episode's correlated samples almost always share
-//!   a block and every block holds runs of every journey.
-//!   A block counts only if a journey ran in it.
-//! - **Like with like.** Before and after a change, blocks are matched by
-//!   their hour of the day, weekdays and weekends apart (48 cells, in the
-//!   monitored system's calendar): each cell contributes as many blocks on
-//!   one side as on the other, the nearest to the change; cells seen on one
-//!   side only are left out. A busy morning is never compared with a quiet
-//!   night.
-//! - **Intervals.**
-//!   - shares (availability): Wilson score interval on the effective sample
-//!     size, the design effect estimated from the between-block variance;
-//!   - quantiles (p95): Woodruff's interval, the variance of the share of
-//!     samples at or below the quantile taken from the between-block
-//!     spread, with Student's t on blocks − 1 degrees of freedom;
-//!   - difference of two quantiles: MOVER from the two Woodruff intervals;
-//!   - rates (freezes per hour, forced logouts per session-hour): exact
-//!     Poisson (Garwood) interval on the count divided by the over-dispersion
-//!     (Pearson χ² across blocks, at least 1), scaled back;
-//!   - ratio of two rates: exact conditional binomial (Clopper–Pearson) on
-//!     the over-dispersion-adjusted counts.
-//! - **Minimum evidence.** A direction ("faster", "more") is claimed only
-//!   when the interval excludes no-difference *and* each side has at least
-//!   [`MIN_BLOCKS`] matched blocks; otherwise the report says there is not
-//!   enough evidence yet and about how much longer to measure.
+//! - one freeze stalls every request in flight and one restart drops every
+//!   session at once, so steps of the same hour are not independent;
+//! - real load differs from one day to the next, so the hours of one day
+//!   are not independent either: a day is the shortest unit, and longer
+//!   ones (2, 4 or 7 days) are taken when the days themselves are
+//!   correlated ([`super::design`] chooses the length).
 //!
-//! Pure: numbers in, estimates out. The calibration that proves these
-//! intervals' coverage on data whose truth is known is in
-//! [`super::calibration`].
+//! Each estimate is built from **parts** (one calendar hour's tallies, with
+//! the unit of days it belongs to and its **stratum**, the hour's calendar
+//! cell or the day's type). Variances are the spread between units of each
+//! unit's residuals around its strata's own rates, so that a daily cycle
+//! (busy mornings, quiet nights) is not mistaken for noise:
+//!
+//! - shares (availability): Wilson score interval on the effective sample
+//!   size, the design effect from the between-unit variance, strata by
+//!   day type, Student's t on the units' degrees of freedom;
+//! - quantiles (p95): Woodruff's interval, the variance of the share of
+//!   samples at or below the quantile from the between-unit spread of
+//!   residuals around each calendar cell's own share, t on the units'
+//!   degrees of freedom; the difference of two quantiles by MOVER (before
+//!   and after a change are different days, hence independent, and their
+//!   calendar composition is matched);
+//! - rates: exact Poisson (Garwood) interval on the count divided by the
+//!   over-dispersion (Pearson χ² across units around each day type's rate;
+//!   a side or day type with no events adds no degrees of freedom);
+//! - ratio of two rates: exact conditional binomial (Clopper–Pearson) on
+//!   the over-dispersion-adjusted counts.
+//!
+//! **Minimum evidence.** No interval is given from fewer than
+//! [`MIN_UNITS`] units; a direction ("faster", "more") is claimed only when
+//! the interval excludes no difference, each side has [`MIN_UNITS`] units,
+//! and a rate's difference rests on at least [`MIN_EVENTS`] events in as
+//! many different units. Otherwise the report says there is not enough
+//! evidence yet, and about how much longer to measure.
+//!
+//! Pure: numbers in, estimates out. [`super::calibration`] proves these
+//! intervals on data whose truth is known.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use statrs::distribution::{Beta, ChiSquared, ContinuousCDF, StudentsT};
 
 use super::stats::{Estimate, Z95};
+use crate::ledger::class_value;
 
-/// Candidate block lengths (seconds): each divides an hour, so blocks line
-/// up with the calendar's hours.
-pub const BLOCK_CHOICES: [f64; 14] = [
-    1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 3600.0,
-];
-
-/// Matched blocks each side needs before a direction is claimed. Chosen
-/// with the calibration: fewer and the intervals' coverage falls below 93%
-/// when freezes cluster.
-pub const MIN_BLOCKS: usize = 24;
+/// Independent units each side (or each figure) needs before an interval
+/// is given or a direction claimed: a week of days, so that weekdays and a
+/// weekend are both in it.
+pub const MIN_UNITS: usize = 7;
+/// Events (and different units holding them) a rate's direction needs.
+pub const MIN_EVENTS: u64 = 5;
 
 pub const CLUSTERED_WILSON: &str =
-    "Wilson score interval on the effective sample size (design effect from the between-block variance) (95%)";
+    "Wilson score interval on the effective sample size (design effect from the spread between units of days, by day type), t on the units' degrees of freedom (95%)";
 pub const CLUSTERED_QUANTILE: &str =
-    "Woodruff interval, variance from the between-block spread, t on blocks-1 df (95%)";
+    "Woodruff interval, variance from the spread between units of days around each calendar hour's own share, t on the units' degrees of freedom (95%)";
 pub const CLUSTERED_QUANTILE_DIFFERENCE: &str =
-    "difference of quantiles, MOVER from the two clustered Woodruff intervals (95%)";
+    "difference of quantiles, MOVER from the two clustered Woodruff intervals of matched, independent days (95%)";
 pub const OVERDISPERSED_RATE: &str =
-    "exact Poisson (Garwood) interval on the count divided by the between-block over-dispersion (95%)";
+    "exact Poisson (Garwood) interval on the count divided by the over-dispersion between units of days (95%)";
 pub const RATE_RATIO: &str =
     "ratio of rates, exact conditional binomial (Clopper-Pearson) on over-dispersion-adjusted counts (95%)";
 
-/// The shortest block length for data whose longest freeze episode lasted
-/// `longest_episode` seconds and whose journeys run every `run_interval`:
-/// twice each, so an episode's stalled steps share a block and every block
-/// holds runs of every journey.
-pub fn block_length(longest_episode: f64, run_interval: f64) -> f64 {
-    let wanted = 2.0 * longest_episode.max(run_interval).max(0.0);
-    BLOCK_CHOICES
-        .iter()
-        .copied()
-        .find(|l| *l >= wanted)
-        .unwrap_or(BLOCK_CHOICES[BLOCK_CHOICES.len() - 1])
-}
-
-/// The monitored system's calendar: real time runs `scale` times slower
-/// than it (1 for a real system; the simulator's `time_scale` in the demo).
+/// One hour's tallies, placed in its unit of days and its stratum.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Calendar {
-    pub scale: f64,
+pub struct Part<T> {
+    /// The unit of days it belongs to (any numbering).
+    pub unit: i64,
+    /// Its stratum: the calendar cell for latency, the day type otherwise.
+    pub stratum: u16,
+    /// 0 for a weekday, 1 for a weekend day.
+    pub day_type: u8,
+    pub value: T,
 }
 
-impl Default for Calendar {
-    fn default() -> Self {
-        Calendar { scale: 1.0 }
+/// Units, and the degrees of freedom their residuals keep: one is spent
+/// on each kind of unit (weekday units, weekend units, units mixing both)
+/// whose strata were centred.
+fn units_and_df<T>(parts: &[Part<T>], used: impl Fn(&T) -> bool) -> (usize, usize) {
+    let mut kinds: BTreeMap<i64, u8> = BTreeMap::new();
+    for p in parts.iter().filter(|p| used(&p.value)) {
+        *kinds.entry(p.unit).or_default() |= 1 << p.day_type.min(1);
     }
-}
-
-/// Cells of the week: the hour of the day, weekdays and weekends apart.
-pub const CELLS: usize = 48;
-
-impl Calendar {
-    /// The cell of unix time `t` (UTC, in the system's calendar).
-    pub fn cell(&self, t: f64) -> usize {
-        let cal = t * self.scale;
-        let day = (cal / 86_400.0).floor();
-        let hour = ((cal - day * 86_400.0) / 3600.0).floor().clamp(0.0, 23.0) as usize;
-        // 1970-01-01 was a Thursday: with Monday as 0, day 0 is 3.
-        let weekday = (day as i64 + 3).rem_euclid(7);
-        usize::from(weekday >= 5) * 24 + hour
-    }
-}
-
-/// The blocks of a stretch of time, cut at `anchor` (a change's moment, or
-/// the window's start) so that no block straddles it.
-#[derive(Clone, Debug)]
-pub struct BlockGrid {
-    pub anchor: f64,
-    pub length: f64,
-    pub from: f64,
-    pub to: f64,
-}
-
-impl BlockGrid {
-    pub fn new(from: f64, to: f64, anchor: f64, length: f64) -> BlockGrid {
-        BlockGrid {
-            anchor,
-            length: length.max(1.0),
-            from,
-            to,
-        }
-    }
-
-    /// The block holding time `t`, if it lies wholly inside the grid's span.
-    pub fn index(&self, t: f64) -> Option<i64> {
-        if !(t >= self.from && t < self.to) {
-            return None;
-        }
-        let i = ((t - self.anchor) / self.length).floor() as i64;
-        let (start, end) = self.bounds(i);
-        (start >= self.from - 1e-6 && end <= self.to + 1e-6).then_some(i)
-    }
-
-    /// Start and end of block `i`.
-    pub fn bounds(&self, i: i64) -> (f64, f64) {
-        let start = self.anchor + i as f64 * self.length;
-        (start, start + self.length)
-    }
-
-    /// Splits `[t0, t1)` over the blocks it crosses: (block, seconds in it).
-    pub fn split(&self, t0: f64, t1: f64) -> Vec<(i64, f64)> {
-        let mut out = Vec::new();
-        if t1.partial_cmp(&t0) != Some(std::cmp::Ordering::Greater) {
-            return out;
-        }
-        let first = ((t0 - self.anchor) / self.length).floor() as i64;
-        let last = ((t1 - self.anchor) / self.length).ceil() as i64;
-        for i in first..last.max(first + 1) {
-            let (start, end) = self.bounds(i);
-            let part = t1.min(end) - t0.max(start);
-            if part > 0.0 && self.index(start.max(t0)).is_some() {
-                out.push((i, part));
-            }
-        }
-        out
-    }
-}
-
-/// Matches blocks by calendar cell: for every cell seen on both sides, as
-/// many blocks from each side, the nearest to the change first. `before`
-/// and `after` are (block start, item); the result keeps the items.
-pub fn match_by_cell<T: Clone>(
-    calendar: &Calendar,
-    before: &[(f64, T)],
-    after: &[(f64, T)],
-) -> (Vec<T>, Vec<T>) {
-    let mut b: Vec<Vec<(f64, T)>> = vec![Vec::new(); CELLS];
-    let mut a: Vec<Vec<(f64, T)>> = vec![Vec::new(); CELLS];
-    for (start, item) in before {
-        b[calendar.cell(*start)].push((*start, item.clone()));
-    }
-    for (start, item) in after {
-        a[calendar.cell(*start)].push((*start, item.clone()));
-    }
-    let (mut out_b, mut out_a) = (Vec::new(), Vec::new());
-    for (mut bc, mut ac) in b.into_iter().zip(a) {
-        let m = bc.len().min(ac.len());
-        // Nearest the change: the latest before, the earliest after.
-        bc.sort_by(|x, y| y.0.total_cmp(&x.0));
-        ac.sort_by(|x, y| x.0.total_cmp(&y.0));
-        out_b.extend(bc.into_iter().take(m).map(|(_, t)| t));
-        out_a.extend(ac.into_iter().take(m).map(|(_, t)| t));
-    }
-    (out_b, out_a)
-}
-
-fn t_quantile(df: usize) -> f64 {
-    t_quantile_at(df, 0.05)
+    let m = kinds.len();
+    let signatures: BTreeSet<u8> = kinds.values().copied().collect();
+    (m, m.saturating_sub(signatures.len()))
 }
 
 /// Student's t for a two-sided `1 - alpha` interval on `df` degrees of freedom.
-fn t_quantile_at(df: usize, alpha: f64) -> f64 {
+fn t_quantile(df: usize, alpha: f64) -> f64 {
     if df == 0 {
         return f64::INFINITY;
     }
@@ -209,41 +110,66 @@ pub fn z_for(alpha: f64) -> f64 {
         .unwrap_or(Z95)
 }
 
-/// A share `Σ successes / Σ trials` over blocks `(successes, trials)`, with
-/// a Wilson interval on the effective sample size.
-pub fn proportion(blocks: &[(u64, u64)]) -> Estimate {
-    proportion_at(blocks, 0.05)
+/// An estimate with its interval withheld when fewer than [`MIN_UNITS`]
+/// units stand behind it.
+pub fn ruled(mut e: Estimate, units: usize) -> Estimate {
+    e.units = units as u64;
+    if units < MIN_UNITS {
+        e.low = None;
+        e.high = None;
+    }
+    e
 }
 
-/// [`proportion`] with a two-sided `1 - alpha` interval (for comparisons
-/// adjusted for how many are made at once).
-pub fn proportion_at(blocks: &[(u64, u64)], alpha: f64) -> Estimate {
-    let blocks: Vec<(f64, f64)> = blocks
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| (*s as f64, *n as f64))
-        .collect();
-    let total: f64 = blocks.iter().map(|b| b.1).sum();
+/// Σ over each unit of `residual(part)`, squared and summed, with the
+/// small-sample factor m / df.
+fn between_units<T>(
+    parts: &[Part<T>],
+    m: usize,
+    df: usize,
+    residual: impl Fn(&Part<T>) -> f64,
+) -> f64 {
+    if df == 0 {
+        return f64::INFINITY;
+    }
+    let mut by_unit: BTreeMap<i64, f64> = BTreeMap::new();
+    for p in parts {
+        *by_unit.entry(p.unit).or_default() += residual(p);
+    }
+    m as f64 / df as f64 * by_unit.values().map(|r| r * r).sum::<f64>()
+}
+
+/// A share `Σ successes / Σ trials` over parts `(successes, trials)`.
+pub fn share(parts: &[Part<(u64, u64)>], alpha: f64) -> Estimate {
+    let total: f64 = parts.iter().map(|p| p.value.1 as f64).sum();
     if total <= 0.0 {
         return Estimate::none(0, CLUSTERED_WILSON);
     }
-    let p = blocks.iter().map(|b| b.0).sum::<f64>() / total;
-    let m = blocks.len() as f64;
+    let p = parts.iter().map(|p| p.value.0 as f64).sum::<f64>() / total;
+    let mut strata: BTreeMap<u16, (f64, f64)> = BTreeMap::new();
+    for part in parts {
+        let e = strata.entry(part.stratum).or_default();
+        e.0 += part.value.0 as f64;
+        e.1 += part.value.1 as f64;
+    }
+    let (m, df) = units_and_df(parts, |v| v.1 > 0);
+    let clustered = between_units(parts, m, df, |part| {
+        let (s, n) = strata[&part.stratum];
+        part.value.0 as f64 - s / n * part.value.1 as f64
+    }) / (total * total);
     let binomial = p * (1.0 - p) / total;
-    let clustered = if m > 1.0 {
-        m / (m - 1.0) * blocks.iter().map(|(s, n)| (s - p * n).powi(2)).sum::<f64>()
-            / (total * total)
-    } else {
-        binomial
-    };
-    let deff = if binomial > 0.0 {
+    let deff = if binomial > 0.0 && clustered.is_finite() {
         (clustered / binomial).max(1.0)
     } else {
         1.0
     };
-    let n_eff = total / deff;
-    let (low, high) = wilson_bounds(p, n_eff, z_for(alpha));
-    Estimate::new(p, low, high, total as u64, CLUSTERED_WILSON)
+    let estimate = if df == 0 {
+        Estimate::none(total as u64, CLUSTERED_WILSON).with_value(p)
+    } else {
+        let (low, high) = wilson_bounds(p, total / deff, t_quantile(df, alpha));
+        Estimate::new(p, low, high, total as u64, CLUSTERED_WILSON)
+    };
+    ruled(estimate, m)
 }
 
 fn wilson_bounds(p: f64, n: f64, z: f64) -> (f64, f64) {
@@ -254,26 +180,43 @@ fn wilson_bounds(p: f64, n: f64, z: f64) -> (f64, f64) {
     ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
-/// The over-dispersion of counts across blocks `(count, exposure)` around
-/// each side's own rate: Pearson χ² over its degrees of freedom, at least 1.
-pub fn dispersion(sides: &[&[(f64, f64)]]) -> f64 {
+/// The over-dispersion of counts across units, parts `(count, exposure)`,
+/// around each side's own rate in each day type: Pearson χ² over its
+/// degrees of freedom, at least 1. A side or day type with no events adds
+/// neither χ² nor degrees of freedom: it cannot show dispersion.
+pub fn dispersion(sides: &[&[Part<(f64, f64)>]]) -> f64 {
     let mut chi2 = 0.0;
     let mut df = 0isize;
     for side in sides {
-        let blocks: Vec<&(f64, f64)> = side.iter().filter(|(_, e)| *e > 0.0).collect();
-        let k: f64 = blocks.iter().map(|b| b.0).sum();
-        let e: f64 = blocks.iter().map(|b| b.1).sum();
-        if blocks.is_empty() || e <= 0.0 {
+        let mut strata: BTreeMap<u8, (f64, f64)> = BTreeMap::new();
+        for p in side.iter() {
+            let e = strata.entry(p.day_type).or_default();
+            e.0 += p.value.0;
+            e.1 += p.value.1;
+        }
+        let mut units: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+        for p in side.iter() {
+            let (k, e) = strata[&p.day_type];
+            if k <= 0.0 || e <= 0.0 || p.value.1 <= 0.0 {
+                continue;
+            }
+            let u = units.entry(p.unit).or_default();
+            u.0 += p.value.0;
+            u.1 += k / e * p.value.1;
+        }
+        let with_events = strata
+            .values()
+            .filter(|(k, e)| *k > 0.0 && *e > 0.0)
+            .count();
+        if units.is_empty() {
             continue;
         }
-        let rate = k / e;
-        df += blocks.len() as isize - 1;
-        if rate > 0.0 {
-            chi2 += blocks
-                .iter()
-                .map(|(k, e)| (k - rate * e).powi(2) / (rate * e))
-                .sum::<f64>();
-        }
+        df += units.len() as isize - with_events as isize;
+        chi2 += units
+            .values()
+            .filter(|(_, expected)| *expected > 0.0)
+            .map(|(k, expected)| (k - expected).powi(2) / expected)
+            .sum::<f64>();
     }
     if df <= 0 {
         1.0
@@ -282,52 +225,87 @@ pub fn dispersion(sides: &[&[(f64, f64)]]) -> f64 {
     }
 }
 
-/// Garwood bounds for a (possibly fractional) count.
-fn garwood(k: f64) -> (f64, f64) {
+/// Garwood bounds for a (possibly fractional) count at level `1 - alpha`.
+fn garwood(k: f64, alpha: f64) -> (f64, f64) {
     let low = if k <= 0.0 {
         0.0
     } else {
         ChiSquared::new(2.0 * k)
-            .map(|c| c.inverse_cdf(0.025) / 2.0)
+            .map(|c| c.inverse_cdf(alpha / 2.0) / 2.0)
             .unwrap_or(0.0)
     };
     let high = ChiSquared::new(2.0 * (k + 1.0))
-        .map(|c| c.inverse_cdf(0.975) / 2.0)
+        .map(|c| c.inverse_cdf(1.0 - alpha / 2.0) / 2.0)
         .unwrap_or(f64::INFINITY);
     (low, high)
 }
 
-/// Events per unit of exposure over blocks `(count, exposure)`, with a
-/// Garwood interval allowing for over-dispersion across blocks.
-pub fn rate(blocks: &[(f64, f64)]) -> Estimate {
-    let k: f64 = blocks.iter().map(|b| b.0).sum();
-    let e: f64 = blocks.iter().map(|b| b.1).sum();
+fn sums(parts: &[Part<(f64, f64)>]) -> (f64, f64) {
+    (
+        parts.iter().map(|p| p.value.0).sum(),
+        parts.iter().map(|p| p.value.1).sum(),
+    )
+}
+
+/// Events per unit of exposure over parts `(count, exposure)`, with a
+/// Garwood interval allowing for over-dispersion across units.
+pub fn rate(parts: &[Part<(f64, f64)>], alpha: f64) -> Estimate {
+    let (k, e) = sums(parts);
     if e <= 0.0 {
         return Estimate::none(k as u64, OVERDISPERSED_RATE);
     }
-    let phi = dispersion(&[blocks]);
-    let (low, high) = garwood(k / phi);
+    let phi = dispersion(&[parts]);
+    let (low, high) = garwood(k / phi, alpha);
+    let (m, _) = units_and_df(parts, |v| v.1 > 0.0);
+    ruled(
+        Estimate::new(
+            k / e,
+            phi * low / e,
+            phi * high / e,
+            k.round() as u64,
+            OVERDISPERSED_RATE,
+        ),
+        m,
+    )
+}
+
+/// `k` events in `exposure`, over-dispersion `phi` already known: the
+/// Garwood interval on `k / phi`, scaled back.
+pub fn count_rate(k: f64, exposure: f64, phi: f64, alpha: f64) -> Estimate {
+    if exposure <= 0.0 {
+        return Estimate::none(k.round() as u64, OVERDISPERSED_RATE);
+    }
+    let phi = phi.max(1.0);
+    let (low, high) = garwood(k / phi, alpha);
     Estimate::new(
-        k / e,
-        phi * low / e,
-        phi * high / e,
+        k / exposure,
+        phi * low / exposure,
+        phi * high / exposure,
         k.round() as u64,
         OVERDISPERSED_RATE,
     )
 }
 
+/// Events, and how many different units hold them.
+pub fn events(parts: &[Part<(f64, f64)>]) -> (u64, usize) {
+    let units: BTreeSet<i64> = parts
+        .iter()
+        .filter(|p| p.value.0 > 0.0)
+        .map(|p| p.unit)
+        .collect();
+    (sums(parts).0.round() as u64, units.len())
+}
+
 /// The rate after over the rate before, with an exact conditional interval
 /// on over-dispersion-adjusted counts. With no event before, only a lower
 /// bound; with no event at all, no estimate.
-pub fn rate_ratio(before: &[(f64, f64)], after: &[(f64, f64)]) -> Estimate {
-    let sum = |s: &[(f64, f64)]| {
-        (
-            s.iter().map(|b| b.0).sum::<f64>(),
-            s.iter().map(|b| b.1).sum::<f64>(),
-        )
-    };
+pub fn rate_ratio(before: &[Part<(f64, f64)>], after: &[Part<(f64, f64)>], alpha: f64) -> Estimate {
     let phi = dispersion(&[before, after]);
-    ratio_of_counts(sum(before), sum(after), phi, 0.05)
+    let (mb, _) = units_and_df(before, |v| v.1 > 0.0);
+    let (ma, _) = units_and_df(after, |v| v.1 > 0.0);
+    let mut e = ratio_of_counts(sums(before), sums(after), phi, alpha);
+    e.units = mb.min(ma) as u64;
+    e
 }
 
 /// `(ka / ea) / (kb / eb)` from counts and exposures, over-dispersion
@@ -361,199 +339,143 @@ pub fn ratio_of_counts(
     };
     Estimate {
         value: (kb > 0.0).then(|| (ka / ea) / (kb / eb)),
-        low: Some(low),
+        low: low.is_finite().then_some(low),
         high: high.is_finite().then_some(high),
         n,
+        units: 0,
         method: RATE_RATIO,
     }
 }
 
-/// Quantile `q` of samples grouped in blocks, with Woodruff's interval on
-/// the between-block variance.
-pub fn quantile(blocks: &[&[f64]], q: f64) -> Estimate {
-    let mut all: Vec<f64> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
-    let n = all.len();
-    if n == 0 {
-        return Estimate::none(0, CLUSTERED_QUANTILE);
-    }
-    all.sort_by(f64::total_cmp);
-    let at = |p: f64| {
-        let rank = ((p * n as f64).ceil() as usize).clamp(1, n);
-        all[rank - 1]
-    };
-    let value = at(q);
-    let used: Vec<&&[f64]> = blocks.iter().filter(|b| !b.is_empty()).collect();
-    let m = used.len();
-    let nf = n as f64;
-    let p = all.iter().filter(|x| **x <= value).count() as f64 / nf;
-    let clustered = if m > 1 {
-        m as f64 / (m as f64 - 1.0)
-            * used
-                .iter()
-                .map(|b| {
-                    let below = b.iter().filter(|x| **x <= value).count() as f64;
-                    (below - p * b.len() as f64).powi(2)
-                })
-                .sum::<f64>()
-            / (nf * nf)
-    } else {
-        f64::INFINITY
-    };
-    // Never narrower than the independent-samples interval.
-    let se = clustered.max(q * (1.0 - q) / nf).sqrt();
-    let t = t_quantile(m.saturating_sub(1));
-    let (lo, hi) = (q - t * se, q + t * se);
-    let low = if lo <= 0.0 { all[0] } else { at(lo) };
-    let high = if hi >= 1.0 { all[n - 1] } else { at(hi) };
-    Estimate::new(
-        value,
-        low.min(value),
-        high.max(value),
-        n as u64,
-        CLUSTERED_QUANTILE,
-    )
+/// A distribution of latency classes: (class, count), by class.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Distribution {
+    classes: Vec<(u32, u64)>,
+    n: u64,
 }
 
-/// Quantile `q` (ms) of per-block histograms of microseconds, with
-/// Woodruff's interval on the between-block variance.
-pub fn histogram_quantile(blocks: &[&hdrhistogram::Histogram<u64>], q: f64) -> Estimate {
-    let mut merged = crate::recorder::new_histogram();
-    for h in blocks {
-        let _ = merged.add(*h);
-    }
-    let n = merged.len();
-    if n == 0 {
-        return Estimate::none(0, CLUSTERED_QUANTILE);
-    }
-    let at = |p: f64| merged.value_at_quantile(p.clamp(0.0, 1.0)) as f64 / 1000.0;
-    let value_us = merged.value_at_quantile(q);
-    let below = |h: &hdrhistogram::Histogram<u64>| h.count_between(0, value_us) as f64;
-    let nf = n as f64;
-    let p = below(&merged) / nf;
-    let used: Vec<&&hdrhistogram::Histogram<u64>> =
-        blocks.iter().filter(|h| !h.is_empty()).collect();
-    let m = used.len();
-    let clustered = if m > 1 {
-        m as f64 / (m as f64 - 1.0)
-            * used
-                .iter()
-                .map(|h| (below(h) - p * h.len() as f64).powi(2))
-                .sum::<f64>()
-            / (nf * nf)
-    } else {
-        f64::INFINITY
-    };
-    let se = clustered.max(q * (1.0 - q) / nf).sqrt();
-    let t = t_quantile(m.saturating_sub(1));
-    let value = value_us as f64 / 1000.0;
-    let low = if q - t * se <= 0.0 {
-        merged.min() as f64 / 1000.0
-    } else {
-        at(q - t * se)
-    };
-    let high = if q + t * se >= 1.0 {
-        merged.max() as f64 / 1000.0
-    } else {
-        at(q + t * se)
-    };
-    Estimate::new(
-        value,
-        low.min(value),
-        high.max(value),
-        n,
-        CLUSTERED_QUANTILE,
-    )
-}
-
-/// [`quantile`] for samples already sorted, at two-sided level
-/// `1 - alpha`, without copying them: `wholes` are sorted runs whose union
-/// is the whole sample (a site's samples, say), `clusters` the blocks of
-/// time, each made of sorted parts (one per site), whose union is the same
-/// sample. Order statistics come from counting over `wholes`, so a fleet's
-/// quantile costs no merge. Gives what [`quantile`] gives on the same
-/// values at `alpha = 0.05`.
-pub fn sorted_quantile(
-    wholes: &[&[f32]],
-    clusters: &[Vec<&[f32]>],
-    q: f64,
-    alpha: f64,
-) -> Estimate {
-    let n: usize = wholes.iter().map(|w| w.len()).sum();
-    if n == 0 {
-        return Estimate::none(0, CLUSTERED_QUANTILE);
-    }
-    let below = |x: f32| -> usize { wholes.iter().map(|w| w.partition_point(|v| *v <= x)).sum() };
-    // The smallest sample with at least `rank` samples at or below it:
-    // bisection over the order of non-negative floats' bits.
-    let select = |rank: usize| -> f32 {
-        let (mut lo, mut hi) = (0u32, f32::INFINITY.to_bits());
-        let fits = |bits: u32| below(f32::from_bits(bits)) >= rank;
-        if !fits(hi) {
-            return wholes
-                .iter()
-                .filter_map(|w| w.last().copied())
-                .fold(f32::MIN, f32::max);
+impl Distribution {
+    /// The samples of `parts`.
+    pub fn of(parts: &[Part<&[u32]>]) -> Distribution {
+        let mut all: Vec<u32> = Vec::with_capacity(parts.iter().map(|p| p.value.len()).sum());
+        for p in parts {
+            all.extend_from_slice(p.value);
         }
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if fits(mid) {
-                hi = mid;
-            } else {
-                lo = mid + 1;
+        all.sort_unstable();
+        let mut classes: Vec<(u32, u64)> = Vec::new();
+        for c in all {
+            match classes.last_mut() {
+                Some((last, n)) if *last == c => *n += 1,
+                _ => classes.push((c, 1)),
             }
         }
-        f32::from_bits(lo)
-    };
-    let at = |p: f64| select(((p * n as f64).ceil() as usize).clamp(1, n)) as f64;
-    let value = at(q);
-    let v32 = value as f32;
-    let nf = n as f64;
-    let p = below(v32) as f64 / nf;
-    let mut m = 0usize;
-    let mut sum = 0.0;
-    for cluster in clusters {
-        let size: usize = cluster.iter().map(|part| part.len()).sum();
-        if size == 0 {
-            continue;
-        }
-        m += 1;
-        let under: usize = cluster
-            .iter()
-            .map(|part| part.partition_point(|x| *x <= v32))
-            .sum();
-        sum += (under as f64 - p * size as f64).powi(2);
+        let n = classes.iter().map(|c| c.1).sum();
+        Distribution { classes, n }
     }
-    let clustered = if m > 1 {
-        m as f64 / (m as f64 - 1.0) * sum / (nf * nf)
-    } else {
-        f64::INFINITY
-    };
+
+    /// Several distributions as one.
+    pub fn merge(all: &[&Distribution]) -> Distribution {
+        let mut classes: Vec<(u32, u64)> =
+            all.iter().flat_map(|d| d.classes.iter().copied()).collect();
+        classes.sort_unstable_by_key(|c| c.0);
+        let mut merged: Vec<(u32, u64)> = Vec::with_capacity(classes.len());
+        for (c, k) in classes {
+            match merged.last_mut() {
+                Some((last, n)) if *last == c => *n += k,
+                _ => merged.push((c, k)),
+            }
+        }
+        Distribution {
+            n: merged.iter().map(|c| c.1).sum(),
+            classes: merged,
+        }
+    }
+
+    pub fn len(&self) -> u64 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// The smallest class with at least `rank` samples at or below it.
+    fn select(&self, rank: u64) -> u32 {
+        let mut seen = 0;
+        for (c, k) in &self.classes {
+            seen += k;
+            if seen >= rank {
+                return *c;
+            }
+        }
+        self.classes.last().map_or(0, |c| c.0)
+    }
+
+    /// HdrHistogram's quantile `q` (ms): the highest value equivalent to
+    /// the smallest sample with a share `q` at or below it.
+    fn at(&self, q: f64) -> f64 {
+        let rank = ((q.clamp(0.0, 1.0) * self.n as f64).ceil() as u64).clamp(1, self.n);
+        class_value(self.select(rank)) as f64 / 1000.0
+    }
+}
+
+/// Quantile `q` (ms) of latency classes in parts, with Woodruff's interval
+/// on the between-unit spread of residuals around each stratum's share.
+pub fn quantile(parts: &[Part<&[u32]>], q: f64, alpha: f64) -> Estimate {
+    quantile_of(&Distribution::of(parts), parts, q, alpha)
+}
+
+/// [`quantile`] with the parts' distribution already at hand.
+pub fn quantile_of(dist: &Distribution, parts: &[Part<&[u32]>], q: f64, alpha: f64) -> Estimate {
+    let n = dist.n as usize;
+    if n == 0 {
+        return Estimate::none(0, CLUSTERED_QUANTILE);
+    }
+    let rank = ((q * n as f64).ceil() as u64).clamp(1, dist.n);
+    let class = dist.select(rank);
+    let value = class_value(class) as f64 / 1000.0;
+    let below = |p: &Part<&[u32]>| p.value.partition_point(|x| *x <= class) as f64;
+    let mut strata: BTreeMap<u16, (f64, f64)> = BTreeMap::new();
+    for p in parts {
+        let e = strata.entry(p.stratum).or_default();
+        e.0 += below(p);
+        e.1 += p.value.len() as f64;
+    }
+    let (m, df) = units_and_df(parts, |v| !v.is_empty());
+    let nf = n as f64;
+    let clustered = between_units(parts, m, df, |p| {
+        let (b, size) = strata[&p.stratum];
+        below(p) - b / size * p.value.len() as f64
+    }) / (nf * nf);
+    if df == 0 {
+        return ruled(
+            Estimate::none(n as u64, CLUSTERED_QUANTILE).with_value(value),
+            m,
+        );
+    }
+    // Never narrower than the independent-samples interval.
     let se = clustered.max(q * (1.0 - q) / nf).sqrt();
-    let t = t_quantile_at(m.saturating_sub(1), alpha);
+    let t = t_quantile(df, alpha);
     let (lo, hi) = (q - t * se, q + t * se);
-    let first = wholes
-        .iter()
-        .filter_map(|w| w.first().copied())
-        .fold(f32::MAX, f32::min) as f64;
-    let last = wholes
-        .iter()
-        .filter_map(|w| w.last().copied())
-        .fold(f32::MIN, f32::max) as f64;
-    let low = if lo <= 0.0 { first } else { at(lo) };
-    let high = if hi >= 1.0 { last } else { at(hi) };
-    Estimate::new(
-        value,
-        low.min(value),
-        high.max(value),
-        n as u64,
-        CLUSTERED_QUANTILE,
+    let low = if lo <= 0.0 { dist.at(0.0) } else { dist.at(lo) };
+    let high = if hi >= 1.0 { dist.at(1.0) } else { dist.at(hi) };
+    ruled(
+        Estimate::new(
+            value,
+            low.min(value),
+            high.max(value),
+            n as u64,
+            CLUSTERED_QUANTILE,
+        ),
+        m,
     )
 }
 
 /// `after - before` from two estimates' intervals (MOVER), with `method`.
-pub fn mover_difference(before: &Estimate, after: &Estimate, method: &'static str) -> Estimate {
+pub fn difference(before: &Estimate, after: &Estimate, method: &'static str) -> Estimate {
     let n = before.n + after.n;
-    match (
+    let units = before.units.min(after.units);
+    let mut e = match (
         (before.value, before.low, before.high),
         (after.value, after.low, after.high),
     ) {
@@ -563,23 +485,11 @@ pub fn mover_difference(before: &Estimate, after: &Estimate, method: &'static st
             let high = d + ((ha - va).powi(2) + (vb - lb).powi(2)).sqrt();
             Estimate::new(d, low, high, n, method)
         }
+        ((Some(vb), ..), (Some(va), ..)) => Estimate::none(n, method).with_value(va - vb),
         _ => Estimate::none(n, method),
-    }
-}
-
-/// `quantile(after) - quantile(before)`, MOVER from the clustered intervals.
-pub fn quantile_difference(before: &[&[f64]], after: &[&[f64]], q: f64) -> Estimate {
-    let (b, a) = (quantile(before, q), quantile(after, q));
-    let n = b.n + a.n;
-    match ((b.value, b.low, b.high), (a.value, a.low, a.high)) {
-        ((Some(vb), Some(lb), Some(hb)), (Some(va), Some(la), Some(ha))) => {
-            let d = va - vb;
-            let low = d - ((va - la).powi(2) + (hb - vb).powi(2)).sqrt();
-            let high = d + ((ha - va).powi(2) + (vb - lb).powi(2)).sqrt();
-            Estimate::new(d, low, high, n, CLUSTERED_QUANTILE_DIFFERENCE)
-        }
-        _ => Estimate::none(n, CLUSTERED_QUANTILE_DIFFERENCE),
-    }
+    };
+    e.units = units;
+    e
 }
 
 /// Which way a comparison points.
@@ -593,41 +503,48 @@ pub enum Direction {
 /// What may be said of a comparison under the minimum-evidence rule.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Judgement {
-    /// Set only when the interval excludes no-difference and both sides
-    /// have enough blocks.
+    /// Set only when the interval excludes no-difference, both sides have
+    /// enough units and a rate rests on enough events.
     pub direction: Option<Direction>,
     /// The interval alone excludes no-difference.
     pub interval_excludes_null: bool,
-    /// Matched blocks on each side.
-    pub blocks_before: usize,
-    pub blocks_after: usize,
-    pub enough_blocks: bool,
+    /// Units of days on each side.
+    pub units_before: usize,
+    pub units_after: usize,
+    pub enough_units: bool,
+    /// For a rate: events on both sides together, in how many different
+    /// units, and whether that is enough to state a direction.
+    pub events: Option<u64>,
+    pub event_units: Option<usize>,
+    pub enough_events: bool,
     /// Roughly how much longer to measure on each side (seconds) before the
     /// question could be settled, when it can be estimated.
     pub more_time_seconds: Option<f64>,
 }
 
 /// Judges `estimate` against `null` (0 for a difference, 1 for a ratio),
-/// with `blocks` matched blocks per side of `block_length` seconds over a
-/// window of `side_seconds` per side.
+/// with `units` per side of `unit_seconds` over windows of `side_seconds`;
+/// `events` (a rate's events and the units holding them) when it is a rate.
 pub fn judge(
     estimate: &Estimate,
     null: f64,
-    blocks: (usize, usize),
-    block_length: f64,
+    units: (usize, usize),
+    unit_seconds: f64,
     side_seconds: f64,
     ratio: bool,
+    events: Option<(u64, usize)>,
 ) -> Judgement {
     let excludes = match (estimate.low, estimate.high) {
         (Some(l), _) if l > null => Some(Direction::Higher),
         (_, Some(h)) if h < null => Some(Direction::Lower),
         _ => None,
     };
-    let fewest = blocks.0.min(blocks.1);
-    let enough = fewest >= MIN_BLOCKS;
+    let fewest = units.0.min(units.1);
+    let enough = fewest >= MIN_UNITS;
+    let enough_events = events.is_none_or(|(k, u)| k >= MIN_EVENTS && u as u64 >= MIN_EVENTS);
     let more_time = if !enough {
-        Some((MIN_BLOCKS - fewest) as f64 * block_length)
-    } else if excludes.is_none() {
+        Some((MIN_UNITS - fewest) as f64 * unit_seconds)
+    } else if excludes.is_none() || !enough_events {
         // How many times more data would shrink the interval to the size
         // of the effect seen, if that effect is real.
         let scale = |x: f64| if ratio { x.max(1e-9).ln() } else { x };
@@ -643,11 +560,18 @@ pub fn judge(
         None
     };
     Judgement {
-        direction: if enough { excludes } else { None },
+        direction: if enough && enough_events {
+            excludes
+        } else {
+            None
+        },
         interval_excludes_null: excludes.is_some(),
-        blocks_before: blocks.0,
-        blocks_after: blocks.1,
-        enough_blocks: enough,
+        units_before: units.0,
+        units_after: units.1,
+        enough_units: enough,
+        events: events.map(|e| e.0),
+        event_units: events.map(|e| e.1),
+        enough_events,
         more_time_seconds: more_time,
     }
 }
@@ -655,73 +579,37 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::class_of;
+
+    fn part<T>(unit: i64, stratum: u16, value: T) -> Part<T> {
+        Part {
+            unit,
+            stratum,
+            day_type: (stratum / 24).min(1) as u8,
+            value,
+        }
+    }
 
     #[test]
-    fn sorted_quantile_gives_what_quantile_gives() {
-        use rand::{Rng, SeedableRng};
-        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        // Two sites over 40 blocks; values exact in f32.
-        let sites: Vec<Vec<Vec<f32>>> = (0..2)
-            .map(|s| {
-                (0..40)
-                    .map(|b| {
-                        let k = rng.random_range(0..12);
-                        let mut v: Vec<f32> = (0..k)
-                            .map(|_| {
-                                (rng.random_range(10..2000) as f32) * (1.0 + (b % 5) as f32)
-                                    + s as f32
-                            })
-                            .collect();
-                        v.sort_by(f32::total_cmp);
-                        v
-                    })
-                    .collect()
-            })
+    fn no_interval_from_fewer_than_a_week_of_units() {
+        let few: Vec<Part<(u64, u64)>> = (0..6).map(|d| part(d, 0, (95, 100))).collect();
+        let e = share(&few, 0.05);
+        assert_eq!(e.value, Some(0.95));
+        assert_eq!((e.low, e.high, e.units), (None, None, 6));
+        let week: Vec<Part<(u64, u64)>> = (0..8)
+            .map(|d| part(d, 0, (95 + (d % 2) as u64, 100)))
             .collect();
-        let wholes: Vec<Vec<f32>> = sites
-            .iter()
-            .map(|blocks| {
-                let mut all: Vec<f32> = blocks.iter().flatten().copied().collect();
-                all.sort_by(f32::total_cmp);
-                all
-            })
-            .collect();
-        let clusters: Vec<Vec<&[f32]>> = (0..40)
-            .map(|b| sites.iter().map(|s| s[b].as_slice()).collect())
-            .collect();
-        let f64_blocks: Vec<Vec<f64>> = (0..40)
-            .map(|b| {
-                sites
-                    .iter()
-                    .flat_map(|s| s[b].iter().map(|x| *x as f64))
-                    .collect()
-            })
-            .collect();
-        let refs: Vec<&[f64]> = f64_blocks.iter().map(Vec::as_slice).collect();
-        let whole_refs: Vec<&[f32]> = wholes.iter().map(Vec::as_slice).collect();
-        for q in [0.5, 0.95, 0.99] {
-            assert_eq!(
-                sorted_quantile(&whole_refs, &clusters, q, 0.05),
-                quantile(&refs, q),
-                "q = {q}"
-            );
-        }
-        // A stricter level only widens the interval.
-        let strict = sorted_quantile(&whole_refs, &clusters, 0.95, 0.001);
-        let usual = quantile(&refs, 0.95);
-        assert!(
-            strict.low.unwrap() <= usual.low.unwrap()
-                && strict.high.unwrap() >= usual.high.unwrap()
-        );
-        assert_eq!(sorted_quantile(&[], &[], 0.95, 0.05).value, None);
+        let e = share(&week, 0.05);
+        assert!(e.low.is_some() && e.covers(0.955), "{e:?}");
     }
 
     #[test]
     fn a_stricter_level_widens_the_share_interval() {
-        let blocks: Vec<(u64, u64)> = (0..30).map(|i| (95 + i % 3, 100)).collect();
-        let usual = proportion(&blocks);
-        let strict = proportion_at(&blocks, 0.001);
-        assert_eq!(usual, proportion_at(&blocks, 0.05));
+        let parts: Vec<Part<(u64, u64)>> = (0..30)
+            .map(|i| part(i, 0, (95 + i as u64 % 3, 100)))
+            .collect();
+        let usual = share(&parts, 0.05);
+        let strict = share(&parts, 0.001);
         assert_eq!(usual.value, strict.value);
         assert!(
             strict.low.unwrap() < usual.low.unwrap() && strict.high.unwrap() > usual.high.unwrap()
@@ -729,134 +617,147 @@ mod tests {
     }
 
     #[test]
-    fn blocks_are_at_least_twice_the_longest_freeze_and_run_interval() {
-        assert_eq!(block_length(0.0, 300.0), 600.0);
-        assert_eq!(block_length(200.0, 15.0), 600.0);
-        assert_eq!(block_length(700.0, 300.0), 1800.0);
-        assert_eq!(block_length(10_000.0, 300.0), 3600.0);
-        assert_eq!(block_length(0.0, 0.25), 1.0);
-    }
-
-    #[test]
-    fn cells_tell_weekday_hours_from_weekend_hours() {
-        let c = Calendar::default();
-        // 2026-06-01 was a Monday; 09:30 UTC.
-        let monday = 1_780_306_200.0;
-        assert_eq!(c.cell(monday), 9);
-        assert_eq!(c.cell(monday + 5.0 * 86_400.0), 24 + 9);
-        assert_eq!(c.cell(monday + 4.0 * 86_400.0 + 3600.0), 10);
-        // A calendar sixty times faster: a real minute is an hour.
-        let fast = Calendar { scale: 60.0 };
-        assert_ne!(fast.cell(monday), fast.cell(monday + 60.0));
-    }
-
-    #[test]
-    fn the_grid_cuts_at_the_anchor_and_splits_stretches() {
-        let g = BlockGrid::new(0.0, 1000.0, 450.0, 100.0);
-        assert_eq!(g.index(449.0), Some(-1));
-        assert_eq!(g.index(450.0), Some(0));
-        // Partial blocks at the ends are not blocks.
-        assert_eq!(g.index(30.0), None);
-        assert_eq!(g.index(960.0), None);
-        assert_eq!(g.split(430.0, 470.0), vec![(-1, 20.0), (0, 20.0)]);
-    }
-
-    #[test]
-    fn matching_keeps_equal_counts_per_cell_nearest_first() {
-        let c = Calendar::default();
-        let monday9 = 1_780_304_400.0;
-        let before = [
-            (monday9, "b9a"),
-            (monday9 + 86_400.0, "b9b"),
-            (monday9 + 3600.0, "b10"),
-        ];
-        let after = [
-            (monday9 + 2.0 * 86_400.0, "a9"),
-            (monday9 + 2.0 * 86_400.0 + 7200.0, "a11"),
-        ];
-        let (b, a) = match_by_cell(&c, &before, &after);
-        assert_eq!(b, ["b9b"]);
-        assert_eq!(a, ["a9"]);
-    }
-
-    #[test]
     fn clustering_widens_a_share_and_a_rate() {
-        // The same 90% in 20 blocks: spread evenly, or all failures in two.
-        let even: Vec<(u64, u64)> = (0..20).map(|_| (9, 10)).collect();
-        let clustered: Vec<(u64, u64)> = (0..20)
-            .map(|i| if i < 2 { (0, 10) } else { (10, 10) })
+        // The same 90% in 20 days: spread evenly, or all failures in two.
+        let even: Vec<Part<(u64, u64)>> = (0..20).map(|i| part(i, 0, (9, 10))).collect();
+        let clustered: Vec<Part<(u64, u64)>> = (0..20)
+            .map(|i| part(i, 0, if i < 2 { (0, 10) } else { (10, 10) }))
             .collect();
-        let (e, c) = (proportion(&even), proportion(&clustered));
+        let (e, c) = (share(&even, 0.05), share(&clustered, 0.05));
         assert_eq!(e.value, c.value);
         assert!(c.high.unwrap() - c.low.unwrap() > 2.0 * (e.high.unwrap() - e.low.unwrap()));
-        let spread: Vec<(f64, f64)> = (0..20).map(|_| (1.0, 1.0)).collect();
-        let bunched: Vec<(f64, f64)> = (0..20)
-            .map(|i| (if i == 0 { 20.0 } else { 0.0 }, 1.0))
+        let spread: Vec<Part<(f64, f64)>> = (0..20).map(|i| part(i, 0, (1.0, 1.0))).collect();
+        let bunched: Vec<Part<(f64, f64)>> = (0..20)
+            .map(|i| part(i, 0, (if i == 0 { 20.0 } else { 0.0 }, 1.0)))
             .collect();
-        let (s, b) = (rate(&spread), rate(&bunched));
+        let (s, b) = (rate(&spread, 0.05), rate(&bunched, 0.05));
         assert_eq!(s.value, b.value);
         assert!(b.high.unwrap() > 2.0 * s.high.unwrap(), "{s:?} {b:?}");
     }
 
     #[test]
+    fn a_side_without_events_adds_no_degrees_of_freedom() {
+        // Eight events bunched in two of ten units on one side, none on the
+        // other: the empty side cannot halve the over-dispersion.
+        let busy: Vec<Part<(f64, f64)>> = (0..10)
+            .map(|i| part(i, 0, (if i < 2 { 4.0 } else { 0.0 }, 1.0)))
+            .collect();
+        let quiet: Vec<Part<(f64, f64)>> = (10..20).map(|i| part(i, 0, (0.0, 1.0))).collect();
+        assert_eq!(dispersion(&[&busy, &quiet]), dispersion(&[&busy]));
+        assert!(dispersion(&[&busy]) > 3.0);
+        // And so 0 against 8 bunched events is no evidence of a change.
+        let r = rate_ratio(&quiet, &busy, 0.05);
+        let j = judge(
+            &r,
+            1.0,
+            (10, 10),
+            86_400.0,
+            10.0 * 86_400.0,
+            true,
+            Some(events_of(&quiet, &busy)),
+        );
+        assert_eq!(j.direction, None, "{r:?} {j:?}");
+    }
+
+    fn events_of(a: &[Part<(f64, f64)>], b: &[Part<(f64, f64)>]) -> (u64, usize) {
+        let (ka, ua) = events(a);
+        let (kb, ub) = events(b);
+        (ka + kb, ua + ub)
+    }
+
+    #[test]
     fn a_rate_ratio_has_an_exact_interval() {
         // 10 events against 10 in equal exposure: ratio 1, interval about 0.4 to 2.4.
-        let before: Vec<(f64, f64)> = (0..10).map(|_| (1.0, 1.0)).collect();
-        let r = rate_ratio(&before, &before);
+        let before: Vec<Part<(f64, f64)>> = (0..10).map(|i| part(i, 0, (1.0, 1.0))).collect();
+        let r = rate_ratio(&before, &before, 0.05);
         assert_eq!(r.value, Some(1.0));
         assert!((r.low.unwrap() - 0.39).abs() < 0.03, "{r:?}");
         assert!((r.high.unwrap() - 2.58).abs() < 0.15, "{r:?}");
-        // None before: a lower bound only.
-        let none: Vec<(f64, f64)> = (0..10).map(|_| (0.0, 1.0)).collect();
-        let r = rate_ratio(&none, &before);
+        let none: Vec<Part<(f64, f64)>> = (0..10).map(|i| part(i, 0, (0.0, 1.0))).collect();
+        let r = rate_ratio(&none, &before, 0.05);
         assert_eq!((r.value, r.high), (None, None));
         assert!(r.low.unwrap() > 1.0);
     }
 
-    #[test]
-    fn a_quantile_interval_widens_when_the_tail_sits_in_few_blocks() {
-        let even: Vec<Vec<f64>> = (0..40)
-            .map(|b| {
-                (0..20)
-                    .map(|i| 100.0 + ((b * 20 + i) % 100) as f64)
-                    .collect()
+    fn latency_days(days: i64, shift: impl Fn(i64) -> f64) -> Vec<Vec<u32>> {
+        (0..days * 24)
+            .map(|slot| {
+                let day = slot / 24;
+                let mut v: Vec<u32> = (0..12)
+                    .map(|i| {
+                        class_of(
+                            ((100.0 + (slot * 12 + i) as f64 % 97.0) * shift(day) * 1000.0) as u64,
+                        )
+                    })
+                    .collect();
+                v.sort_unstable();
+                v
             })
-            .collect();
-        let mut bunched = even.clone();
-        for block in bunched.iter_mut().take(2) {
-            for x in block.iter_mut() {
-                *x += 10_000.0;
-            }
-        }
-        fn refs(v: &[Vec<f64>]) -> Vec<&[f64]> {
-            v.iter().map(Vec::as_slice).collect()
-        }
-        let e = quantile(&refs(&even), 0.95);
-        let b = quantile(&refs(&bunched), 0.95);
-        assert!(e.covers(e.value.unwrap()));
-        assert!(
-            b.high.unwrap() - b.low.unwrap() > e.high.unwrap() - e.low.unwrap(),
-            "{e:?} {b:?}"
-        );
-        let d = quantile_difference(&refs(&even), &refs(&even), 0.95);
-        assert_eq!(d.value, Some(0.0));
-        assert!(d.covers(0.0));
+            .collect()
+    }
+
+    fn parts_of(slots: &[Vec<u32>]) -> Vec<Part<&[u32]>> {
+        slots
+            .iter()
+            .enumerate()
+            .map(|(i, v)| part((i / 24) as i64, (i % 24) as u16, v.as_slice()))
+            .collect()
     }
 
     #[test]
-    fn a_direction_needs_the_interval_and_enough_blocks() {
+    fn the_quantile_is_hdrhistogram_s() {
+        let slots = latency_days(8, |_| 1.0);
+        let mut h = crate::recorder::new_histogram();
+        for v in slots.iter().flatten() {
+            h.record(u64::from(*v)).unwrap();
+        }
+        let e = quantile(&parts_of(&slots), 0.95, 0.05);
+        assert_eq!(e.value, Some(h.value_at_quantile(0.95) as f64 / 1000.0));
+        assert!(e.low.unwrap() <= e.value.unwrap() && e.high.unwrap() >= e.value.unwrap());
+    }
+
+    #[test]
+    fn days_that_differ_widen_the_quantile_interval() {
+        let steady = latency_days(14, |_| 1.0);
+        let varying = latency_days(14, |d| if d % 2 == 0 { 0.8 } else { 1.25 });
+        let (s, v) = (
+            quantile(&parts_of(&steady), 0.95, 0.05),
+            quantile(&parts_of(&varying), 0.95, 0.05),
+        );
+        let width = |e: &Estimate| e.high.unwrap() - e.low.unwrap();
+        assert!(width(&v) > 2.0 * width(&s), "{s:?} {v:?}");
+    }
+
+    #[test]
+    fn a_direction_needs_the_interval_units_and_events() {
         let e = Estimate::new(-500.0, -800.0, -200.0, 100, CLUSTERED_QUANTILE_DIFFERENCE);
-        let j = judge(&e, 0.0, (30, 40), 600.0, 86_400.0, false);
+        let j = judge(&e, 0.0, (10, 12), 86_400.0, 864_000.0, false, None);
         assert_eq!(j.direction, Some(Direction::Lower));
-        let j = judge(&e, 0.0, (5, 40), 600.0, 86_400.0, false);
+        let j = judge(&e, 0.0, (5, 12), 86_400.0, 864_000.0, false, None);
         assert_eq!(j.direction, None);
         assert!(j.interval_excludes_null);
-        assert_eq!(j.more_time_seconds, Some(19.0 * 600.0));
-        // Enough blocks, an interval across zero: a quarter of the width
-        // needs about 16 times the data.
-        let wide = Estimate::new(-100.0, -500.0, 300.0, 100, CLUSTERED_QUANTILE_DIFFERENCE);
-        let j = judge(&wide, 0.0, (30, 30), 600.0, 3600.0, false);
+        assert_eq!(j.more_time_seconds, Some(2.0 * 86_400.0));
+        let ratio = Estimate::new(3.0, 1.2, 8.0, 4, RATE_RATIO);
+        let j = judge(
+            &ratio,
+            1.0,
+            (10, 10),
+            86_400.0,
+            864_000.0,
+            true,
+            Some((4, 4)),
+        );
         assert_eq!(j.direction, None);
-        assert_eq!(j.more_time_seconds, Some(3600.0 * 15.0));
+        assert!(!j.enough_events);
+        let j = judge(
+            &ratio,
+            1.0,
+            (10, 10),
+            86_400.0,
+            864_000.0,
+            true,
+            Some((9, 6)),
+        );
+        assert_eq!(j.direction, Some(Direction::Higher));
     }
 }

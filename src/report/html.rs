@@ -126,7 +126,7 @@ fn time_lost(r: &Report) -> Markup {
         p.note { "Assumptions: " (crate::loss::assumptions(&t.assumptions)) ". Each forced logout costs "
                  (human_duration(t.logout_cost_seconds)) ": " (human_duration(t.relogin_seconds)) " to log in again and "
                  (human_duration(t.redo_seconds)) " of work redone (" (t.redo_source) "). Measured over "
-                 (human_duration(t.working_hours_observed * 3600.0)) " of working hours in " (t.blocks) " blocks." }
+                 (human_duration(t.working_hours_observed * 3600.0)) " of working hours in " (crate::report::words::plural(t.units as u64, "independent day")) "." }
     }
 }
 
@@ -388,10 +388,10 @@ fn reporting(r: &Report) -> Markup {
 fn changes(r: &Report) -> Markup {
     html! {
         h2 id="changes" { "7. Before and after each change" }
-        p { "For each dated change, equal periods of up to a week just before and just after are compared like with like: "
-            "blocks of time are matched by hour of the day (weekdays and weekends apart), so a busy morning is never set against a quiet night. "
-            "A direction is stated only when the interval excludes no difference and each side holds at least "
-            (r.evidence.min_blocks) " matched blocks; otherwise the report says there is not enough evidence yet." }
+        p { "For each dated change, equal periods of up to eight weeks just before and just after are compared like with like: "
+            "hours are matched by hour of the day (weekdays and weekends apart), so a busy morning is never set against a quiet night, and whole days are the independent units. "
+            "A direction is stated only when the interval excludes no difference, each side holds at least "
+            (r.evidence.min_units) " independent days, and a change in freezes or forced logouts rests on at least " (r.evidence.min_events) " of them; otherwise the report says there is not enough evidence yet." }
         @if r.changes.is_empty() { p { "No change events are recorded in the configuration." } }
         @for c in &r.changes {
             h3 { (c.name) " — " (c.at_text) }

@@ -3,7 +3,8 @@
 
 use std::fmt::Write;
 
-use super::model::{show, show_percent, Report};
+use super::model::Report;
+use super::words::{show, show_percent};
 use crate::timefmt::{human_duration, rfc3339};
 
 pub fn render(r: &Report) -> String {
@@ -87,7 +88,7 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(w, "\n## Latency per step\n");
-    let _ = writeln!(w, "Exact percentiles from merged per-minute HdrHistograms of completed steps; intervals allow for clustering in blocks of time. Steps given up on are counted apart, as taking at least their give-up time.\n");
+    let _ = writeln!(w, "HdrHistogram's percentiles of completed steps (exact to three significant figures); intervals treat whole days as the independent units. Steps given up on are counted apart, as taking at least their give-up time.\n");
     let _ = writeln!(
         w,
         "| target | journey | step | completed | p50 | p95 | p99 | max | given up |"

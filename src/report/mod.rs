@@ -17,23 +17,29 @@
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
 
+pub mod build;
 pub mod calibration;
 pub mod changes;
 pub mod charts;
 pub mod command;
 pub mod compare;
+pub mod design;
 pub mod evidence;
 pub mod export;
 pub mod fleet;
 pub mod html;
 pub mod markdown;
 pub mod model;
+pub mod progress;
 pub mod rule;
+pub mod sessions;
 pub mod stats;
 pub mod summary;
 pub mod time_lost;
+pub mod words;
 
-pub use model::{build, Report, ReportOptions};
+pub use build::build;
+pub use model::{Report, ReportOptions};
 
 /// The report's output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -4,10 +4,10 @@
 //! the age at which the hazard rises, if it does.
 //!
 //! - The hazard ratio: exact conditional binomial on the forced-logout
-//!   counts, divided by their over-dispersion across blocks of time (a
+//!   counts, divided by their over-dispersion across units of days (a
 //!   restart drops every session at once).
 //! - A direction is stated only when its interval excludes 1 and each side
-//!   has at least [`MIN_DROPS`] forced logouts in as many different blocks
+//!   has at least [`MIN_DROPS`] forced logouts in as many different units
 //!   of time.
 //! - The rise: of the band edges, the one that best splits the hazard in
 //!   two (highest two-piece Poisson likelihood), stated when its ratio's
@@ -20,9 +20,10 @@ use serde::Serialize;
 use super::evidence;
 use super::model::BandHazard;
 use super::stats::Estimate;
+use super::words::{figure, plural};
 use crate::timefmt::human_duration;
 
-/// Forced logouts (and distinct blocks of time holding them) each side
+/// Forced logouts (and distinct units of days holding them) each side
 /// needs before a direction is stated.
 pub const MIN_DROPS: u64 = 5;
 
@@ -35,9 +36,9 @@ pub struct RuleVerdict {
     pub older: Estimate,
     /// Older over younger.
     pub hazard_ratio: Estimate,
-    /// Distinct blocks of time holding forced logouts on each side.
-    pub younger_blocks: u64,
-    pub older_blocks: u64,
+    /// Distinct units of days holding forced logouts on each side.
+    pub younger_units: u64,
+    pub older_units: u64,
     /// The band edge at which the hazard rises, when the data show one.
     pub rises_at_seconds: Option<f64>,
     pub rise_ratio: Option<Estimate>,
@@ -46,15 +47,15 @@ pub struct RuleVerdict {
     pub sentence: String,
 }
 
-/// One forced logout: its age (bracket midpoint) and block of time.
+/// One forced logout: its age (bracket midpoint) and unit of days.
 #[derive(Clone, Copy, Debug)]
 pub struct Drop {
     pub age: f64,
-    pub block: Option<i64>,
+    pub unit: Option<i64>,
 }
 
 /// Judges the rule at `age` from the bands (with their lower edges), the
-/// drops, and the over-dispersion `phi` of drops across blocks.
+/// drops, and the over-dispersion `phi` of drops across units of days.
 pub fn verdict(
     bands: &[BandHazard],
     edges: &[Duration],
@@ -86,7 +87,7 @@ pub fn verdict(
         let mut blocks: Vec<i64> = drops
             .iter()
             .filter(|d| (d.age >= at) == older)
-            .filter_map(|d| d.block)
+            .filter_map(|d| d.unit)
             .collect();
         blocks.sort_unstable();
         blocks.dedup();
@@ -126,6 +127,7 @@ pub fn verdict(
         && young_blocks >= MIN_DROPS
         && old_blocks >= MIN_DROPS;
     let shown = show_ratio(&ratio);
+    let times = times_as_often(&ratio);
     let (verdict, sentence) = if old.1 <= 0.0 || young.1 <= 0.0 {
         (
             "not_enough_data",
@@ -135,27 +137,28 @@ pub fn verdict(
         (
             "not_enough_data",
             format!(
-                "Not enough evidence yet on whether sessions older than {age_text} drop more often: {} and {} forced logouts on either side of {age_text} ({MIN_DROPS} needed on each, in as many blocks of time); hazard ratio {shown}.",
-                young.0, old.0
+                "Not enough evidence yet on whether sessions older than {age_text} are forced out more often: {} in younger sessions and {} in older ones, where at least {MIN_DROPS} on each side, on as many different days, are needed.",
+                plural(young.0 as u64, "forced logout"),
+                plural(old.0 as u64, "forced logout")
             ),
         )
     } else if ratio.low.is_some_and(|l| l > 1.0) {
         (
             "older_more",
             format!(
-                "Yes: sessions older than {age_text} are forced out more often; hazard ratio older to younger {shown}{}.",
+                "Yes: sessions older than {age_text} were forced out {times}{}.",
                 rise_text(rises_at)
             ),
         )
     } else if ratio.high.is_some_and(|h| h < 1.0) {
         (
             "older_less",
-            format!("No: sessions older than {age_text} are forced out less often; hazard ratio older to younger {shown}."),
+            format!("No: sessions older than {age_text} were forced out less often, {times}."),
         )
     } else {
         (
             "no_clear_difference",
-            format!("No clear difference: sessions older than {age_text} drop about as often as younger ones; hazard ratio older to younger {shown}."),
+            format!("No clear difference: sessions older than {age_text} were forced out about as often as younger ones ({shown})."),
         )
     };
     RuleVerdict {
@@ -164,8 +167,8 @@ pub fn verdict(
         younger: rate(young),
         older: rate(old),
         hazard_ratio: ratio,
-        younger_blocks: young_blocks,
-        older_blocks: old_blocks,
+        younger_units: young_blocks,
+        older_units: old_blocks,
         rises_at_seconds: rises_at,
         rise_ratio,
         verdict,
@@ -184,18 +187,32 @@ fn rise_text(at: Option<f64>) -> String {
 }
 
 fn show_ratio(e: &Estimate) -> String {
-    super::changes::show_change(e, 2, "")
+    times_as_often(e)
+}
+
+/// "5.4 times as often (between 3.4 and 8.5 times)".
+fn times_as_often(e: &Estimate) -> String {
+    match (e.value, e.low, e.high) {
+        (Some(v), Some(l), Some(h)) => format!(
+            "{} times as often as younger ones (between {} and {} times)",
+            figure(v, 1),
+            figure(l, 1),
+            figure(h, 1)
+        ),
+        (Some(v), Some(l), None) => format!(
+            "{} times as often as younger ones (at least {} times)",
+            figure(v, 1),
+            figure(l, 1)
+        ),
+        (Some(v), ..) => format!("{} times as often as younger ones", figure(v, 1)),
+        _ => "with no forced logout of younger sessions to compare with".into(),
+    }
 }
 
 /// `k` forced logouts in `hours` of a band, with a Garwood interval on
 /// `k / phi` scaled back: the drops' over-dispersion across blocks of time.
 pub fn band_rate(k: u64, hours: f64, phi: f64) -> Estimate {
-    if hours <= 0.0 {
-        return Estimate::none(k, evidence::OVERDISPERSED_RATE);
-    }
-    let phi = phi.max(1.0);
-    let scaled = evidence::rate(&[(k as f64 / phi, hours / phi)]);
-    Estimate { n: k, ..scaled }
+    evidence::count_rate(k as f64, hours, phi, 0.05)
 }
 
 #[cfg(test)]
@@ -215,11 +232,11 @@ mod tests {
         (0..young)
             .map(|i| Drop {
                 age: 1000.0,
-                block: Some(i as i64),
+                unit: Some(i as i64),
             })
             .chain((0..old).map(|i| Drop {
                 age: 9000.0,
-                block: Some(100 + i as i64),
+                unit: Some(100 + i as i64),
             }))
             .collect()
     }
@@ -249,7 +266,7 @@ mod tests {
         let r = &v.hazard_ratio;
         assert!(r.covers(6.0), "{r:?}");
         assert_eq!(v.rises_at_seconds, Some(7200.0));
-        assert!(v.sentence.contains("rises at about 2h"), "{}", v.sentence);
+        assert!(v.sentence.contains("rises at about 2 h"), "{}", v.sentence);
     }
 
     #[test]
@@ -268,7 +285,7 @@ mod tests {
         let mut clustered = drops(12, 0);
         clustered.extend((0..12).map(|_| Drop {
             age: 9000.0,
-            block: Some(7),
+            unit: Some(7),
         }));
         let bands = [band("0-2h", 60.0, 12), band("2h+", 12.0, 12)];
         let v = verdict(&bands, &e, Duration::from_secs(7200), &clustered, 1.0);

@@ -35,6 +35,9 @@ pub struct Estimate {
     pub high: Option<f64>,
     /// The sample size behind the figure (runs, samples, events...).
     pub n: u64,
+    /// Independent units of days behind the interval (0 where the figure
+    /// is not drawn from time: a share of events, say).
+    pub units: u64,
     pub method: &'static str,
 }
 
@@ -45,6 +48,7 @@ impl Estimate {
             low: None,
             high: None,
             n,
+            units: 0,
             method,
         }
     }
@@ -55,8 +59,15 @@ impl Estimate {
             low: Some(low),
             high: Some(high),
             n,
+            units: 0,
             method,
         }
+    }
+
+    /// The same, with a point value (and no interval unless it had one).
+    pub fn with_value(mut self, value: f64) -> Estimate {
+        self.value = Some(value);
+        self
     }
 
     /// Multiplies value and bounds (unit changes).

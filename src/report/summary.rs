@@ -3,7 +3,8 @@
 //! under the minimum-evidence rule (see [`super::evidence`]); otherwise it
 //! says there is not enough evidence yet.
 
-use super::model::{show, show_percent, Report};
+use super::model::Report;
+use super::words::{show, show_percent};
 use crate::timefmt::human_duration;
 
 pub fn summary(r: &Report) -> Vec<String> {

@@ -1,34 +1,36 @@
-//! Time lost per practitioner in the report: the figure the board asked
-//! about, built from the journal's rows and the site's `practitioners:`
-//! assumptions with the model of [`crate::loss`] (what each cause counts).
+//! Time lost per practitioner over the report's window: the model of
+//! [`crate::loss`] fed one tally per working hour the agent measured (in
+//! the system's calendar, so that rates and hours are on one clock), with
+//! intervals and before/after comparisons under the same evidence rule as
+//! every other figure:
 //!
-//! Per practitioner per working day, in minutes, during working hours only.
-//! The report tallies each block of time in working hours where a journey
-//! ran, and measures what a forced logout costs: the measured re-login time
-//! plus the work redone (the configured `redo_after_logout`, or else the
-//! measured time of the interrupted journeys up to their logout, or else
-//! half a typical run).
-//!
-//! Intervals resample whole blocks of time (the same blocks as the rest of
-//! the report) and recompute all three: a block bootstrap with a fixed seed.
-//! Before and after a change, blocks are matched like with like
-//! ([`evidence::match_by_cell`]) and the difference is judged under the
-//! minimum-evidence rule.
+//! - an interval only from at least [`evidence::MIN_UNITS`] independent
+//!   units of days (a block bootstrap that resamples whole units, 1000
+//!   resamples, fixed seed); otherwise the figure alone and "not enough
+//!   evidence yet";
+//! - before and after a change, the hours matched like with like as in
+//!   [`super::compare`]; a direction needs the interval to exclude no
+//!   change, enough units on each side, and, when freezes or forced
+//!   logouts drive the difference, at least [`evidence::MIN_EVENTS`] of
+//!   them in as many different units.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
-use super::evidence::{self, BlockGrid, Calendar, Direction, Judgement};
-use super::model::{is_success, Rows};
+use super::compare;
+use super::design::{Design, Sheet};
+use super::evidence::{self, Direction, Judgement};
 use super::stats::{percentile_sorted, Estimate};
+use super::words::{figure, show};
 use crate::config::practitioners::Practitioners;
+use crate::ledger::Ledger;
 use crate::loss::{assumptions, LossTally, Model};
 use crate::timefmt::human_duration;
 
 pub const BOOTSTRAP: &str =
-    "block bootstrap: whole blocks of time resampled, the three causes recomputed, 1000 resamples, fixed seed (95%)";
+    "block bootstrap: whole units of days resampled, the three causes recomputed, 1000 resamples, fixed seed (95%)";
 const RESAMPLES: usize = 1000;
 const SEED: u64 = 20_261_201;
 
@@ -50,9 +52,10 @@ pub struct TimeLost {
     pub redo_seconds: f64,
     /// `configured`, `measured` (interrupted journeys) or `half a run`.
     pub redo_source: &'static str,
-    /// Working hours the agent measured in.
+    /// Working hours the agent measured in (calendar hours).
     pub working_hours_observed: f64,
-    pub blocks: usize,
+    /// Units of days holding them.
+    pub units: usize,
     pub sentence: String,
 }
 
@@ -67,159 +70,130 @@ pub struct TimeLostChange {
     pub sentence: String,
 }
 
-/// Whether the block starting at `start` lies in working hours.
-fn working(p: &Practitioners, calendar: &Calendar, start: f64) -> bool {
-    p.is_working_at(start, calendar.scale)
+/// One working slot's tallies, with its unit of days.
+struct Tally {
+    unit: i64,
+    loss: LossTally,
 }
 
-/// Tallies per block of `grid` in working hours where a journey ran.
-pub fn tallies(rows: &Rows, grid: &BlockGrid, p: &Practitioners) -> Vec<LossTally> {
+/// The tallies of `slots` that lie in working hours.
+fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners) -> Vec<Tally> {
+    let ledger = sheet.ledger;
+    let clock = design.clock;
     // Each system's share of the practitioners' transactions.
     let mut journeys: BTreeMap<&str, &str> = BTreeMap::new();
-    for r in rows.runs.iter().filter(|r| r.kind == "interactive") {
-        journeys.insert(&r.journey, &r.target);
+    for j in ledger.journeys.iter().filter(|j| j.kind == "interactive") {
+        journeys.insert(&j.journey, &j.target);
     }
     let total_rate: f64 = journeys.keys().map(|j| p.rate(j)).sum();
     let mut weight: BTreeMap<&str, f64> = BTreeMap::new();
     for (journey, target) in &journeys {
         *weight.entry(target).or_default() += p.rate(journey) / total_rate.max(f64::MIN_POSITIVE);
     }
-
-    let mut blocks: BTreeMap<i64, LossTally> = BTreeMap::new();
-    let ran: std::collections::BTreeSet<i64> = rows
-        .runs
+    let working: BTreeSet<i64> = slots
         .iter()
-        .filter_map(|r| grid.index(r.intended_start))
+        .copied()
+        .filter(|s| p.is_working_at(clock.start(*s) + clock.seconds / 2.0, clock.scale))
         .collect();
-    for &i in &ran {
-        let (start, end) = grid.bounds(i);
-        if working(p, &rows.calendar, start) {
-            blocks.insert(
-                i,
-                LossTally {
-                    start,
-                    working_seconds: end - start,
-                    ..LossTally::default()
-                },
-            );
-        }
-    }
-    for f in &rows.freezes {
+    let mut frozen: BTreeMap<i64, f64> = BTreeMap::new();
+    for f in &ledger.freezes {
         let w = weight.get(f.target.as_str()).copied().unwrap_or(0.0);
-        for (i, secs) in grid.split(f.started, f.started + f.length) {
-            if let Some(t) = blocks.get_mut(&i) {
-                t.frozen_seconds += w * secs;
+        clock.split(f.started, f.started + f.length.max(0.0), |i, ms| {
+            if working.contains(&i) {
+                *frozen.entry(i).or_default() += w * ms as f64 / 1000.0 * clock.scale;
             }
-        }
+        });
     }
-    for s in &rows.spans {
-        for (i, secs) in grid.split(s.login_at + s.age_from, s.login_at + s.age_to) {
-            if let Some(t) = blocks.get_mut(&i) {
-                t.session_hours += secs / 3600.0;
-            }
-        }
-        if s.dropped {
-            let at = s.login_at + super::model::drop_age(s);
-            if let Some(t) = grid.index(at).and_then(|i| blocks.get_mut(&i)) {
-                t.drops += 1.0;
-            }
-        }
-    }
-    let run_block: BTreeMap<i64, (i64, &str)> = rows
-        .runs
+    let drops = sheet.drops(design, &working.iter().copied().collect::<Vec<_>>(), None);
+    let drops: BTreeMap<i64, (f64, f64)> = working
         .iter()
-        .filter(|r| r.kind == "interactive")
-        .filter_map(|r| Some((r.id, (grid.index(r.intended_start)?, r.journey.as_str()))))
+        .copied()
+        .zip(drops.iter().map(|d| d.value))
         .collect();
-    for (i, journey) in run_block.values() {
-        if let Some(t) = blocks.get_mut(i) {
-            t.excess.entry(journey.to_string()).or_default().1 += 1.0;
-        }
-    }
-    // Steps that completed before freezing: a frozen step's wait is in the
-    // freezes' share already.
-    for s in rows
-        .steps
+    working
         .iter()
-        .filter(|s| s.phase == "journey" && s.kind == "interactive" && is_success(&s.outcome))
-    {
-        let over = s.duration - p.acceptable_seconds;
-        if over <= 0.0 {
-            continue;
-        }
-        if let Some((i, journey)) = run_block.get(&s.run_id) {
-            if let Some(t) = blocks.get_mut(i) {
-                t.excess.entry(journey.to_string()).or_default().0 += over;
+        .map(|&i| {
+            let mut loss = LossTally {
+                start: clock.start(i),
+                working_seconds: clock.seconds * clock.scale,
+                frozen_seconds: frozen.get(&i).copied().unwrap_or(0.0),
+                ..LossTally::default()
+            };
+            if let Some((d, h)) = drops.get(&i) {
+                loss.drops = *d;
+                loss.session_hours = *h;
             }
-        }
-    }
-    blocks.into_values().collect()
+            if let Some(slot) = ledger.slots.get(&i) {
+                for (j, e) in &slot.excess {
+                    let name = &ledger.journeys[*j as usize].journey;
+                    let entry = loss.excess.entry(name.clone()).or_default();
+                    entry.0 += e.over_ms as f64 / 1000.0;
+                    entry.1 += f64::from(e.runs);
+                }
+            }
+            Tally {
+                unit: design.unit(i),
+                loss,
+            }
+        })
+        .collect()
 }
 
 /// Re-login and redone work per forced logout (seconds), and where the
 /// redone work came from.
-fn logout_cost(rows: &Rows, p: &Practitioners) -> (f64, f64, &'static str) {
-    let mut logins: BTreeMap<i64, (f64, bool)> = BTreeMap::new();
-    let mut interrupted: BTreeMap<i64, f64> = BTreeMap::new();
-    let mut stopped: std::collections::BTreeSet<i64> = Default::default();
-    for s in &rows.steps {
-        match s.phase.as_str() {
-            "login" => {
-                let e = logins.entry(s.run_id).or_insert((0.0, true));
-                e.0 += s.duration;
-                e.1 &= is_success(&s.outcome);
-            }
-            "journey" if !stopped.contains(&s.run_id) => {
-                *interrupted.entry(s.run_id).or_default() += s.duration;
-                if s.outcome == "logged_out" {
-                    stopped.insert(s.run_id);
-                }
-            }
-            _ => {}
+fn logout_cost(ledger: &Ledger, p: &Practitioners) -> (f64, f64, &'static str) {
+    let c = &ledger.cost;
+    let mean = |ms: u64, n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            ms as f64 / 1000.0 / n as f64
         }
-    }
-    let good: Vec<f64> = logins.values().filter(|l| l.1).map(|l| l.0).collect();
-    let relogin = mean(&good);
+    };
+    let relogin = mean(c.login_ms, c.logins);
     if let Some(redo) = p.redo_after_logout_seconds {
         return (relogin, redo, "configured");
     }
-    let cut: Vec<f64> = stopped
-        .iter()
-        .filter_map(|id| interrupted.get(id).copied())
-        .collect();
-    if !cut.is_empty() {
-        return (relogin, mean(&cut), "measured");
+    if c.interrupted > 0 {
+        return (relogin, mean(c.interrupted_ms, c.interrupted), "measured");
     }
-    let runs: Vec<f64> = rows
-        .runs
-        .iter()
-        .filter(|r| r.kind == "interactive" && is_success(&r.outcome))
-        .map(|r| r.duration)
-        .collect();
-    (relogin, mean(&runs) / 2.0, "half a run")
+    (relogin, mean(c.run_ms, c.runs) / 2.0, "half a run")
 }
 
-fn mean(v: &[f64]) -> f64 {
-    if v.is_empty() {
-        0.0
-    } else {
-        v.iter().sum::<f64>() / v.len() as f64
+/// The tallies grouped by unit of days.
+fn by_unit(tallies: &[Tally]) -> Vec<Vec<&LossTally>> {
+    let mut units: BTreeMap<i64, Vec<&LossTally>> = BTreeMap::new();
+    for t in tallies {
+        units.entry(t.unit).or_default().push(&t.loss);
     }
+    units.into_values().collect()
+}
+
+fn resample<'a>(units: &[Vec<&'a LossTally>], rng: &mut impl Rng, into: &mut Vec<&'a LossTally>) {
+    into.clear();
+    for _ in 0..units.len() {
+        into.extend(units[rng.random_range(0..units.len())].iter().copied());
+    }
+}
+
+fn flatten<'a>(units: &[Vec<&'a LossTally>]) -> Vec<&'a LossTally> {
+    units.iter().flatten().copied().collect()
 }
 
 /// Point estimates and bootstrap intervals of the three causes and total.
-fn estimate(model: &Model<'_>, tallies: &[&LossTally], seed: u64) -> [Estimate; 4] {
-    let n = tallies.len() as u64;
-    let Some((f, l, s)) = model.minutes(tallies) else {
+fn estimate(model: &Model<'_>, units: &[Vec<&LossTally>], seed: u64) -> [Estimate; 4] {
+    let m = units.len();
+    let n = units.iter().map(Vec::len).sum::<usize>() as u64;
+    let Some((f, l, s)) = model.minutes(&flatten(units)) else {
         return std::array::from_fn(|_| Estimate::none(n, BOOTSTRAP));
     };
+    let point = [f, l, s, f + l + s];
     let mut reps: [Vec<f64>; 4] = Default::default();
-    if tallies.len() > 1 {
+    if m >= evidence::MIN_UNITS {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let mut pick: Vec<&LossTally> = Vec::with_capacity(tallies.len());
+        let mut pick = Vec::new();
         for _ in 0..RESAMPLES {
-            pick.clear();
-            pick.extend((0..tallies.len()).map(|_| tallies[rng.random_range(0..tallies.len())]));
+            resample(units, &mut rng, &mut pick);
             if let Some((a, b, c)) = model.minutes(&pick) {
                 for (r, v) in reps.iter_mut().zip([a, b, c, a + b + c]) {
                     r.push(v);
@@ -227,42 +201,32 @@ fn estimate(model: &Model<'_>, tallies: &[&LossTally], seed: u64) -> [Estimate; 
             }
         }
     }
-    let point = [f, l, s, f + l + s];
     std::array::from_fn(|k| {
+        let mut e = Estimate::none(n, BOOTSTRAP).with_value(point[k]);
+        e.units = m as u64;
         let r = &mut reps[k];
-        if r.len() < 2 {
-            return Estimate {
-                value: Some(point[k]),
-                low: None,
-                high: None,
-                n,
-                method: BOOTSTRAP,
-            };
+        if r.len() >= 2 {
+            r.sort_by(f64::total_cmp);
+            e.low = Some(percentile_sorted(r, 0.025).min(point[k]));
+            e.high = Some(percentile_sorted(r, 0.975).max(point[k]));
         }
-        r.sort_by(f64::total_cmp);
-        Estimate::new(
-            point[k],
-            percentile_sorted(r, 0.025).min(point[k]),
-            percentile_sorted(r, 0.975).max(point[k]),
-            n,
-            BOOTSTRAP,
-        )
+        e
     })
 }
 
 /// The time-lost figure over the report's window.
-pub fn time_lost(rows: &Rows, grid: &BlockGrid, p: &Practitioners) -> TimeLost {
-    let (relogin, redo, redo_source) = logout_cost(rows, p);
+pub fn time_lost(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners) -> TimeLost {
+    let (relogin, redo, redo_source) = logout_cost(sheet.ledger, p);
     let model = Model {
         practitioners: p,
         cost_seconds: relogin + redo,
     };
-    let all = tallies(rows, grid, p);
-    let refs: Vec<&LossTally> = all.iter().collect();
-    let [frozen, logouts, slow, total] = estimate(&model, &refs, SEED);
+    let all = tallies(sheet, design, slots, p);
+    let units = by_unit(&all);
+    let [frozen, logouts, slow, total] = estimate(&model, &units, SEED);
     let month = f64::from(p.headcount) * p.working_days_per_month / 60.0;
     let staff_hours = total.clone().scaled(month);
-    let working_hours_observed = all.iter().map(|t| t.working_seconds).sum::<f64>() / 3600.0;
+    let working_hours_observed = all.iter().map(|t| t.loss.working_seconds).sum::<f64>() / 3600.0;
     let sentence = sentence(
         p,
         &total,
@@ -284,17 +248,13 @@ pub fn time_lost(rows: &Rows, grid: &BlockGrid, p: &Practitioners) -> TimeLost {
         redo_seconds: redo,
         redo_source,
         working_hours_observed,
-        blocks: all.len(),
+        units: units.len(),
         sentence,
     }
 }
 
 fn minutes(e: &Estimate) -> String {
-    match (e.value, e.low, e.high) {
-        (Some(v), Some(l), Some(h)) => format!("{v:.1} (95% CI {l:.1} to {h:.1})"),
-        (Some(v), _, _) => format!("{v:.1}"),
-        _ => "no data".into(),
-    }
+    show(e, 1, "")
 }
 
 fn sentence(
@@ -308,7 +268,24 @@ fn sentence(
 ) -> String {
     if total.value.is_none() {
         return format!(
-            "Time lost per practitioner cannot be estimated yet: the agent measured nothing in working hours ({}).",
+            "Time lost per practitioner cannot be estimated yet: the agent has measured no working hours ({}).",
+            assumptions(p)
+        );
+    }
+    let figures = |e: &Estimate| match e.value {
+        Some(v) => figure(v, 1),
+        None => "-".into(),
+    };
+    if total.low.is_none() {
+        return format!(
+            "Time lost per practitioner: about {} minutes a working day so far ({} to freezes, {} to forced logouts, {} to slowness), but there is not enough evidence yet to put a range on it: {} of the {} independent days needed have been measured ({} of working hours). Assumptions: {}.",
+            figures(total),
+            figures(frozen),
+            figures(logouts),
+            figures(slow),
+            total.units,
+            evidence::MIN_UNITS,
+            human_duration(observed * 3600.0),
             assumptions(p)
         );
     }
@@ -325,86 +302,133 @@ fn sentence(
 }
 
 /// Time lost before and after a change at `at`, over windows of `window`
-/// each side cut into blocks of `block` and matched like with like.
-pub fn change(rows: &Rows, p: &Practitioners, at: f64, window: f64, block: f64) -> TimeLostChange {
-    let (relogin, redo, _) = logout_cost(rows, p);
+/// each side, its hours matched like with like.
+pub fn change(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    p: &Practitioners,
+    at: f64,
+    window: f64,
+) -> TimeLostChange {
+    let (relogin, redo, _) = logout_cost(sheet.ledger, p);
     let model = Model {
         practitioners: p,
         cost_seconds: relogin + redo,
     };
-    let grid = BlockGrid::new(at - window, at + window, at, block);
-    let all = tallies(rows, &grid, p);
-    let (before, after): (Vec<&LossTally>, Vec<&LossTally>) =
-        all.iter().partition(|t| t.start < at);
-    let (b, a) = evidence::match_by_cell(&rows.calendar, &keyed(&before), &keyed(&after));
-    let [.., tb] = estimate(&model, &b, SEED);
-    let [.., ta] = estimate(&model, &a, SEED ^ 1);
-    let change = difference(&model, &b, &a);
-    let judgement = evidence::judge(&change, 0.0, (b.len(), a.len()), block, window, false);
-    let figure = minutes(&change);
+    let design = design.anchored(at);
+    let (b, a) = compare::matched(sheet, &design, at, window, None);
+    let (tb, ta) = (
+        tallies(sheet, &design, &b, p),
+        tallies(sheet, &design, &a, p),
+    );
+    let (ub, ua) = (by_unit(&tb), by_unit(&ta));
+    let [fb, lb, sb, total_b] = estimate(&model, &ub, SEED);
+    let [fa, la, sa, total_a] = estimate(&model, &ua, SEED ^ 1);
+    let change = difference(&model, &ub, &ua);
+    // Which cause moves most, and the events behind it when it is one of
+    // the rare ones.
+    let moved =
+        |x: &Estimate, y: &Estimate| (y.value.unwrap_or(0.0) - x.value.unwrap_or(0.0)).abs();
+    let events = |slots: &[i64], freezes: bool| {
+        let parts = if freezes {
+            sheet.freezes(&design, slots, None)
+        } else {
+            sheet.drops(&design, slots, None)
+        };
+        evidence::events(&parts)
+    };
+    let slow_moved = moved(&sb, &sa);
+    let rare = if moved(&fb, &fa) >= moved(&lb, &la) && moved(&fb, &fa) > slow_moved {
+        Some(true)
+    } else if moved(&lb, &la) > slow_moved {
+        Some(false)
+    } else {
+        None
+    };
+    let events = rare.map(|freezes| {
+        let ((kb, ubn), (ka, uan)) = (events(&b, freezes), events(&a, freezes));
+        (kb + ka, ubn + uan)
+    });
+    let judgement = evidence::judge(
+        &change,
+        0.0,
+        (ub.len(), ua.len()),
+        design.unit_seconds(),
+        window,
+        false,
+        events,
+    );
     let sentence = match judgement.direction {
         Some(Direction::Lower) => format!(
             "it gave back about {} minutes a day per practitioner",
-            minutes(&change.clone().scaled(-1.0))
+            minutes(&flip(&change))
         ),
         Some(Direction::Higher) => {
-            format!("it cost about {figure} more minutes a day per practitioner")
+            format!("it cost about {} more minutes a day per practitioner", minutes(&change))
         }
-        None if !judgement.enough_blocks => format!(
-            "not enough evidence yet on time lost ({} of {} comparable working-hour blocks on the thinner side)",
-            b.len().min(a.len()),
-            evidence::MIN_BLOCKS
+        None if !judgement.enough_units => format!(
+            "not enough evidence yet on time lost: {} of the {} independent days needed on the thinner side",
+            ub.len().min(ua.len()),
+            evidence::MIN_UNITS
         ),
-        None => format!("no clear change in time lost: {figure} minutes a day per practitioner"),
+        None if !judgement.enough_events => format!(
+            "not enough evidence yet on time lost: the difference rests on {} {} ({} in as many different days needed)",
+            judgement.events.unwrap_or(0),
+            if rare == Some(true) { "freezes" } else { "forced logouts" },
+            evidence::MIN_EVENTS
+        ),
+        None => format!(
+            "no clear change in time lost: {} minutes a day per practitioner",
+            minutes(&change)
+        ),
     };
     TimeLostChange {
-        before: tb,
-        after: ta,
+        before: total_b,
+        after: total_a,
         change,
         judgement,
         sentence,
     }
 }
 
-fn keyed<'a>(tallies: &[&'a LossTally]) -> Vec<(f64, &'a LossTally)> {
-    tallies.iter().map(|t| (t.start, *t)).collect()
+/// `-e` with its interval the right way round.
+fn flip(e: &Estimate) -> Estimate {
+    let mut out = e.clone().scaled(-1.0);
+    std::mem::swap(&mut out.low, &mut out.high);
+    out
 }
 
-/// After minus before in total minutes, each side's blocks resampled.
-fn difference(model: &Model<'_>, before: &[&LossTally], after: &[&LossTally]) -> Estimate {
+/// After minus before in total minutes, each side's units resampled.
+fn difference(
+    model: &Model<'_>,
+    before: &[Vec<&LossTally>],
+    after: &[Vec<&LossTally>],
+) -> Estimate {
     let n = (before.len() + after.len()) as u64;
     let total = |t: &[&LossTally]| model.minutes(t).map(|(a, b, c)| a + b + c);
-    let (Some(tb), Some(ta)) = (total(before), total(after)) else {
+    let (Some(tb), Some(ta)) = (total(&flatten(before)), total(&flatten(after))) else {
         return Estimate::none(n, BOOTSTRAP);
     };
-    if before.len() < 2 || after.len() < 2 {
-        return Estimate {
-            value: Some(ta - tb),
-            low: None,
-            high: None,
-            n,
-            method: BOOTSTRAP,
-        };
+    let d = ta - tb;
+    let mut e = Estimate::none(n, BOOTSTRAP).with_value(d);
+    e.units = before.len().min(after.len()) as u64;
+    if before.len() < evidence::MIN_UNITS || after.len() < evidence::MIN_UNITS {
+        return e;
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(SEED ^ 2);
     let mut diffs = Vec::with_capacity(RESAMPLES);
     let (mut pb, mut pa) = (Vec::new(), Vec::new());
     for _ in 0..RESAMPLES {
-        pb.clear();
-        pa.clear();
-        pb.extend((0..before.len()).map(|_| before[rng.random_range(0..before.len())]));
-        pa.extend((0..after.len()).map(|_| after[rng.random_range(0..after.len())]));
+        resample(before, &mut rng, &mut pb);
+        resample(after, &mut rng, &mut pa);
         if let (Some(b), Some(a)) = (total(&pb), total(&pa)) {
             diffs.push(a - b);
         }
     }
-    diffs.sort_by(f64::total_cmp);
-    let d = ta - tb;
-    Estimate::new(
-        d,
-        percentile_sorted(&diffs, 0.025).min(d),
-        percentile_sorted(&diffs, 0.975).max(d),
-        n,
-        BOOTSTRAP,
-    )
+    if diffs.len() >= 2 {
+        diffs.sort_by(f64::total_cmp);
+        e.low = Some(percentile_sorted(&diffs, 0.025).min(d));
+        e.high = Some(percentile_sorted(&diffs, 0.975).max(d));
+    }
+    e
 }

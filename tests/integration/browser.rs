@@ -650,6 +650,7 @@ async fn a_client_freeze_is_counted_apart_and_its_evidence_is_linked() {
             period: Default::default(),
             now: SystemTime::now(),
         },
+        |_| {},
     )
     .unwrap();
     let browser = &model.freezes.browser;

@@ -627,6 +627,7 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
             period: Default::default(),
             now: std::time::SystemTime::now(),
         },
+        |_| {},
     )
     .unwrap();
     let bands = &model.sessions.bands;

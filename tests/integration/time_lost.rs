@@ -1,6 +1,9 @@
 //! Time lost per practitioner, checked against the simulator's truth:
 //! injected freeze seconds and forced logouts give the frozen and logout
-//! minutes the model says they should, within the report's intervals.
+//! minutes the model says they should, within the report's intervals. The
+//! system's calendar runs 14,400 times faster than the wall clock, so the
+//! minute measured holds the ten independent days an interval needs, and
+//! rates are per hour of that calendar.
 
 use std::time::{Duration, SystemTime};
 
@@ -14,6 +17,8 @@ use crate::harness::*;
 const RUN: Duration = Duration::from_secs(60);
 const KEPT: f64 = 2.0;
 const REDO_SECONDS: f64 = 60.0;
+/// A calendar day every six seconds.
+const SCALE: f64 = 14_400.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_freezes_and_drops_give_the_frozen_and_logout_minutes_of_the_truth() {
@@ -29,6 +34,8 @@ async fn injected_freezes_and_drops_give_the_frozen_and_logout_minutes_of_the_tr
       keepalive: { name: keepalive_home, path: /home }"#;
     let yaml = format!(
         r#"site: test-site
+agent:
+  calendar_scale: {SCALE}
 targets:{}
 journeys:
   - name: lookup
@@ -91,6 +98,7 @@ journal:
             period: Default::default(),
             now: SystemTime::now(),
         },
+        |_| {},
     )
     .unwrap();
     let t = &model.time_lost;
@@ -103,8 +111,9 @@ journal:
         "frozen minutes {:?} should cover {expected_frozen:.1}",
         t.frozen_minutes
     );
-    // Forced logouts: drops per session-hour x working hours x cost.
-    let session_hours = KEPT * elapsed / 3600.0;
+    // Forced logouts: drops per session-hour (of the system's calendar) x
+    // working hours x cost.
+    let session_hours = KEPT * elapsed * SCALE / 3600.0;
     let expected_logouts = 24.0 * drops / session_hours * t.logout_cost_seconds / 60.0;
     assert!(
         t.logout_minutes.covers(expected_logouts),

@@ -1,0 +1,545 @@
+//! Filling a ledger from a journal: one streaming pass per table, in the
+//! journal's own order, each row turned into its contributions at once
+//! and dropped. Nothing here holds rows; memory is the ledger's.
+//!
+//! Hours that `casewatch journal compact` folded into rollups are read
+//! from the rollups instead: the two never overlap, since compaction
+//! deletes the rows it folds in the same transaction.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::{
+    class_of, is_success, millis_of, ForcedLogout, Freeze, JourneyKey, Ledger, SlotClock, StepKey,
+};
+use crate::config::practitioners::Practitioners;
+use crate::detect::AgeBands;
+use crate::journal::read::{
+    ChangeRow, JournalReader, KeptRow, ReadError, RunRow, SpanRow, StepRow, Window,
+};
+
+/// What the journal says about itself, beside its rows.
+#[derive(Clone, Debug)]
+pub struct JournalMeta {
+    pub site: Option<String>,
+    pub bands: AgeBands,
+    /// How many times faster than the wall clock the system's calendar runs.
+    pub calendar_scale: f64,
+    pub practitioners: Practitioners,
+    pub changes: Vec<ChangeRow>,
+    /// First and last moment measured over the whole journal.
+    pub span: Option<(f64, f64)>,
+}
+
+impl JournalMeta {
+    pub fn read(reader: &JournalReader) -> Result<JournalMeta, ReadError> {
+        let bands = reader
+            .meta("age_band_edges_seconds")?
+            .and_then(|text| serde_json::from_str::<Vec<f64>>(&text).ok())
+            .filter(|edges| {
+                !edges.is_empty()
+                    && edges.iter().all(|e| e.is_finite() && *e > 0.0 && *e < 1e9)
+                    && edges.windows(2).all(|w| w[0] < w[1])
+            })
+            .map(|edges| AgeBands::new(edges.into_iter().map(Duration::from_secs_f64).collect()))
+            .unwrap_or_default();
+        let calendar_scale = reader
+            .meta("calendar_scale")?
+            .and_then(|t| t.parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 1e6)
+            .unwrap_or(1.0);
+        let practitioners = reader
+            .meta("practitioners")?
+            .and_then(|text| serde_json::from_str::<Practitioners>(&text).ok())
+            .unwrap_or_default();
+        let mut span = reader.span()?;
+        if let Some((from, to)) = reader.rollup_span()? {
+            span = Some(match span {
+                Some((f, t)) => (f.min(from), t.max(to)),
+                None => (from, to),
+            });
+        }
+        Ok(JournalMeta {
+            site: reader.meta("site")?.filter(|s| !s.is_empty()),
+            bands,
+            calendar_scale,
+            practitioners,
+            changes: reader.changes()?,
+            span,
+        })
+    }
+}
+
+/// The window a ledger covers, in whole slots.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SlotWindow {
+    pub clock: SlotClock,
+    pub first: i64,
+    pub last: i64,
+}
+
+impl SlotWindow {
+    /// The window from `from` to `to` (unix seconds), widened to whole slots.
+    pub fn new(clock: SlotClock, from: f64, to: f64) -> SlotWindow {
+        let first = clock.slot(from);
+        let last = clock.slot(to).max(first);
+        SlotWindow { clock, first, last }
+    }
+
+    pub fn from(&self) -> f64 {
+        self.clock.start(self.first)
+    }
+
+    pub fn to(&self) -> f64 {
+        self.clock.start(self.last + 1)
+    }
+
+    /// The rows the window holds, by their attribution time.
+    pub fn rows(&self) -> Window {
+        Window {
+            from: self.from(),
+            to: self.to(),
+        }
+    }
+}
+
+/// The longest a window may be, in slots: beyond this a journal's times
+/// are not a monitoring history (milliseconds stored as seconds, say).
+pub const MAX_SLOTS: i64 = 2_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("the journal's times run from {from} to {to}, {years:.0} years: these are not times the agent wrote (a clock or a unit gone wrong?); give --from and --to to read part of it")]
+    ImplausibleSpan {
+        from: String,
+        to: String,
+        years: f64,
+    },
+    #[error("the journal's rollup of {hour} cannot be read")]
+    Rollup {
+        hour: String,
+        #[source]
+        source: super::rollup::RollupError,
+    },
+    #[error("the report would hold {samples} latency samples, over its memory bound of {limit}; give a shorter window with --from and --to, or compact the journal (casewatch journal compact)")]
+    TooLarge { samples: u64, limit: u64 },
+}
+
+/// Latency samples a ledger may hold (4 bytes each): far beyond a year of
+/// one site at production rates (about 1.6 million), far below what
+/// would swap a host.
+pub const MAX_SAMPLES: u64 = 150_000_000;
+
+/// What a ledger keeps of latency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Every step, by name: the site's report.
+    AllSteps,
+    /// The interactive journeys' own steps as one: the fleet report.
+    InteractiveOnly,
+}
+
+/// Reads `window` of the journal into a new ledger: its rows, and the
+/// rollups of hours that were compacted.
+pub fn ledger(
+    reader: &JournalReader,
+    meta: &JournalMeta,
+    window: SlotWindow,
+    keep: Keep,
+    mut progress: impl FnMut(u64),
+) -> Result<Ledger, BuildError> {
+    if window.last - window.first > MAX_SLOTS {
+        return Err(BuildError::ImplausibleSpan {
+            from: crate::timefmt::rfc3339(window.from()),
+            to: crate::timefmt::rfc3339(window.to()),
+            years: (window.to() - window.from()) / (365.25 * 86_400.0),
+        });
+    }
+    let mut ledger = Ledger::new(window.clock, Some((window.first, window.last)), &meta.bands);
+    ledger.interactive_only = keep == Keep::InteractiveOnly;
+    read_rows(reader, meta, window, &mut ledger, &mut progress)?;
+    for rollup in reader.rollups(window.rows())? {
+        let part = super::rollup::decode(&rollup.body).map_err(|source| BuildError::Rollup {
+            hour: crate::timefmt::rfc3339(rollup.hour_start),
+            source,
+        })?;
+        ledger.absorb(&part);
+    }
+    if ledger.samples > MAX_SAMPLES {
+        return Err(BuildError::TooLarge {
+            samples: ledger.samples,
+            limit: MAX_SAMPLES,
+        });
+    }
+    if let Some(site) = &meta.site {
+        if !ledger.sites.contains(site) {
+            ledger.sites.push(site.clone());
+        }
+    }
+    ledger.sort_events();
+    Ok(ledger)
+}
+
+/// The ledger of the rows attributed to `window` alone, keeping every
+/// contribution they make (a session's exposure after the window, say):
+/// what a rollup stores.
+pub fn raw_ledger(
+    reader: &JournalReader,
+    meta: &JournalMeta,
+    window: SlotWindow,
+) -> Result<Ledger, BuildError> {
+    let mut ledger = Ledger::new(window.clock, None, &meta.bands);
+    read_rows(reader, meta, window, &mut ledger, &mut |_| {})?;
+    ledger.sort_events();
+    Ok(ledger)
+}
+
+fn read_rows(
+    reader: &JournalReader,
+    meta: &JournalMeta,
+    window: SlotWindow,
+    ledger: &mut Ledger,
+    progress: &mut dyn FnMut(u64),
+) -> Result<(), BuildError> {
+    let rows = window.rows();
+    let mut reading = Reading {
+        ledger,
+        meta,
+        run: None,
+    };
+    let mut seen = 0u64;
+    let mut tick = |n: &mut u64| {
+        *n += 1;
+        if *n % 65_536 == 0 {
+            progress(*n);
+        }
+    };
+    reader.each_run_row(rows, |run| {
+        reading.run(&run);
+        tick(&mut seen);
+    })?;
+    reader.each_step_row(rows, |step| {
+        reading.step(&step);
+        tick(&mut seen);
+    })?;
+    reading.end_run();
+    let mut session = SessionGroup::default();
+    reader.each_span_row(rows, |span| {
+        session.add(reading.ledger, &meta.bands, &span);
+        tick(&mut seen);
+    })?;
+    session.flush(reading.ledger);
+    reader.each_kept_row(rows, |kept| {
+        reading.kept(&kept);
+        tick(&mut seen);
+    })?;
+    for f in reader.freezes(rows)? {
+        reading.ledger.freezes.push(Freeze {
+            site: f.site,
+            target: f.target,
+            started: f.started,
+            length: f.length,
+            censored: f.censored,
+        });
+    }
+    progress(seen);
+    Ok(())
+}
+
+/// The run whose steps are being read: steps come grouped by run.
+struct OpenRun {
+    id: i64,
+    journey: u16,
+    intended_start: f64,
+    login_ms: u64,
+    login_ok: bool,
+    saw_login: bool,
+    journey_ms: u64,
+    cut_short: bool,
+}
+
+struct Reading<'a> {
+    ledger: &'a mut Ledger,
+    meta: &'a JournalMeta,
+    run: Option<OpenRun>,
+}
+
+impl Reading<'_> {
+    fn journey_key(run_site: &str, target: &str, journey: &str, kind: &str) -> JourneyKey {
+        JourneyKey {
+            site: run_site.to_string(),
+            target: target.to_string(),
+            journey: journey.to_string(),
+            kind: kind.to_string(),
+        }
+    }
+
+    fn run(&mut self, run: &RunRow) {
+        let l = &mut *self.ledger;
+        if !l.sites.contains(&run.site) {
+            l.sites.push(run.site.clone());
+        }
+        l.target_id(&run.target);
+        let id = l.journey_id(&Self::journey_key(
+            &run.site,
+            &run.target,
+            &run.journey,
+            &run.kind,
+        ));
+        l.add_run(id, run.intended_start, &run.outcome);
+        let ok = is_success(&run.outcome);
+        match run.kind.as_str() {
+            "report" => {
+                let entry = l
+                    .report_runs
+                    .entry((run.target.clone(), run.journey.clone(), String::new()))
+                    .or_default();
+                *entry
+                    .0
+                    .entry(class_of(super::micros_of(run.duration)))
+                    .or_default() += 1;
+                entry.1 += u64::from(ok);
+            }
+            "interactive" => {
+                l.add_excess(id, run.intended_start, 0, 1);
+                if ok {
+                    l.cost.run_ms += millis_of(run.duration);
+                    l.cost.runs += 1;
+                }
+            }
+            _ => {}
+        }
+        let at = run.intended_start;
+        let end = run.intended_start + run.duration.max(0.0);
+        l.measured = Some(match l.measured {
+            Some((f, t)) => (f.min(at), t.max(end)),
+            None => (at, end),
+        });
+    }
+
+    fn step(&mut self, s: &StepRow) {
+        if self.run.as_ref().is_none_or(|r| r.id != s.run_id) {
+            self.end_run();
+            let journey = self.ledger.journey_id(&Self::journey_key(
+                &s.site,
+                &s.target,
+                &s.journey,
+                &s.run_kind,
+            ));
+            self.run = Some(OpenRun {
+                id: s.run_id,
+                journey,
+                intended_start: s.intended_start,
+                login_ms: 0,
+                login_ok: true,
+                saw_login: false,
+                journey_ms: 0,
+                cut_short: false,
+            });
+        }
+        let l = &mut *self.ledger;
+        let key = StepKey {
+            target: s.target.clone(),
+            journey: s.journey.clone(),
+            step: s.step.clone(),
+            kind: s.kind.clone(),
+            phase: s.phase.clone(),
+            report_same: s.report_same && s.kind == "interactive" && s.phase == "journey",
+            report_any: s.report_any && s.kind == "interactive" && s.phase == "journey",
+        };
+        let interactive = key.is_interactive();
+        if let Some(id) = l.map_step(&key) {
+            if s.censored {
+                l.add_given_up(id, s.sent_at, s.duration);
+            } else {
+                l.add_sample(id, s.sent_at, s.duration);
+            }
+        }
+        let ok = is_success(&s.outcome);
+        if s.kind == "report" && s.run_kind != "report" {
+            let entry = l
+                .report_runs
+                .entry((s.target.clone(), s.journey.clone(), s.step.clone()))
+                .or_default();
+            *entry
+                .0
+                .entry(class_of(super::micros_of(s.duration)))
+                .or_default() += 1;
+            entry.1 += u64::from(ok);
+        }
+        if let Some(side) = &s.freeze_side {
+            let sides = l
+                .browser_sides
+                .entry((s.target.clone(), s.journey.clone()))
+                .or_default();
+            sides[match side.as_str() {
+                "client" => 1,
+                "mixed" => 2,
+                _ => 0,
+            }] += 1;
+        }
+        if let Some(name) = &s.evidence {
+            l.browser_evidence.push(super::BrowserEvidence {
+                sent_at: s.sent_at,
+                target: s.target.clone(),
+                journey: s.journey.clone(),
+                step: s.step.clone(),
+                outcome: s.outcome.clone(),
+                name: name.clone(),
+            });
+        }
+        let acceptable = self.meta.practitioners.acceptable_seconds;
+        let Some(run) = self.run.as_mut() else {
+            return;
+        };
+        if interactive && ok && s.duration > acceptable {
+            let journey = run.journey;
+            let at = run.intended_start;
+            l.add_excess(journey, at, millis_of(s.duration - acceptable), 0);
+        }
+        match s.phase.as_str() {
+            "login" => {
+                run.saw_login = true;
+                run.login_ms += millis_of(s.duration);
+                run.login_ok &= ok;
+            }
+            "journey" if !run.cut_short => {
+                run.journey_ms += millis_of(s.duration);
+                run.cut_short = s.outcome == "logged_out";
+            }
+            _ => {}
+        }
+    }
+
+    /// Closes the run whose steps were being read.
+    fn end_run(&mut self) {
+        if let Some(run) = self.run.take() {
+            let c = &mut self.ledger.cost;
+            if run.saw_login && run.login_ok {
+                c.login_ms += run.login_ms;
+                c.logins += 1;
+            }
+            if run.cut_short {
+                c.interrupted_ms += run.journey_ms;
+                c.interrupted += 1;
+            }
+        }
+    }
+
+    fn kept(&mut self, r: &KeptRow) {
+        let row = self
+            .ledger
+            .kept
+            .entry((r.site.clone(), r.target.clone()))
+            .or_default();
+        match r.activity.as_str() {
+            "check" => {
+                row.checks += 1;
+                *row.check_outcomes.entry(r.outcome.clone()).or_default() += 1;
+                if r.state == "unknown" {
+                    row.unknown_checks += 1;
+                }
+            }
+            // Each attempt's first step; its record's state says how it went.
+            "login" if r.seq == Some(0) => {
+                row.logins += 1;
+                if r.state == "ended" {
+                    row.failed_logins += 1;
+                }
+            }
+            _ => {}
+        }
+        let end = r.sent_at + r.duration.max(0.0);
+        let l = &mut *self.ledger;
+        l.measured = Some(match l.measured {
+            Some((f, t)) => (f.min(r.sent_at), t.max(end)),
+            None => (r.sent_at, end),
+        });
+    }
+}
+
+/// The spans of one session: the journal may hold several per session,
+/// all with its login time, so sessions are closed when the login time
+/// changes (spans come in login order).
+#[derive(Default)]
+struct SessionGroup {
+    login_at: Option<f64>,
+    /// (site, target, origin, slot) -> (lifetime seconds, dropped).
+    open: BTreeMap<(String, String, String, Option<i64>), (f64, bool)>,
+}
+
+impl SessionGroup {
+    fn add(&mut self, l: &mut Ledger, bands: &AgeBands, s: &SpanRow) {
+        if self.login_at != Some(s.login_at) {
+            self.flush(l);
+            self.login_at = Some(s.login_at);
+        }
+        let target = l.target_id(&s.target);
+        for band in 0..bands.labels().len() {
+            let (lo, hi) = band_range(bands, band);
+            let (from, to) = (s.age_from.max(lo), s.age_to.min(hi));
+            if to > from {
+                l.add_exposure(target, band, s.login_at + from, s.login_at + to);
+            }
+        }
+        let bracket = s.bracket();
+        if let Some((alive, seen)) = bracket {
+            l.forced_logouts.push(ForcedLogout {
+                site: s.site.clone(),
+                target: s.target.clone(),
+                login_at: s.login_at,
+                alive_age: alive,
+                seen_age: seen,
+                cause: s.end_cause.clone().unwrap_or_else(|| "unknown".into()),
+                holder_kind: s.origin_kind.clone(),
+                holder: s.holder(),
+            });
+        }
+        if s.origin_kind == "kept" {
+            if let Some(end) = &s.end_cause {
+                *l.kept
+                    .entry((s.site.clone(), s.target.clone()))
+                    .or_default()
+                    .lives_ended
+                    .entry(end.clone())
+                    .or_default() += 1;
+            }
+        }
+        let age = match bracket {
+            Some((alive, seen)) => (alive + seen) / 2.0,
+            None => s.age_to,
+        };
+        let session = self
+            .open
+            .entry((s.site.clone(), s.target.clone(), s.origin.clone(), s.slot))
+            .or_insert((0.0, false));
+        session.0 = session.0.max(age);
+        session.1 |= s.dropped;
+    }
+
+    fn flush(&mut self, l: &mut Ledger) {
+        for (_, (age, dropped)) in std::mem::take(&mut self.open) {
+            let class = class_of(millis_of(age).max(1));
+            let entry = l.lifetimes.entry(class).or_default();
+            if dropped {
+                entry.1 += 1;
+            } else {
+                entry.0 += 1;
+            }
+        }
+    }
+}
+
+/// The ages (seconds) band `i` covers.
+fn band_range(bands: &AgeBands, i: usize) -> (f64, f64) {
+    let edges = bands.edges();
+    let lo = if i == 0 {
+        0.0
+    } else {
+        edges[i - 1].as_secs_f64()
+    };
+    let hi = edges.get(i).map_or(f64::INFINITY, |e| e.as_secs_f64());
+    (lo, hi)
+}

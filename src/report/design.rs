@@ -1,0 +1,401 @@
+//! How the evidence is laid out in time: the ledger's slots grouped into
+//! **units of days** (the independent observations of every interval),
+//! each slot placed in its **calendar cell** (hour of the day, weekdays
+//! and weekends apart, in the monitored system's calendar), and the parts
+//! every estimate of [`super::evidence`] is built from.
+//!
+//! - **Only slots in which a journey ran count**: a stretch with the agent
+//!   down is neither good time nor bad.
+//! - **The unit's length** is a day, or longer when the days themselves
+//!   are correlated: of 1, 2, 4 and 7 days, the shortest whose units'
+//!   latency residuals show no lag-one autocorrelation beyond what chance
+//!   gives (|r| ≤ 2/√units), and at least twice the longest freeze.
+
+use std::collections::BTreeMap;
+
+use super::evidence::{Part, MIN_UNITS};
+use crate::ledger::{JourneyKey, Ledger, SlotClock, StepKey, DAY};
+
+/// Cells of the week: the hour of the day, weekdays and weekends apart.
+pub const CELLS: usize = 48;
+/// Unit lengths tried, in days.
+pub const UNIT_DAYS: [u32; 4] = [1, 2, 4, 7];
+
+/// The calendar cell of calendar time `cal` (seconds since the epoch, in
+/// the system's calendar).
+pub fn cell_at(cal: f64) -> u16 {
+    let day = (cal / DAY).floor();
+    let hour = ((cal - day * DAY) / 3600.0).floor().clamp(0.0, 23.0) as u16;
+    hour + 24 * u16::from(is_weekend(day))
+}
+
+/// Whether calendar day `day` (days since the epoch) is a Saturday or
+/// Sunday: 1970-01-01 was a Thursday.
+pub fn is_weekend(day: f64) -> bool {
+    (day as i64 + 3).rem_euclid(7) >= 5
+}
+
+/// Units of days over a ledger's slots.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Design {
+    pub clock: SlotClock,
+    /// Calendar days per unit.
+    pub unit_days: u32,
+    /// Real time units are counted from (a change's moment; 0 for
+    /// calendar days).
+    pub anchor: f64,
+}
+
+impl Design {
+    pub fn new(clock: SlotClock, unit_days: u32) -> Design {
+        Design {
+            clock,
+            unit_days: unit_days.max(1),
+            anchor: 0.0,
+        }
+    }
+
+    /// The same units, counted from `anchor` (no unit straddles it).
+    pub fn anchored(self, anchor: f64) -> Design {
+        Design { anchor, ..self }
+    }
+
+    /// Real seconds in a unit.
+    pub fn unit_seconds(&self) -> f64 {
+        f64::from(self.unit_days) * DAY / self.clock.scale
+    }
+
+    fn middle(&self, slot: i64) -> f64 {
+        self.clock.start(slot) + self.clock.seconds / 2.0
+    }
+
+    pub fn unit(&self, slot: i64) -> i64 {
+        ((self.middle(slot) - self.anchor) / self.unit_seconds()).floor() as i64
+    }
+
+    pub fn cell(&self, slot: i64) -> u16 {
+        cell_at(self.middle(slot) * self.clock.scale)
+    }
+
+    pub fn day_type(&self, slot: i64) -> u8 {
+        u8::from(self.cell(slot) >= 24)
+    }
+
+    /// A part for `slot`, in stratum `stratum`.
+    pub fn part<T>(&self, slot: i64, stratum: u16, value: T) -> Part<T> {
+        Part {
+            unit: self.unit(slot),
+            stratum,
+            day_type: self.day_type(slot),
+            value,
+        }
+    }
+
+    /// Calendar hours in a slot.
+    pub fn slot_hours(&self) -> f64 {
+        self.clock.seconds * self.clock.scale / 3600.0
+    }
+}
+
+/// What the parts are drawn from: a ledger and, per slot, the events the
+/// ledger keeps as lists, counted by slot and target.
+pub struct Sheet<'a> {
+    pub ledger: &'a Ledger,
+    /// (slot, target) -> freeze episodes started.
+    freezes: BTreeMap<(i64, u16), f64>,
+    /// (slot, target) -> forced logouts counted (at their bracket's middle).
+    drops: BTreeMap<(i64, u16), f64>,
+}
+
+impl<'a> Sheet<'a> {
+    pub fn new(ledger: &'a Ledger) -> Sheet<'a> {
+        let clock = ledger.clock();
+        let target = |name: &str| {
+            ledger
+                .targets
+                .iter()
+                .position(|t| t == name)
+                .map(|i| i as u16)
+        };
+        let mut freezes = BTreeMap::new();
+        for f in &ledger.freezes {
+            if let Some(t) = target(&f.target) {
+                *freezes.entry((clock.slot(f.started), t)).or_default() += 1.0;
+            }
+        }
+        let mut drops = BTreeMap::new();
+        for d in &ledger.forced_logouts {
+            if let Some(t) = target(&d.target) {
+                *drops.entry((clock.slot(d.at()), t)).or_default() += 1.0;
+            }
+        }
+        Sheet {
+            ledger,
+            freezes,
+            drops,
+        }
+    }
+
+    pub fn target_index(&self, name: &str) -> Option<u16> {
+        self.ledger
+            .targets
+            .iter()
+            .position(|t| t == name)
+            .map(|i| i as u16)
+    }
+
+    /// Whether a journey on `target` (any when `None`) ran in `slot`.
+    pub fn ran(&self, slot: i64, target: Option<u16>) -> bool {
+        self.ledger.slots.get(&slot).is_some_and(|s| {
+            s.runs.iter().any(|(j, r)| {
+                r.runs > 0 && target.is_none_or(|t| self.journey_target(*j) == Some(t))
+            })
+        })
+    }
+
+    fn journey_target(&self, journey: u16) -> Option<u16> {
+        self.target_index(&self.ledger.journeys[journey as usize].target)
+    }
+
+    /// The slots of the window in which a journey on `target` ran.
+    pub fn slots(&self, target: Option<u16>) -> Vec<i64> {
+        self.ledger
+            .slots
+            .keys()
+            .copied()
+            .filter(|s| self.ran(*s, target))
+            .collect()
+    }
+
+    /// (successes, runs) of the journeys `keep` keeps, per slot.
+    pub fn runs(
+        &self,
+        design: &Design,
+        slots: &[i64],
+        keep: impl Fn(&JourneyKey) -> bool,
+    ) -> Vec<Part<(u64, u64)>> {
+        let keep: Vec<bool> = self.ledger.journeys.iter().map(keep).collect();
+        slots
+            .iter()
+            .filter_map(|&i| {
+                let slot = self.ledger.slots.get(&i)?;
+                let (mut s, mut n) = (0u64, 0u64);
+                for (j, r) in &slot.runs {
+                    if keep[*j as usize] {
+                        s += u64::from(r.successes);
+                        n += u64::from(r.runs);
+                    }
+                }
+                (n > 0).then(|| design.part(i, u16::from(design.day_type(i)), (s, n)))
+            })
+            .collect()
+    }
+
+    /// Completed samples of the steps `keep` keeps, one part per slot and
+    /// step, in the slot's calendar cell.
+    pub fn latencies(
+        &self,
+        design: &Design,
+        slots: &[i64],
+        keep: impl Fn(&StepKey) -> bool,
+    ) -> Vec<Part<&'a [u32]>> {
+        let keep: Vec<bool> = self.ledger.steps.iter().map(keep).collect();
+        let mut out = Vec::new();
+        for &i in slots {
+            let Some(slot) = self.ledger.slots.get(&i) else {
+                continue;
+            };
+            for (k, t) in &slot.steps {
+                if keep[*k as usize] && !t.samples.is_empty() {
+                    out.push(design.part(i, design.cell(i), t.samples.as_slice()));
+                }
+            }
+        }
+        out
+    }
+
+    /// (freeze episodes started, calendar hours) per slot of `slots` in
+    /// which a journey on `target` ran.
+    pub fn freezes(
+        &self,
+        design: &Design,
+        slots: &[i64],
+        target: Option<u16>,
+    ) -> Vec<Part<(f64, f64)>> {
+        let hours = design.slot_hours();
+        slots
+            .iter()
+            .filter(|&&i| self.ran(i, target))
+            .map(|&i| {
+                let k = self.count(&self.freezes, i, target);
+                design.part(i, u16::from(design.day_type(i)), (k, hours))
+            })
+            .collect()
+    }
+
+    /// (forced logouts, session-hours known alive, calendar) per slot of
+    /// `slots` in which a journey on `target` ran.
+    pub fn drops(
+        &self,
+        design: &Design,
+        slots: &[i64],
+        target: Option<u16>,
+    ) -> Vec<Part<(f64, f64)>> {
+        slots
+            .iter()
+            .filter(|&&i| self.ran(i, target))
+            .map(|&i| {
+                let k = self.count(&self.drops, i, target);
+                let hours = self.session_hours(design, i, target, None);
+                design.part(i, u16::from(design.day_type(i)), (k, hours))
+            })
+            .collect()
+    }
+
+    fn count(&self, map: &BTreeMap<(i64, u16), f64>, slot: i64, target: Option<u16>) -> f64 {
+        match target {
+            Some(t) => map.get(&(slot, t)).copied().unwrap_or(0.0),
+            None => map
+                .range((slot, 0)..=(slot, u16::MAX))
+                .map(|(_, v)| v)
+                .sum(),
+        }
+    }
+
+    /// Session-hours (calendar) known alive in `slot` on `target`, in band
+    /// `band` or all.
+    pub fn session_hours(
+        &self,
+        design: &Design,
+        slot: i64,
+        target: Option<u16>,
+        band: Option<usize>,
+    ) -> f64 {
+        let Some(s) = self.ledger.slots.get(&slot) else {
+            return 0.0;
+        };
+        let ms: u64 = s
+            .exposure
+            .iter()
+            .filter(|(t, _)| target.is_none_or(|want| want == *t))
+            .map(|(_, e)| match band {
+                Some(b) => e.by_band.get(b).copied().unwrap_or(0),
+                None => e.total_ms(),
+            })
+            .sum();
+        ms as f64 / 3.6e6 * design.clock.scale
+    }
+}
+
+/// The unit length (days) for a window: at least twice the longest freeze,
+/// and the shortest of [`UNIT_DAYS`] whose units' interactive-latency
+/// residuals are not autocorrelated beyond chance.
+pub fn unit_days(sheet: &Sheet<'_>, clock: SlotClock, longest_freeze: f64) -> u32 {
+    let floor = ((2.0 * longest_freeze * clock.scale) / DAY).ceil().max(1.0) as u32;
+    let slots = sheet.slots(None);
+    let mut candidates: Vec<u32> = UNIT_DAYS.iter().copied().filter(|d| *d >= floor).collect();
+    if candidates.is_empty() {
+        candidates.push(floor);
+    }
+    for &days in &candidates {
+        let design = Design::new(clock, days);
+        let parts = sheet.latencies(&design, &slots, StepKey::is_interactive);
+        let residuals = unit_residuals(&parts, 0.95);
+        if residuals.len() < 2 * MIN_UNITS {
+            return days;
+        }
+        if lag_one(&residuals).abs() <= 2.0 / (residuals.len() as f64).sqrt() {
+            return days;
+        }
+    }
+    candidates[candidates.len() - 1]
+}
+
+/// Each unit's share of samples at or below the whole sample's quantile
+/// `q`, less what its calendar cells' own shares give: (unit, residual).
+fn unit_residuals(parts: &[Part<&[u32]>], q: f64) -> Vec<(i64, f64)> {
+    let mut all: Vec<u32> = parts.iter().flat_map(|p| p.value.iter().copied()).collect();
+    if all.is_empty() {
+        return Vec::new();
+    }
+    all.sort_unstable();
+    let rank = ((q * all.len() as f64).ceil() as usize).clamp(1, all.len());
+    let class = all[rank - 1];
+    drop(all);
+    let below = |p: &Part<&[u32]>| p.value.partition_point(|x| *x <= class) as f64;
+    let mut cells: BTreeMap<u16, (f64, f64)> = BTreeMap::new();
+    for p in parts {
+        let e = cells.entry(p.stratum).or_default();
+        e.0 += below(p);
+        e.1 += p.value.len() as f64;
+    }
+    let mut units: BTreeMap<i64, (f64, f64)> = BTreeMap::new();
+    for p in parts {
+        let (b, n) = cells[&p.stratum];
+        let e = units.entry(p.unit).or_default();
+        e.0 += below(p) - b / n * p.value.len() as f64;
+        e.1 += p.value.len() as f64;
+    }
+    units.into_iter().map(|(u, (r, n))| (u, r / n)).collect()
+}
+
+/// Lag-one autocorrelation of a series indexed by unit, over pairs of
+/// consecutive units.
+fn lag_one(series: &[(i64, f64)]) -> f64 {
+    let n = series.len() as f64;
+    let mean = series.iter().map(|s| s.1).sum::<f64>() / n;
+    let var = series.iter().map(|s| (s.1 - mean).powi(2)).sum::<f64>();
+    if var <= 0.0 {
+        return 0.0;
+    }
+    let cov: f64 = series
+        .windows(2)
+        .filter(|w| w[1].0 == w[0].0 + 1)
+        .map(|w| (w[0].1 - mean) * (w[1].1 - mean))
+        .sum();
+    cov / var
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_tell_weekday_hours_from_weekend_hours() {
+        // 2026-06-01 was a Monday; 09:30 UTC.
+        let monday = 1_780_306_200.0;
+        assert_eq!(cell_at(monday), 9);
+        assert_eq!(cell_at(monday + 5.0 * DAY), 24 + 9);
+        assert_eq!(cell_at(monday + 4.0 * DAY + 3600.0), 10);
+    }
+
+    #[test]
+    fn units_are_calendar_days_or_counted_from_a_change() {
+        let d = Design::new(SlotClock::hourly(1.0), 1);
+        let midnight = 1_780_272_000.0; // 2026-06-01T00:00Z
+        let slot = d.clock.slot(midnight);
+        assert_eq!(d.unit(slot), d.unit(slot + 23));
+        assert_ne!(d.unit(slot), d.unit(slot + 24));
+        let at = midnight + 12.5 * 3600.0;
+        let a = d.anchored(at);
+        // The slot holding the change straddles it; the next is in unit 0.
+        assert_eq!(a.unit(d.clock.slot(at) + 1), 0);
+        assert_eq!(a.unit(d.clock.slot(at) - 1), -1);
+        // A calendar sixty times faster: a real minute is an hour.
+        let fast = Design::new(SlotClock::hourly(60.0), 1);
+        assert_eq!(fast.clock.seconds, 60.0);
+        assert_ne!(fast.cell(100), fast.cell(101));
+    }
+
+    #[test]
+    fn correlated_days_make_longer_units() {
+        let up = (0..40)
+            .map(|u| (u, if (u / 5) % 2 == 0 { 1.0 } else { -1.0 }))
+            .collect::<Vec<_>>();
+        assert!(lag_one(&up) > 0.5);
+        let alternating = (0..40)
+            .map(|u| (u, if u % 2 == 0 { 1.0 } else { -1.0 }))
+            .collect::<Vec<_>>();
+        assert!(lag_one(&alternating) < -0.9);
+    }
+}
