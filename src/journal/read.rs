@@ -53,46 +53,46 @@ impl Window {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct RunRow {
+pub struct RunRow<S = String> {
     pub id: i64,
-    pub site: String,
-    pub target: String,
-    pub journey: String,
-    pub kind: String,
+    pub site: S,
+    pub target: S,
+    pub journey: S,
+    pub kind: S,
     pub intended_start: f64,
     pub actual_start: f64,
     pub duration: f64,
-    pub outcome: String,
-    pub failed_step: Option<String>,
+    pub outcome: S,
+    pub failed_step: Option<S>,
     pub report_same: bool,
     pub report_any: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct StepRow {
+pub struct StepRow<S = String> {
     pub run_id: i64,
-    pub site: String,
-    pub target: String,
-    pub journey: String,
+    pub site: S,
+    pub target: S,
+    pub journey: S,
     /// The step's own kind (`report` for a report step), else its run's.
-    pub kind: String,
-    pub step: String,
-    pub phase: String,
+    pub kind: S,
+    pub step: S,
+    pub phase: S,
     pub sent_at: f64,
     pub duration: f64,
-    pub outcome: String,
+    pub outcome: S,
     pub status: Option<u16>,
     pub censored: bool,
-    pub logout_cause: Option<String>,
+    pub logout_cause: Option<S>,
     pub session_age: Option<f64>,
     pub report_same: bool,
     pub report_any: bool,
     /// A frozen browser step's side (`server`, `client`, `mixed`).
-    pub freeze_side: Option<String>,
+    pub freeze_side: Option<S>,
     /// A failed browser step's evidence, a name in the evidence folder.
-    pub evidence: Option<String>,
+    pub evidence: Option<S>,
     /// The run's own kind, and its intended start.
-    pub run_kind: String,
+    pub run_kind: S,
     pub intended_start: f64,
 }
 
@@ -106,33 +106,33 @@ pub struct FreezeRow {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct SpanRow {
-    pub site: String,
-    pub target: String,
+pub struct SpanRow<S = String> {
+    pub site: S,
+    pub target: S,
     /// The journey's name; empty for a kept session.
-    pub origin: String,
+    pub origin: S,
     /// `journey` or `kept`.
-    pub origin_kind: String,
+    pub origin_kind: S,
     /// A kept session's slot.
     pub slot: Option<i64>,
     pub login_at: f64,
     pub age_from: f64,
     pub age_to: f64,
-    pub end_cause: Option<String>,
+    pub end_cause: Option<S>,
     pub dropped: bool,
     /// For a forced or lost end, the age its loss was seen at: with
     /// `age_to`, the bracket.
     pub seen_age: Option<f64>,
-    pub detail: String,
+    pub detail: S,
 }
 
-impl SpanRow {
+impl<S: AsRef<str>> SpanRow<S> {
     /// Who held the session, for people: `case_note` or `kept session 2`.
     pub fn holder(&self) -> String {
-        match (self.origin_kind.as_str(), self.slot) {
+        match (self.origin_kind.as_ref(), self.slot) {
             ("kept", Some(slot)) => format!("kept session {slot}"),
             ("kept", None) => "kept session".to_string(),
-            _ => self.origin.clone(),
+            _ => self.origin.as_ref().to_string(),
         }
     }
 
@@ -149,23 +149,23 @@ impl SpanRow {
 
 /// One step of a kept session's login, keep-alive check or logout.
 #[derive(Clone, Debug, PartialEq)]
-pub struct KeptRow {
-    pub site: String,
-    pub target: String,
+pub struct KeptRow<S = String> {
+    pub site: S,
+    pub target: S,
     pub slot: Option<i64>,
     /// `login`, `check` or `logout`.
-    pub activity: String,
+    pub activity: S,
     /// The step's place in its login, check or logout.
     pub seq: Option<i64>,
-    pub step: String,
+    pub step: S,
     pub sent_at: f64,
     pub duration: f64,
-    pub outcome: String,
+    pub outcome: S,
     pub status: Option<u16>,
     pub censored: bool,
-    pub logout_cause: Option<String>,
+    pub logout_cause: Option<S>,
     /// What was known of the session afterwards: `alive`, `unknown`, `suspect`, `ended`.
-    pub state: String,
+    pub state: S,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -193,6 +193,37 @@ pub struct HistogramRow {
     pub interval_start: f64,
     pub interval_secs: f64,
     pub histogram: Histogram<u64>,
+}
+
+/// Text read from a row: borrowed (`&str`, for streaming) or owned
+/// (`String`, for collecting). One mapping per row type serves both.
+pub trait Text<'a>: Sized {
+    fn from_column(value: rusqlite::types::ValueRef<'a>) -> rusqlite::types::FromSqlResult<Self>;
+}
+
+impl<'a> Text<'a> for &'a str {
+    fn from_column(value: rusqlite::types::ValueRef<'a>) -> rusqlite::types::FromSqlResult<Self> {
+        value.as_str()
+    }
+}
+
+impl<'a> Text<'a> for String {
+    fn from_column(value: rusqlite::types::ValueRef<'a>) -> rusqlite::types::FromSqlResult<Self> {
+        value.as_str().map(str::to_owned)
+    }
+}
+
+fn text<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<S> {
+    let value = r.get_ref(i)?;
+    S::from_column(value)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e)))
+}
+
+fn maybe<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<S>> {
+    match r.get_ref(i)? {
+        rusqlite::types::ValueRef::Null => Ok(None),
+        _ => text(r, i).map(Some),
+    }
 }
 
 /// A compacted hour: its ledger, encoded (see `crate::ledger::rollup`).
@@ -452,15 +483,19 @@ impl JournalReader {
     }
 
     /// Runs whose intended start lies in the window, in the journal's order.
-    pub fn each_run_row(&self, w: Window, each: impl FnMut(RunRow)) -> Result<(), ReadError> {
-        self.each(
-            &format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2"
-            ),
-            params![w.from, w.to],
-            run_row,
-            each,
-        )
+    pub fn each_run_row(
+        &self,
+        w: Window,
+        mut each: impl FnMut(&RunRow<&str>),
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2"
+        ))?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(row) = rows.next()? {
+            each(&run_row::<&str>(row)?);
+        }
+        Ok(())
     }
 
     /// Runs whose intended start lies in the window, oldest first.
@@ -468,24 +503,35 @@ impl JournalReader {
         self.collect(
             &format!("SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id"),
             params![w.from, w.to],
-            run_row,
+            |r| run_row::<String>(r),
         )
     }
 
     /// The steps of the runs whose intended start lies in the window,
-    /// grouped by run, each run's in order.
-    pub fn each_step_row(&self, w: Window, each: impl FnMut(StepRow)) -> Result<(), ReadError> {
+    /// grouped by run, each run's in order; only the interactive journeys'
+    /// own steps when `interactive_only`.
+    pub fn each_step_row(
+        &self,
+        w: Window,
+        interactive_only: bool,
+        mut each: impl FnMut(&StepRow<&str>),
+    ) -> Result<(), ReadError> {
         // CROSS JOIN keeps runs as the outer loop, so a run's steps come
         // together, in order, from the primary key.
-        self.each(
-            &format!(
-                "SELECT {STEP_COLUMNS} FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
-                      WHERE r.intended_start >= ?1 AND r.intended_start < ?2"
-            ),
-            params![w.from, w.to],
-            step_row,
-            each,
-        )
+        let only = if interactive_only {
+            "AND s.phase = 'journey' AND COALESCE(s.kind, r.kind) = 'interactive'"
+        } else {
+            ""
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {STEP_COLUMNS} FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
+             WHERE r.intended_start >= ?1 AND r.intended_start < ?2 {only}"
+        ))?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(row) = rows.next()? {
+            each(&step_row::<&str>(row)?);
+        }
+        Ok(())
     }
 
     /// Steps sent in the window, in the order they were sent.
@@ -496,7 +542,7 @@ impl JournalReader {
                       WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq"
             ),
             params![w.from, w.to],
-            step_row,
+            |r| step_row::<String>(r),
         )
     }
 
@@ -519,13 +565,19 @@ impl JournalReader {
 
     /// Sessions that logged in in the window, in login order (all the
     /// spans of one session share its login time).
-    pub fn each_span_row(&self, w: Window, each: impl FnMut(SpanRow)) -> Result<(), ReadError> {
-        self.each(
-            &format!("SELECT {SPAN_COLUMNS} FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at"),
-            params![w.from, w.to],
-            span_row,
-            each,
-        )
+    pub fn each_span_row(
+        &self,
+        w: Window,
+        mut each: impl FnMut(&SpanRow<&str>),
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {SPAN_COLUMNS} FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at"
+        ))?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(row) = rows.next()? {
+            each(&span_row::<&str>(row)?);
+        }
+        Ok(())
     }
 
     /// Spans that overlap the window (by wall-clock time).
@@ -534,18 +586,24 @@ impl JournalReader {
             &format!("SELECT {SPAN_COLUMNS} FROM session_spans
                       WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from"),
             params![w.from, w.to],
-            span_row,
+            |r| span_row::<String>(r),
         )
     }
 
     /// Kept sessions' steps sent in the window, in the journal's order.
-    pub fn each_kept_row(&self, w: Window, each: impl FnMut(KeptRow)) -> Result<(), ReadError> {
-        self.each(
-            &format!("SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2"),
-            params![w.from, w.to],
-            kept_row,
-            each,
-        )
+    pub fn each_kept_row(
+        &self,
+        w: Window,
+        mut each: impl FnMut(&KeptRow<&str>),
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2"
+        ))?;
+        let mut rows = stmt.query(params![w.from, w.to])?;
+        while let Some(row) = rows.next()? {
+            each(&kept_row::<&str>(row)?);
+        }
+        Ok(())
     }
 
     /// Kept sessions' steps sent in the window, oldest first.
@@ -553,7 +611,7 @@ impl JournalReader {
         self.collect(
             &format!("SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id"),
             params![w.from, w.to],
-            kept_row,
+            |r| kept_row::<String>(r),
         )
     }
 
@@ -662,18 +720,18 @@ impl JournalReader {
 
 const RUN_COLUMNS: &str = "id, site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any";
 
-fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+fn run_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<RunRow<S>> {
     Ok(RunRow {
         id: r.get(0)?,
-        site: r.get(1)?,
-        target: r.get(2)?,
-        journey: r.get(3)?,
-        kind: r.get(4)?,
+        site: text(r, 1)?,
+        target: text(r, 2)?,
+        journey: text(r, 3)?,
+        kind: text(r, 4)?,
         intended_start: r.get(5)?,
         actual_start: r.get(6)?,
         duration: r.get(7)?,
-        outcome: r.get(8)?,
-        failed_step: r.get(9)?,
+        outcome: text(r, 8)?,
+        failed_step: maybe(r, 9)?,
         report_same: r.get(10)?,
         report_any: r.get(11)?,
     })
@@ -683,66 +741,66 @@ const STEP_COLUMNS: &str = "s.run_id, r.site, r.target, r.journey, COALESCE(s.ki
     s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any,
     s.freeze_side, s.evidence, r.kind, r.intended_start";
 
-fn step_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StepRow> {
+fn step_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<StepRow<S>> {
     Ok(StepRow {
         run_id: r.get(0)?,
-        site: r.get(1)?,
-        target: r.get(2)?,
-        journey: r.get(3)?,
-        kind: r.get(4)?,
-        step: r.get(5)?,
-        phase: r.get(6)?,
+        site: text(r, 1)?,
+        target: text(r, 2)?,
+        journey: text(r, 3)?,
+        kind: text(r, 4)?,
+        step: text(r, 5)?,
+        phase: text(r, 6)?,
         sent_at: r.get(7)?,
         duration: r.get(8)?,
-        outcome: r.get(9)?,
+        outcome: text(r, 9)?,
         status: r.get(10)?,
         censored: r.get(11)?,
-        logout_cause: r.get(12)?,
+        logout_cause: maybe(r, 12)?,
         session_age: r.get(13)?,
         report_same: r.get(14)?,
         report_any: r.get(15)?,
-        freeze_side: r.get(16)?,
-        evidence: r.get(17)?,
-        run_kind: r.get(18)?,
+        freeze_side: maybe(r, 16)?,
+        evidence: maybe(r, 17)?,
+        run_kind: text(r, 18)?,
         intended_start: r.get(19)?,
     })
 }
 
 const SPAN_COLUMNS: &str = "site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail";
 
-fn span_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpanRow> {
+fn span_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<SpanRow<S>> {
     Ok(SpanRow {
-        site: r.get(0)?,
-        target: r.get(1)?,
-        origin: r.get(2)?,
+        site: text(r, 0)?,
+        target: text(r, 1)?,
+        origin: text(r, 2)?,
         login_at: r.get(3)?,
         age_from: r.get(4)?,
         age_to: r.get(5)?,
-        end_cause: r.get(6)?,
+        end_cause: maybe(r, 6)?,
         dropped: r.get(7)?,
-        origin_kind: r.get(8)?,
+        origin_kind: text(r, 8)?,
         slot: r.get(9)?,
         seen_age: r.get(10)?,
-        detail: r.get(11)?,
+        detail: text(r, 11)?,
     })
 }
 
 const KEPT_COLUMNS: &str = "site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, state";
 
-fn kept_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeptRow> {
+fn kept_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<KeptRow<S>> {
     Ok(KeptRow {
-        site: r.get(0)?,
-        target: r.get(1)?,
+        site: text(r, 0)?,
+        target: text(r, 1)?,
         slot: r.get(2)?,
-        activity: r.get(3)?,
+        activity: text(r, 3)?,
         seq: r.get(4)?,
-        step: r.get(5)?,
+        step: text(r, 5)?,
         sent_at: r.get(6)?,
         duration: r.get(7)?,
-        outcome: r.get(8)?,
+        outcome: text(r, 8)?,
         status: r.get(9)?,
         censored: r.get(10)?,
-        logout_cause: r.get(11)?,
-        state: r.get(12)?,
+        logout_cause: maybe(r, 11)?,
+        state: text(r, 12)?,
     })
 }

@@ -6,12 +6,9 @@
 //! from the rollups instead: the two never overlap, since compaction
 //! deletes the rows it folds in the same transaction.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{
-    class_of, is_success, millis_of, ForcedLogout, Freeze, JourneyKey, Ledger, SlotClock, StepKey,
-};
+use super::{class_of, is_success, millis_of, ForcedLogout, Freeze, Ledger, SlotClock, StepKey};
 use crate::config::practitioners::Practitioners;
 use crate::detect::AgeBands;
 use crate::journal::read::{
@@ -217,22 +214,23 @@ fn read_rows(
         }
     };
     reader.each_run_row(rows, |run| {
-        reading.run(&run);
+        reading.run(run);
         tick(&mut seen);
     })?;
-    reader.each_step_row(rows, |step| {
-        reading.step(&step);
+    let interactive_only = reading.ledger.interactive_only;
+    reader.each_step_row(rows, interactive_only, |step| {
+        reading.step(step);
         tick(&mut seen);
     })?;
     reading.end_run();
     let mut session = SessionGroup::default();
     reader.each_span_row(rows, |span| {
-        session.add(reading.ledger, &meta.bands, &span);
+        session.add(reading.ledger, &meta.bands, span);
         tick(&mut seen);
     })?;
     session.flush(reading.ledger);
     reader.each_kept_row(rows, |kept| {
-        reading.kept(&kept);
+        reading.kept(kept);
         tick(&mut seen);
     })?;
     for f in reader.freezes(rows)? {
@@ -267,34 +265,32 @@ struct Reading<'a> {
 }
 
 impl Reading<'_> {
-    fn journey_key(run_site: &str, target: &str, journey: &str, kind: &str) -> JourneyKey {
-        JourneyKey {
-            site: run_site.to_string(),
-            target: target.to_string(),
-            journey: journey.to_string(),
-            kind: kind.to_string(),
-        }
-    }
-
-    fn run(&mut self, run: &RunRow) {
+    fn run(&mut self, run: &RunRow<&str>) {
         let l = &mut *self.ledger;
-        if !l.sites.contains(&run.site) {
-            l.sites.push(run.site.clone());
+        if !l.sites.iter().any(|s| s == run.site) {
+            l.sites.push(run.site.to_string());
         }
-        l.target_id(&run.target);
-        let id = l.journey_id(&Self::journey_key(
-            &run.site,
-            &run.target,
-            &run.journey,
-            &run.kind,
-        ));
-        l.add_run(id, run.intended_start, &run.outcome);
-        let ok = is_success(&run.outcome);
-        match run.kind.as_str() {
+        let target = match l.targets.iter().position(|t| t == run.target) {
+            Some(i) => i as u16,
+            None => l.target_id(run.target),
+        };
+        l.add_flight(
+            target,
+            run.intended_start,
+            run.actual_start.max(run.intended_start) + run.duration.max(0.0),
+        );
+        let id = l.journey_for(run.site, run.target, run.journey, run.kind);
+        l.add_run(id, run.intended_start, run.outcome);
+        let ok = is_success(run.outcome);
+        match run.kind {
             "report" => {
                 let entry = l
                     .report_runs
-                    .entry((run.target.clone(), run.journey.clone(), String::new()))
+                    .entry((
+                        run.target.to_string(),
+                        run.journey.to_string(),
+                        String::new(),
+                    ))
                     .or_default();
                 *entry
                     .0
@@ -319,15 +315,12 @@ impl Reading<'_> {
         });
     }
 
-    fn step(&mut self, s: &StepRow) {
+    fn step(&mut self, s: &StepRow<&str>) {
         if self.run.as_ref().is_none_or(|r| r.id != s.run_id) {
             self.end_run();
-            let journey = self.ledger.journey_id(&Self::journey_key(
-                &s.site,
-                &s.target,
-                &s.journey,
-                &s.run_kind,
-            ));
+            let journey = self
+                .ledger
+                .journey_for(s.site, s.target, s.journey, s.run_kind);
             self.run = Some(OpenRun {
                 id: s.run_id,
                 journey,
@@ -340,28 +333,32 @@ impl Reading<'_> {
             });
         }
         let l = &mut *self.ledger;
+        let interactive = s.kind == "interactive" && s.phase == "journey";
         let key = StepKey {
-            target: s.target.clone(),
-            journey: s.journey.clone(),
-            step: s.step.clone(),
-            kind: s.kind.clone(),
-            phase: s.phase.clone(),
-            report_same: s.report_same && s.kind == "interactive" && s.phase == "journey",
-            report_any: s.report_any && s.kind == "interactive" && s.phase == "journey",
+            target: s.target,
+            journey: s.journey,
+            step: s.step,
+            kind: s.kind,
+            phase: s.phase,
+            report_same: s.report_same && interactive,
+            report_any: s.report_any && interactive,
         };
-        let interactive = key.is_interactive();
-        if let Some(id) = l.map_step(&key) {
+        if let Some(id) = l.step_for(&key) {
             if s.censored {
                 l.add_given_up(id, s.sent_at, s.duration);
             } else {
                 l.add_sample(id, s.sent_at, s.duration);
             }
         }
-        let ok = is_success(&s.outcome);
+        let ok = is_success(s.outcome);
         if s.kind == "report" && s.run_kind != "report" {
             let entry = l
                 .report_runs
-                .entry((s.target.clone(), s.journey.clone(), s.step.clone()))
+                .entry((
+                    s.target.to_string(),
+                    s.journey.to_string(),
+                    s.step.to_string(),
+                ))
                 .or_default();
             *entry
                 .0
@@ -369,25 +366,25 @@ impl Reading<'_> {
                 .or_default() += 1;
             entry.1 += u64::from(ok);
         }
-        if let Some(side) = &s.freeze_side {
+        if let Some(side) = s.freeze_side {
             let sides = l
                 .browser_sides
-                .entry((s.target.clone(), s.journey.clone()))
+                .entry((s.target.to_string(), s.journey.to_string()))
                 .or_default();
-            sides[match side.as_str() {
+            sides[match side {
                 "client" => 1,
                 "mixed" => 2,
                 _ => 0,
             }] += 1;
         }
-        if let Some(name) = &s.evidence {
+        if let Some(name) = s.evidence {
             l.browser_evidence.push(super::BrowserEvidence {
                 sent_at: s.sent_at,
-                target: s.target.clone(),
-                journey: s.journey.clone(),
-                step: s.step.clone(),
-                outcome: s.outcome.clone(),
-                name: name.clone(),
+                target: s.target.to_string(),
+                journey: s.journey.to_string(),
+                step: s.step.to_string(),
+                outcome: s.outcome.to_string(),
+                name: name.to_string(),
             });
         }
         let acceptable = self.meta.practitioners.acceptable_seconds;
@@ -399,7 +396,7 @@ impl Reading<'_> {
             let at = run.intended_start;
             l.add_excess(journey, at, millis_of(s.duration - acceptable), 0);
         }
-        match s.phase.as_str() {
+        match s.phase {
             "login" => {
                 run.saw_login = true;
                 run.login_ms += millis_of(s.duration);
@@ -428,16 +425,26 @@ impl Reading<'_> {
         }
     }
 
-    fn kept(&mut self, r: &KeptRow) {
-        let row = self
-            .ledger
-            .kept
-            .entry((r.site.clone(), r.target.clone()))
-            .or_default();
-        match r.activity.as_str() {
+    fn kept(&mut self, r: &KeptRow<&str>) {
+        let kept = &mut self.ledger.kept;
+        let row = match kept
+            .iter_mut()
+            .find(|((site, target), _)| site == r.site && target == r.target)
+        {
+            Some((_, row)) => row,
+            None => kept
+                .entry((r.site.to_string(), r.target.to_string()))
+                .or_default(),
+        };
+        match r.activity {
             "check" => {
                 row.checks += 1;
-                *row.check_outcomes.entry(r.outcome.clone()).or_default() += 1;
+                match row.check_outcomes.get_mut(r.outcome) {
+                    Some(n) => *n += 1,
+                    None => {
+                        row.check_outcomes.insert(r.outcome.to_string(), 1);
+                    }
+                }
                 if r.state == "unknown" {
                     row.unknown_checks += 1;
                 }
@@ -467,16 +474,19 @@ impl Reading<'_> {
 struct SessionGroup {
     login_at: Option<f64>,
     /// (site, target, origin, slot) -> (lifetime seconds, dropped).
-    open: BTreeMap<(String, String, String, Option<i64>), (f64, bool)>,
+    open: Vec<((String, String, String, Option<i64>), (f64, bool))>,
 }
 
 impl SessionGroup {
-    fn add(&mut self, l: &mut Ledger, bands: &AgeBands, s: &SpanRow) {
+    fn add(&mut self, l: &mut Ledger, bands: &AgeBands, s: &SpanRow<&str>) {
         if self.login_at != Some(s.login_at) {
             self.flush(l);
             self.login_at = Some(s.login_at);
         }
-        let target = l.target_id(&s.target);
+        let target = match l.targets.iter().position(|t| t == s.target) {
+            Some(i) => i as u16,
+            None => l.target_id(s.target),
+        };
         for band in 0..bands.labels().len() {
             let (lo, hi) = band_range(bands, band);
             let (from, to) = (s.age_from.max(lo), s.age_to.min(hi));
@@ -487,23 +497,23 @@ impl SessionGroup {
         let bracket = s.bracket();
         if let Some((alive, seen)) = bracket {
             l.forced_logouts.push(ForcedLogout {
-                site: s.site.clone(),
-                target: s.target.clone(),
+                site: s.site.to_string(),
+                target: s.target.to_string(),
                 login_at: s.login_at,
                 alive_age: alive,
                 seen_age: seen,
-                cause: s.end_cause.clone().unwrap_or_else(|| "unknown".into()),
-                holder_kind: s.origin_kind.clone(),
+                cause: s.end_cause.unwrap_or("unknown").to_string(),
+                holder_kind: s.origin_kind.to_string(),
                 holder: s.holder(),
             });
         }
         if s.origin_kind == "kept" {
-            if let Some(end) = &s.end_cause {
+            if let Some(end) = s.end_cause {
                 *l.kept
-                    .entry((s.site.clone(), s.target.clone()))
+                    .entry((s.site.to_string(), s.target.to_string()))
                     .or_default()
                     .lives_ended
-                    .entry(end.clone())
+                    .entry(end.to_string())
                     .or_default() += 1;
             }
         }
@@ -511,10 +521,25 @@ impl SessionGroup {
             Some((alive, seen)) => (alive + seen) / 2.0,
             None => s.age_to,
         };
-        let session = self
+        let found = self
             .open
-            .entry((s.site.clone(), s.target.clone(), s.origin.clone(), s.slot))
-            .or_insert((0.0, false));
+            .iter_mut()
+            .find(|(k, _)| k.0 == s.site && k.1 == s.target && k.2 == s.origin && k.3 == s.slot);
+        let session = match found {
+            Some((_, v)) => v,
+            None => {
+                self.open.push((
+                    (
+                        s.site.to_string(),
+                        s.target.to_string(),
+                        s.origin.to_string(),
+                        s.slot,
+                    ),
+                    (0.0, false),
+                ));
+                &mut self.open.last_mut().expect("just pushed").1
+            }
+        };
         session.0 = session.0.max(age);
         session.1 |= s.dropped;
     }

@@ -182,23 +182,37 @@ pub struct JourneyKey {
 /// apart by whether a report was running at the time (on the same system,
 /// on any system), for the reporting-load comparison.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct StepKey {
-    pub target: String,
-    pub journey: String,
-    pub step: String,
+pub struct StepKey<S = String> {
+    pub target: S,
+    pub journey: S,
+    pub step: S,
     /// The step's own kind (`report` for a report step), else its run's.
-    pub kind: String,
+    pub kind: S,
     /// `login`, `journey` or `logout`.
-    pub phase: String,
+    pub phase: S,
     pub report_same: bool,
     pub report_any: bool,
 }
 
-impl StepKey {
+impl StepKey<&str> {
+    pub fn owned(&self) -> StepKey {
+        StepKey {
+            target: self.target.into(),
+            journey: self.journey.into(),
+            step: self.step.into(),
+            kind: self.kind.into(),
+            phase: self.phase.into(),
+            report_same: self.report_same,
+            report_any: self.report_any,
+        }
+    }
+}
+
+impl<S: AsRef<str>> StepKey<S> {
     /// One of the interactive journeys' own steps: what "interactive
     /// latency" means throughout the report.
     pub fn is_interactive(&self) -> bool {
-        self.kind == "interactive" && self.phase == "journey"
+        self.kind.as_ref() == "interactive" && self.phase.as_ref() == "journey"
     }
 }
 
@@ -249,6 +263,10 @@ pub struct Slot {
     pub exposure: Vec<(u16, ExposureTally)>,
     /// By interactive journey (index into `journeys`).
     pub excess: Vec<(u16, ExcessTally)>,
+    /// Targets a run was in flight on during the slot (sorted): the time
+    /// the agent was measuring them, a freeze included.
+    #[serde(default)]
+    pub in_flight: Vec<u16>,
 }
 
 /// The entry of `key` in a list sorted by key, inserted when missing.
@@ -433,6 +451,44 @@ impl Ledger {
         intern(&mut self.steps, key)
     }
 
+    /// The index of journey (site, target, journey, kind), found without
+    /// allocating when it is known.
+    pub fn journey_for(&mut self, site: &str, target: &str, journey: &str, kind: &str) -> u16 {
+        let found = self.journeys.iter().position(|j| {
+            j.journey == journey && j.target == target && j.kind == kind && j.site == site
+        });
+        match found {
+            Some(i) => i as u16,
+            None => self.journey_id(&JourneyKey {
+                site: site.into(),
+                target: target.into(),
+                journey: journey.into(),
+                kind: kind.into(),
+            }),
+        }
+    }
+
+    /// The index a step is tallied under (see [`Ledger::map_step`]), found
+    /// without allocating when it is known.
+    pub fn step_for(&mut self, key: &StepKey<&str>) -> Option<u16> {
+        if self.interactive_only {
+            return self.map_step(&key.owned());
+        }
+        let found = self.steps.iter().position(|k| {
+            k.step == key.step
+                && k.journey == key.journey
+                && k.target == key.target
+                && k.phase == key.phase
+                && k.kind == key.kind
+                && k.report_same == key.report_same
+                && k.report_any == key.report_any
+        });
+        Some(match found {
+            Some(i) => i as u16,
+            None => self.step_id(&key.owned()),
+        })
+    }
+
     /// The index `key` is tallied under, or `None` when this ledger does
     /// not keep it (see [`Ledger::interactive_only`]).
     pub fn map_step(&mut self, key: &StepKey) -> Option<u16> {
@@ -468,6 +524,22 @@ impl Ledger {
                 *entry(&mut tally.failures, o) += 1;
             } else {
                 tally.successes += 1;
+            }
+        }
+    }
+
+    /// Marks `target` measured from `t0` to `t1` (a run in flight).
+    pub fn add_flight(&mut self, target: u16, t0: f64, t1: f64) {
+        let clock = self.clock();
+        let (first, last) = (clock.slot(t0), clock.slot(t1.max(t0)));
+        if last - first > 600_000 {
+            return;
+        }
+        for i in first..=last {
+            if let Some(s) = self.slot_mut(i) {
+                if let Err(at) = s.in_flight.binary_search(&target) {
+                    s.in_flight.insert(at, target);
+                }
             }
         }
     }
@@ -593,6 +665,12 @@ impl Ledger {
                 let t = entry(&mut mine.excess, journeys[*j as usize]);
                 t.over_ms += e.over_ms;
                 t.runs += e.runs;
+            }
+            for t in &slot.in_flight {
+                let t = targets[*t as usize];
+                if let Err(at) = mine.in_flight.binary_search(&t) {
+                    mine.in_flight.insert(at, t);
+                }
             }
             self.samples += added;
         }

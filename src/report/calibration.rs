@@ -334,6 +334,7 @@ pub fn observe(
         let mut slot = from + offset;
         while slot < to {
             let mut sent = slot + rng.random::<f64>() * 20.0;
+            let mut run_end = sent;
             let mut outcome = if rng.random::<f64>() < process.error_share {
                 "http_error"
             } else {
@@ -354,6 +355,7 @@ pub fn observe(
                     .map(|(s, len)| s + len)
                     .fold(sent + work, f64::max);
                 let took = stalled_until - sent;
+                run_end = sent + took.min(process.give_up);
                 if took > process.give_up {
                     ledger.add_given_up(step, sent, process.give_up);
                 } else {
@@ -366,6 +368,7 @@ pub fn observe(
                 sent += took;
             }
             ledger.add_run(key, slot, outcome);
+            ledger.add_flight(target, slot, run_end);
             slot += process.interval;
         }
     }

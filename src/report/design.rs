@@ -11,7 +11,7 @@
 //!   latency residuals show no lag-one autocorrelation beyond what chance
 //!   gives (|r| ≤ 2/√units), and at least twice the longest freeze.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::evidence::{Part, MIN_UNITS};
 use crate::ledger::{JourneyKey, Ledger, SlotClock, StepKey, DAY};
@@ -97,10 +97,17 @@ impl Design {
     }
 }
 
-/// What the parts are drawn from: a ledger and, per slot, the events the
-/// ledger keeps as lists, counted by slot and target.
+/// What the parts are drawn from: a ledger, the slots in which the agent
+/// was measuring each target, and per slot the events the ledger keeps as
+/// lists, counted by slot and target.
 pub struct Sheet<'a> {
     pub ledger: &'a Ledger,
+    /// Per target, the slots measured: a run in flight (a freeze
+    /// included), or a gap between such slots no longer than the usual gap
+    /// between runs (slots shorter than a journey's interval). Longer gaps
+    /// are the agent not running: neither good time nor bad.
+    measured: BTreeMap<u16, BTreeSet<i64>>,
+    any_measured: BTreeSet<i64>,
     /// (slot, target) -> freeze episodes started.
     freezes: BTreeMap<(i64, u16), f64>,
     /// (slot, target) -> forced logouts counted (at their bracket's middle).
@@ -129,8 +136,20 @@ impl<'a> Sheet<'a> {
                 *drops.entry((clock.slot(d.at()), t)).or_default() += 1.0;
             }
         }
+        let mut measured: BTreeMap<u16, BTreeSet<i64>> = BTreeMap::new();
+        for (&i, slot) in &ledger.slots {
+            for t in &slot.in_flight {
+                measured.entry(*t).or_default().insert(i);
+            }
+        }
+        for slots in measured.values_mut() {
+            fill_gaps(slots);
+        }
+        let any_measured = measured.values().flatten().copied().collect();
         Sheet {
             ledger,
+            measured,
+            any_measured,
             freezes,
             drops,
         }
@@ -144,27 +163,24 @@ impl<'a> Sheet<'a> {
             .map(|i| i as u16)
     }
 
-    /// Whether a journey on `target` (any when `None`) ran in `slot`.
+    /// Whether the agent was measuring `target` (any when `None`) in `slot`.
     pub fn ran(&self, slot: i64, target: Option<u16>) -> bool {
-        self.ledger.slots.get(&slot).is_some_and(|s| {
-            s.runs.iter().any(|(j, r)| {
-                r.runs > 0 && target.is_none_or(|t| self.journey_target(*j) == Some(t))
-            })
-        })
+        match target {
+            Some(t) => self.measured.get(&t).is_some_and(|s| s.contains(&slot)),
+            None => self.any_measured.contains(&slot),
+        }
     }
 
-    fn journey_target(&self, journey: u16) -> Option<u16> {
-        self.target_index(&self.ledger.journeys[journey as usize].target)
-    }
-
-    /// The slots of the window in which a journey on `target` ran.
+    /// The slots of the window in which the agent measured `target`.
     pub fn slots(&self, target: Option<u16>) -> Vec<i64> {
-        self.ledger
-            .slots
-            .keys()
-            .copied()
-            .filter(|s| self.ran(*s, target))
-            .collect()
+        match target {
+            Some(t) => self
+                .measured
+                .get(&t)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default(),
+            None => self.any_measured.iter().copied().collect(),
+        }
     }
 
     /// (successes, runs) of the journeys `keep` keeps, per slot.
@@ -284,6 +300,33 @@ impl<'a> Sheet<'a> {
             })
             .sum();
         ms as f64 / 3.6e6 * design.clock.scale
+    }
+}
+
+/// Fills the gaps between measured slots that are no longer than the
+/// usual gap (the median), so that slots shorter than a journey's interval
+/// between two runs count, while the agent's own outages do not.
+fn fill_gaps(slots: &mut BTreeSet<i64>) {
+    let list: Vec<i64> = slots.iter().copied().collect();
+    let mut gaps: Vec<i64> = list
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|g| *g > 1)
+        .collect();
+    if gaps.is_empty() {
+        return;
+    }
+    gaps.sort_unstable();
+    // Gaps are rare when slots are long: only a common gap is filled.
+    let usual = if gaps.len() * 4 >= list.len() {
+        gaps[gaps.len() / 2]
+    } else {
+        1
+    };
+    for w in list.windows(2) {
+        if w[1] - w[0] <= usual {
+            slots.extend(w[0] + 1..w[1]);
+        }
     }
 }
 

@@ -117,7 +117,7 @@ fn one_report_over_three_sites_names_the_worse_office_and_only_it() {
             assert!(worse_on.contains(&"p95 latency"), "{worse_on:?}");
             let d = &c["availability"]["change"];
             assert!(d["high"].as_f64().unwrap() < 0.0, "{d}");
-            assert!(c["availability"]["judgement"]["enough_blocks"]
+            assert!(c["availability"]["judgement"]["enough_units"]
                 .as_bool()
                 .unwrap());
         } else {

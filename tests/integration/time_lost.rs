@@ -17,8 +17,8 @@ use crate::harness::*;
 const RUN: Duration = Duration::from_secs(60);
 const KEPT: f64 = 2.0;
 const REDO_SECONDS: f64 = 60.0;
-/// A calendar day every six seconds.
-const SCALE: f64 = 14_400.0;
+/// A calendar day every 1.5 seconds.
+const SCALE: f64 = 57_600.0;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_freezes_and_drops_give_the_frozen_and_logout_minutes_of_the_truth() {
@@ -41,7 +41,7 @@ journeys:
   - name: lookup
     target: ics
     login: false
-    schedule: {{ interval: 500ms }}
+    schedule: {{ interval: 250ms }}
     steps:
       - {{ name: page, path: /login }}
 practitioners:
