@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -30,7 +30,7 @@ use crate::outcome::{unix_secs, Record};
 use crate::runner::{EnvLookup, Probes, RunnerError};
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
-use crate::web::{self, BindError, WebState};
+use crate::web::{self, BindError, ReloadRequest, WebState};
 
 /// How often freeze episodes are checked and live gauges refreshed.
 const TICK: Duration = Duration::from_millis(100);
@@ -76,10 +76,6 @@ impl AgentOptions {
         }
     }
 }
-
-/// A request to re-read the config, answered with a summary or the reason
-/// it was refused.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 pub struct Agent {
     pub addr: SocketAddr,
@@ -200,7 +196,7 @@ impl Agent {
 
     /// Re-reads the config file (as SIGHUP and `POST /-/reload` do).
     pub async fn reload(&self) -> Result<String, String> {
-        request_reload(&self.reloads).await
+        web::request_reload(&self.reloads).await
     }
 
     /// After the shutdown token is cancelled: waits for runs to finish (up to
@@ -219,17 +215,6 @@ impl Agent {
         self.remote_writers.finish().await;
         let _ = self.web.await;
     }
-}
-
-pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, String> {
-    let (reply, answer) = oneshot::channel();
-    reloads
-        .send(reply)
-        .await
-        .map_err(|_| "the agent is stopping".to_string())?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err("the agent is stopping".to_string()))
 }
 
 fn journey_targets(config: &Config) -> Vec<(String, String)> {

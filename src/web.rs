@@ -2,6 +2,10 @@
 //! status page at `/`, and the evidence of failed browser steps it links to
 //! at `/evidence/NAME` (only names the evidence store writes).
 //!
+//! `POST /-/reload` sends a [`ReloadRequest`] down a channel; the agent's
+//! control loop holds the other end and answers it, so this module needs
+//! nothing from the agent.
+//!
 //! Answers are gzip-compressed when the client sends `Accept-Encoding: gzip`
 //! (Prometheus does on every scrape), and plain otherwise.
 
@@ -14,18 +18,36 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
 use crate::webconfig::WebConfig;
 
+/// A request to re-read the config, answered with a summary or the reason
+/// it was refused.
+pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+
+/// Asks the agent's control loop to re-read the config (as `POST /-/reload`
+/// and SIGHUP do) and waits for its answer.
+pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, String> {
+    let (reply, answer) = oneshot::channel();
+    reloads
+        .send(reply)
+        .await
+        .map_err(|_| "the agent is stopping".to_string())?;
+    answer
+        .await
+        .unwrap_or_else(|_| Err("the agent is stopping".to_string()))
+}
+
 #[derive(Clone)]
 pub struct WebState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<StatusBoard>>,
     pub ready: Arc<AtomicBool>,
-    pub reloads: tokio::sync::mpsc::Sender<crate::agent::ReloadRequest>,
+    pub reloads: mpsc::Sender<ReloadRequest>,
     /// The evidence folder beside the journal; `None` without a journal.
     pub evidence: Option<std::path::PathBuf>,
 }
@@ -57,7 +79,7 @@ async fn metrics(State(state): State<WebState>) -> Response {
 /// Re-reads the config, as Prometheus's `/-/reload` does: 200 when applied,
 /// 500 with the reason when refused (the old config keeps running).
 async fn reload(State(state): State<WebState>) -> Response {
-    match crate::agent::request_reload(&state.reloads).await {
+    match request_reload(&state.reloads).await {
         Ok(summary) => (StatusCode::OK, format!("Reloaded: {summary}\n")).into_response(),
         Err(why) => (
             StatusCode::INTERNAL_SERVER_ERROR,
