@@ -21,13 +21,14 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::secret::EnvLookup;
 use crate::config::{self, Config, JournalOptions};
 use crate::config_gauges::ConfigGauges;
 use crate::journal::{Journal, JournalError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
-use crate::runner::{EnvLookup, Probes, RunnerError};
+use crate::runner::{Probes, RunnerError};
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
 use crate::web::{self, BindError, ReloadRequest, WebState};
