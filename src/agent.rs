@@ -31,7 +31,7 @@ use crate::outcome::{unix_secs, Record};
 use crate::runner::{Probes, RunnerError};
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
-use crate::web::{self, BindError, ReloadRequest, WebState};
+use crate::web::{self, BindError, ReloadError, ReloadRequest, WebState};
 
 /// How often freeze episodes are checked and live gauges refreshed.
 const TICK: Duration = Duration::from_millis(100);
@@ -196,7 +196,7 @@ impl Agent {
     }
 
     /// Re-reads the config file (as SIGHUP and `POST /-/reload` do).
-    pub async fn reload(&self) -> Result<String, String> {
+    pub async fn reload(&self) -> Result<String, ReloadError> {
         web::request_reload(&self.reloads).await
     }
 
@@ -279,13 +279,13 @@ async fn control_loop(mut control: Control) -> usize {
                 let result = tokio::select! {
                     result = control.reload() => result,
                     _ = shutdown.cancelled() => {
-                        let _ = reply.send(Err("the agent is stopping".to_string()));
+                        let _ = reply.send(Err(ReloadError::Stopping));
                         break;
                     }
                 };
                 match &result {
                     Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
-                    Err(why) => tracing::error!(error = %why, "configuration reload refused; the old one keeps running"),
+                    Err(why) => tracing::error!(error = %crate::error_chain(why), "configuration reload refused; the old one keeps running"),
                 }
                 let _ = reply.send(result);
             }
@@ -313,16 +313,16 @@ fn prepare(
     site: String,
     running: std::collections::HashMap<String, String>,
     metrics: Arc<Metrics>,
-) -> Result<Prepared, String> {
-    let loaded = config::load(&path).map_err(|e| crate::error_chain(&e))?;
+) -> Result<Prepared, ReloadError> {
+    let loaded = config::load(&path)?;
     let config = loaded.config;
     if config.site != site {
-        return Err(format!(
-            "site cannot change on reload (from {:?} to {:?}): restart the agent",
-            site, config.site
-        ));
+        return Err(ReloadError::SiteChanged {
+            from: site,
+            to: config.site,
+        });
     }
-    let plan = supervisor::plan(&config, &running).map_err(|e| crate::error_chain(&e))?;
+    let plan = supervisor::plan(&config, &running)?;
     metrics.prepare(&config);
     Ok(Prepared {
         config,
@@ -332,7 +332,7 @@ fn prepare(
 }
 
 impl Control {
-    async fn reload(&mut self) -> Result<String, String> {
+    async fn reload(&mut self) -> Result<String, ReloadError> {
         let result = self.try_reload().await;
         self.metrics
             .config_last_reload_successful
@@ -345,17 +345,14 @@ impl Control {
         result
     }
 
-    async fn try_reload(&mut self) -> Result<String, String> {
-        let path = self
-            .config_path
-            .clone()
-            .ok_or("this agent was started without a config file to re-read")?;
+    async fn try_reload(&mut self) -> Result<String, ReloadError> {
+        let path = self.config_path.clone().ok_or(ReloadError::NoConfigFile)?;
         let site = self.config.site.clone();
         let running = self.supervisor.running();
         let metrics = self.metrics.clone();
         let prepared = tokio::task::spawn_blocking(move || prepare(path, site, running, metrics))
             .await
-            .map_err(|_| "the reload failed unexpectedly".to_string())??;
+            .map_err(|_| ReloadError::Unexpected)??;
         for warning in &prepared.warnings {
             tracing::warn!("{warning}");
         }

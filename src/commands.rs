@@ -100,7 +100,7 @@ pub async fn run(
             _ = wait_for_signal() => break,
             _ = hangup() => match agent.reload().await {
                 Ok(summary) => eprintln!("casewatch: configuration reloaded: {summary}"),
-                Err(why) => eprintln!("casewatch: reload refused, the old configuration keeps running: {why}"),
+                Err(why) => eprintln!("casewatch: reload refused, the old configuration keeps running: {}", crate::error_chain(&why)),
             },
         }
     }

@@ -25,21 +25,39 @@ use crate::metrics::Metrics;
 use crate::status::StatusBoard;
 use crate::webconfig::WebConfig;
 
-/// A request to re-read the config, answered with a summary or the reason
-/// it was refused.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
+/// A request to re-read the config, answered with a summary of what changed
+/// or the reason it was refused.
+pub type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a reload was refused; the old config keeps running. Shown to people
+/// with its causes, as [`crate::error_chain`] writes them.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the agent is stopping")]
+    Stopping,
+    #[error("this agent was started without a config file to re-read")]
+    NoConfigFile,
+    /// The work on the blocking pool panicked or was cancelled.
+    #[error("the reload failed unexpectedly")]
+    Unexpected,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("site cannot change on reload (from {from:?} to {to:?}): restart the agent")]
+    SiteChanged { from: String, to: String },
+    /// A target's new HTTP client could not be built.
+    #[error(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
+}
 
 /// Asks the agent's control loop to re-read the config (as `POST /-/reload`
 /// and SIGHUP do) and waits for its answer.
-pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, String> {
+pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, ReloadError> {
     let (reply, answer) = oneshot::channel();
     reloads
         .send(reply)
         .await
-        .map_err(|_| "the agent is stopping".to_string())?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err("the agent is stopping".to_string()))
+        .map_err(|_| ReloadError::Stopping)?;
+    answer.await.unwrap_or(Err(ReloadError::Stopping))
 }
 
 #[derive(Clone)]
@@ -83,7 +101,7 @@ async fn reload(State(state): State<WebState>) -> Response {
         Ok(summary) => (StatusCode::OK, format!("Reloaded: {summary}\n")).into_response(),
         Err(why) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {why}\n"),
+            format!("failed to reload config: {}\n", crate::error_chain(&why)),
         )
             .into_response(),
     }
@@ -205,4 +223,30 @@ pub async fn serve(
         }
     };
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_refusals_read_as_they_always_have() {
+        let site = ReloadError::SiteChanged {
+            from: "north".into(),
+            to: "south".into(),
+        };
+        assert_eq!(
+            crate::error_chain(&site),
+            r#"site cannot change on reload (from "north" to "south"): restart the agent"#
+        );
+        let config = ReloadError::from(crate::config::ConfigError::Read {
+            file: "casewatch.yaml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(
+            crate::error_chain(&config),
+            "cannot read casewatch.yaml: entity not found"
+        );
+        assert_eq!(ReloadError::Stopping.to_string(), "the agent is stopping");
+    }
 }
