@@ -975,6 +975,34 @@ fn check_timing_order(c: &mut Checker, t: &Timings, line: usize, context: &str) 
     }
 }
 
+/// A step's timings, HTTP or browser: its own `slow_after`, `freeze_after`
+/// and `give_up_after` (in that order in `own`) where given, else the
+/// `defaults`. Their order is checked when the step gives any of its own;
+/// timings inherited whole from the defaults were checked there.
+fn step_timings(
+    c: &mut Checker,
+    own: [&Option<S>; 3],
+    defaults: &Timings,
+    context: &str,
+) -> Timings {
+    let [slow_after, freeze_after, give_up_after] = own;
+    let t = Timings {
+        slow_after: c
+            .opt_duration(slow_after, "slow_after", context)
+            .unwrap_or(defaults.slow_after),
+        freeze_after: c
+            .opt_duration(freeze_after, "freeze_after", context)
+            .unwrap_or(defaults.freeze_after),
+        give_up_after: c
+            .opt_duration(give_up_after, "give_up_after", context)
+            .unwrap_or(defaults.give_up_after),
+    };
+    if let Some(first) = own.into_iter().flatten().next() {
+        check_timing_order(c, &t, line_of(first), context);
+    }
+    t
+}
+
 fn step(
     c: &mut Checker,
     rs: &RawStep,
@@ -1058,28 +1086,12 @@ fn step(
     let think_time = c
         .opt_duration(&rs.think_time, "think_time", context)
         .unwrap_or_default();
-    let timings = {
-        let t = Timings {
-            slow_after: c
-                .opt_duration(&rs.slow_after, "slow_after", context)
-                .unwrap_or(defaults.slow_after),
-            freeze_after: c
-                .opt_duration(&rs.freeze_after, "freeze_after", context)
-                .unwrap_or(defaults.freeze_after),
-            give_up_after: c
-                .opt_duration(&rs.give_up_after, "give_up_after", context)
-                .unwrap_or(defaults.give_up_after),
-        };
-        // Timings inherited whole from the defaults were checked there.
-        let own = [&rs.slow_after, &rs.freeze_after, &rs.give_up_after]
-            .into_iter()
-            .flatten()
-            .next();
-        if let Some(first) = own {
-            check_timing_order(c, &t, line_of(first), context);
-        }
-        t
-    };
+    let timings = step_timings(
+        c,
+        [&rs.slow_after, &rs.freeze_after, &rs.give_up_after],
+        defaults,
+        context,
+    );
 
     let built = Step {
         name: rs.name.to_string(),
