@@ -16,21 +16,22 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::secret::EnvLookup;
 use crate::config::{self, Config, JournalOptions};
 use crate::config_gauges::ConfigGauges;
 use crate::journal::{Journal, JournalError};
 use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
-use crate::runner::{EnvLookup, Probes, RunnerError};
+use crate::runner::{Probes, RunnerError};
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
-use crate::web::{self, BindError, WebState};
+use crate::web::{self, BindError, ReloadError, ReloadRequest, WebState};
 
 /// How often freeze episodes are checked and live gauges refreshed.
 const TICK: Duration = Duration::from_millis(100);
@@ -76,10 +77,6 @@ impl AgentOptions {
         }
     }
 }
-
-/// A request to re-read the config, answered with a summary or the reason
-/// it was refused.
-pub type ReloadRequest = oneshot::Sender<Result<String, String>>;
 
 pub struct Agent {
     pub addr: SocketAddr,
@@ -199,8 +196,8 @@ impl Agent {
     }
 
     /// Re-reads the config file (as SIGHUP and `POST /-/reload` do).
-    pub async fn reload(&self) -> Result<String, String> {
-        request_reload(&self.reloads).await
+    pub async fn reload(&self) -> Result<String, ReloadError> {
+        web::request_reload(&self.reloads).await
     }
 
     /// After the shutdown token is cancelled: waits for runs to finish (up to
@@ -219,17 +216,6 @@ impl Agent {
         self.remote_writers.finish().await;
         let _ = self.web.await;
     }
-}
-
-pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, String> {
-    let (reply, answer) = oneshot::channel();
-    reloads
-        .send(reply)
-        .await
-        .map_err(|_| "the agent is stopping".to_string())?;
-    answer
-        .await
-        .unwrap_or_else(|_| Err("the agent is stopping".to_string()))
 }
 
 fn journey_targets(config: &Config) -> Vec<(String, String)> {
@@ -293,13 +279,13 @@ async fn control_loop(mut control: Control) -> usize {
                 let result = tokio::select! {
                     result = control.reload() => result,
                     _ = shutdown.cancelled() => {
-                        let _ = reply.send(Err("the agent is stopping".to_string()));
+                        let _ = reply.send(Err(ReloadError::Stopping));
                         break;
                     }
                 };
                 match &result {
                     Ok(summary) => tracing::info!(%summary, "configuration reloaded"),
-                    Err(why) => tracing::error!(error = %why, "configuration reload refused; the old one keeps running"),
+                    Err(why) => tracing::error!(error = %crate::error_chain(why), "configuration reload refused; the old one keeps running"),
                 }
                 let _ = reply.send(result);
             }
@@ -327,16 +313,16 @@ fn prepare(
     site: String,
     running: std::collections::HashMap<String, String>,
     metrics: Arc<Metrics>,
-) -> Result<Prepared, String> {
-    let loaded = config::load(&path).map_err(|e| crate::error_chain(&e))?;
+) -> Result<Prepared, ReloadError> {
+    let loaded = config::load(&path)?;
     let config = loaded.config;
     if config.site != site {
-        return Err(format!(
-            "site cannot change on reload (from {:?} to {:?}): restart the agent",
-            site, config.site
-        ));
+        return Err(ReloadError::SiteChanged {
+            from: site,
+            to: config.site,
+        });
     }
-    let plan = supervisor::plan(&config, &running).map_err(|e| crate::error_chain(&e))?;
+    let plan = supervisor::plan(&config, &running)?;
     metrics.prepare(&config);
     Ok(Prepared {
         config,
@@ -346,7 +332,7 @@ fn prepare(
 }
 
 impl Control {
-    async fn reload(&mut self) -> Result<String, String> {
+    async fn reload(&mut self) -> Result<String, ReloadError> {
         let result = self.try_reload().await;
         self.metrics
             .config_last_reload_successful
@@ -359,17 +345,14 @@ impl Control {
         result
     }
 
-    async fn try_reload(&mut self) -> Result<String, String> {
-        let path = self
-            .config_path
-            .clone()
-            .ok_or("this agent was started without a config file to re-read")?;
+    async fn try_reload(&mut self) -> Result<String, ReloadError> {
+        let path = self.config_path.clone().ok_or(ReloadError::NoConfigFile)?;
         let site = self.config.site.clone();
         let running = self.supervisor.running();
         let metrics = self.metrics.clone();
         let prepared = tokio::task::spawn_blocking(move || prepare(path, site, running, metrics))
             .await
-            .map_err(|_| "the reload failed unexpectedly".to_string())??;
+            .map_err(|_| ReloadError::Unexpected)??;
         for warning in &prepared.warnings {
             tracing::warn!("{warning}");
         }

@@ -14,9 +14,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentOptions};
+use crate::config::secret::{self, EnvLookup};
 use crate::config::{self, ChangeEvent, ConfigError, Loaded};
 use crate::outcome::RunRecord;
-use crate::runner::{self, EnvLookup};
+use crate::runner;
 use crate::sim::{self, SimOptions, SimProfile};
 use crate::webconfig::WebConfig;
 
@@ -90,7 +91,7 @@ pub async fn run(
         config_path: Some(file.to_path_buf()),
         stop_deadline,
         web_config,
-        ..AgentOptions::new(listen, runner::process_env())
+        ..AgentOptions::new(listen, secret::process_env())
     };
     let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
     eprintln!("casewatch: serving {}/ (metrics at /metrics)", agent.url);
@@ -99,7 +100,7 @@ pub async fn run(
             _ = wait_for_signal() => break,
             _ = hangup() => match agent.reload().await {
                 Ok(summary) => eprintln!("casewatch: configuration reloaded: {summary}"),
-                Err(why) => eprintln!("casewatch: reload refused, the old configuration keeps running: {why}"),
+                Err(why) => eprintln!("casewatch: reload refused, the old configuration keeps running: {}", crate::error_chain(&why)),
             },
         }
     }
@@ -150,7 +151,7 @@ pub async fn once(file: &Path, only: Option<&str>) -> anyhow::Result<bool> {
         );
     }
     let clients = runner::clients(&config.targets)?;
-    let env = runner::process_env();
+    let env = secret::process_env();
     // Browser journeys run in one Chromium, started at the first of them.
     let browsing = crate::browser::Browsing {
         pool: crate::browser::BrowserPool::new(

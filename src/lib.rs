@@ -2,32 +2,102 @@
 //!
 //! # Layout
 //!
-//! Data flows one way (see `DESIGN.md` §3 in the shared notes):
+//! Data flows one way: the config drives the schedule and the runners, whose
+//! records go through detection to the metrics, the status page and the
+//! journal; the report reads journals afterwards.
 //!
 //! ```text
-//! config ─▶ schedule ─▶ runner ─▶ records ─▶ detect ─▶ metrics / status
+//! config ─▶ schedule ─▶ runner / browser ─▶ records ─▶ observe (detect)
+//!                                                         ├─▶ metrics ─▶ /metrics, remote_write
+//!                                                         ├─▶ status ─▶ the page at /
+//!                                                         └─▶ journal ─▶ report
 //! ```
 //!
-//! - [`config`]: raw serde structs, validated into a typed [`config::Config`].
-//! - [`schedule`]: the timetable of each journey; intended versus actual start.
+//! Each module below says what it owns and what it may import. A module
+//! imports only from the lines above its own group, or from its own group;
+//! `tests/integration/layers.rs` fails if `config`, `journal`, `status`,
+//! `browser`, `web` or `sim` imports what it must not.
+//!
+//! The shared vocabulary, which imports nothing of the agent's but itself:
+//!
+//! - [`outcome`]: the outcomes a step ends in (`ok`, `slow`, `frozen`,
+//!   `logged_out`, …; a journey takes its first failing step's), and the
+//!   records everything downstream consumes: steps, runs, session spans,
+//!   kept-session records, freeze episodes. Imports nothing.
+//! - [`timefmt`]: times and durations as people read them. Imports nothing.
+//! - [`detect`]: pure verdicts from records and the time: freeze episodes,
+//!   which side a browser step froze on, the login page, kept sessions'
+//!   state, session-age bands and survival. No I/O. Imports `outcome`.
+//! - [`config`]: YAML in, a validated [`config::Config`] out, every problem
+//!   at once with its line; the journal's options; secrets read from the
+//!   environment or a file ([`config::secret`]). Imports `outcome` and
+//!   `detect`, never the journal or the runner.
+//! - [`loss`]: the time-lost model the status page and the report share.
+//!   Imports `config` and `timefmt`.
+//! - [`schedule`]: the timetable of a journey, intended versus actual start,
+//!   missed slots. Imports `config`.
+//!
+//! Probing:
+//!
+//! - [`runner`]: HTTP journeys: sessions (cookie jar, login, relogin,
+//!   logout), steps judged into one outcome each, kept sessions. Imports
+//!   the vocabulary.
+//! - [`browser`]: browser journeys in the agent's one headless Chromium,
+//!   producing the same records, and the screenshots of failed steps.
+//!   Imports the vocabulary and `runner` (sessions, probes), never `report`.
+//! - [`supervisor`]: the agent's journey, kept-session and heartbeat tasks
+//!   per target, and how a new config is applied to them. Imports the above.
+//!
+//! Recording, as it happens:
+//!
+//! - [`metrics`]: one Prometheus registry with typed helpers. Imports the
+//!   vocabulary and `browser` (its metric families).
 //! - [`config_gauges`]: what the config says, as gauges: each journey's
 //!   interval and since when it is due (for the alerts), and the
-//!   practitioners' assumptions (for the time-lost rules).
-//! - [`runner`]: sessions (cookie jar, login, logout) and steps, producing records.
-//! - [`browser`]: browser journeys in headless Chromium, producing the same records.
-//! - [`outcome`]: the outcome vocabulary and the records the runner emits.
-//! - [`metrics`]: one Prometheus registry with typed helpers.
-//! - [`web`]: `/metrics`, health endpoints and the status page.
-//! - [`agent`]: wires the above together and owns reload and shutdown.
-//! - [`supervisor`]: the agent's journey, kept-session and heartbeat tasks per target.
-//! - [`webconfig`]: TLS and basic auth for the web endpoints.
+//!   practitioners' assumptions (for the time-lost rules). Imports `config`.
+//! - [`recorder`]: HdrHistograms per step per interval, on the journal's
+//!   writer thread. Imports nothing.
+//! - [`journal`]: the durable SQLite file, written on its own thread, its
+//!   schema, its read side, and the evidence folder beside it. Imports the
+//!   vocabulary and `recorder`, never `status` or `report`.
+//! - [`status`]: the status board behind the page at `/`. Imports the
+//!   vocabulary and `loss`, never `report`.
+//! - [`observe`]: the one consumer of records: detection, then metrics,
+//!   status board and journal together. Imports the above.
+//! - [`remote_write`]: pushes the metrics to central stores through an
+//!   on-disk queue. Imports `config`.
+//!
+//! The agent, at the edge:
+//!
+//! - [`web`]: `/metrics`, health endpoints, `/-/reload` (its request and
+//!   error types), the status page and browser evidence. Imports the layers
+//!   above and `webconfig`, never `agent`.
+//! - [`webconfig`]: TLS and basic auth for the web endpoints. Imports
+//!   `config`.
 //! - [`logging`]: the log filter, and the crates that are never logged.
-//! - [`recorder`]: HdrHistograms per step per interval, fed by the journal.
-//! - [`journal`]: the durable SQLite evidence file, written on its own thread.
-//! - [`ledger`]: what a journal measured, tallied per hour; what the report reads.
-//! - [`remote_write`]: pushes the metrics to central stores through an on-disk queue.
-//! - [`report`]: the board's evidence report and the exports; reads the journal only.
-//! - [`sim`]: the simulated case system; it imports nothing from the agent.
+//!   Imports nothing.
+//! - [`agent`]: wires the above together and owns reload and shutdown.
+//!   Imports anything above.
+//!
+//! Reading afterwards, and the commands:
+//!
+//! - [`ledger`]: what a journal measured, tallied per calendar hour (or
+//!   less, for short windows), with the few events listed one by one; the
+//!   journal's hourly rollups (`casewatch journal compact`). Memory bounded
+//!   by hours × steps. Imports the vocabulary, `journal` and `recorder`.
+//! - [`report`]: the board's evidence report, for one site's journal or a
+//!   fleet's, and the exports. Reads ledgers built from journals, never a
+//!   target or the agent. Imports the vocabulary, `loss`, `journal`,
+//!   `ledger` and `recorder`.
+//! - [`bench`](mod@bench): `casewatch bench`, whole-process measurements. Imports what
+//!   it measures.
+//! - [`cli`]: the subcommands and their flags (clap). Imports `report` and
+//!   `bench` for their option types.
+//! - [`commands`]: what each subcommand does, so tests can call it.
+//!   Imports anything.
+//! - [`sim`]: the simulated case system (ICS and CSS) with its fault model
+//!   and truth log. Imports nothing from the agent: tests and the demo reach
+//!   it over HTTP only, as the agent reaches a real system.
 
 pub mod agent;
 pub mod bench;
@@ -54,6 +124,7 @@ pub mod status;
 pub mod supervisor;
 pub mod timefmt;
 pub mod web;
+pub mod webconfig;
 
 /// An error and its causes on one line, `a: b: c`.
 pub fn error_chain(error: &dyn std::error::Error) -> String {
@@ -65,4 +136,3 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
     }
     parts.join(": ")
 }
-pub mod webconfig;

@@ -1,7 +1,25 @@
-//! The outcome vocabulary (DESIGN.md §2) and the records the runner emits.
+//! The outcome vocabulary and the records the runner emits.
 //!
-//! Everything downstream of the runner (detection, metrics, the status page and,
-//! later, the journal) consumes only these types, so they are plain data.
+//! Each step ends in exactly one [`Outcome`]:
+//!
+//! | outcome | meaning |
+//! |---|---|
+//! | `ok` | complete, assertions hold, faster than the step's `slow_after` |
+//! | `slow` | complete and correct, but slower than `slow_after` |
+//! | `frozen` | no complete response by `freeze_after`; still awaited up to `give_up_after`, so the freeze's length is known (or known to be at least `give_up_after`: censored) |
+//! | `logged_out` | the server ended a logged-in session on a step that is not the journey's own logout (a redirect to the login page, 401/403/440, a "session expired" page, the session cookie cleared) |
+//! | `http_error` | an unexpected status that is not a logout signal |
+//! | `assertion_failed` | the response arrived but its content is wrong |
+//! | `connect_error` | DNS, TCP or TLS failure |
+//! | `error` | anything else (body over the size cap, redirect loop, undecodable body) |
+//!
+//! A journey's outcome is `ok` or `slow` when every step's is, else the
+//! first failing step's ([`journey_outcome`]). A [`FreezeEpisode`] is one
+//! stretch during which a target does not answer, however many requests
+//! it stalled ([`crate::detect::freeze`]).
+//!
+//! Everything downstream of the runner (detection, metrics, the status page
+//! and the journal) consumes only these types, so they are plain data.
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -293,7 +311,7 @@ impl RunRecord {
 }
 
 /// The journey outcome is `ok`/`slow` when every step is, else the first
-/// failing step's outcome (DESIGN.md §2). Logout steps still count.
+/// failing step's outcome. Logout steps still count.
 pub fn journey_outcome(steps: &[StepRecord]) -> (Outcome, Option<String>) {
     match steps.iter().find(|s| !s.outcome.is_success()) {
         Some(failed) => (failed.outcome, Some(failed.step.clone())),

@@ -1,4 +1,7 @@
-//! The timetable of one journey (DESIGN.md §5).
+//! The timetable of one journey: when each run is due, so that a run is
+//! timed from its intended start, not from when it got going, and the
+//! agent's own delays show as lateness instead of hiding (no coordinated
+//! omission).
 //!
 //! Slots are fixed in advance: slot k is `anchor + k * interval + jitter_k`.
 //! A run that overruns its next slots does not queue them up: they are counted

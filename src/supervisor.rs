@@ -27,10 +27,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::secret::EnvLookup;
 use crate::config::{Config, Journey, Target};
 use crate::outcome::Record;
 use crate::runner::keeper::{self, KeeperTask};
-use crate::runner::{self, EnvLookup, Probes, RunContext, RunnerError};
+use crate::runner::{self, Probes, RunContext, RunnerError};
 use crate::schedule::Timetable;
 
 /// A stable fingerprint of a config item: its debug form without the line

@@ -2,6 +2,10 @@
 //! status page at `/`, and the evidence of failed browser steps it links to
 //! at `/evidence/NAME` (only names the evidence store writes).
 //!
+//! `POST /-/reload` sends a [`ReloadRequest`] down a channel; the agent's
+//! control loop holds the other end and answers it, so this module needs
+//! nothing from the agent.
+//!
 //! Answers are gzip-compressed when the client sends `Accept-Encoding: gzip`
 //! (Prometheus does on every scrape), and plain otherwise.
 
@@ -14,18 +18,54 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 use crate::status::StatusBoard;
 use crate::webconfig::WebConfig;
 
+/// A request to re-read the config, answered with a summary of what changed
+/// or the reason it was refused.
+pub type ReloadRequest = oneshot::Sender<Result<String, ReloadError>>;
+
+/// Why a reload was refused; the old config keeps running. Shown to people
+/// with its causes, as [`crate::error_chain`] writes them.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("the agent is stopping")]
+    Stopping,
+    #[error("this agent was started without a config file to re-read")]
+    NoConfigFile,
+    /// The work on the blocking pool panicked or was cancelled.
+    #[error("the reload failed unexpectedly")]
+    Unexpected,
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("site cannot change on reload (from {from:?} to {to:?}): restart the agent")]
+    SiteChanged { from: String, to: String },
+    /// A target's new HTTP client could not be built.
+    #[error(transparent)]
+    Runner(#[from] crate::runner::RunnerError),
+}
+
+/// Asks the agent's control loop to re-read the config (as `POST /-/reload`
+/// and SIGHUP do) and waits for its answer.
+pub async fn request_reload(reloads: &mpsc::Sender<ReloadRequest>) -> Result<String, ReloadError> {
+    let (reply, answer) = oneshot::channel();
+    reloads
+        .send(reply)
+        .await
+        .map_err(|_| ReloadError::Stopping)?;
+    answer.await.unwrap_or(Err(ReloadError::Stopping))
+}
+
 #[derive(Clone)]
 pub struct WebState {
     pub metrics: Arc<Metrics>,
     pub status: Arc<Mutex<StatusBoard>>,
     pub ready: Arc<AtomicBool>,
-    pub reloads: tokio::sync::mpsc::Sender<crate::agent::ReloadRequest>,
+    pub reloads: mpsc::Sender<ReloadRequest>,
     /// The evidence folder beside the journal; `None` without a journal.
     pub evidence: Option<std::path::PathBuf>,
 }
@@ -57,11 +97,11 @@ async fn metrics(State(state): State<WebState>) -> Response {
 /// Re-reads the config, as Prometheus's `/-/reload` does: 200 when applied,
 /// 500 with the reason when refused (the old config keeps running).
 async fn reload(State(state): State<WebState>) -> Response {
-    match crate::agent::request_reload(&state.reloads).await {
+    match request_reload(&state.reloads).await {
         Ok(summary) => (StatusCode::OK, format!("Reloaded: {summary}\n")).into_response(),
         Err(why) => (
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("failed to reload config: {why}\n"),
+            format!("failed to reload config: {}\n", crate::error_chain(&why)),
         )
             .into_response(),
     }
@@ -183,4 +223,30 @@ pub async fn serve(
         }
     };
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_refusals_read_as_they_always_have() {
+        let site = ReloadError::SiteChanged {
+            from: "north".into(),
+            to: "south".into(),
+        };
+        assert_eq!(
+            crate::error_chain(&site),
+            r#"site cannot change on reload (from "north" to "south"): restart the agent"#
+        );
+        let config = ReloadError::from(crate::config::ConfigError::Read {
+            file: "casewatch.yaml".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        });
+        assert_eq!(
+            crate::error_chain(&config),
+            "cannot read casewatch.yaml: entity not found"
+        );
+        assert_eq!(ReloadError::Stopping.to_string(), "the agent is stopping");
+    }
 }

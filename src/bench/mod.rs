@@ -451,7 +451,7 @@ async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow::Result<()
     let probes = Probes::new(tx);
     let shutdown = CancellationToken::new();
     let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
-    let env = runner::process_env();
+    let env = crate::config::secret::process_env();
     let run_ids = Arc::new(AtomicU64::new(1));
     let start = Instant::now();
     let start_ns = now_ns();

@@ -1,5 +1,5 @@
 //! One browser step: do what a person does, check the page, and judge the
-//! step with the same outcomes as an HTTP step (DESIGN.md §2).
+//! step with the same outcomes as an HTTP step (the table in [`crate::outcome`]).
 //!
 //! - `goto` loads a page and waits for its `load`; `click` clicks the first
 //!   matching element and, if that starts a page load within

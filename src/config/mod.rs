@@ -16,6 +16,7 @@ pub mod practitioners;
 pub mod preflight;
 pub mod raw;
 pub mod remote_write;
+pub mod secret;
 pub mod template;
 mod validate;
 

@@ -1,4 +1,5 @@
-//! Freeze episodes per target (DESIGN.md §2).
+//! Freeze episodes per target: what people mean by "a freeze", as against
+//! the many requests one freeze stalls.
 //!
 //! An episode is one continuous stretch during which a target does not answer.
 //! It opens when a request passes its `freeze_after` with no answer from the

@@ -33,7 +33,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::remote_write::RemoteWrite;
-use crate::runner::EnvLookup;
+use crate::config::secret::EnvLookup;
 use queue::{Backlog, Push, Queue, QueueError};
 use sender::{ClientError, Sender, Sent};
 

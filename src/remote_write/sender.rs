@@ -11,8 +11,7 @@ use reqwest::StatusCode;
 
 use super::wire;
 use crate::config::remote_write::{RemoteAuth, RemoteWrite};
-use crate::config::SecretSource;
-use crate::runner::EnvLookup;
+use crate::config::secret::{self, EnvLookup};
 
 /// The first wait after a failed send; it doubles per failure up to
 /// [`MAX_BACKOFF`] (Prometheus's queue manager uses 30 ms to 5 s).
@@ -117,16 +116,24 @@ impl Sender {
             None => {}
             Some(RemoteAuth::Basic { username, password }) => {
                 match (
-                    read_secret(username, &self.env),
-                    read_secret(password, &self.env),
+                    secret::read(username, &self.env),
+                    secret::read(password, &self.env),
                 ) {
                     (Ok(u), Ok(p)) => request = request.basic_auth(u, Some(p)),
-                    (Err(why), _) | (_, Err(why)) => return Sent::Retry { why },
+                    (Err(why), _) | (_, Err(why)) => {
+                        return Sent::Retry {
+                            why: why.to_string(),
+                        }
+                    }
                 }
             }
-            Some(RemoteAuth::Bearer(token)) => match read_secret(token, &self.env) {
+            Some(RemoteAuth::Bearer(token)) => match secret::read(token, &self.env) {
                 Ok(t) => request = request.bearer_auth(t),
-                Err(why) => return Sent::Retry { why },
+                Err(why) => {
+                    return Sent::Retry {
+                        why: why.to_string(),
+                    }
+                }
             },
         }
         let response = match request.send().await {
@@ -165,20 +172,6 @@ async fn short_body(response: reqwest::Response) -> String {
         end -= 1;
     }
     text[..end].to_string()
-}
-
-/// Reads a secret from where the config says; the error names the source,
-/// never the value.
-pub fn read_secret(source: &SecretSource, env: &EnvLookup) -> Result<String, String> {
-    match source {
-        SecretSource::Value(v) => Ok(v.clone()),
-        SecretSource::Env(name) => {
-            env(name).ok_or_else(|| format!("environment variable {name} is not set"))
-        }
-        SecretSource::File(path) => std::fs::read_to_string(path)
-            .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-            .map_err(|e| format!("cannot read {}: {e}", path.display())),
-    }
 }
 
 /// The wait before the `failures`-th retry in a row (1-based).

@@ -18,7 +18,8 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::{credentials, log_in, log_out, run_step, EnvLookup, Probes, RunContext, Session};
+use super::{credentials, log_in, log_out, run_step, Probes, RunContext, Session};
+use crate::config::secret::EnvLookup;
 use crate::config::{Target, HEARTBEAT_JOURNEY};
 use crate::detect::kept::{KeptJudge, Next, Sign};
 use crate::outcome::{

@@ -22,7 +22,8 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
-use crate::config::{Journey, SecretSource, Target};
+use crate::config::secret::{self, EnvLookup, SecretError};
+use crate::config::{Journey, Target};
 use crate::outcome::{
     journey_outcome, Outcome, RunRecord, SessionEnd, SessionOrigin, SessionSpan, StepPhase,
     StepRecord,
@@ -53,7 +54,7 @@ pub enum RunnerError {
     Secret {
         target: String,
         what: &'static str,
-        why: String,
+        why: SecretError,
     },
 }
 
@@ -93,14 +94,6 @@ pub fn client_for(target: &Target) -> Result<reqwest::Client, RunnerError> {
     })
 }
 
-/// Reads environment variables; replaceable so the demo can hand the agent a
-/// generated password without touching the process environment.
-pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
-
-pub fn process_env() -> EnvLookup {
-    Arc::new(|name| std::env::var(name).ok())
-}
-
 /// The user name and password of a target, read now (so a rotated secret file
 /// is picked up by the next run).
 pub fn credentials(
@@ -113,21 +106,11 @@ pub fn credentials(
         ("password", &target.password),
     ] {
         let Some(source) = source else { continue };
-        let value = match source {
-            SecretSource::Value(v) => v.clone(),
-            SecretSource::Env(name) => env(name).ok_or_else(|| RunnerError::Secret {
-                target: target.name.clone(),
-                what,
-                why: format!("environment variable {name} is not set"),
-            })?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| RunnerError::Secret {
-                    target: target.name.clone(),
-                    what,
-                    why: format!("cannot read {}: {e}", path.display()),
-                })?,
-        };
+        let value = secret::read(source, env).map_err(|why| RunnerError::Secret {
+            target: target.name.clone(),
+            what,
+            why,
+        })?;
         vars.insert(what.to_string(), value);
     }
     Ok(vars)

@@ -1,5 +1,5 @@
 //! One HTTP step: send, follow redirects by hand, read a capped body, then
-//! classify the result into exactly one outcome (DESIGN.md §2).
+//! classify the result into exactly one outcome (the table in [`crate::outcome`]).
 //!
 //! Redirects are followed here rather than by reqwest so that every hop can be
 //! checked for the signs of a server-ended session and its cookies stored in

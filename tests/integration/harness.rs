@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casewatch::agent::{Agent, AgentOptions};
+use casewatch::config::secret::EnvLookup;
 use casewatch::config::{self, Config};
-use casewatch::runner::EnvLookup;
 use casewatch::sim::{self, SimHandle, SimOptions, SimProfile};
 use tokio_util::sync::CancellationToken;
 

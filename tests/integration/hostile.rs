@@ -2,7 +2,7 @@
 //! misbehaves on purpose (raw bytes written by hand over a tokio
 //! `TcpListener`, or TLS with a bad certificate) and checks three things:
 //!
-//! 1. the step ends in the outcome DESIGN.md §2 gives it, with a detail that
+//! 1. the step ends in the outcome `casewatch::outcome` gives it, with a detail that
 //!    says why and never carries the request's query;
 //! 2. an agent probing the hostile target *and* a healthy simulator journey
 //!    keeps the healthy journey on time (low lateness, no missed slot);
@@ -12,7 +12,7 @@
 //! Timings are short (`freeze_after: 500ms`, `give_up_after: 2s`) so the file
 //! runs in seconds with its tests in parallel.
 //!
-//! | case                              | outcome            | why (DESIGN.md §2)                                   |
+//! | case                              | outcome            | why (the table in `casewatch::outcome`)              |
 //! |-----------------------------------|--------------------|------------------------------------------------------|
 //! | never answers                     | `frozen`           | no response by `freeze_after`; censored at `give_up_after` |
 //! | headers, then one byte a second   | `frozen`           | headers are not a complete response; censored        |

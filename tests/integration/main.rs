@@ -11,6 +11,7 @@ mod freezes;
 mod harness;
 mod hostile;
 mod journal;
+mod layers;
 mod lifecycle;
 mod logouts;
 mod multisite;

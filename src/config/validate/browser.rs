@@ -12,7 +12,7 @@ use super::super::browser::*;
 use super::super::model::{JourneyKind, Timings};
 use super::super::raw::S;
 use super::super::template::Template;
-use super::{check_timing_order, css_error, kind, line_of, Checker, Origins, Scope, BUILTIN_VARS};
+use super::{css_error, kind, line_of, step_timings, Checker, Origins, Scope, BUILTIN_VARS};
 
 /// The agent-wide `browser:` block; defaults when it is absent.
 pub(super) fn settings(c: &mut Checker, raw: Option<&RawBrowser>) -> BrowserSettings {
@@ -281,24 +281,12 @@ fn step(
     for e in &extract {
         vars.insert(e.var.clone());
     }
-    let timings = Timings {
-        slow_after: c
-            .opt_duration(&rs.slow_after, "slow_after", context)
-            .unwrap_or(defaults.slow_after),
-        freeze_after: c
-            .opt_duration(&rs.freeze_after, "freeze_after", context)
-            .unwrap_or(defaults.freeze_after),
-        give_up_after: c
-            .opt_duration(&rs.give_up_after, "give_up_after", context)
-            .unwrap_or(defaults.give_up_after),
-    };
-    let own = [&rs.slow_after, &rs.freeze_after, &rs.give_up_after]
-        .into_iter()
-        .flatten()
-        .next();
-    if let Some(first) = own {
-        check_timing_order(c, &timings, line_of(first), context);
-    }
+    let timings = step_timings(
+        c,
+        [&rs.slow_after, &rs.freeze_after, &rs.give_up_after],
+        defaults,
+        context,
+    );
     BrowserStep {
         name: rs.name.to_string(),
         line,
