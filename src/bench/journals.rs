@@ -53,6 +53,20 @@ pub struct FleetSpec {
     pub worse: Vec<String>,
     /// Whether to write the per-minute HdrHistogram rows (the agent does).
     pub histograms: bool,
+    /// Log-normal spread of each day's latency factor (0 for none).
+    pub day_sigma: f64,
+    /// Whether to declare a change at noon in the middle of the period.
+    pub change: bool,
+    /// Latency factor from that change on (1 for no effect).
+    pub latency_after: f64,
+}
+
+impl FleetSpec {
+    /// When the declared change happens: noon UTC of the middle day.
+    pub fn change_at(&self) -> f64 {
+        let middle = self.end - self.days * 86_400.0 / 2.0;
+        (middle / 86_400.0).floor() * 86_400.0 + 43_200.0
+    }
 }
 
 /// The name of site `i` (0-based): `site-01`.
@@ -179,6 +193,21 @@ struct Truth {
     latency: f64,
     freezes: Vec<(f64, f64)>,
     restarts: Vec<f64>,
+    /// Each day's latency factor, from the first day generated.
+    day_factors: Vec<f64>,
+    first_day: f64,
+    /// The change and its latency factor.
+    change_at: f64,
+    latency_after: f64,
+}
+
+impl Truth {
+    /// The latency factor at `t`: the site's, the day's and the change's.
+    fn latency_at(&self, t: f64) -> f64 {
+        let day = ((t / 86_400.0).floor() - self.first_day).max(0.0) as usize;
+        let after = if t >= self.change_at { self.latency_after } else { 1.0 };
+        self.latency * self.day_factors.get(day).copied().unwrap_or(1.0) * after
+    }
 }
 
 fn events(rng: &mut StdRng, from: f64, to: f64, per_day: f64) -> Vec<f64> {
@@ -211,11 +240,23 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
         .map(|t| (t, 5.0 + length.sample(&mut rng)))
         .collect();
     let restarts = events(&mut rng, from, spec.end, RESTARTS_PER_DAY * factor);
+    // Day effects from a stream of their own, so that a journal with them
+    // differs from one without only in its latencies.
+    let mut days_rng = StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
+    let day_noise = rand_distr::Normal::new(0.0, spec.day_sigma.max(0.0)).context("day effects")?;
+    let first_day = (from / 86_400.0).floor();
+    let day_factors: Vec<f64> = (0..=(spec.days.ceil() as usize + 1))
+        .map(|_| day_noise.sample(&mut days_rng).exp())
+        .collect();
     let truth = Truth {
         error_share: ERROR_SHARE * factor,
         latency: if factor > 1.0 { 1.5 } else { 1.0 },
         freezes,
         restarts,
+        day_factors,
+        first_day,
+        change_at: if spec.change { spec.change_at() } else { f64::INFINITY },
+        latency_after: spec.latency_after,
     };
 
     let mut conn = Connection::open(path)?;
@@ -240,6 +281,16 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
         tx.execute(
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
+        )?;
+    }
+    if spec.change {
+        tx.execute(
+            "INSERT INTO changes (name, at, description) VALUES (?1, ?2, ?3)",
+            params![
+                "mid_period",
+                spec.change_at(),
+                format!("A change in the middle of the period; latency x{} from then on.", spec.latency_after)
+            ],
         )?;
     }
     for (t, len) in &truth.freezes {
@@ -323,7 +374,7 @@ fn run(
     let mut failed_step: Option<&str> = None;
     let mut logout_cause: Option<&str> = None;
     for (seq, (step, phase, median)) in journey.steps.iter().enumerate() {
-        let lat = LogNormal::new((median * truth.latency).ln(), 0.45).context("latency")?;
+        let lat = LogNormal::new((median * truth.latency_at(at)).ln(), 0.45).context("latency")?;
         let mut duration: f64 = lat.sample(rng);
         let mut step_outcome = if duration > target.slow_after {
             "slow"

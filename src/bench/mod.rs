@@ -92,6 +92,9 @@ pub enum BenchCommand {
         replications: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Only the scenarios whose name contains this text.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Coordinated-omission figures: open-loop truth versus what was measured.
     Co {
@@ -185,6 +188,17 @@ pub enum BenchCommand {
         /// Leave out the per-minute HdrHistogram rows.
         #[arg(long)]
         no_histograms: bool,
+        /// Day-to-day variation: each day's latency multiplied by
+        /// exp(N(0, sigma)), as real load differs from one day to the next.
+        #[arg(long, default_value_t = 0.0)]
+        day_sigma: f64,
+        /// Declare a change in the middle of the period (at noon), with no
+        /// effect unless --latency-after says otherwise.
+        #[arg(long)]
+        change: bool,
+        /// Latency factor from the change on (1 for none).
+        #[arg(long, default_value_t = 1.0)]
+        latency_after: f64,
     },
     /// A bcrypt hash of $BENCH_PASSWORD, for a web config.
     HashPassword {
@@ -219,8 +233,12 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             drive_log.as_deref(),
             oha_json.as_deref(),
         ),
-        BenchCommand::Calibrate { replications, seed } => {
-            calibrate(replications, seed);
+        BenchCommand::Calibrate {
+            replications,
+            seed,
+            only,
+        } => {
+            calibrate(replications, seed, only.as_deref());
             Ok(())
         }
         BenchCommand::Co {
@@ -289,6 +307,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             end,
             worse,
             no_histograms,
+            day_sigma,
+            change,
+            latency_after,
         } => {
             let now = SystemTime::now();
             let end = match end {
@@ -303,6 +324,9 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 end: crate::outcome::unix_secs(end),
                 worse,
                 histograms: !no_histograms,
+                day_sigma,
+                change,
+                latency_after,
             };
             let started = std::time::Instant::now();
             let paths = tokio::task::spawn_blocking(move || journals::write_fleet(&spec)).await??;
@@ -319,13 +343,35 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-fn calibrate(replications: usize, seed: u64) {
+fn calibrate(replications: usize, seed: u64, only: Option<&str>) {
     use crate::report::calibration;
     let started = std::time::Instant::now();
     let process = calibration::Process::default();
-    let figures: Vec<calibration::Figures> = calibration::scenarios()
-        .iter()
-        .map(|s| calibration::run(&process, s, replications, seed, 30))
+    // Scenarios on as many threads as there are cores; each is seeded on
+    // its own, so the figures do not depend on the threads.
+    let scenarios: Vec<calibration::Scenario> = calibration::scenarios()
+        .into_iter()
+        .filter(|s| only.is_none_or(|o| s.name.contains(o)))
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let figures: Vec<std::sync::Mutex<Option<calibration::Figures>>> =
+        scenarios.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(s) = scenarios.get(i) else { return };
+                let f = calibration::run(&process, s, replications, seed, 30);
+                if let Ok(mut slot) = figures[i].lock() {
+                    *slot = Some(f);
+                }
+            });
+        }
+    });
+    let figures: Vec<calibration::Figures> = figures
+        .into_iter()
+        .filter_map(|m| m.into_inner().ok().flatten())
         .collect();
     print!(
         "{}",

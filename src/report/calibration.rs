@@ -91,7 +91,7 @@ impl Default for Process {
             busy_factor: 1.8,
             weekend_factor: 0.8,
             day_sigma: 0.05,
-            week_sigma: 0.0,
+            week_sigma: 0.02,
             drift_rho: 0.7,
             drift_sigma: 0.05,
             spells_per_hour: 0.05,

@@ -101,7 +101,7 @@ pub fn change_evidence(
     window: f64,
     target: Option<u16>,
 ) -> ChangeEvidence {
-    let design = design.anchored(at);
+    let design = design.split_at(at);
     let all_hours = sheet
         .slots(target)
         .into_iter()

@@ -35,15 +35,16 @@ pub fn is_weekend(day: f64) -> bool {
     (day as i64 + 3).rem_euclid(7) >= 5
 }
 
-/// Units of days over a ledger's slots.
+/// Units of days over a ledger's slots: calendar days (or runs of them),
+/// since that is how real load varies.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Design {
     pub clock: SlotClock,
     /// Calendar days per unit.
     pub unit_days: u32,
-    /// Real time units are counted from (a change's moment; 0 for
-    /// calendar days).
-    pub anchor: f64,
+    /// A change's moment: the unit holding it is cut in two there, one
+    /// part on each side. `None` outside comparisons.
+    pub split: Option<f64>,
 }
 
 impl Design {
@@ -51,13 +52,16 @@ impl Design {
         Design {
             clock,
             unit_days: unit_days.max(1),
-            anchor: 0.0,
+            split: None,
         }
     }
 
-    /// The same units, counted from `anchor` (no unit straddles it).
-    pub fn anchored(self, anchor: f64) -> Design {
-        Design { anchor, ..self }
+    /// The same units, the one holding `at` cut in two there.
+    pub fn split_at(self, at: f64) -> Design {
+        Design {
+            split: Some(at),
+            ..self
+        }
     }
 
     /// Real seconds in a unit.
@@ -70,7 +74,12 @@ impl Design {
     }
 
     pub fn unit(&self, slot: i64) -> i64 {
-        ((self.middle(slot) - self.anchor) / self.unit_seconds()).floor() as i64
+        let middle = self.middle(slot);
+        let unit = (middle / self.unit_seconds()).floor() as i64;
+        match self.split {
+            Some(at) => 2 * unit + i64::from(middle >= at),
+            None => unit,
+        }
     }
 
     pub fn cell(&self, slot: i64) -> u16 {
@@ -413,17 +422,20 @@ mod tests {
     }
 
     #[test]
-    fn units_are_calendar_days_or_counted_from_a_change() {
+    fn units_are_calendar_days_cut_at_a_change() {
         let d = Design::new(SlotClock::hourly(1.0), 1);
         let midnight = 1_780_272_000.0; // 2026-06-01T00:00Z
         let slot = d.clock.slot(midnight);
         assert_eq!(d.unit(slot), d.unit(slot + 23));
         assert_ne!(d.unit(slot), d.unit(slot + 24));
+        // A change at 12:30: the day's hours before and after it are
+        // units of their own, the days around it whole.
         let at = midnight + 12.5 * 3600.0;
-        let a = d.anchored(at);
-        // The slot holding the change straddles it; the next is in unit 0.
-        assert_eq!(a.unit(d.clock.slot(at) + 1), 0);
-        assert_eq!(a.unit(d.clock.slot(at) - 1), -1);
+        let a = d.split_at(at);
+        assert_ne!(a.unit(slot + 11), a.unit(slot + 13));
+        assert_eq!(a.unit(slot), a.unit(slot + 11));
+        assert_eq!(a.unit(slot + 13), a.unit(slot + 23));
+        assert_ne!(a.unit(slot - 1), a.unit(slot));
         // A calendar sixty times faster: a real minute is an hour.
         let fast = Design::new(SlotClock::hourly(60.0), 1);
         assert_eq!(fast.clock.seconds, 60.0);

@@ -315,7 +315,7 @@ pub fn change(
         practitioners: p,
         cost_seconds: relogin + redo,
     };
-    let design = design.anchored(at);
+    let design = design.split_at(at);
     let (b, a) = compare::matched(sheet, &design, at, window, None);
     let (tb, ta) = (
         tallies(sheet, &design, &b, p),
