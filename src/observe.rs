@@ -252,15 +252,20 @@ impl Observer {
                 started,
                 ended,
                 censored,
+                agent_stalled,
             } => {
                 let length = ended.saturating_duration_since(started);
-                tracing::warn!(%target, length_s = length.as_secs_f64(), censored, "freeze ended");
+                tracing::warn!(
+                    %target, length_s = length.as_secs_f64(), censored,
+                    agent_stalled_s = agent_stalled.as_secs_f64(), "freeze ended"
+                );
                 self.metrics.freeze_ended(&target, length);
                 let episode = FreezeEpisode {
                     target,
                     started: wall_clock(started),
                     length,
                     censored,
+                    agent_stalled,
                 };
                 if let Some(journal) = &self.journal {
                     journal.freeze(&episode);

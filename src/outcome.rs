@@ -537,6 +537,11 @@ pub struct FreezeEpisode {
     pub started: SystemTime,
     pub length: Duration,
     pub censored: bool,
+    /// Time within the episode the agent itself was stalled. The episode
+    /// opened on silence the agent was awake to see, but an answer that
+    /// came during a stall was read only after it: the true length lies
+    /// between `length - agent_stalled` and `length`.
+    pub agent_stalled: Duration,
 }
 
 /// Session life from `age_from` to `age_to`; with `end` set, the last stretch.
