@@ -43,6 +43,9 @@ pub struct Observer {
     stalls: StallWatch,
     /// How many of the monitor's stalls have been taken in.
     stalls_seen: u64,
+    /// Journeys whose last run overlapped a stall of the agent: the slots
+    /// it overran were missed because of the agent.
+    stalled_last_run: HashSet<String>,
 }
 
 impl Observer {
@@ -65,6 +68,7 @@ impl Observer {
             run_started: HashMap::new(),
             stalls,
             stalls_seen: 0,
+            stalled_last_run: HashSet::new(),
         }
     }
 
@@ -125,6 +129,14 @@ impl Observer {
                 waits,
             } => {
                 tracing::warn!(%journey, missed = count, "missed timetable slots");
+                // Slots are missed while the previous run overran; when the
+                // agent's stall made it overrun, the waits measured the
+                // agent: the slots count, their waits do not.
+                let waits = if self.stalled_last_run.contains(&journey) {
+                    Vec::new()
+                } else {
+                    waits
+                };
                 self.metrics.missed_slots(&target, &journey, count, &waits);
                 self.board().missed_slots(&journey, count);
                 if let Some(journal) = &self.journal {
@@ -187,7 +199,11 @@ impl Observer {
     fn run(&mut self, mut run: RunRecord) {
         let now = Instant::now();
         self.learn_stalls(now);
-        mark_run(self.freezes.stalls(), &mut run, monotonic(now));
+        if mark_run(self.freezes.stalls(), &mut run, monotonic(now)) {
+            self.stalled_last_run.insert(run.journey.clone());
+        } else {
+            self.stalled_last_run.remove(&run.journey);
+        }
         log_run(&run);
         self.metrics.run(&run);
         self.relogins(&run.target, &run.steps);

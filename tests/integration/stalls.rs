@@ -162,6 +162,20 @@ async fn a_paused_agent_records_its_stall_and_no_freeze_and_a_real_freeze_still_
         0.0,
         "no run is counted frozen against the ICS: {first_stalled}"
     );
+    // Neither the run due during the stall nor the slots missed behind it
+    // put the agent's 10 s into the journey's durations.
+    let journey = [("journey", "ics_ping")];
+    let durations = metric(
+        &first_stalled,
+        "casewatch_journey_duration_seconds_count",
+        &journey,
+    );
+    let under_5s = metric(
+        &first_stalled,
+        "casewatch_journey_duration_seconds_bucket",
+        &[("journey", "ics_ping"), ("le", "5")],
+    );
+    assert_eq!(under_5s, durations, "{first_stalled}");
     let stalled = metric(&first_stalled, "casewatch_agent_stall_seconds_total", &[]);
     let at_least = paused.at_least.as_secs_f64() - period;
     assert!(
