@@ -66,6 +66,9 @@ pub struct RunRow<S = String> {
     pub failed_step: Option<S>,
     pub report_same: bool,
     pub report_any: bool,
+    /// The run overlapped a stall of the agent's own: it measured the
+    /// agent, not the target.
+    pub agent_stalled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +97,8 @@ pub struct StepRow<S = String> {
     /// The run's own kind, and its intended start.
     pub run_kind: S,
     pub intended_start: f64,
+    /// The step overlapped a stall of the agent's own.
+    pub agent_stalled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -103,6 +108,9 @@ pub struct FreezeRow {
     pub started: f64,
     pub length: f64,
     pub censored: bool,
+    /// Seconds of it the agent itself was stalled (0 in journals older
+    /// than the stall monitor).
+    pub agent_stall: f64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -166,6 +174,8 @@ pub struct KeptRow<S = String> {
     pub logout_cause: Option<S>,
     /// What was known of the session afterwards: `alive`, `unknown`, `suspect`, `ended`.
     pub state: S,
+    /// The check overlapped a stall of the agent's own.
+    pub agent_stalled: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -253,6 +263,30 @@ const JOURNAL_TABLES: [&str; 6] = [
 pub struct JournalReader {
     conn: Connection,
     has_rollups: bool,
+    /// The columns each row type is read from: journals older than the
+    /// stall monitor read 0 for its flags.
+    columns: Columns,
+}
+
+struct Columns {
+    run: String,
+    step: String,
+    kept: String,
+    freeze: String,
+    stalls: bool,
+}
+
+impl Columns {
+    fn new(stalls: bool) -> Columns {
+        let flag = |column: &str| if stalls { column.to_string() } else { "0".to_string() };
+        Columns {
+            run: format!("{RUN_COLUMNS}, {}", flag("agent_stalled")),
+            step: format!("{STEP_COLUMNS}, {}", flag("s.agent_stalled")),
+            kept: format!("{KEPT_COLUMNS}, {}", flag("agent_stalled")),
+            freeze: format!("site, target, started, length, censored, {}", flag("agent_stall")),
+            stalls,
+        }
+    }
 }
 
 impl JournalReader {
@@ -275,11 +309,23 @@ impl JournalReader {
         if meta.len() == 0 {
             return Err(not_journal("an empty file".into()));
         }
+        let not_database = |e: &rusqlite::Error| {
+            matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase)
+        };
         let conn = match Self::connect(path, false) {
             Ok(conn) => conn,
-            Err(_) => Self::connect(path, true).map_err(|source| ReadError::Open {
-                path: name.clone(),
-                source,
+            Err(e) if not_database(&e) => return Err(not_journal("not an SQLite database".into())),
+            // A read-only mount, or a folder where the `-shm` file cannot
+            // be made: nothing can change the file, so read it as it is.
+            Err(_) => Self::connect(path, true).map_err(|source| {
+                if not_database(&source) {
+                    not_journal("not an SQLite database".into())
+                } else {
+                    ReadError::Open {
+                        path: name.clone(),
+                        source,
+                    }
+                }
             })?,
         };
         let tables: Vec<String> = match conn
@@ -342,7 +388,12 @@ impl JournalReader {
             });
         }
         let has_rollups = tables.iter().any(|t| t == "rollups");
-        Ok(JournalReader { conn, has_rollups })
+        let stalls = tables.iter().any(|t| t == "agent_stalls");
+        Ok(JournalReader {
+            conn,
+            has_rollups,
+            columns: Columns::new(stalls),
+        })
     }
 
     fn connect(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {
@@ -489,7 +540,7 @@ impl JournalReader {
         mut each: impl FnMut(&RunRow<&str>),
     ) -> Result<(), ReadError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2"
+            "SELECT {} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2", self.columns.run
         ))?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(row) = rows.next()? {
@@ -501,7 +552,7 @@ impl JournalReader {
     /// Runs whose intended start lies in the window, oldest first.
     pub fn runs(&self, w: Window) -> Result<Vec<RunRow>, ReadError> {
         self.collect(
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id"),
+            &format!("SELECT {} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id", self.columns.run),
             params![w.from, w.to],
             |r| run_row::<String>(r),
         )
@@ -524,8 +575,9 @@ impl JournalReader {
             ""
         };
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {STEP_COLUMNS} FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
-             WHERE r.intended_start >= ?1 AND r.intended_start < ?2 {only}"
+            "SELECT {} FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
+             WHERE r.intended_start >= ?1 AND r.intended_start < ?2 {only}",
+            self.columns.step
         ))?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(row) = rows.next()? {
@@ -538,8 +590,9 @@ impl JournalReader {
     pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
         self.collect(
             &format!(
-                "SELECT {STEP_COLUMNS} FROM steps AS s JOIN runs AS r ON r.id = s.run_id
-                      WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq"
+                "SELECT {} FROM steps AS s JOIN runs AS r ON r.id = s.run_id
+                      WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq",
+                self.columns.step
             ),
             params![w.from, w.to],
             |r| step_row::<String>(r),
@@ -548,8 +601,10 @@ impl JournalReader {
 
     pub fn freezes(&self, w: Window) -> Result<Vec<FreezeRow>, ReadError> {
         self.collect(
-            "SELECT site, target, started, length, censored FROM freezes
-             WHERE started >= ?1 AND started < ?2 ORDER BY started",
+            &format!(
+                "SELECT {} FROM freezes WHERE started >= ?1 AND started < ?2 ORDER BY started",
+                self.columns.freeze
+            ),
             params![w.from, w.to],
             |r| {
                 Ok(FreezeRow {
@@ -558,8 +613,21 @@ impl JournalReader {
                     started: r.get(2)?,
                     length: r.get(3)?,
                     censored: r.get(4)?,
+                    agent_stall: r.get(5)?,
                 })
             },
+        )
+    }
+
+    /// The agent's own stalls that began in the window: (started, seconds).
+    pub fn stalls(&self, w: Window) -> Result<Vec<(f64, f64)>, ReadError> {
+        if !self.columns.stalls {
+            return Ok(Vec::new());
+        }
+        self.collect(
+            "SELECT started, length FROM agent_stalls WHERE started >= ?1 AND started < ?2 ORDER BY started",
+            params![w.from, w.to],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
     }
 
@@ -597,7 +665,7 @@ impl JournalReader {
         mut each: impl FnMut(&KeptRow<&str>),
     ) -> Result<(), ReadError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2"
+            "SELECT {} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2", self.columns.kept
         ))?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(row) = rows.next()? {
@@ -609,7 +677,7 @@ impl JournalReader {
     /// Kept sessions' steps sent in the window, oldest first.
     pub fn kept(&self, w: Window) -> Result<Vec<KeptRow>, ReadError> {
         self.collect(
-            &format!("SELECT {KEPT_COLUMNS} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id"),
+            &format!("SELECT {} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id", self.columns.kept),
             params![w.from, w.to],
             |r| kept_row::<String>(r),
         )
@@ -734,6 +802,7 @@ fn run_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<RunRow
         failed_step: maybe(r, 9)?,
         report_same: r.get(10)?,
         report_any: r.get(11)?,
+        agent_stalled: r.get(12)?,
     })
 }
 
@@ -763,6 +832,7 @@ fn step_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<StepR
         evidence: maybe(r, 17)?,
         run_kind: text(r, 18)?,
         intended_start: r.get(19)?,
+        agent_stalled: r.get(20)?,
     })
 }
 
@@ -802,5 +872,6 @@ fn kept_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<KeptR
         censored: r.get(10)?,
         logout_cause: maybe(r, 11)?,
         state: text(r, 12)?,
+        agent_stalled: r.get(13)?,
     })
 }

@@ -240,8 +240,10 @@ fn read_rows(
             started: f.started,
             length: f.length,
             censored: f.censored,
+            agent_stall: f.agent_stall,
         });
     }
+    reading.ledger.agent_stalls.extend(reader.stalls(rows)?);
     progress(seen);
     Ok(())
 }
@@ -267,6 +269,12 @@ struct Reading<'a> {
 impl Reading<'_> {
     fn run(&mut self, run: &RunRow<&str>) {
         let l = &mut *self.ledger;
+        // What a run overlapping the agent's own stall measured was the
+        // agent, not the target.
+        if run.agent_stalled {
+            l.stalled_runs += 1;
+            return;
+        }
         if !l.sites.iter().any(|s| s == run.site) {
             l.sites.push(run.site.to_string());
         }
@@ -316,6 +324,9 @@ impl Reading<'_> {
     }
 
     fn step(&mut self, s: &StepRow<&str>) {
+        if s.agent_stalled {
+            return;
+        }
         if self.run.as_ref().is_none_or(|r| r.id != s.run_id) {
             self.end_run();
             let journey = self
@@ -426,6 +437,9 @@ impl Reading<'_> {
     }
 
     fn kept(&mut self, r: &KeptRow<&str>) {
+        if r.agent_stalled {
+            return;
+        }
         let kept = &mut self.ledger.kept;
         let row = match kept
             .iter_mut()

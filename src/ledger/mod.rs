@@ -289,6 +289,10 @@ pub struct Freeze {
     pub started: f64,
     pub length: f64,
     pub censored: bool,
+    /// Seconds of it the agent itself was stalled: the system's part is
+    /// at least `length - agent_stall`.
+    #[serde(default)]
+    pub agent_stall: f64,
 }
 
 /// A forced logout, with the bracket of the session's age at the loss.
@@ -393,6 +397,12 @@ pub struct Ledger {
     /// Report runs' and report steps' durations (µs classes) and successes,
     /// by (target, journey, step; empty for a whole run).
     pub report_runs: BTreeMap<(String, String, String), (BTreeMap<u32, u64>, u64)>,
+    /// The agent's own stalls (started, seconds), and the runs left out
+    /// because they overlapped one.
+    #[serde(default)]
+    pub agent_stalls: Vec<(f64, f64)>,
+    #[serde(default)]
+    pub stalled_runs: u64,
     /// Samples held, for the memory bound.
     pub samples: u64,
     /// Keep only the interactive journeys' own steps, folded into one
@@ -679,6 +689,12 @@ impl Ledger {
                 self.freezes.push(f.clone());
             }
         }
+        for stall in &other.agent_stalls {
+            if self.in_window(stall.0) {
+                self.agent_stalls.push(*stall);
+            }
+        }
+        self.stalled_runs += other.stalled_runs;
         for d in &other.forced_logouts {
             if self.in_window(d.login_at) {
                 self.forced_logouts.push(d.clone());
@@ -753,6 +769,7 @@ impl Ledger {
             .sort_by(|a, b| a.sent_at.total_cmp(&b.sent_at).then(a.step.cmp(&b.step)));
         self.browser_evidence
             .sort_by(|a, b| a.sent_at.total_cmp(&b.sent_at).then(a.name.cmp(&b.name)));
+        self.agent_stalls.sort_by(|a, b| a.0.total_cmp(&b.0));
         self.sites.sort();
     }
 }

@@ -137,6 +137,12 @@ pub fn from_ledger(
         reporting_load: reporting_load(&sheet, &design),
         changes,
         monthly,
+        agent_stalls: AgentStalls {
+            count: ledger.agent_stalls.len() as u64,
+            total_seconds: ledger.agent_stalls.iter().map(|s| s.1).sum(),
+            longest_seconds: ledger.agent_stalls.iter().map(|s| s.1).fold(0.0, f64::max),
+            runs_left_out: ledger.stalled_runs,
+        },
     };
     report.summary = super::summary::summary(&report);
     report

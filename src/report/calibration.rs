@@ -379,6 +379,7 @@ pub fn observe(
             started,
             length,
             censored: false,
+            agent_stall: 0.0,
         });
     }
 

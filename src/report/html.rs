@@ -194,6 +194,10 @@ fn freezes(r: &Report) -> Markup {
     html! {
         h2 id="freezes" { "3. Freezes" }
         p { "A freeze is one continuous stretch during which a system answered nothing — what users mean by \"it froze\"." }
+        @if r.agent_stalls.count > 0 {
+            p.note { "The monitoring agent itself stalled " (r.agent_stalls.count) " time(s), " (human_duration(r.agent_stalls.total_seconds)) " in all (longest " (human_duration(r.agent_stalls.longest_seconds)) "): "
+                (r.agent_stalls.runs_left_out) " run(s) measured during those stalls are left out, and no stall is counted as a freeze of the system." }
+        }
         @if r.freezes.targets.is_empty() {
             p { b { "No freeze was seen in this period." } }
         } @else {

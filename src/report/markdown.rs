@@ -115,6 +115,16 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(w, "\n## Freezes\n");
+    if r.agent_stalls.count > 0 {
+        let _ = writeln!(
+            w,
+            "The monitoring agent itself stalled {} time(s), {} in all (longest {}): {} run(s) measured during those stalls are left out, and no stall is counted as a freeze of the system.\n",
+            r.agent_stalls.count,
+            human_duration(r.agent_stalls.total_seconds),
+            human_duration(r.agent_stalls.longest_seconds),
+            r.agent_stalls.runs_left_out
+        );
+    }
     if r.freezes.targets.is_empty() {
         let _ = writeln!(w, "No freeze episodes in this period.");
     } else {

@@ -72,6 +72,19 @@ pub struct Report {
     /// One row per calendar month (UTC), when asked for or when the window
     /// spans more than a month.
     pub monthly: Vec<MonthRow>,
+    /// Times the agent itself stalled (its host paused, swapping or
+    /// starved): what it measured then was itself, so those runs are left
+    /// out of every figure.
+    pub agent_stalls: AgentStalls,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AgentStalls {
+    pub count: u64,
+    pub total_seconds: f64,
+    pub longest_seconds: f64,
+    /// Runs left out because they overlapped a stall.
+    pub runs_left_out: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -68,6 +68,17 @@ pub fn summary(r: &Report) -> Vec<String> {
         )
     ));
     out.push(r.sessions.rule.sentence.clone());
+    let stalls = &r.agent_stalls;
+    if stalls.count > 0 {
+        out.push(format!(
+            "The monitoring agent itself stalled {} (its host paused, swapping or short of CPU), {} in all, the longest {}; {} measured during a stall {} left out, since what they measured was the agent, not the system.",
+            super::words::plural(stalls.count, "time"),
+            human_duration(stalls.total_seconds),
+            human_duration(stalls.longest_seconds),
+            super::words::plural(stalls.runs_left_out, "run"),
+            if stalls.runs_left_out == 1 { "is" } else { "are" }
+        ));
+    }
     for c in &r.changes {
         if c.status == "compared" {
             let time = c

@@ -98,7 +98,9 @@ fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners)
     let mut frozen: BTreeMap<i64, f64> = BTreeMap::new();
     for f in &ledger.freezes {
         let w = weight.get(f.target.as_str()).copied().unwrap_or(0.0);
-        clock.split(f.started, f.started + f.length.max(0.0), |i, ms| {
+        // The agent's own stall inside a freeze is not the system's.
+        let length = (f.length - f.agent_stall).max(0.0);
+        clock.split(f.started, f.started + length, |i, ms| {
             if working.contains(&i) {
                 *frozen.entry(i).or_default() += w * ms as f64 / 1000.0 * clock.scale;
             }

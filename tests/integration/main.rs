@@ -20,5 +20,7 @@ mod phases;
 mod prometheus;
 mod remote_write;
 mod report;
+mod report_inputs;
 mod sessions;
+mod stalls;
 mod time_lost;
