@@ -13,6 +13,8 @@ command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 # The generated promtool scenarios and dashboards are checked with python3.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The report's peak memory is read with GNU time (tests/integration/report_scale.rs).
+[ -x /usr/bin/time ] || need_apt+=(time)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need_apt[*]}"

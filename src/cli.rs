@@ -123,6 +123,12 @@ pub enum Command {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Keep a journal: bring an older one to this version's schema, or
+    /// fold its old hours into rollups so that it stays small for years.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
     /// Start the simulator and the agent against it, with the embedded config.
     Demo {
         /// How long to run; until interrupted when not given.
@@ -153,5 +159,27 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         command: crate::bench::BenchCommand,
+    },
+}
+
+/// `casewatch journal ...`.
+#[derive(Debug, Subcommand)]
+pub enum JournalCommand {
+    /// Bring a journal written by an older casewatch to this version's
+    /// schema (the agent does this itself when it opens a journal).
+    Migrate {
+        /// The journal file.
+        journal: PathBuf,
+    },
+    /// Fold every calendar hour older than --older-than into one rollup
+    /// row and delete its rows: reports read the rollups exactly as they
+    /// read the rows, so the board's evidence is kept while the file stays
+    /// small. The per-minute HdrHistogram rows of those hours go too.
+    Compact {
+        /// The journal file.
+        journal: PathBuf,
+        /// Fold hours older than this (`37d`, `8w`); at least a day.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        older_than: Duration,
     },
 }

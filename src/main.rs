@@ -77,6 +77,9 @@ fn main() -> ExitCode {
                 to,
                 out,
             } => casewatch::report::command::export(&journal, format, from, to, out).map(|_| true),
+            Command::Journal { command } => {
+                casewatch::report::command::journal(command).map(|_| true)
+            }
             Command::Demo {
                 duration,
                 listen,

@@ -205,7 +205,11 @@ impl Truth {
     /// The latency factor at `t`: the site's, the day's and the change's.
     fn latency_at(&self, t: f64) -> f64 {
         let day = ((t / 86_400.0).floor() - self.first_day).max(0.0) as usize;
-        let after = if t >= self.change_at { self.latency_after } else { 1.0 };
+        let after = if t >= self.change_at {
+            self.latency_after
+        } else {
+            1.0
+        };
         self.latency * self.day_factors.get(day).copied().unwrap_or(1.0) * after
     }
 }
@@ -242,7 +246,8 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
     let restarts = events(&mut rng, from, spec.end, RESTARTS_PER_DAY * factor);
     // Day effects from a stream of their own, so that a journal with them
     // differs from one without only in its latencies.
-    let mut days_rng = StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
+    let mut days_rng =
+        StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
     let day_noise = rand_distr::Normal::new(0.0, spec.day_sigma.max(0.0)).context("day effects")?;
     let first_day = (from / 86_400.0).floor();
     let day_factors: Vec<f64> = (0..=(spec.days.ceil() as usize + 1))
@@ -255,7 +260,11 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
         restarts,
         day_factors,
         first_day,
-        change_at: if spec.change { spec.change_at() } else { f64::INFINITY },
+        change_at: if spec.change {
+            spec.change_at()
+        } else {
+            f64::INFINITY
+        },
         latency_after: spec.latency_after,
     };
 
@@ -289,7 +298,10 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
             params![
                 "mid_period",
                 spec.change_at(),
-                format!("A change in the middle of the period; latency x{} from then on.", spec.latency_after)
+                format!(
+                    "A change in the middle of the period; latency x{} from then on.",
+                    spec.latency_after
+                )
             ],
         )?;
     }

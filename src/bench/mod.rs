@@ -354,8 +354,10 @@ fn calibrate(replications: usize, seed: u64, only: Option<&str>) {
         .filter(|s| only.is_none_or(|o| s.name.contains(o)))
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let figures: Vec<std::sync::Mutex<Option<calibration::Figures>>> =
-        scenarios.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let figures: Vec<std::sync::Mutex<Option<calibration::Figures>>> = scenarios
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     std::thread::scope(|scope| {
         for _ in 0..workers {

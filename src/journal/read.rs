@@ -278,12 +278,21 @@ struct Columns {
 
 impl Columns {
     fn new(stalls: bool) -> Columns {
-        let flag = |column: &str| if stalls { column.to_string() } else { "0".to_string() };
+        let flag = |column: &str| {
+            if stalls {
+                column.to_string()
+            } else {
+                "0".to_string()
+            }
+        };
         Columns {
             run: format!("{RUN_COLUMNS}, {}", flag("agent_stalled")),
             step: format!("{STEP_COLUMNS}, {}", flag("s.agent_stalled")),
             kept: format!("{KEPT_COLUMNS}, {}", flag("agent_stalled")),
-            freeze: format!("site, target, started, length, censored, {}", flag("agent_stall")),
+            freeze: format!(
+                "site, target, started, length, censored, {}",
+                flag("agent_stall")
+            ),
             stalls,
         }
     }
@@ -309,9 +318,7 @@ impl JournalReader {
         if meta.len() == 0 {
             return Err(not_journal("an empty file".into()));
         }
-        let not_database = |e: &rusqlite::Error| {
-            matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase)
-        };
+        let not_database = |e: &rusqlite::Error| matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase);
         let conn = match Self::connect(path, false) {
             Ok(conn) => conn,
             Err(e) if not_database(&e) => return Err(not_journal("not an SQLite database".into())),
@@ -540,7 +547,8 @@ impl JournalReader {
         mut each: impl FnMut(&RunRow<&str>),
     ) -> Result<(), ReadError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2", self.columns.run
+            "SELECT {} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2",
+            self.columns.run
         ))?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(row) = rows.next()? {
@@ -665,7 +673,8 @@ impl JournalReader {
         mut each: impl FnMut(&KeptRow<&str>),
     ) -> Result<(), ReadError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2", self.columns.kept
+            "SELECT {} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2",
+            self.columns.kept
         ))?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(row) = rows.next()? {

@@ -7,8 +7,9 @@
 //! compacted journal equals the report over the original for any window
 //! of whole hours.
 //!
-//! A rollup is the hour's ledger as JSON, compressed with Snappy: a few
-//! kilobytes an hour, against about 55 kB of rows at production rates.
+//! A rollup is the hour's ledger in postcard's compact serde encoding,
+//! compressed with Snappy: a few kilobytes an hour, against about 55 kB of
+//! rows at production rates.
 //! What compaction gives up: the per-minute HdrHistogram rows of those
 //! hours (`casewatch export --format hlog` has nothing before the cutoff)
 //! and windows that cut an hour in two.
@@ -32,25 +33,29 @@ pub enum RollupError {
     #[error("rollup is not readable")]
     Decompress(#[source] snap::Error),
     #[error("rollup is not readable")]
-    Decode(#[source] serde_json::Error),
+    Decode(#[source] postcard::Error),
+    #[error("rollup cannot be written")]
+    Encode(#[source] postcard::Error),
+    #[error("rollup cannot be compressed")]
+    Compress(#[source] snap::Error),
     #[error("rollup format {0} is newer than this casewatch understands ({VERSION})")]
     TooNew(i64),
 }
 
 /// Encodes an hour's ledger.
-pub fn encode(ledger: &Ledger) -> Vec<u8> {
-    let json = serde_json::to_vec(ledger).unwrap_or_default();
+pub fn encode(ledger: &Ledger) -> Result<Vec<u8>, RollupError> {
+    let bytes = postcard::to_stdvec(ledger).map_err(RollupError::Encode)?;
     snap::raw::Encoder::new()
-        .compress_vec(&json)
-        .unwrap_or_default()
+        .compress_vec(&bytes)
+        .map_err(RollupError::Compress)
 }
 
 /// Decodes a rollup's body.
 pub fn decode(body: &[u8]) -> Result<Ledger, RollupError> {
-    let json = snap::raw::Decoder::new()
+    let bytes = snap::raw::Decoder::new()
         .decompress_vec(body)
         .map_err(RollupError::Decompress)?;
-    serde_json::from_slice(&json).map_err(RollupError::Decode)
+    postcard::from_bytes(&bytes).map_err(RollupError::Decode)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +90,7 @@ pub enum CompactError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("a rollup of {hour} in {path} cannot be read")]
+    #[error("the rollup of {hour} in {path} cannot be read or written")]
     Rollup {
         path: String,
         hour: String,
@@ -203,10 +208,15 @@ pub fn compact(
         let tx = writer.transaction().map_err(write)?;
         let removed = delete_rows(&tx, rows).map_err(write)?;
         let (from, to) = ledger.measured.unwrap_or((rows.from, rows.from));
+        let body = encode(&ledger).map_err(|source| CompactError::Rollup {
+            path: name.clone(),
+            hour: crate::timefmt::rfc3339(rows.from),
+            source,
+        })?;
         tx.execute(
             "INSERT OR REPLACE INTO rollups (hour_start, hour_seconds, version, measured_from, measured_to, body)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![rows.from, clock.seconds, VERSION, from, to, encode(&ledger)],
+            params![rows.from, clock.seconds, VERSION, from, to, body],
         )
         .map_err(write)?;
         tx.commit().map_err(write)?;

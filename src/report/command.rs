@@ -146,3 +146,57 @@ pub fn export(
     };
     write_out(out.as_deref(), &bytes)
 }
+
+/// `casewatch journal migrate` and `casewatch journal compact`.
+pub fn journal(command: crate::cli::JournalCommand) -> anyhow::Result<()> {
+    use crate::cli::JournalCommand;
+    match command {
+        JournalCommand::Migrate { journal } => {
+            let name = journal.display().to_string();
+            if !journal.is_file() {
+                anyhow::bail!("{name} is not a file");
+            }
+            let mut conn = rusqlite::Connection::open_with_flags(
+                &journal,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+            )
+            .with_context(|| format!("cannot open journal {name}"))?;
+            crate::journal::schema::configure(&conn)
+                .with_context(|| format!("cannot open journal {name}"))?;
+            let found = crate::journal::schema::migrate(&mut conn)
+                .with_context(|| format!("cannot migrate journal {name}"))?;
+            eprintln!(
+                "journal {name}: schema version {found} -> {}",
+                crate::journal::schema::VERSION
+            );
+            Ok(())
+        }
+        JournalCommand::Compact {
+            journal,
+            older_than,
+        } => {
+            let now = unix_secs(SystemTime::now());
+            let before = now - older_than.as_secs_f64();
+            let mut progress: Option<Progress> = None;
+            let done = crate::ledger::rollup::compact(&journal, before, now, |done, total| {
+                progress
+                    .get_or_insert_with(|| Progress::new(total, "hours"))
+                    .set(done);
+            })?;
+            if let Some(p) = progress {
+                p.finish();
+            }
+            let mib = |b: u64| b as f64 / 1_048_576.0;
+            eprintln!(
+                "journal {}: {} hours before {} folded into rollups ({} rows); {:.1} MiB -> {:.1} MiB",
+                journal.display(),
+                done.hours,
+                crate::timefmt::rfc3339(before),
+                done.rows,
+                mib(done.bytes_before),
+                mib(done.bytes_after)
+            );
+            Ok(())
+        }
+    }
+}

@@ -21,6 +21,7 @@ mod prometheus;
 mod remote_write;
 mod report;
 mod report_inputs;
+mod report_scale;
 mod sessions;
 mod stalls;
 mod time_lost;

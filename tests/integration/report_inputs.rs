@@ -48,16 +48,26 @@ fn files_that_are_not_journals_are_refused_and_left_as_they_were() {
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, b"").unwrap();
     let text = dir.path().join("notes.db");
-    std::fs::write(&text, "not a database at all, just some words that run on for a while\n".repeat(20)).unwrap();
+    std::fs::write(
+        &text,
+        "not a database at all, just some words that run on for a while\n".repeat(20),
+    )
+    .unwrap();
     let before = snapshot(dir.path());
 
     let e = refused(&report(&other));
     assert!(e.contains("inventory.db is not a casewatch journal"), "{e}");
     assert!(e.contains("tables stock"), "{e}");
     let e = refused(&report(&empty));
-    assert!(e.contains("empty.db is not a casewatch journal: it is an empty file"), "{e}");
+    assert!(
+        e.contains("empty.db is not a casewatch journal: it is an empty file"),
+        "{e}"
+    );
     let e = refused(&report(&text));
-    assert!(e.contains("notes.db is not a casewatch journal: it is not an SQLite database"), "{e}");
+    assert!(
+        e.contains("notes.db is not a casewatch journal: it is not an SQLite database"),
+        "{e}"
+    );
     let folder = tempfile::tempdir().unwrap();
     let e = refused(&report(folder.path()));
     assert!(e.contains("holds no journal"), "{e}");
@@ -79,7 +89,8 @@ fn journal_with_start(dir: &Path, start: f64) -> std::path::PathBuf {
          VALUES ('test-site', 'ics', 'lookup', 'interactive', {start}, {start}, 0.2, 'ok', NULL, 0, 0);"
     ))
     .unwrap();
-    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .unwrap();
     path
 }
 
@@ -92,11 +103,19 @@ fn times_out_of_range_get_a_clear_error_and_no_panic() {
         let started = std::time::Instant::now();
         let e = refused(&report(&path));
         assert!(e.contains("not times the agent wrote"), "{e}");
-        assert!(started.elapsed().as_secs() < 30, "took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "took {:?}",
+            started.elapsed()
+        );
     }
     // A plausible journal still reports.
     let ok = report(&journal_with_start(dir.path(), 1_780_275_600.0));
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
 }
 
 #[test]
