@@ -113,8 +113,12 @@ impl Agent {
         );
         board.time_lost.practitioners = config.practitioners.clone();
         let status = Arc::new(Mutex::new(board));
-        let journal_path = journal_options(&config, &options).map(|o| o.path);
+        let journal_options_now = journal_options(&config, &options);
+        let journal_path = journal_options_now.as_ref().map(|o| o.path.clone());
         let journal = open_journal(&config, &options, &metrics)?;
+        if let Some(o) = journal_options_now {
+            tokio::spawn(compact_journal(o.path, o.keep_successes, shutdown.clone()));
+        }
         let remote_writers = crate::remote_write::RemoteWriters::open(
             &config.remote_write,
             metrics.registry(),
@@ -250,6 +254,35 @@ fn journal_options(config: &Config, options: &AgentOptions) -> Option<JournalOpt
             keep_failures: Duration::from_secs(400 * 86_400),
         }),
         (None, configured) => configured.clone(),
+    }
+}
+
+/// Folds the journal's hours older than `keep` into rollups, a few
+/// minutes after start and then hourly, off the async workers: the file
+/// stays small for years and the report reads those hours as before.
+async fn compact_journal(path: PathBuf, keep: Duration, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(300);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        wait = Duration::from_secs(3600);
+        let path = path.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let now = crate::outcome::unix_secs(std::time::SystemTime::now());
+            let before = now - keep.as_secs_f64().max(crate::ledger::rollup::MIN_AGE_SECONDS);
+            crate::ledger::rollup::compact(&path, before, now, false, |_, _| {})
+        })
+        .await;
+        match result {
+            Ok(Ok(done)) if done.hours > 0 => {
+                tracing::info!(hours = done.hours, rows = done.rows, "journal hours folded into rollups")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => tracing::warn!(error = %crate::error_chain(&error), "journal compaction failed; it is tried again in an hour"),
+            Err(error) => tracing::warn!(%error, "journal compaction stopped"),
+        }
     }
 }
 

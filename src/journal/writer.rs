@@ -187,37 +187,31 @@ impl Writer {
         }
     }
 
+    /// Deletes what is older than `keep_failures`: rows and the rollups of
+    /// compacted hours alike. Successful runs are not deleted before that:
+    /// the agent folds their hours into rollups after `keep_successes`
+    /// (see `crate::ledger::rollup`), so the board's evidence survives.
     fn retention(&mut self) {
         let now = unix_secs(SystemTime::now());
-        let successes = now - self.options.keep_successes.as_secs_f64();
         let failures = now - self.options.keep_failures.as_secs_f64();
         let result = self.conn.transaction().and_then(|tx| {
             let mut removed = 0;
             removed += tx.execute(
-                "DELETE FROM runs WHERE intended_start < ?1 AND outcome IN ('ok', 'slow')",
-                [successes],
+                "DELETE FROM steps WHERE run_id IN (SELECT id FROM runs WHERE intended_start < ?1)",
+                [failures],
             )?;
-            removed += tx.execute("DELETE FROM runs WHERE intended_start < ?1", [failures])?;
-            removed += tx.execute(
-                "DELETE FROM session_spans WHERE dropped = 0 AND login_at + age_to < ?1",
-                [successes],
-            )?;
-            removed += tx.execute(
+            for sql in [
+                "DELETE FROM runs WHERE intended_start < ?1",
                 "DELETE FROM session_spans WHERE login_at + age_to < ?1",
-                [failures],
-            )?;
-            removed += tx.execute(
-                "DELETE FROM kept_checks WHERE sent_at < ?1 AND outcome IN ('ok', 'slow')",
-                [successes],
-            )?;
-            removed += tx.execute("DELETE FROM kept_checks WHERE sent_at < ?1", [failures])?;
-            removed += tx.execute("DELETE FROM freezes WHERE started < ?1", [failures])?;
-            removed += tx.execute("DELETE FROM missed_slots WHERE at < ?1", [failures])?;
-            removed += tx.execute("DELETE FROM agent_stalls WHERE started < ?1", [failures])?;
-            removed += tx.execute(
+                "DELETE FROM kept_checks WHERE sent_at < ?1",
+                "DELETE FROM freezes WHERE started < ?1",
+                "DELETE FROM missed_slots WHERE at < ?1",
+                "DELETE FROM agent_stalls WHERE started < ?1",
                 "DELETE FROM histograms WHERE interval_start < ?1",
-                [failures],
-            )?;
+                "DELETE FROM rollups WHERE hour_start < ?1",
+            ] {
+                removed += tx.execute(sql, [failures])?;
+            }
             tx.commit()?;
             Ok(removed)
         });

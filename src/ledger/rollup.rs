@@ -112,11 +112,13 @@ pub struct Compacted {
 
 /// Folds every hour of the journal at `path` that ends before `before`
 /// (unix seconds) into a rollup. `now` is the time the cutoff is checked
-/// against; `progress` hears (hours done, hours in all).
+/// against; `vacuum` gives the freed space back to the file system (not
+/// while an agent is writing); `progress` hears (hours done, hours in all).
 pub fn compact(
     path: &Path,
     before: f64,
     now: f64,
+    vacuum: bool,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Compacted, CompactError> {
     let name = path.display().to_string();
@@ -224,12 +226,14 @@ pub fn compact(
         done.rows += removed;
         progress(i as u64 + 1, total);
     }
-    writer
-        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
-        .map_err(|source| CompactError::Write {
-            path: name.clone(),
-            source,
-        })?;
+    if vacuum && done.hours > 0 {
+        writer
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM;")
+            .map_err(|source| CompactError::Write {
+                path: name.clone(),
+                source,
+            })?;
+    }
     done.bytes_after = file_bytes(path);
     Ok(done)
 }

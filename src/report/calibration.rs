@@ -91,7 +91,7 @@ impl Default for Process {
             busy_factor: 1.8,
             weekend_factor: 0.8,
             day_sigma: 0.05,
-            week_sigma: 0.02,
+            week_sigma: 0.0,
             drift_rho: 0.7,
             drift_sigma: 0.05,
             spells_per_hour: 0.05,
@@ -130,8 +130,9 @@ impl Effect {
 pub struct Scenario {
     pub name: &'static str,
     pub effect: Effect,
-    /// Day-to-day spread of latency (log-normal σ).
+    /// Day-to-day and week-to-week spread of latency (log-normal σ).
     pub day_sigma: f64,
+    pub week_sigma: f64,
     /// Days of data on each side of the change.
     pub days: f64,
     /// Unix time of the change.
@@ -159,6 +160,7 @@ pub fn scenarios() -> Vec<Scenario> {
         name,
         effect,
         day_sigma,
+        week_sigma: 0.0,
         days,
         change_at,
     };
@@ -548,6 +550,7 @@ pub fn replicate(
 ) -> (ChangeEvidence, u32) {
     let process = Process {
         day_sigma: scenario.day_sigma,
+        week_sigma: scenario.week_sigma,
         ..process.clone()
     };
     let at = scenario.change_at;
@@ -574,6 +577,7 @@ pub fn run(
 ) -> Figures {
     let truth_process = Process {
         day_sigma: scenario.day_sigma,
+        week_sigma: scenario.week_sigma,
         ..process.clone()
     };
     let truth_p95 = if scenario.effect.latency == 1.0 {
