@@ -271,16 +271,25 @@ async fn compact_journal(path: PathBuf, keep: Duration, shutdown: CancellationTo
         let path = path.clone();
         let result = tokio::task::spawn_blocking(move || {
             let now = crate::outcome::unix_secs(std::time::SystemTime::now());
-            let before = now - keep.as_secs_f64().max(crate::ledger::rollup::MIN_AGE_SECONDS);
+            let before = now
+                - keep
+                    .as_secs_f64()
+                    .max(crate::ledger::rollup::MIN_AGE_SECONDS);
             crate::ledger::rollup::compact(&path, before, now, false, |_, _| {})
         })
         .await;
         match result {
             Ok(Ok(done)) if done.hours > 0 => {
-                tracing::info!(hours = done.hours, rows = done.rows, "journal hours folded into rollups")
+                tracing::info!(
+                    hours = done.hours,
+                    rows = done.rows,
+                    "journal hours folded into rollups"
+                )
             }
             Ok(Ok(_)) => {}
-            Ok(Err(error)) => tracing::warn!(error = %crate::error_chain(&error), "journal compaction failed; it is tried again in an hour"),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %crate::error_chain(&error), "journal compaction failed; it is tried again in an hour")
+            }
             Err(error) => tracing::warn!(%error, "journal compaction stopped"),
         }
     }

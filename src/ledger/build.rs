@@ -176,6 +176,7 @@ pub fn ledger(
         }
     }
     ledger.sort_events();
+    ledger.shrink();
     Ok(ledger)
 }
 
@@ -229,10 +230,13 @@ fn read_rows(
         tick(&mut seen);
     })?;
     session.flush(reading.ledger);
-    reader.each_kept_row(rows, |kept| {
-        reading.kept(kept);
-        tick(&mut seen);
-    })?;
+    // Kept sessions' checks: the fleet report does not show them.
+    if !reading.ledger.interactive_only {
+        reader.each_kept_row(rows, |kept| {
+            reading.kept(kept);
+            tick(&mut seen);
+        })?;
+    }
     for f in reader.freezes(rows)? {
         reading.ledger.freezes.push(Freeze {
             site: f.site,

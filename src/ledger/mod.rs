@@ -579,8 +579,12 @@ impl Ledger {
         }
     }
 
-    /// Adds time over `acceptable` (ms) to an interactive journey's run.
+    /// Adds time over `acceptable` (ms) to an interactive journey's run
+    /// (for time lost, which a fleet's ledger does not keep).
     pub fn add_excess(&mut self, journey: u16, at: f64, over_ms: u64, runs: u32) {
+        if self.interactive_only {
+            return;
+        }
         let slot = self.clock().slot(at);
         if let Some(s) = self.slot_mut(slot) {
             let e = entry(&mut s.excess, journey);
@@ -589,10 +593,16 @@ impl Ledger {
         }
     }
 
-    /// Adds a session's life from `t0` to `t1` in band `band` on `target`.
+    /// Adds a session's life from `t0` to `t1` in band `band` on `target`
+    /// (a fleet's ledger keeps one band: it shows no hazard by age).
     pub fn add_exposure(&mut self, target: u16, band: usize, t0: f64, t1: f64) {
+        let band = if self.interactive_only { 0 } else { band };
         let clock = self.clock();
-        let bands = self.bands.len().max(band + 1);
+        let bands = if self.interactive_only {
+            1
+        } else {
+            self.bands.len().max(band + 1)
+        };
         let window = self.window_slots;
         let slots = &mut self.slots;
         clock.split(t0, t1, |i, ms| {
@@ -751,6 +761,20 @@ impl Ledger {
             (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
             (a, b) => a.or(b),
         };
+    }
+
+    /// Gives back the room lists grew into while being filled.
+    pub fn shrink(&mut self) {
+        for slot in self.slots.values_mut() {
+            slot.runs.shrink_to_fit();
+            slot.steps.shrink_to_fit();
+            for (_, t) in &mut slot.steps {
+                t.samples.shrink_to_fit();
+            }
+            slot.exposure.shrink_to_fit();
+            slot.excess.shrink_to_fit();
+            slot.in_flight.shrink_to_fit();
+        }
     }
 
     /// Puts events in time order (they arrive in journal order).

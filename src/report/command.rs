@@ -178,11 +178,12 @@ pub fn journal(command: crate::cli::JournalCommand) -> anyhow::Result<()> {
             let now = unix_secs(SystemTime::now());
             let before = now - older_than.as_secs_f64();
             let mut progress: Option<Progress> = None;
-            let done = crate::ledger::rollup::compact(&journal, before, now, true, |done, total| {
-                progress
-                    .get_or_insert_with(|| Progress::new(total, "hours"))
-                    .set(done);
-            })?;
+            let done =
+                crate::ledger::rollup::compact(&journal, before, now, true, |done, total| {
+                    progress
+                        .get_or_insert_with(|| Progress::new(total, "hours"))
+                        .set(done);
+                })?;
             if let Some(p) = progress {
                 p.finish();
             }

@@ -185,6 +185,14 @@ fn wilson_bounds(p: f64, n: f64, z: f64) -> (f64, f64) {
 /// degrees of freedom, at least 1. A side or day type with no events adds
 /// neither χ² nor degrees of freedom: it cannot show dispersion.
 pub fn dispersion(sides: &[&[Part<(f64, f64)>]]) -> f64 {
+    dispersion_df(sides).0
+}
+
+/// [`dispersion`] for intervals: estimated from few units it is itself
+/// uncertain, so, as quasi-Poisson inference does with Student's t in place
+/// of the normal, it is widened by (t / z)² on its degrees of freedom.
+/// Returns (φ, degrees of freedom).
+pub fn dispersion_df(sides: &[&[Part<(f64, f64)>]]) -> (f64, usize) {
     let mut chi2 = 0.0;
     let mut df = 0isize;
     for side in sides {
@@ -219,10 +227,22 @@ pub fn dispersion(sides: &[&[Part<(f64, f64)>]]) -> f64 {
             .sum::<f64>();
     }
     if df <= 0 {
-        1.0
+        (1.0, 0)
     } else {
-        (chi2 / df as f64).max(1.0)
+        ((chi2 / df as f64).max(1.0), df as usize)
     }
+}
+
+/// φ for an interval at level `1 - alpha`: (t / z)² times the estimate, so
+/// that an over-dispersion read from few units does not make intervals
+/// too narrow.
+fn interval_phi(sides: &[&[Part<(f64, f64)>]], alpha: f64) -> f64 {
+    let (phi, df) = dispersion_df(sides);
+    if df == 0 {
+        return phi;
+    }
+    let ratio = t_quantile(df, alpha) / z_for(alpha);
+    phi * ratio * ratio
 }
 
 /// Garwood bounds for a (possibly fractional) count at level `1 - alpha`.
@@ -254,7 +274,7 @@ pub fn rate(parts: &[Part<(f64, f64)>], alpha: f64) -> Estimate {
     if e <= 0.0 {
         return Estimate::none(k as u64, OVERDISPERSED_RATE);
     }
-    let phi = dispersion(&[parts]);
+    let phi = interval_phi(&[parts], alpha);
     let (low, high) = garwood(k / phi, alpha);
     let (m, _) = units_and_df(parts, |v| v.1 > 0.0);
     ruled(
@@ -300,7 +320,7 @@ pub fn events(parts: &[Part<(f64, f64)>]) -> (u64, usize) {
 /// on over-dispersion-adjusted counts. With no event before, only a lower
 /// bound; with no event at all, no estimate.
 pub fn rate_ratio(before: &[Part<(f64, f64)>], after: &[Part<(f64, f64)>], alpha: f64) -> Estimate {
-    let phi = dispersion(&[before, after]);
+    let phi = interval_phi(&[before, after], alpha);
     let (mb, _) = units_and_df(before, |v| v.1 > 0.0);
     let (ma, _) = units_and_df(after, |v| v.1 > 0.0);
     let mut e = ratio_of_counts(sums(before), sums(after), phi, alpha);

@@ -137,12 +137,7 @@ pub(super) struct Site {
 }
 
 fn read_site(name: &str, entries: &[JournalEntry], window: SlotWindow) -> Result<Site, FleetError> {
-    let mut ledger = Ledger::new(
-        window.clock,
-        Some((window.first, window.last)),
-        &Default::default(),
-    );
-    ledger.interactive_only = true;
+    let mut ledger: Option<Ledger> = None;
     for e in entries {
         let wrap = |source| FleetError::Journal {
             path: e.path.clone(),
@@ -156,12 +151,21 @@ fn read_site(name: &str, entries: &[JournalEntry], window: SlotWindow) -> Result
                 source,
             },
         )?;
-        if ledger.bands.is_empty() || ledger.slots.is_empty() {
-            ledger.bands = part.bands.clone();
+        // A site's second journal (an agent moved to a new file) is merged in.
+        match ledger.as_mut() {
+            None => ledger = Some(part),
+            Some(whole) => whole.absorb(&part),
         }
-        ledger.absorb(&part);
     }
+    let mut ledger = ledger.unwrap_or_else(|| {
+        Ledger::new(
+            window.clock,
+            Some((window.first, window.last)),
+            &Default::default(),
+        )
+    });
     ledger.sort_events();
+    ledger.shrink();
     Ok(Site {
         name: name.to_string(),
         journals: entries.len(),
