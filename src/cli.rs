@@ -19,8 +19,12 @@ pub struct Cli {
     /// Log filter, e.g. `info`, `debug` or `debug,reqwest=debug` (also
     /// RUST_LOG). A bare level is casewatch's; other crates log at warn
     /// unless named, and the HTML parsers never do.
-    #[arg(long, global = true, env = "CASEWATCH_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "CASEWATCH_LOG", default_value = crate::logging::DEFAULT_FILTER)]
     pub log: String,
+    /// How log lines are written on standard error: `text` for people,
+    /// `json` (one object per line) for a log stack.
+    #[arg(long, global = true, env = "CASEWATCH_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,24 +52,34 @@ pub enum Command {
     },
     /// Run each journey once and print a per-step table (for writing journeys).
     Once {
+        /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
         /// Run only this journey.
         #[arg(long)]
         journey: Option<String>,
     },
-    /// Check a configuration file and print every problem with its line.
+    /// Check a configuration file and print every problem with its line:
+    /// the file itself, then what `run` will need from this machine (each
+    /// secret's environment variable or file, the browser when a journey
+    /// runs in one, a writable folder for the journal and queues).
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+        /// Check the file only, not this machine: for a config written for
+        /// another host.
+        #[arg(long)]
+        offline: bool,
     },
     /// Run the simulated ICS and CSS.
     Sim {
         /// Fault profile; the embedded demo profile when not given.
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// Where the simulated ICS (the case-recording system) listens.
         #[arg(long, default_value = "127.0.0.1:8181")]
         ics_listen: SocketAddr,
+        /// Where the simulated CSS (the reporting system) listens.
         #[arg(long, default_value = "127.0.0.1:8182")]
         css_listen: SocketAddr,
         /// Enable the control API (fault injection and truth log) under /_control.
@@ -95,6 +109,7 @@ pub enum Command {
         /// Where to write the report; standard output when not given.
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// The report's format; see above for the default.
         #[arg(long, value_enum)]
         format: Option<crate::report::Format>,
         /// The session age the "log out every two hours" rule is tested at
@@ -109,8 +124,11 @@ pub enum Command {
     /// Export a journal's series: OpenMetrics text (for `promtool tsdb
     /// create-blocks-from openmetrics`) or HdrHistogram interval logs.
     Export {
+        /// The journal file (SQLite) to export.
         #[arg(long)]
         journal: PathBuf,
+        /// `openmetrics` for a Prometheus backfill, `hlog` for HdrHistogram
+        /// interval logs.
         #[arg(long, value_enum)]
         format: crate::report::export::ExportFormat,
         /// Start of the period, as for `report`.
@@ -128,11 +146,15 @@ pub enum Command {
         /// How long to run; until interrupted when not given.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
-        /// Where to serve the agent's metrics and status page.
-        #[arg(long, default_value = DEFAULT_LISTEN)]
-        listen: SocketAddr,
+        /// Where to serve the agent's metrics and status page. Not given:
+        /// 127.0.0.1:9898, or a free port when that one is busy (the
+        /// address is printed).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Where the simulated ICS listens (port 0: a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         ics_listen: SocketAddr,
+        /// Where the simulated CSS listens (port 0: a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         css_listen: SocketAddr,
         /// Fault profile for the simulator; the embedded demo profile when not given.
@@ -148,10 +170,5 @@ pub enum Command {
         /// TLS and basic auth for the web endpoints (exporter-toolkit format).
         #[arg(long = "web.config.file")]
         web_config: Option<PathBuf>,
-    },
-    /// Benchmarks for issue 7 (see scripts/bench.sh).
-    Bench {
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
     },
 }
