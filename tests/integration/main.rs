@@ -14,6 +14,7 @@ mod journal;
 mod layers;
 mod lifecycle;
 mod logouts;
+mod machine_rules;
 mod multisite;
 mod own_inputs;
 mod phases;
