@@ -5,6 +5,7 @@ mod alerts;
 mod browser;
 mod central_store;
 mod config_rules;
+mod deploy;
 mod fleet_report;
 mod foundation;
 mod freezes;
