@@ -9,6 +9,53 @@ use clap::{Parser, Subcommand};
 /// The agent's default listen address: loopback only, as exporters do.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 
+/// `casewatch sim --help`: what there is to sign in to and click on, so the
+/// simulator can be used as a target without reading its code. A test holds
+/// it to the simulator's routes and the embedded profile's users.
+pub const SIM_HELP: &str = "Run the simulated ICS (the case-recording system) and CSS (the reporting \
+system above it): a case system to learn casewatch on, with the freezes, \
+forced logouts, slow reports and restarts of its fault profile.
+
+Users: the profile's `users`; the embedded profile (config/sim.yaml) has \
+sw.demo, sw.north and sw.south. Every user has the one password the \
+simulator reads at start from the environment variable --password-env names \
+(default CASEWATCH_PASSWORD); it is never in a file.
+
+Pages, the same on the ICS and the CSS (session cookie ICSSESSION or \
+CSSSESSION; a page that needs a session redirects to /login without one):
+  GET  /login                the sign-in form#login: hidden csrf_token, username, password
+  POST /login                form username, password, csrf_token: 303 to /home with the
+                             session cookie; a wrong password shows the form again
+  GET  /home                 \"Signed in as USER\", the search form#search (input q), and a
+                             link to /reports/caseload-summary
+  GET  /cases/search?q=NAME  results table#results: a.case-link, href /cases/C-10000 to C-10299
+  GET  /api/cases?q=NAME     the same as JSON: {query, count, results: [{id, name, worker}]}
+  GET  /cases/ID             the record: h1.case-name, ul#notes, and form#note-form with a
+                             hidden csrf_token (the session's token) and textarea note
+  POST /cases/ID/notes       form note, csrf_token (from the record page): 303 to
+                             /cases/ID?saved=N-..., which says \"Note N-... saved\"; a wrong
+                             token is 403 \"Invalid form token\"
+  GET  /reports/NAME         a slow management report; p#report-status says complete
+  GET  /logout               ends the session: 303 to /login?logged_out=1
+  GET  /ping                 \"ok\", no session needed
+  GET  /static/app.js        the pages' script (a page hang runs here)
+
+Control API (with --control, on the ICS only; JSON bodies, in which \
+\"system\" is \"ics\" (the default) or \"css\"):
+  POST /_control/freeze        {\"seconds\": 5, \"system\": \"ics\"}
+  POST /_control/logout        {\"which\": \"all\"|\"oldest\", \"count\": 1}
+  POST /_control/capacity      {\"workers\": 4, \"report_weight\": 6}
+  POST /_control/reports       {\"on\": \"ics\"|\"css\"}
+  POST /_control/latency       {\"extra_ms\": 300}
+  POST /_control/errors        {\"status\": 500, \"count\": 10}
+  POST /_control/logout_style  {\"style\": \"redirect\"|\"status_401\"|\"status_403\"|\"status_440\"|
+                               \"expired_page\"|\"cookie_cleared\"|\"login_page\"}
+  POST /_control/restart       {\"seconds\": 8}
+  POST /_control/page_hang     {\"seconds\": 3, \"count\": 1}
+  GET  /_control/truth         every fault, injected or random (?since=ID for the newer ones)
+  GET  /_control/sessions      live sessions and their ages
+  GET  /_control/stats         load and capacity";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "casewatch",
@@ -71,7 +118,8 @@ pub enum Command {
         #[arg(long)]
         offline: bool,
     },
-    /// Run the simulated ICS and CSS.
+    /// Run the simulated ICS and CSS: a case system to learn casewatch on.
+    #[command(long_about = SIM_HELP)]
     Sim {
         /// Fault profile; the embedded demo profile when not given.
         #[arg(long)]

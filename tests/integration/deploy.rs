@@ -320,3 +320,32 @@ fn a_port_that_cannot_be_had_stops_a_command_before_it_creates_any_file() {
         assert!(left.is_empty(), "{args:?} left {left:?} behind");
     }
 }
+
+#[test]
+fn sim_help_names_every_user_page_and_control_route() {
+    let output = casewatch().args(["sim", "--help"]).output().unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for user in SimProfile::embedded_default().users {
+        assert!(help.contains(&user), "{user} is not in sim --help");
+    }
+    let route = regex::Regex::new(r#"\.route\("([^"]+)""#).unwrap();
+    for file in ["src/sim/app.rs", "src/sim/control.rs"] {
+        let source = std::fs::read_to_string(file).unwrap();
+        for found in route.captures_iter(&source) {
+            let path = found[1].replace("{id}", "ID").replace("{name}", "NAME");
+            if path == "/" {
+                continue;
+            }
+            assert!(help.contains(&path), "{file}: {path} is not in sim --help");
+        }
+    }
+    for form in [
+        "csrf_token",
+        "note-form",
+        "textarea note",
+        "username, password",
+    ] {
+        assert!(help.contains(form), "{form} is not in sim --help");
+    }
+}
