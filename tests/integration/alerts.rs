@@ -324,6 +324,35 @@ fn dashboards_hold_at_fleet_scale_and_panels_mean_what_they_say() {
             }
         }
     }
+    // The Fleet board: every site at once, from one series per site, so its
+    // panels read 40 series at 40 sites whatever the range.
+    let fleet = dashboard("casewatch-fleet.json");
+    let names: Vec<&str> = fleet["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["datasource"], "the Fleet board picks no site");
+    let fleet_panels = panel_list(&fleet);
+    assert!(fleet_panels.iter().any(|p| p["type"] == "state-timeline"));
+    for panel in fleet_panels {
+        for expr in exprs(panel) {
+            let read: Vec<&str> = expr
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .filter(|w| w.contains("casewatch"))
+                .collect();
+            assert_eq!(read, ["site:casewatch_alert_state:max"], "{expr}");
+        }
+        let links = &panel["fieldConfig"]["defaults"]["links"][0]["url"];
+        assert!(
+            links
+                .as_str()
+                .is_some_and(|u| u.starts_with("/d/casewatch-operations/")),
+            "{}: no link to a site's Operations board",
+            panel["title"]
+        );
+    }
     let operations = dashboard("casewatch-operations.json");
     let panels = panel_list(&operations);
     let find = |title: &str| {
