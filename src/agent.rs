@@ -119,6 +119,8 @@ fn raise_descriptor_limit(config: &Config) -> Option<u64> {
             limit = raised;
         }
     }
+    // rlim_t is not 64 bits on every platform.
+    #[allow(clippy::unnecessary_cast)]
     let soft = limit.rlim_cur as u64;
     let needed = descriptors_needed(config);
     if soft < needed {

@@ -349,3 +349,91 @@ fn sim_help_names_every_user_page_and_control_route() {
         assert!(help.contains(form), "{form} is not in sim --help");
     }
 }
+
+/// `Key=value` lines of the packaged unit, in order.
+fn unit() -> Vec<(String, String)> {
+    std::fs::read_to_string("packaging/casewatch.service")
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('['))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+#[test]
+fn the_unit_runs_the_packaged_config_hardened_with_room_for_its_connections() {
+    let unit = unit();
+    let get = |key: &str| {
+        unit.iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("the unit has no {key}="))
+    };
+    for (key, value) in [
+        ("User", "casewatch"),
+        ("StateDirectory", "casewatch"),
+        ("ConfigurationDirectory", "casewatch"),
+        ("NoNewPrivileges", "yes"),
+        ("ProtectSystem", "strict"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
+        ("Restart", "on-failure"),
+        ("ExecReload", "/bin/kill -HUP $MAINPID"),
+        ("EnvironmentFile", "-/etc/casewatch/casewatch.env"),
+        (
+            "ExecStartPre",
+            "/usr/bin/casewatch check-config /etc/casewatch/casewatch.yaml",
+        ),
+        (
+            "ExecStart",
+            "/usr/bin/casewatch run --config /etc/casewatch/casewatch.yaml $ARGS",
+        ),
+    ] {
+        assert_eq!(get(key), value, "{key}");
+    }
+    // No secret on a command line: the config names variables, which
+    // systemd reads from the root-only environment file.
+    assert!(!unit
+        .iter()
+        .any(|(k, v)| k.starts_with("Exec") && v.contains("PASSWORD")));
+    // Browser journeys need what Chromium's JavaScript engine does.
+    assert!(!unit.iter().any(|(k, _)| k == "MemoryDenyWriteExecute"));
+
+    let limit: u64 = get("LimitNOFILE").parse().unwrap();
+    let config = casewatch::config::load(Path::new("packaging/casewatch.yaml"))
+        .unwrap_or_else(|e| panic!("the packaged config: {e}"))
+        .config;
+    assert!(limit >= casewatch::agent::descriptors_needed(&config));
+    // Every web connection the endpoints allow, beside a large agent's.
+    assert!(
+        limit
+            >= casewatch::web::MAX_CONNECTIONS as u64
+                + casewatch::agent::DESCRIPTOR_RESERVE
+                + 2 * 7000,
+        "LimitNOFILE={limit}"
+    );
+}
+
+#[test]
+fn the_packaged_config_passes_check_config_and_names_its_journal_in_the_state_directory() {
+    let output = casewatch()
+        .args(["check-config", "--offline", "packaging/casewatch.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let loaded = casewatch::config::load(Path::new("packaging/casewatch.yaml")).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let journal = loaded.config.journal.unwrap().path;
+    assert!(journal.starts_with("/var/lib/casewatch"), "{journal:?}");
+    // Valid as shipped and needing no secret, so a fresh install's
+    // check-config passes before anything is filled in.
+    assert!(loaded.config.requirements.iter().all(|r| !matches!(
+        r.need,
+        casewatch::config::Need::Secret { .. } | casewatch::config::Need::Browser
+    )));
+}
