@@ -85,6 +85,9 @@ fn not_run(
         // requests are timed in the page instead.
         phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
+        // It never ran, so no stall can have slowed it.
+        freeze_after: step.map_or(std::time::Duration::MAX, |s| s.timings.freeze_after),
+        agent_stalled: false,
     }
 }
 
@@ -108,6 +111,7 @@ fn record(
         failed_step,
         steps,
         sessions,
+        agent_stalled: false,
     }
 }
 

@@ -286,6 +286,8 @@ pub async fn run_step(
         // requests are timed in the page instead.
         phases: Default::default(),
         browser: Some(Box::new(page)),
+        freeze_after: step.timings.freeze_after,
+        agent_stalled: false,
     }
 }
 

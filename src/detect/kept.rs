@@ -182,6 +182,8 @@ mod tests {
             detail: String::new(),
             phases: Default::default(),
             browser: None,
+            freeze_after: std::time::Duration::from_secs(5),
+            agent_stalled: false,
         };
         assert_eq!(
             Sign::of(&step(Outcome::Slow, Some(200), false)),

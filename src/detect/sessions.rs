@@ -245,6 +245,8 @@ mod tests {
             detail: String::new(),
             phases: Default::default(),
             browser: None,
+            freeze_after: Duration::from_secs(5),
+            agent_stalled: false,
         };
         use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};
         let steps = [

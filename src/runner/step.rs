@@ -138,6 +138,8 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         detail,
         phases: progress.phases,
         browser: None,
+        freeze_after: step.timings.freeze_after,
+        agent_stalled: false,
     }
 }
 

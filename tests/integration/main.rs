@@ -23,4 +23,5 @@ mod prometheus;
 mod remote_write;
 mod report;
 mod sessions;
+mod stalls;
 mod time_lost;
