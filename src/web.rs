@@ -163,10 +163,43 @@ pub enum BindError {
     },
 }
 
+/// The most connections the endpoints hold open at once. Prometheus keeps
+/// one per scrape job, and people a few for the status page; a connection
+/// over the cap is closed as it arrives, so a flood of them cannot take the
+/// descriptors the probes need. The packaged unit's `LimitNOFILE` leaves
+/// room for these beside the probes' own connections (see
+/// [`crate::agent::descriptors_needed`]).
+pub const MAX_CONNECTIONS: usize = 1024;
+
+/// How long a new connection may take to send its first request before it
+/// is closed, so idle connections cannot hold the cap.
+const FIRST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Binds `addr` for [`serve_on`]. Commands bind first, before they create
+/// any file, so a busy port stops them with nothing left behind.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| BindError::Listen { addr, source })?;
+    Ok(listener)
+}
+
 /// Binds `addr` and serves until `shutdown`, over TLS and behind basic auth
 /// when the web config says so; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
+    state: WebState,
+    web_config: &WebConfig,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
+    serve_on(bind(addr)?, state, web_config, shutdown).await
+}
+
+/// As [`serve`], on a listener already bound by [`bind`].
+pub async fn serve_on(
+    listener: std::net::TcpListener,
     state: WebState,
     web_config: &WebConfig,
     shutdown: CancellationToken,
@@ -178,14 +211,13 @@ pub async fn serve(
             crate::webconfig::require_basic_auth,
         ));
     }
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| BindError::Listen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| BindError::Listen { addr, source })?;
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let bound = listener.local_addr().map_err(|source| BindError::Listen {
+        addr: unknown,
+        source,
+    })?;
+    let addr = bound;
+    let capped = Capped::new(MAX_CONNECTIONS);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -202,8 +234,10 @@ pub async fn serve(
                     key: key.display().to_string(),
                     source,
                 })?;
-            let server = axum_server::from_tcp_rustls(listener, tls)
+            let server = axum_server::from_tcp(listener)
                 .map_err(|source| BindError::Listen { addr, source })?
+                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(capped))
+                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
                 .handle(handle);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(service).await {
@@ -214,6 +248,8 @@ pub async fn serve(
         None => {
             let server = axum_server::from_tcp(listener)
                 .map_err(|source| BindError::Listen { addr, source })?
+                .acceptor(capped)
+                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
                 .handle(handle);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(service).await {
@@ -225,9 +261,117 @@ pub async fn serve(
     Ok((bound, task))
 }
 
+/// Accepts a connection only while fewer than the cap are open; each
+/// accepted stream holds its place until it is dropped.
+#[derive(Clone)]
+struct Capped {
+    places: Arc<tokio::sync::Semaphore>,
+}
+
+impl Capped {
+    fn new(cap: usize) -> Capped {
+        Capped {
+            places: Arc::new(tokio::sync::Semaphore::new(cap)),
+        }
+    }
+}
+
+impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for Capped {
+    type Stream = Held;
+    type Service = S;
+    type Future = std::future::Ready<std::io::Result<(Held, S)>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        std::future::ready(match self.places.clone().try_acquire_owned() {
+            Ok(place) => Ok((
+                Held {
+                    stream,
+                    _place: place,
+                },
+                service,
+            )),
+            // Dropping the stream closes it at once.
+            Err(_) => Err(std::io::Error::other("connection cap reached")),
+        })
+    }
+}
+
+/// A connection and its place under the cap.
+struct Held {
+    stream: tokio::net::TcpStream,
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl tokio::io::AsyncRead for Held {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Held {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn connections_over_the_cap_are_closed_and_their_places_come_back() {
+        use axum_server::accept::Accept;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let capped = Capped::new(2);
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            held.push(capped.accept(stream, ()).await.unwrap());
+        }
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(capped.accept(stream, ()).await.is_err());
+        held.pop();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(capped.accept(stream, ()).await.is_ok());
+    }
 
     #[test]
     fn reload_refusals_read_as_they_always_have() {
