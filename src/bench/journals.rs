@@ -1,4 +1,4 @@
-//! `casewatch bench journals`: writes a fleet of journals at production
+//! `casewatch-bench journals`: writes a fleet of journals at production
 //! rates, for the fleet report's scale figure and its tests.
 //!
 //! Each site's journal is a real journal file: the real schema (opened and
@@ -283,7 +283,7 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
             "histogram_interval_seconds",
             crate::journal::HISTOGRAM_INTERVAL.as_secs().to_string(),
         ),
-        ("config_origin", "casewatch bench journals".into()),
+        ("config_origin", "casewatch-bench journals".into()),
         ("calendar_scale", "1".into()),
         ("writer_version", env!("CARGO_PKG_VERSION").to_string()),
     ] {

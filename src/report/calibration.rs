@@ -25,7 +25,7 @@
 //! - and the power: how often the right direction is stated, for each
 //!   effect and length of measurement.
 //!
-//! `casewatch bench calibrate` prints the figures; a test runs a smaller,
+//! `casewatch-bench calibrate` prints the figures; a test runs a smaller,
 //! seeded set on every build and holds them.
 
 use std::time::Duration;
