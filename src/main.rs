@@ -101,6 +101,9 @@ fn main() -> ExitCode {
             Command::Bench { command } => casewatch::bench::run(command).await.map(|_| true),
         }
     });
+    // Everything the command waits for has ended; a thread of the blocking
+    // pool stuck in a system call must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED as u8),

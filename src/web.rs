@@ -107,6 +107,9 @@ async fn reload(State(state): State<WebState>) -> Response {
     }
 }
 
+/// The largest evidence file served: a full-page screenshot is well under.
+const MAX_EVIDENCE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// A screenshot or console log of a failed browser step. The name must be
 /// one the evidence store writes, so no request can reach another file.
 async fn evidence(
@@ -124,9 +127,14 @@ async fn evidence(
     } else {
         "application/json"
     };
-    match tokio::fs::read(dir.join(&name)).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    // A regular file only, capped, opened without blocking, off the workers.
+    let path = dir.join(&name);
+    let read = tokio::task::spawn_blocking(move || {
+        crate::config::file::read_capped(&path, MAX_EVIDENCE_BYTES)
+    });
+    match read.await {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -160,6 +168,12 @@ pub enum BindError {
         key: String,
         #[source]
         source: std::io::Error,
+    },
+    #[error("cannot read TLS file {path}")]
+    TlsFile {
+        path: String,
+        #[source]
+        source: crate::config::file::FileError,
     },
 }
 
@@ -195,7 +209,17 @@ pub async fn serve(
     let service = app.into_make_service();
     let task = match &web_config.tls {
         Some((cert, key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            // Read here, capped and without blocking, rather than by the
+            // TLS library: a FIFO or a device in their place must not hang.
+            let read = |path: &std::path::Path| {
+                crate::config::file::read_capped(path, crate::config::file::MAX_PEM_FILE_BYTES)
+                    .map_err(|source| BindError::TlsFile {
+                        path: path.display().to_string(),
+                        source,
+                    })
+            };
+            let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem)
                 .await
                 .map_err(|source| BindError::Tls {
                     cert: cert.display().to_string(),

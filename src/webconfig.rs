@@ -52,7 +52,7 @@ struct RawTls {
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
     #[error("cannot read web config {0}")]
-    Read(String, #[source] std::io::Error),
+    Read(String, #[source] crate::config::file::FileError),
     #[error("web config {file}:{line}: {message}")]
     Invalid {
         file: String,
@@ -74,8 +74,14 @@ pub struct WebConfig {
 impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let file = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| WebConfigError::Read(file.clone(), e))?;
+        let limit = crate::config::preflight::MAX_CONFIG_BYTES as u64;
+        let bytes = crate::config::file::read_capped(path, limit)
+            .map_err(|e| WebConfigError::Read(file.clone(), e))?;
+        let text = String::from_utf8(bytes).map_err(|_| WebConfigError::Invalid {
+            file: file.clone(),
+            line: 1,
+            message: "not valid UTF-8".to_string(),
+        })?;
         let text =
             crate::config::preflight::check(&text).map_err(|refusal| WebConfigError::Invalid {
                 file: file.clone(),

@@ -11,6 +11,7 @@
 //! a value given under `credentials`.
 
 pub mod browser;
+pub mod file;
 pub mod model;
 pub mod practitioners;
 pub mod preflight;
@@ -87,33 +88,37 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// Reads a config file, never more than [`preflight::MAX_CONFIG_BYTES`]
-/// (and one byte to tell that there is more).
+/// (and one byte to tell that there is more), as a regular file opened
+/// without blocking ([`file::read_capped`]).
 pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    use std::io::Read as _;
     let file = path.display().to_string();
     let read_error = |source| ConfigError::Read {
         file: file.clone(),
         source,
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(read_error)?
-        .take(preflight::MAX_CONFIG_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if let Err(refusal) = preflight::check_size(bytes.len()) {
-        // The true size when the file says it; the bytes read otherwise.
-        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-        return Err(ConfigError::Parse(Problem {
-            file,
-            line: refusal.line,
-            context: String::new(),
-            message: format!(
-                "the config is {size} bytes, over the {}-byte (1 MiB) limit",
-                preflight::MAX_CONFIG_BYTES
-            ),
-        }));
-    }
+    let bytes = match file::read_capped(path, preflight::MAX_CONFIG_BYTES as u64) {
+        Ok(bytes) => bytes,
+        Err(file::FileError::Io(e)) => return Err(read_error(e)),
+        Err(file::FileError::NotAFile) => {
+            return Err(read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )))
+        }
+        Err(file::FileError::TooLarge { limit }) => {
+            // A regular file: its size is known.
+            let size = std::fs::metadata(path).map_or(limit + 1, |m| m.len());
+            return Err(ConfigError::Parse(Problem {
+                file,
+                line: 1,
+                context: String::new(),
+                message: format!(
+                    "the config is {size} bytes, over the {}-byte (1 MiB) limit",
+                    preflight::MAX_CONFIG_BYTES
+                ),
+            }));
+        }
+    };
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;

@@ -10,6 +10,7 @@ use reqwest::header;
 use reqwest::StatusCode;
 
 use super::wire;
+use crate::config::file::{read_capped, FileError, MAX_PEM_FILE_BYTES};
 use crate::config::remote_write::{RemoteAuth, RemoteWrite};
 use crate::config::secret::{self, EnvLookup};
 
@@ -25,7 +26,7 @@ pub enum ClientError {
         name: String,
         path: String,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     #[error("remote_write {name:?}: cannot build an HTTP client")]
     Build {
@@ -78,11 +79,12 @@ impl Sender {
             .danger_accept_invalid_certs(config.insecure_skip_verify)
             .no_proxy();
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
-                name: config.name.clone(),
-                path: path.display().to_string(),
-                source,
-            })?;
+            let pem =
+                read_capped(path, MAX_PEM_FILE_BYTES).map_err(|source| ClientError::CaFile {
+                    name: config.name.clone(),
+                    path: path.display().to_string(),
+                    source,
+                })?;
             let certificate =
                 reqwest::Certificate::from_pem(&pem).map_err(|source| ClientError::Build {
                     name: config.name.clone(),

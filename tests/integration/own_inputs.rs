@@ -742,3 +742,115 @@ fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
         );
     }
 }
+
+// ------------------------------------------------------ files (issue 21) --
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn check_config_refuses_a_device_by_what_it_is_not_by_its_size() {
+    let (code, stdout, stderr) = check_config(Path::new("/dev/zero"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr.trim(),
+        "casewatch: error: cannot read /dev/zero: not a regular file"
+    );
+}
+
+/// A reload that points the agent at a CA file that is a FIFO or a device,
+/// or whose config file has become a FIFO, is refused at once; the old
+/// config runs on, and one SIGTERM ends the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifos_and_devices_never_block_a_reload_or_the_stop() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casewatch.yaml");
+    let log = dir.path().join("stderr.log");
+    let good = small_config(&format!("http://{}/", sim.ics), "300ms");
+    std::fs::write(&path, &good).unwrap();
+    let (mut child, url) = run_agent(&path, &log);
+    let runs = |text: &str| {
+        metric(
+            text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        )
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "the agent's first runs",
+        || async {
+            let text = get_text(&format!("{url}/metrics")).await?;
+            (runs(&text) >= 1.0).then_some(())
+        },
+    )
+    .await;
+
+    let fifo = dir.path().join("ca.fifo");
+    mkfifo(&fifo);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    for ca_file in [fifo.as_path(), Path::new("/dev/zero")] {
+        let with_ca = good.replace(
+            &format!("base_url: http://{}/", sim.ics),
+            &format!(
+                "base_url: https://{}/\n    tls: {{ ca_file: {} }}",
+                sim.ics,
+                ca_file.display()
+            ),
+        );
+        std::fs::write(&path, with_ca).unwrap();
+        let response = http
+            .post(format!("{url}/-/reload"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: the reload was not answered: {e}", ca_file.display()));
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&format!(
+                "cannot read CA file {}: not a regular file",
+                ca_file.display()
+            )),
+            "{body}"
+        );
+    }
+    // The config file itself replaced by a FIFO.
+    std::fs::remove_file(&path).unwrap();
+    mkfifo(&path);
+    let response = http
+        .post(format!("{url}/-/reload"))
+        .send()
+        .await
+        .expect("a reload of a FIFO config was not answered");
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("not a regular file"), "{body}");
+    let before = runs(&get_text(&format!("{url}/metrics")).await.unwrap());
+    wait_for(Duration::from_secs(10), "more runs", || async {
+        let text = get_text(&format!("{url}/metrics")).await?;
+        (runs(&text) > before).then_some(())
+    })
+    .await;
+
+    signal_term(&child);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("one SIGTERM did not end the agent within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    sim.stop().await;
+}
