@@ -854,3 +854,124 @@ async fn fifos_and_devices_never_block_a_reload_or_the_stop() {
     assert_eq!(status.code(), Some(0));
     sim.stop().await;
 }
+
+// ------------------------------------------------- secrets (issue 21) --
+
+/// Configs that each hide a canary where a secret goes, or in a URL's
+/// user name and password, with the message each must give.
+fn canary_configs() -> Vec<(&'static str, String, &'static str)> {
+    let base = small_config("http://127.0.0.1:1/", "1s");
+    let remote = |block: &str| format!("{base}remote_write:\n{block}");
+    vec![
+        (
+            "CANARY_urlpw",
+            base.replace(
+                "base_url: http://127.0.0.1:1/",
+                r#"base_url: "http://bob:CANARY_urlpw@127.0.0.1:99999/""#,
+            ),
+            r#"test.yaml:4: target "ics": base_url "http://[redacted]@127.0.0.1:99999/": invalid port number"#,
+        ),
+        (
+            "CANARY_v6pw",
+            base.replace(
+                "base_url: http://127.0.0.1:1/",
+                r#"base_url: "http://bob:CANARY_v6pw@[::1/""#,
+            ),
+            r#"test.yaml:4: target "ics": base_url "http://[redacted]@[::1/": invalid IPv6 address"#,
+        ),
+        (
+            "CANARY_proxypw",
+            base.replace(
+                "    connect_timeout: 1s\n",
+                "    connect_timeout: 1s\n    proxy: \"http://bob:CANARY_proxypw@[::1:3128/\"\n",
+            ),
+            r#"test.yaml:6: target "ics": proxy "http://[redacted]@[::1:3128/": invalid IPv6 address"#,
+        ),
+        (
+            "CANARY_token",
+            remote("  - name: central\n    url: http://127.0.0.1:9/api/v1/write\n    bearer_token: CANARY_token\n"),
+            "test.yaml:17: at remote_write[0].bearer_token: invalid type: string, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline",
+        ),
+        (
+            "CANARY_token",
+            remote("  bearer_token: CANARY_token\n"),
+            "test.yaml:15: at remote_write: invalid type: map, expected a sequence",
+        ),
+        (
+            "CANARY_basic",
+            remote("  - name: central\n    url: http://127.0.0.1:9/api/v1/write\n    basic_auth:\n      username: { value: bob }\n      password: CANARY_basic\n"),
+            "test.yaml:19: at remote_write[0].basic_auth.password: invalid type: string, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline",
+        ),
+        (
+            "CANARY_basic",
+            remote("  - name: central\n    url: http://127.0.0.1:9/api/v1/write\n    basic_auth:\n      username: { value: bob }\n      password: { CANARY_basic: 1 }\n"),
+            "test.yaml:19: at remote_write[0].basic_auth.password: unknown field, expected one of `env`, `file`, `value`",
+        ),
+        (
+            "CANARY_seq",
+            base.replace(
+                "    connect_timeout: 1s\n",
+                "    connect_timeout: 1s\n    credentials:\n      password: [CANARY_seq, CANARY_seq2]\n",
+            ),
+            "test.yaml:7: at targets[0].credentials.password: invalid length 2, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline",
+        ),
+    ]
+}
+
+#[test]
+fn no_config_message_quotes_a_secret_or_a_urls_password() {
+    for (canary, yaml, expected) in canary_configs() {
+        let message = match config::from_yaml_str(&yaml, "test.yaml") {
+            Err(ConfigError::Parse(problem)) => problem.to_string(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                problems[0].to_string()
+            }
+            Err(other) => panic!("{canary}: {other}"),
+            Ok(_) => panic!("{canary}: the config loaded"),
+        };
+        assert!(!message.contains(canary), "{message}");
+        assert_eq!(message, expected, "{canary}");
+    }
+}
+
+/// The same configs through `check-config`, a reload's 500 answer and the
+/// agent's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_no_output_of_check_config_reload_or_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casewatch.yaml");
+    let log = dir.path().join("stderr.log");
+    for (canary, yaml, _) in canary_configs() {
+        std::fs::write(&path, yaml).unwrap();
+        let (code, stdout, stderr) = check_config(&path);
+        assert_eq!(code, Some(1), "{canary}: {stderr}");
+        assert!(
+            !stdout.contains(canary) && !stderr.contains(canary),
+            "{stderr}"
+        );
+    }
+    std::fs::write(&path, small_config("http://127.0.0.1:1/", "1h")).unwrap();
+    let (mut child, url) = run_agent(&path, &log);
+    wait_for(Duration::from_secs(30), "the agent to serve", || async {
+        get_text(&format!("{url}/-/healthy")).await
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for (canary, yaml, _) in canary_configs() {
+        std::fs::write(&path, yaml).unwrap();
+        let response = http.post(format!("{url}/-/reload")).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("failed to reload config"), "{body}");
+        assert!(!body.contains(canary), "{body}");
+    }
+    signal_term(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains("configuration reload refused"), "{stderr}");
+    assert!(!stderr.contains("CANARY"), "a canary in the log:\n{stderr}");
+}

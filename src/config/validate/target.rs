@@ -16,7 +16,7 @@ use super::super::model::*;
 use super::super::raw::*;
 use super::super::template::Template;
 use super::step::{check_timing_order, step, step_reads, timings};
-use super::{browser, builtin_vars, line_of, secret, Checker, Scope};
+use super::{browser, builtin_vars, http_url, line_of, redact_userinfo, secret, Checker, Scope};
 
 const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
 /// Bodies are held in memory to be checked, so the cap has a ceiling.
@@ -27,33 +27,10 @@ pub(super) fn target(
     rt: &RawTarget,
     context: &str,
 ) -> (Target, HashSet<String>, HashSet<String>) {
-    let base_url = match Url::parse(rt.base_url.trim()) {
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            c.error(
-                line_of(&rt.base_url),
-                context,
-                "base_url must not carry a user name or password: give them in `credentials`",
-            );
-            placeholder_url()
-        }
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
-        Ok(_) => {
-            c.error(
-                line_of(&rt.base_url),
-                context,
-                format!(
-                    "base_url {:?} must be an http or https URL with a host",
-                    rt.base_url.as_str()
-                ),
-            );
-            placeholder_url()
-        }
-        Err(e) => {
-            c.error(
-                line_of(&rt.base_url),
-                context,
-                format!("base_url {:?}: {e}", rt.base_url.as_str()),
-            );
+    let base_url = match http_url(rt.base_url.trim(), "base_url", "credentials") {
+        Ok(url) => url,
+        Err(problem) => {
+            c.error(line_of(&rt.base_url), context, problem);
             placeholder_url()
         }
     };
@@ -65,7 +42,11 @@ pub(super) fn target(
     let proxy = rt.proxy.as_ref().and_then(|p| match Url::parse(p.trim()) {
         Ok(u) => Some(u),
         Err(e) => {
-            c.error(line_of(p), context, format!("proxy {:?}: {e}", p.as_str()));
+            c.error(
+                line_of(p),
+                context,
+                format!("proxy {:?}: {e}", redact_userinfo(p.as_str())),
+            );
             None
         }
     });
@@ -423,7 +404,7 @@ fn allowed_origins(c: &mut Checker, raw: &[S], context: &str) -> Vec<url::Origin
                 context,
                 format!(
                     "allowed_origins: {:?} is not an origin (a scheme, host and port) like https://sso.example.gov.uk",
-                    entry.as_str()
+                    redact_userinfo(entry.as_str())
                 ),
             ),
         }
