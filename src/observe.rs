@@ -12,8 +12,8 @@ use crate::detect::{FreezeChange, FreezeDetector};
 use crate::journal::{Journal, ReportLoad};
 use crate::metrics::Metrics;
 use crate::outcome::{
-    bracket_midpoint, FreezeEpisode, JourneyKind, KeptRecord, ProbeEvent, Record, RunRecord,
-    SessionEnd, SessionSpan, StepRecord,
+    bracket_midpoint, AgentFault, FreezeEpisode, JourneyKind, KeptRecord, ProbeEvent, Record,
+    RunRecord, SessionEnd, SessionSpan, StepRecord,
 };
 use crate::status::StatusBoard;
 
@@ -152,6 +152,10 @@ impl Observer {
     }
 
     fn run(&mut self, run: RunRecord) {
+        if let Some(fault) = run.agent_fault() {
+            self.agent_fault(&run, fault);
+            return;
+        }
         log_run(&run);
         self.metrics.run(&run);
         self.relogins(&run.target, &run.steps);
@@ -165,7 +169,45 @@ impl Observer {
         self.board().observe_run(&run);
     }
 
+    /// A run that failed through the agent's own fault measured the agent,
+    /// not the target: it is counted and logged as the agent's error, its
+    /// slot is journaled as missed, and nothing of it counts for the target
+    /// (no outcome, no duration, nothing on the status board). Its sessions
+    /// are the target's all the same.
+    fn agent_fault(&mut self, run: &RunRecord, fault: AgentFault) {
+        let detail = run
+            .steps
+            .iter()
+            .find(|s| s.agent_fault.is_some())
+            .map_or("", |s| s.detail.as_str());
+        tracing::error!(
+            journey = %run.journey, target = %run.target, error = fault.as_str(), detail,
+            "the agent could not make a run through its own fault; it is not counted against the target"
+        );
+        self.metrics.agent_error(&run.target, &run.journey, fault);
+        self.run_started.remove(&run.journey);
+        for span in &run.sessions {
+            self.span(span);
+        }
+        if let Some(journal) = &self.journal {
+            journal.missed(&run.target, &run.journey, 1, SystemTime::now());
+        }
+    }
+
     fn kept(&mut self, kept: KeptRecord) {
+        for step in &kept.steps {
+            if let Some(fault) = step.agent_fault {
+                tracing::error!(
+                    target = %kept.target, slot = kept.slot, error = fault.as_str(), detail = %step.detail,
+                    "a kept session's check failed through the agent's own fault"
+                );
+                self.metrics
+                    .agent
+                    .errors
+                    .with_label_values(&[fault.as_str()])
+                    .inc();
+            }
+        }
         self.metrics.kept(&kept);
         self.relogins(&kept.target, &kept.steps);
         for span in &kept.sessions {

@@ -179,6 +179,30 @@ pub struct StepRecord {
     /// What a browser step saw besides the fields above; `None` for HTTP
     /// steps.
     pub browser: Option<Box<PageTimings>>,
+    /// Set when the step failed through the agent's own fault, not the
+    /// target's: its outcome is then `error`, and the run it is part of is
+    /// not counted as the target's ([`RunRecord::agent_fault`]).
+    pub agent_fault: Option<AgentFault>,
+}
+
+/// A failure of the agent itself, which says nothing about the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentFault {
+    /// The agent ran out of file descriptors (EMFILE or ENFILE, "too many
+    /// open files"), so a probe could not open its connection.
+    Descriptors,
+}
+
+impl AgentFault {
+    pub const ALL: [AgentFault; 1] = [AgentFault::Descriptors];
+
+    /// The `error` label of `casewatch_agent_errors_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentFault::Descriptors => "descriptors",
+        }
+    }
 }
 
 impl StepRecord {
@@ -284,6 +308,12 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The agent's own fault that ended the run, if one did: the run then
+    /// measured the agent, not the target.
+    pub fn agent_fault(&self) -> Option<AgentFault> {
+        self.steps.iter().find_map(|s| s.agent_fault)
+    }
+
     pub fn lateness(&self) -> Duration {
         self.actual_start
             .duration_since(self.intended_start)
@@ -669,6 +699,7 @@ mod tests {
             detail: String::new(),
             phases: HttpPhases::default(),
             browser: None,
+            agent_fault: None,
         }
     }
 

@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+
+pub mod limits;
 use crate::status::StatusBoard;
 use crate::webconfig::WebConfig;
 
@@ -185,6 +187,7 @@ pub async fn serve(
     web_config: &WebConfig,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
+    let state_metrics = state.metrics.clone();
     let mut app = router(state);
     if web_config.users.is_enabled() {
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -206,6 +209,14 @@ pub async fn serve(
         shutdown.cancelled().await;
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
+    let cap = limits::connection_cap(limits::descriptor_limit());
+    let agent = &state_metrics.agent;
+    agent.web_connection_cap.set(cap as i64);
+    let limiter = limits::Limiter::new(
+        cap,
+        agent.web_connections_open.clone(),
+        agent.web_connections_refused.clone(),
+    );
     let service = app.into_make_service();
     let task = match &web_config.tls {
         Some((cert, key)) => {
@@ -226,9 +237,15 @@ pub async fn serve(
                     key: key.display().to_string(),
                     source,
                 })?;
-            let server = axum_server::from_tcp_rustls(listener, tls)
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits::HEADER_READ_TIMEOUT)
+                .acceptor(limits::LimitedAcceptor(limiter));
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| BindError::Listen { addr, source })?
-                .handle(handle);
+                .acceptor(acceptor)
+                .handle(handle)
+                .first_request_timeout(limits::HEADER_READ_TIMEOUT);
+            limit(&mut server);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(service).await {
                     tracing::error!(error = %e, "web server stopped");
@@ -236,9 +253,12 @@ pub async fn serve(
             })
         }
         None => {
-            let server = axum_server::from_tcp(listener)
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| BindError::Listen { addr, source })?
-                .handle(handle);
+                .acceptor(limits::LimitedAcceptor(limiter))
+                .handle(handle)
+                .first_request_timeout(limits::HEADER_READ_TIMEOUT);
+            limit(&mut server);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(service).await {
                     tracing::error!(error = %e, "web server stopped");
@@ -247,6 +267,15 @@ pub async fn serve(
         }
     };
     Ok((bound, task))
+}
+
+/// The HTTP limits of [`limits`]: a request head within
+/// [`limits::HEADER_READ_TIMEOUT`] of the server waiting for it.
+fn limit<A>(server: &mut axum_server::Server<SocketAddr, A>) {
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT);
 }
 
 #[cfg(test)]

@@ -85,6 +85,7 @@ fn not_run(
         // requests are timed in the page instead.
         phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
+        agent_fault: None,
     }
 }
 

@@ -286,6 +286,7 @@ pub async fn run_step(
         // requests are timed in the page instead.
         phases: Default::default(),
         browser: Some(Box::new(page)),
+        agent_fault: None,
     }
 }
 

@@ -245,6 +245,7 @@ mod tests {
             detail: String::new(),
             phases: Default::default(),
             browser: None,
+            agent_fault: None,
         };
         use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};
         let steps = [

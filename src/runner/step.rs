@@ -20,7 +20,7 @@ use super::probes::Probes;
 use super::session::Session;
 use crate::config::{Body, Step, Target};
 use crate::detect::login_page;
-use crate::outcome::{HttpPhases, LogoutCause, Outcome, StepPhase, StepRecord};
+use crate::outcome::{AgentFault, HttpPhases, LogoutCause, Outcome, StepPhase, StepRecord};
 
 /// What the step is part of, for its record.
 pub struct StepContext<'a> {
@@ -43,6 +43,8 @@ struct Fetched {
 enum FetchEnd {
     LoggedOut(LogoutCause, Option<u16>, String),
     Failed(Outcome, Option<u16>, String),
+    /// The agent's own failure: the target was not reached through it.
+    Agent(AgentFault, String),
 }
 
 /// Timing and size gathered while fetching, kept even when the fetch fails.
@@ -79,6 +81,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
     };
     let duration = start.elapsed();
 
+    let mut agent_fault = None;
     let (outcome, censored, logout_cause, detail) = match fetched {
         None => (
             Outcome::Frozen,
@@ -106,12 +109,18 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
             progress.status = status.or(progress.status);
             (outcome, false, None, detail)
         }
+        Some(Ok(Err(FetchEnd::Agent(fault, detail)))) => {
+            agent_fault = Some(fault);
+            (Outcome::Error, false, None, detail)
+        }
         Some(Ok(Ok(response))) => {
             let (outcome, cause, detail) = judge(ctx, step, session, &response, duration);
             (outcome, false, cause, detail)
         }
     };
-    if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
+    if agent_fault.is_some() {
+        // The request never left: it says nothing about the session.
+    } else if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
         session.mark_ended(cause, Instant::now());
     } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
         // A complete answer that passed every check: the session was alive
@@ -138,6 +147,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         detail,
         phases: progress.phases,
         browser: None,
+        agent_fault,
     }
 }
 
@@ -542,12 +552,37 @@ fn render_body(step: &Step, session: &Session) -> Option<(&'static str, Vec<u8>)
 }
 
 fn send_failure(e: &reqwest::Error) -> FetchEnd {
+    if out_of_descriptors(e) {
+        return FetchEnd::Agent(
+            AgentFault::Descriptors,
+            "the agent has run out of file descriptors (too many open files): the target was not reached".to_string(),
+        );
+    }
     let outcome = if e.is_connect() {
         Outcome::ConnectError
     } else {
         Outcome::Error
     };
     FetchEnd::Failed(outcome, None, error_chain(e))
+}
+
+/// Whether `e` comes from the agent's own descriptor limit (EMFILE) or the
+/// system's (ENFILE), anywhere in its chain of causes.
+fn out_of_descriptors(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                return true;
+            }
+        }
+        let text = cause.to_string();
+        if text.contains("Too many open files") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes on one line, without the request URL: the URL

@@ -975,3 +975,237 @@ async fn secrets_reach_no_output_of_check_config_reload_or_log() {
     assert!(stderr.contains("configuration reload refused"), "{stderr}");
     assert!(!stderr.contains("CANARY"), "a canary in the log:\n{stderr}");
 }
+
+// ---------------------------------------- the web server (issue 21) --
+
+/// 150 scrapes at once with Prometheus's password, before any verdict on
+/// it is cached: every one is answered 200, none told to come back (429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_first_scrapes_at_once_are_all_answered() {
+    let hash = bcrypt::hash("scrape-secret", 8).unwrap();
+    let (addr, shutdown) = serve_on_one_thread(hash);
+    let url = format!("http://{addr}/metrics");
+    let http = reqwest::Client::new();
+    let scrapes: Vec<_> = (0..150)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                http.get(&url)
+                    .basic_auth("prometheus", Some("scrape-secret"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for scrape in scrapes {
+        let status = scrape.await.unwrap().expect("the scrape was answered");
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, std::collections::BTreeMap::from([(200, 150)]));
+    shutdown.cancel();
+}
+
+/// Opens a connection to `addr` and sends `head`; returns how long until
+/// the server closed it, or `None` if it was still open after `limit`.
+async fn closed_after(
+    addr: std::net::SocketAddr,
+    head: &[u8],
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let opened = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(opened + limit, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(opened.elapsed()),
+            // An answer (a 408, say) before the close.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A silent connection, a half-sent request head and a kept-alive
+/// connection left idle are all closed after the header-read timeout,
+/// over plain HTTP as behind basic auth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed() {
+    use casewatch::web::limits::HEADER_READ_TIMEOUT;
+    let hash = bcrypt::hash("scrape-secret", 4).unwrap();
+    let (addr, shutdown) = serve_on_one_thread(hash);
+    // Generous for a loaded machine, far short of "never".
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(20);
+    let idle_head = format!(
+        "GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {}\r\n\r\n",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "prometheus:scrape-secret"
+        )
+    );
+    let (silent, half, idle) = tokio::join!(
+        closed_after(addr, b"", limit),
+        closed_after(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ", limit),
+        closed_after(addr, idle_head.as_bytes(), limit),
+    );
+    for (what, closed) in [("silent", silent), ("half-sent head", half), ("idle", idle)] {
+        let closed =
+            closed.unwrap_or_else(|| panic!("a {what} connection was still open after {limit:?}"));
+        assert!(
+            closed >= HEADER_READ_TIMEOUT - Duration::from_secs(1),
+            "a {what} connection was closed after only {closed:?}"
+        );
+    }
+    shutdown.cancel();
+}
+
+// ------------------------------------------------ descriptors (issue 21) --
+
+/// The agent under `prlimit --nofile=N:N`, probing `base_url` every 200 ms
+/// on a new connection each time (so every probe needs a descriptor).
+#[cfg(target_os = "linux")]
+fn run_agent_with_nofile(
+    dir: &Path,
+    base_url: &str,
+    nofile: u64,
+) -> Option<(Child, String, std::path::PathBuf)> {
+    let prlimit = require_tool("prlimit")?;
+    let config = dir.join("casewatch.yaml");
+    let yaml = small_config(base_url, "200ms").replace(
+        "- { name: ping, path: /ping }",
+        "- { name: ping, path: /ping, headers: { Connection: close } }",
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let stderr = dir.join("stderr.log");
+    let port = free_port();
+    let child = Command::new(prlimit)
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_casewatch"))
+        .args(["run", "--stop-deadline", "2s", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CASEWATCH_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Some((child, format!("http://127.0.0.1:{port}"), stderr))
+}
+
+/// 400 connections held open to an agent with 256 descriptors cost no
+/// probe (the web server keeps under its cap of 64 and closes the rest);
+/// and when the agent really runs out of descriptors, its probes' failures
+/// are its own error, counted, not the target's `connect_error`.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_starve_the_probes_and_exhaustion_is_the_agents_error() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut child, url, stderr)) =
+        run_agent_with_nofile(dir.path(), &format!("http://{}/", sim.ics), 256)
+    else {
+        return;
+    };
+    let runs = |text: &str| {
+        metric(
+            text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        )
+    };
+    let connect_errors = |text: &str| {
+        metric(
+            text,
+            "casewatch_step_outcomes_total",
+            &[("outcome", "connect_error")],
+        )
+    };
+    let first = wait_for(Duration::from_secs(30), "the first runs", || async {
+        let text = get_text(&format!("{url}/metrics")).await?;
+        (runs(&text) >= 3.0).then_some(text)
+    })
+    .await;
+    assert_eq!(metric(&first, "casewatch_web_connection_cap", &[]), 64.0);
+
+    // 400 silent connections, as slowloris holds them.
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            held.push(stream);
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Scrapes get through once the silent ones time out, at the latest.
+    let text = wait_for(Duration::from_secs(40), "a scrape", || async {
+        get_text(&format!("{url}/metrics")).await
+    })
+    .await;
+    assert_eq!(connect_errors(&text), 0.0, "probes failed as connect_error");
+    assert_eq!(
+        metric(&text, "casewatch_agent_errors_total", &[]),
+        0.0,
+        "the agent ran out of descriptors behind its cap"
+    );
+    assert!(metric(&text, "casewatch_web_connections_refused_total", &[]) > 0.0);
+    assert!(runs(&text) >= runs(&first) + 10.0, "probing stalled");
+    drop(held);
+
+    // The agent's own limit, lowered below what it holds: every probe now
+    // fails to open its connection, through the agent's fault.
+    let pid = child.id().to_string();
+    let set_soft = |soft: u64| {
+        let status = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={soft}:256")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    set_soft(8);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    set_soft(256);
+    let text = wait_for(Duration::from_secs(30), "a scrape", || async {
+        get_text(&format!("{url}/metrics")).await
+    })
+    .await;
+    assert!(
+        metric(
+            &text,
+            "casewatch_agent_errors_total",
+            &[("error", "descriptors")]
+        ) >= 1.0,
+        "no agent error counted"
+    );
+    assert_eq!(
+        connect_errors(&text),
+        0.0,
+        "the agent's fault blamed on the target"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe"), ("outcome", "error")]
+        ),
+        0.0,
+        "the agent's fault counted as the target's run"
+    );
+
+    signal_term(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        log.contains("the agent could not make a run through its own fault"),
+        "{log}"
+    );
+    assert!(log.contains("too many open files"), "{log}");
+    sim.stop().await;
+}
