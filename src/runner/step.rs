@@ -259,15 +259,15 @@ async fn fetch(
     let mut method = step.method.clone();
     let mut body = render_body(step, session);
     let mut visited: HashSet<(Method, Url)> = HashSet::new();
-    let watch = session.is_logged_in().then(|| LogoutWatch {
-        cookie_before: (ctx.phase != StepPhase::Logout)
-            .then(|| {
-                let rules = &ctx.target.session_rules;
-                rules.cookie.as_ref().and_then(|c| session.cookie_value(c))
-            })
-            .flatten(),
-        login: login_url(ctx.target, session),
-        own_path: url.path().to_string(),
+    let watch = session.is_logged_in().then(|| {
+        let rules = &ctx.target.session_rules;
+        let cookie = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
+        LogoutWatch {
+            cookie_before: cookie.clone().filter(|_| ctx.phase != StepPhase::Logout),
+            session_cookie: cookie,
+            login: login_url(ctx.target, session),
+            own_path: url.path().to_string(),
+        }
     });
 
     loop {
@@ -313,7 +313,8 @@ async fn fetch(
         session.store_cookies(response.headers(), &url);
 
         if let Some(watch) = &watch {
-            if let Some(end) = logout_signal(ctx, session, &response, &url, watch) {
+            let hop = visited.len() - 1;
+            if let Some(end) = logout_signal(ctx, session, &response, &url, watch, hop) {
                 return Err(end);
             }
         }
@@ -408,6 +409,8 @@ struct LogoutWatch {
     /// The session cookie's value before the request; `None` on a logout,
     /// which clears it as a matter of course.
     cookie_before: Option<String>,
+    /// The session cookie's value before the request, on a logout too.
+    session_cookie: Option<String>,
     /// The target's login page.
     login: Option<Url>,
     /// The path this request was sent to.
@@ -416,12 +419,22 @@ struct LogoutWatch {
 
 /// The signs on a response header that the server ended a logged-in session:
 /// the configured `session_rules`, then the target's own login page.
+///
+/// A logout lands on the login page as a matter of course, so for the
+/// journey's own logout a redirect there is a sign only when it shows that
+/// a page refused the request for want of a session: it returns to the
+/// logout itself (`/login?next=/logout`), or, further down the chain, a
+/// page the logout sent the agent to sent it on to sign in and back
+/// (`POST /admin/logout/` → `/admin/` → `/admin/login/?next=/admin/`) —
+/// unless the logout's own answer had already cleared the session cookie
+/// named in `session_rules.cookie`, which is a logout done.
 fn logout_signal(
     ctx: &StepContext<'_>,
     session: &Session,
     response: &reqwest::Response,
     url: &Url,
     watch: &LogoutWatch,
+    hop: usize,
 ) -> Option<FetchEnd> {
     let rules = &ctx.target.session_rules;
     let status = response.status();
@@ -450,9 +463,13 @@ fn logout_signal(
         let next = location.and_then(|l| url.join(l).ok());
         if let (true, Some(next), Some(login)) = (rules.login_page, next, &watch.login) {
             let own_logout = ctx.phase == StepPhase::Logout;
-            if login_page::is_login_page(&next, login)
-                && (!own_logout || login_page::returns_to(&next, &watch.own_path))
-            {
+            let logged_out_already = match (&rules.cookie, &watch.session_cookie) {
+                (Some(name), Some(before)) => session.cookie_value(name).as_ref() != Some(before),
+                _ => false,
+            };
+            let refused = login_page::returns_to(&next, &watch.own_path)
+                || (hop > 0 && login_page::returns_somewhere(&next) && !logged_out_already);
+            if login_page::is_login_page(&next, login) && (!own_logout || refused) {
                 return Some(FetchEnd::LoggedOut(
                     LogoutCause::LoginPage,
                     code,
