@@ -98,6 +98,9 @@ pub struct AgentMetrics {
     pub web_connection_cap: prometheus::IntGauge,
     /// Probes the agent could not make through its own fault, by error.
     pub errors: IntCounterVec,
+    /// Idempotent requests sent again on a new connection after the
+    /// server closed the kept-alive one they went out on.
+    pub http_retries: IntCounterVec,
 }
 
 impl AgentMetrics {
@@ -122,11 +125,19 @@ impl AgentMetrics {
                 ),
                 &["error"],
             )?,
+            http_retries: IntCounterVec::new(
+                Opts::new(
+                    "casewatch_http_retries_total",
+                    "GET and HEAD requests sent again on a new connection because the server had closed the kept-alive connection they went out on before answering.",
+                ),
+                &["target"],
+            )?,
         };
         registry.register(Box::new(metrics.web_connections_open.clone()))?;
         registry.register(Box::new(metrics.web_connections_refused.clone()))?;
         registry.register(Box::new(metrics.web_connection_cap.clone()))?;
         registry.register(Box::new(metrics.errors.clone()))?;
+        registry.register(Box::new(metrics.http_retries.clone()))?;
         for kind in crate::outcome::AgentFault::ALL {
             metrics.errors.with_label_values(&[kind.as_str()]);
         }
@@ -425,6 +436,7 @@ impl Metrics {
             self.sessions_active.with_label_values(&[t]).set(0.0);
             self.session_oldest_age.with_label_values(&[t]).set(0.0);
             self.relogin_duration.with_label_values(&[t]);
+            self.agent.http_retries.with_label_values(&[t]);
             for phase in HttpPhase::ALL {
                 self.http_phases.with_label_values(&[t, phase.as_str()]);
             }

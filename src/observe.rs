@@ -148,6 +148,13 @@ impl Observer {
             ProbeEvent::SessionClosed { id, .. } => {
                 self.sessions.remove(&id);
             }
+            ProbeEvent::Resent { target } => {
+                self.metrics
+                    .agent
+                    .http_retries
+                    .with_label_values(&[&target])
+                    .inc();
+            }
         }
     }
 

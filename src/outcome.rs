@@ -462,6 +462,9 @@ pub enum ProbeEvent {
     SessionKnown { id: u64, alive: bool },
     /// A session ended, for whatever reason.
     SessionClosed { target: String, id: u64 },
+    /// An idempotent request was sent again because the server had closed
+    /// the kept-alive connection it went out on.
+    Resent { target: String },
 }
 
 /// How a session's life ended; `None` in a [`SessionSpan`] means it goes on.

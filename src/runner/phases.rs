@@ -103,6 +103,13 @@ impl Hop {
         phases
     }
 
+    /// Whether the request went out on a kept-alive connection from the
+    /// pool (no connection was made for it).
+    pub fn reused(&self) -> bool {
+        let marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        marks.connect_started.is_none()
+    }
+
     /// What is known of a request that got no answer: at most its DNS time
     /// (a connection that was never made has no connect time to show).
     pub fn failed(&self) -> HttpPhases {

@@ -297,8 +297,32 @@ async fn fetch(
                 .header(CONTENT_TYPE, *content_type)
                 .body(bytes.clone());
         }
-        let hop = Hop::start();
-        let sent = hop.send(request.send()).await;
+        // A kept-alive connection the server closed after its last answer
+        // (without saying `Connection: close`) fails the next request sent
+        // on it. As browsers do, an idempotent request that met such a
+        // connection is sent again, and a new connection is made for it
+        // once the pool has no other idle one (each failed one leaves the
+        // pool). One that fails on a connection made for it is final.
+        let idempotent = method == Method::GET || method == Method::HEAD;
+        let mut resends = 0;
+        let (hop, sent) = loop {
+            let again = idempotent.then(|| request.try_clone()).flatten();
+            let hop = Hop::start();
+            let sent = hop.send(request.send()).await;
+            match (sent, again) {
+                (Err(e), Some(again))
+                    if resends < MAX_RESENDS && hop.reused() && closed_by_server(&e) =>
+                {
+                    resends += 1;
+                    tracing::debug!(target = %ctx.target.name, step = %step.name, "the server had closed the kept-alive connection; sending again");
+                    if let Some(probes) = ctx.probes {
+                        probes.resent(&ctx.target.name);
+                    }
+                    request = again;
+                }
+                (sent, _) => break (hop, sent),
+            }
+        };
         let mut response = sent.map_err(|e| {
             phases::add(&mut progress.phases, hop.failed());
             send_failure(&e)
@@ -566,6 +590,41 @@ fn render_body(step: &Step, session: &Session) -> Option<(&'static str, Vec<u8>)
             content_type,
         }) => Some((content_type, template.render(&session.vars).into_bytes())),
     }
+}
+
+/// How many times one request is sent again after meeting a connection
+/// the server had closed: enough to get past the pool's stale connections.
+const MAX_RESENDS: usize = 3;
+
+/// Whether a request failed because the connection it went out on was
+/// closed or reset by the server before any answer: no answer came, so
+/// nothing of the request is known to have been acted on.
+fn closed_by_server(e: &reqwest::Error) -> bool {
+    if e.is_connect() || e.is_timeout() || e.is_builder() || e.is_redirect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        if cause
+            .to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 fn send_failure(e: &reqwest::Error) -> FetchEnd {
