@@ -1209,3 +1209,31 @@ async fn idle_connections_cannot_starve_the_probes_and_exhaustion_is_the_agents_
     assert!(log.contains("too many open files"), "{log}");
     sim.stop().await;
 }
+
+// ------------------------------------------- unusable settings (issue 21) --
+
+/// A path of a megabyte fits in the config's size cap but in no server's
+/// request line: check-config refuses it rather than let every run fail.
+#[test]
+fn check_config_refuses_a_path_no_server_would_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.yaml");
+    let long = format!("/{}", "a".repeat(1_000_000));
+    let yaml =
+        small_config("http://127.0.0.1:1/", "1s").replace("path: /ping", &format!("path: {long}"));
+    std::fs::write(&path, yaml).unwrap();
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.lines().next().unwrap_or(""),
+        format!(
+            "error: {}:13: journey \"probe\", step \"ping\": path is 1000001 bytes, over the 8192-byte limit: servers refuse a request line that long",
+            path.display()
+        )
+    );
+    assert!(
+        stderr.len() < 2_000,
+        "the path was echoed: {} bytes",
+        stderr.len()
+    );
+}

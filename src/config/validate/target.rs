@@ -152,6 +152,13 @@ pub(super) fn target(
         let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
         // The logout may use what login extracted, but defines nothing later steps read.
         origins.check(c, &rs.path, &step_context);
+        no_effect_after_logout(
+            c,
+            rs.think_time.as_ref(),
+            !rs.extract.is_empty(),
+            line_of(&rs.name),
+            &step_context,
+        );
         step(
             c,
             rs,
@@ -367,6 +374,13 @@ fn keep_sessions(
     }
     let keepalive_context = format!("{context}, keepalive step {:?}", k.keepalive.name.as_str());
     origins.check(c, &k.keepalive.path, &keepalive_context);
+    if let Some(think) = &k.keepalive.think_time {
+        c.warn(
+            line_of(think),
+            &keepalive_context,
+            "think_time has no effect on a keepalive step: its checks are keep_sessions.every apart",
+        );
+    }
     KeepSessions {
         count: *k.count,
         stagger: c
@@ -381,6 +395,31 @@ fn keep_sessions(
             &mut Scope::within(login_vars),
             &keepalive_context,
         ),
+    }
+}
+
+/// Settings a logout step takes that cannot take effect: nothing runs
+/// after a logout to wait for, or to read what it extracts.
+pub(super) fn no_effect_after_logout(
+    c: &mut Checker,
+    think_time: Option<&S>,
+    extracts: bool,
+    line: usize,
+    context: &str,
+) {
+    if let Some(think) = think_time {
+        c.warn(
+            line_of(think),
+            context,
+            "think_time has no effect on a logout step: nothing runs after it",
+        );
+    }
+    if extracts {
+        c.warn(
+            line,
+            context,
+            "extract has no effect on a logout step: nothing runs after it to read what it extracts",
+        );
     }
 }
 
