@@ -404,6 +404,18 @@ def operations():
                        [query("histogram_quantile(0.95, sum by (target, journey, le) (rate("
                               f"casewatch_schedule_lateness_seconds_bucket{{{SEL}}}[$__rate_interval])))",
                               "{{target}}/{{journey}}")], w=8),
+            timeseries("Agent stalls", "Share of time the agent itself could not run (its "
+                       "process paused, its host swapping or starved of CPU): no freeze is taken "
+                       "from that time and the runs it spoiled are set apart, not counted against "
+                       "the target. Right axis: the agent's current scheduling delay.",
+                       "percentunit",
+                       [query('max by (instance) (rate(casewatch_agent_stall_seconds_total'
+                              '{site=~"$site"}[$__rate_interval]))', "stalled {{instance}}"),
+                        query('max by (instance) (casewatch_agent_scheduling_delay_seconds'
+                              '{site=~"$site"})', "delay {{instance}}")], w=8,
+                       overrides=[{"matcher": {"id": "byRegexp", "options": "delay .*"},
+                                   "properties": [{"id": "unit", "value": "s"},
+                                                  {"id": "custom.axisPlacement", "value": "right"}]}]),
             timeseries("Agent journal: queue depth, write errors and dropped records", "Records "
                        "waiting for the journal writer, and per interval of the panel the writes "
                        "that failed and the records dropped (queue full or writer stopped).",

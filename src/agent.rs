@@ -1,5 +1,5 @@
-//! The agent: wires config, runner, observer, metrics, journal and the web
-//! endpoints together, and owns reload and shutdown.
+//! The agent: wires config, runner, observer, metrics, journal, the stall
+//! monitor and the web endpoints together, and owns reload and shutdown.
 //!
 //! Shutdown is signal, deadline, force: the caller cancels the token, journey
 //! tasks finish the runs they have begun and kept sessions log out, all within
@@ -29,6 +29,7 @@ use crate::metrics::{Metrics, MetricsError};
 use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
 use crate::runner::{Probes, RunnerError};
+use crate::stall::{StallError, StallMonitor};
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
 use crate::web::{self, BindError, ReloadError, ReloadRequest, WebState};
@@ -51,6 +52,8 @@ pub enum AgentError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     RemoteWrite(#[from] crate::remote_write::RemoteWriteError),
+    #[error(transparent)]
+    Stall(#[from] StallError),
 }
 
 pub struct AgentOptions {
@@ -89,6 +92,7 @@ pub struct Agent {
     consumer: JoinHandle<()>,
     web: JoinHandle<()>,
     remote_writers: crate::remote_write::RemoteWriters,
+    stalls: StallMonitor,
 }
 
 impl Agent {
@@ -98,6 +102,8 @@ impl Agent {
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
         let metrics = Arc::new(Metrics::new(&config)?);
+        // First, so the agent's stalls are measured from its start.
+        let stalls = StallMonitor::start(metrics.registry())?;
         let config_gauges =
             ConfigGauges::register(metrics.registry(), &config).map_err(MetricsError::from)?;
         let mut board = StatusBoard::new(
@@ -123,6 +129,7 @@ impl Agent {
             status.clone(),
             config.targets.iter().map(|t| t.name.clone()).collect(),
             journal,
+            stalls.watch(),
         );
         let supervisor = Supervisor::new(
             options.env.clone(),
@@ -192,6 +199,7 @@ impl Agent {
             consumer,
             web,
             remote_writers,
+            stalls,
         })
     }
 
@@ -215,6 +223,8 @@ impl Agent {
         let _ = self.consumer.await;
         self.remote_writers.finish().await;
         let _ = self.web.await;
+        let stalls = self.stalls;
+        let _ = tokio::task::spawn_blocking(move || stalls.stop()).await;
     }
 }
 

@@ -27,7 +27,8 @@
 //! - [`timefmt`]: times and durations as people read them. Imports nothing.
 //! - [`detect`]: pure verdicts from records and the time: freeze episodes,
 //!   which side a browser step froze on, the login page, kept sessions'
-//!   state, session-age bands and survival. No I/O. Imports `outcome`.
+//!   state, session-age bands and survival, the agent's own stalls and the
+//!   records they spoil. No I/O. Imports `outcome`.
 //! - [`config`]: YAML in, a validated [`config::Config`] out, every problem
 //!   at once with its line; the journal's options; secrets read from the
 //!   environment or a file ([`config::secret`]); every file the agent reads,
@@ -51,6 +52,10 @@
 //!
 //! Recording, as it happens:
 //!
+//! - [`stall`]: the agent's stall monitor, a plain thread outside the async
+//!   runtime that measures how late it wakes: the agent's own scheduling
+//!   delay, and its stalls (paused, swapping, starved of CPU), with their
+//!   metrics. Imports `detect`.
 //! - [`metrics`]: one Prometheus registry with typed helpers. Imports the
 //!   vocabulary and `browser` (its metric families).
 //! - [`config_gauges`]: what the config says, as gauges: each journey's
@@ -63,8 +68,9 @@
 //!   vocabulary and `recorder`, never `status` or `report`.
 //! - [`status`]: the status board behind the page at `/`. Imports the
 //!   vocabulary and `loss`, never `report`.
-//! - [`observe`]: the one consumer of records: detection, then metrics,
-//!   status board and journal together. Imports the above.
+//! - [`observe`]: the one consumer of records: detection (the agent's
+//!   stalls included), then metrics, status board and journal together.
+//!   Imports the above.
 //! - [`remote_write`]: pushes the metrics to central stores through an
 //!   on-disk queue. Imports `config`.
 //!
@@ -116,6 +122,7 @@ pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod sim;
+pub mod stall;
 pub mod status;
 pub mod supervisor;
 pub mod timefmt;

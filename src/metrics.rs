@@ -50,6 +50,7 @@ pub struct Metrics {
     step_outcomes: IntCounterVec,
     journey_duration: HistogramVec,
     journey_runs: IntCounterVec,
+    journey_stalled: IntCounterVec,
     journey_last_success: GaugeVec,
     journey_last_run: GaugeVec,
     schedule_lateness: HistogramVec,
@@ -177,6 +178,13 @@ impl Metrics {
         let journey_runs = IntCounterVec::new(
             Opts::new("casewatch_journey_runs_total", "Journey runs, by outcome."),
             &["target", "journey", "outcome"],
+        )?;
+        let journey_stalled = IntCounterVec::new(
+            Opts::new(
+                "casewatch_journey_runs_agent_stalled_total",
+                "Journey runs that overlapped a stall of the agent itself longer than a step's freeze_after: not counted in casewatch_journey_runs_total or the step and journey series, whatever their outcome.",
+            ),
+            &["target", "journey"],
         )?;
         let journey_last_success = GaugeVec::new(
             Opts::new(
@@ -368,6 +376,7 @@ impl Metrics {
         registry.register(Box::new(step_outcomes.clone()))?;
         registry.register(Box::new(journey_duration.clone()))?;
         registry.register(Box::new(journey_runs.clone()))?;
+        registry.register(Box::new(journey_stalled.clone()))?;
         registry.register(Box::new(journey_last_success.clone()))?;
         registry.register(Box::new(journey_last_run.clone()))?;
         registry.register(Box::new(schedule_lateness.clone()))?;
@@ -388,6 +397,7 @@ impl Metrics {
             step_outcomes,
             journey_duration,
             journey_runs,
+            journey_stalled,
             journey_last_success,
             journey_last_run,
             schedule_lateness,
@@ -490,6 +500,7 @@ impl Metrics {
                     .with_label_values(&[t, j, outcome.as_str()]);
             }
             self.schedule_missed.with_label_values(&[t, j]);
+            self.journey_stalled.with_label_values(&[t, j]);
             if journey.kind == JourneyKind::Interactive {
                 self.over_acceptable.with_label_values(&[t, j]);
             }
@@ -575,9 +586,14 @@ impl Metrics {
             .observe(age.as_secs_f64());
     }
 
-    /// A kept session's login, check or logout.
+    /// A kept session's login, check or logout. Steps that overlapped a
+    /// stall of the agent are left out.
     pub fn kept(&self, record: &KeptRecord) {
-        record.steps.iter().for_each(|step| self.http_phases(step));
+        record
+            .steps
+            .iter()
+            .filter(|s| !s.agent_stalled)
+            .for_each(|step| self.http_phases(step));
         self.kept.observe(record);
     }
 
@@ -609,20 +625,40 @@ impl Metrics {
     }
 
     /// A finished run: step and journey series. Heartbeats are not journeys.
+    ///
+    /// Steps that overlapped a stall of the agent itself are left out of
+    /// every step series; a run that did is counted in
+    /// `casewatch_journey_runs_agent_stalled_total` and in none of the
+    /// journey series that judge the target (runs by outcome, durations,
+    /// last success, time over acceptable). It did run: its end time and
+    /// its lateness (the agent's own) are kept.
     pub fn run(&self, run: &RunRecord) {
         let (t, j) = (run.target.as_str(), run.journey.as_str());
-        run.steps.iter().for_each(|step| self.http_phases(step));
+        let counted = || run.steps.iter().filter(|s| !s.agent_stalled);
+        counted().for_each(|step| self.http_phases(step));
         if j == HEARTBEAT_JOURNEY {
             return;
         }
         self.journey_in_flight.with_label_values(&[t, j]).set(0.0);
-        for step in &run.steps {
+        for step in counted() {
             self.step_duration
                 .with_label_values(&[t, j, &step.step])
                 .observe(step.duration.as_secs_f64());
             self.step_outcomes
                 .with_label_values(&[t, j, &step.step, step.outcome.as_str()])
                 .inc();
+        }
+        let ended = run.intended_start + run.duration;
+        self.journey_last_run
+            .with_label_values(&[t, j])
+            .set(unix_secs(ended));
+        self.schedule_lateness
+            .with_label_values(&[t, j])
+            .observe(run.lateness().as_secs_f64());
+        self.browser.observe(run);
+        if run.agent_stalled {
+            self.journey_stalled.with_label_values(&[t, j]).inc();
+            return;
         }
         self.journey_duration
             .with_label_values(&[t, j])
@@ -642,14 +678,6 @@ impl Metrics {
         self.journey_last_success
             .with_label_values(&[t, j])
             .set(if run.outcome.is_success() { 1.0 } else { 0.0 });
-        let ended = run.intended_start + run.duration;
-        self.journey_last_run
-            .with_label_values(&[t, j])
-            .set(unix_secs(ended));
-        self.schedule_lateness
-            .with_label_values(&[t, j])
-            .observe(run.lateness().as_secs_f64());
-        self.browser.observe(run);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -782,7 +810,7 @@ impl KeptMetrics {
         let t = record.target.as_str();
         match record.activity {
             KeptActivity::Check => {
-                for step in &record.steps {
+                for step in record.steps.iter().filter(|s| !s.agent_stalled) {
                     self.checks
                         .with_label_values(&[t, step.outcome.as_str()])
                         .inc();
@@ -791,6 +819,7 @@ impl KeptMetrics {
                         .observe(step.duration.as_secs_f64());
                 }
             }
+            KeptActivity::Login if record.steps.iter().any(|s| s.agent_stalled) => {}
             KeptActivity::Login => {
                 let (outcome, _) = crate::outcome::journey_outcome(&record.steps);
                 self.logins.with_label_values(&[t, outcome.as_str()]).inc();

@@ -1,6 +1,13 @@
 //! The one consumer of records: runs detection on them and updates metrics
 //! and the status board together, so the two never disagree (Vector's
 //! internal-event habit). Also logs what an operator should hear about.
+//!
+//! The agent's own stalls come in from the stall monitor
+//! ([`crate::stall::StallWatch`]) before each tick and each record: the
+//! freeze detector leaves them out of requests' waits, a run or step that
+//! overlaps one longer than its `freeze_after` is flagged
+//! (`agent_stalled`) before anything counts it, and each stall is
+//! journaled and shown on the status page.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -8,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use crate::detect::stall::{mark_run, mark_steps};
 use crate::detect::{FreezeChange, FreezeDetector};
 use crate::journal::{Journal, ReportLoad};
 use crate::metrics::Metrics;
@@ -15,6 +23,7 @@ use crate::outcome::{
     bracket_midpoint, AgentFault, FreezeEpisode, JourneyKind, KeptRecord, ProbeEvent, Record,
     RunRecord, SessionEnd, SessionSpan, StepRecord,
 };
+use crate::stall::StallWatch;
 use crate::status::StatusBoard;
 
 pub struct Observer {
@@ -31,6 +40,12 @@ pub struct Observer {
     reports: HashMap<String, (usize, Option<Instant>)>,
     /// When each journey's current run started.
     run_started: HashMap<String, Instant>,
+    stalls: StallWatch,
+    /// How many of the monitor's stalls have been taken in.
+    stalls_seen: u64,
+    /// Journeys whose last run overlapped a stall of the agent: the slots
+    /// it overran were missed because of the agent.
+    stalled_last_run: HashSet<String>,
 }
 
 impl Observer {
@@ -39,6 +54,7 @@ impl Observer {
         status: Arc<Mutex<StatusBoard>>,
         targets: Vec<String>,
         journal: Option<Journal>,
+        stalls: StallWatch,
     ) -> Observer {
         Observer {
             metrics,
@@ -50,6 +66,9 @@ impl Observer {
             journal,
             reports: HashMap::new(),
             run_started: HashMap::new(),
+            stalls,
+            stalls_seen: 0,
+            stalled_last_run: HashSet::new(),
         }
     }
 
@@ -110,6 +129,14 @@ impl Observer {
                 waits,
             } => {
                 tracing::warn!(%journey, missed = count, "missed timetable slots");
+                // Slots are missed while the previous run overran; when the
+                // agent's stall made it overrun, the waits measured the
+                // agent: the slots count, their waits do not.
+                let waits = if self.stalled_last_run.contains(&journey) {
+                    Vec::new()
+                } else {
+                    waits
+                };
                 self.metrics.missed_slots(&target, &journey, count, &waits);
                 self.board().missed_slots(&journey, count);
                 if let Some(journal) = &self.journal {
@@ -158,10 +185,35 @@ impl Observer {
         }
     }
 
-    fn run(&mut self, run: RunRecord) {
+    /// Takes in the stalls the monitor recorded since last time (to the
+    /// freeze detector, the journal and the board), and the one under way
+    /// that it has not been able to record yet (to the detector only: the
+    /// monitor records it once it runs).
+    fn learn_stalls(&mut self, now: Instant) {
+        for stall in self.stalls.since(&mut self.stalls_seen) {
+            self.freezes.agent_stalled(stall);
+            let started = wall_clock(stall.start);
+            if let Some(journal) = &self.journal {
+                journal.stall(started, stall.length);
+            }
+            self.board().agent_stalled(started, stall.length);
+        }
+        if let Some(stall) = self.stalls.unconfirmed(now) {
+            self.freezes.agent_stalled(stall);
+        }
+    }
+
+    fn run(&mut self, mut run: RunRecord) {
+        let now = Instant::now();
+        self.learn_stalls(now);
         if let Some(fault) = run.agent_fault() {
             self.agent_fault(&run, fault);
             return;
+        }
+        if mark_run(self.freezes.stalls(), &mut run, monotonic(now)) {
+            self.stalled_last_run.insert(run.journey.clone());
+        } else {
+            self.stalled_last_run.remove(&run.journey);
         }
         log_run(&run);
         self.metrics.run(&run);
@@ -201,7 +253,10 @@ impl Observer {
         }
     }
 
-    fn kept(&mut self, kept: KeptRecord) {
+    fn kept(&mut self, mut kept: KeptRecord) {
+        let now = Instant::now();
+        self.learn_stalls(now);
+        mark_steps(self.freezes.stalls(), &mut kept.steps, monotonic(now));
         for step in &kept.steps {
             if let Some(fault) = step.agent_fault {
                 tracing::error!(
@@ -261,6 +316,7 @@ impl Observer {
 
     /// Opens freeze episodes that are due and refreshes the live gauges.
     pub fn tick(&mut self, now: Instant) {
+        self.learn_stalls(now);
         for change in self.freezes.tick(now) {
             self.freeze_change(change);
         }
@@ -284,6 +340,7 @@ impl Observer {
 
     /// Closes open episodes as censored: the agent is stopping.
     pub fn finish(&mut self, now: Instant) {
+        self.learn_stalls(now);
         for change in self.freezes.finish(now) {
             self.freeze_change(change);
         }
@@ -301,15 +358,20 @@ impl Observer {
                 started,
                 ended,
                 censored,
+                agent_stalled,
             } => {
                 let length = ended.saturating_duration_since(started);
-                tracing::warn!(%target, length_s = length.as_secs_f64(), censored, "freeze ended");
+                tracing::warn!(
+                    %target, length_s = length.as_secs_f64(), censored,
+                    agent_stalled_s = agent_stalled.as_secs_f64(), "freeze ended"
+                );
                 self.metrics.freeze_ended(&target, length);
                 let episode = FreezeEpisode {
                     target,
                     started: wall_clock(started),
                     length,
                     censored,
+                    agent_stalled,
                 };
                 if let Some(journal) = &self.journal {
                     journal.freeze(&episode);
@@ -325,7 +387,23 @@ pub fn wall_clock(instant: Instant) -> SystemTime {
     SystemTime::now() - Instant::now().saturating_duration_since(instant)
 }
 
+/// Places wall-clock times in the past on the monotonic clock, as of `now`.
+fn monotonic(now: Instant) -> impl Fn(SystemTime) -> Instant {
+    let wall_now = SystemTime::now();
+    move |t| {
+        let ago = wall_now.duration_since(t).unwrap_or_default();
+        now.checked_sub(ago).unwrap_or(now)
+    }
+}
+
 fn log_run(run: &RunRecord) {
+    if run.agent_stalled {
+        tracing::warn!(
+            journey = %run.journey, target = %run.target, outcome = %run.outcome,
+            "run overlapped a stall of the agent itself: not counted against the target"
+        );
+        return;
+    }
     if run.outcome.is_success() {
         tracing::debug!(journey = %run.journey, outcome = %run.outcome, duration_s = run.duration.as_secs_f64(), "run finished");
         return;

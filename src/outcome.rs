@@ -179,6 +179,12 @@ pub struct StepRecord {
     /// What a browser step saw besides the fields above; `None` for HTTP
     /// steps.
     pub browser: Option<Box<PageTimings>>,
+    /// The step's `freeze_after`: the threshold its outcome was judged by.
+    pub freeze_after: Duration,
+    /// The step overlapped a stall of the agent itself longer than its
+    /// `freeze_after` ([`crate::detect::stall`]), so its time says nothing
+    /// about the target. The runner leaves it false; the observer sets it.
+    pub agent_stalled: bool,
     /// Set when the step failed through the agent's own fault, not the
     /// target's: its outcome is then `error`, and the run it is part of is
     /// not counted as the target's ([`RunRecord::agent_fault`]).
@@ -305,6 +311,11 @@ pub struct RunRecord {
     pub steps: Vec<StepRecord>,
     /// The run's sessions (two when a step was retried after re-login).
     pub sessions: Vec<SessionSpan>,
+    /// The run overlapped a stall of the agent itself longer than the
+    /// smallest `freeze_after` of its steps, or one of its steps did
+    /// ([`crate::detect::stall`]): it is not counted against the target.
+    /// The runner leaves it false; the observer sets it.
+    pub agent_stalled: bool,
 }
 
 impl RunRecord {
@@ -559,6 +570,11 @@ pub struct FreezeEpisode {
     pub started: SystemTime,
     pub length: Duration,
     pub censored: bool,
+    /// Time within the episode the agent itself was stalled. The episode
+    /// opened on silence the agent was awake to see, but an answer that
+    /// came during a stall was read only after it: the true length lies
+    /// between `length - agent_stalled` and `length`.
+    pub agent_stalled: Duration,
 }
 
 /// Session life from `age_from` to `age_to`; with `end` set, the last stretch.
@@ -702,6 +718,8 @@ mod tests {
             detail: String::new(),
             phases: HttpPhases::default(),
             browser: None,
+            freeze_after: Duration::from_secs(5),
+            agent_stalled: false,
             agent_fault: None,
         }
     }

@@ -1,6 +1,7 @@
 //! The status board behind the HTML page at `/`: per journey, the last
 //! outcome, the last run and recent failures; per kept session, what is
-//! known of it; freezes and forced logouts as they happen.
+//! known of it; freezes and forced logouts as they happen; the agent's own
+//! stalls, and the runs they kept from being counted against a target.
 //!
 //! Failures are kept longer than successes (blackbox_exporter's habit): the
 //! board remembers the last [`FAILURES_KEPT`] failures of each journey however
@@ -40,6 +41,10 @@ pub struct JourneyStatus {
     pub last_run_end: Option<SystemTime>,
     pub last_duration: Option<Duration>,
     pub runs: BTreeMap<Outcome, u64>,
+    /// Runs that overlapped a stall of the agent itself: in no other count.
+    pub stalled_runs: u64,
+    /// The last run overlapped a stall of the agent itself.
+    pub last_stalled: bool,
     pub missed_slots: u64,
     pub recent_failures: VecDeque<Failure>,
 }
@@ -87,6 +92,17 @@ pub struct StatusBoard {
     pub age_bands: AgeBands,
     /// Time lost per practitioner since the agent started.
     pub time_lost: TimeLostTally,
+    pub stalls: AgentStalls,
+}
+
+/// The agent's own stalls since it started.
+#[derive(Debug, Default)]
+pub struct AgentStalls {
+    pub count: u64,
+    pub total: Duration,
+    pub longest: Duration,
+    /// The latest, with when each began, oldest first.
+    pub recent: VecDeque<(SystemTime, Duration)>,
 }
 
 /// What the status page needs for time lost per practitioner since start:
@@ -180,6 +196,7 @@ impl StatusBoard {
             forced_logouts: VecDeque::new(),
             forced_by_cause: BTreeMap::new(),
             lifetimes: VecDeque::new(),
+            stalls: AgentStalls::default(),
             time_lost: TimeLostTally {
                 started: Some(SystemTime::now()),
                 ..TimeLostTally::default()
@@ -217,14 +234,28 @@ impl StatusBoard {
         self.frozen_now.insert(target.to_string(), at);
     }
 
+    /// An ended episode. Time lost counts what the agent was awake to
+    /// see: the stall inside it, if any, may have hidden an earlier answer.
     pub fn freeze_ended(&mut self, episode: FreezeEpisode) {
         self.frozen_now.remove(&episode.target);
         *self
             .time_lost
             .frozen
             .entry(episode.target.clone())
-            .or_default() += episode.length.as_secs_f64();
+            .or_default() += episode
+            .length
+            .saturating_sub(episode.agent_stalled)
+            .as_secs_f64();
         push_bounded(&mut self.freezes, episode, FAILURES_KEPT);
+    }
+
+    /// From `started` the agent itself could not run for `length`.
+    pub fn agent_stalled(&mut self, started: SystemTime, length: Duration) {
+        let stalls = &mut self.stalls;
+        stalls.count += 1;
+        stalls.total += length;
+        stalls.longest = stalls.longest.max(length);
+        push_bounded(&mut stalls.recent, (started, length), FAILURES_KEPT);
     }
 
     /// A stretch of session life: an ended life joins the survival
@@ -260,13 +291,22 @@ impl StatusBoard {
         }
     }
 
+    /// A finished run. One that overlapped a stall of the agent is counted
+    /// apart, and in neither the runs by outcome, the failures nor time lost.
     pub fn observe_run(&mut self, run: &RunRecord) {
-        self.tally_run(run);
+        if !run.agent_stalled {
+            self.tally_run(run);
+        }
         let status = self.journeys.entry(run.journey.clone()).or_default();
         status.target = run.target.clone();
         status.last_outcome = Some(run.outcome);
+        status.last_stalled = run.agent_stalled;
         status.last_run_end = Some(run.intended_start + run.duration);
         status.last_duration = Some(run.duration);
+        if run.agent_stalled {
+            status.stalled_runs += 1;
+            return;
+        }
         *status.runs.entry(run.outcome).or_default() += 1;
         if let Some(step) = run.steps.iter().find(|s| !s.outcome.is_success()) {
             remember_failure(&mut status.recent_failures, step);
@@ -321,13 +361,17 @@ impl StatusBoard {
             _ => {}
         }
         if record.activity == KeptActivity::Check {
-            for step in &record.steps {
+            for step in record.steps.iter().filter(|s| !s.agent_stalled) {
                 status.last_check = Some(step.sent_at + step.duration);
                 status.last_outcome = Some(step.outcome);
                 *status.checks.entry(step.outcome).or_default() += 1;
             }
         }
-        if let Some(step) = record.steps.iter().find(|s| !s.outcome.is_success()) {
+        if let Some(step) = record
+            .steps
+            .iter()
+            .find(|s| !s.outcome.is_success() && !s.agent_stalled)
+        {
             remember_failure(&mut status.recent_failures, step);
         }
         for end in record.sessions.iter().filter_map(|s| s.end) {
@@ -353,16 +397,21 @@ impl StatusBoard {
                     h1 { "casewatch" }
                     p { "Site " strong { (self.site) } ". " a href="/metrics" { "Metrics" } ". This page refreshes every 10 seconds." }
                     table {
-                        thead { tr { th { "Journey" } th { "Target" } th { "Last outcome" } th { "Last run ended" } th { "Duration" } th { "Runs" } th { "Missed slots" } } }
+                        thead { tr { th { "Journey" } th { "Target" } th { "Last outcome" } th { "Last run ended" } th { "Duration" } th { "Runs" } th { "Agent stalled" } th { "Missed slots" } } }
                         tbody {
                             @for (name, j) in &self.journeys {
                                 tr {
                                     td { (name) }
                                     td { (j.target) }
-                                    td class=(outcome_class(j.last_outcome)) { (j.last_outcome.map(|o| o.as_str()).unwrap_or("not run yet")) }
+                                    @if j.last_stalled {
+                                        td class="warn" { "agent stalled (" (j.last_outcome.map(|o| o.as_str()).unwrap_or("")) ", not counted)" }
+                                    } @else {
+                                        td class=(outcome_class(j.last_outcome)) { (j.last_outcome.map(|o| o.as_str()).unwrap_or("not run yet")) }
+                                    }
                                     td { (j.last_run_end.map(format_time).unwrap_or_default()) }
                                     td { (j.last_duration.map(|d| format!("{:.2} s", d.as_secs_f64())).unwrap_or_default()) }
                                     td { (format_runs(&j.runs)) }
+                                    td { (j.stalled_runs) }
                                     td { (j.missed_slots) }
                                 }
                             }
@@ -381,11 +430,15 @@ impl StatusBoard {
                             thead { tr { th { "Target" } th { "Began" } th { "Length" } } }
                             tbody {
                                 @for f in self.freezes.iter().rev() {
-                                    tr { td { (f.target) } td { (format_time(f.started)) } td { (format!("{:.1} s{}", f.length.as_secs_f64(), if f.censored { " or more" } else { "" })) } }
+                                    tr { td { (f.target) } td { (format_time(f.started)) } td { (format!("{:.1} s{}", f.length.as_secs_f64(), if f.censored { " or more" } else { "" }))
+                                        @if !f.agent_stalled.is_zero() {
+                                            (format!(", of which the agent was stalled {:.1} s", f.agent_stalled.as_secs_f64()))
+                                        } } }
                                 }
                             }
                         }
                     }
+                    (self.stalls_section())
                     h2 { "Forced logouts" }
                     @if self.forced_logouts.is_empty() {
                         p { "None." }
@@ -427,6 +480,29 @@ impl StatusBoard {
 }
 
 impl StatusBoard {
+    /// The agent's own stalls: how many, how long, the latest.
+    fn stalls_section(&self) -> Markup {
+        let s = &self.stalls;
+        html! {
+            h2 { "Agent stalls" }
+            p { "The agent measures its own scheduling delay: a stall is a stretch it could not run (its process paused, its host swapping or starved of CPU), when every request in flight looks slow however quickly the target answered. "
+                "No freeze is taken from stall time, and a run that overlapped a stall longer than a step's freeze threshold is not counted against its target (column " em { "Agent stalled" } " above)." }
+            @if s.count == 0 {
+                p { "None since the agent started." }
+            } @else {
+                p class="warn" { (s.count) " since the agent started, " (format!("{:.1} s", s.total.as_secs_f64())) " in all; the longest " (format!("{:.1} s", s.longest.as_secs_f64())) "." }
+                table {
+                    thead { tr { th { "Began" } th { "Length" } } }
+                    tbody {
+                        @for (started, length) in s.recent.iter().rev() {
+                            tr { td { (format_time(*started)) } td { (format!("{:.2} s", length.as_secs_f64())) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Time lost per practitioner since start, by cause.
     fn time_lost_table(&self) -> Markup {
         let minutes = self.time_lost.minutes(SystemTime::now());
@@ -554,4 +630,87 @@ fn format_time(t: SystemTime) -> String {
     chrono::DateTime::<chrono::Utc>::from(t)
         .format("%Y-%m-%d %H:%M:%S UTC")
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outcome::{HttpPhases, JourneyKind, StepPhase, StepRecord};
+
+    fn run(outcome: Outcome, agent_stalled: bool) -> RunRecord {
+        let step = StepRecord {
+            target: "ics".into(),
+            journey: "note".into(),
+            step: "home".into(),
+            phase: StepPhase::Journey,
+            kind: JourneyKind::Interactive,
+            sent_at: SystemTime::now(),
+            ttfb: None,
+            duration: Duration::from_secs(10),
+            outcome,
+            censored: false,
+            status: Some(200),
+            bytes: 10,
+            logout_cause: None,
+            session_age: None,
+            detail: "complete only after 10.0s".into(),
+            phases: HttpPhases::default(),
+            browser: None,
+            freeze_after: Duration::from_secs(1),
+            agent_stalled,
+            agent_fault: None,
+        };
+        RunRecord {
+            target: "ics".into(),
+            journey: "note".into(),
+            kind: JourneyKind::Interactive,
+            intended_start: SystemTime::now(),
+            actual_start: SystemTime::now(),
+            duration: Duration::from_secs(10),
+            outcome,
+            failed_step: (!outcome.is_success()).then(|| "home".into()),
+            steps: vec![step],
+            sessions: Vec::new(),
+            agent_stalled,
+        }
+    }
+
+    #[test]
+    fn a_run_over_an_agent_stall_is_counted_apart_and_the_stall_is_shown() {
+        let mut board = StatusBoard::new(
+            "s",
+            AgeBands::default(),
+            [("note".to_string(), "ics".to_string())],
+        );
+        board.observe_run(&run(Outcome::Frozen, true));
+        let note = &board.journeys["note"];
+        assert_eq!(note.stalled_runs, 1);
+        assert!(note.runs.is_empty());
+        assert!(note.recent_failures.is_empty());
+        assert!(board.time_lost.excess.is_empty());
+        board.observe_run(&run(Outcome::Ok, false));
+        assert_eq!(board.journeys["note"].runs[&Outcome::Ok], 1);
+        assert!(!board.journeys["note"].last_stalled);
+
+        board.agent_stalled(SystemTime::now(), Duration::from_millis(9_980));
+        board.freeze_ended(FreezeEpisode {
+            target: "ics".into(),
+            started: SystemTime::now(),
+            length: Duration::from_secs(10),
+            censored: false,
+            agent_stalled: Duration::from_secs(3),
+        });
+        // Time lost counts the silence the agent was awake to see.
+        assert_eq!(board.time_lost.frozen["ics"], 7.0);
+        let page = board.render_html().into_string();
+        assert!(
+            page.contains("1 since the agent started, 10.0 s in all"),
+            "{page}"
+        );
+        assert!(page.contains("9.98 s"), "{page}");
+        assert!(
+            page.contains("of which the agent was stalled 3.0 s"),
+            "{page}"
+        );
+    }
 }

@@ -133,7 +133,7 @@ impl BrowserMetrics {
     /// A finished run's browser steps.
     pub fn observe(&self, run: &RunRecord) {
         let (t, j) = (run.target.as_str(), run.journey.as_str());
-        for step in &run.steps {
+        for step in run.steps.iter().filter(|s| !s.agent_stalled) {
             let Some(page) = &step.browser else {
                 continue;
             };

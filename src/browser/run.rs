@@ -86,6 +86,9 @@ fn not_run(
         phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
         agent_fault: None,
+        // It never ran, so no stall can have slowed it.
+        freeze_after: step.map_or(std::time::Duration::MAX, |s| s.timings.freeze_after),
+        agent_stalled: false,
     }
 }
 
@@ -109,6 +112,7 @@ fn record(
         failed_step,
         steps,
         sessions,
+        agent_stalled: false,
     }
 }
 

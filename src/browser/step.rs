@@ -318,6 +318,8 @@ pub async fn run_step(
         phases: Default::default(),
         browser: Some(Box::new(page)),
         agent_fault: None,
+        freeze_after: step.timings.freeze_after,
+        agent_stalled: false,
     }
 }
 

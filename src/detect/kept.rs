@@ -187,6 +187,8 @@ mod tests {
             phases: Default::default(),
             browser: None,
             agent_fault: None,
+            freeze_after: std::time::Duration::from_secs(5),
+            agent_stalled: false,
         };
         assert_eq!(
             Sign::of(&step(Outcome::Slow, Some(200), false)),

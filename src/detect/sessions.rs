@@ -246,6 +246,8 @@ mod tests {
             phases: Default::default(),
             browser: None,
             agent_fault: None,
+            freeze_after: Duration::from_secs(5),
+            agent_stalled: false,
         };
         use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};
         let steps = [

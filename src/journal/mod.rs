@@ -1,7 +1,7 @@
 //! The durable journal: an embedded SQLite file holding every run and step,
-//! freeze episodes, session lifetimes, change events, missed slots and
-//! per-interval HdrHistograms, written off the probing path by one writer
-//! thread.
+//! freeze episodes, session lifetimes, change events, missed slots, the
+//! agent's own stalls and per-interval HdrHistograms, written off the
+//! probing path by one writer thread.
 //!
 //! - [`Journal`] is the agent's handle. Its methods never block: they
 //!   `try_send` on a bounded queue and count a drop when it is full.
@@ -91,6 +91,10 @@ enum Message {
     },
     Freeze(FreezeEpisode),
     Session(SessionSpan),
+    Stall {
+        started: SystemTime,
+        length: Duration,
+    },
 }
 
 /// The journal's self-metrics, on the agent's registry.
@@ -201,6 +205,11 @@ impl Journal {
 
     pub fn session(&self, span: &SessionSpan) {
         self.send(Message::Session(span.clone()));
+    }
+
+    /// A stall of the agent itself: from `started` it could not run for `length`.
+    pub fn stall(&self, started: SystemTime, length: Duration) {
+        self.send(Message::Stall { started, length });
     }
 
     /// Flushes what is queued and stops the writer. Blocks.

@@ -158,6 +158,27 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE steps ADD COLUMN main_thread_blocked REAL;
     ALTER TABLE steps ADD COLUMN evidence TEXT;
     "#,
+    // 6: the agent's own stalls (its process paused, its host swapping or
+    // starved of CPU): when each began and how long it lasted (seconds, at
+    // least 0.25). A run, step or kept check that overlapped a stall
+    // longer than its `freeze_after` has `agent_stalled` = 1: what it
+    // measured was the agent, not the target. A freeze episode says how
+    // much of it the agent was stalled (`agent_stall`, seconds): its true
+    // length lies between `length - agent_stall` and `length`. Older rows
+    // are 0: their stalls were not measured.
+    r#"
+    CREATE TABLE agent_stalls (
+        id      INTEGER PRIMARY KEY,
+        site    TEXT NOT NULL,
+        started REAL NOT NULL,
+        length  REAL NOT NULL
+    );
+    CREATE INDEX agent_stalls_by_time ON agent_stalls (started);
+    ALTER TABLE runs ADD COLUMN agent_stalled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE steps ADD COLUMN agent_stalled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE kept_checks ADD COLUMN agent_stalled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE freezes ADD COLUMN agent_stall REAL NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes and reads.
@@ -269,5 +290,37 @@ mod tests {
                 ("case_note".to_string(), "journey".to_string(), None),
             ]
         );
+    }
+    #[test]
+    fn older_rows_are_not_flagged_as_agent_stalls() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO runs (id, site, target, journey, kind, intended_start, actual_start, duration, outcome, report_same, report_any)
+                 VALUES (1, 's', 'ics', 'note', 'interactive', 10, 10, 1, 'ok', 0, 0);
+             INSERT INTO steps (run_id, seq, step, phase, sent_at, duration, outcome, bytes, censored)
+                 VALUES (1, 0, 'home', 'journey', 10, 1, 'ok', 10, 0);
+             INSERT INTO freezes (site, target, started, length, censored) VALUES ('s', 'ics', 20, 5, 0);",
+        )
+        .unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), 5);
+        let flags: (i64, i64, f64) = conn
+            .query_row(
+                "SELECT r.agent_stalled, s.agent_stalled, (SELECT agent_stall FROM freezes)
+                 FROM runs r JOIN steps s ON s.run_id = r.id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(flags, (0, 0, 0.0));
+        conn.execute(
+            "INSERT INTO agent_stalls (site, started, length) VALUES ('s', 30, 10.5)",
+            [],
+        )
+        .unwrap();
     }
 }

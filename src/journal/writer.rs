@@ -147,9 +147,11 @@ impl Writer {
     /// Queues a record for the next transaction; steps also go to the recorder.
     fn accept(&mut self, message: Message) {
         if let Message::Run(run, _) = &message {
-            // A step given up on has no response time, only a lower bound:
-            // it stays out of the percentiles (the steps table keeps it).
-            for step in run.steps.iter().filter(|s| !s.censored) {
+            // A step given up on has no response time, only a lower bound,
+            // and one that overlapped a stall of the agent measured the
+            // agent: both stay out of the percentiles (the steps table
+            // keeps them).
+            for step in run.steps.iter().filter(|s| !s.censored && !s.agent_stalled) {
                 self.recorder.record(
                     StepKey {
                         target: step.target.clone(),
@@ -211,6 +213,7 @@ impl Writer {
             removed += tx.execute("DELETE FROM kept_checks WHERE sent_at < ?1", [failures])?;
             removed += tx.execute("DELETE FROM freezes WHERE started < ?1", [failures])?;
             removed += tx.execute("DELETE FROM missed_slots WHERE at < ?1", [failures])?;
+            removed += tx.execute("DELETE FROM agent_stalls WHERE started < ?1", [failures])?;
             removed += tx.execute(
                 "DELETE FROM histograms WHERE interval_start < ?1",
                 [failures],
@@ -242,8 +245,8 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
         Message::Run(run, load) => {
             let kind = run.kind.as_str();
             tx.prepare_cached(
-                "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any, agent_stalled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             )?
             .execute(params![
                 site,
@@ -257,11 +260,12 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                 run.failed_step,
                 load.same_target,
                 load.any_target,
+                run.agent_stalled,
             ])?;
             let run_id = tx.last_insert_rowid();
             let mut step_insert = tx.prepare_cached(
-                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer, freeze_side, server_wait, main_thread_blocked, evidence)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
+                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer, freeze_side, server_wait, main_thread_blocked, evidence, agent_stalled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
             )?;
             for (seq, step) in run.steps.iter().enumerate() {
                 step_insert.execute(params![
@@ -292,13 +296,14 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                         .as_ref()
                         .map(|b| b.main_thread_blocked.as_secs_f64()),
                     step.browser.as_ref().and_then(|b| b.evidence.as_deref()),
+                    step.agent_stalled,
                 ])?;
             }
         }
         Message::Kept(kept) => {
             let mut check = tx.prepare_cached(
-                "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state, agent_stalled)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
             for (seq, step) in kept.steps.iter().enumerate() {
                 check.execute(params![
@@ -316,6 +321,7 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                     step.logout_cause.map(|c| c.as_str()),
                     step.session_age.map(|d| d.as_secs_f64()),
                     kept.state.as_str(),
+                    step.agent_stalled,
                 ])?;
             }
         }
@@ -332,15 +338,22 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
         }
         Message::Freeze(episode) => {
             tx.prepare_cached(
-                "INSERT INTO freezes (site, target, started, length, censored) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO freezes (site, target, started, length, censored, agent_stall) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 site,
                 episode.target,
                 unix_secs(episode.started),
                 episode.length.as_secs_f64(),
-                episode.censored
+                episode.censored,
+                episode.agent_stalled.as_secs_f64(),
             ])?;
+        }
+        Message::Stall { started, length } => {
+            tx.prepare_cached(
+                "INSERT INTO agent_stalls (site, started, length) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![site, unix_secs(*started), length.as_secs_f64()])?;
         }
         Message::Session(span) => {
             let (origin, slot) = match &span.origin {

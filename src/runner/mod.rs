@@ -256,6 +256,7 @@ pub async fn run_journey(
         failed_step,
         steps,
         sessions,
+        agent_stalled: false,
     }
 }
 

@@ -148,6 +148,8 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         phases: progress.phases,
         browser: None,
         agent_fault,
+        freeze_after: step.timings.freeze_after,
+        agent_stalled: false,
     }
 }
 

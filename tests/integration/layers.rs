@@ -62,6 +62,20 @@ const RULES: &[Rule] = &[
               web::ReloadRequest, which the agent answers",
     },
     Rule {
+        module: "stall",
+        forbidden: Forbidden::These(&[
+            "agent",
+            "observe",
+            "journal",
+            "status",
+            "runner",
+            "supervisor",
+            "web",
+        ]),
+        why: "the stall monitor measures whether the process can run; what a stall means \
+              for freezes, runs, the journal and the page is decided by detect and observe",
+    },
+    Rule {
         module: "sim",
         forbidden: Forbidden::Everything,
         why: "the simulator stands in for a real system: tests and the demo reach it \

@@ -146,7 +146,7 @@ async fn reload_applies_a_good_config_and_refuses_a_bad_one() {
     sim.stop().await;
 }
 
-fn signal(child: &Child, name: &str) {
+pub(crate) fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
         .arg(child.id().to_string())
@@ -156,7 +156,7 @@ fn signal(child: &Child, name: &str) {
 }
 
 /// Starts `casewatch run` on `config`; returns the child and its metrics URL.
-fn run_agent(config: &Path, extra: &[&str]) -> (Child, String) {
+pub(crate) fn run_agent(config: &Path, extra: &[&str]) -> (Child, String) {
     let port = free_port();
     let child = Command::new(env!("CARGO_BIN_EXE_casewatch"))
         .args(["run", "--config"])
@@ -172,7 +172,7 @@ fn run_agent(config: &Path, extra: &[&str]) -> (Child, String) {
     (child, format!("http://127.0.0.1:{port}/metrics"))
 }
 
-async fn scrape_url(url: &str) -> Option<String> {
+pub(crate) async fn scrape_url(url: &str) -> Option<String> {
     reqwest::get(url).await.ok()?.text().await.ok()
 }
 

@@ -21,4 +21,5 @@ mod prometheus;
 mod remote_write;
 mod report;
 mod sessions;
+mod stalls;
 mod time_lost;
