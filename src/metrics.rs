@@ -93,7 +93,7 @@ pub struct MetricsError(#[from] prometheus::Error);
 pub struct AgentMetrics {
     /// Connections to the agent's endpoints open now.
     pub web_connections_open: prometheus::IntGauge,
-    /// Connections closed at once because the cap was reached.
+    /// Connections closed because the cap was reached.
     pub web_connections_refused: prometheus::IntCounter,
     /// The cap itself.
     pub web_connection_cap: prometheus::IntGauge,
@@ -113,7 +113,7 @@ impl AgentMetrics {
             )?,
             web_connections_refused: prometheus::IntCounter::new(
                 "casewatch_web_connections_refused_total",
-                "Connections to the agent's own endpoints closed as soon as accepted, because casewatch_web_connection_cap were open.",
+                "Connections to the agent's own endpoints closed because casewatch_web_connection_cap were open: the oldest that had sent no request, to make room for a new one, or the new one when every open one had.",
             )?,
             web_connection_cap: prometheus::IntGauge::new(
                 "casewatch_web_connection_cap",

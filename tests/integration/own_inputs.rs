@@ -1098,7 +1098,8 @@ fn run_agent_with_nofile(
 }
 
 /// 400 connections held open to an agent with 256 descriptors cost no
-/// probe (the web server keeps under its cap of 64 and closes the rest);
+/// probe and keep no one out (the web server keeps under its cap of 64,
+/// closing the oldest that sent nothing to make room);
 /// and when the agent really runs out of descriptors, its probes' failures
 /// are its own error, counted, not the target's `connect_error`.
 #[cfg(target_os = "linux")]
@@ -1140,8 +1141,18 @@ async fn idle_connections_cannot_starve_the_probes_and_exhaustion_is_the_agents_
             held.push(stream);
         }
     }
+    // A scrape while they are held gets in at its first try: it takes the
+    // place of the oldest connection that has sent nothing.
+    let during = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("{url}/-/healthy"))
+        .send()
+        .await
+        .expect("a request during the flood was refused");
+    assert_eq!(during.status(), 200);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    // Scrapes get through once the silent ones time out, at the latest.
     let text = wait_for(Duration::from_secs(40), "a scrape", || async {
         get_text(&format!("{url}/metrics")).await
     })
