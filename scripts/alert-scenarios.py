@@ -26,7 +26,10 @@ TESTS = Path(__file__).resolve().parent.parent / "config/alerts/tests"
 # use 1 minute, which promtool can run in the time a test suite has (it
 # evaluates every group at every step, whatever the group's own interval).
 SCRAPE = 15
-RUNBOOK = "https://github.com/casewatch/casewatch/blob/main/README.md#alert-"
+# The runbook's address is the operator's: the rules read it from
+# Prometheus's external label casewatch_runbook_url. The tests set this one.
+RUNBOOK_BASE = "https://runbooks.council.test/casewatch/RUNBOOK.md"
+RUNBOOK = RUNBOOK_BASE + "#alert-"
 OUTCOMES = ["ok", "slow", "frozen", "logged_out", "http_error",
             "assertion_failed", "connect_error", "error"]
 INSTANCE = '127.0.0.1:9898'
@@ -161,6 +164,8 @@ class Scenario:
         self.agents()
         out = [f"  # {line}" for line in self.comment.strip().splitlines()]
         out.append(f"  - interval: {SCRAPE}s")
+        out.append("    external_labels:")
+        out.append(f"      casewatch_runbook_url: {RUNBOOK_BASE}")
         out.append("    input_series:")
         for series, values in self.series:
             out.append(f"      - series: '{series}'")

@@ -23,6 +23,8 @@ ROOT=$PWD
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$CARGO_TARGET_DIR/release/casewatch
+# The benchmark tools are a binary of their own, not part of `casewatch`.
+BENCH=$CARGO_TARGET_DIR/release/casewatch-bench
 OUT=${BENCH_OUT:-$ROOT/benches/RESULTS.md}
 WORK=$(mktemp -d /tmp/casewatch-bench.XXXXXX)
 QUICK=${BENCH_QUICK:-0}
@@ -164,7 +166,7 @@ LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # Bench server: fixed delays, arrival log, global freeze on demand.
 section "Bench server (all sections; \`\$W\` is a scratch directory):"
-start_bg server "$BIN" bench serve --listen $SRV
+start_bg server "$BENCH" serve --listen $SRV
 SERVER_PID=$LAST_PID
 wait_http "http://$SRV/_log"
 
@@ -214,15 +216,15 @@ if [[ " $ONLY " == *" 1 "* ]]; then
         log "fidelity d=${d}ms"
         journeys_yaml 60 1200ms "$d" f >"$WORK/fid-$d.yaml"
         drain /dev/null
-        cmd "$BIN" bench drive --config "$WORK/fid-$d.yaml" --duration ${FID_S}s --out "$WORK/fid-drive-$d.tsv"
+        cmd "$BENCH" drive --config "$WORK/fid-$d.yaml" --duration ${FID_S}s --out "$WORK/fid-drive-$d.tsv"
         drain "$WORK/fid-srv-agent-$d.tsv"
-        cmd "$BIN" bench fidelity --server-log "$WORK/fid-srv-agent-$d.tsv" --delay-ms "$d" --gap-ms 1200 \
+        cmd "$BENCH" fidelity --server-log "$WORK/fid-srv-agent-$d.tsv" --delay-ms "$d" --gap-ms 1200 \
             --drive-log "$WORK/fid-drive-$d.tsv" >"$WORK/fid-agent-$d.txt"
         : >"$WORK/fid-oha-$d.txt"
         if ((HAVE_OHA)); then
             cmd oha --no-tui --output-format json -q 50 -z ${FID_S}s -c 64 "http://$SRV/d/$d/oha" >"$WORK/fid-oha-$d.json"
             drain "$WORK/fid-srv-oha-$d.tsv"
-            cmd "$BIN" bench fidelity --server-log "$WORK/fid-srv-oha-$d.tsv" --delay-ms "$d" --gap-ms 20 \
+            cmd "$BENCH" fidelity --server-log "$WORK/fid-srv-oha-$d.tsv" --delay-ms "$d" --gap-ms 20 \
                 --oha-json "$WORK/fid-oha-$d.json" >"$WORK/fid-oha-$d.txt"
         fi
         a=$WORK/fid-agent-$d.txt
@@ -247,10 +249,10 @@ if [[ " $ONLY " == *" 2 "* ]]; then
     journeys_yaml 20 100ms 10 c >"$WORK/co.yaml"
     drain /dev/null
     freeze_later
-    cmd "$BIN" bench drive --config "$WORK/co.yaml" --duration ${CO_S}s --out "$WORK/co-drive.tsv"
+    cmd "$BENCH" drive --config "$WORK/co.yaml" --duration ${CO_S}s --out "$WORK/co-drive.tsv"
     wait "$FREEZE_PID"
     drain "$WORK/co-srv-agent.tsv"
-    cmd "$BIN" bench co --server-log "$WORK/co-srv-agent.tsv" --delay-ms 10 --drive-log "$WORK/co-drive.tsv" >"$WORK/co-agent.txt"
+    cmd "$BENCH" co --server-log "$WORK/co-srv-agent.tsv" --delay-ms 10 --drive-log "$WORK/co-drive.tsv" >"$WORK/co-agent.txt"
     : >"$WORK/co-oha.txt"
     : >"$WORK/co-ohac.txt"
     if ((HAVE_OHA)); then
@@ -259,13 +261,13 @@ if [[ " $ONLY " == *" 2 "* ]]; then
         cmd oha --no-tui --output-format json -q 200 -z ${CO_S}s -c 20 "http://$SRV/d/10/oha" >"$WORK/co-oha.json"
         wait "$FREEZE_PID"
         drain "$WORK/co-srv-oha.tsv"
-        cmd "$BIN" bench co --server-log "$WORK/co-srv-oha.tsv" --delay-ms 10 --duration ${CO_S}s --oha-json "$WORK/co-oha.json" >"$WORK/co-oha.txt"
+        cmd "$BENCH" co --server-log "$WORK/co-srv-oha.tsv" --delay-ms 10 --duration ${CO_S}s --oha-json "$WORK/co-oha.json" >"$WORK/co-oha.txt"
         log "CO: oha --latency-correction"
         freeze_later
         cmd oha --no-tui --output-format json -q 200 -z ${CO_S}s -c 20 --latency-correction "http://$SRV/d/10/ohac" >"$WORK/co-ohac.json"
         wait "$FREEZE_PID"
         drain "$WORK/co-srv-ohac.tsv"
-        cmd "$BIN" bench co --server-log "$WORK/co-srv-ohac.tsv" --delay-ms 10 --duration ${CO_S}s --oha-json "$WORK/co-ohac.json" >"$WORK/co-ohac.txt"
+        cmd "$BENCH" co --server-log "$WORK/co-srv-ohac.tsv" --delay-ms 10 --duration ${CO_S}s --oha-json "$WORK/co-ohac.json" >"$WORK/co-ohac.txt"
     fi
     log "CO: wrk"
     cat >"$WORK/pct.lua" <<'EOF'
@@ -280,7 +282,7 @@ EOF
     cmd wrk -t1 -c2 -d${CO_S}s -s "$WORK/pct.lua" "http://$SRV/d/10/wrk" >"$WORK/co-wrk.out"
     wait "$FREEZE_PID"
     drain "$WORK/co-srv-wrk.tsv"
-    cmd "$BIN" bench co --server-log "$WORK/co-srv-wrk.tsv" --delay-ms 10 --duration ${CO_S}s --wrk-out "$WORK/co-wrk.out" >"$WORK/co-wrk.txt"
+    cmd "$BENCH" co --server-log "$WORK/co-srv-wrk.tsv" --delay-ms 10 --duration ${CO_S}s --wrk-out "$WORK/co-wrk.out" >"$WORK/co-wrk.txt"
 
     a=$WORK/co-agent.txt
     truth99=$(fig "$a" truth_p99_ms)
@@ -353,7 +355,7 @@ EOF
     pid=$LAST_PID
     wait_http "http://$BB/metrics"
     t1=$(cpu_ticks "$pid")
-    cmd "$BIN" bench load --url "http://$BB/probe?module=bench&target=http://$SRV/d/0/bb" --rate 500 --duration ${CPU_S}s >"$WORK/bb-load.txt"
+    cmd "$BENCH" load --url "http://$BB/probe?module=bench&target=http://$SRV/d/0/bb" --rate 500 --duration ${CPU_S}s >"$WORK/bb-load.txt"
     t2=$(cpu_ticks "$pid")
     probes=$(fig "$WORK/bb-load.txt" count)
     stop_pid "$pid"
@@ -468,7 +470,7 @@ if [[ " $ONLY " == *" 5 "* ]]; then
     sleep 6
     series=$(curl -fs "http://$AGENT/metrics" | grep -vc '^#')
     bytes=$(curl -fs "http://$AGENT/metrics" | wc -c)
-    cmd "$BIN" bench load --url "http://$AGENT/metrics" --rate 10 --duration ${SCRAPE_S}s >"$WORK/scrape.txt"
+    cmd "$BENCH" load --url "http://$AGENT/metrics" --rate 10 --duration ${SCRAPE_S}s >"$WORK/scrape.txt"
     stop_pid "$pid"
     note_row "5. series exposed (bytes per scrape: $bytes)" "$series" "—" "$( ((series >= 10000)) && echo '≥ 10,000' || echo '**below 10,000**')"
     row "5. /metrics p99 at $series series while probing (ms, ≤ 25)" "$(fig "$WORK/scrape.txt" p99_ms)" "—" 'x <= 25'
@@ -497,7 +499,7 @@ bin_of() { if [[ $1 == base ]]; then echo "$BASE"; else echo "$BIN"; fi; }
 
 if only 6; then
     section "6. A config at the 1 MiB cap: ${QUIET_S} s as it is, then reloaded every 2 s for ${RELOAD_S} s, while a journey ('probe') runs every 1 s and /metrics is read once a second (lateness of the probe's runs from the journal, for each phase):"
-    cmd "$BIN" bench large-config --base-url "http://$SRV/" --probe-path /d/0/probe --probe-interval 1s --out "$WORK/large.yaml" >"$WORK/large.txt"
+    cmd "$BENCH" large-config --base-url "http://$SRV/" --probe-path /d/0/probe --probe-interval 1s --out "$WORK/large.yaml" >"$WORK/large.txt"
     for b in $(builds); do
         bin=$(bin_of "$b")
         log "reload ($b build)"
@@ -507,18 +509,18 @@ if only 6; then
         wait_up "http://$AGENT/-/healthy"
         sleep 5
         quiet=$(date +%s.%N)
-        cmd "$BIN" bench load --url "http://$AGENT/metrics" --rate 1 --duration ${QUIET_S}s >"$WORK/quiet-scrape-$b.txt"
+        cmd "$BENCH" load --url "http://$AGENT/metrics" --rate 1 --duration ${QUIET_S}s >"$WORK/quiet-scrape-$b.txt"
         since=$(date +%s.%N)
-        "$BIN" bench load --url "http://$AGENT/metrics" --rate 1 --duration ${RELOAD_S}s >"$WORK/reload-scrape-$b.txt" &
+        "$BENCH" load --url "http://$AGENT/metrics" --rate 1 --duration ${RELOAD_S}s >"$WORK/reload-scrape-$b.txt" &
         load_pid=$!
-        cmd "$BIN" bench reloads --url "http://$AGENT/-/reload" --every 2s --count $((RELOAD_S / 2)) >"$WORK/reloads-$b.txt"
+        cmd "$BENCH" reloads --url "http://$AGENT/-/reload" --every 2s --count $((RELOAD_S / 2)) >"$WORK/reloads-$b.txt"
         wait "$load_pid"
         until_s=$(date +%s.%N)
         stop_pid "$pid"
-        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$quiet" --until "$since" >"$WORK/quiet-late-$b.txt"
-        cmd "$BIN" bench lateness --journal "$WORK/reload-$b.db" --journey probe --since "$since" --until "$until_s" >"$WORK/reload-late-$b.txt"
+        cmd "$BENCH" lateness --journal "$WORK/reload-$b.db" --journey probe --since "$quiet" --until "$since" >"$WORK/quiet-late-$b.txt"
+        cmd "$BENCH" lateness --journal "$WORK/reload-$b.db" --journey probe --since "$since" --until "$until_s" >"$WORK/reload-late-$b.txt"
     done
-    echo "    $BIN bench load --url http://$AGENT/metrics --rate 1 --duration ${RELOAD_S}s &   # beside each reloads run" | sed "s#$BIN#target/release/casewatch#" >>"$CMDS"
+    echo "    $BENCH load --url http://$AGENT/metrics --rate 1 --duration ${RELOAD_S}s &   # beside each reloads run" | sed "s#$BIN#target/release/casewatch#" >>"$CMDS"
     # file-of: the new build's file, or /dev/null when the base has none.
     file_of() { if [[ -f $1 ]]; then echo "$1"; else echo /dev/null; fi; }
     size="$(fig "$WORK/large.txt" bytes) bytes, $(fig "$WORK/large.txt" journeys) journeys"
@@ -547,8 +549,8 @@ fi
 if only 7; then
     section "7. Basic auth (bcrypt cost 10) under 200 wrong-password requests, 16 at a time, each password different, while a journey ('auth0') runs every 1 s and correct scrapes go 10 a second (lateness from the journal, over the flood):"
     export BENCH_PASSWORD=bench-scrape-password
-    hash=$("$BIN" bench hash-password --cost 10)
-    echo "    BENCH_PASSWORD=... target/release/casewatch bench hash-password --cost 10   # into \$W/web.yml as basic_auth_users.prometheus" >>"$CMDS"
+    hash=$("$BENCH" hash-password --cost 10)
+    echo "    BENCH_PASSWORD=... target/release/casewatch-bench hash-password --cost 10   # into \$W/web.yml as basic_auth_users.prometheus" >>"$CMDS"
     printf 'basic_auth_users:\n  prometheus: %s\n' "$hash" >"$WORK/web.yml"
     journeys_yaml 1 1s 0 auth >"$WORK/auth.yaml"
     for b in $(builds); do
@@ -560,12 +562,12 @@ if only 7; then
         wait_up "http://$AGENT/-/healthy"
         sleep 3
         since=$(date +%s.%N)
-        cmd "$BIN" bench auth-flood --url "http://$AGENT/metrics" --user prometheus --wrong 200 --concurrency 16 --scrape-rate 10 --quiet ${QUIET_S}s >"$WORK/flood-$b.txt"
+        cmd "$BENCH" auth-flood --url "http://$AGENT/metrics" --user prometheus --wrong 200 --concurrency 16 --scrape-rate 10 --quiet ${QUIET_S}s >"$WORK/flood-$b.txt"
         sleep 1
         stop_pid "$pid"
         f=$WORK/flood-$b.txt
-        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$since" --until "$(fig "$f" flood_start)" >"$WORK/quiet-auth-late-$b.txt"
-        cmd "$BIN" bench lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$(fig "$f" flood_start)" --until "$(fig "$f" flood_end)" >"$WORK/flood-late-$b.txt"
+        cmd "$BENCH" lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$since" --until "$(fig "$f" flood_start)" >"$WORK/quiet-auth-late-$b.txt"
+        cmd "$BENCH" lateness --journal "$WORK/auth-$b.db" --journey auth0 --since "$(fig "$f" flood_start)" --until "$(fig "$f" flood_end)" >"$WORK/flood-late-$b.txt"
     done
     n=$WORK/flood-new.txt
     o=$WORK/flood-base.txt

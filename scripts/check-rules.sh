@@ -96,7 +96,9 @@ for path in sys.argv[1:]:
     if "casewatch" not in d.get("tags", []):
         problems.append(f"{path}: tags lack 'casewatch'")
     variables = {v.get("name"): v for v in d.get("templating", {}).get("list", [])}
-    for var in ("datasource", "site", "target", "journey"):
+    # The Fleet board shows every site at once; the others one site at a time.
+    fleet = d.get("uid") == "casewatch-fleet"
+    for var in ("datasource",) if fleet else ("datasource", "site", "target", "journey"):
         if var not in variables:
             problems.append(f"{path}: no template variable {var!r}")
     # One site at a time: "All" at 40 sites is 160 tiles.
@@ -134,6 +136,8 @@ for path in sys.argv[1:]:
                 problems.append(f"{name}: query {t.get('refId')} has no expr")
             # The board reads recording rules only: raw series over 30 days
             # at 40 sites are tens of billions of samples.
+            if fleet and "$site" in (t.get("expr") or ""):
+                problems.append(f"{name}: the Fleet board has no $site")
             if d.get("uid") == "casewatch-board":
                 raw = re.findall(r"(?<![:\w])casewatch_[a-z_]+(?![:\w])", t.get("expr") or "")
                 if raw:

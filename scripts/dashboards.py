@@ -4,10 +4,11 @@
     python3 scripts/dashboards.py           # rewrite dashboards/*.json
     python3 scripts/dashboards.py --check   # exit 1 if a file is stale
 
-One source for the three boards keeps them alike: a templated Prometheus
-datasource, a single-select `site` (never "All": at 40 sites that is 160
-tiles and queries no browser waits for), change annotations, a unit and a
-description on every panel. scripts/check-rules.sh checks the structure and
+One source for the four boards keeps them alike: a templated Prometheus
+datasource, a single-select `site` on each board about one site (never
+"All": at 40 sites that is 160 tiles and queries no browser waits for; the
+Fleet board shows every site at once from one series per site), change
+annotations, a unit and a description on every panel. scripts/check-rules.sh checks the structure and
 the test suite runs every query against a real Prometheus.
 
 The board reads only the recording rules of the `casewatch_fleet_5m` group
@@ -212,13 +213,18 @@ def variable(name, label, query_text, multi=True, include_all=True, hide=0):
     return v
 
 
-def templating(extra=()):
+DATASOURCE = {"name": "datasource", "label": "Data source", "type": "datasource",
+              "query": "prometheus", "current": {"selected": False, "text": "Prometheus",
+                                                 "value": "prometheus"},
+              "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1,
+              "regex": ""}
+
+
+def templating(extra=(), per_site=True):
+    if not per_site:
+        return {"list": [DATASOURCE, *extra]}
     return {"list": [
-        {"name": "datasource", "label": "Data source", "type": "datasource",
-         "query": "prometheus", "current": {"selected": False, "text": "Prometheus",
-                                            "value": "prometheus"},
-         "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1,
-         "regex": ""},
+        DATASOURCE,
         # One site at a time: the board's fleet panels show every site
         # together, and "Agents up" lists them all.
         variable("site", "Site", "label_values(casewatch_build_info, site)",
@@ -231,7 +237,7 @@ def templating(extra=()):
     ]}
 
 
-def dashboard(uid, title, desc, time_from, refresh, panels, extra_vars=()):
+def dashboard(uid, title, desc, time_from, refresh, panels, extra_vars=(), per_site=True):
     return {
         "uid": uid, "title": title, "description": desc, "tags": ["casewatch"],
         "schemaVersion": 39, "version": 1, "editable": True, "graphTooltip": 1,
@@ -251,7 +257,7 @@ def dashboard(uid, title, desc, time_from, refresh, panels, extra_vars=()):
         "links": [{"title": "casewatch dashboards", "type": "dashboards",
                    "tags": ["casewatch"], "asDropdown": True, "includeVars": True,
                    "keepTime": True}],
-        "templating": templating(extra_vars),
+        "templating": templating(extra_vars, per_site),
         "panels": layout(panels),
     }
 
@@ -738,10 +744,76 @@ def reporting():
         ], extra_vars=[report_var])
 
 
+# ---------------------------------------------------------------------------
+# Fleet: which of the offices is red right now
+# ---------------------------------------------------------------------------
+
+# site:casewatch_alert_state:max (config/alerts/casewatch.rules.yml): the
+# most severe casewatch alert firing for the site.
+STATE = [{"type": "value", "options": {
+    "0": {"text": "OK", "color": "green", "index": 0},
+    "1": {"text": "ticket", "color": "orange", "index": 1},
+    "2": {"text": "PAGE", "color": "red", "index": 2},
+}}]
+STATE_THRESHOLDS = [{"color": "green", "value": None}, {"color": "orange", "value": 1},
+                    {"color": "red", "value": 2}]
+OPERATIONS_LINK = [{
+    "title": "Operations at ${__field.labels.site}",
+    "url": "/d/casewatch-operations/casewatch-operations?var-site=${__field.labels.site}&${__url_time_range}",
+}]
+
+
+def state_timeline(title, desc, queries, w=24, h=14):
+    return {
+        "type": "state-timeline", "title": title, "description": desc, "datasource": DS,
+        "w": w, "h": h,
+        "fieldConfig": {"defaults": {
+            "unit": "none", "mappings": STATE, "color": {"mode": "thresholds"},
+            "thresholds": {"mode": "absolute", "steps": STATE_THRESHOLDS},
+            "custom": {"fillOpacity": 80, "lineWidth": 0}, "links": OPERATIONS_LINK,
+        }, "overrides": []},
+        "options": {"mergeValues": True, "showValue": "never", "alignValue": "left",
+                    "rowHeight": 0.9, "legend": {"showLegend": False},
+                    "tooltip": {"mode": "single", "sort": "none"}},
+        "targets": refs(queries),
+    }
+
+
+def fleet():
+    now = stat(
+        "Every site now",
+        "One tile per office: PAGE (red) while an alert of severity page fires "
+        "for the site (agent down or silent, a freeze in progress, a journey "
+        "burning its error budget fast), ticket (orange) while only a ticket "
+        "does, OK (green) while nothing fires. Sorted worst first. Click a "
+        "tile for that site's Operations dashboard; Prometheus's /alerts page "
+        "(or Grafana's alert list) says which alert it is. From the recording "
+        "rule site:casewatch_alert_state:max: one series per site.",
+        "none",
+        [query("sort_desc(max by (site) (site:casewatch_alert_state:max))", "{{site}}",
+               instant=True)],
+        w=24, h=8, thresholds=STATE_THRESHOLDS, mappings=STATE, text="value_and_name")
+    now["fieldConfig"]["defaults"]["links"] = OPERATIONS_LINK
+    return dashboard(
+        "casewatch-fleet", "casewatch / Fleet",
+        "Which of the offices is red right now, and since when: every site's "
+        "state from the casewatch alerts firing for it. For IT operations.",
+        "now-6h", "30s", [
+            now,
+            state_timeline(
+                "State of every site over time",
+                "Each row is a site; each stretch its state: OK (green), a ticket "
+                "open (orange), a page firing (red). The right edge is now. Click a "
+                "row for that site's Operations dashboard.",
+                [query("max by (site) (site:casewatch_alert_state:max)", "{{site}}")]),
+        ], per_site=False)
+
+
 BOARDS = {
     "casewatch-operations.json": operations,
     "casewatch-board.json": board,
     "casewatch-reporting.json": reporting,
+    "casewatch-fleet.json": fleet,
 }
 
 

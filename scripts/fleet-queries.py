@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Times every query of the board dashboard against a Prometheus, over the
-board's own time range, as Grafana would send them; prints a Markdown table.
+"""Times every query of a dashboard (the board by default) against a
+Prometheus, over a time range, as Grafana would send them; prints a Markdown
+table.
 
-    python3 scripts/fleet-queries.py --url http://127.0.0.1:19090 --end UNIX_TIME [--range 30d] [--runs 5]
+    python3 scripts/fleet-queries.py --url http://127.0.0.1:19090 --end UNIX_TIME [--range 30d] [--runs 5] [--dashboard dashboards/casewatch-board.json]
 
-Panels, annotations and variables are read from dashboards/casewatch-board.json.
+Panels, annotations and variables are read from the dashboard's JSON.
 Timeseries panels are range queries at the step Grafana would use (the
 query's minimum interval, else range / 1000 points); stats, bar charts and
 bar gauges are instant queries with `$__range` the whole range; the change
@@ -64,14 +65,16 @@ def main():
     ap.add_argument("--range", default="30d")
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--end", type=float, required=True, help="unix time the board is looked at")
+    ap.add_argument("--dashboard", default="dashboards/casewatch-board.json")
     args = ap.parse_args()
-    board = json.loads((ROOT / "dashboards/casewatch-board.json").read_text())
+    board = json.loads((ROOT / args.dashboard).read_text())
     span = seconds(args.range)
     end = args.end
     start = end - span
     _, sites = get(args.url, "/api/v1/label/site/values",
                    {"match[]": "casewatch_build_info", "start": start, "end": end})
-    site = sorted(sites["data"])[0]
+    # A board without $site (the Fleet board) needs none.
+    site = min(sites["data"] or [""])
     _, changes = get(args.url, "/api/v1/query",
                      {"query": "max by (change) (casewatch_change_timestamp_seconds)", "time": end})
     changes = {r["metric"]["change"]: float(r["value"][1]) for r in changes["data"]["result"]}

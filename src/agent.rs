@@ -66,6 +66,9 @@ pub struct AgentOptions {
     pub stop_deadline: Duration,
     /// TLS and basic auth for the web endpoints.
     pub web_config: crate::webconfig::WebConfig,
+    /// A listener already bound (by [`web::bind`]), served instead of
+    /// binding `listen`.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 impl AgentOptions {
@@ -77,8 +80,67 @@ impl AgentOptions {
             config_path: None,
             stop_deadline: DEFAULT_STOP_DEADLINE,
             web_config: Default::default(),
+            listener: None,
         }
     }
+}
+
+/// Open files beside the web endpoints' connections: the journal and its
+/// WAL, queue files, the log, Chromium's pipes and DevTools socket, the
+/// runtime's own.
+pub const DESCRIPTOR_RESERVE: u64 = 256;
+
+/// The open files an agent running `config` may need at once: every web
+/// connection the endpoints allow, two connections per session slot (a
+/// session's own and a pooled spare), heartbeats, and the reserve.
+pub fn descriptors_needed(config: &Config) -> u64 {
+    web::MAX_CONNECTIONS as u64
+        + 2 * config.max_sessions as u64
+        + config.targets.len() as u64
+        + DESCRIPTOR_RESERVE
+}
+
+/// Raises the soft open-file limit to the hard one (as Go's runtime does),
+/// and says so when even that is below what `config` may need. Returns the
+/// soft limit now in force.
+#[cfg(unix)]
+fn raise_descriptor_limit(config: &Config) -> Option<u64> {
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit = raised;
+        }
+    }
+    // rlim_t is not 64 bits on every platform.
+    #[allow(clippy::unnecessary_cast)]
+    let soft = limit.rlim_cur as u64;
+    let needed = descriptors_needed(config);
+    if soft < needed {
+        tracing::warn!(
+            limit = soft,
+            needed,
+            "the open-file limit is below what this config may need ({} web connections, {} session slots): raise it (LimitNOFILE in the unit)",
+            web::MAX_CONNECTIONS,
+            config.max_sessions
+        );
+    }
+    Some(soft)
+}
+
+#[cfg(not(unix))]
+fn raise_descriptor_limit(_config: &Config) -> Option<u64> {
+    None
 }
 
 pub struct Agent {
@@ -98,9 +160,16 @@ pub struct Agent {
 impl Agent {
     pub async fn start(
         config: Arc<Config>,
-        options: AgentOptions,
+        mut options: AgentOptions,
         shutdown: CancellationToken,
     ) -> Result<Agent, AgentError> {
+        // The port first: a busy one stops the start before the journal,
+        // the evidence folder or a queue file is created.
+        let listener = match options.listener.take() {
+            Some(listener) => listener,
+            None => web::bind(options.listen)?,
+        };
+        raise_descriptor_limit(&config);
         let metrics = Arc::new(Metrics::new(&config)?);
         // First, so the agent's stalls are measured from its start.
         let stalls = StallMonitor::start(metrics.registry())?;
@@ -173,7 +242,7 @@ impl Agent {
             "http"
         };
         let (addr, web) =
-            web::serve(options.listen, state, &options.web_config, shutdown.clone()).await?;
+            web::serve_on(listener, state, &options.web_config, shutdown.clone()).await?;
         let consumer = tokio::spawn(consume(rx, observer));
         let control = tokio::spawn(control_loop(Control {
             supervisor,

@@ -9,6 +9,53 @@ use clap::{Parser, Subcommand};
 /// The agent's default listen address: loopback only, as exporters do.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 
+/// `casewatch sim --help`: what there is to sign in to and click on, so the
+/// simulator can be used as a target without reading its code. A test holds
+/// it to the simulator's routes and the embedded profile's users.
+pub const SIM_HELP: &str = "Run the simulated ICS (the case-recording system) and CSS (the reporting \
+system above it): a case system to learn casewatch on, with the freezes, \
+forced logouts, slow reports and restarts of its fault profile.
+
+Users: the profile's `users`; the embedded profile (config/sim.yaml) has \
+sw.demo, sw.north and sw.south. Every user has the one password the \
+simulator reads at start from the environment variable --password-env names \
+(default CASEWATCH_PASSWORD); it is never in a file.
+
+Pages, the same on the ICS and the CSS (session cookie ICSSESSION or \
+CSSSESSION; a page that needs a session redirects to /login without one):
+  GET  /login                the sign-in form#login: hidden csrf_token, username, password
+  POST /login                form username, password, csrf_token: 303 to /home with the
+                             session cookie; a wrong password shows the form again
+  GET  /home                 \"Signed in as USER\", the search form#search (input q), and a
+                             link to /reports/caseload-summary
+  GET  /cases/search?q=NAME  results table#results: a.case-link, href /cases/C-10000 to C-10299
+  GET  /api/cases?q=NAME     the same as JSON: {query, count, results: [{id, name, worker}]}
+  GET  /cases/ID             the record: h1.case-name, ul#notes, and form#note-form with a
+                             hidden csrf_token (the session's token) and textarea note
+  POST /cases/ID/notes       form note, csrf_token (from the record page): 303 to
+                             /cases/ID?saved=N-..., which says \"Note N-... saved\"; a wrong
+                             token is 403 \"Invalid form token\"
+  GET  /reports/NAME         a slow management report; p#report-status says complete
+  GET  /logout               ends the session: 303 to /login?logged_out=1
+  GET  /ping                 \"ok\", no session needed
+  GET  /static/app.js        the pages' script (a page hang runs here)
+
+Control API (with --control, on the ICS only; JSON bodies, in which \
+\"system\" is \"ics\" (the default) or \"css\"):
+  POST /_control/freeze        {\"seconds\": 5, \"system\": \"ics\"}
+  POST /_control/logout        {\"which\": \"all\"|\"oldest\", \"count\": 1}
+  POST /_control/capacity      {\"workers\": 4, \"report_weight\": 6}
+  POST /_control/reports       {\"on\": \"ics\"|\"css\"}
+  POST /_control/latency       {\"extra_ms\": 300}
+  POST /_control/errors        {\"status\": 500, \"count\": 10}
+  POST /_control/logout_style  {\"style\": \"redirect\"|\"status_401\"|\"status_403\"|\"status_440\"|
+                               \"expired_page\"|\"cookie_cleared\"|\"login_page\"}
+  POST /_control/restart       {\"seconds\": 8}
+  POST /_control/page_hang     {\"seconds\": 3, \"count\": 1}
+  GET  /_control/truth         every fault, injected or random (?since=ID for the newer ones)
+  GET  /_control/sessions      live sessions and their ages
+  GET  /_control/stats         load and capacity";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "casewatch",
@@ -19,8 +66,12 @@ pub struct Cli {
     /// Log filter, e.g. `info`, `debug` or `debug,reqwest=debug` (also
     /// RUST_LOG). A bare level is casewatch's; other crates log at warn
     /// unless named, and the HTML parsers never do.
-    #[arg(long, global = true, env = "CASEWATCH_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "CASEWATCH_LOG", default_value = crate::logging::DEFAULT_FILTER)]
     pub log: String,
+    /// How log lines are written on standard error: `text` for people,
+    /// `json` (one object per line) for a log stack.
+    #[arg(long, global = true, env = "CASEWATCH_LOG_FORMAT", value_enum, default_value_t = crate::logging::LogFormat::Text)]
+    pub log_format: crate::logging::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,24 +99,35 @@ pub enum Command {
     },
     /// Run each journey once and print a per-step table (for writing journeys).
     Once {
+        /// The configuration file.
         #[arg(long, short)]
         config: PathBuf,
         /// Run only this journey.
         #[arg(long)]
         journey: Option<String>,
     },
-    /// Check a configuration file and print every problem with its line.
+    /// Check a configuration file and print every problem with its line:
+    /// the file itself, then what `run` will need from this machine (each
+    /// secret's environment variable or file, the browser when a journey
+    /// runs in one, a writable folder for the journal and queues).
     CheckConfig {
         /// The configuration file.
         file: PathBuf,
+        /// Check the file only, not this machine: for a config written for
+        /// another host.
+        #[arg(long)]
+        offline: bool,
     },
-    /// Run the simulated ICS and CSS.
+    /// Run the simulated ICS and CSS: a case system to learn casewatch on.
+    #[command(long_about = SIM_HELP)]
     Sim {
         /// Fault profile; the embedded demo profile when not given.
         #[arg(long)]
         profile: Option<PathBuf>,
+        /// Where the simulated ICS (the case-recording system) listens.
         #[arg(long, default_value = "127.0.0.1:8181")]
         ics_listen: SocketAddr,
+        /// Where the simulated CSS (the reporting system) listens.
         #[arg(long, default_value = "127.0.0.1:8182")]
         css_listen: SocketAddr,
         /// Enable the control API (fault injection and truth log) under /_control.
@@ -95,6 +157,7 @@ pub enum Command {
         /// Where to write the report; standard output when not given.
         #[arg(long, short)]
         out: Option<PathBuf>,
+        /// The report's format; see above for the default.
         #[arg(long, value_enum)]
         format: Option<crate::report::Format>,
         /// The session age the "log out every two hours" rule is tested at
@@ -109,8 +172,11 @@ pub enum Command {
     /// Export a journal's series: OpenMetrics text (for `promtool tsdb
     /// create-blocks-from openmetrics`) or HdrHistogram interval logs.
     Export {
+        /// The journal file (SQLite) to export.
         #[arg(long)]
         journal: PathBuf,
+        /// `openmetrics` for a Prometheus backfill, `hlog` for HdrHistogram
+        /// interval logs.
         #[arg(long, value_enum)]
         format: crate::report::export::ExportFormat,
         /// Start of the period, as for `report`.
@@ -128,11 +194,15 @@ pub enum Command {
         /// How long to run; until interrupted when not given.
         #[arg(long, value_parser = humantime::parse_duration)]
         duration: Option<Duration>,
-        /// Where to serve the agent's metrics and status page.
-        #[arg(long, default_value = DEFAULT_LISTEN)]
-        listen: SocketAddr,
+        /// Where to serve the agent's metrics and status page. Not given:
+        /// 127.0.0.1:9898, or a free port when that one is busy (the
+        /// address is printed).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Where the simulated ICS listens (port 0: a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         ics_listen: SocketAddr,
+        /// Where the simulated CSS listens (port 0: a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         css_listen: SocketAddr,
         /// Fault profile for the simulator; the embedded demo profile when not given.
@@ -148,10 +218,5 @@ pub enum Command {
         /// TLS and basic auth for the web endpoints (exporter-toolkit format).
         #[arg(long = "web.config.file")]
         web_config: Option<PathBuf>,
-    },
-    /// Benchmarks for issue 7 (see scripts/bench.sh).
-    Bench {
-        #[command(subcommand)]
-        command: crate::bench::BenchCommand,
     },
 }

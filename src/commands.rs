@@ -24,27 +24,47 @@ use crate::webconfig::WebConfig;
 /// Exit status for "the checked thing is wrong" (bad config, failed journey).
 pub const EXIT_FAILED: i32 = 1;
 
-/// Prints every problem of a config file; returns whether it is usable.
-pub fn check_config(file: &Path) -> Result<bool, anyhow::Error> {
+/// Prints every problem of a config file, then (unless `offline`) every
+/// problem this machine has running it; returns whether it is usable.
+pub fn check_config(file: &Path, offline: bool) -> Result<bool, anyhow::Error> {
     match config::load(file) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 eprintln!("warning: {warning}");
             }
             let c = &loaded.config;
+            if !offline {
+                let problems = crate::readiness::check(c, &secret::process_env());
+                if !problems.is_empty() {
+                    for problem in &problems {
+                        eprintln!("error: {problem}");
+                    }
+                    eprintln!(
+                        "{}: {} error(s) on this machine (the file itself is valid; --offline checks only the file)",
+                        file.display(),
+                        problems.len()
+                    );
+                    return Ok(false);
+                }
+            }
             let steps: usize = c
                 .journeys
                 .iter()
                 .map(|j| j.steps.len() + j.browser.as_ref().map_or(0, |b| b.steps.len()))
                 .sum();
             println!(
-                "{}: OK: site {}, {} target(s), {} journey(s), {} step(s), {} warning(s)",
+                "{}: OK: site {}, {} target(s), {} journey(s), {} step(s), {} warning(s){}",
                 file.display(),
                 c.site,
                 c.targets.len(),
                 c.journeys.len(),
                 steps,
-                loaded.warnings.len()
+                loaded.warnings.len(),
+                if offline {
+                    "; this machine not checked (--offline)"
+                } else {
+                    ""
+                }
             );
             Ok(true)
         }
@@ -94,14 +114,14 @@ pub async fn run(
         ..AgentOptions::new(listen, secret::process_env())
     };
     let agent = Agent::start(Arc::new(loaded.config), options, shutdown.clone()).await?;
-    eprintln!("casewatch: serving {}/ (metrics at /metrics)", agent.url);
+    tracing::info!(url = %agent.url, "serving the status page at / and metrics at /metrics");
     loop {
         tokio::select! {
             _ = wait_for_signal() => break,
-            _ = hangup() => match agent.reload().await {
-                Ok(summary) => eprintln!("casewatch: configuration reloaded: {summary}"),
-                Err(why) => eprintln!("casewatch: reload refused, the old configuration keeps running: {}", crate::error_chain(&why)),
-            },
+            // The agent logs the outcome of every reload, however asked for.
+            _ = hangup() => {
+                let _ = agent.reload().await;
+            }
         }
     }
     tracing::info!(
@@ -111,7 +131,7 @@ pub async fn run(
     shutdown.cancel();
     tokio::spawn(async {
         wait_for_signal().await;
-        eprintln!("casewatch: second signal, exiting now");
+        tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
     agent.wait().await;
@@ -284,7 +304,7 @@ pub async fn sim(cmd: SimCommand<'_>) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .await?;
-    eprintln!(
+    println!(
         "casewatch sim: ICS at http://{}/ and CSS at http://{}/{}",
         handle.ics_addr,
         handle.css_addr,
@@ -302,7 +322,9 @@ pub async fn sim(cmd: SimCommand<'_>) -> anyhow::Result<()> {
 
 pub struct DemoCommand<'a> {
     pub duration: Option<Duration>,
-    pub listen: SocketAddr,
+    /// Not given: [`crate::cli::DEFAULT_LISTEN`], or a free port when that
+    /// one is busy.
+    pub listen: Option<SocketAddr>,
     pub ics_listen: SocketAddr,
     pub css_listen: SocketAddr,
     pub profile: Option<&'a Path>,
@@ -318,8 +340,38 @@ fn load_web_config(path: Option<&Path>) -> anyhow::Result<WebConfig> {
     })
 }
 
+/// The demo's own listener: the address asked for, or by default
+/// [`crate::cli::DEFAULT_LISTEN`], or a free port on loopback when that is
+/// busy. Returns the listener and, when it had to move, the reason.
+fn demo_listener(
+    asked: Option<SocketAddr>,
+) -> anyhow::Result<(std::net::TcpListener, Option<String>)> {
+    if let Some(addr) = asked {
+        return Ok((crate::web::bind(addr)?, None));
+    }
+    let default: SocketAddr = crate::cli::DEFAULT_LISTEN.parse()?;
+    match crate::web::bind(default) {
+        Ok(listener) => Ok((listener, None)),
+        Err(crate::web::BindError::Listen { source, .. })
+            if source.kind() == std::io::ErrorKind::AddrInUse =>
+        {
+            let any = SocketAddr::new(default.ip(), 0);
+            Ok((
+                crate::web::bind(any)?,
+                Some(format!("{default} is in use, so the demo took a free port")),
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `casewatch demo`: simulator plus agent, URLs printed, summary at the end.
+///
+/// Every port is bound before any file is created: a port that cannot be
+/// had stops the demo with nothing left in the working directory.
 pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
+    let (listener, moved) = demo_listener(cmd.listen)?;
+    let listen_addr = listener.local_addr()?;
     // A generated password unless the caller chose one (the credential
     // canary test does, to search every output for it).
     let password = std::env::var("CASEWATCH_PASSWORD")
@@ -389,7 +441,8 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         AgentOptions {
             journal: Some(cmd.journal.clone()),
             web_config: load_web_config(cmd.web_config)?,
-            ..AgentOptions::new(cmd.listen, env)
+            listener: Some(listener),
+            ..AgentOptions::new(listen_addr, env)
         },
         shutdown.clone(),
     )
@@ -402,6 +455,9 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
             None => " (Ctrl-C to stop)".to_string(),
         }
     );
+    if let Some(why) = &moved {
+        println!("  ({why})");
+    }
     println!("  status page:  {}/", agent.url);
     println!("  metrics:      {}/metrics", agent.url);
     println!(
@@ -506,9 +562,11 @@ fn without_chromium(config: &mut config::Config) -> Option<String> {
         .map(|j| j.name.clone())
         .collect();
     config.journeys.retain(|j| j.browser.is_none());
-    let message = format!("browser journey {} is off: {why}", names.join(", "));
-    tracing::warn!("{message}");
-    Some(message)
+    // Printed with the demo's addresses, not logged as well: one stream.
+    Some(format!(
+        "browser journey {} is off: {why}",
+        names.join(", ")
+    ))
 }
 
 /// What the demo does to the simulator at a set time.

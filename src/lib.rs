@@ -92,10 +92,14 @@
 //! - [`report`]: the board's evidence report, for one site's journal or a
 //!   fleet's, and the exports. Reads journals only, never a target or the
 //!   agent. Imports the vocabulary, `loss`, `journal` and `recorder`.
-//! - [`bench`](mod@bench): `casewatch bench`, whole-process measurements. Imports what
-//!   it measures.
+//! - [`bench`](mod@bench): whole-process measurements, run by the second
+//!   binary `casewatch-bench` (`src/bin/casewatch-bench.rs`), never by
+//!   `casewatch`. Imports what it measures.
 //! - [`cli`]: the subcommands and their flags (clap). Imports `report` and
-//!   `bench` for their option types.
+//!   `logging` for their option types.
+//! - [`readiness`]: whether this machine can run a config: its secrets,
+//!   files, folders and Chromium, for `check-config`. Imports `config` and
+//!   `browser` (where Chromium is looked for).
 //! - [`commands`]: what each subcommand does, so tests can call it.
 //!   Imports anything.
 //! - [`sim`]: the simulated case system (ICS and CSS) with its fault model
@@ -116,6 +120,7 @@ pub mod loss;
 pub mod metrics;
 pub mod observe;
 pub mod outcome;
+pub mod readiness;
 pub mod recorder;
 pub mod remote_write;
 pub mod report;

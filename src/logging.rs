@@ -8,13 +8,33 @@
 //! CSRF tokens: their events are dropped at every level, whatever the filter
 //! says. So are the DevTools client's (chromiumoxide), whose messages carry
 //! what browser steps type into pages. Colour codes are written only when standard error is a terminal.
+//!
+//! Every log line goes to standard error, and only there: standard output
+//! is for what a command prints (`once`'s tables, `demo`'s addresses, a
+//! report). One event is one line in both formats: `text` writes a line
+//! break inside a message or field (a config refused on reload lists its
+//! problems one a line) as `\n`; `json` writes one object per line, as
+//! tracing-subscriber's JSON formatter does:
+//! `{"timestamp":…,"level":…,"fields":{"message":…,…},"target":…}`.
 
 use std::io::IsTerminal;
 
+use tracing_subscriber::field::MakeExt;
 use tracing_subscriber::filter::{filter_fn, EnvFilter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
+use tracing_subscriber::{Layer, Registry};
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event for people: time, level, target, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line for a log stack: timestamp, level, target,
+    /// and fields (the message among them).
+    Json,
+}
 
 /// The filter when none is given.
 pub const DEFAULT_FILTER: &str = "warn,casewatch=info";
@@ -65,18 +85,51 @@ pub fn directives(given: &str) -> String {
     out.join(",")
 }
 
+/// `text` with its line breaks written as `\n` and `\r`, so that one
+/// event stays one line.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\r']) {
+        return text.into();
+    }
+    text.replace('\n', "\\n").replace('\r', "\\r").into()
+}
+
+/// The writer of one format, on standard error.
+fn layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
+    let base = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => base
+            .with_ansi(std::io::stderr().is_terminal())
+            .fmt_fields(
+                tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+                    let text = format!("{value:?}");
+                    if field.name() == "message" {
+                        write!(writer, "{}", one_line(&text))
+                    } else {
+                        write!(writer, "{field}={}", one_line(&text))
+                    }
+                })
+                .delimited(" "),
+            )
+            .boxed(),
+        LogFormat::Json => base
+            .json()
+            .with_current_span(false)
+            .with_span_list(false)
+            .boxed(),
+    }
+}
+
 /// Installs the process's subscriber: `RUST_LOG` if set, else `given`
-/// (the `--log` flag or `CASEWATCH_LOG`), on standard error.
-pub fn init(given: &str) {
+/// (the `--log` flag or `CASEWATCH_LOG`), on standard error, in `format`.
+pub fn init(given: &str, format: LogFormat) {
     let given = std::env::var("RUST_LOG").unwrap_or_else(|_| given.to_string());
     let wanted = directives(&given);
     let (filter, bad) = match EnvFilter::try_new(&wanted) {
         Ok(filter) => (filter, None),
         Err(e) => (EnvFilter::new(DEFAULT_FILTER), Some(e)),
     };
-    let layer = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+    let layer = layer(format)
         .with_filter(filter)
         .with_filter(filter_fn(|meta| !is_page_reader(meta.target())));
     tracing_subscriber::registry().with(layer).init();
@@ -105,6 +158,15 @@ mod tests {
         assert_eq!(
             directives("casewatch::runner=trace"),
             "warn,casewatch::runner=trace"
+        );
+    }
+
+    #[test]
+    fn line_breaks_are_written_as_escapes() {
+        assert_eq!(one_line("plain"), "plain");
+        assert_eq!(
+            one_line("casewatch.yaml has 2 problem(s):\n  a\r\n  b"),
+            "casewatch.yaml has 2 problem(s):\\n  a\\r\\n  b"
         );
     }
 

@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use casewatch::cli::{Cli, Command};
 use casewatch::commands::{self, DemoCommand, SimCommand, EXIT_FAILED};
+use casewatch::logging::LogFormat;
 use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    casewatch::logging::init(&cli.log);
+    let log_format = cli.log_format;
+    casewatch::logging::init(&cli.log, log_format);
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -36,7 +38,7 @@ fn main() -> ExitCode {
             .await
             .map(|_| true),
             Command::Once { config, journey } => commands::once(&config, journey.as_deref()).await,
-            Command::CheckConfig { file } => commands::check_config(&file),
+            Command::CheckConfig { file, offline } => commands::check_config(&file, offline),
             Command::Sim {
                 profile,
                 ics_listen,
@@ -98,7 +100,6 @@ fn main() -> ExitCode {
             })
             .await
             .map(|_| true),
-            Command::Bench { command } => casewatch::bench::run(command).await.map(|_| true),
         }
     });
     // Everything the command waits for has ended; a thread of the blocking
@@ -108,7 +109,14 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED as u8),
         Err(error) => {
-            eprintln!("casewatch: error: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("casewatch: error: {error:#}"),
+                // A log stack reads standard error: the error is one of its
+                // lines, with the whole cause chain in one field.
+                LogFormat::Json => {
+                    tracing::error!(error = format!("{error:#}"), "casewatch stopped")
+                }
+            }
             // A usage or configuration problem, as clap reports its own.
             ExitCode::from(2)
         }

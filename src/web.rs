@@ -179,10 +179,39 @@ pub enum BindError {
     },
 }
 
+/// The most connections the endpoints hold open at once, whatever the
+/// descriptor limit; the cap itself is a quarter of the soft limit up to
+/// this ([`limits::connection_cap`]), so a flood of connections cannot take
+/// the descriptors the probes need. The packaged unit's `LimitNOFILE` leaves
+/// room for these beside the probes' own connections (see
+/// [`crate::agent::descriptors_needed`]).
+pub const MAX_CONNECTIONS: usize = limits::MAX_CONNECTIONS;
+
+/// Binds `addr` for [`serve_on`]. Commands bind first, before they create
+/// any file, so a busy port stops them with nothing left behind.
+pub fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, BindError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| BindError::Listen { addr, source })?;
+    Ok(listener)
+}
+
 /// Binds `addr` and serves until `shutdown`, over TLS and behind basic auth
 /// when the web config says so; returns the bound address.
 pub async fn serve(
     addr: SocketAddr,
+    state: WebState,
+    web_config: &WebConfig,
+    shutdown: CancellationToken,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
+    serve_on(bind(addr)?, state, web_config, shutdown).await
+}
+
+/// As [`serve`], on a listener already bound by [`bind`].
+pub async fn serve_on(
+    listener: std::net::TcpListener,
     state: WebState,
     web_config: &WebConfig,
     shutdown: CancellationToken,
@@ -195,14 +224,12 @@ pub async fn serve(
             crate::webconfig::require_basic_auth,
         ));
     }
-    let listener =
-        std::net::TcpListener::bind(addr).map_err(|source| BindError::Listen { addr, source })?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|source| BindError::Listen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| BindError::Listen { addr, source })?;
+    let unknown = SocketAddr::from(([0, 0, 0, 0], 0));
+    let bound = listener.local_addr().map_err(|source| BindError::Listen {
+        addr: unknown,
+        source,
+    })?;
+    let addr = bound;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

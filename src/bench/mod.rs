@@ -1,5 +1,7 @@
-//! `casewatch bench`: whole-process measurements for issue 7, driven by
-//! `scripts/bench.sh`, which writes `benches/RESULTS.md`.
+//! `casewatch-bench`: whole-process measurements for issue 7, driven by
+//! `scripts/bench.sh`, which writes `benches/RESULTS.md`. They are a second
+//! binary (`src/bin/casewatch-bench.rs`), not a subcommand of `casewatch`, so
+//! the production binary carries none of them.
 //!
 //! - `serve`: a minimal fixed-delay HTTP server that logs server-side arrival
 //!   and completion times (realtime ns), with a global freeze on demand. It is

@@ -152,14 +152,86 @@ pub fn from_yaml_str_with_base_urls(
         })
     })?;
     let options = marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true);
-    let mut raw: raw::RawConfig = marked_yaml::from_yaml_with_options(0, text, options)
-        .map_err(|e| ConfigError::Parse(parse_problem(&e, origin)))?;
+    let node = marked_yaml::parse_yaml_with_options(0, text, options).map_err(|e| {
+        ConfigError::Parse(parse_problem(
+            &marked_yaml::FromYamlError::ParseYaml(e),
+            origin,
+        ))
+    })?;
+    let mut raw: raw::RawConfig = marked_yaml::from_node(&node).map_err(|e| {
+        let mut problems = each_parse_problem(&node, origin);
+        if problems.len() > 1 {
+            return ConfigError::Invalid {
+                file: origin.to_string(),
+                problems,
+            };
+        }
+        ConfigError::Parse(
+            problems
+                .pop()
+                .unwrap_or_else(|| parse_problem(&marked_yaml::FromYamlError::FromNode(e), origin)),
+        )
+    })?;
     for target in &mut raw.targets {
         if let Some(url) = base_urls.get(target.name.as_str()) {
             target.base_url = marked_yaml::Spanned::new(*target.base_url.span(), url.clone());
         }
     }
     validate::validate(raw, origin)
+}
+
+/// The top-level keys whose lists are read one item at a time.
+const LISTS: [&str; 4] = ["targets", "journeys", "changes", "remote_write"];
+
+/// serde stops at the first value it cannot read. To report every one in a
+/// pass, each top-level key, and each item of a list, is read again on its
+/// own (a mapping of that key alone, which every other key may be missing
+/// from); the problems come in the order of the file, each with the path
+/// and line it would have had in the whole file. A file that is not YAML at
+/// all still stops at its first syntax error: nothing after it can be read.
+fn each_parse_problem(node: &marked_yaml::Node, origin: &str) -> Vec<Problem> {
+    use marked_yaml::types::{MarkedMappingNode, MarkedSequenceNode};
+    use marked_yaml::Node;
+    let Some(top) = node.as_mapping() else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    for (key, value) in top.iter() {
+        let alone = |value: Node| {
+            let mut one = MarkedMappingNode::new_empty(*top.span());
+            one.insert(key.clone(), value);
+            Node::from(one)
+        };
+        let items: Vec<(Option<usize>, Node)> = match value.as_sequence() {
+            Some(list) if LISTS.contains(&key.as_str()) => list
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let list = MarkedSequenceNode::new(*value.span(), vec![item.clone()]);
+                    (Some(i), alone(Node::from(list)))
+                })
+                .collect(),
+            _ => vec![(None, alone(value.clone()))],
+        };
+        for (index, one) in items {
+            let Err(e) = marked_yaml::from_node::<raw::RawConfig>(&one) else {
+                continue;
+            };
+            let mut problem = parse_problem(&marked_yaml::FromYamlError::FromNode(e), origin);
+            if let Some(i) = index.filter(|i| *i > 0) {
+                let alone = format!("at {}[0]", key.as_str());
+                if problem.context.starts_with(&alone) {
+                    problem.context = format!(
+                        "at {}[{i}]{}",
+                        key.as_str(),
+                        &problem.context[alone.len()..]
+                    );
+                }
+            }
+            problems.push(problem);
+        }
+    }
+    problems
 }
 
 fn parse_problem(err: &marked_yaml::FromYamlError, origin: &str) -> Problem {

@@ -33,6 +33,32 @@ pub struct Config {
     pub practitioners: super::practitioners::Practitioners,
     /// The agent's one Chromium, for browser journeys.
     pub browser: super::browser::BrowserSettings,
+    /// What `run` will need from the machine, each where the file asks for
+    /// it: `check-config` checks them (`crate::readiness`).
+    pub requirements: Vec<Requirement>,
+}
+
+/// Something the agent will need from the machine it runs on, with the
+/// line and context of the config that asks for it.
+#[derive(Clone, Debug)]
+pub struct Requirement {
+    pub line: usize,
+    /// e.g. `target "ics"`, as in a [`super::Problem`].
+    pub context: String,
+    pub need: Need,
+}
+
+#[derive(Clone, Debug)]
+pub enum Need {
+    /// A secret, under the key that names it (`credentials.password`).
+    Secret { key: String, source: SecretSource },
+    /// A file read at start (a CA bundle).
+    File { key: String, path: PathBuf },
+    /// A file the agent creates and writes (the journal, a queue): its
+    /// folder must be there and take new files.
+    Writable { key: String, path: PathBuf },
+    /// A Chromium to start, for browser journeys.
+    Browser,
 }
 
 impl Config {

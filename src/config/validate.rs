@@ -94,11 +94,13 @@ impl<'a> Scope<'a> {
 
 const DEFAULT_MAX_SESSIONS: usize = 16;
 
-/// Collects problems with the file and context they belong to.
+/// Collects problems with the file and context they belong to, and what
+/// the config will need from the machine.
 struct Checker<'a> {
     file: &'a str,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+    requirements: Vec<Requirement>,
 }
 
 fn line_of<T>(s: &Spanned<T>) -> usize {
@@ -166,6 +168,14 @@ impl Checker<'_> {
             line,
             context: context.to_string(),
             message: message.into(),
+        });
+    }
+
+    fn require(&mut self, line: usize, context: &str, need: Need) {
+        self.requirements.push(Requirement {
+            line,
+            context: context.to_string(),
+            need,
         });
     }
 
@@ -247,6 +257,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         file,
         problems: Vec::new(),
         warnings: Vec::new(),
+        requirements: Vec::new(),
     };
 
     let site = match &raw.site {
@@ -434,10 +445,13 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         if keep_failures < keep_successes {
             c.warn(line_of(&j.path), "journal", "keep_failures is shorter than keep_successes: failures are the evidence, keep them longer");
         }
-        JournalOptions { path: PathBuf::from(j.path.as_str()), keep_successes, keep_failures }
+        let path = PathBuf::from(j.path.as_str());
+        c.require(line_of(&j.path), "journal", Need::Writable { key: "journal.path".into(), path: path.clone() });
+        JournalOptions { path, keep_successes, keep_failures }
     });
 
     let browser = browser::settings(&mut c, raw.browser.as_ref());
+    browser::require_chromium(&mut c, &raw);
 
     let remote_write = remote_write::remote_writes(
         &mut c,
@@ -468,6 +482,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             remote_write,
             practitioners,
             browser,
+            requirements: c.requirements,
         },
         warnings: c.warnings,
     })
@@ -500,11 +515,18 @@ fn secret(
         );
         return None;
     }
-    if let Some(env) = &raw.env {
-        return Some(SecretSource::Env(env.to_string()));
-    }
-    if let Some(file) = &raw.file {
-        return Some(SecretSource::File(PathBuf::from(file.as_str())));
+    let source = match (&raw.env, &raw.file) {
+        (Some(env), _) => Some((env, SecretSource::Env(env.to_string()))),
+        (None, Some(file)) => Some((file, SecretSource::File(PathBuf::from(file.as_str())))),
+        (None, None) => None,
+    };
+    if let Some((given, source)) = source {
+        let need = Need::Secret {
+            key: what.to_string(),
+            source: source.clone(),
+        };
+        c.require(line_of(given), context, need);
+        return Some(source);
     }
     let value = raw.value.as_ref()?;
     if !may_be_inline {

@@ -402,6 +402,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn busy_connections_over_the_cap_are_closed_and_their_places_come_back() {
+        use axum_server::accept::Accept;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let open = IntGauge::new("open", "open").unwrap();
+        let refused = IntCounter::new("refused", "refused").unwrap();
+        let acceptor = LimitedAcceptor(Limiter::new(2, open.clone(), refused));
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (stream, _) = listener.accept().await.unwrap();
+            let (guarded, service) = acceptor.accept(stream, ()).await.unwrap();
+            // Each has sent a request: none is a stalled one to evict.
+            service.state.dispatched.store(true, Ordering::Relaxed);
+            held.push(guarded);
+        }
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(acceptor.accept(stream, ()).await.is_err());
+        held.pop();
+        assert_eq!(open.get(), 1);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        assert!(acceptor.accept(stream, ()).await.is_ok());
+    }
+
+    #[tokio::test]
     async fn an_evicted_connection_fails_its_pending_read() {
         use tokio::io::AsyncReadExt;
         let open = IntGauge::new("open", "open").unwrap();

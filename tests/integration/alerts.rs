@@ -85,6 +85,20 @@ struct Rule {
     record: Option<String>,
     alert: Option<String>,
     expr: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+/// Every rule file Prometheus loads (`rule_files: [alerts/*.yml]`).
+fn rule_files() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir("config/alerts")
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    files.sort();
+    files
 }
 
 fn rules(path: &str) -> Vec<Rule> {
@@ -172,26 +186,65 @@ fn every_recording_rule_is_read_by_an_alert_or_a_dashboard() {
     );
 }
 
-/// Each alert's `runbook_url` lands on its own section of the README, and
-/// the README's runbook is config/alerts/RUNBOOK.md word for word.
+/// Alert names are unique across every rule file, so a name (and its
+/// runbook anchor) means one alert.
+#[test]
+fn alert_names_are_unique_across_every_rule_file() {
+    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    for file in rule_files() {
+        for rule in rules(&file) {
+            let Some(name) = rule.alert else { continue };
+            if let Some(first) = seen.insert(name.clone(), file.clone()) {
+                panic!("alert {name} is defined in {first} and again in {file}");
+            }
+        }
+    }
+    assert!(seen.len() >= 15, "only {} alerts", seen.len());
+}
+
+/// Each alert's `runbook_url` is the operator's runbook address (the
+/// external label casewatch_runbook_url) plus the alert's own anchor, never
+/// an address of ours; each anchor is in the README and RUNBOOK.md exactly
+/// once; and the README's runbook is config/alerts/RUNBOOK.md word for word.
 #[test]
 fn every_alert_has_its_runbook_section_and_the_readme_carries_the_runbook() {
     let readme = std::fs::read_to_string("README.md").unwrap();
     let runbook = std::fs::read_to_string("config/alerts/RUNBOOK.md").unwrap();
-    let alerts_text = std::fs::read_to_string("config/alerts/casewatch.alerts.yml").unwrap();
-    for rule in rules("config/alerts/casewatch.alerts.yml") {
-        let name = rule.alert.unwrap();
-        let anchor = format!("alert-{}", name.to_lowercase());
-        assert!(
-            alerts_text.contains(&format!("README.md#{anchor}")),
-            "{name}: runbook_url"
-        );
-        for (file, text) in [("README.md", &readme), ("RUNBOOK.md", &runbook)] {
-            assert!(
-                text.contains(&format!("<a id=\"{anchor}\"></a>")),
-                "{file} has no section for {name}"
+    let mut anchors = BTreeSet::new();
+    for file in rule_files() {
+        for rule in rules(&file) {
+            let Some(name) = rule.alert else { continue };
+            let anchor = format!("alert-{}", name.to_lowercase());
+            assert_eq!(
+                rule.annotations.get("runbook_url").map(String::as_str),
+                Some(
+                    format!(
+                        "{{{{ with $externalLabels.casewatch_runbook_url }}}}{{{{ . }}}}#{anchor}{{{{ end }}}}"
+                    )
+                    .as_str()
+                ),
+                "{file}: {name}: runbook_url"
             );
+            assert!(anchors.insert(anchor.clone()), "{name}: anchor twice");
+            for (doc, text) in [("README.md", &readme), ("RUNBOOK.md", &runbook)] {
+                let tag = format!("<a id=\"{anchor}\"></a>");
+                assert_eq!(
+                    text.matches(&tag).count(),
+                    1,
+                    "{doc} must have one section for {name}"
+                );
+            }
         }
+    }
+    // No runbook anchor in the docs is left without its alert, or doubled.
+    for (doc, text) in [("README.md", &readme), ("RUNBOOK.md", &runbook)] {
+        let mut found = BTreeSet::new();
+        for (at, _) in text.match_indices("<a id=\"alert-") {
+            let rest = &text[at + "<a id=\"".len()..];
+            let anchor = &rest[..rest.find('"').unwrap()];
+            assert!(found.insert(anchor.to_string()), "{doc}: {anchor} twice");
+        }
+        assert_eq!(found, anchors, "{doc}: runbook anchors and alerts differ");
     }
     let from = runbook.find("<a id=\"alert-").unwrap();
     let expected = runbook[from..].trim_end().replace("\n### ", "\n#### ");
@@ -270,6 +323,35 @@ fn dashboards_hold_at_fleet_scale_and_panels_mean_what_they_say() {
                 }
             }
         }
+    }
+    // The Fleet board: every site at once, from one series per site, so its
+    // panels read 40 series at 40 sites whatever the range.
+    let fleet = dashboard("casewatch-fleet.json");
+    let names: Vec<&str> = fleet["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    assert_eq!(names, ["datasource"], "the Fleet board picks no site");
+    let fleet_panels = panel_list(&fleet);
+    assert!(fleet_panels.iter().any(|p| p["type"] == "state-timeline"));
+    for panel in fleet_panels {
+        for expr in exprs(panel) {
+            let read: Vec<&str> = expr
+                .split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .filter(|w| w.contains("casewatch"))
+                .collect();
+            assert_eq!(read, ["site:casewatch_alert_state:max"], "{expr}");
+        }
+        let links = &panel["fieldConfig"]["defaults"]["links"][0]["url"];
+        assert!(
+            links
+                .as_str()
+                .is_some_and(|u| u.starts_with("/d/casewatch-operations/")),
+            "{}: no link to a site's Operations board",
+            panel["title"]
+        );
     }
     let operations = dashboard("casewatch-operations.json");
     let panels = panel_list(&operations);

@@ -1,5 +1,5 @@
 //! The fleet report: three journals of known truth written by the real
-//! generator (`casewatch bench journals`, seeded), one site made clearly
+//! generator (`casewatch-bench journals`, seeded), one site made clearly
 //! worse; the real `casewatch report` binary reads them by repeated
 //! `--journal` and by folder.
 
@@ -16,10 +16,22 @@ fn casewatch(args: &[&str]) -> std::process::Output {
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = casewatch(args);
+    succeeded(casewatch(args), args)
+}
+
+/// The benchmark tools' binary, which writes journals of known truth.
+fn bench(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_casewatch-bench"))
+        .args(args)
+        .output()
+        .expect("casewatch-bench runs");
+    succeeded(out, args)
+}
+
+fn succeeded(out: std::process::Output, args: &[&str]) -> String {
     assert!(
         out.status.success(),
-        "casewatch {args:?} failed: {}",
+        "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
@@ -38,8 +50,7 @@ fn truth(path: &Path) -> (u64, u64) {
 
 fn generate(dir: &Path) -> Vec<PathBuf> {
     let out = dir.join("journals");
-    let text = ok(&[
-        "bench",
+    let text = bench(&[
         "journals",
         "--sites",
         "3",
@@ -157,8 +168,7 @@ fn one_report_over_three_sites_names_the_worse_office_and_only_it() {
 fn two_journals_of_one_site_over_the_same_time_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("j");
-    ok(&[
-        "bench",
+    bench(&[
         "journals",
         "--sites",
         "1",

@@ -435,7 +435,7 @@ async fn real_prometheus_scrapes_the_agent_runs_every_dashboard_query_and_fires_
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
-    assert_eq!(files.len(), 3);
+    assert_eq!(files.len(), 4);
     let mut empty = Vec::new();
     let mut asked = 0;
     // The board's before/after windows around a change a few seconds ago.

@@ -9,10 +9,27 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::super::browser::*;
-use super::super::model::{JourneyKind, Timings};
-use super::super::raw::S;
+use super::super::model::{JourneyKind, Need, Timings};
+use super::super::raw::{RawConfig, S};
 use super::super::template::Template;
 use super::{css_error, kind, line_of, step_timings, Checker, Origins, Scope, BUILTIN_VARS};
+
+/// Browser journeys need a Chromium on the machine: at `browser.executable`
+/// when the file gives one, else on `PATH`. Asked for where the file says
+/// which, or at the first browser journey.
+pub(super) fn require_chromium(c: &mut Checker, raw: &RawConfig) {
+    let Some(first) = raw.journeys.iter().find(|j| j.browser.is_some()) else {
+        return;
+    };
+    match raw.browser.as_ref().and_then(|b| b.executable.as_ref()) {
+        Some(executable) => c.require(line_of(executable), "browser", Need::Browser),
+        None => c.require(
+            line_of(&first.name),
+            &format!("journey {:?}", first.name.as_str()),
+            Need::Browser,
+        ),
+    }
+}
 
 /// The agent-wide `browser:` block; defaults when it is absent.
 pub(super) fn settings(c: &mut Checker, raw: Option<&RawBrowser>) -> BrowserSettings {

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::super::model::Need;
 use super::super::remote_write::*;
 use super::{http_url, line_of, secret, Checker};
 
@@ -99,6 +100,13 @@ fn remote_write(
         DEFAULT_PUSH_INTERVAL,
     );
     let timeout = positive_duration(c, &rw.timeout, "timeout", context, DEFAULT_TIMEOUT);
+    if let Some(ca) = rw.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+        let need = Need::File {
+            key: "tls.ca_file".into(),
+            path: PathBuf::from(ca.as_str()),
+        };
+        c.require(line_of(ca), context, need);
+    }
     let (insecure_skip_verify, ca_file) = match &rw.tls {
         Some(tls) => (
             tls.insecure_skip_verify.as_ref().is_some_and(|b| **b),
@@ -118,7 +126,8 @@ fn remote_write(
         Some(max) => **max,
         None => DEFAULT_MAX_SAMPLES,
     };
-    let queue_path = match (rw.queue.as_ref().and_then(|q| q.path.as_ref()), journal) {
+    let given = rw.queue.as_ref().and_then(|q| q.path.as_ref());
+    let queue_path = match (given, journal) {
         (Some(path), _) => PathBuf::from(path.as_str()),
         (None, Some(journal)) => journal
             .parent()
@@ -133,6 +142,14 @@ fn remote_write(
             PathBuf::new()
         }
     };
+    // Beside the journal, the journal's own requirement covers the folder.
+    if let Some(path) = given {
+        let need = Need::Writable {
+            key: "queue.path".into(),
+            path: queue_path.clone(),
+        };
+        c.require(line_of(path), context, need);
+    }
     Some(RemoteWrite {
         name: rw.name.to_string(),
         url: url?,

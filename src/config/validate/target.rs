@@ -50,6 +50,15 @@ pub(super) fn target(
             None
         }
     });
+    if let Some(ca) = rt.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+        if base_url.scheme() == "https" {
+            let need = Need::File {
+                key: "tls.ca_file".into(),
+                path: PathBuf::from(ca.as_str()),
+            };
+            c.require(line_of(ca), context, need);
+        }
+    }
     if let Some(tls) = &rt.tls {
         if base_url.scheme() == "http" {
             if let Some(skip) = tls.insecure_skip_verify.as_ref().filter(|b| ***b) {
