@@ -196,12 +196,15 @@ pub fn sweep_stale_profiles(dir: &std::path::Path) -> usize {
         let owner = std::fs::read_to_string(path.join(OWNER_FILE))
             .ok()
             .and_then(|text| text.trim().parse::<u32>().ok());
-        let stale = match owner {
-            Some(pid) => pid != std::process::id() && !process_alive(pid),
-            None => std::fs::symlink_metadata(&path)
-                .and_then(|m| m.modified())
-                .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)),
-        };
+        // A Chromium still using the folder, whoever started it.
+        let in_use = chromium_lock_pid(&path).is_some_and(process_alive);
+        let stale = !in_use
+            && match owner {
+                Some(pid) => pid != std::process::id() && !process_alive(pid),
+                None => std::fs::symlink_metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)),
+            };
         if stale && std::fs::remove_dir_all(&path).is_ok() {
             removed += 1;
         }
@@ -209,8 +212,23 @@ pub fn sweep_stale_profiles(dir: &std::path::Path) -> usize {
     removed
 }
 
-/// Whether a process `pid` is alive (exists, even if not ours to signal).
+/// The process holding a Chromium profile: its `SingletonLock` is a
+/// symbolic link to `HOSTNAME-PID`.
+fn chromium_lock_pid(profile: &std::path::Path) -> Option<u32> {
+    let target = std::fs::read_link(profile.join("SingletonLock")).ok()?;
+    let target = target.to_string_lossy();
+    target.rsplit_once('-')?.1.parse().ok()
+}
+
+/// Whether a process `pid` is alive (exists, even if not ours to signal,
+/// and is not a zombie waiting to be reaped).
 fn process_alive(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ...`: the command may hold spaces or brackets.
+        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        return !matches!(state, Some('Z' | 'X'));
+    }
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else {

@@ -963,6 +963,19 @@ async fn chromium_dies_with_the_agent_and_stale_profiles_are_swept() {
         .unwrap()
         .success());
     let of_live = folder("live", Some(std::process::id()));
+    // An old, unowned folder that a running Chromium still holds.
+    let held = folder("held", None);
+    std::os::unix::fs::symlink(
+        format!("somehost-{}", std::process::id()),
+        held.join("SingletonLock"),
+    )
+    .unwrap();
+    assert!(std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&held)
+        .status()
+        .unwrap()
+        .success());
 
     let config = tmp.path().join("casewatch.yaml");
     let yaml = format!(
@@ -1002,6 +1015,7 @@ async fn chromium_dies_with_the_agent_and_stale_profiles_are_swept() {
     )
     .await;
     assert!(of_live.exists(), "a running agent's profile was swept");
+    assert!(held.exists(), "a profile a running browser holds was swept");
     wait_for(Duration::from_secs(30), "the browser's helpers", || async {
         (processes_in_group(browser).len() >= 3).then_some(())
     })
@@ -1022,7 +1036,11 @@ async fn chromium_dies_with_the_agent_and_stale_profiles_are_swept() {
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("casewatch-chromium-") && n != "casewatch-chromium-live")
+            .filter(|n| {
+                n.starts_with("casewatch-chromium-")
+                    && n != "casewatch-chromium-live"
+                    && n != "casewatch-chromium-held"
+            })
             .collect()
     };
     let before = profiles(tmp.path());
