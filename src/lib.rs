@@ -31,7 +31,8 @@
 //!   records they spoil. No I/O. Imports `outcome`.
 //! - [`config`]: YAML in, a validated [`config::Config`] out, every problem
 //!   at once with its line; the journal's options; secrets read from the
-//!   environment or a file ([`config::secret`]). Imports `outcome` and
+//!   environment or a file ([`config::secret`]); every file the agent reads,
+//!   capped and without blocking ([`config::file`]). Imports `outcome` and
 //!   `detect`, never the journal or the runner.
 //! - [`loss`]: the time-lost model the status page and the report share.
 //!   Imports `config` and `timefmt`.
@@ -76,8 +77,9 @@
 //! The agent, at the edge:
 //!
 //! - [`web`]: `/metrics`, health endpoints, `/-/reload` (its request and
-//!   error types), the status page and browser evidence. Imports the layers
-//!   above and `webconfig`, never `agent`.
+//!   error types), the status page and browser evidence, and the limits on
+//!   connections to them ([`web::limits`]). Imports the layers above and
+//!   `webconfig`, never `agent`.
 //! - [`webconfig`]: TLS and basic auth for the web endpoints. Imports
 //!   `config`.
 //! - [`logging`]: the log filter, and the crates that are never logged.

@@ -105,6 +105,9 @@ fn main() -> ExitCode {
             .map(|_| true),
         }
     });
+    // Everything the command waits for has ended; a thread of the blocking
+    // pool stuck in a system call must not keep the process alive.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(EXIT_FAILED as u8),

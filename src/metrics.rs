@@ -77,6 +77,8 @@ pub struct Metrics {
     /// Browser journeys' own families (page timings, freeze sides, the
     /// browser process); shared with the browser pool.
     pub browser: crate::browser::BrowserMetrics,
+    /// The agent's own health: its endpoints' connections, its own errors.
+    pub agent: AgentMetrics,
     runtime_tasks: Gauge,
     bands: AgeBands,
     last_render_len: std::sync::atomic::AtomicUsize,
@@ -85,6 +87,64 @@ pub struct Metrics {
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up metrics")]
 pub struct MetricsError(#[from] prometheus::Error);
+
+/// The agent's own health, apart from what it measures of its targets.
+#[derive(Clone)]
+pub struct AgentMetrics {
+    /// Connections to the agent's endpoints open now.
+    pub web_connections_open: prometheus::IntGauge,
+    /// Connections closed because the cap was reached.
+    pub web_connections_refused: prometheus::IntCounter,
+    /// The cap itself.
+    pub web_connection_cap: prometheus::IntGauge,
+    /// Probes the agent could not make through its own fault, by error.
+    pub errors: IntCounterVec,
+    /// Idempotent requests sent again on a new connection after the
+    /// server closed the kept-alive one they went out on.
+    pub http_retries: IntCounterVec,
+}
+
+impl AgentMetrics {
+    fn register(registry: &Registry) -> Result<AgentMetrics, prometheus::Error> {
+        let metrics = AgentMetrics {
+            web_connections_open: prometheus::IntGauge::new(
+                "casewatch_web_connections_open",
+                "Connections to the agent's own endpoints open now.",
+            )?,
+            web_connections_refused: prometheus::IntCounter::new(
+                "casewatch_web_connections_refused_total",
+                "Connections to the agent's own endpoints closed because casewatch_web_connection_cap were open: the oldest that had sent no request, to make room for a new one, or the new one when every open one had.",
+            )?,
+            web_connection_cap: prometheus::IntGauge::new(
+                "casewatch_web_connection_cap",
+                "The most connections to the agent's own endpoints open at once: a quarter of its descriptor limit, between 8 and 512.",
+            )?,
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "casewatch_agent_errors_total",
+                    "Runs the agent could not make through its own fault, not the target's, by error (descriptors: it ran out of file descriptors). They are not counted as the target's runs.",
+                ),
+                &["error"],
+            )?,
+            http_retries: IntCounterVec::new(
+                Opts::new(
+                    "casewatch_http_retries_total",
+                    "GET and HEAD requests sent again on a new connection because the server had closed the kept-alive connection they went out on before answering.",
+                ),
+                &["target"],
+            )?,
+        };
+        registry.register(Box::new(metrics.web_connections_open.clone()))?;
+        registry.register(Box::new(metrics.web_connections_refused.clone()))?;
+        registry.register(Box::new(metrics.web_connection_cap.clone()))?;
+        registry.register(Box::new(metrics.errors.clone()))?;
+        registry.register(Box::new(metrics.http_retries.clone()))?;
+        for kind in crate::outcome::AgentFault::ALL {
+            metrics.errors.with_label_values(&[kind.as_str()]);
+        }
+        Ok(metrics)
+    }
+}
 
 impl Metrics {
     pub fn new(config: &Config) -> Result<Metrics, MetricsError> {
@@ -311,6 +371,7 @@ impl Metrics {
         kept.register(&registry)?;
         let browser = crate::browser::BrowserMetrics::new()?;
         browser.register(&registry)?;
+        let agent = AgentMetrics::register(&registry)?;
         registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(step_outcomes.clone()))?;
         registry.register(Box::new(journey_duration.clone()))?;
@@ -359,6 +420,7 @@ impl Metrics {
             kept,
             http_phases,
             browser,
+            agent,
             runtime_tasks,
             bands: config.age_bands.clone(),
             last_render_len: std::sync::atomic::AtomicUsize::new(0),
@@ -384,6 +446,7 @@ impl Metrics {
             self.sessions_active.with_label_values(&[t]).set(0.0);
             self.session_oldest_age.with_label_values(&[t]).set(0.0);
             self.relogin_duration.with_label_values(&[t]);
+            self.agent.http_retries.with_label_values(&[t]);
             for phase in HttpPhase::ALL {
                 self.http_phases.with_label_values(&[t, phase.as_str()]);
             }
@@ -457,6 +520,15 @@ impl Metrics {
         for wait in waits {
             durations.observe(wait.as_secs_f64());
         }
+    }
+
+    /// A run that failed through the agent's own fault: counted as the
+    /// agent's error, and no longer in flight.
+    pub fn agent_error(&self, target: &str, journey: &str, fault: crate::outcome::AgentFault) {
+        self.journey_in_flight
+            .with_label_values(&[target, journey])
+            .set(0.0);
+        self.agent.errors.with_label_values(&[fault.as_str()]).inc();
     }
 
     pub fn run_started(&self, target: &str, journey: &str) {

@@ -20,8 +20,8 @@ use crate::detect::{FreezeChange, FreezeDetector};
 use crate::journal::{Journal, ReportLoad};
 use crate::metrics::Metrics;
 use crate::outcome::{
-    bracket_midpoint, FreezeEpisode, JourneyKind, KeptRecord, ProbeEvent, Record, RunRecord,
-    SessionEnd, SessionSpan, StepRecord,
+    bracket_midpoint, AgentFault, FreezeEpisode, JourneyKind, KeptRecord, ProbeEvent, Record,
+    RunRecord, SessionEnd, SessionSpan, StepRecord,
 };
 use crate::stall::StallWatch;
 use crate::status::StatusBoard;
@@ -175,6 +175,13 @@ impl Observer {
             ProbeEvent::SessionClosed { id, .. } => {
                 self.sessions.remove(&id);
             }
+            ProbeEvent::Resent { target } => {
+                self.metrics
+                    .agent
+                    .http_retries
+                    .with_label_values(&[&target])
+                    .inc();
+            }
         }
     }
 
@@ -199,6 +206,10 @@ impl Observer {
     fn run(&mut self, mut run: RunRecord) {
         let now = Instant::now();
         self.learn_stalls(now);
+        if let Some(fault) = run.agent_fault() {
+            self.agent_fault(&run, fault);
+            return;
+        }
         if mark_run(self.freezes.stalls(), &mut run, monotonic(now)) {
             self.stalled_last_run.insert(run.journey.clone());
         } else {
@@ -217,10 +228,48 @@ impl Observer {
         self.board().observe_run(&run);
     }
 
+    /// A run that failed through the agent's own fault measured the agent,
+    /// not the target: it is counted and logged as the agent's error, its
+    /// slot is journaled as missed, and nothing of it counts for the target
+    /// (no outcome, no duration, nothing on the status board). Its sessions
+    /// are the target's all the same.
+    fn agent_fault(&mut self, run: &RunRecord, fault: AgentFault) {
+        let detail = run
+            .steps
+            .iter()
+            .find(|s| s.agent_fault.is_some())
+            .map_or("", |s| s.detail.as_str());
+        tracing::error!(
+            journey = %run.journey, target = %run.target, error = fault.as_str(), detail,
+            "the agent could not make a run through its own fault; it is not counted against the target"
+        );
+        self.metrics.agent_error(&run.target, &run.journey, fault);
+        self.run_started.remove(&run.journey);
+        for span in &run.sessions {
+            self.span(span);
+        }
+        if let Some(journal) = &self.journal {
+            journal.missed(&run.target, &run.journey, 1, SystemTime::now());
+        }
+    }
+
     fn kept(&mut self, mut kept: KeptRecord) {
         let now = Instant::now();
         self.learn_stalls(now);
         mark_steps(self.freezes.stalls(), &mut kept.steps, monotonic(now));
+        for step in &kept.steps {
+            if let Some(fault) = step.agent_fault {
+                tracing::error!(
+                    target = %kept.target, slot = kept.slot, error = fault.as_str(), detail = %step.detail,
+                    "a kept session's check failed through the agent's own fault"
+                );
+                self.metrics
+                    .agent
+                    .errors
+                    .with_label_values(&[fault.as_str()])
+                    .inc();
+            }
+        }
         self.metrics.kept(&kept);
         self.relogins(&kept.target, &kept.steps);
         for span in &kept.sessions {

@@ -185,6 +185,30 @@ pub struct StepRecord {
     /// `freeze_after` ([`crate::detect::stall`]), so its time says nothing
     /// about the target. The runner leaves it false; the observer sets it.
     pub agent_stalled: bool,
+    /// Set when the step failed through the agent's own fault, not the
+    /// target's: its outcome is then `error`, and the run it is part of is
+    /// not counted as the target's ([`RunRecord::agent_fault`]).
+    pub agent_fault: Option<AgentFault>,
+}
+
+/// A failure of the agent itself, which says nothing about the target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentFault {
+    /// The agent ran out of file descriptors (EMFILE or ENFILE, "too many
+    /// open files"), so a probe could not open its connection.
+    Descriptors,
+}
+
+impl AgentFault {
+    pub const ALL: [AgentFault; 1] = [AgentFault::Descriptors];
+
+    /// The `error` label of `casewatch_agent_errors_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentFault::Descriptors => "descriptors",
+        }
+    }
 }
 
 impl StepRecord {
@@ -295,6 +319,12 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// The agent's own fault that ended the run, if one did: the run then
+    /// measured the agent, not the target.
+    pub fn agent_fault(&self) -> Option<AgentFault> {
+        self.steps.iter().find_map(|s| s.agent_fault)
+    }
+
     pub fn lateness(&self) -> Duration {
         self.actual_start
             .duration_since(self.intended_start)
@@ -443,6 +473,9 @@ pub enum ProbeEvent {
     SessionKnown { id: u64, alive: bool },
     /// A session ended, for whatever reason.
     SessionClosed { target: String, id: u64 },
+    /// An idempotent request was sent again because the server had closed
+    /// the kept-alive connection it went out on.
+    Resent { target: String },
 }
 
 /// How a session's life ended; `None` in a [`SessionSpan`] means it goes on.
@@ -687,6 +720,7 @@ mod tests {
             browser: None,
             freeze_after: Duration::from_secs(5),
             agent_stalled: false,
+            agent_fault: None,
         }
     }
 

@@ -658,6 +658,7 @@ mod tests {
             browser: None,
             freeze_after: Duration::from_secs(1),
             agent_stalled,
+            agent_fault: None,
         };
         RunRecord {
             target: "ics".into(),

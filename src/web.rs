@@ -22,6 +22,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
+
+pub mod limits;
 use crate::status::StatusBoard;
 use crate::webconfig::WebConfig;
 
@@ -107,6 +109,9 @@ async fn reload(State(state): State<WebState>) -> Response {
     }
 }
 
+/// The largest evidence file served: a full-page screenshot is well under.
+const MAX_EVIDENCE_BYTES: u64 = 32 * 1024 * 1024;
+
 /// A screenshot or console log of a failed browser step. The name must be
 /// one the evidence store writes, so no request can reach another file.
 async fn evidence(
@@ -124,9 +129,14 @@ async fn evidence(
     } else {
         "application/json"
     };
-    match tokio::fs::read(dir.join(&name)).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
-        Err(_) => StatusCode::NOT_FOUND.into_response(),
+    // A regular file only, capped, opened without blocking, off the workers.
+    let path = dir.join(&name);
+    let read = tokio::task::spawn_blocking(move || {
+        crate::config::file::read_capped(&path, MAX_EVIDENCE_BYTES)
+    });
+    match read.await {
+        Ok(Ok(bytes)) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
@@ -161,19 +171,21 @@ pub enum BindError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read TLS file {path}")]
+    TlsFile {
+        path: String,
+        #[source]
+        source: crate::config::file::FileError,
+    },
 }
 
-/// The most connections the endpoints hold open at once. Prometheus keeps
-/// one per scrape job, and people a few for the status page; a connection
-/// over the cap is closed as it arrives, so a flood of them cannot take the
-/// descriptors the probes need. The packaged unit's `LimitNOFILE` leaves
+/// The most connections the endpoints hold open at once, whatever the
+/// descriptor limit; the cap itself is a quarter of the soft limit up to
+/// this ([`limits::connection_cap`]), so a flood of connections cannot take
+/// the descriptors the probes need. The packaged unit's `LimitNOFILE` leaves
 /// room for these beside the probes' own connections (see
 /// [`crate::agent::descriptors_needed`]).
-pub const MAX_CONNECTIONS: usize = 1024;
-
-/// How long a new connection may take to send its first request before it
-/// is closed, so idle connections cannot hold the cap.
-const FIRST_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub const MAX_CONNECTIONS: usize = limits::MAX_CONNECTIONS;
 
 /// Binds `addr` for [`serve_on`]. Commands bind first, before they create
 /// any file, so a busy port stops them with nothing left behind.
@@ -204,6 +216,7 @@ pub async fn serve_on(
     web_config: &WebConfig,
     shutdown: CancellationToken,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), BindError> {
+    let state_metrics = state.metrics.clone();
     let mut app = router(state);
     if web_config.users.is_enabled() {
         app = app.layer(axum::middleware::from_fn_with_state(
@@ -217,28 +230,49 @@ pub async fn serve_on(
         source,
     })?;
     let addr = bound;
-    let capped = Capped::new(MAX_CONNECTIONS);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
         shutdown.cancelled().await;
         stopper.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
     });
+    let cap = limits::connection_cap(limits::descriptor_limit());
+    let agent = &state_metrics.agent;
+    agent.web_connection_cap.set(cap as i64);
+    let limiter = limits::Limiter::new(
+        cap,
+        agent.web_connections_open.clone(),
+        agent.web_connections_refused.clone(),
+    );
     let service = app.into_make_service();
     let task = match &web_config.tls {
         Some((cert, key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+            // Read here, capped and without blocking, rather than by the
+            // TLS library: a FIFO or a device in their place must not hang.
+            let read = |path: &std::path::Path| {
+                crate::config::file::read_capped(path, crate::config::file::MAX_PEM_FILE_BYTES)
+                    .map_err(|source| BindError::TlsFile {
+                        path: path.display().to_string(),
+                        source,
+                    })
+            };
+            let (cert_pem, key_pem) = (read(cert)?, read(key)?);
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem(cert_pem, key_pem)
                 .await
                 .map_err(|source| BindError::Tls {
                     cert: cert.display().to_string(),
                     key: key.display().to_string(),
                     source,
                 })?;
-            let server = axum_server::from_tcp(listener)
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .handshake_timeout(limits::HEADER_READ_TIMEOUT)
+                .acceptor(limits::LimitedAcceptor(limiter));
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| BindError::Listen { addr, source })?
-                .acceptor(axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(capped))
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
-                .handle(handle);
+                .acceptor(acceptor)
+                .handle(handle)
+                .first_request_timeout(limits::HEADER_READ_TIMEOUT);
+            limit(&mut server);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(service).await {
                     tracing::error!(error = %e, "web server stopped");
@@ -246,11 +280,12 @@ pub async fn serve_on(
             })
         }
         None => {
-            let server = axum_server::from_tcp(listener)
+            let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| BindError::Listen { addr, source })?
-                .acceptor(capped)
-                .first_request_timeout(FIRST_REQUEST_TIMEOUT)
-                .handle(handle);
+                .acceptor(limits::LimitedAcceptor(limiter))
+                .handle(handle)
+                .first_request_timeout(limits::HEADER_READ_TIMEOUT);
+            limit(&mut server);
             tokio::spawn(async move {
                 if let Err(e) = server.serve(service).await {
                     tracing::error!(error = %e, "web server stopped");
@@ -261,117 +296,18 @@ pub async fn serve_on(
     Ok((bound, task))
 }
 
-/// Accepts a connection only while fewer than the cap are open; each
-/// accepted stream holds its place until it is dropped.
-#[derive(Clone)]
-struct Capped {
-    places: Arc<tokio::sync::Semaphore>,
-}
-
-impl Capped {
-    fn new(cap: usize) -> Capped {
-        Capped {
-            places: Arc::new(tokio::sync::Semaphore::new(cap)),
-        }
-    }
-}
-
-impl<S> axum_server::accept::Accept<tokio::net::TcpStream, S> for Capped {
-    type Stream = Held;
-    type Service = S;
-    type Future = std::future::Ready<std::io::Result<(Held, S)>>;
-
-    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
-        std::future::ready(match self.places.clone().try_acquire_owned() {
-            Ok(place) => Ok((
-                Held {
-                    stream,
-                    _place: place,
-                },
-                service,
-            )),
-            // Dropping the stream closes it at once.
-            Err(_) => Err(std::io::Error::other("connection cap reached")),
-        })
-    }
-}
-
-/// A connection and its place under the cap.
-struct Held {
-    stream: tokio::net::TcpStream,
-    _place: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl tokio::io::AsyncRead for Held {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Held {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
+/// The HTTP limits of [`limits`]: a request head within
+/// [`limits::HEADER_READ_TIMEOUT`] of the server waiting for it.
+fn limit<A>(server: &mut axum_server::Server<SocketAddr, A>) {
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(limits::HEADER_READ_TIMEOUT);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn connections_over_the_cap_are_closed_and_their_places_come_back() {
-        use axum_server::accept::Accept;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let capped = Capped::new(2);
-        let mut held = Vec::new();
-        for _ in 0..2 {
-            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (stream, _) = listener.accept().await.unwrap();
-            held.push(capped.accept(stream, ()).await.unwrap());
-        }
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        assert!(capped.accept(stream, ()).await.is_err());
-        held.pop();
-        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
-        assert!(capped.accept(stream, ()).await.is_ok());
-    }
 
     #[test]
     fn reload_refusals_read_as_they_always_have() {

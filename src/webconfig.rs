@@ -52,7 +52,7 @@ struct RawTls {
 #[derive(Debug, thiserror::Error)]
 pub enum WebConfigError {
     #[error("cannot read web config {0}")]
-    Read(String, #[source] std::io::Error),
+    Read(String, #[source] crate::config::file::FileError),
     #[error("web config {file}:{line}: {message}")]
     Invalid {
         file: String,
@@ -74,8 +74,14 @@ pub struct WebConfig {
 impl WebConfig {
     pub fn load(path: &Path) -> Result<WebConfig, WebConfigError> {
         let file = path.display().to_string();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| WebConfigError::Read(file.clone(), e))?;
+        let limit = crate::config::preflight::MAX_CONFIG_BYTES as u64;
+        let bytes = crate::config::file::read_capped(path, limit)
+            .map_err(|e| WebConfigError::Read(file.clone(), e))?;
+        let text = String::from_utf8(bytes).map_err(|_| WebConfigError::Invalid {
+            file: file.clone(),
+            line: 1,
+            message: "not valid UTF-8".to_string(),
+        })?;
         let text =
             crate::config::preflight::check(&text).map_err(|refusal| WebConfigError::Invalid {
                 file: file.clone(),
@@ -138,6 +144,11 @@ pub struct BasicAuth {
     verifying: tokio::sync::Semaphore,
     /// Requests waiting for a permit, bounded by [`MAX_WAITING`].
     waiting: AtomicUsize,
+    /// Verifications in progress, by cache key. A request whose
+    /// credentials are being verified already waits for that verdict and
+    /// takes no place in the queue: Prometheus's first scrapes, many at
+    /// once before any verdict is cached, cost one bcrypt and no 429.
+    in_progress: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Verdict>>>>,
 }
 
 impl std::fmt::Debug for BasicAuth {
@@ -175,6 +186,7 @@ impl BasicAuth {
             refused: Mutex::new(HashMap::new()),
             verifying: tokio::sync::Semaphore::new((cores / 2).max(1)),
             waiting: AtomicUsize::new(0),
+            in_progress: Mutex::new(HashMap::new()),
         }
     }
 
@@ -226,6 +238,18 @@ impl BasicAuth {
         if let Some(verdict) = self.cached(&key) {
             return verdict;
         }
+        let cell = lock(&self.in_progress).entry(key).or_default().clone();
+        // If the request verifying goes away, a waiting one takes over.
+        let verdict = *cell.get_or_init(|| self.verify(key, user, password)).await;
+        let mut in_progress = lock(&self.in_progress);
+        if in_progress.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
+            in_progress.remove(&key);
+        }
+        verdict
+    }
+
+    /// Verifies credentials not in the cache, through the bounded queue.
+    async fn verify(&self, key: [u8; 32], user: String, password: String) -> Verdict {
         if self.waiting.fetch_add(1, Ordering::Relaxed) >= MAX_WAITING {
             self.waiting.fetch_sub(1, Ordering::Relaxed);
             return Verdict::Busy;
@@ -369,6 +393,22 @@ mod tests {
         }
         assert_eq!(lock(&auth.refused).len(), REFUSED_KEPT);
         assert_eq!(auth.cached(&allowed[0]), Some(Verdict::Allowed));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_first_requests_with_the_same_credentials_wait_for_one_verdict() {
+        let auth = Arc::new(auth());
+        let checks: Vec<_> = (0..150)
+            .map(|_| {
+                let auth = auth.clone();
+                tokio::spawn(async move { auth.check(&header("prometheus", "right")).await })
+            })
+            .collect();
+        for check in checks {
+            assert_eq!(check.await.unwrap(), Verdict::Allowed);
+        }
+        assert!(lock(&auth.in_progress).is_empty());
+        assert_eq!(auth.waiting.load(Ordering::Relaxed), 0);
     }
 
     #[tokio::test]

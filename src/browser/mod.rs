@@ -34,4 +34,4 @@ mod step;
 pub use evidence::EvidenceStore;
 pub use metrics::BrowserMetrics;
 pub use pool::{BrowserError, BrowserPool, Lease};
-pub use run::{run_journey, without_browser, Browsing};
+pub use run::{run_budget, run_journey, without_browser, Browsing, DEADLINE_GRACE};

@@ -124,6 +124,9 @@ pub struct Watch {
     crashed: bool,
     url: Option<String>,
     requests_sent: u64,
+    /// Bytes received over the network for finished requests (as sent,
+    /// compressed), since the tab opened.
+    bytes_received: u64,
 }
 
 /// Pushes to a bounded list, forgetting the oldest.
@@ -175,6 +178,8 @@ pub struct Window {
     pub long_tasks: Vec<(Instant, Instant)>,
     pub largest_contentful_paint: Option<Instant>,
     pub requests: u64,
+    /// Bytes received by the tab since it opened (subtract to get a step's).
+    pub bytes: u64,
 }
 
 impl Watch {
@@ -195,6 +200,7 @@ impl Watch {
             crashed: false,
             url: None,
             requests_sent: 0,
+            bytes_received: 0,
         }
     }
 
@@ -277,6 +283,7 @@ impl Watch {
                 .find(|p| **p >= from && **p <= to)
                 .copied(),
             requests: self.requests_sent,
+            bytes: self.bytes_received,
         }
     }
 
@@ -659,7 +666,14 @@ async fn consume(
         match event {
             Event::Sent(e) => w.request_sent(&e, now),
             Event::Response(e) => w.response(&e, now),
-            Event::Finished(e) => w.finished(e.request_id.as_ref(), now, None),
+            Event::Finished(e) => {
+                if e.encoded_data_length.is_finite() && e.encoded_data_length > 0.0 {
+                    w.bytes_received = w
+                        .bytes_received
+                        .saturating_add(e.encoded_data_length as u64);
+                }
+                w.finished(e.request_id.as_ref(), now, None)
+            }
             Event::Failed(e) => {
                 let failure = (!e.canceled.unwrap_or(false)).then_some(e.error_text.as_str());
                 w.finished(e.request_id.as_ref(), now, failure.or(Some("canceled")));

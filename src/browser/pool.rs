@@ -13,7 +13,11 @@
 //!
 //! The process runs headless with a throwaway profile and the flags that
 //! keep it from reaching out on its own (no background networking, updates
-//! or sync). Its tasks run on the runtime given at creation, so a pool can
+//! or sync). It dies with the agent however the agent ends: it runs in a
+//! process group of its own that is killed whole, and on Linux with a
+//! parent-death signal, so even `kill -9` of the agent takes it; profile
+//! folders that killed agents left behind are swept when a pool is made
+//! ([`sweep_stale_profiles`]). Its tasks run on the runtime given at creation, so a pool can
 //! outlive the task that created it.
 
 use std::path::PathBuf;
@@ -115,10 +119,129 @@ impl Chromium {
     }
 }
 
+impl Chromium {
+    /// Kills the browser and every process of its group (its renderers,
+    /// GPU and utility processes), so none outlives it.
+    fn kill(&mut self) {
+        #[cfg(unix)]
+        if let Some(pid) = self.child.id().and_then(|p| i32::try_from(p).ok()) {
+            // SAFETY: kill(2) on the browser's own process group, which
+            // `dies_with_the_agent` made with the browser as its leader.
+            unsafe {
+                libc::kill(-pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
 impl Drop for Chromium {
     fn drop(&mut self) {
         self.handler.abort();
-        let _ = self.child.start_kill();
+        self.kill();
+    }
+}
+
+/// The prefix of the browser's throwaway profile folders.
+pub const PROFILE_PREFIX: &str = "casewatch-chromium-";
+/// In each profile folder: the process id of the agent that made it.
+const OWNER_FILE: &str = "casewatch-owner";
+/// A profile folder with no owner is left alone this long (an agent may be
+/// between making it and writing its owner).
+const UNOWNED_GRACE: Duration = Duration::from_secs(600);
+
+/// Makes the browser die with the agent, however the agent ends: in its own
+/// process group (which [`Chromium::kill`] kills whole), and on Linux with
+/// a parent-death signal, so a `kill -9` of the agent takes the browser too.
+fn dies_with_the_agent(command: &mut tokio::process::Command) {
+    #[cfg(unix)]
+    command.process_group(0);
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id();
+        // SAFETY: between fork and exec only async-signal-safe calls are
+        // made (prctl, getppid), and nothing is allocated.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The agent died before the signal was set: go now.
+                if libc::getppid() as u32 != parent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+/// Removes the browser profile folders in `dir` that no running agent owns:
+/// those a killed agent left behind. Returns how many were removed.
+pub fn sweep_stale_profiles(dir: &std::path::Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(PROFILE_PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        // Only real folders, never what a link points at.
+        if !std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|text| text.trim().parse::<u32>().ok());
+        // A Chromium still using the folder, whoever started it.
+        let in_use = chromium_lock_pid(&path).is_some_and(process_alive);
+        let stale = !in_use
+            && match owner {
+                Some(pid) => pid != std::process::id() && !process_alive(pid),
+                None => std::fs::symlink_metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|at| at.elapsed().is_ok_and(|age| age > UNOWNED_GRACE)),
+            };
+        if stale && std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The process holding a Chromium profile: its `SingletonLock` is a
+/// symbolic link to `HOSTNAME-PID`.
+fn chromium_lock_pid(profile: &std::path::Path) -> Option<u32> {
+    let target = std::fs::read_link(profile.join("SingletonLock")).ok()?;
+    let target = target.to_string_lossy();
+    target.rsplit_once('-')?.1.parse().ok()
+}
+
+/// Whether a process `pid` is alive (exists, even if not ours to signal,
+/// and is not a zombie waiting to be reaped).
+fn process_alive(pid: u32) -> bool {
+    #[cfg(target_os = "linux")]
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // `pid (comm) state ...`: the command may hold spaces or brackets.
+        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        return !matches!(state, Some('Z' | 'X'));
+    }
+    #[cfg(unix)]
+    {
+        let Ok(pid) = i32::try_from(pid) else {
+            return false;
+        };
+        // SAFETY: signal 0 only checks that the process exists.
+        let sent = unsafe { libc::kill(pid, 0) };
+        sent == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 
@@ -187,6 +310,16 @@ impl BrowserPool {
         metrics: BrowserMetrics,
         runtime: Handle,
     ) -> Arc<BrowserPool> {
+        // What a killed agent left behind, cleared off the async workers.
+        runtime.spawn_blocking(|| {
+            let removed = sweep_stale_profiles(&std::env::temp_dir());
+            if removed > 0 {
+                tracing::info!(
+                    removed,
+                    "removed browser profile folders left by agents that are gone"
+                );
+            }
+        });
         Arc::new(BrowserPool {
             contexts: Arc::new(Semaphore::new(settings.max_contexts.max(1))),
             settings,
@@ -252,7 +385,7 @@ impl BrowserPool {
         self.contexts.close();
         let chromium = self.state.lock().await.chromium.take();
         if let Some(mut chromium) = chromium {
-            let _ = chromium.child.start_kill();
+            chromium.kill();
             let _ = tokio::time::timeout(Duration::from_secs(5), chromium.child.wait()).await;
             self.metrics.up.set(0.0);
             tracing::info!("browser stopped");
@@ -343,10 +476,17 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
         why,
     };
     let profile = tempfile::Builder::new()
-        .prefix("casewatch-chromium-")
+        .prefix(PROFILE_PREFIX)
         .tempdir()
         .map_err(|e| failed(format!("no profile folder: {e}")))?;
-    let mut child = tokio::process::Command::new(&path)
+    // Whose profile this is, for the sweep of those left behind.
+    std::fs::write(
+        profile.path().join(OWNER_FILE),
+        std::process::id().to_string(),
+    )
+    .map_err(|e| failed(format!("no profile folder: {e}")))?;
+    let mut command = tokio::process::Command::new(&path);
+    command
         .args(FLAGS)
         .arg(format!("--window-size={},{}", VIEWPORT.0, VIEWPORT.1))
         .arg(format!("--user-data-dir={}", profile.path().display()))
@@ -355,9 +495,9 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failed(e.to_string()))?;
+        .kill_on_drop(true);
+    dies_with_the_agent(&mut command);
+    let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;
     let Some(stderr) = child.stderr.take() else {
         return Err(failed("no standard error to read".to_string()));
     };

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 use url::Url;
@@ -85,6 +85,7 @@ fn not_run(
         // requests are timed in the page instead.
         phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
+        agent_fault: None,
         // It never ran, so no stall can have slowed it.
         freeze_after: step.map_or(std::time::Duration::MAX, |s| s.timings.freeze_after),
         agent_stalled: false,
@@ -150,7 +151,37 @@ fn first_step(journey: &Journey) -> (Option<&BrowserStep>, StepPhase) {
     }
 }
 
+/// How long a browser run may take once it has its browser context: the
+/// `give_up_after` of every step it may run (login, journey, logout) and
+/// their think times.
+pub fn run_budget(journey: &Journey) -> Duration {
+    let login = journey
+        .login
+        .then_some(journey.target.browser.as_ref())
+        .flatten();
+    let steps = login
+        .into_iter()
+        .flat_map(|l| l.login.iter().chain(&l.logout))
+        .chain(journey.browser.iter().flat_map(|b| &b.steps));
+    steps
+        .map(|s| s.timings.give_up_after.saturating_add(s.think_time))
+        .fold(Duration::ZERO, Duration::saturating_add)
+}
+
+/// Past the run's budget, what the last failed step's evidence
+/// ([`super::step::EVIDENCE_FLOOR`]) and the page's report of a long task
+/// may still take; past that, the run is cut short.
+pub const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
 /// Runs one browser journey once.
+///
+/// Waiting for a browser context (all `max_contexts` in use, or the browser
+/// starting) is the agent's own queueing, not the system's: it counts as
+/// lateness, so the run's start is when it has its context, and its
+/// duration leaves the wait out. From then the run has a hard deadline
+/// ([`run_budget`]): no step waits past it, a failed step's evidence is
+/// taken in the time left, a logout with no time left is not tried, and a
+/// run still going [`DEADLINE_GRACE`] after it is cut short.
 pub async fn run_journey(
     browsing: &Browsing,
     probes: Option<&Probes>,
@@ -160,39 +191,61 @@ pub async fn run_journey(
     intended_instant: Instant,
     run_id: u64,
 ) -> RunRecord {
-    let actual_start = SystemTime::now();
+    let mut actual_start = SystemTime::now();
     vars.insert("run_id".into(), run_id.to_string());
     let target = &journey.target;
+    let (first, phase) = first_step(journey);
+    let Some(browser_steps) = &journey.browser else {
+        return record(
+            journey,
+            intended_start,
+            actual_start,
+            intended_instant,
+            vec![not_run(journey, first, phase, "not a browser journey")],
+            Vec::new(),
+        );
+    };
+    let unavailable = |e: &BrowserError| not_run(journey, first, phase, &e.to_string());
+    let asked = Instant::now();
+    let leased = browsing.pool.lease().await;
+    let waited = asked.elapsed();
+    actual_start += waited;
+    // The run is timed from its intended start, less the wait for its
+    // context, which is lateness.
     let done = |steps, sessions| {
-        record(
+        let mut run = record(
             journey,
             intended_start,
             actual_start,
             intended_instant,
             steps,
             sessions,
-        )
-    };
-    let Some(browser_steps) = &journey.browser else {
-        let (first, phase) = first_step(journey);
-        return done(
-            vec![not_run(journey, first, phase, "not a browser journey")],
-            Vec::new(),
         );
+        run.duration = run.duration.saturating_sub(waited);
+        run
     };
-    let (first, phase) = first_step(journey);
-    let unavailable = |e: &BrowserError| not_run(journey, first, phase, &e.to_string());
-    let lease = match browsing.pool.lease().await {
+    let lease = match leased {
         Ok(lease) => lease,
         Err(e) => return done(vec![unavailable(&e)], Vec::new()),
     };
-    let tab = match Tab::open(lease.page.clone(), target.clone(), probes.cloned()).await {
-        Ok(tab) => tab,
-        Err(e) => {
+    let budget = run_budget(journey);
+    let opened = tokio::time::timeout(
+        budget,
+        Tab::open(lease.page.clone(), target.clone(), probes.cloned()),
+    )
+    .await;
+    let tab = match opened {
+        Ok(Ok(tab)) => tab,
+        Ok(Err(e)) => {
             let e = BrowserError::Open(e.to_string());
             return done(vec![unavailable(&e)], Vec::new());
         }
+        Err(_) => {
+            let e = BrowserError::Open("the new tab did not answer".to_string());
+            return done(vec![unavailable(&e)], Vec::new());
+        }
     };
+    let deadline = Instant::now() + budget;
     let mut run = RunState {
         run_id,
         secrets: vars.get("password").cloned().into_iter().collect(),
@@ -204,20 +257,85 @@ pub async fn run_journey(
     };
     let mut session = Session::new(vars);
     let mut steps: Vec<StepRecord> = Vec::new();
+    let mut sessions = Vec::new();
+    let steps_run = run_steps(
+        &lease,
+        &tab,
+        probes,
+        journey,
+        browser_steps,
+        deadline,
+        &mut run,
+        &mut session,
+        &mut steps,
+        &mut sessions,
+    );
+    let finished = tokio::select! {
+        () = steps_run => true,
+        () = tokio::time::sleep_until(deadline + DEADLINE_GRACE) => false,
+    };
+    if !finished {
+        steps.push(cut_short(journey, budget));
+        let origin = SessionOrigin::journey(&journey.name);
+        let end = session
+            .ended_by_server
+            .map_or(SessionEnd::LoggedOut, SessionEnd::Forced);
+        sessions.extend(session.finish(origin, &target.name, end));
+    }
+    drop(tab);
+    drop(lease);
+    done(steps, sessions)
+}
+
+/// The record of a run cut short at its hard deadline.
+fn cut_short(journey: &Journey, budget: Duration) -> StepRecord {
+    let mut step = not_run(journey, None, StepPhase::Journey, "");
+    step.outcome = Outcome::Frozen;
+    step.censored = true;
+    step.duration = budget;
+    step.detail = format!(
+        "the run was cut short at its deadline of {:.1}s (its steps' give_up_after)",
+        budget.as_secs_f64()
+    );
+    step
+}
+
+/// The login, the steps and the logout of a browser run, each step within
+/// the run's `deadline`.
+#[allow(clippy::too_many_arguments)]
+async fn run_steps(
+    lease: &super::pool::Lease,
+    tab: &Tab,
+    probes: Option<&Probes>,
+    journey: &Journey,
+    browser_steps: &crate::config::browser::BrowserJourney,
+    deadline: Instant,
+    run: &mut RunState,
+    session: &mut Session,
+    steps: &mut Vec<StepRecord>,
+    sessions: &mut Vec<crate::outcome::SessionSpan>,
+) {
+    let target = &journey.target;
     let login = journey.login.then_some(target.browser.as_ref()).flatten();
+    let in_time = || Instant::now() < deadline;
 
     let mut ok = true;
     if let Some(login) = login {
         let ctx = StepContext {
-            tab: &tab,
+            tab,
             target,
             journey: &journey.name,
             phase: StepPhase::Login,
+            deadline,
         };
         let mut last_sent = Instant::now();
         for step in &login.login {
+            if !in_time() {
+                ok = false;
+                break;
+            }
             last_sent = Instant::now();
-            let record = run_step(&ctx, &mut run, step, &mut session).await;
+            let record = run_step(&ctx, run, step, session).await;
             let good = record.outcome.is_success();
             steps.push(record);
             if !good {
@@ -236,13 +354,17 @@ pub async fn run_journey(
     let mut wedged = false;
     if ok {
         let ctx = StepContext {
-            tab: &tab,
+            tab,
             target,
             journey: &journey.name,
             phase: StepPhase::Journey,
+            deadline,
         };
         for step in &browser_steps.steps {
-            let record = run_step(&ctx, &mut run, step, &mut session).await;
+            if !in_time() {
+                break;
+            }
+            let record = run_step(&ctx, run, step, session).await;
             let (outcome, censored) = (record.outcome, record.censored);
             steps.push(record);
             if !outcome.is_success() {
@@ -255,29 +377,37 @@ pub async fn run_journey(
         }
     }
 
-    let mut sessions = Vec::new();
     if let Some(login) = login {
         let origin = SessionOrigin::journey(&journey.name);
         if session.ended_by_server.is_none() && crate::runner::stop::is_forced() {
             sessions.extend(session.finish(origin, &target.name, SessionEnd::AgentStop));
         } else {
-            if session.ended_by_server.is_none() && session.is_logged_in() {
+            if session.ended_by_server.is_none() && session.is_logged_in() && in_time() {
                 let fresh = if wedged {
-                    match lease.new_tab().await {
-                        Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
-                        Err(_) => None,
-                    }
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let opened = tokio::time::timeout(remaining, async {
+                        match lease.new_tab().await {
+                            Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
+                            Err(_) => None,
+                        }
+                    })
+                    .await;
+                    opened.ok().flatten()
                 } else {
                     None
                 };
                 let ctx = StepContext {
-                    tab: fresh.as_ref().unwrap_or(&tab),
+                    tab: fresh.as_ref().unwrap_or(tab),
                     target,
                     journey: &journey.name,
                     phase: StepPhase::Logout,
+                    deadline,
                 };
                 for step in &login.logout {
-                    let record = run_step(&ctx, &mut run, step, &mut session).await;
+                    if !in_time() {
+                        break;
+                    }
+                    let record = run_step(&ctx, run, step, session).await;
                     let good = record.outcome.is_success();
                     steps.push(record);
                     if !good {
@@ -291,7 +421,4 @@ pub async fn run_journey(
             sessions.extend(session.finish(origin, &target.name, end));
         }
     }
-    drop(tab);
-    drop(lease);
-    done(steps, sessions)
 }

@@ -42,6 +42,9 @@ use crate::runner::Session;
 
 /// How long after a click a page load it started may take to show.
 pub const NAVIGATION_GRACE: Duration = Duration::from_millis(150);
+/// The least time a failed step's evidence is given, even at the run's
+/// deadline: enough for the screenshot of a page that can give one.
+pub const EVIDENCE_FLOOR: Duration = Duration::from_secs(1);
 /// How often a missing element or text is looked for again.
 const POLL: Duration = Duration::from_millis(100);
 /// What the page counts as a long task.
@@ -72,6 +75,9 @@ pub struct StepContext<'a> {
     pub target: &'a Target,
     pub journey: &'a str,
     pub phase: StepPhase,
+    /// The run's hard deadline: no step waits past it, whatever its own
+    /// `give_up_after`.
+    pub deadline: Instant,
 }
 
 /// Why a step ended before its checks passed.
@@ -131,18 +137,28 @@ pub async fn run_step(
 ) -> StepRecord {
     let sent_at = SystemTime::now();
     let start = Instant::now();
-    let requests_before = {
+    let (requests_before, bytes_before) = {
         let mut watch = ctx.tab.watch();
         watch.begin(step.timings.freeze_after);
-        watch.window(start, start).requests
+        let window = watch.window(start, start);
+        (window.requests, window.bytes)
     };
     let logged_in = session.is_logged_in();
     let session_age = if logged_in { session.age() } else { None };
+    let timings = &step.timings;
+    // The step's own limit, or what is left of the run's, if less.
+    let give_up = timings
+        .give_up_after
+        .min(ctx.deadline.saturating_duration_since(start));
     let cookie_before = match (&ctx.target.session_rules.cookie, logged_in, ctx.phase) {
-        (Some(name), true, StepPhase::Journey) => cookie(ctx.tab, name).await,
+        (Some(name), true, StepPhase::Journey) => {
+            tokio::time::timeout(give_up, cookie(ctx.tab, name))
+                .await
+                .ok()
+                .flatten()
+        }
         _ => None,
     };
-    let timings = &step.timings;
     let frozen_at_stop = async {
         crate::runner::stop::forced().await;
         tokio::time::sleep_until(start + timings.freeze_after).await;
@@ -155,7 +171,7 @@ pub async fn run_step(
         cookie_before,
     };
     let acted = tokio::select! {
-        acted = tokio::time::timeout(timings.give_up_after, checks.run(run, session)) => Some(acted),
+        acted = tokio::time::timeout(give_up.saturating_sub(start.elapsed()), checks.run(run, session)) => Some(acted),
         () = frozen_at_stop => None,
     };
     let end = Instant::now();
@@ -180,7 +196,7 @@ pub async fn run_step(
     let server_wait = longest(&window.server, span);
     let blocked = longest(&window.blocked, span);
     let side = freeze_side(server_wait, blocked, timings.freeze_after);
-    let why = || freeze_detail(side, server_wait, blocked);
+    let why = || freeze_detail(side, server_wait, blocked, timings.freeze_after);
     let (outcome, censored, logout_cause, detail) = match acted {
         None => (
             Outcome::Frozen,
@@ -196,11 +212,21 @@ pub async fn run_step(
             Outcome::Frozen,
             true,
             None,
-            format!(
-                "not done after {}; gave up; {}",
-                humantime::format_duration(timings.give_up_after),
-                why()
-            ),
+            // The run's deadline cut the step short (by more than the
+            // moments the run took to set up).
+            if give_up + Duration::from_millis(250) < timings.give_up_after {
+                format!(
+                    "not done after {:.1}s, when the run reached its deadline; {}",
+                    duration.as_secs_f64(),
+                    why()
+                )
+            } else {
+                format!(
+                    "not done after {}; gave up; {}",
+                    humantime::format_duration(timings.give_up_after),
+                    why()
+                )
+            },
         ),
         Some(Ok(Err(Stop::LoggedOut(cause, detail)))) => {
             (Outcome::LoggedOut, false, Some(cause), detail)
@@ -256,9 +282,14 @@ pub async fn run_step(
                 detail: &detail,
                 run_id: run.run_id,
             };
-            page.evidence = store
-                .save(ctx.tab, failure, &run.secrets, &run.secret_fields)
-                .await;
+            // Within what is left of the run's deadline, with a moment
+            // for a quick screenshot of a step that failed right at it.
+            let allowed = ctx
+                .deadline
+                .saturating_duration_since(Instant::now())
+                .max(EVIDENCE_FLOOR);
+            let saving = store.save(ctx.tab, failure, &run.secrets, &run.secret_fields);
+            page.evidence = tokio::time::timeout(allowed, saving).await.ok().flatten();
             if page.evidence.is_some() {
                 if let Some(counter) = &run.evidence_saved {
                     counter.inc();
@@ -278,7 +309,7 @@ pub async fn run_step(
         outcome,
         censored,
         status: load.as_ref().and_then(|l| l.status),
-        bytes: 0,
+        bytes: window.bytes.saturating_sub(bytes_before),
         logout_cause,
         session_age,
         detail,
@@ -286,13 +317,19 @@ pub async fn run_step(
         // requests are timed in the page instead.
         phases: Default::default(),
         browser: Some(Box::new(page)),
+        agent_fault: None,
         freeze_after: step.timings.freeze_after,
         agent_stalled: false,
     }
 }
 
 /// Why a frozen step was frozen, in words.
-fn freeze_detail(side: FreezeSide, server_wait: Duration, blocked: Duration) -> String {
+fn freeze_detail(
+    side: FreezeSide,
+    server_wait: Duration,
+    blocked: Duration,
+    freeze_after: Duration,
+) -> String {
     match side {
         FreezeSide::Server => format!(
             "server-side freeze: the page waited {:.1}s for the server",
@@ -302,6 +339,14 @@ fn freeze_detail(side: FreezeSide, server_wait: Duration, blocked: Duration) -> 
             "client-side freeze: the page's main thread was blocked for {:.1}s while the server answered (longest wait {:.2}s)",
             blocked.as_secs_f64(),
             server_wait.as_secs_f64()
+        ),
+        // Neither side held the page for long: it never settled of its own
+        // accord (a page that reloads itself, a link that became a download,
+        // a document that never fires `load`).
+        FreezeSide::Mixed if server_wait + blocked < freeze_after / 2 => format!(
+            "the page never settled, though nothing held it up: no wait for the server over {:.1}s, no more than {:.1}s with its main thread blocked (a page that keeps reloading, or a download, looks like this)",
+            server_wait.as_secs_f64(),
+            blocked.as_secs_f64()
         ),
         FreezeSide::Mixed => format!(
             "freeze on no single side: {:.1}s waiting for the server, {:.1}s with the page's main thread blocked",

@@ -11,6 +11,7 @@
 //! a value given under `credentials`.
 
 pub mod browser;
+pub mod file;
 pub mod model;
 pub mod practitioners;
 pub mod preflight;
@@ -87,33 +88,37 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
 }
 
 /// Reads a config file, never more than [`preflight::MAX_CONFIG_BYTES`]
-/// (and one byte to tell that there is more).
+/// (and one byte to tell that there is more), as a regular file opened
+/// without blocking ([`file::read_capped`]).
 pub fn read_text(path: &Path) -> Result<String, ConfigError> {
-    use std::io::Read as _;
     let file = path.display().to_string();
     let read_error = |source| ConfigError::Read {
         file: file.clone(),
         source,
     };
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .map_err(read_error)?
-        .take(preflight::MAX_CONFIG_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if let Err(refusal) = preflight::check_size(bytes.len()) {
-        // The true size when the file says it; the bytes read otherwise.
-        let size = std::fs::metadata(path).map_or(bytes.len() as u64, |m| m.len());
-        return Err(ConfigError::Parse(Problem {
-            file,
-            line: refusal.line,
-            context: String::new(),
-            message: format!(
-                "the config is {size} bytes, over the {}-byte (1 MiB) limit",
-                preflight::MAX_CONFIG_BYTES
-            ),
-        }));
-    }
+    let bytes = match file::read_capped(path, preflight::MAX_CONFIG_BYTES as u64) {
+        Ok(bytes) => bytes,
+        Err(file::FileError::Io(e)) => return Err(read_error(e)),
+        Err(file::FileError::NotAFile) => {
+            return Err(read_error(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )))
+        }
+        Err(file::FileError::TooLarge { limit }) => {
+            // A regular file: its size is known.
+            let size = std::fs::metadata(path).map_or(limit + 1, |m| m.len());
+            return Err(ConfigError::Parse(Problem {
+                file,
+                line: 1,
+                context: String::new(),
+                message: format!(
+                    "the config is {size} bytes, over the {}-byte (1 MiB) limit",
+                    preflight::MAX_CONFIG_BYTES
+                ),
+            }));
+        }
+    };
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
@@ -272,7 +277,12 @@ fn parse_problem(err: &marked_yaml::FromYamlError, origin: &str) -> Problem {
 /// the expected types and nothing quoted from under `credentials`.
 fn node_message(node: &marked_yaml::FromNodeError) -> (Option<String>, String) {
     let path = node.path().map(str::to_string);
-    let secret_at = path.as_deref().and_then(|p| p.find("credentials"));
+    let secret_at = path.as_deref().and_then(|p| {
+        SECRET_SECTIONS
+            .iter()
+            .filter_map(|section| p.find(section))
+            .min()
+    });
     let Some(at) = secret_at else {
         let message = readme_type_names(&(**node).to_string());
         return (path, lowercase_first(&message));
@@ -289,32 +299,57 @@ fn node_message(node: &marked_yaml::FromNodeError) -> (Option<String>, String) {
         ),
         other => {
             let text = other.to_string();
-            match text.strip_prefix("invalid type: ") {
-                // serde writes `string "the value"`: keep the kind only.
+            let (found, expected) = text.split_once(", expected ").unwrap_or((&text, ""));
+            // What was found may quote the value given: serde writes
+            // `string "the value"`, of which the kind alone is kept, and
+            // quotes anything else, which is blanked. What was expected
+            // comes from the agent's own types and is shown in full.
+            let mut message = match found.strip_prefix("invalid type: ") {
                 Some(rest) => {
-                    let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, ""));
-                    let kind = found.split(['"', '`']).next().unwrap_or("").trim();
-                    let mut message = format!("invalid type: {kind}");
-                    if !expected.is_empty() {
-                        message = format!("{message}, expected {}", readme_type_names(expected));
-                    }
-                    if expected.contains("RawSecret") {
-                        message.push_str(": secrets are never written inline");
-                    }
-                    message
+                    let kind = rest.split(['"', '`']).next().unwrap_or("").trim();
+                    format!("invalid type: {kind}")
                 }
-                None => redact_quoted(&readme_type_names(&text)),
+                None => redact_quoted(found),
+            };
+            if !expected.is_empty() {
+                message = format!(
+                    "{message}, expected {}",
+                    readme_type_names(without_arity(expected))
+                );
             }
+            if expected.contains("RawSecret") {
+                message.push_str(": secrets are never written inline");
+            }
+            message
         }
     };
     (path, lowercase_first(&message))
 }
 
+/// The sections of a config that hold secrets, or say where they are: a
+/// parse error at or under one never quotes what was written there.
+const SECRET_SECTIONS: [&str; 3] = ["credentials", "bearer_token", "basic_auth"];
+
+/// serde names a struct's fields as a tuple's elements when it is given a
+/// sequence (`struct RawSecret with 3 elements`); a person reads the
+/// struct's README name alone.
+fn without_arity(expected: &str) -> &str {
+    if !expected.starts_with("struct ") {
+        return expected;
+    }
+    match expected.rsplit_once(" with ") {
+        Some((head, tail)) if tail.ends_with(" elements") || tail.ends_with(" element") => head,
+        _ => expected,
+    }
+}
+
 /// `targets[0].credentials.password.hunter2` keeps only the names the
-/// credentials section defines.
+/// secret sections define.
 fn redact_secret_path(path: &str, at: usize) -> String {
-    const KNOWN: [&str; 6] = [
+    const KNOWN: [&str; 8] = [
         "credentials",
+        "bearer_token",
+        "basic_auth",
         "username",
         "password",
         "env",

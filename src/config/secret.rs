@@ -10,10 +10,10 @@
 //! gives an error naming the file, never an agent that hangs or fills its
 //! memory. No error carries any part of a secret's value.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::file::{self, FileError};
 use super::SecretSource;
 
 /// The largest secret file read: far above any password, token or key.
@@ -57,39 +57,25 @@ pub fn read(source: &SecretSource, env: &EnvLookup) -> Result<String, SecretErro
     }
 }
 
-/// Reads a secret file: a regular file only (checked on the opened file, so
-/// it cannot be swapped in between), opened without blocking, at most
-/// [`MAX_SECRET_FILE_BYTES`], UTF-8.
+/// Reads a secret file through [`super::file::read_capped`]: a regular
+/// file only, opened without blocking, at most [`MAX_SECRET_FILE_BYTES`],
+/// UTF-8.
 fn read_file(path: &Path) -> Result<String, SecretError> {
     let shown = || path.display().to_string();
-    let failed = |error| SecretError::Read {
+    let bytes = file::read_capped(path, MAX_SECRET_FILE_BYTES).map_err(|e| match e {
+        FileError::Io(error) => SecretError::Read {
+            path: shown(),
+            error,
+        },
+        FileError::NotAFile => SecretError::NotAFile { path: shown() },
+        FileError::TooLarge { .. } => SecretError::TooLarge { path: shown() },
+    })?;
+    String::from_utf8(bytes).map_err(|_| SecretError::Read {
         path: shown(),
-        error,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Opening a FIFO for reading waits for a writer unless non-blocking.
-        options.custom_flags(libc::O_NONBLOCK);
-    }
-    let file = options.open(path).map_err(failed)?;
-    if !file.metadata().map_err(failed)?.is_file() {
-        return Err(SecretError::NotAFile { path: shown() });
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_SECRET_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(failed)?;
-    if bytes.len() as u64 > MAX_SECRET_FILE_BYTES {
-        return Err(SecretError::TooLarge { path: shown() });
-    }
-    String::from_utf8(bytes).map_err(|_| {
-        failed(std::io::Error::new(
+        error: std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "stream did not contain valid UTF-8",
-        ))
+        ),
     })
 }
 

@@ -107,6 +107,60 @@ fn line_of<T>(s: &Spanned<T>) -> usize {
     s.span().start().map(|m| m.line()).unwrap_or(1)
 }
 
+/// A URL as written, fit to quote in a message: whatever stands before an
+/// `@` in it (a user name and password, `http://bob:pw@host/`) is blanked,
+/// whether or not the URL parses (`http://bob:pw@[::1/` does not).
+pub fn redact_userinfo(raw: &str) -> String {
+    let scheme_end = raw
+        .find(':')
+        .filter(|&i| {
+            i > 0
+                && raw[..i]
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        })
+        .map_or(0, |i| i + 1);
+    let rest = &raw[scheme_end..];
+    let authority = scheme_end + (rest.len() - rest.trim_start_matches(['/', '\\']).len());
+    // The last `@` anywhere: a password may hold `/`, `?` or `#`, which
+    // would end the authority early.
+    match raw[authority..].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &raw[..authority], &raw[authority + at..]),
+        None => raw.to_string(),
+    }
+}
+
+/// Whether `raw` names a host after its `scheme://`: the URL parser reads
+/// `http:///nohost` and `http:nohost` as host `nohost`, which is not what
+/// was meant.
+fn has_authority(raw: &str) -> bool {
+    let Some((_, rest)) = raw.split_once("://") else {
+        return false;
+    };
+    !rest.is_empty() && !rest.starts_with(['/', '\\', '?', '#'])
+}
+
+/// An http or https URL with a host and no user name or password, or the
+/// problem with it (the URL quoted with any user name and password blanked).
+fn http_url(raw: &str, what: &str, credentials_in: &str) -> Result<url::Url, String> {
+    let shown = redact_userinfo(raw);
+    let parsed = url::Url::parse(raw).map_err(|e| format!("{what} {shown:?}: {e}"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "{what} must not carry a user name or password: give them in `{credentials_in}`"
+        ));
+    }
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host().is_none()
+        || !has_authority(raw)
+    {
+        return Err(format!(
+            "{what} {shown:?} must be an http or https URL with a host"
+        ));
+    }
+    Ok(parsed)
+}
+
 impl Checker<'_> {
     fn error(&mut self, line: usize, context: &str, message: impl Into<String>) {
         self.problems.push(Problem {
@@ -532,5 +586,40 @@ fn css_error(e: &scraper::error::SelectorErrorKind<'_>) -> String {
         K::InvalidAtRule(_) | K::InvalidAtRuleBody | K::QualRuleInvalid => {
             "not a selector".to_string()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_urls_user_name_and_password_are_blanked_whether_or_not_it_parses() {
+        for (raw, shown) in [
+            (
+                "http://bob:pw@127.0.0.1:99999/",
+                "http://[redacted]@127.0.0.1:99999/",
+            ),
+            ("http://bob:pw@[::1/", "http://[redacted]@[::1/"),
+            ("https://bob:p/w?#@host/x", "https://[redacted]@host/x"),
+            ("http:bob:pw@host", "http:[redacted]@host"),
+            ("bob:pw@host", "bob:[redacted]@host"),
+            ("http://host/path", "http://host/path"),
+            ("not a url", "not a url"),
+        ] {
+            assert_eq!(redact_userinfo(raw), shown, "{raw}");
+        }
+    }
+
+    #[test]
+    fn a_url_needs_a_host_after_its_slashes() {
+        for raw in ["http:///nohost", "http:nohost", "https:////x", "http://"] {
+            assert!(!has_authority(raw), "{raw}");
+        }
+        assert!(has_authority("http://host/"));
+        assert_eq!(
+            http_url("http:///nohost", "base_url", "credentials").unwrap_err(),
+            r#"base_url "http:///nohost" must be an http or https URL with a host"#
+        );
     }
 }

@@ -31,6 +31,10 @@ pub enum Sign {
 
 impl Sign {
     pub fn of(step: &StepRecord) -> Sign {
+        if step.agent_fault.is_some() {
+            // The check never reached the server.
+            return Sign::SaysNothing;
+        }
         match step.outcome {
             Outcome::Ok | Outcome::Slow => Sign::Alive,
             // Complete but late: the server answered as logged in.
@@ -182,6 +186,7 @@ mod tests {
             detail: String::new(),
             phases: Default::default(),
             browser: None,
+            agent_fault: None,
             freeze_after: std::time::Duration::from_secs(5),
             agent_stalled: false,
         };

@@ -36,6 +36,16 @@ pub fn returns_to(next: &Url, path: &str) -> bool {
     })
 }
 
+/// Whether a redirect to the login page names a page to return to after
+/// signing in (`?next=/admin/`, `?ReturnUrl=%2Fcases`, a full URL): the
+/// mark of a page that refused a request for want of a session.
+pub fn returns_somewhere(next: &Url) -> bool {
+    next.query_pairs().any(|(_, value)| {
+        value.starts_with('/')
+            || Url::parse(&value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+    })
+}
+
 /// Whether an HTML page has a password field: the mark of a login form,
 /// which no page of a logged-in session shows. A cheap text check comes
 /// first so most pages are never parsed.
@@ -68,6 +78,24 @@ mod tests {
 
     fn url(s: &str) -> Url {
         Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_return_to_names_a_page_or_a_url() {
+        for yes in [
+            "https://h/admin/login/?next=/admin/",
+            "https://h/Account/Login?ReturnUrl=%2Fcases%2F1",
+            "https://h/login?continue=https%3A%2F%2Fh%2Fhome",
+        ] {
+            assert!(returns_somewhere(&url(yes)), "{yes}");
+        }
+        for no in [
+            "https://h/login",
+            "https://h/login?logged_out=1",
+            "https://h/login?expired=1&lang=en",
+        ] {
+            assert!(!returns_somewhere(&url(no)), "{no}");
+        }
     }
 
     #[test]

@@ -245,6 +245,7 @@ mod tests {
             detail: String::new(),
             phases: Default::default(),
             browser: None,
+            agent_fault: None,
             freeze_after: Duration::from_secs(5),
             agent_stalled: false,
         };

@@ -370,6 +370,7 @@ mod tests {
             browser: None,
             freeze_after: secs(freeze_after),
             agent_stalled: false,
+            agent_fault: None,
         }
     }
 

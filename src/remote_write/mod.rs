@@ -59,6 +59,7 @@ struct Families {
     bytes: IntCounterVec,
     requests: IntCounterVec,
     errors: IntCounterVec,
+    resets: IntCounterVec,
 }
 
 impl Families {
@@ -96,6 +97,10 @@ impl Families {
                 Opts::new("casewatch_remote_write_queue_errors_total", "Errors reading or writing the queue file."),
                 &["remote"],
             )?,
+            resets: IntCounterVec::new(
+                Opts::new("casewatch_remote_write_queue_resets_total", "Times the queue's file was started again, by reason: set_aside (it was not a queue: renamed NAME.corrupt-UNIXTIME), missing (deleted or replaced while in use), in_memory (no file could be used), back_on_disk (one could again)."),
+                &["remote", "reason"],
+            )?,
         };
         registry.register(Box::new(families.pending.clone()))?;
         registry.register(Box::new(families.oldest_age.clone()))?;
@@ -105,6 +110,7 @@ impl Families {
         registry.register(Box::new(families.bytes.clone()))?;
         registry.register(Box::new(families.requests.clone()))?;
         registry.register(Box::new(families.errors.clone()))?;
+        registry.register(Box::new(families.resets.clone()))?;
         Ok(families)
     }
 
@@ -122,6 +128,10 @@ impl Families {
             retried: requests("retried"),
             refused: requests("refused"),
             errors: self.errors.with_label_values(&r),
+            resets: queue::Reset::REASONS
+                .iter()
+                .map(|reason| (*reason, self.resets.with_label_values(&[remote, reason])))
+                .collect(),
         }
     }
 }
@@ -139,9 +149,36 @@ struct QueueMetrics {
     retried: IntCounter,
     refused: IntCounter,
     errors: IntCounter,
+    resets: Vec<(&'static str, IntCounter)>,
 }
 
 impl QueueMetrics {
+    /// Counts and logs what happened to the queue's file.
+    fn reset(&self, remote: &str, path: &std::path::Path, reset: &queue::Reset) {
+        if let Some((_, counter)) = self.resets.iter().find(|(r, _)| *r == reset.reason()) {
+            counter.inc();
+        }
+        let file = path.display();
+        match reset {
+            queue::Reset::SetAside { aside, why } => tracing::error!(
+                remote, queue = %file, aside = %aside.display(), reason = %why,
+                "the remote_write queue file is not a queue: it is set aside and a fresh one started; probing goes on"
+            ),
+            queue::Reset::Missing { carried } => tracing::warn!(
+                remote, queue = %file, carried,
+                "the remote_write queue file was deleted or replaced while in use: a new one is started with the pushes still pending"
+            ),
+            queue::Reset::InMemory { why } => tracing::error!(
+                remote, queue = %file, reason = %why,
+                "cannot keep the remote_write queue in its file: it is kept in memory (lost if the agent stops) until the file can be made; probing goes on"
+            ),
+            queue::Reset::BackOnDisk { carried } => tracing::info!(
+                remote, queue = %file, carried,
+                "the remote_write queue is back in its file"
+            ),
+        }
+    }
+
     fn backlog(&self, backlog: Backlog) {
         self.pending.set(backlog.samples as i64);
         let age = backlog
@@ -188,7 +225,8 @@ pub struct Opened {
 
 impl RemoteWriters {
     /// Opens every queue file and builds every client, starting nothing: an
-    /// unreadable queue or CA file refuses the start before any probe runs.
+    /// unreadable CA file refuses the start before any probe runs; a queue file
+    /// that cannot be used never does (see [`queue`]).
     pub fn open(
         configs: &[RemoteWrite],
         registry: &Registry,
@@ -199,7 +237,11 @@ impl RemoteWriters {
             let families = Families::register(registry)?;
             for config in configs {
                 let metrics = families.for_remote(&config.name);
-                let queue = Queue::open(&config.queue_path, config.max_samples)?;
+                // Nothing about the file stops the agent: see [`queue`].
+                let (queue, reset) = Queue::open_or_recover(&config.queue_path, config.max_samples);
+                if let Some(reset) = &reset {
+                    metrics.reset(&config.name, &config.queue_path, reset);
+                }
                 metrics.backlog(queue.backlog());
                 let sender = Sender::new(config, env.clone())?;
                 stores.push((config.clone(), metrics, queue, sender));
@@ -295,17 +337,30 @@ fn queue_thread(
     fresh: Arc<Notify>,
     name: &str,
 ) {
+    let path = queue.path().to_path_buf();
+    // A failed read or write of a corrupt file sets it aside; the samples
+    // it held are counted as dropped.
+    let recover = |queue: &mut Queue, error: &QueueError| {
+        if let Some((reset, lost)) = queue.recover(error) {
+            metrics.dropped.inc_by(lost.samples);
+            metrics.reset(name, &path, &reset);
+        }
+    };
     while let Some(command) = commands.blocking_recv() {
         match command {
             Command::Collect { at_ms, done } => {
+                if let Some(reset) = queue.check() {
+                    metrics.reset(name, &path, &reset);
+                }
                 let request = wire::write_request(&registry.gather(), &identity, at_ms);
                 let samples = wire::sample_count(&request) as u64;
                 let stored = wire::encode(&request)
                     .map_err(|e| crate::error_chain(&e))
                     .and_then(|body| {
-                        queue
-                            .push(at_ms, samples, &body)
-                            .map_err(|e| crate::error_chain(&e))
+                        queue.push(at_ms, samples, &body).map_err(|e| {
+                            recover(&mut queue, &e);
+                            crate::error_chain(&e)
+                        })
                     });
                 match stored {
                     Ok(dropped) => {
@@ -330,7 +385,11 @@ fn queue_thread(
                 }
             }
             Command::Peek(reply) => {
-                let _ = reply.send(queue.peek());
+                let peeked = queue.peek();
+                if let Err(error) = &peeked {
+                    recover(&mut queue, error);
+                }
+                let _ = reply.send(peeked);
             }
             Command::Remove {
                 id,
@@ -346,6 +405,7 @@ fn queue_thread(
                     Err(error) => {
                         metrics.errors.inc();
                         tracing::error!(remote = name, error = %crate::error_chain(&error), "cannot remove a sent push from the remote_write queue");
+                        recover(&mut queue, &error);
                     }
                 }
                 metrics.backlog(queue.backlog());
@@ -481,6 +541,9 @@ async fn send_loop(
 ) {
     let mut failures: u32 = 0;
     let mut outage_since: Option<Instant> = None;
+    // The trouble last logged: each change of trouble during an outage is
+    // logged in its own words, repeats only at debug.
+    let mut logged: Option<sender::Trouble> = None;
     loop {
         let (reply, answer) = oneshot::channel();
         if commands.send(Command::Peek(reply)).await.is_err() {
@@ -528,6 +591,7 @@ async fn send_loop(
                 if let Some(since) = outage_since.take() {
                     tracing::info!(remote = %name, after_s = since.elapsed().as_secs_f64(), "the store answers again; sending the backlog in order");
                 }
+                logged = None;
                 failures = 0;
                 if commands
                     .send(Command::Remove {
@@ -541,11 +605,12 @@ async fn send_loop(
                     return;
                 }
             }
-            Sent::Retry { why } => {
+            Sent::Retry { trouble, why } => {
                 failures = failures.saturating_add(1);
-                if outage_since.is_none() {
-                    outage_since = Some(Instant::now());
-                    tracing::warn!(remote = %name, reason = %why, "cannot push to the store; samples stay queued and are retried");
+                outage_since.get_or_insert_with(Instant::now);
+                if logged != Some(trouble) {
+                    logged = Some(trouble);
+                    tracing::warn!(remote = %name, reason = %why, "{}", trouble.message());
                 } else {
                     tracing::debug!(remote = %name, reason = %why, failures, "push retried");
                 }

@@ -10,6 +10,7 @@ use reqwest::header;
 use reqwest::StatusCode;
 
 use super::wire;
+use crate::config::file::{read_capped, FileError, MAX_PEM_FILE_BYTES};
 use crate::config::remote_write::{RemoteAuth, RemoteWrite};
 use crate::config::secret::{self, EnvLookup};
 
@@ -25,7 +26,7 @@ pub enum ClientError {
         name: String,
         path: String,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     #[error("remote_write {name:?}: cannot build an HTTP client")]
     Build {
@@ -35,12 +36,58 @@ pub enum ClientError {
     },
 }
 
+/// Why a push is to be tried again: each is logged in words of its own,
+/// so an outage that changes its nature is seen to (the network goes,
+/// then the store answers 503, then 429 while it catches up, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trouble {
+    /// No connection: refused, no route, DNS, TLS.
+    Unreachable,
+    /// Connected, but no answer within `timeout`.
+    NoAnswer,
+    /// The connection broke before the answer (closed, reset).
+    Broken,
+    /// 429: the store asks for less.
+    Overloaded,
+    /// A 5xx answer.
+    ServerError,
+    /// The credential's secret could not be read.
+    Credential,
+}
+
+impl Trouble {
+    /// What the log says when this trouble begins.
+    pub fn message(self) -> &'static str {
+        match self {
+            Trouble::Unreachable => {
+                "cannot connect to the store; samples stay queued and are retried"
+            }
+            Trouble::NoAnswer => {
+                "the store did not answer within the timeout; samples stay queued and are retried"
+            }
+            Trouble::Broken => {
+                "the connection to the store broke before its answer; samples stay queued and are retried"
+            }
+            Trouble::Overloaded => {
+                "the store asks for fewer requests (429); samples stay queued and are retried"
+            }
+            Trouble::ServerError => {
+                "the store failed the push with a server error; samples stay queued and are retried"
+            }
+            Trouble::Credential => {
+                "cannot read the credential for the store; samples stay queued and are retried"
+            }
+        }
+    }
+}
+
 /// How a send ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Sent {
     Accepted,
     /// Worth trying again: the store is down, overloaded or unreachable.
     Retry {
+        trouble: Trouble,
         why: String,
     },
     /// The store will never take this push.
@@ -78,11 +125,12 @@ impl Sender {
             .danger_accept_invalid_certs(config.insecure_skip_verify)
             .no_proxy();
         if let Some(path) = &config.ca_file {
-            let pem = std::fs::read(path).map_err(|source| ClientError::CaFile {
-                name: config.name.clone(),
-                path: path.display().to_string(),
-                source,
-            })?;
+            let pem =
+                read_capped(path, MAX_PEM_FILE_BYTES).map_err(|source| ClientError::CaFile {
+                    name: config.name.clone(),
+                    path: path.display().to_string(),
+                    source,
+                })?;
             let certificate =
                 reqwest::Certificate::from_pem(&pem).map_err(|source| ClientError::Build {
                     name: config.name.clone(),
@@ -122,6 +170,7 @@ impl Sender {
                     (Ok(u), Ok(p)) => request = request.basic_auth(u, Some(p)),
                     (Err(why), _) | (_, Err(why)) => {
                         return Sent::Retry {
+                            trouble: Trouble::Credential,
                             why: why.to_string(),
                         }
                     }
@@ -131,6 +180,7 @@ impl Sender {
                 Ok(t) => request = request.bearer_auth(t),
                 Err(why) => {
                     return Sent::Retry {
+                        trouble: Trouble::Credential,
                         why: why.to_string(),
                     }
                 }
@@ -139,9 +189,17 @@ impl Sender {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
+                let trouble = if e.is_timeout() {
+                    Trouble::NoAnswer
+                } else if e.is_connect() {
+                    Trouble::Unreachable
+                } else {
+                    Trouble::Broken
+                };
                 return Sent::Retry {
+                    trouble,
                     why: crate::error_chain(&e.without_url()),
-                }
+                };
             }
         };
         let status = response.status();
@@ -150,7 +208,13 @@ impl Sender {
         }
         let why = short_body(response).await;
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            let trouble = if status == StatusCode::TOO_MANY_REQUESTS {
+                Trouble::Overloaded
+            } else {
+                Trouble::ServerError
+            };
             Sent::Retry {
+                trouble,
                 why: format!("{status}: {why}"),
             }
         } else {
@@ -183,6 +247,20 @@ pub fn backoff(failures: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_trouble_has_words_of_its_own() {
+        let all = [
+            Trouble::Unreachable,
+            Trouble::NoAnswer,
+            Trouble::Broken,
+            Trouble::Overloaded,
+            Trouble::ServerError,
+            Trouble::Credential,
+        ];
+        let messages: std::collections::HashSet<&str> = all.iter().map(|t| t.message()).collect();
+        assert_eq!(messages.len(), all.len());
+    }
 
     #[test]
     fn backoff_doubles_from_the_minimum_to_the_cap() {

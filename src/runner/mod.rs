@@ -36,7 +36,7 @@ pub enum RunnerError {
         target: String,
         path: String,
         #[source]
-        source: std::io::Error,
+        source: crate::config::file::FileError,
     },
     #[error("target {target}: bad TLS or proxy setting")]
     Client {

@@ -43,6 +43,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, NamedGroup, SignatureScheme};
 use tokio::time::Instant;
 
+use crate::config::file::{read_capped, FileError, MAX_PEM_FILE_BYTES};
 use crate::config::Target;
 use crate::outcome::HttpPhases;
 
@@ -100,6 +101,13 @@ impl Hop {
         };
         phases.first_byte = Some(headers.saturating_duration_since(ready));
         phases
+    }
+
+    /// Whether the request went out on a kept-alive connection from the
+    /// pool (no connection was made for it).
+    pub fn reused(&self) -> bool {
+        let marks = self.marks.lock().unwrap_or_else(|p| p.into_inner());
+        marks.connect_started.is_none()
     }
 
     /// What is known of a request that got no answer: at most its DNS time
@@ -298,7 +306,7 @@ pub enum TlsSetupError {
     CaFile {
         path: PathBuf,
         #[source]
-        source: std::io::Error,
+        source: FileError,
     },
     #[error("CA file {path} holds no usable PEM certificate")]
     CaPem {
@@ -342,7 +350,7 @@ pub fn tls_config(target: &Target) -> Result<rustls::ClientConfig, TlsSetupError
 }
 
 fn ca_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsSetupError> {
-    let pem = std::fs::read(path).map_err(|source| TlsSetupError::CaFile {
+    let pem = read_capped(path, MAX_PEM_FILE_BYTES).map_err(|source| TlsSetupError::CaFile {
         path: path.to_path_buf(),
         source,
     })?;
@@ -428,6 +436,50 @@ pub fn instrument(
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// `ca_certificates(path)`'s error, on another thread so that a read
+    /// that blocks or runs without end fails the test instead of hanging it.
+    fn ca_error(path: &Path) -> String {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = path.to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(
+                ca_certificates(&path)
+                    .map(|_| ())
+                    .map_err(|e| crate::error_chain(&e)),
+            );
+        });
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("reading the CA file blocked or ran on")
+            .expect_err("the CA file was accepted")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_ca_file_that_is_a_device_a_fifo_or_huge_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("ca.fifo");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        for path in [Path::new("/dev/zero"), fifo.as_path()] {
+            assert_eq!(
+                ca_error(path),
+                format!("cannot read CA file {}: not a regular file", path.display())
+            );
+        }
+        let huge = dir.path().join("huge.pem");
+        std::fs::write(&huge, "A".repeat(MAX_PEM_FILE_BYTES as usize + 1)).unwrap();
+        assert_eq!(
+            ca_error(&huge),
+            format!(
+                "cannot read CA file {}: over the 1048576-byte limit",
+                huge.display()
+            )
+        );
+    }
 
     fn at(base: Instant, ms: u64) -> Instant {
         base + Duration::from_millis(ms)

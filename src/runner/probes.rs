@@ -51,6 +51,13 @@ impl Probes {
     }
 
     /// Reports that `target` answered (response headers arrived) just now.
+    /// Reports an idempotent request sent again on a new connection.
+    pub fn resent(&self, target: &str) {
+        self.event(ProbeEvent::Resent {
+            target: target.to_string(),
+        });
+    }
+
     pub fn answered(&self, target: &str) {
         self.event(ProbeEvent::Answered {
             target: target.to_string(),

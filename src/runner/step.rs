@@ -20,7 +20,7 @@ use super::probes::Probes;
 use super::session::Session;
 use crate::config::{Body, Step, Target};
 use crate::detect::login_page;
-use crate::outcome::{HttpPhases, LogoutCause, Outcome, StepPhase, StepRecord};
+use crate::outcome::{AgentFault, HttpPhases, LogoutCause, Outcome, StepPhase, StepRecord};
 
 /// What the step is part of, for its record.
 pub struct StepContext<'a> {
@@ -43,6 +43,8 @@ struct Fetched {
 enum FetchEnd {
     LoggedOut(LogoutCause, Option<u16>, String),
     Failed(Outcome, Option<u16>, String),
+    /// The agent's own failure: the target was not reached through it.
+    Agent(AgentFault, String),
 }
 
 /// Timing and size gathered while fetching, kept even when the fetch fails.
@@ -79,6 +81,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
     };
     let duration = start.elapsed();
 
+    let mut agent_fault = None;
     let (outcome, censored, logout_cause, detail) = match fetched {
         None => (
             Outcome::Frozen,
@@ -106,12 +109,18 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
             progress.status = status.or(progress.status);
             (outcome, false, None, detail)
         }
+        Some(Ok(Err(FetchEnd::Agent(fault, detail)))) => {
+            agent_fault = Some(fault);
+            (Outcome::Error, false, None, detail)
+        }
         Some(Ok(Ok(response))) => {
             let (outcome, cause, detail) = judge(ctx, step, session, &response, duration);
             (outcome, false, cause, detail)
         }
     };
-    if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
+    if agent_fault.is_some() {
+        // The request never left: it says nothing about the session.
+    } else if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
         session.mark_ended(cause, Instant::now());
     } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
         // A complete answer that passed every check: the session was alive
@@ -138,6 +147,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         detail,
         phases: progress.phases,
         browser: None,
+        agent_fault,
         freeze_after: step.timings.freeze_after,
         agent_stalled: false,
     }
@@ -251,15 +261,15 @@ async fn fetch(
     let mut method = step.method.clone();
     let mut body = render_body(step, session);
     let mut visited: HashSet<(Method, Url)> = HashSet::new();
-    let watch = session.is_logged_in().then(|| LogoutWatch {
-        cookie_before: (ctx.phase != StepPhase::Logout)
-            .then(|| {
-                let rules = &ctx.target.session_rules;
-                rules.cookie.as_ref().and_then(|c| session.cookie_value(c))
-            })
-            .flatten(),
-        login: login_url(ctx.target, session),
-        own_path: url.path().to_string(),
+    let watch = session.is_logged_in().then(|| {
+        let rules = &ctx.target.session_rules;
+        let cookie = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
+        LogoutWatch {
+            cookie_before: cookie.clone().filter(|_| ctx.phase != StepPhase::Logout),
+            session_cookie: cookie,
+            login: login_url(ctx.target, session),
+            own_path: url.path().to_string(),
+        }
     });
 
     loop {
@@ -289,8 +299,32 @@ async fn fetch(
                 .header(CONTENT_TYPE, *content_type)
                 .body(bytes.clone());
         }
-        let hop = Hop::start();
-        let sent = hop.send(request.send()).await;
+        // A kept-alive connection the server closed after its last answer
+        // (without saying `Connection: close`) fails the next request sent
+        // on it. As browsers do, an idempotent request that met such a
+        // connection is sent again, and a new connection is made for it
+        // once the pool has no other idle one (each failed one leaves the
+        // pool). One that fails on a connection made for it is final.
+        let idempotent = method == Method::GET || method == Method::HEAD;
+        let mut resends = 0;
+        let (hop, sent) = loop {
+            let again = idempotent.then(|| request.try_clone()).flatten();
+            let hop = Hop::start();
+            let sent = hop.send(request.send()).await;
+            match (sent, again) {
+                (Err(e), Some(again))
+                    if resends < MAX_RESENDS && hop.reused() && closed_by_server(&e) =>
+                {
+                    resends += 1;
+                    tracing::debug!(target = %ctx.target.name, step = %step.name, "the server had closed the kept-alive connection; sending again");
+                    if let Some(probes) = ctx.probes {
+                        probes.resent(&ctx.target.name);
+                    }
+                    request = again;
+                }
+                (sent, _) => break (hop, sent),
+            }
+        };
         let mut response = sent.map_err(|e| {
             phases::add(&mut progress.phases, hop.failed());
             send_failure(&e)
@@ -305,7 +339,8 @@ async fn fetch(
         session.store_cookies(response.headers(), &url);
 
         if let Some(watch) = &watch {
-            if let Some(end) = logout_signal(ctx, session, &response, &url, watch) {
+            let hop = visited.len() - 1;
+            if let Some(end) = logout_signal(ctx, session, &response, &url, watch, hop) {
                 return Err(end);
             }
         }
@@ -400,6 +435,8 @@ struct LogoutWatch {
     /// The session cookie's value before the request; `None` on a logout,
     /// which clears it as a matter of course.
     cookie_before: Option<String>,
+    /// The session cookie's value before the request, on a logout too.
+    session_cookie: Option<String>,
     /// The target's login page.
     login: Option<Url>,
     /// The path this request was sent to.
@@ -408,12 +445,22 @@ struct LogoutWatch {
 
 /// The signs on a response header that the server ended a logged-in session:
 /// the configured `session_rules`, then the target's own login page.
+///
+/// A logout lands on the login page as a matter of course, so for the
+/// journey's own logout a redirect there is a sign only when it shows that
+/// a page refused the request for want of a session: it returns to the
+/// logout itself (`/login?next=/logout`), or, further down the chain, a
+/// page the logout sent the agent to sent it on to sign in and back
+/// (`POST /admin/logout/` → `/admin/` → `/admin/login/?next=/admin/`) —
+/// unless the logout's own answer had already cleared the session cookie
+/// named in `session_rules.cookie`, which is a logout done.
 fn logout_signal(
     ctx: &StepContext<'_>,
     session: &Session,
     response: &reqwest::Response,
     url: &Url,
     watch: &LogoutWatch,
+    hop: usize,
 ) -> Option<FetchEnd> {
     let rules = &ctx.target.session_rules;
     let status = response.status();
@@ -442,9 +489,13 @@ fn logout_signal(
         let next = location.and_then(|l| url.join(l).ok());
         if let (true, Some(next), Some(login)) = (rules.login_page, next, &watch.login) {
             let own_logout = ctx.phase == StepPhase::Logout;
-            if login_page::is_login_page(&next, login)
-                && (!own_logout || login_page::returns_to(&next, &watch.own_path))
-            {
+            let logged_out_already = match (&rules.cookie, &watch.session_cookie) {
+                (Some(name), Some(before)) => session.cookie_value(name).as_ref() != Some(before),
+                _ => false,
+            };
+            let refused = login_page::returns_to(&next, &watch.own_path)
+                || (hop > 0 && login_page::returns_somewhere(&next) && !logged_out_already);
+            if login_page::is_login_page(&next, login) && (!own_logout || refused) {
                 return Some(FetchEnd::LoggedOut(
                     LogoutCause::LoginPage,
                     code,
@@ -543,13 +594,73 @@ fn render_body(step: &Step, session: &Session) -> Option<(&'static str, Vec<u8>)
     }
 }
 
+/// How many times one request is sent again after meeting a connection
+/// the server had closed: enough to get past the pool's stale connections.
+const MAX_RESENDS: usize = 3;
+
+/// Whether a request failed because the connection it went out on was
+/// closed or reset by the server before any answer: no answer came, so
+/// nothing of the request is known to have been acted on.
+fn closed_by_server(e: &reqwest::Error) -> bool {
+    if e.is_connect() || e.is_timeout() || e.is_builder() || e.is_redirect() {
+        return false;
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        if cause
+            .to_string()
+            .contains("connection closed before message completed")
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
 fn send_failure(e: &reqwest::Error) -> FetchEnd {
+    if out_of_descriptors(e) {
+        return FetchEnd::Agent(
+            AgentFault::Descriptors,
+            "the agent has run out of file descriptors (too many open files): the target was not reached".to_string(),
+        );
+    }
     let outcome = if e.is_connect() {
         Outcome::ConnectError
     } else {
         Outcome::Error
     };
     FetchEnd::Failed(outcome, None, error_chain(e))
+}
+
+/// Whether `e` comes from the agent's own descriptor limit (EMFILE) or the
+/// system's (ENFILE), anywhere in its chain of causes.
+fn out_of_descriptors(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) {
+                return true;
+            }
+        }
+        let text = cause.to_string();
+        if text.contains("Too many open files") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The error and its causes on one line, without the request URL: the URL

@@ -211,6 +211,7 @@ fn logout_response(app: &App, style: LogoutStyle) -> Response {
             let token = app.sim.new_login_token(app.id);
             Html(pages::login(app.id, &token, None, None)).into_response()
         }
+        LogoutStyle::ReturnTo => redirect(StatusCode::FOUND, "/login?next=%2Fhome"),
     }
 }
 
@@ -323,6 +324,9 @@ async fn logout(State(app): State<App>, headers: HeaderMap) -> Response {
     match app.sim.authenticate(app.id, &headers) {
         Auth::Live { .. } => {}
         Auth::Missing => return redirect(StatusCode::FOUND, "/login?next=%2Flogout"),
+        // The logout of a dropped session sends the user home, whence the
+        // home page sends them to sign in.
+        Auth::Ended(LogoutStyle::ReturnTo) => return redirect(StatusCode::FOUND, "/home"),
         Auth::Ended(style) => return logout_response(&app, style),
     }
     if let Some(sid) = super::state::cookie(&headers, app.id.cookie_name()) {

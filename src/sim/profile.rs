@@ -74,6 +74,11 @@ pub enum LogoutStyle {
     /// system that ends sessions on the server only.
     #[serde(rename = "login_page")]
     LoginPage,
+    /// 302 to `/login?next=%2Fhome`, a return to the page the user was
+    /// on; the logout itself first redirects to `/home`, which then does
+    /// so (as Django's admin answers a logout of a session it dropped).
+    #[serde(rename = "return_to")]
+    ReturnTo,
 }
 
 impl LogoutStyle {
@@ -86,6 +91,7 @@ impl LogoutStyle {
             LogoutStyle::ExpiredPage => "expired_page",
             LogoutStyle::CookieCleared => "cookie_cleared",
             LogoutStyle::LoginPage => "login_page",
+            LogoutStyle::ReturnTo => "return_to",
         }
     }
 }

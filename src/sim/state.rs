@@ -96,6 +96,9 @@ pub struct Ended {
     pub style: LogoutStyle,
     pub at: Instant,
     pub truth_id: u64,
+    /// Already answered once (the `return_to` style answers twice: the
+    /// logout's redirect home, then home's redirect to sign in).
+    pub answered: bool,
 }
 
 #[derive(Debug)]
@@ -410,13 +413,19 @@ impl Sim {
             return Auth::Missing;
         };
         self.end_if_due(id, session, style, now);
-        if let Some(ended) = &session.ended {
-            let (style, truth_id) = (ended.style, ended.truth_id);
-            st.sessions.remove(&sid);
+        if let Some(ended) = &mut session.ended {
+            let (style, truth_id, first) = (ended.style, ended.truth_id, !ended.answered);
+            if style == LogoutStyle::ReturnTo && first {
+                ended.answered = true;
+            } else {
+                st.sessions.remove(&sid);
+            }
             drop(st);
-            let noticed = self.clock.unix(now);
-            if let Some(ev) = lock(&self.truth).get_mut(truth_id) {
-                ev.extra.insert("noticed_at".into(), noticed.into());
+            if first {
+                let noticed = self.clock.unix(now);
+                if let Some(ev) = lock(&self.truth).get_mut(truth_id) {
+                    ev.extra.insert("noticed_at".into(), noticed.into());
+                }
             }
             return Auth::Ended(style);
         }
@@ -472,6 +481,7 @@ impl Sim {
             style,
             at,
             truth_id,
+            answered: false,
         });
         age
     }

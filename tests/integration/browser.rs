@@ -666,3 +666,402 @@ async fn a_client_freeze_is_counted_apart_and_its_evidence_is_linked() {
     assert!(md.contains(name), "{md}");
     assert!(dir.path().join("cw-evidence").join(name).is_file());
 }
+
+// ------------------------------------------------ issue 21: the browser --
+
+/// Pages that behave as real ones sometimes do, on loopback: a large page,
+/// one that reloads itself for ever, a download, one whose script blocks
+/// its main thread for ever once loaded.
+async fn page_server() -> std::net::SocketAddr {
+    use axum::http::header;
+    use axum::response::Html;
+    use axum::routing::get;
+    let big = format!(
+        "<html><body><h1 id=\"ok\">Big</h1><p>{}</p></body></html>",
+        "case text ".repeat(6_000)
+    );
+    let app = axum::Router::new()
+        .route("/page", get(move || async move { Html(big.clone()) }))
+        .route(
+            "/loop",
+            get(|| async {
+                Html("<html><head><script>location.reload()</script></head><body>again</body></html>")
+            }),
+        )
+        .route(
+            "/download",
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/csv"),
+                        (header::CONTENT_DISPOSITION, "attachment; filename=\"cases.csv\""),
+                    ],
+                    "case,worker\n1,2\n",
+                )
+            }),
+        )
+        .route(
+            "/busy",
+            get(|| async {
+                Html("<html><body><p id=\"here\">busy</p><script>addEventListener('load', () => setTimeout(() => { for (;;) {} }, 50))</script></body></html>")
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
+/// A config whose target `pages` is `page_server`, with the given journeys.
+fn pages_config(addr: std::net::SocketAddr, journeys: &str) -> String {
+    format!(
+        r#"site: test-site
+targets:
+  - name: pages
+    base_url: http://{addr}/
+    defaults: {{ slow_after: 1s, freeze_after: 2s, give_up_after: 4s }}
+journeys:
+{journeys}"#
+    )
+}
+
+fn page_journey(name: &str, steps: &str) -> String {
+    format!(
+        "  - {{ name: {name}, target: pages, login: false, schedule: {{ interval: 1h }}, browser: {{ steps: [{steps}] }} }}\n"
+    )
+}
+
+async fn run_pages_journey(pool: &Arc<BrowserPool>, yaml: &str, journey: usize) -> RunRecord {
+    run_pages_journey_with(pool, yaml, journey, None).await
+}
+
+async fn run_pages_journey_with(
+    pool: &Arc<BrowserPool>,
+    yaml: &str,
+    journey: usize,
+    evidence: Option<Arc<EvidenceStore>>,
+) -> RunRecord {
+    let config = casewatch::config::from_yaml_str(yaml, "pages.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let browsing = Browsing {
+        pool: pool.clone(),
+        evidence,
+    };
+    casewatch::browser::run_journey(
+        &browsing,
+        None,
+        &config.journeys[journey],
+        HashMap::new(),
+        SystemTime::now(),
+        Instant::now(),
+        1,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_loads_count_their_bytes_and_pages_that_never_settle_say_so() {
+    let Some(browser) = shared_browser() else {
+        return;
+    };
+    let addr = page_server().await;
+    let yaml = pages_config(
+        addr,
+        &[
+            page_journey(
+                "big",
+                "{ name: open, goto: /page, assert: { selector: ['#ok'] } }",
+            ),
+            page_journey("reload_loop", "{ name: open, goto: /loop }"),
+            page_journey("download", "{ name: open, goto: /download }"),
+        ]
+        .concat(),
+    );
+    let big = run_pages_journey(&browser.pool, &yaml, 0).await;
+    assert!(big.outcome.is_success(), "{:?}", big.steps[0]);
+    assert!(
+        big.steps[0].bytes >= 60_000,
+        "a 60 KB page load recorded {} bytes",
+        big.steps[0].bytes
+    );
+    for journey in [1, 2] {
+        let run = run_pages_journey(&browser.pool, &yaml, journey).await;
+        let step = &run.steps[0];
+        assert_eq!(
+            step.outcome,
+            Outcome::Frozen,
+            "{}: {}",
+            run.journey,
+            step.detail
+        );
+        assert!(
+            step.detail
+                .contains("gave up; the page never settled, though nothing held it up"),
+            "{}: {}",
+            run.journey,
+            step.detail
+        );
+    }
+}
+
+/// A run on a page whose main thread is blocked for good ends within its
+/// steps' `give_up_after`s (and the short grace for the failed step's
+/// evidence), however long the screenshot would take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_run_ends_by_its_deadline_on_a_page_that_never_answers() {
+    let Some(browser) = shared_browser() else {
+        return;
+    };
+    let addr = page_server().await;
+    let yaml = pages_config(
+        addr,
+        &page_journey(
+            "busy",
+            "{ name: open, goto: /busy }, { name: press, click: '#never' }",
+        ),
+    )
+    .replace(
+        "{ slow_after: 1s, freeze_after: 2s, give_up_after: 4s }",
+        "{ slow_after: 500ms, freeze_after: 1s, give_up_after: 2s }",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let evidence = Arc::new(EvidenceStore::new(
+        dir.path().to_path_buf(),
+        &BrowserSettings::default(),
+    ));
+    let run = run_pages_journey_with(&browser.pool, &yaml, 0, Some(evidence)).await;
+    let budget = Duration::from_secs(4);
+    assert_eq!(
+        run.steps.last().map(|s| s.outcome),
+        Some(Outcome::Frozen),
+        "{:?}",
+        run.steps
+    );
+    assert!(
+        run.duration <= budget + casewatch::browser::DEADLINE_GRACE,
+        "the run took {:?} against a deadline of {budget:?}",
+        run.duration
+    );
+}
+
+/// While `max_contexts` are all held, a run waits for its context: that
+/// wait is the run's lateness, not its duration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_browser_context_is_lateness_not_journey_time() {
+    let Some(executable) = require_tool("chromium") else {
+        return;
+    };
+    let addr = page_server().await;
+    let pool = BrowserPool::new(
+        BrowserSettings {
+            executable: Some(executable),
+            max_contexts: 1,
+            ..BrowserSettings::default()
+        },
+        BrowserMetrics::new().unwrap(),
+        tokio::runtime::Handle::current(),
+    );
+    let held = pool.lease().await.expect("a first context");
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        drop(held);
+    });
+    let yaml = pages_config(
+        addr,
+        &page_journey(
+            "big",
+            "{ name: open, goto: /page, assert: { selector: ['#ok'] } }",
+        ),
+    );
+    let run = run_pages_journey(&pool, &yaml, 0).await;
+    release.await.unwrap();
+    pool.close().await;
+    assert!(run.outcome.is_success(), "{:?}", run.steps);
+    assert!(
+        run.lateness() >= Duration::from_millis(2_500),
+        "lateness {:?}",
+        run.lateness()
+    );
+    assert!(
+        run.duration < Duration::from_millis(2_500),
+        "the wait for a context counted as journey time: {:?}",
+        run.duration
+    );
+}
+
+/// The ids of the processes whose process group is `group` (Linux).
+#[cfg(target_os = "linux")]
+fn processes_in_group(group: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid pgrp ...: comm may hold spaces.
+        let Some((_, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.len() > 2 && fields[0] != "Z" && fields[2] == group.to_string() {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// The browser the agent started: the process whose command line names a
+/// profile folder under `dir`.
+#[cfg(target_os = "linux")]
+fn browser_under(dir: &std::path::Path) -> Option<u32> {
+    let wanted = format!("--user-data-dir={}", dir.display());
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline);
+            (cmdline.contains(&wanted) && cmdline.contains("--remote-debugging-port"))
+                .then_some(pid)
+        })
+}
+
+/// After `kill -9` of the agent no Chromium process of its is left, and
+/// the profile folders that killed agents left behind are swept at the
+/// next start, never one whose agent still runs.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_dies_with_the_agent_and_stale_profiles_are_swept() {
+    let Some(executable) = require_tool("chromium") else {
+        return;
+    };
+    let addr = page_server().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dead = {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    };
+    let folder = |name: &str, owner: Option<u32>| {
+        let path = tmp.path().join(format!("casewatch-chromium-{name}"));
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("Local State"), "{}").unwrap();
+        if let Some(pid) = owner {
+            std::fs::write(path.join("casewatch-owner"), pid.to_string()).unwrap();
+        }
+        path
+    };
+    let of_dead = folder("dead", Some(dead));
+    let unowned = folder("unowned", None);
+    assert!(std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&unowned)
+        .status()
+        .unwrap()
+        .success());
+    let of_live = folder("live", Some(std::process::id()));
+    // An old, unowned folder that a running Chromium still holds.
+    let held = folder("held", None);
+    std::os::unix::fs::symlink(
+        format!("somehost-{}", std::process::id()),
+        held.join("SingletonLock"),
+    )
+    .unwrap();
+    assert!(std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&held)
+        .status()
+        .unwrap()
+        .success());
+
+    let config = tmp.path().join("casewatch.yaml");
+    let yaml = format!(
+        "{}browser:\n  executable: {}\n",
+        pages_config(
+            addr,
+            &page_journey("big", "{ name: open, goto: /page }")
+                .replace("interval: 1h", "interval: 1s"),
+        ),
+        executable.display()
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let port = free_port();
+    let start = || {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_casewatch"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("TMPDIR", tmp.path())
+            .env("CASEWATCH_LOG", "warn")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        KillOnDrop(child)
+    };
+    let mut agent = start();
+    let browser = wait_for(Duration::from_secs(60), "the agent's browser", || async {
+        browser_under(tmp.path())
+    })
+    .await;
+    wait_for(
+        Duration::from_secs(10),
+        "the stale profiles swept",
+        || async { (!of_dead.exists() && !unowned.exists()).then_some(()) },
+    )
+    .await;
+    assert!(of_live.exists(), "a running agent's profile was swept");
+    assert!(held.exists(), "a profile a running browser holds was swept");
+    wait_for(Duration::from_secs(30), "the browser's helpers", || async {
+        (processes_in_group(browser).len() >= 3).then_some(())
+    })
+    .await;
+
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    let left = wait_for(Duration::from_secs(20), "the browser to die", || async {
+        let left = processes_in_group(browser);
+        left.is_empty().then_some(left)
+    })
+    .await;
+    assert!(left.is_empty());
+
+    // The killed agent's own profile is swept by the next start.
+    let profiles = |tmp: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(tmp)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| {
+                n.starts_with("casewatch-chromium-")
+                    && n != "casewatch-chromium-live"
+                    && n != "casewatch-chromium-held"
+            })
+            .collect()
+    };
+    let before = profiles(tmp.path());
+    assert_eq!(before.len(), 1, "{before:?}");
+    let _agent = start();
+    wait_for(Duration::from_secs(60), "the new browser", || async {
+        let now = profiles(tmp.path());
+        (now.len() == 1 && now != before).then_some(())
+    })
+    .await;
+}
+
+/// A child process killed when dropped, so a failing test leaves none.
+#[cfg(target_os = "linux")]
+struct KillOnDrop(std::process::Child);
+
+#[cfg(target_os = "linux")]
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

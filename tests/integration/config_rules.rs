@@ -52,6 +52,10 @@ const RULES: &[(Kind, &str)] = &[
     ),
     (
         Error,
+        r##"tests/fixtures/bad/base_url_no_host.yaml:5: target "ics": base_url "http:///nohost" must be an http or https URL with a host"##,
+    ),
+    (
+        Error,
         r##"tests/fixtures/bad/base_url_unparsable.yaml:5: target "ics": base_url "not a url": relative URL without a base"##,
     ),
     (
@@ -65,6 +69,10 @@ const RULES: &[(Kind, &str)] = &[
     (
         Error,
         r##"tests/fixtures/bad/browser_login_missing.yaml:7: journey "page": logs in, but target "ics" has no `browser.login` steps (set `login: false` for anonymous journeys)"##,
+    ),
+    (
+        Warning,
+        r##"tests/fixtures/bad/browser_logout_think_time.yaml:15: target "ics", browser logout step "sign_out": think_time has no effect on a logout step: nothing runs after it"##,
     ),
     (
         Error,
@@ -193,6 +201,18 @@ const RULES: &[(Kind, &str)] = &[
     (
         Error,
         r##"tests/fixtures/bad/keep_sessions_max_age.yaml:23: target "ics", keep_sessions: keep_sessions.max_age must be above keep_sessions.every, which must be above zero"##,
+    ),
+    (
+        Warning,
+        r##"tests/fixtures/bad/keepalive_think_time.yaml:24: target "ics", keepalive step "touch": think_time has no effect on a keepalive step: its checks are keep_sessions.every apart"##,
+    ),
+    (
+        Warning,
+        r##"tests/fixtures/bad/logout_extract.yaml:19: target "ics", logout step "logout": extract has no effect on a logout step: nothing runs after it to read what it extracts"##,
+    ),
+    (
+        Warning,
+        r##"tests/fixtures/bad/logout_think_time.yaml:21: target "ics", logout step "logout": think_time has no effect on a logout step: nothing runs after it"##,
     ),
     (
         Error,

@@ -897,3 +897,68 @@ async fn garbage_where_a_csrf_token_is_due_is_an_assertion_failure() {
     );
     assert!(!text.contains(PASSWORD));
 }
+
+// ---------------------------------------------------------------------------
+// Servers that behave as real ones do (issue 21)
+// ---------------------------------------------------------------------------
+
+/// A server that closes each connection a moment after its answer, without
+/// `Connection: close`: the next request on the kept-alive connection meets
+/// a closed one ("connection closed before message completed"). The agent
+/// sends such a GET again on a new connection and counts it; the steps are
+/// `ok`, never a false `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_closes_after_each_answer_gives_no_false_errors() {
+    let server = serve(|mut stream, _path| async move {
+        let body = "<html><body>fine</body></html>";
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(answer.as_bytes()).await?;
+        // The next request arrives on this connection meanwhile, unread.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(())
+    })
+    .await;
+    let yaml = format!(
+        r#"site: test-site
+targets:
+  - name: ics
+    base_url: {}
+    defaults: {{ slow_after: 1s, freeze_after: 2s, give_up_after: 5s }}
+journeys:
+  - name: pages
+    target: ics
+    login: false
+    schedule: {{ interval: 500ms }}
+    steps:
+      - {{ name: one, path: /one }}
+      - {{ name: two, path: /two }}
+      - {{ name: three, method: HEAD, path: /three }}
+"#,
+        server.url("http")
+    );
+    let config = casewatch::config::from_yaml_str(&yaml, "closing.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .config;
+    let agent = start_agent(config).await;
+    let text = wait_for(Duration::from_secs(30), "ten runs", || async {
+        let text = agent.metrics().await;
+        (metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", "pages")],
+        ) >= 10.0)
+            .then_some(text)
+    })
+    .await;
+    agent.stop().await;
+    let outcomes = |o: &str| metric(&text, "casewatch_step_outcomes_total", &[("outcome", o)]);
+    assert_eq!(outcomes("error"), 0.0, "{text}");
+    assert!(outcomes("ok") >= 30.0, "{text}");
+    assert!(
+        metric(&text, "casewatch_http_retries_total", &[("target", "ics")]) >= 10.0,
+        "{text}"
+    );
+}

@@ -742,3 +742,509 @@ fn a_demo_at_trace_level_logs_no_case_text_and_no_password() {
         );
     }
 }
+
+// ------------------------------------------------------ files (issue 21) --
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn check_config_refuses_a_device_by_what_it_is_not_by_its_size() {
+    let (code, stdout, stderr) = check_config(Path::new("/dev/zero"));
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout, "");
+    assert_eq!(
+        stderr.trim(),
+        "casewatch: error: cannot read /dev/zero: not a regular file"
+    );
+}
+
+/// A reload that points the agent at a CA file that is a FIFO or a device,
+/// or whose config file has become a FIFO, is refused at once; the old
+/// config runs on, and one SIGTERM ends the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifos_and_devices_never_block_a_reload_or_the_stop() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casewatch.yaml");
+    let log = dir.path().join("stderr.log");
+    let good = small_config(&format!("http://{}/", sim.ics), "300ms");
+    std::fs::write(&path, &good).unwrap();
+    let (mut child, url) = run_agent(&path, &log);
+    let runs = |text: &str| {
+        metric(
+            text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        )
+    };
+    wait_for(
+        Duration::from_secs(30),
+        "the agent's first runs",
+        || async {
+            let text = get_text(&format!("{url}/metrics")).await?;
+            (runs(&text) >= 1.0).then_some(())
+        },
+    )
+    .await;
+
+    let fifo = dir.path().join("ca.fifo");
+    mkfifo(&fifo);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    for ca_file in [fifo.as_path(), Path::new("/dev/zero")] {
+        let with_ca = good.replace(
+            &format!("base_url: http://{}/", sim.ics),
+            &format!(
+                "base_url: https://{}/\n    tls: {{ ca_file: {} }}",
+                sim.ics,
+                ca_file.display()
+            ),
+        );
+        std::fs::write(&path, with_ca).unwrap();
+        let response = http
+            .post(format!("{url}/-/reload"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{}: the reload was not answered: {e}", ca_file.display()));
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&format!(
+                "cannot read CA file {}: not a regular file",
+                ca_file.display()
+            )),
+            "{body}"
+        );
+    }
+    // The config file itself replaced by a FIFO.
+    std::fs::remove_file(&path).unwrap();
+    mkfifo(&path);
+    let response = http
+        .post(format!("{url}/-/reload"))
+        .send()
+        .await
+        .expect("a reload of a FIFO config was not answered");
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("not a regular file"), "{body}");
+    let before = runs(&get_text(&format!("{url}/metrics")).await.unwrap());
+    wait_for(Duration::from_secs(10), "more runs", || async {
+        let text = get_text(&format!("{url}/metrics")).await?;
+        (runs(&text) > before).then_some(())
+    })
+    .await;
+
+    signal_term(&child);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("one SIGTERM did not end the agent within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    sim.stop().await;
+}
+
+// ------------------------------------------------- secrets (issue 21) --
+
+/// Configs that each hide a canary where a secret goes, or in a URL's
+/// user name and password, with the message each must give.
+fn canary_configs() -> Vec<(&'static str, String, &'static str)> {
+    let base = small_config("http://127.0.0.1:1/", "1s");
+    let remote = |block: &str| format!("{base}remote_write:\n{block}");
+    vec![
+        (
+            "CANARY_urlpw",
+            base.replace(
+                "base_url: http://127.0.0.1:1/",
+                r#"base_url: "http://bob:CANARY_urlpw@127.0.0.1:99999/""#,
+            ),
+            r#"test.yaml:4: target "ics": base_url "http://[redacted]@127.0.0.1:99999/": invalid port number"#,
+        ),
+        (
+            "CANARY_v6pw",
+            base.replace(
+                "base_url: http://127.0.0.1:1/",
+                r#"base_url: "http://bob:CANARY_v6pw@[::1/""#,
+            ),
+            r#"test.yaml:4: target "ics": base_url "http://[redacted]@[::1/": invalid IPv6 address"#,
+        ),
+        (
+            "CANARY_proxypw",
+            base.replace(
+                "    connect_timeout: 1s\n",
+                "    connect_timeout: 1s\n    proxy: \"http://bob:CANARY_proxypw@[::1:3128/\"\n",
+            ),
+            r#"test.yaml:6: target "ics": proxy "http://[redacted]@[::1:3128/": invalid IPv6 address"#,
+        ),
+        (
+            "CANARY_token",
+            remote("  - name: central\n    url: http://127.0.0.1:9/api/v1/write\n    bearer_token: CANARY_token\n"),
+            "test.yaml:17: at remote_write[0].bearer_token: invalid type: string, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline",
+        ),
+        (
+            "CANARY_token",
+            remote("  bearer_token: CANARY_token\n"),
+            "test.yaml:15: at remote_write: invalid type: map, expected a sequence",
+        ),
+        (
+            "CANARY_basic",
+            remote("  - name: central\n    url: http://127.0.0.1:9/api/v1/write\n    basic_auth:\n      username: { value: bob }\n      password: CANARY_basic\n"),
+            "test.yaml:19: at remote_write[0].basic_auth.password: invalid type: string, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline",
+        ),
+        (
+            "CANARY_basic",
+            remote("  - name: central\n    url: http://127.0.0.1:9/api/v1/write\n    basic_auth:\n      username: { value: bob }\n      password: { CANARY_basic: 1 }\n"),
+            "test.yaml:19: at remote_write[0].basic_auth.password: unknown field, expected one of `env`, `file`, `value`",
+        ),
+        (
+            "CANARY_seq",
+            base.replace(
+                "    connect_timeout: 1s\n",
+                "    connect_timeout: 1s\n    credentials:\n      password: [CANARY_seq, CANARY_seq2]\n",
+            ),
+            "test.yaml:7: at targets[0].credentials.password: invalid length 2, expected `{ env: NAME }` or `{ file: PATH }`: secrets are never written inline",
+        ),
+    ]
+}
+
+#[test]
+fn no_config_message_quotes_a_secret_or_a_urls_password() {
+    for (canary, yaml, expected) in canary_configs() {
+        let message = match config::from_yaml_str(&yaml, "test.yaml") {
+            Err(ConfigError::Parse(problem)) => problem.to_string(),
+            Err(ConfigError::Invalid { problems, .. }) => {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                problems[0].to_string()
+            }
+            Err(other) => panic!("{canary}: {other}"),
+            Ok(_) => panic!("{canary}: the config loaded"),
+        };
+        assert!(!message.contains(canary), "{message}");
+        assert_eq!(message, expected, "{canary}");
+    }
+}
+
+/// The same configs through `check-config`, a reload's 500 answer and the
+/// agent's log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_reach_no_output_of_check_config_reload_or_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casewatch.yaml");
+    let log = dir.path().join("stderr.log");
+    for (canary, yaml, _) in canary_configs() {
+        std::fs::write(&path, yaml).unwrap();
+        let (code, stdout, stderr) = check_config(&path);
+        assert_eq!(code, Some(1), "{canary}: {stderr}");
+        assert!(
+            !stdout.contains(canary) && !stderr.contains(canary),
+            "{stderr}"
+        );
+    }
+    std::fs::write(&path, small_config("http://127.0.0.1:1/", "1h")).unwrap();
+    let (mut child, url) = run_agent(&path, &log);
+    wait_for(Duration::from_secs(30), "the agent to serve", || async {
+        get_text(&format!("{url}/-/healthy")).await
+    })
+    .await;
+    let http = reqwest::Client::new();
+    for (canary, yaml, _) in canary_configs() {
+        std::fs::write(&path, yaml).unwrap();
+        let response = http.post(format!("{url}/-/reload")).send().await.unwrap();
+        assert_eq!(response.status(), 500);
+        let body = response.text().await.unwrap();
+        assert!(body.contains("failed to reload config"), "{body}");
+        assert!(!body.contains(canary), "{body}");
+    }
+    signal_term(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    assert!(stderr.contains("configuration reload refused"), "{stderr}");
+    assert!(!stderr.contains("CANARY"), "a canary in the log:\n{stderr}");
+}
+
+// ---------------------------------------- the web server (issue 21) --
+
+/// 150 scrapes at once with Prometheus's password, before any verdict on
+/// it is cached: every one is answered 200, none told to come back (429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_first_scrapes_at_once_are_all_answered() {
+    let hash = bcrypt::hash("scrape-secret", 8).unwrap();
+    let (addr, shutdown) = serve_on_one_thread(hash);
+    let url = format!("http://{addr}/metrics");
+    let http = reqwest::Client::new();
+    let scrapes: Vec<_> = (0..150)
+        .map(|_| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move {
+                http.get(&url)
+                    .basic_auth("prometheus", Some("scrape-secret"))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    let mut statuses = std::collections::BTreeMap::new();
+    for scrape in scrapes {
+        let status = scrape.await.unwrap().expect("the scrape was answered");
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, std::collections::BTreeMap::from([(200, 150)]));
+    shutdown.cancel();
+}
+
+/// Opens a connection to `addr` and sends `head`; returns how long until
+/// the server closed it, or `None` if it was still open after `limit`.
+async fn closed_after(
+    addr: std::net::SocketAddr,
+    head: &[u8],
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head).await.unwrap();
+    let opened = Instant::now();
+    let mut buf = [0u8; 1024];
+    loop {
+        match tokio::time::timeout_at(opened + limit, stream.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(opened.elapsed()),
+            // An answer (a 408, say) before the close.
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// A silent connection, a half-sent request head and a kept-alive
+/// connection left idle are all closed after the header-read timeout,
+/// over plain HTTP as behind basic auth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_connections_are_closed() {
+    use casewatch::web::limits::HEADER_READ_TIMEOUT;
+    let hash = bcrypt::hash("scrape-secret", 4).unwrap();
+    let (addr, shutdown) = serve_on_one_thread(hash);
+    // Generous for a loaded machine, far short of "never".
+    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(20);
+    let idle_head = format!(
+        "GET /-/healthy HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic {}\r\n\r\n",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "prometheus:scrape-secret"
+        )
+    );
+    let (silent, half, idle) = tokio::join!(
+        closed_after(addr, b"", limit),
+        closed_after(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: ", limit),
+        closed_after(addr, idle_head.as_bytes(), limit),
+    );
+    for (what, closed) in [("silent", silent), ("half-sent head", half), ("idle", idle)] {
+        let closed =
+            closed.unwrap_or_else(|| panic!("a {what} connection was still open after {limit:?}"));
+        assert!(
+            closed >= HEADER_READ_TIMEOUT - Duration::from_secs(1),
+            "a {what} connection was closed after only {closed:?}"
+        );
+    }
+    shutdown.cancel();
+}
+
+// ------------------------------------------------ descriptors (issue 21) --
+
+/// The agent under `prlimit --nofile=N:N`, probing `base_url` every 200 ms
+/// on a new connection each time (so every probe needs a descriptor).
+#[cfg(target_os = "linux")]
+fn run_agent_with_nofile(
+    dir: &Path,
+    base_url: &str,
+    nofile: u64,
+) -> Option<(Child, String, std::path::PathBuf)> {
+    let prlimit = require_tool("prlimit")?;
+    let config = dir.join("casewatch.yaml");
+    let yaml = small_config(base_url, "200ms").replace(
+        "- { name: ping, path: /ping }",
+        "- { name: ping, path: /ping, headers: { Connection: close } }",
+    );
+    std::fs::write(&config, yaml).unwrap();
+    let stderr = dir.join("stderr.log");
+    let port = free_port();
+    let child = Command::new(prlimit)
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_casewatch"))
+        .args(["run", "--stop-deadline", "2s", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("CASEWATCH_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    Some((child, format!("http://127.0.0.1:{port}"), stderr))
+}
+
+/// 400 connections held open to an agent with 256 descriptors cost no
+/// probe and keep no one out (the web server keeps under its cap of 64,
+/// closing the oldest that sent nothing to make room);
+/// and when the agent really runs out of descriptors, its probes' failures
+/// are its own error, counted, not the target's `connect_error`.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_starve_the_probes_and_exhaustion_is_the_agents_error() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((mut child, url, stderr)) =
+        run_agent_with_nofile(dir.path(), &format!("http://{}/", sim.ics), 256)
+    else {
+        return;
+    };
+    let runs = |text: &str| {
+        metric(
+            text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe")],
+        )
+    };
+    let connect_errors = |text: &str| {
+        metric(
+            text,
+            "casewatch_step_outcomes_total",
+            &[("outcome", "connect_error")],
+        )
+    };
+    let first = wait_for(Duration::from_secs(30), "the first runs", || async {
+        let text = get_text(&format!("{url}/metrics")).await?;
+        (runs(&text) >= 3.0).then_some(text)
+    })
+    .await;
+    assert_eq!(metric(&first, "casewatch_web_connection_cap", &[]), 64.0);
+
+    // 400 silent connections, as slowloris holds them.
+    let addr: std::net::SocketAddr = url.trim_start_matches("http://").parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..400 {
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            held.push(stream);
+        }
+    }
+    // A scrape while they are held gets in at its first try: it takes the
+    // place of the oldest connection that has sent nothing.
+    let during = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+        .get(format!("{url}/-/healthy"))
+        .send()
+        .await
+        .expect("a request during the flood was refused");
+    assert_eq!(during.status(), 200);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let text = wait_for(Duration::from_secs(40), "a scrape", || async {
+        get_text(&format!("{url}/metrics")).await
+    })
+    .await;
+    assert_eq!(connect_errors(&text), 0.0, "probes failed as connect_error");
+    assert_eq!(
+        metric(&text, "casewatch_agent_errors_total", &[]),
+        0.0,
+        "the agent ran out of descriptors behind its cap"
+    );
+    assert!(metric(&text, "casewatch_web_connections_refused_total", &[]) > 0.0);
+    assert!(runs(&text) >= runs(&first) + 10.0, "probing stalled");
+    drop(held);
+
+    // The agent's own limit, lowered below what it holds: every probe now
+    // fails to open its connection, through the agent's fault.
+    let pid = child.id().to_string();
+    let set_soft = |soft: u64| {
+        let status = Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={soft}:256")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    set_soft(8);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    set_soft(256);
+    let text = wait_for(Duration::from_secs(30), "a scrape", || async {
+        get_text(&format!("{url}/metrics")).await
+    })
+    .await;
+    assert!(
+        metric(
+            &text,
+            "casewatch_agent_errors_total",
+            &[("error", "descriptors")]
+        ) >= 1.0,
+        "no agent error counted"
+    );
+    assert_eq!(
+        connect_errors(&text),
+        0.0,
+        "the agent's fault blamed on the target"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_journey_runs_total",
+            &[("journey", "probe"), ("outcome", "error")]
+        ),
+        0.0,
+        "the agent's fault counted as the target's run"
+    );
+
+    signal_term(&child);
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = std::fs::read_to_string(&stderr).unwrap();
+    assert!(
+        log.contains("the agent could not make a run through its own fault"),
+        "{log}"
+    );
+    assert!(log.contains("too many open files"), "{log}");
+    sim.stop().await;
+}
+
+// ------------------------------------------- unusable settings (issue 21) --
+
+/// A path of a megabyte fits in the config's size cap but in no server's
+/// request line: check-config refuses it rather than let every run fail.
+#[test]
+fn check_config_refuses_a_path_no_server_would_take() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("long.yaml");
+    let long = format!("/{}", "a".repeat(1_000_000));
+    let yaml =
+        small_config("http://127.0.0.1:1/", "1s").replace("path: /ping", &format!("path: {long}"));
+    std::fs::write(&path, yaml).unwrap();
+    let (code, stdout, stderr) = check_config(&path);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert_eq!(
+        stderr.lines().next().unwrap_or(""),
+        format!(
+            "error: {}:13: journey \"probe\", step \"ping\": path is 1000001 bytes, over the 8192-byte limit: servers refuse a request line that long",
+            path.display()
+        )
+    );
+    assert!(
+        stderr.len() < 2_000,
+        "the path was echoed: {} bytes",
+        stderr.len()
+    );
+}

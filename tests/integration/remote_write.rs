@@ -399,3 +399,257 @@ pub const JOURNEY: &str = r#"
       - name: search
         path: /login
 "#;
+
+// ------------------------------------------------- the spool (issue 21) --
+
+/// A queue file that is not a database stops nothing: it is set aside,
+/// counted and a fresh one started, and probing and pushing go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_queue_is_set_aside_and_probing_goes_on() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let (addr, rx) = start_receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db");
+    std::fs::write(
+        &queue,
+        b"SQLite format 2\0 but not really; junk junk junk".repeat(100),
+    )
+    .unwrap();
+    let yaml = config_with_remote(&format!("http://{addr}/api/v1/write"), &queue);
+    let agent = start_agent(load(&yaml, &sim)).await;
+    wait_for(
+        Duration::from_secs(20),
+        "runs and accepted pushes",
+        || async {
+            let text = agent.metrics().await;
+            let runs = metric(&text, "casewatch_journey_runs_total", &[("outcome", "ok")]);
+            (runs >= 2.0 && !rx.samples("casewatch_build_info").is_empty()).then_some(())
+        },
+    )
+    .await;
+    let text = agent.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_remote_write_queue_resets_total",
+            &[("remote", "central"), ("reason", "set_aside")]
+        ),
+        1.0
+    );
+    agent.stop().await;
+    let aside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("q.db.corrupt-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let kept = std::fs::read(dir.path().join(&aside[0])).unwrap();
+    assert!(kept.starts_with(b"SQLite format 2\0 but not really"));
+    sim.stop().await;
+}
+
+/// A queue file deleted while the agent runs is noticed at the next push
+/// and made again with what was pending, which then reaches the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_deleted_while_running_is_made_again_with_its_backlog() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let (addr, rx) = start_receiver().await;
+    rx.set(Answer::Unavailable);
+    let dir = tempfile::tempdir().unwrap();
+    let queue = dir.path().join("q.db");
+    let yaml = config_with_remote(&format!("http://{addr}/api/v1/write"), &queue);
+    let agent = start_agent(load(&yaml, &sim)).await;
+    wait_for(Duration::from_secs(20), "a backlog", || async {
+        let text = agent.metrics().await;
+        (metric(&text, "casewatch_remote_write_samples_pending", &[]) > 0.0).then_some(())
+    })
+    .await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", queue.display()));
+    }
+    wait_for(
+        Duration::from_secs(20),
+        "the queue file made again",
+        || async {
+            let text = agent.metrics().await;
+            let missing = metric(
+                &text,
+                "casewatch_remote_write_queue_resets_total",
+                &[("reason", "missing")],
+            );
+            (missing >= 1.0 && queue.exists()).then_some(())
+        },
+    )
+    .await;
+    rx.set(Answer::Accept);
+    wait_for(Duration::from_secs(30), "the backlog sent", || async {
+        let text = agent.metrics().await;
+        (metric(&text, "casewatch_remote_write_samples_pending", &[]) == 0.0).then_some(())
+    })
+    .await;
+    agent.stop().await;
+    // Nothing was lost with the deleted file.
+    assert_on_grid(&rx.samples("casewatch_build_info"));
+    sim.stop().await;
+}
+
+/// What the raw store below does with each request.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// Not listening: connections are refused.
+    Down,
+    Unavailable,
+    TooMany,
+    /// Reads the request and never answers.
+    Hang,
+    /// Reads the request and closes the connection without an answer.
+    Reset,
+    Accept,
+}
+
+/// A store written on raw TCP, so each way of failing can be chosen.
+async fn raw_store(mode: Arc<Mutex<Mode>>) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    tokio::spawn(async move {
+        loop {
+            if *mode.lock().unwrap() == Mode::Down {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let Ok(listener) = tokio::net::TcpListener::bind(addr).await else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
+            loop {
+                let accepted =
+                    tokio::time::timeout(Duration::from_millis(50), listener.accept()).await;
+                if *mode.lock().unwrap() == Mode::Down {
+                    break;
+                }
+                let Ok(Ok((mut stream, _))) = accepted else {
+                    continue;
+                };
+                let mode = mode.clone();
+                tokio::spawn(async move {
+                    // The request: its head, then Content-Length bytes.
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    let body_from = loop {
+                        let Ok(n) = stream.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break at + 4;
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&seen[..body_from]).to_lowercase();
+                    let length: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    while seen.len() < body_from + length {
+                        let Ok(n) = stream.read(&mut buf).await else {
+                            return;
+                        };
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                    }
+                    let current = *mode.lock().unwrap();
+                    let answer = match current {
+                        Mode::Down | Mode::Reset => return,
+                        Mode::Hang => {
+                            tokio::time::sleep(Duration::from_secs(3600)).await;
+                            return;
+                        }
+                        Mode::Unavailable => "503 Service Unavailable",
+                        Mode::TooMany => "429 Too Many Requests",
+                        Mode::Accept => "204 No Content",
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {answer}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                });
+            }
+        }
+    });
+    addr
+}
+
+/// An outage that changes its nature (the store unreachable, then 503,
+/// 429, no answer, a broken connection) is logged in five different lines,
+/// one as each trouble begins, not one line for the whole outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_kind_of_remote_write_failure_is_logged_in_its_own_words() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let mode = Arc::new(Mutex::new(Mode::Down));
+    let store = raw_store(mode.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config_with_remote(
+        &format!("http://{store}/api/v1/write"),
+        &dir.path().join("q.db"),
+    )
+    .replace("timeout: 2s", "timeout: 1s")
+    .replace("http://127.0.0.1:1/", &format!("http://{}/", sim.ics));
+    let config = dir.path().join("casewatch.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_casewatch"))
+        .args(["run", "--stop-deadline", "2s", "--config"])
+        .arg(&config)
+        .args(["--listen", "127.0.0.1:0"])
+        .env("CASEWATCH_PASSWORD", PASSWORD)
+        .env("CASEWATCH_LOG", "info")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let messages = [
+        (Mode::Down, "cannot connect to the store"),
+        (
+            Mode::Unavailable,
+            "the store failed the push with a server error",
+        ),
+        (Mode::TooMany, "the store asks for fewer requests (429)"),
+        (Mode::Hang, "the store did not answer within the timeout"),
+        (
+            Mode::Reset,
+            "the connection to the store broke before its answer",
+        ),
+        (Mode::Accept, "the store answers again"),
+    ];
+    for (next, says) in messages {
+        *mode.lock().unwrap() = next;
+        wait_for(Duration::from_secs(30), says, || async {
+            let text = std::fs::read_to_string(&log).ok()?;
+            text.contains(says).then_some(())
+        })
+        .await;
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("samples stay queued"))
+        .collect();
+    assert_eq!(warnings.len(), 5, "{warnings:#?}");
+    sim.stop().await;
+}

@@ -265,13 +265,21 @@ const DROP_BEFORE_LOGOUT: &str = r#"
 
 #[tokio::test]
 async fn a_drop_between_the_last_step_and_the_logout_is_a_forced_logout() {
-    // An expiry the server answers in its usual style, and a restart that
-    // flushed the session store (the logout then lands on `/login?next=`).
+    // An expiry the server answers in its usual style, a restart that
+    // flushed the session store (the logout then lands on `/login?next=`),
+    // and a drop whose logout is sent home and home to sign in
+    // (`/logout` → `/home` → `/login?next=%2Fhome` → the login form, as
+    // Django's admin answers).
     for (how, cause) in [
         ("logout", LogoutCause::Redirect),
         ("restart", LogoutCause::LoginPage),
+        ("return_to", LogoutCause::LoginPage),
     ] {
         let sim = start_sim(SimProfile::quiet()).await;
+        if how == "return_to" {
+            sim.control("logout_style", json!({"style": "return_to"}))
+                .await;
+        }
         let yaml = config_yaml("", DROP_BEFORE_LOGOUT);
         let run = run_first_journey(&yaml, &sim, PASSWORD);
         let drop = async {
@@ -281,8 +289,8 @@ async fn a_drop_between_the_last_step_and_the_logout_is_a_forced_logout() {
             .await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             match how {
-                "logout" => sim.control("logout", json!({"which": "all"})).await,
-                _ => sim.control("restart", json!({"seconds": 0.1})).await,
+                "restart" => sim.control("restart", json!({"seconds": 0.1})).await,
+                _ => sim.control("logout", json!({"which": "all"})).await,
             };
         };
         let (run, ()) = tokio::join!(run, drop);
@@ -664,6 +672,57 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
     assert!(
         older >= 3.0 * younger,
         "sessions of 2h and older: {older:.1} per hour against {younger:.1}"
+    );
+    sim.stop().await;
+}
+
+/// A kept session the server dropped shortly before the agent stops (no
+/// keep-alive check came between) is found gone by its final logout: a
+/// forced logout with its cause, not a life cut short by the agent's stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_session_found_gone_by_its_final_logout_is_a_forced_logout() {
+    use casewatch::agent::{Agent, AgentOptions};
+    let sim = start_sim(SimProfile::quiet()).await;
+    sim.control("logout_style", json!({"style": "return_to"}))
+        .await;
+    let yaml = format!(
+        "site: test-site\ntargets:{}\njourneys:\n  - {{ name: idle, target: ics, login: false, schedule: {{ interval: 1h }}, steps: [{{ name: ping, path: /login }}] }}\n",
+        ics_target(&keep(1, "5m"))
+    );
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let agent = Agent::start(
+        std::sync::Arc::new(load(&yaml, &sim)),
+        AgentOptions::new("127.0.0.1:0".parse().unwrap(), test_env(PASSWORD)),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    wait_for(Duration::from_secs(15), "a kept session", || async {
+        (sim.live_session_ages().await.len() == 1).then_some(())
+    })
+    .await;
+    let dropped = sim.control("logout", json!({"which": "all"})).await;
+    assert_eq!(dropped["count"], 1);
+    let metrics = agent.metrics.clone();
+    shutdown.cancel();
+    agent.wait().await;
+    let text = String::from_utf8(metrics.render()).unwrap();
+    let ended = |end: &str| {
+        metric(
+            &text,
+            "casewatch_kept_sessions_ended_total",
+            &[("end", end)],
+        )
+    };
+    assert_eq!(ended("forced"), 1.0, "{text}");
+    assert_eq!(ended("agent_stop"), 0.0);
+    assert_eq!(
+        metric(
+            &text,
+            "casewatch_forced_logouts_total",
+            &[("cause", "login_page")]
+        ),
+        1.0
     );
     sim.stop().await;
 }

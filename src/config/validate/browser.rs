@@ -126,6 +126,13 @@ pub(super) fn target_browser(
         if !seen.insert(rs.name.to_string()) {
             c.error(line_of(&rs.name), &step_context, "duplicate step name");
         }
+        super::target::no_effect_after_logout(
+            c,
+            rs.think_time.as_ref(),
+            !rs.extract.is_empty(),
+            line_of(&rs.name),
+            &step_context,
+        );
         logout.push(step(
             c,
             rs,
@@ -238,6 +245,7 @@ fn step(
         );
     }
     let action = if let Some(path) = &rs.goto {
+        super::step::long_in_url(c, path, "goto", context);
         origins.check(c, path, context);
         if uses_password(path) {
             c.error(

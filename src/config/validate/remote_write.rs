@@ -5,11 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use url::Url;
-
 use super::super::model::Need;
 use super::super::remote_write::*;
-use super::{line_of, secret, Checker};
+use super::{http_url, line_of, secret, Checker};
 
 /// Validates every `remote_write` entry. `journal` is the configured journal
 /// file, beside which queues go by default.
@@ -66,33 +64,10 @@ fn remote_write(
     journal: Option<&Path>,
     context: &str,
 ) -> Option<RemoteWrite> {
-    let url = match Url::parse(rw.url.trim()) {
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            c.error(
-                line_of(&rw.url),
-                context,
-                "url must not carry a user name or password: give them in `basic_auth`",
-            );
-            None
-        }
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Some(u),
-        Ok(_) => {
-            c.error(
-                line_of(&rw.url),
-                context,
-                format!(
-                    "url {:?} must be an http or https URL with a host",
-                    rw.url.as_str()
-                ),
-            );
-            None
-        }
-        Err(e) => {
-            c.error(
-                line_of(&rw.url),
-                context,
-                format!("url {:?}: {e}", rw.url.as_str()),
-            );
+    let url = match http_url(rw.url.trim(), "url", "basic_auth") {
+        Ok(url) => Some(url),
+        Err(problem) => {
+            c.error(line_of(&rw.url), context, problem);
             None
         }
     };

@@ -98,6 +98,25 @@ pub(super) fn step_timings(
     t
 }
 
+/// The longest path or query value a step may give: servers refuse a
+/// request line much over 8 KiB (Apache's and nginx's defaults), so every
+/// run of such a step would fail.
+pub const MAX_URL_PART_BYTES: usize = 8 * 1024;
+
+/// Refuses a path or query value too long to go in a request line.
+pub(super) fn long_in_url(c: &mut Checker, text: &S, what: &str, context: &str) {
+    if text.len() > MAX_URL_PART_BYTES {
+        c.error(
+            line_of(text),
+            context,
+            format!(
+                "{what} is {} bytes, over the {MAX_URL_PART_BYTES}-byte limit: servers refuse a request line that long",
+                text.len()
+            ),
+        );
+    }
+}
+
 pub(super) fn step(
     c: &mut Checker,
     rs: &RawStep,
@@ -121,6 +140,10 @@ pub(super) fn step(
             }
         },
     };
+    long_in_url(c, &rs.path, "path", context);
+    for value in rs.query.values() {
+        long_in_url(c, value, "query", context);
+    }
     let path = c.template(&rs.path, "path", context);
     let query = rs
         .query

@@ -16,7 +16,7 @@ use super::super::model::*;
 use super::super::raw::*;
 use super::super::template::Template;
 use super::step::{check_timing_order, step, step_reads, timings};
-use super::{browser, builtin_vars, line_of, secret, Checker, Scope};
+use super::{browser, builtin_vars, http_url, line_of, redact_userinfo, secret, Checker, Scope};
 
 const DEFAULT_MAX_BODY: u64 = 10 * 1024 * 1024;
 /// Bodies are held in memory to be checked, so the cap has a ceiling.
@@ -27,33 +27,10 @@ pub(super) fn target(
     rt: &RawTarget,
     context: &str,
 ) -> (Target, HashSet<String>, HashSet<String>) {
-    let base_url = match Url::parse(rt.base_url.trim()) {
-        Ok(u) if !u.username().is_empty() || u.password().is_some() => {
-            c.error(
-                line_of(&rt.base_url),
-                context,
-                "base_url must not carry a user name or password: give them in `credentials`",
-            );
-            placeholder_url()
-        }
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
-        Ok(_) => {
-            c.error(
-                line_of(&rt.base_url),
-                context,
-                format!(
-                    "base_url {:?} must be an http or https URL with a host",
-                    rt.base_url.as_str()
-                ),
-            );
-            placeholder_url()
-        }
-        Err(e) => {
-            c.error(
-                line_of(&rt.base_url),
-                context,
-                format!("base_url {:?}: {e}", rt.base_url.as_str()),
-            );
+    let base_url = match http_url(rt.base_url.trim(), "base_url", "credentials") {
+        Ok(url) => url,
+        Err(problem) => {
+            c.error(line_of(&rt.base_url), context, problem);
             placeholder_url()
         }
     };
@@ -65,7 +42,11 @@ pub(super) fn target(
     let proxy = rt.proxy.as_ref().and_then(|p| match Url::parse(p.trim()) {
         Ok(u) => Some(u),
         Err(e) => {
-            c.error(line_of(p), context, format!("proxy {:?}: {e}", p.as_str()));
+            c.error(
+                line_of(p),
+                context,
+                format!("proxy {:?}: {e}", redact_userinfo(p.as_str())),
+            );
             None
         }
     });
@@ -180,6 +161,13 @@ pub(super) fn target(
         let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
         // The logout may use what login extracted, but defines nothing later steps read.
         origins.check(c, &rs.path, &step_context);
+        no_effect_after_logout(
+            c,
+            rs.think_time.as_ref(),
+            !rs.extract.is_empty(),
+            line_of(&rs.name),
+            &step_context,
+        );
         step(
             c,
             rs,
@@ -395,6 +383,13 @@ fn keep_sessions(
     }
     let keepalive_context = format!("{context}, keepalive step {:?}", k.keepalive.name.as_str());
     origins.check(c, &k.keepalive.path, &keepalive_context);
+    if let Some(think) = &k.keepalive.think_time {
+        c.warn(
+            line_of(think),
+            &keepalive_context,
+            "think_time has no effect on a keepalive step: its checks are keep_sessions.every apart",
+        );
+    }
     KeepSessions {
         count: *k.count,
         stagger: c
@@ -409,6 +404,31 @@ fn keep_sessions(
             &mut Scope::within(login_vars),
             &keepalive_context,
         ),
+    }
+}
+
+/// Settings a logout step takes that cannot take effect: nothing runs
+/// after a logout to wait for, or to read what it extracts.
+pub(super) fn no_effect_after_logout(
+    c: &mut Checker,
+    think_time: Option<&S>,
+    extracts: bool,
+    line: usize,
+    context: &str,
+) {
+    if let Some(think) = think_time {
+        c.warn(
+            line_of(think),
+            context,
+            "think_time has no effect on a logout step: nothing runs after it",
+        );
+    }
+    if extracts {
+        c.warn(
+            line,
+            context,
+            "extract has no effect on a logout step: nothing runs after it to read what it extracts",
+        );
     }
 }
 
@@ -432,7 +452,7 @@ fn allowed_origins(c: &mut Checker, raw: &[S], context: &str) -> Vec<url::Origin
                 context,
                 format!(
                     "allowed_origins: {:?} is not an origin (a scheme, host and port) like https://sso.example.gov.uk",
-                    entry.as_str()
+                    redact_userinfo(entry.as_str())
                 ),
             ),
         }
