@@ -485,6 +485,9 @@ impl Reading<'_> {
     }
 }
 
+/// Whose session: (site, target, origin, kept slot).
+type SessionKey = (String, String, String, Option<i64>);
+
 /// The spans of one session: the journal may hold several per session,
 /// all with its login time, so sessions are closed when the login time
 /// changes (spans come in login order).
@@ -492,7 +495,7 @@ impl Reading<'_> {
 struct SessionGroup {
     login_at: Option<f64>,
     /// (site, target, origin, slot) -> (lifetime seconds, dropped).
-    open: Vec<((String, String, String, Option<i64>), (f64, bool))>,
+    open: Vec<(SessionKey, (f64, bool))>,
 }
 
 impl SessionGroup {

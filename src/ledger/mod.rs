@@ -65,7 +65,7 @@ pub fn class_value(class: u32) -> u64 {
 
 /// Whole microseconds of `seconds`, as the recorder stores a step.
 pub fn micros_of(seconds: f64) -> u64 {
-    if !(seconds > 0.0) {
+    if seconds.is_nan() || seconds <= 0.0 {
         return 1;
     }
     std::time::Duration::try_from_secs_f64(seconds)
@@ -76,7 +76,7 @@ pub fn micros_of(seconds: f64) -> u64 {
 
 /// Whole milliseconds of `seconds` (non-negative, saturating).
 pub fn millis_of(seconds: f64) -> u64 {
-    if !(seconds > 0.0) {
+    if seconds.is_nan() || seconds <= 0.0 {
         return 0;
     }
     (seconds * 1000.0).round().min(u64::MAX as f64) as u64
@@ -144,7 +144,7 @@ impl SlotClock {
 
     /// Splits `[t0, t1)` over the slots it crosses: (slot, milliseconds).
     pub fn split(&self, t0: f64, t1: f64, mut each: impl FnMut(i64, u64)) {
-        if !(t1 > t0) {
+        if t1.is_nan() || t0.is_nan() || t1 <= t0 {
             return;
         }
         let (first, last) = (self.slot(t0), self.slot(t1));
@@ -367,6 +367,9 @@ pub struct CostSums {
     pub runs: u64,
 }
 
+/// Durations (µs classes, with their counts) and successes of report runs.
+pub type ReportDurations = (BTreeMap<u32, u64>, u64);
+
 /// Everything a report reads.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Ledger {
@@ -396,7 +399,7 @@ pub struct Ledger {
     pub cost: CostSums,
     /// Report runs' and report steps' durations (µs classes) and successes,
     /// by (target, journey, step; empty for a whole run).
-    pub report_runs: BTreeMap<(String, String, String), (BTreeMap<u32, u64>, u64)>,
+    pub report_runs: BTreeMap<(String, String, String), ReportDurations>,
     /// The agent's own stalls (started, seconds), and the runs left out
     /// because they overlapped one.
     #[serde(default)]

@@ -1,6 +1,9 @@
 //! Figures in words a board member reads without a statistician: counts
 //! with the right plural, numbers without "-0.0" or "NaN", lengths in days.
 
+use super::evidence::MIN_UNITS;
+use super::stats::Estimate;
+
 /// "1 forced logout", "3 forced logouts".
 pub fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
@@ -45,26 +48,6 @@ pub fn days(units: usize, unit_days: u32) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn figures_read_cleanly() {
-        assert_eq!(figure(5529.14, 1), "5,529.1");
-        assert_eq!(figure(-0.04, 1), "0.0");
-        assert_eq!(figure(-12.5, 1), "-12.5");
-        assert_eq!(figure(1_234_567.0, 0), "1,234,567");
-        assert_eq!(figure(f64::NAN, 2), "-");
-        assert_eq!(plural(1, "forced logout"), "1 forced logout");
-        assert_eq!(plural(74, "forced logout"), "74 forced logouts");
-        assert_eq!(days(3, 2), "3 periods of 2 days");
-        assert_eq!(days(1, 1), "1 day");
-    }
-}
-
-use super::evidence::MIN_UNITS;
-use super::stats::Estimate;
 
 /// An estimate in words: "97.80% (between 97.21% and 98.30%)"; without an
 /// interval because too few days stand behind it, "97.80% (no range yet:
@@ -95,4 +78,22 @@ pub fn show(e: &Estimate, digits: usize, unit: &str) -> String {
 /// A share as a percentage with two decimals.
 pub fn show_percent(e: &Estimate) -> String {
     show(&e.clone().scaled(100.0), 2, "%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_cleanly() {
+        assert_eq!(figure(5529.14, 1), "5,529.1");
+        assert_eq!(figure(-0.04, 1), "0.0");
+        assert_eq!(figure(-12.5, 1), "-12.5");
+        assert_eq!(figure(1_234_567.0, 0), "1,234,567");
+        assert_eq!(figure(f64::NAN, 2), "-");
+        assert_eq!(plural(1, "forced logout"), "1 forced logout");
+        assert_eq!(plural(74, "forced logout"), "74 forced logouts");
+        assert_eq!(days(3, 2), "3 periods of 2 days");
+        assert_eq!(days(1, 1), "1 day");
+    }
 }
