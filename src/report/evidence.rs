@@ -687,12 +687,18 @@ mod tests {
 
     #[test]
     fn a_rate_ratio_has_an_exact_interval() {
-        // 10 events against 10 in equal exposure: ratio 1, interval about 0.4 to 2.4.
+        // 10 events against 10 in equal exposure, one a unit: ratio 1. The
+        // exact interval on 10 and 10 is about 0.39 to 2.58; read from ten
+        // units a side, the counts are divided by (t18 / z)^2 = 1.15 first.
         let before: Vec<Part<(f64, f64)>> = (0..10).map(|i| part(i, 0, (1.0, 1.0))).collect();
         let r = rate_ratio(&before, &before, 0.05);
         assert_eq!(r.value, Some(1.0));
-        assert!((r.low.unwrap() - 0.39).abs() < 0.03, "{r:?}");
-        assert!((r.high.unwrap() - 2.58).abs() < 0.15, "{r:?}");
+        let exact = ratio_of_counts((10.0, 10.0), (10.0, 10.0), 1.0, 0.05);
+        assert!((exact.low.unwrap() - 0.39).abs() < 0.03, "{exact:?}");
+        assert!((exact.high.unwrap() - 2.58).abs() < 0.15, "{exact:?}");
+        let t = t_quantile(18, 0.05) / Z95;
+        let widened = ratio_of_counts((10.0, 10.0), (10.0, 10.0), t * t, 0.05);
+        assert_eq!((r.low, r.high), (widened.low, widened.high));
         let none: Vec<Part<(f64, f64)>> = (0..10).map(|i| part(i, 0, (0.0, 1.0))).collect();
         let r = rate_ratio(&none, &before, 0.05);
         assert_eq!((r.value, r.high), (None, None));

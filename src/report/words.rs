@@ -48,7 +48,6 @@ pub fn days(units: usize, unit_days: u32) -> String {
     }
 }
 
-
 /// An estimate in words: "97.80% (between 97.21% and 98.30%)"; without an
 /// interval because too few days stand behind it, "97.80% (no range yet:
 /// 3 of 7 days)"; "no data" without a value.
