@@ -221,6 +221,17 @@ pub fn scenarios() -> Vec<Scenario> {
             28.0,
             WEDNESDAY_NOON,
         ),
+        // Weeks that differ too: a drift four weeks a side cannot show.
+        Scenario {
+            week_sigma: 0.02,
+            ..s(
+                "no effect, days vary 5% and weeks 2%, 4 weeks each side",
+                none,
+                0.05,
+                28.0,
+                WEDNESDAY_NOON,
+            )
+        },
     ]
 }
 
