@@ -226,7 +226,9 @@ fn process_alive(pid: u32) -> bool {
     #[cfg(target_os = "linux")]
     if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         // `pid (comm) state ...`: the command may hold spaces or brackets.
-        let state = stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next());
+        let state = stat
+            .rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next());
         return !matches!(state, Some('Z' | 'X'));
     }
     #[cfg(unix)]
