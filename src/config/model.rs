@@ -278,9 +278,10 @@ pub struct Assertions {
 #[derive(Clone, Debug)]
 pub struct JournalOptions {
     pub path: PathBuf,
-    /// How long successful runs are kept.
+    /// How long successful runs are kept raw; older hours are folded into
+    /// hourly rollups, which the report reads alike.
     pub keep_successes: Duration,
-    /// How long failed runs, freezes and forced logouts are kept.
+    /// How long failed runs, freezes, forced logouts and rollups are kept.
     pub keep_failures: Duration,
 }
 

@@ -1,7 +1,7 @@
 //! The journal's schema: versioned with `PRAGMA user_version`, migrated in
 //! code at open. Each migration runs once, in order, in one transaction.
 //! Times are unix seconds (REAL), durations seconds (REAL). See
-//! `docs/journal-schema.md` for the meaning of every column.
+//! `docs/report-schema.md` for the meaning of every column.
 
 use rusqlite::Connection;
 
@@ -181,7 +181,7 @@ const MIGRATIONS: &[&str] = &[
     "#,
     // 7: compacted hours. `casewatch journal compact` folds the rows of an
     // hour into its ledger (see `crate::ledger::rollup`): the hour's first
-    // and last moment measured, and the ledger, Snappy-compressed JSON.
+    // and last moment measured, and the ledger, postcard then Snappy.
     r#"
     CREATE TABLE rollups (
         hour_start    REAL PRIMARY KEY,

@@ -255,6 +255,8 @@ fn delete_rows(tx: &rusqlite::Transaction<'_>, w: Window) -> rusqlite::Result<u6
         "DELETE FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2",
         "DELETE FROM freezes WHERE started >= ?1 AND started < ?2",
         "DELETE FROM histograms WHERE interval_start >= ?1 AND interval_start < ?2",
+        // The hour's ledger holds its stalls; left here they would count twice.
+        "DELETE FROM agent_stalls WHERE started >= ?1 AND started < ?2",
     ] {
         removed += tx.execute(sql, params![w.from, w.to])?;
     }

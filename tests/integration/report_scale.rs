@@ -86,6 +86,18 @@ fn a_month_reports_in_bounded_memory_and_a_compacted_journal_reports_the_same() 
         assert!(kib < RSS_BOUND_KIB, "{kib} KiB for a 30-day journal");
     }
 
+    // Some stalls of the agent, in hours that will be folded and in hours
+    // that stay raw: each must count once either way.
+    let db = rusqlite::Connection::open(&journal).unwrap();
+    for started in [1_794_000_000.5, 1_794_003_700.0, 1_795_900_000.0] {
+        db.execute(
+            "INSERT INTO agent_stalls (site, started, length) VALUES ('site-01', ?1, 12.5)",
+            [started],
+        )
+        .unwrap();
+    }
+    drop(db);
+
     // Compaction: the same figures, for the whole window and month by month.
     let compacted = dir.path().join("compacted.db");
     std::fs::copy(&journal, &compacted).unwrap();
