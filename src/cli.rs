@@ -221,6 +221,11 @@ pub enum Command {
         /// The journal file the demo writes.
         #[arg(long, default_value = "casewatch-demo.db")]
         journal: PathBuf,
+        /// Also write a seeded history to this file first: six weeks of one
+        /// office at production rates whose truth is known, on which the
+        /// report answers the board's questions (the file is replaced).
+        #[arg(long)]
+        history: Option<PathBuf>,
         /// TLS and basic auth for the web endpoints (exporter-toolkit format).
         #[arg(long = "web.config.file")]
         web_config: Option<PathBuf>,

@@ -330,6 +330,7 @@ pub struct DemoCommand<'a> {
     pub profile: Option<&'a Path>,
     pub config: Option<&'a Path>,
     pub journal: PathBuf,
+    pub history: Option<&'a Path>,
     pub web_config: Option<&'a Path>,
 }
 
@@ -372,6 +373,9 @@ fn demo_listener(
 pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     let (listener, moved) = demo_listener(cmd.listen)?;
     let listen_addr = listener.local_addr()?;
+    if let Some(path) = cmd.history {
+        write_history(path).await?;
+    }
     // A generated password unless the caller chose one (the credential
     // canary test does, to search every output for it).
     let password = std::env::var("CASEWATCH_PASSWORD")
@@ -618,6 +622,20 @@ fn demo_events(span: Duration) -> Vec<Scheduled> {
             body: serde_json::json!({"on": "css"}),
         },
     ]
+}
+
+/// Writes the demo's seeded history, ending now, and says how to report it.
+async fn write_history(path: &Path) -> anyhow::Result<()> {
+    let owned = path.to_path_buf();
+    let end = crate::outcome::unix_secs(SystemTime::now());
+    tokio::task::spawn_blocking(move || crate::bench::history::write(&owned, end)).await??;
+    println!(
+        "seeded history: {} ({} days of one office, truth known); report it with\n  casewatch report --journal {} --out board.html",
+        path.display(),
+        crate::bench::history::DAYS,
+        path.display()
+    );
+    Ok(())
 }
 
 /// Makes each scheduled change or incident in the simulator when its time comes.

@@ -90,6 +90,7 @@ fn main() -> ExitCode {
                 profile,
                 config,
                 journal,
+                history,
                 web_config,
             } => commands::demo(DemoCommand {
                 duration,
@@ -99,6 +100,7 @@ fn main() -> ExitCode {
                 profile: profile.as_deref(),
                 config: config.as_deref(),
                 journal,
+                history: history.as_deref(),
                 web_config: web_config.as_deref(),
             })
             .await

@@ -59,6 +59,9 @@ pub struct FleetSpec {
     pub change: bool,
     /// Latency factor from that change on (1 for no effect).
     pub latency_after: f64,
+    /// The demo's seeded history instead of a plain fleet
+    /// ([`super::history`]): its changes, report load and session hazard.
+    pub history: Option<super::history::History>,
 }
 
 impl FleetSpec {
@@ -74,7 +77,7 @@ pub fn site_name(i: usize) -> String {
     format!("site-{:02}", i + 1)
 }
 
-struct Target {
+pub(super) struct Target {
     name: &'static str,
     slow_after: f64,
     freeze_after: f64,
@@ -92,6 +95,14 @@ const CSS: Target = Target {
     slow_after: 5.0,
     freeze_after: 8.0,
     give_up_after: 40.0,
+};
+/// A heavy report, as the history's are, is judged by a report's own
+/// thresholds, not an interactive page's.
+const HEAVY_REPORT: Target = Target {
+    name: "",
+    slow_after: 60.0,
+    freeze_after: 90.0,
+    give_up_after: 180.0,
 };
 
 struct JourneySpec {
@@ -199,9 +210,20 @@ struct Truth {
     /// The change and its latency factor.
     change_at: f64,
     latency_after: f64,
+    history: Option<super::history::History>,
 }
 
 impl Truth {
+    /// The latency factor of a step on `target` at `t`: the site's, the
+    /// day's, the change's, and in the history the ICS's load.
+    fn step_factor(&self, target: &Target, t: f64, report_on_same: bool) -> f64 {
+        let load = match &self.history {
+            Some(h) if target.name == "ics" => h.ics_load(t, report_on_same),
+            _ => 1.0,
+        };
+        self.latency_at(t) * load
+    }
+
     /// The latency factor at `t`: the site's, the day's and the change's.
     fn latency_at(&self, t: f64) -> f64 {
         let day = ((t / 86_400.0).floor() - self.first_day).max(0.0) as usize;
@@ -227,8 +249,11 @@ fn events(rng: &mut StdRng, from: f64, to: f64, per_day: f64) -> Vec<f64> {
     out
 }
 
-fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()> {
-    let site = site_name(index);
+pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()> {
+    let site = match &spec.history {
+        Some(_) => super::history::SITE.to_string(),
+        None => site_name(index),
+    };
     let mut rng =
         StdRng::seed_from_u64(spec.seed.wrapping_mul(1_000_003).wrapping_add(index as u64));
     let factor = if spec.worse.contains(&site) {
@@ -239,10 +264,18 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
     let from = spec.end - spec.days * 86_400.0;
     let from = (from / EVERY).floor() * EVERY;
     let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
-    let freezes: Vec<(f64, f64)> = events(&mut rng, from, spec.end, FREEZES_PER_DAY * factor)
-        .into_iter()
-        .map(|t| (t, 5.0 + length.sample(&mut rng)))
-        .collect();
+    let per_day = spec
+        .history
+        .as_ref()
+        .map_or(FREEZES_PER_DAY, |h| h.freezes_per_day);
+    let mut freezes: Vec<(f64, f64)> = Vec::new();
+    for t in events(&mut rng, from, spec.end, per_day * factor) {
+        let episode = (t, 5.0 + length.sample(&mut rng));
+        let keep = spec.history.as_ref().map_or(1.0, |h| h.freezes_kept(t));
+        if keep >= 1.0 || rng.random_bool(keep) {
+            freezes.push(episode);
+        }
+    }
     let restarts = events(&mut rng, from, spec.end, RESTARTS_PER_DAY * factor);
     // Day effects from a stream of their own, so that a journal with them
     // differs from one without only in its latencies.
@@ -266,6 +299,7 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
             f64::INFINITY
         },
         latency_after: spec.latency_after,
+        history: spec.history.clone(),
     };
 
     let mut conn = Connection::open(path)?;
@@ -291,6 +325,9 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
             "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
         )?;
+    }
+    if let Some(h) = &spec.history {
+        h.write_meta(&tx)?;
     }
     if spec.change {
         tx.execute(
@@ -324,18 +361,44 @@ fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow::Result<()>
         let day_end = (t + 86_400.0).min(spec.end);
         let tx = conn.transaction()?;
         while t < day_end {
-            for (j, journey) in JOURNEYS.iter().enumerate() {
-                let start = t + journey.offset + rng.random_range(0.0..0.05);
-                run(
+            let mut report: Option<ReportSpan> = None;
+            // The report first: the history's interactive runs overlap it.
+            for j in [2, 0, 1] {
+                let journey = &JOURNEYS[j];
+                let mut plan = Plan {
+                    target: journey.target,
+                    thresholds: journey.target,
+                    offset: journey.offset,
+                    report,
+                };
+                if let Some(h) = &truth.history {
+                    if journey.kind == "report" {
+                        if !h.report_due(t) {
+                            continue;
+                        }
+                        plan.target = if h.reports_on_ics(t) { &ICS } else { &CSS };
+                        plan.thresholds = &HEAVY_REPORT;
+                    }
+                    plan.offset = h.offset(j);
+                }
+                let start = t + plan.offset + rng.random_range(0.0..0.05);
+                let ended = run(
                     &tx,
                     &site,
                     &mut rng,
                     &truth,
-                    j,
-                    journey,
+                    (j, journey),
+                    &plan,
                     start,
                     &mut histograms,
                 )?;
+                if journey.kind == "report" {
+                    report = Some(ReportSpan {
+                        target: plan.target.name,
+                        from: start,
+                        to: ended,
+                    });
+                }
             }
             kept.check(&tx, &site, &mut rng, &truth, t + 60.0)?;
             t += EVERY;
@@ -364,18 +427,42 @@ fn in_freeze(truth: &Truth, at: f64) -> Option<f64> {
     (at < start + len).then_some(start + len - at)
 }
 
+/// A report run of this slot: on which system, from when to when.
+#[derive(Clone, Copy)]
+struct ReportSpan {
+    target: &'static str,
+    from: f64,
+    to: f64,
+}
+
+/// Where and when a journey runs in this slot, judged by which thresholds,
+/// and the slot's report run so far.
+struct Plan {
+    target: &'static Target,
+    thresholds: &'static Target,
+    offset: f64,
+    report: Option<ReportSpan>,
+}
+
+/// One run and its steps and session; returns when it ended.
 #[allow(clippy::too_many_arguments)]
 fn run(
     tx: &Transaction<'_>,
     site: &str,
     rng: &mut StdRng,
     truth: &Truth,
-    j: usize,
-    journey: &JourneySpec,
+    (j, journey): (usize, &JourneySpec),
+    plan: &Plan,
     start: f64,
     histograms: &mut Pending,
-) -> anyhow::Result<()> {
-    let target = journey.target;
+) -> anyhow::Result<f64> {
+    let target = plan.thresholds;
+    let interactive = journey.kind == "interactive";
+    let during = plan
+        .report
+        .filter(|r| interactive && r.from <= start && start < r.to);
+    let report_same = during.is_some_and(|r| r.target == plan.target.name);
+    let report_any = during.is_some();
     // A restart during the slot ends the journey's session at its first
     // journey step.
     let next = truth.restarts.partition_point(|r| *r < start);
@@ -386,7 +473,12 @@ fn run(
     let mut failed_step: Option<&str> = None;
     let mut logout_cause: Option<&str> = None;
     for (seq, (step, phase, median)) in journey.steps.iter().enumerate() {
-        let lat = LogNormal::new((median * truth.latency_at(at)).ln(), 0.45).context("latency")?;
+        let median = match &truth.history {
+            Some(h) if journey.kind == "report" && *phase == "journey" => h.report_seconds,
+            _ => *median,
+        };
+        let factor = truth.step_factor(plan.target, at, report_same);
+        let lat = LogNormal::new((median * factor).ln(), 0.45).context("latency")?;
         let mut duration: f64 = lat.sample(rng);
         let mut step_outcome = if duration > target.slow_after {
             "slow"
@@ -432,7 +524,7 @@ fn run(
         if !censored {
             let minute = (at / 60.0).floor() as i64;
             histograms
-                .entry((minute, j, seq))
+                .entry((minute, plan.target.name, j, seq))
                 .or_default()
                 .push((duration * 1e6).clamp(1.0, recorder::HIGHEST_MICROS as f64) as u64);
         }
@@ -450,18 +542,20 @@ fn run(
     let duration = at - start;
     tx.prepare_cached(
         "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, 0)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         site,
-        target.name,
+        plan.target.name,
         journey.name,
         journey.kind,
         start,
         start,
         duration,
         outcome,
-        failed_step
+        failed_step,
+        report_same,
+        report_any
     ])?;
     let run_id = tx.last_insert_rowid();
     let mut insert = tx.prepare_cached(
@@ -497,7 +591,7 @@ fn run(
     )?
     .execute(params![
         site,
-        target.name,
+        plan.target.name,
         journey.name,
         start,
         alive,
@@ -511,7 +605,7 @@ fn run(
         dropped,
         dropped.then_some(duration),
     ])?;
-    Ok(())
+    Ok(at)
 }
 
 fn flush_histograms(
@@ -521,18 +615,18 @@ fn flush_histograms(
     encoded: &mut Encoded,
     before: f64,
 ) -> anyhow::Result<()> {
-    let keep = histograms.split_off(&(((before / 60.0).floor() as i64), 0, 0));
+    let keep = histograms.split_off(&(((before / 60.0).floor() as i64), "", 0, 0));
     let done = std::mem::replace(histograms, keep);
     let mut insert = tx.prepare_cached(
         "INSERT INTO histograms (site, target, journey, step, interval_start, interval_secs, count, hdr_v2_deflate)
          VALUES (?1, ?2, ?3, ?4, ?5, 60, ?6, ?7)",
     )?;
-    for ((minute, j, seq), values) in done {
+    for ((minute, target, j, seq), values) in done {
         let journey = &JOURNEYS[j];
         let bytes = encoded.encode(&values)?;
         insert.execute(params![
             site,
-            journey.target.name,
+            target,
             journey.name,
             journey.steps[seq].0,
             (minute * 60) as f64,
@@ -543,8 +637,8 @@ fn flush_histograms(
     Ok(())
 }
 
-/// Step durations (µs) per (minute, journey, step), not yet stored.
-type Pending = std::collections::BTreeMap<(i64, usize, usize), Vec<u64>>;
+/// Step durations (µs) per (minute, target, journey, step), not yet stored.
+type Pending = std::collections::BTreeMap<(i64, &'static str, usize, usize), Vec<u64>>;
 
 /// Encodes histograms; one holding a single value (nearly all of them, at
 /// one run per step per 5 minutes) is encoded once per distinct bucket,
@@ -670,7 +764,12 @@ impl KeptState {
             let (outcome, state, status, cause) = if let Some(left) = in_freeze(truth, at) {
                 duration = (duration + left).min(ICS.give_up_after);
                 ("frozen", "unknown", None, None)
-            } else if restart {
+            } else if restart
+                || truth
+                    .history
+                    .as_ref()
+                    .is_some_and(|h| h.drops(rng, at - login))
+            {
                 ("logged_out", "ended", Some(302), Some("redirect"))
             } else {
                 ("ok", "alive", Some(200), None)

@@ -44,6 +44,7 @@ use crate::outcome::Record;
 use crate::runner::{self, Probes};
 use crate::supervisor::{journey_loop, JourneyTask};
 
+pub mod history;
 pub mod hostile;
 pub mod journals;
 
@@ -329,6 +330,7 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 day_sigma,
                 change,
                 latency_after,
+                history: None,
             };
             let started = std::time::Instant::now();
             let paths = tokio::task::spawn_blocking(move || journals::write_fleet(&spec)).await??;

@@ -26,6 +26,8 @@ pub struct JournalMeta {
     pub changes: Vec<ChangeRow>,
     /// First and last moment measured over the whole journal.
     pub span: Option<(f64, f64)>,
+    /// A generated journal's known truth, in words (the demo's history).
+    pub seeded_truth: Option<String>,
 }
 
 impl JournalMeta {
@@ -63,6 +65,7 @@ impl JournalMeta {
             practitioners,
             changes: reader.changes()?,
             span,
+            seeded_truth: reader.meta("seeded_truth")?.filter(|s| !s.is_empty()),
         })
     }
 }

@@ -67,7 +67,8 @@ pub fn from_ledger(
     let clock = window.clock;
     let sheet = Sheet::new(ledger);
     let longest = ledger.freezes.iter().map(|f| f.length).fold(0.0, f64::max);
-    let unit_days = design::unit_days(&sheet, clock, longest);
+    let changes: Vec<f64> = meta.changes.iter().map(|c| c.at).collect();
+    let unit_days = design::unit_days(&sheet, clock, longest, &changes);
     let design = Design::new(clock, unit_days);
     let slots = sheet.slots(None);
     let span = ledger
@@ -143,6 +144,7 @@ pub fn from_ledger(
             longest_seconds: ledger.agent_stalls.iter().map(|s| s.1).fold(0.0, f64::max),
             runs_left_out: ledger.stalled_runs,
         },
+        seeded_truth: meta.seeded_truth.clone(),
     };
     report.summary = super::summary::summary(&report);
     report

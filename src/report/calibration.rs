@@ -569,7 +569,7 @@ pub fn replicate(
     let ledger = observe(&process, at - window, at + window, at, scenario.effect, rng);
     let sheet = Sheet::new(&ledger);
     let longest = ledger.freezes.iter().map(|f| f.length).fold(0.0, f64::max);
-    let unit_days = design::unit_days(&sheet, ledger.clock(), longest);
+    let unit_days = design::unit_days(&sheet, ledger.clock(), longest, &[at]);
     let design = Design::new(ledger.clock(), unit_days);
     (
         compare::change_evidence(&sheet, &design, at, window, None),

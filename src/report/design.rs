@@ -341,8 +341,11 @@ fn fill_gaps(slots: &mut BTreeSet<i64>) {
 
 /// The unit length (days) for a window: at least twice the longest freeze,
 /// and the shortest of [`UNIT_DAYS`] whose units' interactive-latency
-/// residuals are not autocorrelated beyond chance.
-pub fn unit_days(sheet: &Sheet<'_>, clock: SlotClock, longest_freeze: f64) -> u32 {
+/// residuals are not autocorrelated beyond chance. A declared change
+/// (`changes`, unix seconds) is a known shift of level, not correlation
+/// between days: the residuals are taken around each era's own calendar
+/// cells, an era running from one change to the next.
+pub fn unit_days(sheet: &Sheet<'_>, clock: SlotClock, longest_freeze: f64, changes: &[f64]) -> u32 {
     let floor = ((2.0 * longest_freeze * clock.scale) / DAY).ceil().max(1.0) as u32;
     let slots = sheet.slots(None);
     let mut candidates: Vec<u32> = UNIT_DAYS.iter().copied().filter(|d| *d >= floor).collect();
@@ -351,7 +354,12 @@ pub fn unit_days(sheet: &Sheet<'_>, clock: SlotClock, longest_freeze: f64) -> u3
     }
     for &days in &candidates {
         let design = Design::new(clock, days);
-        let parts = sheet.latencies(&design, &slots, StepKey::is_interactive);
+        let mut parts = sheet.latencies(&design, &slots, StepKey::is_interactive);
+        for p in &mut parts {
+            let start = p.unit as f64 * design.unit_seconds();
+            let era = changes.iter().filter(|at| start >= **at).count();
+            p.stratum += (CELLS * era.min(1000)) as u16;
+        }
         let residuals = unit_residuals(&parts, 0.95);
         if residuals.len() < 2 * MIN_UNITS {
             return days;

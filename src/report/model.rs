@@ -76,6 +76,9 @@ pub struct Report {
     /// starved): what it measured then was itself, so those runs are left
     /// out of every figure.
     pub agent_stalls: AgentStalls,
+    /// A generated journal's known truth (the demo's seeded history), to
+    /// check the answers against; absent for a measured journal.
+    pub seeded_truth: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]

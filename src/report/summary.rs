@@ -97,5 +97,10 @@ pub fn summary(r: &Report) -> Vec<String> {
             ));
         }
     }
+    if let Some(truth) = &r.seeded_truth {
+        out.push(format!(
+            "Seeded truth, to check the answers above against: {truth}."
+        ));
+    }
     out
 }

@@ -10,6 +10,7 @@ mod fleet_report;
 mod foundation;
 mod freezes;
 mod harness;
+mod history;
 mod hostile;
 mod journal;
 mod layers;

@@ -12,7 +12,7 @@ use serde_json::Value;
 /// year stays far below it; rows held in memory would not).
 const RSS_BOUND_KIB: u64 = 128 * 1024;
 
-fn casewatch(args: &[&str]) -> String {
+pub fn casewatch(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_casewatch"))
         .args(args)
         .output()
@@ -57,6 +57,7 @@ fn thirty_days(dir: &Path) -> PathBuf {
         day_sigma: 0.05,
         change: true,
         latency_after: 1.0,
+        history: None,
     };
     casewatch::bench::journals::write_fleet(&spec)
         .unwrap()

@@ -239,7 +239,7 @@ pub(super) fn assemble(
                 .iter()
                 .map(|f| f.length)
                 .fold(0.0, f64::max);
-            design::unit_days(sheet, clock, longest)
+            design::unit_days(sheet, clock, longest, &[])
         })
         .max()
         .unwrap_or(1);
