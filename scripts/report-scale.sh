@@ -38,9 +38,11 @@ for days in 1 30 90 365; do
     rows+=("$(measure "1 site x $days days ($size MB), $format" "$bin" report --journal "$j/site-01.db" --format "$format")")
   done
 done
+# `--older-than` counts back from now; the journals end at $end.
+since_end=$((($(date +%s) - $(date -d "$end" +%s)) / 86400))
 compacted="$work/site-365-compacted.db"
 cp "$work/site-365/site-01.db" "$compacted"
-"$bin" journal compact "$compacted" --older-than 37d >/dev/null 2>&1
+"$bin" journal compact "$compacted" --older-than "$((since_end + 37))d" >/dev/null 2>&1
 size=$(du -m "$compacted" | cut -f1)
 rows+=("$(measure "1 site x 365 days, compacted after 37 days ($size MB), json" "$bin" report --journal "$compacted" --format json)")
 if [ "$fleet_sites" -gt 0 ]; then
@@ -48,6 +50,13 @@ if [ "$fleet_sites" -gt 0 ]; then
   [ -d "$f" ] || "$bench" journals --sites "$fleet_sites" --days 365 --out "$f" --end "$end" --seed 1 --no-histograms >/dev/null
   size=$(du -sm "$f" | cut -f1)
   rows+=("$(measure "$fleet_sites sites x 365 days ($size MB, no per-minute histograms), fleet json" "$bin" report --journal "$f" --format json)")
+  # As the agent keeps them: raw for keep_successes (90 days), older hours
+  # folded into rollups.
+  for db in "$f"/*.db; do
+    "$bin" journal compact "$db" --older-than "$((since_end + 90))d" >/dev/null 2>&1
+  done
+  size=$(du -sm "$f" | cut -f1)
+  rows+=("$(measure "$fleet_sites sites x 365 days, raw for the last 90 days as the agent keeps them ($size MB), fleet json" "$bin" report --journal "$f" --format json)")
 fi
 
 {
