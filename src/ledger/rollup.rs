@@ -230,7 +230,9 @@ pub fn compact(
         writer
             // VACUUM goes through the write-ahead log: checkpoint after it
             // too, or the log keeps the journal's whole size beside it.
-            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+            .execute_batch(
+                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+            )
             .map_err(|source| CompactError::Write {
                 path: name.clone(),
                 source,

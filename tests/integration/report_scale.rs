@@ -108,7 +108,10 @@ fn a_month_reports_in_bounded_memory_and_a_compacted_journal_reports_the_same() 
     let after: u64 = std::fs::metadata(compacted).unwrap().len();
     // VACUUM goes through the write-ahead log; it must not stay behind.
     let wal = std::fs::metadata(format!("{compacted}-wal")).map_or(0, |m| m.len());
-    assert_eq!(wal, 0, "the write-ahead log keeps {wal} bytes after compacting");
+    assert_eq!(
+        wal, 0,
+        "the write-ahead log keeps {wal} bytes after compacting"
+    );
     assert!(
         after * 2 < before,
         "{before} bytes, {after} after compacting"
