@@ -1,9 +1,11 @@
 //! Time lost per practitioner, checked against the simulator's truth:
 //! injected freeze seconds and forced logouts give the frozen and logout
 //! minutes the model says they should, within the report's intervals. The
-//! system's calendar runs 14,400 times faster than the wall clock, so the
-//! minute measured holds the ten independent days an interval needs, and
-//! rates are per hour of that calendar.
+//! system's calendar runs 57,600 times faster than the wall clock, so the
+//! minute measured holds forty days, and rates are per hour of that
+//! calendar. Freezes last two seconds (32 calendar hours): units of days are
+//! at least twice the longest freeze, so even a freeze measured a second
+//! longer leaves units of four days, and ten of them.
 
 use std::time::{Duration, SystemTime};
 
@@ -62,7 +64,7 @@ journal:
         for round in 0..4u64 {
             tokio::time::sleep(Duration::from_secs(7)).await;
             if round < 3 {
-                sim.control("freeze", json!({"seconds": 3, "system": "ics"}))
+                sim.control("freeze", json!({"seconds": 2, "system": "ics"}))
                     .await;
             }
             tokio::time::sleep(Duration::from_secs(6)).await;
@@ -84,7 +86,7 @@ journal:
         .iter()
         .filter(|e| e["kind"] == "forced_logout")
         .count() as f64;
-    assert_eq!(frozen, 9.0);
+    assert_eq!(frozen, 6.0);
     assert_eq!(drops, 4.0 * KEPT, "{truth}");
 
     let reader = JournalReader::open(&path).unwrap();
