@@ -24,7 +24,10 @@ pub struct CentralInfo {
 }
 
 impl CentralInfo {
-    pub fn register(registry: &Registry, config: &Config) -> Result<CentralInfo, prometheus::Error> {
+    pub fn register(
+        registry: &Registry,
+        config: &Config,
+    ) -> Result<CentralInfo, prometheus::Error> {
         let info = CentralInfo {
             journey: GaugeVec::new(
                 Opts::new(
