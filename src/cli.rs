@@ -198,7 +198,7 @@ pub enum Command {
         )]
         journal: Vec<PathBuf>,
         #[command(flatten)]
-        central: CentralArgs,
+        central: Box<CentralArgs>,
         /// Start of the period: RFC 3339 (`2026-06-01T00:00:00Z`) or a time
         /// ago (`7d`, `12h`). Default: the journal's first run.
         #[arg(long)]

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
                     rule_age,
                 };
                 match central.prometheus.is_some() {
-                    true => casewatch::report::command::report_central(cmd, central).await,
+                    true => casewatch::report::command::report_central(cmd, *central).await,
                     false => casewatch::report::command::report(cmd),
                 }
                 .map(|_| true)
