@@ -9,6 +9,51 @@ use clap::{Parser, Subcommand};
 /// The agent's default listen address: loopback only, as exporters do.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9898";
 
+/// Where the central store is, for `report --prometheus`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CentralArgs {
+    /// Read the central store (Prometheus or VictoriaMetrics, its
+    /// Prometheus HTTP API) instead of journals: its base URL, e.g.
+    /// `http://prometheus:9090` or `http://victoria:8428`.
+    #[arg(long, value_name = "URL")]
+    pub prometheus: Option<url::Url>,
+    /// A site to report on (repeat it); default every site the store holds.
+    /// One site gives the site's report, several the fleet report.
+    #[arg(long, requires = "prometheus")]
+    pub site: Vec<String>,
+    /// The `job` label the agents push with (their remote_write `job`).
+    #[arg(long, default_value = "casewatch", requires = "prometheus")]
+    pub job: String,
+    /// Basic auth: the user name.
+    #[arg(long, requires = "prometheus", conflicts_with_all = ["bearer_token_env", "bearer_token_file"])]
+    pub basic_auth_user: Option<String>,
+    /// Basic auth: the environment variable holding the password.
+    #[arg(
+        long,
+        requires = "basic_auth_user",
+        conflicts_with = "basic_auth_password_file"
+    )]
+    pub basic_auth_password_env: Option<String>,
+    /// Basic auth: the file holding the password.
+    #[arg(long, requires = "basic_auth_user")]
+    pub basic_auth_password_file: Option<PathBuf>,
+    /// The environment variable holding a bearer token.
+    #[arg(long, requires = "prometheus", conflicts_with = "bearer_token_file")]
+    pub bearer_token_env: Option<String>,
+    /// The file holding a bearer token.
+    #[arg(long, requires = "prometheus")]
+    pub bearer_token_file: Option<PathBuf>,
+    /// A PEM file of CA certificates to trust for the store.
+    #[arg(long, requires = "prometheus")]
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the store's certificate.
+    #[arg(long, requires = "prometheus")]
+    pub insecure_skip_verify: bool,
+    /// The longest one request to the store may take.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "prometheus")]
+    pub store_timeout: Duration,
+}
+
 /// `casewatch sim --help`: what there is to sign in to and click on, so the
 /// simulator can be used as a target without reading its code. A test holds
 /// it to the simulator's routes and the embedded profile's users.
@@ -137,7 +182,8 @@ pub enum Command {
         #[arg(long, default_value = "CASEWATCH_PASSWORD")]
         password_env: String,
     },
-    /// Write the board's evidence report from a journal.
+    /// Write the board's evidence report from a journal, or from the
+    /// central Prometheus or VictoriaMetrics the agents push to.
     ///
     /// The format is --format if given, else the --out file's extension
     /// (.html, .md, .json), else Markdown on standard output.
@@ -145,8 +191,14 @@ pub enum Command {
         /// The journal file (SQLite) the agent or demo wrote. Repeat it, or
         /// name a folder (its `*.db` files), for one report over several
         /// sites: per-site tables, pooled figures, "is one office worse?".
-        #[arg(long, required = true)]
+        #[arg(
+            long,
+            required_unless_present = "prometheus",
+            conflicts_with = "prometheus"
+        )]
         journal: Vec<PathBuf>,
+        #[command(flatten)]
+        central: Box<CentralArgs>,
         /// Start of the period: RFC 3339 (`2026-06-01T00:00:00Z`) or a time
         /// ago (`7d`, `12h`). Default: the journal's first run.
         #[arg(long)]

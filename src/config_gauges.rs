@@ -54,6 +54,7 @@ pub struct ConfigGauges {
     working: Gauge,
     transactions: GaugeVec,
     redo: Gauge,
+    central: crate::central_info::CentralInfo,
 }
 
 impl ConfigGauges {
@@ -64,6 +65,7 @@ impl ConfigGauges {
         let journey_gauge =
             |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["target", "journey"]);
         let gauges = ConfigGauges {
+            central: crate::central_info::CentralInfo::register(registry, config)?,
             state: Arc::new(Mutex::new(State {
                 entries: Vec::new(),
                 practitioners: config.practitioners.clone(),
@@ -134,6 +136,7 @@ impl ConfigGauges {
         state.entries = next;
         state.practitioners = config.practitioners.clone();
         state.calendar_scale = config.calendar_scale;
+        self.central.update(config);
     }
 
     /// Every family as it stands at `now`; journeys no longer configured,

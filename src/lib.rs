@@ -61,6 +61,9 @@
 //! - [`config_gauges`]: what the config says, as gauges: each journey's
 //!   interval and since when it is due (for the alerts), and the
 //!   practitioners' assumptions (for the time-lost rules). Imports `config`.
+//! - [`central_info`]: what the central report needs of the config, as
+//!   info series (journey and step kinds, the journal's meta, the changes)
+//!   that reach the central store. Imports `config`.
 //! - [`recorder`]: HdrHistograms per step per interval, on the journal's
 //!   writer thread. Imports nothing.
 //! - [`journal`]: the durable SQLite file, written on its own thread, its
@@ -114,6 +117,7 @@
 pub mod agent;
 pub mod bench;
 pub mod browser;
+pub mod central_info;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -56,22 +56,29 @@ fn main() -> ExitCode {
             .map(|_| true),
             Command::Report {
                 journal,
+                central,
                 from,
                 to,
                 out,
                 format,
                 rule_age,
                 period,
-            } => casewatch::report::command::report(casewatch::report::command::ReportCommand {
-                journals: journal,
-                from,
-                to,
-                out,
-                format,
-                period,
-                rule_age,
-            })
-            .map(|_| true),
+            } => {
+                let cmd = casewatch::report::command::ReportCommand {
+                    journals: journal,
+                    from,
+                    to,
+                    out,
+                    format,
+                    period,
+                    rule_age,
+                };
+                match central.prometheus.is_some() {
+                    true => casewatch::report::command::report_central(cmd, *central).await,
+                    false => casewatch::report::command::report(cmd),
+                }
+                .map(|_| true)
+            }
             Command::Export {
                 journal,
                 format,

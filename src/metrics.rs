@@ -48,6 +48,7 @@ pub struct Metrics {
     registry: Registry,
     step_duration: HistogramVec,
     step_outcomes: IntCounterVec,
+    steps_given_up: IntCounterVec,
     journey_duration: HistogramVec,
     journey_runs: IntCounterVec,
     journey_stalled: IntCounterVec,
@@ -166,6 +167,13 @@ impl Metrics {
                 "Steps finished, by outcome.",
             ),
             &["target", "journey", "step", "outcome"],
+        )?;
+        let steps_given_up = IntCounterVec::new(
+            Opts::new(
+                "casewatch_steps_given_up_total",
+                "Steps given up on at give_up_after (also in casewatch_step_duration_seconds, at that time): the slowest of their step, so the central report takes them off its top buckets.",
+            ),
+            &["target", "journey", "step"],
         )?;
         let journey_duration = HistogramVec::new(
             HistogramOpts::new(
@@ -374,6 +382,7 @@ impl Metrics {
         let agent = AgentMetrics::register(&registry)?;
         registry.register(Box::new(step_duration.clone()))?;
         registry.register(Box::new(step_outcomes.clone()))?;
+        registry.register(Box::new(steps_given_up.clone()))?;
         registry.register(Box::new(journey_duration.clone()))?;
         registry.register(Box::new(journey_runs.clone()))?;
         registry.register(Box::new(journey_stalled.clone()))?;
@@ -395,6 +404,7 @@ impl Metrics {
             registry,
             step_duration,
             step_outcomes,
+            steps_given_up,
             journey_duration,
             journey_runs,
             journey_stalled,
@@ -490,6 +500,7 @@ impl Metrics {
                 .chain(browser_login.into_iter().flat_map(|l| &l.logout))
                 .map(|s| s.name.as_str());
             for step in steps.chain(browser_steps) {
+                self.steps_given_up.with_label_values(&[t, j, step]);
                 for outcome in Outcome::ALL {
                     self.step_outcomes
                         .with_label_values(&[t, j, step, outcome.as_str()]);
@@ -647,6 +658,11 @@ impl Metrics {
             self.step_outcomes
                 .with_label_values(&[t, j, &step.step, step.outcome.as_str()])
                 .inc();
+            if step.censored {
+                self.steps_given_up
+                    .with_label_values(&[t, j, &step.step])
+                    .inc();
+            }
         }
         let ended = run.intended_start + run.duration;
         self.journey_last_run

@@ -27,6 +27,7 @@
 //!   ledgers by name.
 
 pub mod build;
+pub mod counts;
 pub mod rollup;
 
 use std::collections::BTreeMap;
@@ -40,7 +41,7 @@ use crate::detect::AgeBands;
 pub const HOURLY_FROM_SLOTS: f64 = 60.0;
 /// Slot lengths (calendar seconds) a short window may use: each divides an
 /// hour.
-const SLOT_CHOICES: [f64; 13] = [
+pub const SLOT_CHOICES: [f64; 13] = [
     1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0,
 ];
 /// Calendar seconds in an hour and a day.

@@ -201,3 +201,143 @@ pub fn journal(command: crate::cli::JournalCommand) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `casewatch report --prometheus URL`: the same report from the central
+/// store; one site gives the site's report, several the fleet report.
+pub async fn report_central(
+    cmd: ReportCommand,
+    args: crate::cli::CentralArgs,
+) -> anyhow::Result<()> {
+    use super::central::client::{StoreAuth, StoreOptions};
+    use crate::config::model::SecretSource;
+    let now = SystemTime::now();
+    let time = |t: &Option<String>| t.as_deref().map(|t| parse_time(t, now)).transpose();
+    let (from, to) = (time(&cmd.from)?, time(&cmd.to)?);
+    let format = cmd
+        .format
+        .or_else(|| cmd.out.as_deref().and_then(Format::from_path))
+        .unwrap_or(if cmd.out.is_some() {
+            Format::Html
+        } else {
+            Format::Md
+        });
+    let secret = |env: Option<String>, file: Option<PathBuf>| {
+        env.map(SecretSource::Env).or(file.map(SecretSource::File))
+    };
+    let auth = match (
+        &args.basic_auth_user,
+        secret(args.bearer_token_env, args.bearer_token_file),
+    ) {
+        (Some(user), _) => Some(StoreAuth::Basic {
+            username: user.clone(),
+            password: secret(args.basic_auth_password_env, args.basic_auth_password_file).context(
+                "--basic-auth-user needs --basic-auth-password-env or --basic-auth-password-file",
+            )?,
+        }),
+        (None, Some(token)) => Some(StoreAuth::Bearer(token)),
+        (None, None) => None,
+    };
+    let options = super::central::CentralOptions {
+        store: StoreOptions {
+            url: args.prometheus.context("--prometheus is required")?,
+            auth,
+            ca_file: args.ca_file,
+            insecure_skip_verify: args.insecure_skip_verify,
+            timeout: args.store_timeout,
+        },
+        interactive_only: args.site.len() != 1,
+        sites: args.site,
+        job: args.job,
+        from,
+        to,
+        now,
+    };
+    let mut progress: Option<Progress> = None;
+    let env = crate::config::secret::process_env();
+    let central = super::central::read(&options, &env, |done, planned| {
+        progress
+            .get_or_insert_with(|| Progress::new(planned, "queries"))
+            .set(done);
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "cannot read the central store {}",
+            options.store.shown_url()
+        )
+    })?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    for gap in &central.gaps {
+        eprintln!(
+            "site {}: the store holds nothing from {} to {}: unmeasured",
+            gap.site,
+            crate::timefmt::rfc3339(gap.from),
+            crate::timefmt::rfc3339(gap.to)
+        );
+    }
+    let text = central_text(&central, &cmd, from, to, now, format)?;
+    write_out(cmd.out.as_deref(), text.as_bytes())?;
+    if let Some(out) = &cmd.out {
+        eprintln!("report written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// The report of what was read from the store, rendered.
+pub fn central_text(
+    central: &super::central::Central,
+    cmd: &ReportCommand,
+    from: Option<SystemTime>,
+    to: Option<SystemTime>,
+    now: SystemTime,
+    format: Format,
+) -> anyhow::Result<String> {
+    let methods = super::central::methods(central);
+    if let [(site, ledger, meta)] = central.sites.as_slice() {
+        let mut report = super::build::from_ledger(
+            ledger,
+            &meta.journal_meta(site, ledger.measured),
+            central.window,
+            &ReportOptions {
+                journal: format!("{} (site {site})", central.store),
+                from,
+                to,
+                rule_age: cmd.rule_age,
+                period: cmd.period,
+                now,
+            },
+        );
+        report.freezes.evidence_folder = String::new();
+        report.methods.extend(methods);
+        return Ok(super::render(&report, format));
+    }
+    if cmd.rule_age.is_some() {
+        anyhow::bail!("--rule-age applies to one site's report, not to a fleet report");
+    }
+    let sites: Vec<super::fleet::read::Site> = central
+        .sites
+        .iter()
+        .map(|(name, ledger, _)| super::fleet::read::Site {
+            name: name.clone(),
+            journals: 1,
+            ledger: ledger.clone(),
+        })
+        .collect();
+    let journals = sites
+        .iter()
+        .map(|s| super::fleet::FleetJournal {
+            path: central.store.clone(),
+            site: s.name.clone(),
+        })
+        .collect();
+    let mut report = super::fleet::stats::assemble(
+        journals,
+        &sites,
+        central.window,
+        &super::fleet::FleetOptions { from, to, now },
+    );
+    report.methods.extend(methods);
+    Ok(super::fleet::render(&report, format))
+}

@@ -19,6 +19,7 @@
 
 pub mod build;
 pub mod calibration;
+pub mod central;
 pub mod changes;
 pub mod charts;
 pub mod command;

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::harness::*;
 
-const PUSH_INTERVAL_MS: i64 = 1_000;
+pub(crate) const PUSH_INTERVAL_MS: i64 = 1_000;
 const OUTAGE: Duration = Duration::from_secs(120);
 const SITES: [&str; 3] = ["north-office", "south-office", "east-office"];
 
@@ -31,7 +31,7 @@ fn now_ms() -> i64 {
 }
 
 /// A child process killed when dropped.
-struct Process(Child);
+pub(crate) struct Process(pub(crate) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -42,7 +42,7 @@ impl Drop for Process {
 
 impl Process {
     /// A graceful stop (SIGTERM), as an operator stops a store for maintenance.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.0.id().to_string()])
             .status();
@@ -59,7 +59,7 @@ impl Process {
 /// A central store: how to start it on its data directory, and how to read
 /// back what it holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Engine {
+pub(crate) enum Engine {
     Prometheus,
     Victoria,
 }
@@ -77,25 +77,25 @@ impl Engine {
     }
 }
 
-struct Store {
-    engine: Engine,
-    binary: PathBuf,
-    port: u16,
-    dir: PathBuf,
-    process: Option<Process>,
-    http: reqwest::Client,
+pub(crate) struct Store {
+    pub(crate) engine: Engine,
+    pub(crate) binary: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) dir: PathBuf,
+    pub(crate) process: Option<Process>,
+    pub(crate) http: reqwest::Client,
 }
 
 impl Store {
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn write_url(&self) -> String {
+    pub(crate) fn write_url(&self) -> String {
         format!("{}/api/v1/write", self.url())
     }
 
-    async fn start(&mut self) {
+    pub(crate) async fn start(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -127,7 +127,9 @@ impl Store {
                         "-storageDataPath={}",
                         self.dir.join("data").display()
                     ))
-                    .arg("-retentionPeriod=1d");
+                    .arg("-retentionPeriod=1d")
+                    // Answer range queries up to the last push, not 30 s before.
+                    .arg("-search.latencyOffset=1s");
             }
         }
         let child = command
@@ -274,7 +276,7 @@ impl Store {
 /// the simulator, pushing to both stores every second. `quiet` stops all
 /// probing (no kept session, a journey outside its active hours), so the
 /// counters stop moving.
-fn agent_yaml(
+pub(crate) fn agent_yaml(
     site: &str,
     sim: &TestSim,
     dir: &Path,
@@ -338,14 +340,14 @@ remote_write:
     yaml
 }
 
-struct RunningAgent {
-    site: &'static str,
-    addr: std::net::SocketAddr,
-    config: PathBuf,
-    _process: Process,
+pub(crate) struct RunningAgent {
+    pub(crate) site: &'static str,
+    pub(crate) addr: std::net::SocketAddr,
+    pub(crate) config: PathBuf,
+    pub(crate) process: Process,
 }
 
-fn start_agent_process(site: &'static str, yaml: &str, dir: &Path) -> RunningAgent {
+pub(crate) fn start_agent_process(site: &'static str, yaml: &str, dir: &Path) -> RunningAgent {
     let config = dir.join(format!("{site}.yaml"));
     std::fs::write(&config, yaml).unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
@@ -364,7 +366,7 @@ fn start_agent_process(site: &'static str, yaml: &str, dir: &Path) -> RunningAge
         site,
         addr,
         config,
-        _process: Process(child),
+        process: Process(child),
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod browser;
+mod central_report;
 mod central_store;
 mod config_rules;
 mod deploy;

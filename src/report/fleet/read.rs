@@ -130,7 +130,7 @@ fn survey(path: &Path) -> Result<Surveyed, FleetError> {
 }
 
 /// One site's ledger, from its journals.
-pub(super) struct Site {
+pub struct Site {
     pub name: String,
     pub journals: usize,
     pub ledger: Ledger,

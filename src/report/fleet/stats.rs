@@ -222,7 +222,7 @@ fn compare(
     }
 }
 
-pub(super) fn assemble(
+pub fn assemble(
     journals: Vec<FleetJournal>,
     sites: &[Site],
     window: SlotWindow,
