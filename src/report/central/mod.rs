@@ -119,6 +119,8 @@ impl SiteMeta {
             practitioners: self.practitioners.clone(),
             changes: self.changes.clone(),
             span,
+            // Only a generated journal carries a known truth.
+            seeded_truth: None,
         }
     }
 }
