@@ -171,7 +171,25 @@ async fn the_report_from_prometheus_and_victoriametrics_agrees_with_the_journals
         let url = store.url();
         let mut args = vec!["--prometheus", url.as_str()];
         args.extend(&window);
-        let central = report(&args);
+        // A store makes the last pushes searchable a little after they
+        // arrive (VictoriaMetrics caches recent results): ask again, for at
+        // most half a minute, until it holds every run the journals hold.
+        let runs = |r: &Value| -> Vec<Value> {
+            r["sites"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["runs"].clone())
+                .collect()
+        };
+        let mut central = report(&args);
+        for _ in 0..10 {
+            if runs(&central) == runs(&expected) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            central = report(&args);
+        }
         let what = format!("{:?}", store.engine);
         for site in SITES {
             let row = |r: &Value| {
