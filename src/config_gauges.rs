@@ -101,7 +101,7 @@ impl ConfigGauges {
             )?,
             redo: Gauge::new(
                 "casewatch_practitioners_logout_redo_seconds",
-                "Work redone after a forced logout, as configured. Absent when the report measures it from interrupted journeys.",
+                "Work a practitioner redoes after a forced logout: redo_after_logout, or its default of 10 minutes.",
             )?,
         };
         gauges.update(config, SystemTime::now());
@@ -179,10 +179,8 @@ impl ConfigGauges {
         families.extend(self.working_day.collect());
         families.extend(self.days_per_month.collect());
         families.extend(self.working.collect());
-        if let Some(redo) = p.redo_after_logout_seconds {
-            self.redo.set(redo);
-            families.extend(self.redo.collect());
-        }
+        self.redo.set(p.redo_after_logout());
+        families.extend(self.redo.collect());
         families
     }
 }

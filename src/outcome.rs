@@ -349,6 +349,33 @@ impl RunRecord {
             .map(|s| (s.duration.as_secs_f64() - acceptable).max(0.0))
             .sum()
     }
+
+    /// The work a practitioner would do again after this run (seconds),
+    /// when it is an interactive run that failed other than by a forced
+    /// logout (whose cost the forced logouts count): its login and
+    /// journey steps' time, a frozen or given-up step's wait left out, as
+    /// the freezes count it. The journal's reader applies the same rule to
+    /// the rows ([`crate::loss`] says why).
+    pub fn redo_seconds(&self) -> Option<f64> {
+        if self.kind != JourneyKind::Interactive {
+            return None;
+        }
+        let work = || {
+            self.steps
+                .iter()
+                .filter(|s| matches!(s.phase, StepPhase::Login | StepPhase::Journey))
+        };
+        let failed = work().find(|s| !s.outcome.is_success())?;
+        if failed.outcome == Outcome::LoggedOut {
+            return None;
+        }
+        Some(
+            work()
+                .filter(|s| !s.censored && s.outcome != Outcome::Frozen)
+                .map(|s| s.duration.as_secs_f64())
+                .sum(),
+        )
+    }
 }
 
 /// The journey outcome is `ok`/`slow` when every step is, else the first
@@ -596,6 +623,11 @@ pub struct SessionSpan {
     /// at (the answer that showed it, counted from the login's send). With
     /// `age_to`, the bracket the true loss lies in.
     pub seen_age: Option<Duration>,
+    /// For a forced or lost end: when the answer that showed the loss
+    /// arrived (wall clock). Not `login_at + seen_age`, which is late by
+    /// the login's length.
+    #[serde(with = "unix_seconds_opt")]
+    pub seen_at: Option<SystemTime>,
     /// Why a lost session was given up; never carries secrets or bodies.
     pub detail: String,
 }
@@ -692,6 +724,20 @@ mod unix_seconds {
 
     pub fn serialize<S: serde::Serializer>(t: &SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(super::unix_secs(*t))
+    }
+}
+
+mod unix_seconds_opt {
+    use std::time::SystemTime;
+
+    pub fn serialize<S: serde::Serializer>(
+        t: &Option<SystemTime>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&super::unix_secs(*t)),
+            None => s.serialize_none(),
+        }
     }
 }
 

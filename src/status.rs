@@ -118,17 +118,16 @@ pub struct TimeLostTally {
     pub journey_targets: BTreeMap<String, String>,
     pub drops: f64,
     pub session_hours: f64,
-    /// Journey: (seconds over acceptable, runs).
-    pub excess: BTreeMap<String, (f64, f64)>,
-    /// Successful logins: (total seconds, count); interrupted journeys likewise.
+    /// Journey: its runs' time over acceptable and failed work.
+    pub excess: BTreeMap<String, crate::loss::JourneyLoss>,
+    /// Successful logins: (total seconds, count).
     pub logins: (f64, f64),
-    pub interrupted: (f64, f64),
 }
 
 impl TimeLostTally {
-    /// (freezes, forced logouts, slowness) minutes per practitioner per
-    /// working day, if anything was measured.
-    pub fn minutes(&self, now: SystemTime) -> Option<(f64, f64, f64)> {
+    /// Minutes per practitioner per working day by cause, if anything was
+    /// measured.
+    pub fn minutes(&self, now: SystemTime) -> Option<crate::loss::Minutes> {
         let seconds = now.duration_since(self.started?).ok()?.as_secs_f64();
         let p = &self.practitioners;
         let total_rate: f64 = self.journey_targets.keys().map(|j| p.rate(j)).sum();
@@ -141,9 +140,6 @@ impl TimeLostTally {
             })
             .sum();
         let mean = |(total, n): (f64, f64)| if n > 0.0 { total / n } else { 0.0 };
-        let redo = p
-            .redo_after_logout_seconds
-            .unwrap_or_else(|| mean(self.interrupted));
         let tally = crate::loss::LossTally {
             start: 0.0,
             working_seconds: seconds,
@@ -154,7 +150,7 @@ impl TimeLostTally {
         };
         let model = crate::loss::Model {
             practitioners: p,
-            cost_seconds: mean(self.logins) + redo,
+            cost_seconds: mean(self.logins) + p.redo_after_logout(),
         };
         model.minutes(&[&tally])
     }
@@ -314,7 +310,7 @@ impl StatusBoard {
     }
 
     /// A run's share of time lost: its login, its time over acceptable, and
-    /// what a forced logout interrupted.
+    /// the work to do again when it failed.
     fn tally_run(&mut self, run: &RunRecord) {
         let t = &mut self.time_lost;
         let login: Vec<&crate::outcome::StepRecord> = run
@@ -332,20 +328,12 @@ impl StatusBoard {
         t.journey_targets
             .insert(run.journey.clone(), run.target.clone());
         let over = run.seconds_over_acceptable(t.practitioners.acceptable_seconds);
-        let journey: Vec<&crate::outcome::StepRecord> = run
-            .steps
-            .iter()
-            .filter(|s| s.phase == crate::outcome::StepPhase::Journey)
-            .collect();
         let e = t.excess.entry(run.journey.clone()).or_default();
-        e.0 += over;
-        e.1 += 1.0;
-        if let Some(cut) = journey.iter().position(|s| s.outcome == Outcome::LoggedOut) {
-            t.interrupted.0 += journey[..=cut]
-                .iter()
-                .map(|s| s.duration.as_secs_f64())
-                .sum::<f64>();
-            t.interrupted.1 += 1.0;
+        e.over_seconds += over;
+        e.runs += 1.0;
+        if let Some(redo) = run.redo_seconds() {
+            e.redo_seconds += redo;
+            e.failed += 1.0;
         }
     }
 
@@ -509,12 +497,12 @@ impl StatusBoard {
         html! {
             h2 { "Time lost per practitioner" }
             @match minutes {
-                Some((frozen, logouts, slow)) => {
+                Some(m) => {
                     p { "Minutes a practitioner would lose in a working day at what the agent has measured since it started (all hours; the evidence report gives working hours only, with intervals). "
                         "Assumptions: " (crate::loss::assumptions(&self.time_lost.practitioners)) "." }
                     table {
-                        thead { tr { th { "Freezes" } th { "Forced logouts" } th { "Slowness" } th { "All causes" } } }
-                        tbody { tr { td { (format!("{frozen:.1} min")) } td { (format!("{logouts:.1} min")) } td { (format!("{slow:.1} min")) } td { strong { (format!("{:.1} min", frozen + logouts + slow)) } } } }
+                        thead { tr { th { "Freezes" } th { "Forced logouts" } th { "Failed work" } th { "Slowness" } th { "All causes" } } }
+                        tbody { tr { @for x in &m.all()[..4] { td { (format!("{x:.1} min")) } } td { strong { (format!("{:.1} min", m.total())) } } } }
                     }
                 }
                 None => p { "Nothing measured yet." },

@@ -1,6 +1,7 @@
 //! Times and durations as people read them, for every page, report and file
-//! the agent writes: [`rfc3339`] for instants given as unix seconds, and
-//! [`human_duration`] for lengths of time.
+//! the agent writes: [`rfc3339`] for instants given as unix seconds in files
+//! and machine output, [`human_time`] and [`human_moment`] for instants in
+//! prose and tables people read, and [`human_duration`] for lengths of time.
 //!
 //! Plain functions over `f64` seconds, with no I/O: any layer may use them.
 
@@ -19,6 +20,58 @@ pub fn rfc3339(t: f64) -> String {
     let secs = t.floor() as u64;
     humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
         .to_string()
+}
+
+/// Unix seconds as people read a date and time, to the minute: "6 Dec 2026
+/// 01:38 UTC"; `-` where [`rfc3339`] gives `-`.
+pub fn human_time(t: f64) -> String {
+    calendar(t, "%-d %b %Y %H:%M UTC")
+}
+
+/// As [`human_time`], to the second, for events listed one by one: "6 Dec
+/// 2026 01:38:48 UTC".
+pub fn human_moment(t: f64) -> String {
+    calendar(t, "%-d %b %Y %H:%M:%S UTC")
+}
+
+/// A period between two instants: "from 6 Dec 2026 01:38 UTC to 8 Dec
+/// 2026 09:00 UTC"; to the second when it is shorter than an hour, and the
+/// date said once when both ends share it: "from 6 Dec 2026 01:38:48 to
+/// 01:40:52 UTC".
+pub fn human_period(from: f64, to: f64) -> String {
+    let (date, time) = if to - from < 3600.0 {
+        ("%-d %b %Y", "%H:%M:%S")
+    } else {
+        ("%-d %b %Y", "%H:%M")
+    };
+    let same_day = calendar(from, date) == calendar(to, date);
+    if same_day {
+        format!(
+            "from {} {} to {} UTC",
+            calendar(from, date),
+            calendar(from, time),
+            calendar(to, time)
+        )
+    } else {
+        format!(
+            "from {} {} UTC to {} {} UTC",
+            calendar(from, date),
+            calendar(from, time),
+            calendar(to, date),
+            calendar(to, time)
+        )
+    }
+}
+
+fn calendar(t: f64, format: &str) -> String {
+    use chrono::{TimeZone, Utc};
+    if !(0.0..=LAST_SECOND).contains(&t) {
+        return "-".into();
+    }
+    match Utc.timestamp_opt(t.floor() as i64, 0).single() {
+        Some(at) => at.format(format).to_string(),
+        None => "-".into(),
+    }
 }
 
 /// "2.5 s", "45 s", "12 min 30 s", "1 h 30 min", "3 days 4 h", "2 years
@@ -76,6 +129,23 @@ mod tests {
         );
         assert_eq!(human_duration(-0.0), "0.0 s");
         assert_eq!(human_duration(f64::NAN), "-");
+    }
+
+    #[test]
+    fn times_read_as_dates() {
+        assert_eq!(human_time(1_780_306_200.0), "1 Jun 2026 09:30 UTC");
+        assert_eq!(human_moment(1_780_306_212.7), "1 Jun 2026 09:30:12 UTC");
+        assert_eq!(human_time(f64::NAN), "-");
+        assert_eq!(human_moment(1.7e12), "-");
+        let t = 1_780_306_200.0;
+        assert_eq!(
+            human_period(t, t + 124.0),
+            "from 1 Jun 2026 09:30:00 to 09:32:04 UTC"
+        );
+        assert_eq!(
+            human_period(t, t + 2.0 * 86_400.0),
+            "from 1 Jun 2026 09:30 UTC to 3 Jun 2026 09:30 UTC"
+        );
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub struct RawPractitioners {
     pub working_days_per_month: Option<Spanned<f64>>,
     /// A step that takes longer than this wastes the difference.
     pub acceptable: Option<S>,
-    /// Work redone after a forced logout; measured when not given.
+    /// Work a practitioner redoes after a forced logout; by default
+    /// [`DEFAULT_REDO_AFTER_LOGOUT`].
     pub redo_after_logout: Option<S>,
     /// Journey name to transactions per practitioner per working hour.
     #[serde(default)]
@@ -34,6 +35,16 @@ pub const DEFAULT_WORKING_HOURS: (u32, u32) = (9 * 60, 17 * 60);
 pub const DEFAULT_DAYS_PER_MONTH: f64 = 21.0;
 pub const DEFAULT_ACCEPTABLE: Duration = Duration::from_secs(2);
 pub const DEFAULT_TRANSACTIONS_PER_HOUR: f64 = 4.0;
+/// What a forced logout costs a practitioner in work done again, unless
+/// `redo_after_logout` says otherwise: 10 minutes. A practitioner thrown
+/// out mid-task logs in again, finds the case again and retypes what was
+/// not saved: a case note or an assessment section is typed over many
+/// minutes, and a logout at a random moment loses on average half of what
+/// was typed since the last save. Ten minutes is a round, modest figure
+/// for that; set `redo_after_logout` from what the site's own staff say.
+/// The synthetic worker's own re-login and run (under a second) is not a
+/// practitioner's cost: it would make forced logouts look free.
+pub const DEFAULT_REDO_AFTER_LOGOUT: Duration = Duration::from_secs(10 * 60);
 
 /// The validated block; also what the journal keeps (as JSON) and the
 /// report reads back.
@@ -47,7 +58,8 @@ pub struct Practitioners {
     pub weekends: bool,
     pub working_days_per_month: f64,
     pub acceptable_seconds: f64,
-    /// `None`: the redone work is measured from interrupted journeys.
+    /// `None`: [`DEFAULT_REDO_AFTER_LOGOUT`] (see
+    /// [`Practitioners::redo_after_logout`]).
     pub redo_after_logout_seconds: Option<f64>,
     /// Journey name to transactions per practitioner per working hour; a
     /// journey not named here takes the default.
@@ -75,6 +87,7 @@ impl Default for Practitioners {
                 "working_days",
                 "working_days_per_month",
                 "acceptable",
+                "redo_after_logout",
                 "transactions_per_hour",
             ]
             .iter()
@@ -91,6 +104,33 @@ impl Practitioners {
             self.working_to_minute
                 .saturating_sub(self.working_from_minute),
         ) / 60.0
+    }
+
+    /// Work redone after a forced logout (seconds): as configured, or
+    /// [`DEFAULT_REDO_AFTER_LOGOUT`].
+    pub fn redo_after_logout(&self) -> f64 {
+        self.redo_after_logout_seconds
+            .unwrap_or(DEFAULT_REDO_AFTER_LOGOUT.as_secs_f64())
+    }
+
+    /// Whether the redone work after a forced logout is the default.
+    pub fn redo_is_default(&self) -> bool {
+        self.redo_after_logout_seconds.is_none()
+    }
+
+    /// Whether every hour of every day is a working hour.
+    pub fn always_working(&self) -> bool {
+        self.weekends && self.working_from_minute == 0 && self.working_to_minute >= 24 * 60
+    }
+
+    /// The working hours as written: `09:00-17:00`.
+    pub fn hours_text(&self) -> String {
+        let hm = |m: u32| format!("{:02}:{:02}", m / 60, m % 60);
+        format!(
+            "{}-{}",
+            hm(self.working_from_minute),
+            hm(self.working_to_minute)
+        )
     }
 
     /// Transactions per working hour of journey `name`.

@@ -11,6 +11,10 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::schema::{self, SchemaError};
 use crate::recorder;
+pub use rows::Text;
+use rows::{kept_row, run_row, span_row, step_row, Columns, SEEN_AT_VERSION};
+
+mod rows;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -132,6 +136,9 @@ pub struct SpanRow<S = String> {
     /// `age_to`, the bracket.
     pub seen_age: Option<f64>,
     pub detail: S,
+    /// For a forced or lost end, when the answer that showed the loss
+    /// arrived; NULL in journals before schema version 8.
+    pub seen_at: Option<f64>,
 }
 
 impl<S: AsRef<str>> SpanRow<S> {
@@ -142,6 +149,13 @@ impl<S: AsRef<str>> SpanRow<S> {
             ("kept", None) => "kept session".to_string(),
             _ => self.origin.as_ref().to_string(),
         }
+    }
+
+    /// When the loss was seen: `seen_at`, or in older journals the login
+    /// plus the seen age (late by up to the login's length).
+    pub fn seen_moment(&self) -> Option<f64> {
+        let (_, seen_age) = self.bracket()?;
+        Some(self.seen_at.unwrap_or(self.login_at + seen_age))
     }
 
     /// For a forced logout, the bracket (last known alive, loss seen).
@@ -205,41 +219,12 @@ pub struct HistogramRow {
     pub histogram: Histogram<u64>,
 }
 
-/// Text read from a row: borrowed (`&str`, for streaming) or owned
-/// (`String`, for collecting). One mapping per row type serves both.
-pub trait Text<'a>: Sized {
-    fn from_column(value: rusqlite::types::ValueRef<'a>) -> rusqlite::types::FromSqlResult<Self>;
-}
-
-impl<'a> Text<'a> for &'a str {
-    fn from_column(value: rusqlite::types::ValueRef<'a>) -> rusqlite::types::FromSqlResult<Self> {
-        value.as_str()
-    }
-}
-
-impl<'a> Text<'a> for String {
-    fn from_column(value: rusqlite::types::ValueRef<'a>) -> rusqlite::types::FromSqlResult<Self> {
-        value.as_str().map(str::to_owned)
-    }
-}
-
-fn text<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<S> {
-    let value = r.get_ref(i)?;
-    S::from_column(value)
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, value.data_type(), Box::new(e)))
-}
-
-fn maybe<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<S>> {
-    match r.get_ref(i)? {
-        rusqlite::types::ValueRef::Null => Ok(None),
-        _ => text(r, i).map(Some),
-    }
-}
-
 /// A compacted hour: its ledger, encoded (see `crate::ledger::rollup`).
 #[derive(Clone, Debug)]
 pub struct RollupRow {
     pub hour_start: f64,
+    /// The rollup format its body is in.
+    pub version: i64,
     pub body: Vec<u8>,
 }
 
@@ -266,36 +251,6 @@ pub struct JournalReader {
     /// The columns each row type is read from: journals older than the
     /// stall monitor read 0 for its flags.
     columns: Columns,
-}
-
-struct Columns {
-    run: String,
-    step: String,
-    kept: String,
-    freeze: String,
-    stalls: bool,
-}
-
-impl Columns {
-    fn new(stalls: bool) -> Columns {
-        let flag = |column: &str| {
-            if stalls {
-                column.to_string()
-            } else {
-                "0".to_string()
-            }
-        };
-        Columns {
-            run: format!("{RUN_COLUMNS}, {}", flag("agent_stalled")),
-            step: format!("{STEP_COLUMNS}, {}", flag("s.agent_stalled")),
-            kept: format!("{KEPT_COLUMNS}, {}", flag("agent_stalled")),
-            freeze: format!(
-                "site, target, started, length, censored, {}",
-                flag("agent_stall")
-            ),
-            stalls,
-        }
-    }
 }
 
 impl JournalReader {
@@ -399,7 +354,7 @@ impl JournalReader {
         Ok(JournalReader {
             conn,
             has_rollups,
-            columns: Columns::new(stalls),
+            columns: Columns::new(stalls, version >= SEEN_AT_VERSION),
         })
     }
 
@@ -647,7 +602,8 @@ impl JournalReader {
         mut each: impl FnMut(&SpanRow<&str>),
     ) -> Result<(), ReadError> {
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {SPAN_COLUMNS} FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at"
+            "SELECT {} FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at",
+            self.columns.span
         ))?;
         let mut rows = stmt.query(params![w.from, w.to])?;
         while let Some(row) = rows.next()? {
@@ -659,8 +615,11 @@ impl JournalReader {
     /// Spans that overlap the window (by wall-clock time).
     pub fn spans(&self, w: Window) -> Result<Vec<SpanRow>, ReadError> {
         self.collect(
-            &format!("SELECT {SPAN_COLUMNS} FROM session_spans
-                      WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from"),
+            &format!(
+                "SELECT {} FROM session_spans
+                      WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from",
+                self.columns.span
+            ),
             params![w.from, w.to],
             |r| span_row::<String>(r),
         )
@@ -767,12 +726,13 @@ impl JournalReader {
             return Ok(Vec::new());
         }
         self.collect(
-            "SELECT hour_start, body FROM rollups WHERE hour_start >= ?1 AND hour_start < ?2 ORDER BY hour_start",
+            "SELECT hour_start, version, body FROM rollups WHERE hour_start >= ?1 AND hour_start < ?2 ORDER BY hour_start",
             params![w.from, w.to],
             |r| {
                 Ok(RollupRow {
                     hour_start: r.get(0)?,
-                    body: r.get(1)?,
+                    version: r.get(1)?,
+                    body: r.get(2)?,
                 })
             },
         )
@@ -793,94 +753,4 @@ impl JournalReader {
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
     }
-}
-
-const RUN_COLUMNS: &str = "id, site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any";
-
-fn run_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<RunRow<S>> {
-    Ok(RunRow {
-        id: r.get(0)?,
-        site: text(r, 1)?,
-        target: text(r, 2)?,
-        journey: text(r, 3)?,
-        kind: text(r, 4)?,
-        intended_start: r.get(5)?,
-        actual_start: r.get(6)?,
-        duration: r.get(7)?,
-        outcome: text(r, 8)?,
-        failed_step: maybe(r, 9)?,
-        report_same: r.get(10)?,
-        report_any: r.get(11)?,
-        agent_stalled: r.get(12)?,
-    })
-}
-
-const STEP_COLUMNS: &str = "s.run_id, r.site, r.target, r.journey, COALESCE(s.kind, r.kind), s.step, s.phase, s.sent_at, s.duration, s.outcome,
-    s.status, s.censored, s.logout_cause, s.session_age, r.report_same, r.report_any,
-    s.freeze_side, s.evidence, r.kind, r.intended_start";
-
-fn step_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<StepRow<S>> {
-    Ok(StepRow {
-        run_id: r.get(0)?,
-        site: text(r, 1)?,
-        target: text(r, 2)?,
-        journey: text(r, 3)?,
-        kind: text(r, 4)?,
-        step: text(r, 5)?,
-        phase: text(r, 6)?,
-        sent_at: r.get(7)?,
-        duration: r.get(8)?,
-        outcome: text(r, 9)?,
-        status: r.get(10)?,
-        censored: r.get(11)?,
-        logout_cause: maybe(r, 12)?,
-        session_age: r.get(13)?,
-        report_same: r.get(14)?,
-        report_any: r.get(15)?,
-        freeze_side: maybe(r, 16)?,
-        evidence: maybe(r, 17)?,
-        run_kind: text(r, 18)?,
-        intended_start: r.get(19)?,
-        agent_stalled: r.get(20)?,
-    })
-}
-
-const SPAN_COLUMNS: &str = "site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail";
-
-fn span_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<SpanRow<S>> {
-    Ok(SpanRow {
-        site: text(r, 0)?,
-        target: text(r, 1)?,
-        origin: text(r, 2)?,
-        login_at: r.get(3)?,
-        age_from: r.get(4)?,
-        age_to: r.get(5)?,
-        end_cause: maybe(r, 6)?,
-        dropped: r.get(7)?,
-        origin_kind: text(r, 8)?,
-        slot: r.get(9)?,
-        seen_age: r.get(10)?,
-        detail: text(r, 11)?,
-    })
-}
-
-const KEPT_COLUMNS: &str = "site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, state";
-
-fn kept_row<'a, S: Text<'a>>(r: &'a rusqlite::Row<'_>) -> rusqlite::Result<KeptRow<S>> {
-    Ok(KeptRow {
-        site: text(r, 0)?,
-        target: text(r, 1)?,
-        slot: r.get(2)?,
-        activity: text(r, 3)?,
-        seq: r.get(4)?,
-        step: text(r, 5)?,
-        sent_at: r.get(6)?,
-        duration: r.get(7)?,
-        outcome: text(r, 8)?,
-        status: r.get(9)?,
-        censored: r.get(10)?,
-        logout_cause: maybe(r, 11)?,
-        state: text(r, 12)?,
-        agent_stalled: r.get(13)?,
-    })
 }

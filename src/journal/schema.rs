@@ -192,6 +192,13 @@ const MIGRATIONS: &[&str] = &[
         body          BLOB NOT NULL
     );
     "#,
+    // 8: when the answer that showed a forced or lost session's loss
+    // arrived (unix seconds). `login_at + seen_age` is late by the login's
+    // length, since `seen_age` counts from the login's send; older rows
+    // are NULL and are read as that.
+    r#"
+    ALTER TABLE session_spans ADD COLUMN seen_at REAL;
+    "#,
 ];
 
 /// The schema version this build writes and reads.

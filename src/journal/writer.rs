@@ -355,8 +355,8 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                 SessionOrigin::Kept { slot } => ("", Some(*slot as i64)),
             };
             tx.prepare_cached(
-                "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail, seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             )?
             .execute(params![
                 site,
@@ -371,6 +371,7 @@ fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Resu
                 slot,
                 span.seen_age.map(|d| d.as_secs_f64()),
                 span.detail,
+                span.seen_at.map(unix_secs),
             ])?;
         }
     }

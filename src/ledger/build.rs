@@ -161,9 +161,11 @@ pub fn ledger(
     ledger.interactive_only = keep == Keep::InteractiveOnly;
     read_rows(reader, meta, window, &mut ledger, &mut progress)?;
     for rollup in reader.rollups(window.rows())? {
-        let part = super::rollup::decode(&rollup.body).map_err(|source| BuildError::Rollup {
-            hour: crate::timefmt::rfc3339(rollup.hour_start),
-            source,
+        let part = super::rollup::decode(&rollup.body, rollup.version).map_err(|source| {
+            BuildError::Rollup {
+                hour: crate::timefmt::rfc3339(rollup.hour_start),
+                source,
+            }
         })?;
         ledger.absorb(&part);
     }
@@ -265,6 +267,38 @@ struct OpenRun {
     saw_login: bool,
     journey_ms: u64,
     cut_short: bool,
+    interactive: bool,
+    /// Login and journey steps' time, frozen and given-up steps' waits
+    /// left out; and the first of those steps to fail, by outcome.
+    work_ms: u64,
+    failed: Option<bool>,
+}
+
+impl OpenRun {
+    /// Adds a step's time to the run's login, journey and work, and notes
+    /// its first failure.
+    fn add(&mut self, s: &StepRow<&str>, ok: bool) {
+        if matches!(s.phase, "login" | "journey") {
+            if !s.censored && s.outcome != "frozen" {
+                self.work_ms += millis_of(s.duration);
+            }
+            if !ok && self.failed.is_none() {
+                self.failed = Some(s.outcome != "logged_out");
+            }
+        }
+        match s.phase {
+            "login" => {
+                self.saw_login = true;
+                self.login_ms += millis_of(s.duration);
+                self.login_ok &= ok;
+            }
+            "journey" if !self.cut_short => {
+                self.journey_ms += millis_of(s.duration);
+                self.cut_short = s.outcome == "logged_out";
+            }
+            _ => {}
+        }
+    }
 }
 
 struct Reading<'a> {
@@ -348,6 +382,9 @@ impl Reading<'_> {
                 saw_login: false,
                 journey_ms: 0,
                 cut_short: false,
+                interactive: s.run_kind == "interactive",
+                work_ms: 0,
+                failed: None,
             });
         }
         let l = &mut *self.ledger;
@@ -414,18 +451,7 @@ impl Reading<'_> {
             let at = run.intended_start;
             l.add_excess(journey, at, millis_of(s.duration - acceptable), 0);
         }
-        match s.phase {
-            "login" => {
-                run.saw_login = true;
-                run.login_ms += millis_of(s.duration);
-                run.login_ok &= ok;
-            }
-            "journey" if !run.cut_short => {
-                run.journey_ms += millis_of(s.duration);
-                run.cut_short = s.outcome == "logged_out";
-            }
-            _ => {}
-        }
+        run.add(s, ok);
     }
 
     /// Closes the run whose steps were being read.
@@ -439,6 +465,12 @@ impl Reading<'_> {
             if run.cut_short {
                 c.interrupted_ms += run.journey_ms;
                 c.interrupted += 1;
+            }
+            // Failed work is done again; a run cut short by a forced
+            // logout is the forced logout's cost.
+            if run.interactive && run.failed == Some(true) {
+                self.ledger
+                    .add_failed(run.journey, run.intended_start, run.work_ms);
             }
         }
     }
@@ -481,6 +513,15 @@ impl Reading<'_> {
         }
         let end = r.sent_at + r.duration.max(0.0);
         let l = &mut *self.ledger;
+        // A kept session's check measures its target as a run does: a
+        // freeze it sees is the system's, and the time it waited counts
+        // as time measured, so that a target watched only by kept
+        // sessions still has a freeze rate.
+        let target = match l.targets.iter().position(|t| t == r.target) {
+            Some(i) => i as u16,
+            None => l.target_id(r.target),
+        };
+        l.add_flight(target, r.sent_at, end);
         l.measured = Some(match l.measured {
             Some((f, t)) => (f.min(r.sent_at), t.max(end)),
             None => (r.sent_at, end),
@@ -526,6 +567,7 @@ impl SessionGroup {
                 login_at: s.login_at,
                 alive_age: alive,
                 seen_age: seen,
+                seen_at: s.seen_moment().unwrap_or(s.login_at + seen),
                 cause: s.end_cause.unwrap_or("unknown").to_string(),
                 holder_kind: s.origin_kind.to_string(),
                 holder: s.holder(),

@@ -26,9 +26,11 @@
 //! - **Keys** are interned per ledger; [`Ledger::absorb`] merges two
 //!   ledgers by name.
 
+mod absorb;
 pub mod build;
 pub mod counts;
 pub mod rollup;
+mod v1;
 
 use std::collections::BTreeMap;
 
@@ -247,11 +249,17 @@ impl ExposureTally {
 }
 
 /// An interactive journey's time over `acceptable` in a slot (its runs'
-/// completed own steps), and its runs.
+/// completed own steps), its runs, and the work in its failed runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ExcessTally {
     pub over_ms: u64,
     pub runs: u32,
+    /// Work a practitioner would do again after the slot's failed runs
+    /// (not those cut short by a forced logout, which the forced logouts
+    /// cost): their login and journey steps' time, a frozen or given-up
+    /// step's wait left out, since the freezes count it.
+    pub redo_ms: u64,
+    pub failed: u32,
 }
 
 /// One slot's tallies. Keys are small indices into the ledger's tables;
@@ -264,8 +272,9 @@ pub struct Slot {
     pub exposure: Vec<(u16, ExposureTally)>,
     /// By interactive journey (index into `journeys`).
     pub excess: Vec<(u16, ExcessTally)>,
-    /// Targets a run was in flight on during the slot (sorted): the time
-    /// the agent was measuring them, a freeze included.
+    /// Targets a run or a kept session's check was in flight on during the
+    /// slot (sorted): the time the agent was measuring them, a freeze
+    /// included.
     #[serde(default)]
     pub in_flight: Vec<u16>,
 }
@@ -301,10 +310,15 @@ pub struct Freeze {
 pub struct ForcedLogout {
     pub site: String,
     pub target: String,
+    /// When the login completed (unix seconds): ages count from here.
     pub login_at: f64,
-    /// Last known alive, and loss seen (session age, seconds).
+    /// Last known alive, and loss seen (session age, seconds). The second
+    /// counts from the login's send, so that it is the latest age the loss
+    /// can have happened at: it is not a moment in time.
     pub alive_age: f64,
     pub seen_age: f64,
+    /// When the answer that showed the loss arrived (unix seconds).
+    pub seen_at: f64,
     pub cause: String,
     /// `journey` or `kept`.
     pub holder_kind: String,
@@ -318,9 +332,11 @@ impl ForcedLogout {
         (self.alive_age + self.seen_age) / 2.0
     }
 
-    /// When it is counted: login plus [`ForcedLogout::age`].
+    /// When it is counted: midway between the last moment the session
+    /// was known alive and the moment its loss was seen.
     pub fn at(&self) -> f64 {
-        self.login_at + self.age()
+        let alive = self.login_at + self.alive_age;
+        alive + (self.seen_at - alive).max(0.0) / 2.0
     }
 }
 
@@ -542,7 +558,8 @@ impl Ledger {
         }
     }
 
-    /// Marks `target` measured from `t0` to `t1` (a run in flight).
+    /// Marks `target` measured from `t0` to `t1` (a run or a kept check in
+    /// flight).
     pub fn add_flight(&mut self, target: u16, t0: f64, t1: f64) {
         let clock = self.clock();
         let (first, last) = (clock.slot(t0), clock.slot(t1.max(t0)));
@@ -597,6 +614,20 @@ impl Ledger {
         }
     }
 
+    /// Counts a failed run of interactive journey `journey` (intended start
+    /// `at`) whose work a practitioner would do again: `redo_ms`.
+    pub fn add_failed(&mut self, journey: u16, at: f64, redo_ms: u64) {
+        if self.interactive_only {
+            return;
+        }
+        let slot = self.clock().slot(at);
+        if let Some(s) = self.slot_mut(slot) {
+            let e = entry(&mut s.excess, journey);
+            e.redo_ms += redo_ms;
+            e.failed += 1;
+        }
+    }
+
     /// Adds a session's life from `t0` to `t1` in band `band` on `target`
     /// (a fleet's ledger keeps one band: it shows no hazard by age).
     pub fn add_exposure(&mut self, target: u16, band: usize, t0: f64, t1: f64) {
@@ -626,147 +657,6 @@ impl Ledger {
         self.keeps(self.clock().slot(t))
     }
 
-    /// Merges `other` in, by name. Slots outside this ledger's window are
-    /// dropped, as are events outside it.
-    pub fn absorb(&mut self, other: &Ledger) {
-        let targets: Vec<u16> = other.targets.iter().map(|t| self.target_id(t)).collect();
-        let journeys: Vec<u16> = other.journeys.iter().map(|j| self.journey_id(j)).collect();
-        let steps: Vec<Option<u16>> = other.steps.iter().map(|s| self.map_step(s)).collect();
-        let outcomes: Vec<u16> = other.outcomes.iter().map(|o| self.outcome_id(o)).collect();
-        for site in &other.sites {
-            if !self.sites.contains(site) {
-                self.sites.push(site.clone());
-            }
-        }
-        for (&i, slot) in &other.slots {
-            let Some(mine) = self.slot_mut(i) else {
-                continue;
-            };
-            for (j, r) in &slot.runs {
-                let t = entry(&mut mine.runs, journeys[*j as usize]);
-                t.runs += r.runs;
-                t.successes += r.successes;
-                for (o, n) in &r.failures {
-                    *entry(&mut t.failures, outcomes[*o as usize]) += n;
-                }
-            }
-            let mut added = 0u64;
-            for (k, st) in &slot.steps {
-                let Some(k) = steps[*k as usize] else {
-                    continue;
-                };
-                let t = entry(&mut mine.steps, k);
-                t.given_up += st.given_up;
-                if !st.samples.is_empty() {
-                    added += st.samples.len() as u64;
-                    let mut merged = Vec::with_capacity(t.samples.len() + st.samples.len());
-                    let (mut a, mut b) =
-                        (t.samples.iter().peekable(), st.samples.iter().peekable());
-                    while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
-                        if x <= y {
-                            merged.push(**x);
-                            a.next();
-                        } else {
-                            merged.push(**y);
-                            b.next();
-                        }
-                    }
-                    merged.extend(a);
-                    merged.extend(b);
-                    t.samples = merged;
-                }
-            }
-            for (k, e) in &slot.exposure {
-                let t = entry(&mut mine.exposure, targets[*k as usize]);
-                if t.by_band.len() < e.by_band.len() {
-                    t.by_band.resize(e.by_band.len(), 0);
-                }
-                for (b, ms) in e.by_band.iter().enumerate() {
-                    t.by_band[b] += ms;
-                }
-            }
-            for (j, e) in &slot.excess {
-                let t = entry(&mut mine.excess, journeys[*j as usize]);
-                t.over_ms += e.over_ms;
-                t.runs += e.runs;
-            }
-            for t in &slot.in_flight {
-                let t = targets[*t as usize];
-                if let Err(at) = mine.in_flight.binary_search(&t) {
-                    mine.in_flight.insert(at, t);
-                }
-            }
-            self.samples += added;
-        }
-        for f in &other.freezes {
-            if self.in_window(f.started) {
-                self.freezes.push(f.clone());
-            }
-        }
-        for stall in &other.agent_stalls {
-            if self.in_window(stall.0) {
-                self.agent_stalls.push(*stall);
-            }
-        }
-        self.stalled_runs += other.stalled_runs;
-        for d in &other.forced_logouts {
-            if self.in_window(d.login_at) {
-                self.forced_logouts.push(d.clone());
-            }
-        }
-        for g in &other.given_up {
-            if let Some(step) = steps[g.step as usize] {
-                if self.in_window(g.sent_at) {
-                    self.given_up.push(GivenUp { step, ..g.clone() });
-                }
-            }
-        }
-        for (k, v) in &other.browser_sides {
-            let mine = self.browser_sides.entry(k.clone()).or_default();
-            for i in 0..3 {
-                mine[i] += v[i];
-            }
-        }
-        self.browser_evidence
-            .extend(other.browser_evidence.iter().cloned());
-        for (age, (c, d)) in &other.lifetimes {
-            let mine = self.lifetimes.entry(*age).or_default();
-            mine.0 += c;
-            mine.1 += d;
-        }
-        for (k, v) in &other.kept {
-            let mine = self.kept.entry(k.clone()).or_default();
-            mine.checks += v.checks;
-            mine.unknown_checks += v.unknown_checks;
-            mine.logins += v.logins;
-            mine.failed_logins += v.failed_logins;
-            for (o, n) in &v.check_outcomes {
-                *mine.check_outcomes.entry(o.clone()).or_default() += n;
-            }
-            for (o, n) in &v.lives_ended {
-                *mine.lives_ended.entry(o.clone()).or_default() += n;
-            }
-        }
-        let c = &mut self.cost;
-        c.login_ms += other.cost.login_ms;
-        c.logins += other.cost.logins;
-        c.interrupted_ms += other.cost.interrupted_ms;
-        c.interrupted += other.cost.interrupted;
-        c.run_ms += other.cost.run_ms;
-        c.runs += other.cost.runs;
-        for (k, (d, ok)) in &other.report_runs {
-            let mine = self.report_runs.entry(k.clone()).or_default();
-            for (class, n) in d {
-                *mine.0.entry(*class).or_default() += n;
-            }
-            mine.1 += ok;
-        }
-        self.measured = match (self.measured, other.measured) {
-            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
-            (a, b) => a.or(b),
-        };
-    }
-
     /// Gives back the room lists grew into while being filled.
     pub fn shrink(&mut self) {
         for slot in self.slots.values_mut() {
@@ -789,8 +679,8 @@ impl Ledger {
                 .then(a.target.cmp(&b.target))
         });
         self.forced_logouts.sort_by(|a, b| {
-            (a.login_at + a.seen_age)
-                .total_cmp(&(b.login_at + b.seen_age))
+            a.seen_at
+                .total_cmp(&b.seen_at)
                 .then(a.target.cmp(&b.target))
         });
         self.given_up

@@ -81,13 +81,17 @@ pub fn from_ledger(
         .map(|c| {
             let mut compared = changes::compare(c, span, &sheet, &design);
             if compared.evidence.is_some() {
-                compared.time_lost = Some(time_lost::change(
+                let t = time_lost::change(
                     &sheet,
                     &design,
                     &meta.practitioners,
                     c.at,
                     compared.window_seconds,
-                ));
+                );
+                if let Some(e) = &compared.evidence {
+                    compared.headline = changes::headline(e, &compared.findings, Some(&t));
+                }
+                compared.time_lost = Some(t);
             }
             compared
         })
@@ -108,6 +112,7 @@ pub fn from_ledger(
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         generated_at: rfc3339(unix_secs(options.now)),
+        generated: unix_secs(options.now),
         journal: options.journal.clone(),
         sites: ledger.sites.clone(),
         window: TimeWindow {
@@ -135,7 +140,7 @@ pub fn from_ledger(
         forced_logouts,
         sessions,
         kept_sessions: sessions::kept(ledger),
-        reporting_load: reporting_load(&sheet, &design),
+        reporting_load: reporting_load(&sheet, &design, &slots),
         changes,
         monthly,
         agent_stalls: AgentStalls {
@@ -160,14 +165,14 @@ fn methods(design: &Design) -> BTreeMap<&'static str, String> {
     m.insert(
         "units of days",
         format!(
-            "every interval treats whole units of days as its independent observations, never single steps or hours: one freeze stalls every request in flight, one restart drops every session, and real load differs from one day to the next. A unit is {unit} here: the shortest of 1, 2, 4 and 7 days whose units' latency shows no correlation from one to the next beyond chance, and at least twice the longest freeze. What was measured is tallied per calendar hour; an hour counts only if a journey ran in it. No interval is given from fewer than {} units",
+            "every interval treats whole units of days as its independent observations, never single steps or hours: one freeze stalls every request in flight, one restart drops every session, and real load differs from one day to the next. A unit is {unit} here: the shortest of 1, 2, 4 and 7 days whose units' latency shows no correlation from one to the next beyond chance, and at least twice the longest freeze. What was measured is tallied per calendar hour; an hour counts only if the agent measured in it (a journey's run or a kept session's check). No interval is given from fewer than {} units",
             evidence::MIN_UNITS
         ),
     );
     m.insert("availability", evidence::CLUSTERED_WILSON.into());
     m.insert(
         "time lost per practitioner",
-        format!("freezes: frozen share of working time, weighted by each system's share of transactions; forced logouts: forced logouts per session-hour x working hours x (re-login time + work redone); slowness: time beyond `acceptable` per run x transactions per hour x working hours; all in the system's calendar; interval: {}", time_lost::BOOTSTRAP),
+        format!("freezes: frozen share of working time, weighted by each system's share of transactions; forced logouts: forced logouts per session-hour x working hours x (re-login time + work redone, `redo_after_logout` or {} by default); failed work: the work in failed interactive runs (not those cut short by a forced logout; a frozen step's wait left out) per run x transactions per hour x working hours; slowness: time beyond `acceptable` per run x transactions per hour x working hours; all in the system's calendar; interval: {}", crate::timefmt::human_duration(crate::config::practitioners::DEFAULT_REDO_AFTER_LOGOUT.as_secs_f64()), time_lost::BOOTSTRAP),
     );
     m.insert(
         "latency percentiles",
@@ -418,6 +423,7 @@ fn freeze_section(sheet: &Sheet<'_>, design: &Design) -> Freezes {
             .browser_evidence
             .iter()
             .map(|e| BrowserEvidence {
+                at: e.sent_at,
                 at_text: rfc3339(e.sent_at),
                 target: e.target.clone(),
                 journey: e.journey.clone(),
@@ -459,8 +465,15 @@ fn class_quantile(classes: &BTreeMap<u32, u64>, q: f64) -> Estimate {
     )
 }
 
-fn reporting_load(sheet: &Sheet<'_>, design: &Design) -> ReportingLoad {
+fn reporting_load(sheet: &Sheet<'_>, design: &Design, slots: &[i64]) -> ReportingLoad {
     let ledger = sheet.ledger;
+    // Report runs are tallied over the whole window: their figures get a
+    // range only when the window holds enough units of days.
+    let units = slots
+        .iter()
+        .map(|s| design.unit(*s))
+        .collect::<BTreeSet<_>>()
+        .len();
     let report_targets: BTreeSet<String> = ledger
         .report_runs
         .keys()
@@ -473,8 +486,8 @@ fn reporting_load(sheet: &Sheet<'_>, design: &Design) -> ReportingLoad {
             |((target, journey, step), (classes, successes))| ReportRunRow {
                 runs: classes.values().sum(),
                 successes: *successes,
-                median_seconds: class_quantile(classes, 0.5),
-                p95_seconds: class_quantile(classes, 0.95),
+                median_seconds: evidence::ruled(class_quantile(classes, 0.5), units),
+                p95_seconds: evidence::ruled(class_quantile(classes, 0.95), units),
                 target: target.clone(),
                 journey: journey.clone(),
                 step: step.clone(),

@@ -427,6 +427,7 @@ pub fn observe(
                 login_at: lives[i],
                 alive_age: t - lives[i],
                 seen_age: t - lives[i],
+                seen_at: t,
                 cause: "redirect".into(),
                 holder_kind: "kept".into(),
                 holder: format!("kept session {i}"),

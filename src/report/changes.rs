@@ -9,9 +9,9 @@ use super::compare::{self, ChangeEvidence, Measure};
 use super::design::{Design, Sheet};
 use super::evidence::{Direction, MIN_EVENTS, MIN_UNITS};
 use super::model::MAX_CHANGE_DAYS;
-use super::words::{days, figure, plural};
+use super::words::{days, figure, more_measurement, plural, times};
 use crate::journal::read::ChangeRow;
-use crate::timefmt::{human_duration, rfc3339};
+use crate::timefmt::{human_duration, human_time, rfc3339};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ChangeComparison {
@@ -72,14 +72,14 @@ pub fn compare(
     if change.at <= first {
         out.note = format!(
             "the journal's data starts at {}, after the change",
-            rfc3339(first)
+            human_time(first)
         );
         return out;
     }
     if change.at >= last {
         out.note = format!(
             "the journal's data ends at {}, before the change",
-            rfc3339(last)
+            human_time(last)
         );
         return out;
     }
@@ -98,13 +98,14 @@ pub fn compare(
         })
         .collect();
     out.findings = findings(&evidence);
-    out.headline = headline(&evidence, &out.findings);
+    out.headline = headline(&evidence, &out.findings, None);
     out.status = "compared";
-    out.note = format!(
-        "{} on each side; {} matched on the thinner side, {} hours of the day matched (weekdays and weekends apart)",
+    out.note =
+        format!(
+        "{} on each side; {} matched on the thinner side, {} matched (weekdays and weekends apart)",
         human_duration(window),
         days(evidence.units_before.min(evidence.units_after), evidence.unit_days),
-        evidence.cells
+        plural(evidence.cells as u64, "hour of the day")
     );
     out.evidence = Some(evidence);
     out
@@ -119,18 +120,26 @@ pub fn findings(e: &ChangeEvidence) -> Vec<String> {
     ]
 }
 
-/// The findings in one sentence: when no measure has enough units of days
-/// yet, that is said once.
-fn headline(e: &ChangeEvidence, findings: &[String]) -> String {
+/// The findings in one sentence, time lost first when it was compared:
+/// when no measure has enough units of days yet, that is said once.
+pub fn headline(
+    e: &ChangeEvidence,
+    findings: &[String],
+    time_lost: Option<&super::time_lost::TimeLostChange>,
+) -> String {
     let measures = [&e.p95_ms, &e.freeze_rate, &e.logout_rate];
-    if measures.iter().any(|m| m.judgement.enough_units) {
-        return findings.join("; ");
+    let time_short = time_lost.is_none_or(|t| !t.judgement.enough_units);
+    if measures.iter().any(|m| m.judgement.enough_units) || !time_short {
+        let mut all: Vec<&str> = time_lost.map(|t| t.sentence.as_str()).into_iter().collect();
+        all.extend(findings.iter().map(String::as_str));
+        return all.join("; ");
     }
     let fewest = e.units_before.min(e.units_after);
-    let needed = (MIN_UNITS - fewest) as f64 * e.unit_seconds;
+    let needed = (MIN_UNITS - fewest.min(MIN_UNITS)) as f64 * e.unit_seconds;
     format!(
-        "not enough evidence yet: {fewest} of the {MIN_UNITS} independent days needed on each side; about {} more of measurement on each side before speed, freezes or forced logouts can be judged",
-        human_duration(needed)
+        "not enough evidence yet: {fewest} of the {MIN_UNITS} independent days needed on each side; {} on each side before {}speed, freezes or forced logouts can be judged",
+        more_measurement(needed),
+        if time_lost.is_some() { "time lost, " } else { "" }
     )
 }
 
@@ -187,24 +196,12 @@ impl Wording {
 pub fn change_words(m: &Measure, w: &Wording) -> String {
     let e = &m.change;
     if w.ratio {
-        return match (e.value, e.low, e.high) {
-            (None, Some(l), None) => format!(
-                "none before, so only a lower bound: at least {} times as many",
-                figure(l, w.digits)
-            ),
-            (Some(v), Some(l), Some(h)) => format!(
-                "{} times as many (between {} and {} times)",
-                figure(v, w.digits),
-                figure(l, w.digits),
-                figure(h, w.digits)
-            ),
-            (Some(v), Some(l), None) => format!(
-                "{} times as many (at least {} times)",
-                figure(v, w.digits),
-                figure(l, w.digits)
-            ),
-            (Some(v), ..) => format!("{} times as many", figure(v, w.digits)),
-            _ => "nothing to compare".into(),
+        return match (e.value, m.after.n) {
+            // A ratio over none before is no ratio: say the counts.
+            (None, after) if after > 0 => {
+                format!("none before and {after} after")
+            }
+            _ => times(e, w.digits, "as many").unwrap_or_else(|| "nothing to compare".into()),
         };
     }
     let signed = |x: f64| {
@@ -214,8 +211,8 @@ pub fn change_words(m: &Measure, w: &Wording) -> String {
             format!("up by {}{}", figure(x, w.digits), w.unit)
         }
     };
-    match (e.value, e.low, e.high) {
-        (Some(v), Some(l), Some(h)) => format!(
+    match (e.value, super::words::range(e)) {
+        (Some(v), super::words::Range::Between(l, h)) if !super::words::too_few_days(e) => format!(
             "{} (between {}{} and {}{})",
             signed(v),
             figure(l, w.digits),
@@ -223,7 +220,7 @@ pub fn change_words(m: &Measure, w: &Wording) -> String {
             figure(h, w.digits),
             w.unit
         ),
-        (Some(v), ..) => signed(v),
+        (Some(v), _) => signed(v),
         _ => "nothing to compare".into(),
     }
 }
@@ -245,7 +242,7 @@ pub fn finding(m: &Measure, unit_days: u32, w: Wording) -> String {
             j.units_before.min(j.units_after)
         ),
         None if !j.enough_events => format!(
-            "not enough evidence yet on {}: {} in {} ({MIN_EVENTS} in as many different days needed); {} {change}",
+            "not enough evidence yet on {}: {} on {}, where at least {MIN_EVENTS} on {MIN_EVENTS} different days are needed; {} {change}",
             w.topic,
             plural(j.events.unwrap_or(0), w.events),
             days(j.event_units.unwrap_or(0), unit_days),
@@ -255,31 +252,14 @@ pub fn finding(m: &Measure, unit_days: u32, w: Wording) -> String {
             "no clear difference in {}: {} {change}{}",
             w.topic,
             w.measure,
-            later.replacen("; about", "; if the difference is real, about", 1)
+            later.replacen("; ", "; if the difference is real, ", 1)
         ),
     }
 }
 
 fn more_time(seconds: Option<f64>) -> String {
     match seconds {
-        Some(s) if s.is_finite() => format!(
-            "; about {} more of measurement on each side would settle it",
-            human_duration(s)
-        ),
-        _ => String::new(),
-    }
-}
-
-/// A difference or ratio with its interval, for tables; a ratio with no
-/// event before has only a lower bound.
-pub fn show_change(e: &super::stats::Estimate, digits: usize, unit: &str) -> String {
-    match (e.value, e.low, e.high) {
-        (None, Some(l), None) => format!("at least {}{unit} (none before)", figure(l, digits)),
-        (Some(v), Some(l), None) => format!(
-            "{}{unit} (at least {}{unit})",
-            figure(v, digits),
-            figure(l, digits)
-        ),
-        _ => super::words::show(e, digits, unit),
+        Some(s) => format!("; {} on each side would settle it", more_measurement(s)),
+        None => String::new(),
     }
 }

@@ -142,7 +142,7 @@ pub fn logout_timeline(logouts: &ForcedLogouts, window: &TimeWindow) -> Option<S
         .iter()
         .map(|e| Mark {
             row: rows.iter().position(|t| *t == e.target).unwrap_or(0),
-            start: e.seen_at - (e.seen_age_seconds - e.alive_age_seconds),
+            start: e.alive_at.min(e.seen_at),
             end: e.seen_at,
             dark: e.holder_kind == "journey",
         })
@@ -256,10 +256,13 @@ pub fn survival_curve(sessions: &Sessions) -> Option<String> {
             .copied()
             .chain(low.iter().rev().copied())
             .collect();
-        chart.draw_series(std::iter::once(Polygon::new(
-            band,
-            RGBColor(31, 119, 180).mix(0.2).filled(),
-        )))?;
+        // No band from fewer independent days than any range needs.
+        if sessions.units as usize >= super::evidence::MIN_UNITS {
+            chart.draw_series(std::iter::once(Polygon::new(
+                band,
+                RGBColor(31, 119, 180).mix(0.2).filled(),
+            )))?;
+        }
         chart.draw_series(LineSeries::new(
             steps,
             RGBColor(31, 119, 180).stroke_width(3),

@@ -4,8 +4,9 @@
 //! and weekends apart, in the monitored system's calendar), and the parts
 //! every estimate of [`super::evidence`] is built from.
 //!
-//! - **Only slots in which a journey ran count**: a stretch with the agent
-//!   down is neither good time nor bad.
+//! - **Only slots in which the agent measured count** (a journey's run or
+//!   a kept session's check in flight): a stretch with the agent down is
+//!   neither good time nor bad.
 //! - **The unit's length** is a day, or longer when the days themselves
 //!   are correlated: of 1, 2, 4 and 7 days, the shortest whose units'
 //!   latency residuals show no lag-one autocorrelation beyond what chance
@@ -111,8 +112,8 @@ impl Design {
 /// lists, counted by slot and target.
 pub struct Sheet<'a> {
     pub ledger: &'a Ledger,
-    /// Per target, the slots measured: a run in flight (a freeze
-    /// included), or a gap between such slots no longer than the usual gap
+    /// Per target, the slots measured: a run or a kept check in flight (a
+    /// freeze included), or a gap between such slots no longer than the usual gap
     /// between runs (slots shorter than a journey's interval). Longer gaps
     /// are the agent not running: neither good time nor bad.
     measured: BTreeMap<u16, BTreeSet<i64>>,

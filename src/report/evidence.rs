@@ -318,14 +318,18 @@ pub fn events(parts: &[Part<(f64, f64)>]) -> (u64, usize) {
 
 /// The rate after over the rate before, with an exact conditional interval
 /// on over-dispersion-adjusted counts. With no event before, only a lower
-/// bound; with no event at all, no estimate.
+/// bound; with no event at all, no estimate; with fewer than
+/// [`MIN_UNITS`] units on either side, no interval.
 pub fn rate_ratio(before: &[Part<(f64, f64)>], after: &[Part<(f64, f64)>], alpha: f64) -> Estimate {
     let phi = interval_phi(&[before, after], alpha);
     let (mb, _) = units_and_df(before, |v| v.1 > 0.0);
     let (ma, _) = units_and_df(after, |v| v.1 > 0.0);
-    let mut e = ratio_of_counts(sums(before), sums(after), phi, alpha);
-    e.units = mb.min(ma) as u64;
-    e
+    // Under the evidence rule like every figure: no range from fewer
+    // than MIN_UNITS units on the thinner side.
+    ruled(
+        ratio_of_counts(sums(before), sums(after), phi, alpha),
+        mb.min(ma),
+    )
 }
 
 /// `(ka / ea) / (kb / eb)` from counts and exposures, over-dispersion

@@ -8,7 +8,8 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::charts;
 use super::model::Report;
 use super::stats::Estimate;
-use crate::timefmt::{human_duration, rfc3339};
+use super::words;
+use crate::timefmt::{human_duration, human_moment, human_period, human_time};
 
 pub(super) const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2733; background: #f4f6f8; }
@@ -31,19 +32,23 @@ figure svg { max-width: 100%; height: auto; border: 1px solid #e3e8ec; }
 .ci { color: #5b6773; white-space: nowrap; }
 "#;
 
+/// An estimate with its note in grey brackets: the same words as the
+/// Markdown's cells ([`words::parts`]).
 pub(super) fn est(e: &Estimate, digits: usize, unit: &str) -> Markup {
-    match (e.value, e.low, e.high) {
-        (Some(v), Some(l), Some(h)) => html! {
-            (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$} to {h:.digits$})")) }
+    match words::parts(e, digits, unit) {
+        Some((v, note)) => html! {
+            (v) @if let Some(n) = note.words(true) { " " span.ci { "(" (n) ")" } }
         },
-        (Some(v), Some(l), None) => html! {
-            (format!("{v:.digits$}{unit}")) " " span.ci { (format!("({l:.digits$} and up)")) }
-        },
-        (None, Some(l), None) => {
-            html! { span.ci { (format!("at least {l:.digits$}{unit} (none before)")) } }
-        }
-        (Some(v), _, _) => html! { (format!("{v:.digits$}{unit}")) },
-        _ => html! { span.ci { "no data" } },
+        None => html! { span.ci { "no data" } },
+    }
+}
+
+/// A ratio of rates: "0.45× (between 0.20× and 0.90×)", "none before"
+/// (as [`words::ratio_cell`]).
+pub(super) fn ratio(e: &Estimate, digits: usize) -> Markup {
+    match (e.value, words::range(e)) {
+        (None, words::Range::AtLeast(_)) => html! { span.ci { "none before" } },
+        _ => est(e, digits, "×"),
     }
 }
 
@@ -70,21 +75,21 @@ pub fn render(r: &Report) -> String {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "casewatch evidence report " (r.window.from_text) " to " (r.window.to_text) }
+                title { "casewatch evidence report, " (human_period(r.window.from, r.window.to)) }
                 style { (PreEscaped(STYLE)) }
             }
             body {
                 main {
                     h1 { "Case system reliability: evidence report" }
                     p.meta {
-                        "Site " (r.sites.join(", ")) " · " (r.window.from_text) " to " (r.window.to_text)
-                        " (" (human_duration(r.window.hours * 3600.0)) ") · generated " (r.generated_at)
+                        "Site " (r.sites.join(", ")) " · " (human_period(r.window.from, r.window.to))
+                        " (" (human_duration(r.window.hours * 3600.0)) ") · generated " (human_time(r.generated))
                         " from journal " code { (r.journal) }
                     }
                     section.summary {
                         h2 style="border:none;margin-top:0.4rem" { "Summary" }
                         ul { @for line in &r.summary { li { (line) } } }
-                        p.note { "Figures in grey brackets are 95% confidence intervals: the range the true value very probably lies in, given how much was measured." }
+                        p.note { "Figures in grey brackets are ranges: where the true value very probably lies, given how much was measured. The glossary at the end explains each term." }
                     }
                     (time_lost(r))
                     (availability(r))
@@ -96,6 +101,7 @@ pub fn render(r: &Report) -> String {
                     (reporting(r))
                     (changes(r))
                     (monthly(r))
+                    (glossary(r))
                     h2 { "How the figures were calculated" }
                     ul { @for (what, method) in &r.methods { li { b { (what) } ": " (method) } } }
                     p.note {
@@ -114,19 +120,20 @@ fn time_lost(r: &Report) -> Markup {
     let t = &r.time_lost;
     html! {
         h2 id="time-lost" { "Time lost per practitioner" }
-        p { "What the measured freezes, forced logouts and slowness cost each practitioner in a working day, under the assumptions below." }
+        p { "What the measured freezes, forced logouts, failed work and slowness cost each practitioner in a working day, under the assumptions below." }
+        p.verdict { (t.sentence) }
         table {
-            tr { th { "cause" } th { "minutes per practitioner per working day (95% CI)" } }
+            tr { th { "cause" } th { "minutes per practitioner per working day" } }
             tr { td { "waiting on freezes" } td { (est(&t.frozen_minutes, 1, " min")) } }
-            tr { td { "forced logouts (re-login and work redone)" } td { (est(&t.logout_minutes, 1, " min")) } }
+            tr { td { "forced logouts (logging in again, work redone)" } td { (est(&t.logout_minutes, 1, " min")) } }
+            tr { td { "failed work done again" } td { (est(&t.failed_minutes, 1, " min")) } }
             tr { td { "slowness beyond acceptable" } td { (est(&t.slow_minutes, 1, " min")) } }
             tr { td { b { "all causes" } } td { b { (est(&t.total_minutes, 1, " min")) } } }
             tr { td { "staff-hours lost per month at the site" } td { (est(&t.staff_hours_per_month, 0, " h")) } }
         }
-        p.note { "Assumptions: " (crate::loss::assumptions(&t.assumptions)) ". Each forced logout costs "
-                 (human_duration(t.logout_cost_seconds)) ": " (human_duration(t.relogin_seconds)) " to log in again and "
-                 (human_duration(t.redo_seconds)) " of work redone (" (t.redo_source) "). Measured over "
-                 (human_duration(t.working_hours_observed * 3600.0)) " of working hours in " (crate::report::words::plural(t.units as u64, "independent day")) "." }
+        p.note { "Assumptions: " (crate::loss::assumptions(&t.assumptions)) "; "
+                 (super::time_lost_words::logout_cost(t)) "."
+                 @if t.units > 0 { " Measured over " (words::working_hours(t.working_hours_observed)) " on " (words::plural(t.units as u64, "independent day")) "." } }
     }
 }
 
@@ -149,7 +156,7 @@ fn availability(r: &Report) -> Markup {
         h2 id="availability" { "1. Availability" }
         p { "The share of the synthetic worker's tasks that completed correctly." }
         table {
-            tr { th { "site" } th { "system" } th { "task (journey)" } th { "kind" } th.num { "runs" } th.num { "succeeded" } th { "availability (95% CI)" } th { "failures by kind" } }
+            tr { th { "site" } th { "system" } th { "task (journey)" } th { "kind" } th.num { "runs" } th.num { "succeeded" } th { "availability" } th { "failures by kind" } }
             @for a in r.availability.sites.iter().chain(&r.availability.journeys) {
                 tr {
                     td { (a.site) }
@@ -164,7 +171,7 @@ fn availability(r: &Report) -> Markup {
             }
         }
         (figure(charts::estimate_bars("availability (%), with 95% interval", &rows),
-            "Figure 1. Availability of each task; black lines show the 95% confidence interval (Wilson score)."))
+            "Figure 1. Availability of each task; black lines show each figure's range, where enough days stand behind it."))
     }
 }
 
@@ -180,7 +187,7 @@ fn latency(r: &Report) -> Markup {
                 tr {
                     td { (s.target.to_uppercase()) } td { (s.journey) } td { (s.step) } td.num { (s.count) }
                     td { (est(&s.p50_ms, 0, " ms")) } td { (est(&s.p95_ms, 0, " ms")) } td { (est(&s.p99_ms, 0, " ms")) }
-                    td.num { (format!("{:.0} ms", s.max_ms)) }
+                    td.num { (words::figure(s.max_ms, 0)) " ms" }
                     td.num { @if s.given_up > 0 { (s.given_up) " (≥ " (human_duration(s.given_up_after_seconds.unwrap_or(0.0))) ")" } @else { "0" } }
                 }
             }
@@ -195,14 +202,14 @@ fn freezes(r: &Report) -> Markup {
         h2 id="freezes" { "3. Freezes" }
         p { "A freeze is one continuous stretch during which a system answered nothing — what users mean by \"it froze\"." }
         @if r.agent_stalls.count > 0 {
-            p.note { "The monitoring agent itself stalled " (r.agent_stalls.count) " time(s), " (human_duration(r.agent_stalls.total_seconds)) " in all (longest " (human_duration(r.agent_stalls.longest_seconds)) "): "
-                (r.agent_stalls.runs_left_out) " run(s) measured during those stalls are left out, and no stall is counted as a freeze of the system." }
+            p.note { "The monitoring agent itself stalled " (words::times_count(r.agent_stalls.count)) ", " (human_duration(r.agent_stalls.total_seconds)) " in all (longest " (human_duration(r.agent_stalls.longest_seconds)) "): "
+                (words::plural(r.agent_stalls.runs_left_out, "run")) " measured during those stalls " (if r.agent_stalls.runs_left_out == 1 { "is" } else { "are" }) " left out, and no stall is counted as a freeze of the system." }
         }
         @if r.freezes.targets.is_empty() {
             p { b { "No freeze was seen in this period." } }
         } @else {
             table {
-                tr { th { "system" } th.num { "freezes" } th { "per hour (95% CI)" } th { "total time frozen" } th { "longest" } th.num { "still frozen when given up" } }
+                tr { th { "system" } th.num { "freezes" } th { "per hour" } th { "total time frozen" } th { "longest" } th.num { "still frozen when given up" } }
                 @for f in &r.freezes.targets {
                     tr {
                         td { (f.target.to_uppercase()) } td.num { (f.count) } td { (est(&f.rate_per_hour, 2, "")) }
@@ -212,11 +219,11 @@ fn freezes(r: &Report) -> Markup {
             }
             (figure(charts::freeze_timeline(&r.freezes, &r.window),
                 "Figure 3. When each system froze and for how long (each red bar is one freeze)."))
-            h3 { "All " (r.freezes.episodes.len()) " freezes" }
+            h3 { "Every freeze (" (r.freezes.episodes.len()) ")" }
             table {
                 tr { th { "started (UTC)" } th { "system" } th { "length" } }
                 @for e in &r.freezes.episodes {
-                    tr { td { (e.started_text) } td { (e.target.to_uppercase()) }
+                    tr { td { (human_moment(e.started)) } td { (e.target.to_uppercase()) }
                          td { @if e.censored { "at least " } (human_duration(e.length_seconds)) } }
                 }
             }
@@ -245,7 +252,7 @@ fn browser_freezes(r: &Report) -> Markup {
             table {
                 tr { th { "when (UTC)" } th { "system" } th { "journey" } th { "step" } th { "outcome" } th { "evidence" } }
                 @for e in &f.browser_evidence {
-                    tr { td { (e.at_text) } td { (e.target.to_uppercase()) } td { (e.journey) } td { (e.step) } td { (e.outcome) }
+                    tr { td { (human_moment(e.at)) } td { (e.target.to_uppercase()) } td { (e.journey) } td { (e.step) } td { (e.outcome) }
                          td { a href=(format!("{}/{}", f.evidence_folder, e.png)) { "screenshot" } " · "
                               a href=(format!("{}/{}", f.evidence_folder, e.json)) { "console" } } }
                 }
@@ -259,11 +266,11 @@ fn logouts(r: &Report) -> Markup {
     html! {
         h2 id="logouts" { "4. Forced logouts" }
         p { "Sessions ended by the system rather than by the user: "
-            b { (f.total) } " in " (format!("{:.1}", f.session_hours)) " session-hours, a rate of "
-            (est(&f.rate_per_session_hour, 2, " per session-hour")) "." }
+            b { (words::plural(f.total, "forced logout")) } " in " (words::figure(f.session_hours, 1)) " hours logged in, "
+            (est(&f.rate_per_session_hour, 2, " per hour logged in")) "." }
         @if !f.by_cause.is_empty() {
             table {
-                tr { th { "system" } th { "how the system ended the session" } th.num { "count" } th { "share (95% CI)" } }
+                tr { th { "system" } th { "how the system ended the session" } th.num { "count" } th { "share" } }
                 @for c in &f.by_cause {
                     tr { td { (c.target.to_uppercase()) } td { (cause_text(&c.cause)) } td.num { (c.count) } td { (pct(&c.share)) } }
                 }
@@ -271,13 +278,13 @@ fn logouts(r: &Report) -> Markup {
         }
         @if !f.events.is_empty() {
             (figure(charts::logout_timeline(f, &r.window),
-                "Figure 4a. When each forced logout happened. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
-            p { "Every forced logout, with the session's age bracket: it was last known alive at the first age, and its loss was seen at the second." }
+                "Figure 4. When each forced logout happened. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
+            p { "Every forced logout, seen when the answer that showed it arrived, with the session's age bracket: it was last known alive at the first age, and its loss was seen at the second." }
             table {
-                tr { th { "seen (UTC)" } th { "site" } th { "system" } th { "how" } th { "whose session" } th { "session age" } }
+                tr { th { "seen" } th { "site" } th { "system" } th { "how" } th { "whose session" } th { "session age" } }
                 @for e in &f.events {
-                    tr { td { (e.seen_text) } td { (e.site) } td { (e.target.to_uppercase()) } td { (cause_text(&e.cause)) }
-                         td { (e.holder) } td { (human_duration(e.alive_age_seconds)) " – " (human_duration(e.seen_age_seconds)) } }
+                    tr { td { (human_moment(e.seen_at)) } td { (e.site) } td { (e.target.to_uppercase()) } td { (cause_text(&e.cause)) }
+                         td { (e.holder) } td { (human_duration(e.alive_age_seconds)) " to " (human_duration(e.seen_age_seconds)) } }
                 }
             }
         }
@@ -322,27 +329,51 @@ fn cause_text(cause: &str) -> String {
     }
 }
 
+/// Figure 5's caption: the band only where enough days stand behind it.
+fn survival_caption(s: &super::model::Sessions) -> String {
+    let band = if s.units as usize >= super::evidence::MIN_UNITS {
+        ", its range shaded"
+    } else {
+        "; no range yet: too few independent days"
+    };
+    format!(
+        "Figure 5. Share of sessions still logged in by age (Kaplan–Meier estimate{band}). The red line marks {}.",
+        s.rule.age_text
+    )
+}
+
+fn glossary(r: &Report) -> Markup {
+    html! {
+        h2 id="glossary" { "Glossary" }
+        dl {
+            @for (term, meaning) in words::glossary(r.evidence.calendar_scale) {
+                dt { b { (term) } } dd { (meaning) }
+            }
+        }
+    }
+}
+
 fn survival(r: &Report) -> Markup {
     let s = &r.sessions;
     html! {
         h2 id="sessions" { "5. Do older sessions drop more often?" }
         p.verdict { (s.rule.sentence) }
-        p { (s.sessions) " sessions observed: " (s.dropped) " forced out, " (s.censored)
+        p { (words::plural(s.sessions, "session")) " observed: " (s.dropped) " forced out, " (s.censored)
             " ended normally or still running. Median survival: "
             (s.median_survival_seconds.map_or("not reached (more than half the sessions were never forced out)".into(), human_duration)) "." }
         (figure(charts::survival_curve(s),
-            &format!("Figure 4. Share of sessions still logged in by age (Kaplan–Meier estimate, shaded 95% band). The red line marks {}.", s.rule.age_text)))
+            &survival_caption(s)))
         table {
-            tr { th { "session age" } th.num { "session-hours observed" } th.num { "forced logouts" } th { "forced logouts per session-hour (95% CI)" } }
+            tr { th { "session age" } th.num { "hours logged in" } th.num { "forced logouts" } th { "forced logouts per hour logged in" } }
             @for b in &s.bands {
-                tr { td { (b.band) } td.num { (format!("{:.2}", b.exposure_hours)) } td.num { (b.drops) } td { (est(&b.hazard_per_hour, 2, "")) } }
+                tr { td { (b.age_text) } td.num { (words::figure(b.exposure_hours, 2)) } td.num { (b.drops) } td { (est(&b.hazard_per_hour, 2, "")) } }
             }
             tr { td { b { "younger than " (s.rule.age_text) } } td {} td {} td { (est(&s.rule.younger, 2, "")) } }
             tr { td { b { (s.rule.age_text) " and older" } } td {} td {} td { (est(&s.rule.older, 2, "")) } }
-            tr { td { b { "older ÷ younger (hazard ratio)" } } td {} td {} td { (est(&s.rule.hazard_ratio, 2, "×")) } }
+            tr { td { b { "older against younger" } } td {} td {} td { (super::sessions::hazard_ratio_text(&s.rule)) } }
         }
         (figure(charts::hazard_bars(s),
-            "Figure 5. Risk of a forced logout per hour of session life, by session age; black whiskers are 95% intervals."))
+            "Figure 6. Risk of a forced logout per hour logged in, by session age; black whiskers are ranges."))
     }
 }
 
@@ -367,17 +398,17 @@ fn reporting(r: &Report) -> Markup {
             "Every table says which system ran the reports. How the interactive system fared before and after the change in where reports run is in section 7, system by system." }
         @if l.report_runs.is_empty() { p { "No report runs in this period." } } @else {
             table {
-                tr { th { "report runs on" } th { "report" } th.num { "runs" } th.num { "succeeded" } th { "median time (95% CI)" } th { "p95 time (95% CI)" } }
+                tr { th { "report runs on" } th { "report" } th.num { "runs" } th.num { "succeeded" } th { "median time" } th { "p95 time" } }
                 @for rr in &l.report_runs {
                     tr { td { (rr.target.to_uppercase()) } td { (rr.journey) @if !rr.step.is_empty() { " / step " (rr.step) } } td.num { (rr.runs) } td.num { (rr.successes) }
                          td { (est(&rr.median_seconds, 2, " s")) } td { (est(&rr.p95_seconds, 2, " s")) } }
                 }
             }
             (figure(charts::estimate_bars("median report run time (s), with 95% interval", &bars),
-                "Figure 6. Typical report run time on each system."))
+                "Figure 7. Typical report run time on each system."))
         }
         table {
-            tr { th { "interactive system" } th { "reports running on" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
+            tr { th { "interactive system" } th { "reports running on" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference" } }
             @for c in &l.interactive {
                 tr { td { (c.target.to_uppercase()) }
                      td { (c.reports_on) }
@@ -398,18 +429,17 @@ fn changes(r: &Report) -> Markup {
             (r.evidence.min_units) " independent days, and a change in freezes or forced logouts rests on at least " (r.evidence.min_events) " of them; otherwise the report says there is not enough evidence yet." }
         @if r.changes.is_empty() { p { "No change events are recorded in the configuration." } }
         @for c in &r.changes {
-            h3 { (c.name) " — " (c.at_text) }
+            h3 { (c.name) " — " (human_time(c.at)) }
             @if !c.description.is_empty() { p { (c.description) } }
             @if c.status != "compared" { p.note { "Cannot compare yet: " (c.note) "." } }
             @if let Some(e) = &c.evidence {
                 ul.verdict {
-                    @if let Some(t) = &c.time_lost { li { "Time lost: " (t.sentence) "." } }
+                    @if let Some(t) = &c.time_lost { li { (t.sentence) } }
                     @for f in &c.findings { li { (f) } }
                 }
-                p.note { "Periods: " (rfc3339(c.at - c.window_seconds)) " to " (rfc3339(c.at)) " and " (rfc3339(c.at)) " to "
-                         (rfc3339(c.at + c.window_seconds)) "; " (c.note) "." }
+                p.note { "Periods: " (human_period(c.at - c.window_seconds, c.at)) ", and " (human_period(c.at, c.at + c.window_seconds)) "; " (c.note) "." }
                 table {
-                    tr { th { "system" } th { "measure" } th { "before" } th { "after" } th { "change (95% CI)" } }
+                    tr { th { "system" } th { "measure" } th { "before" } th { "after" } th { "change" } }
                     @if let Some(t) = &c.time_lost {
                         tr { td { "all" } td { "minutes lost per practitioner per working day" }
                              td { (est(&t.before, 1, " min")) } td { (est(&t.after, 1, " min")) } td { (est(&t.change, 1, " min")) } }
@@ -429,9 +459,9 @@ fn change_rows(system: &str, e: &super::compare::ChangeEvidence) -> Markup {
         tr { td { (system) } td { "p95 interactive response time" }
              td { (est(&e.p95_ms.before, 0, " ms")) } td { (est(&e.p95_ms.after, 0, " ms")) } td { (est(&e.p95_ms.change, 0, " ms")) } }
         tr { td { (system) } td { "freezes per hour" }
-             td { (est(&e.freeze_rate.before, 2, "")) } td { (est(&e.freeze_rate.after, 2, "")) } td { (est(&e.freeze_rate.change, 2, "×")) } }
-        tr { td { (system) } td { "forced logouts per session-hour" }
-             td { (est(&e.logout_rate.before, 2, "")) } td { (est(&e.logout_rate.after, 2, "")) } td { (est(&e.logout_rate.change, 2, "×")) } }
+             td { (est(&e.freeze_rate.before, 2, "")) } td { (est(&e.freeze_rate.after, 2, "")) } td { (ratio(&e.freeze_rate.change, 2)) } }
+        tr { td { (system) } td { "forced logouts per hour logged in" }
+             td { (est(&e.logout_rate.before, 2, "")) } td { (est(&e.logout_rate.after, 2, "")) } td { (ratio(&e.logout_rate.change, 2)) } }
         tr { td { (system) } td { "availability" }
              td { (pct(&e.availability.before)) } td { (pct(&e.availability.after)) } td { (est(&e.availability.change.clone().scaled(100.0), 2, " points")) } }
     }
@@ -443,7 +473,7 @@ fn monthly(r: &Report) -> Markup {
             h2 id="monthly" { "8. Month by month" }
             p { "Each month's figures with their 95% intervals, so a year's trend reads at a glance." }
             table {
-                tr { th { "month" } th.num { "runs" } th { "availability" } th { "p95 interactive" } th { "freezes per day" } th { "forced logouts per session-hour" } }
+                tr { th { "month" } th.num { "runs" } th { "availability" } th { "p95 interactive" } th { "freezes per day" } th { "forced logouts per hour logged in" } }
                 @for m in &r.monthly {
                     tr { td { (m.month) } td.num { (m.runs) } td { (pct(&m.availability)) } td { (est(&m.p95_ms, 0, " ms")) }
                          td { (est(&m.freezes_per_day, 2, "")) } td { (est(&m.logouts_per_session_hour, 2, "")) } }

@@ -9,7 +9,10 @@
 //!   [`compare`] applies them before and after a change, [`changes`] says
 //!   what they show, [`rule`] answers "do older sessions drop more often?".
 //! - [`calibration`]: proves those intervals on data whose truth is known.
-//! - [`time_lost`]: minutes lost per practitioner per working day, by cause.
+//! - [`time_lost`]: minutes lost per practitioner per working day, by
+//!   cause; [`time_lost_words`] says it.
+//! - [`words`]: figures, ranges, counts and times in words, one function
+//!   per rule, for every renderer.
 //! - [`charts`]: inline SVG charts (plotters' SVG backend).
 //! - [`fleet`]: one report over several sites' journals (per-site
 //!   tables, pooled figures, "is one office worse?").
@@ -37,6 +40,7 @@ pub mod sessions;
 pub mod stats;
 pub mod summary;
 pub mod time_lost;
+pub mod time_lost_words;
 pub mod words;
 
 pub use build::build;

@@ -16,7 +16,7 @@ use super::changes::ChangeComparison;
 use super::rule::RuleVerdict;
 use super::stats::Estimate;
 use super::time_lost::TimeLost;
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 /// Longest before/after window on each side of a change, in calendar days.
 pub const MAX_CHANGE_DAYS: f64 = 56.0;
 
@@ -49,6 +49,8 @@ pub enum Period {
 pub struct Report {
     pub schema_version: u32,
     pub generated_at: String,
+    /// The same, unix seconds.
+    pub generated: f64,
     pub journal: String,
     pub sites: Vec<String>,
     pub window: TimeWindow,
@@ -215,6 +217,8 @@ pub struct BrowserFreezes {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct BrowserEvidence {
+    /// When the step was sent (unix seconds).
+    pub at: f64,
     pub at_text: String,
     pub target: String,
     pub journey: String,
@@ -258,8 +262,10 @@ pub struct ForcedLogouts {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct ForcedLogoutRow {
-    /// When the loss was seen (unix seconds).
+    /// When the answer that showed the loss arrived (unix seconds).
     pub seen_at: f64,
+    /// The last moment the session was known alive (unix seconds).
+    pub alive_at: f64,
     pub seen_text: String,
     pub site: String,
     pub target: String,
@@ -318,6 +324,9 @@ pub struct Sessions {
     /// Over-dispersion of forced logouts across blocks of time (1 when
     /// they come one at a time; more when restarts drop several at once).
     pub dispersion: f64,
+    /// Independent units of days behind the survival curve's band: the
+    /// renderers show none from fewer than the evidence rule's minimum.
+    pub units: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -334,6 +343,8 @@ pub struct SurvivalRow {
 #[derive(Clone, Debug, Serialize)]
 pub struct BandHazard {
     pub band: String,
+    /// The band in words: "under 1 h", "1 h to 2 h", "4 h and older".
+    pub age_text: String,
     pub exposure_hours: f64,
     pub drops: u64,
     /// Forced logouts per session-hour in this age band.

@@ -11,11 +11,12 @@ use super::model::{
     BandHazard, ForcedLogoutRow, ForcedLogouts, KeptSessions, KeptTargetRow, LogoutCauseRow,
     Sessions, SurvivalRow,
 };
-use super::rule;
-use super::stats;
+use super::rule::{self, RuleVerdict};
+use super::stats::{self, Estimate};
+use super::words;
 use crate::detect::AgeBands;
 use crate::ledger::{class_value, Ledger};
-use crate::timefmt::rfc3339;
+use crate::timefmt::{human_duration, rfc3339};
 
 /// Forced logouts and sessions over `slots` (those in which a journey ran).
 pub fn sections(
@@ -56,7 +57,7 @@ pub fn sections(
                 target,
                 cause,
                 count,
-                share: stats::wilson(count, total),
+                share: evidence::ruled(stats::wilson(count, total), units),
             })
             .collect(),
         events: events(ledger),
@@ -68,34 +69,7 @@ pub fn sections(
         .find(|p| p.survival <= 0.5)
         .map(|p| p.age_seconds);
 
-    // Hazard per age band, per calendar session-hour.
-    let labels = bands.labels();
-    let mut band_hours = vec![0.0; labels.len()];
-    for &i in ledger.slots.keys() {
-        for (b, hours) in band_hours.iter_mut().enumerate() {
-            *hours += sheet.session_hours(design, i, None, Some(b));
-        }
-    }
-    let mut band_drops = vec![0u64; labels.len()];
-    for d in &ledger.forced_logouts {
-        let label = bands.label(age(d.age()));
-        if let Some(b) = labels.iter().position(|l| l == label) {
-            band_drops[b] += 1;
-        }
-    }
-    let band_rows: Vec<BandHazard> = labels
-        .iter()
-        .enumerate()
-        .map(|(b, label)| BandHazard {
-            band: label.clone(),
-            exposure_hours: band_hours[b],
-            drops: band_drops[b],
-            hazard_per_hour: evidence::ruled(
-                rule::band_rate(band_drops[b], band_hours[b], dispersion),
-                units,
-            ),
-        })
-        .collect();
+    let band_rows = band_rows(sheet, design, bands, dispersion, units);
 
     // The "log out every two hours" rule.
     let edges = bands.edges();
@@ -115,7 +89,14 @@ pub fn sections(
             unit: Some(design.unit(design.clock.slot(d.at()))),
         })
         .collect();
-    let verdict = rule::verdict(&band_rows, edges, rule_at, &drops, dispersion);
+    let context = rule::Context {
+        scale,
+        unit_days: design.unit_days,
+    };
+    let mut verdict = rule::verdict(&band_rows, edges, rule_at, &drops, dispersion, context);
+    // The pooled rates, like every rate, get no range from too few days.
+    verdict.younger = evidence::ruled(verdict.younger, units);
+    verdict.older = evidence::ruled(verdict.older, units);
     let sessions = Sessions {
         sessions: sessions_count,
         dropped,
@@ -125,8 +106,79 @@ pub fn sections(
         bands: band_rows,
         rule: verdict,
         dispersion,
+        units: units as u64,
     };
     (forced, sessions)
+}
+
+/// The hazard per age band, per calendar session-hour, each band's rate
+/// ruled by the `units` of days behind it.
+fn band_rows(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    bands: &AgeBands,
+    dispersion: f64,
+    units: usize,
+) -> Vec<BandHazard> {
+    let ledger = sheet.ledger;
+    let labels = bands.labels();
+    let mut band_hours = vec![0.0; labels.len()];
+    for &i in ledger.slots.keys() {
+        for (b, hours) in band_hours.iter_mut().enumerate() {
+            *hours += sheet.session_hours(design, i, None, Some(b));
+        }
+    }
+    let mut band_drops = vec![0u64; labels.len()];
+    for d in &ledger.forced_logouts {
+        let label = bands.label(age(d.age()));
+        if let Some(b) = labels.iter().position(|l| l == label) {
+            band_drops[b] += 1;
+        }
+    }
+    labels
+        .iter()
+        .enumerate()
+        .map(|(b, label)| BandHazard {
+            band: label.clone(),
+            age_text: band_words(bands.edges(), b),
+            exposure_hours: band_hours[b],
+            drops: band_drops[b],
+            hazard_per_hour: evidence::ruled(
+                rule::band_rate(band_drops[b], band_hours[b], dispersion),
+                units,
+            ),
+        })
+        .collect()
+}
+
+/// Age band `b` of `edges` in words: "under 1 min", "1 min to 2 min",
+/// "4 min and older".
+fn band_words(edges: &[Duration], b: usize) -> String {
+    let text = |d: &Duration| human_duration(d.as_secs_f64());
+    match (b.checked_sub(1).and_then(|i| edges.get(i)), edges.get(b)) {
+        (None, Some(upper)) => format!("under {}", text(upper)),
+        (Some(lower), Some(upper)) => format!("{} to {}", text(lower), text(upper)),
+        (Some(lower), None) => format!("{} and older", text(lower)),
+        (None, None) => "any age".into(),
+    }
+}
+
+/// Older sessions' hazard over younger ones' for a table: "not enough
+/// evidence yet" where the verdict says so, never a range from 0 to 132.
+pub fn hazard_ratio_text(rule: &RuleVerdict) -> String {
+    if rule.verdict == "not_enough_data" {
+        "not enough evidence yet".into()
+    } else {
+        words::ratio_cell(&rule.hazard_ratio, 2)
+    }
+}
+
+/// The share still logged in at an age, with its band only from enough
+/// independent days (`units`).
+pub fn survival_text(p: &SurvivalRow, units: u64) -> String {
+    let mut e = Estimate::new(p.survival, p.low, p.high, p.at_risk, "");
+    e.units = units;
+    words::cell_percent(&evidence::ruled(e, units as usize))
 }
 
 fn age(seconds: f64) -> Duration {
@@ -139,9 +191,10 @@ fn events(ledger: &Ledger) -> Vec<ForcedLogoutRow> {
         .forced_logouts
         .iter()
         .map(|d| {
-            let seen_at = d.login_at + d.seen_age;
+            let seen_at = d.seen_at;
             ForcedLogoutRow {
                 seen_at,
+                alive_at: d.login_at + d.alive_age,
                 seen_text: rfc3339(seen_at),
                 site: d.site.clone(),
                 target: d.target.clone(),

@@ -5,14 +5,16 @@
 //! every other figure:
 //!
 //! - an interval only from at least [`evidence::MIN_UNITS`] independent
-//!   units of days (a block bootstrap that resamples whole units, 1000
-//!   resamples, fixed seed); otherwise the figure alone and "not enough
-//!   evidence yet";
+//!   units of days holding working hours (a block bootstrap that resamples
+//!   whole units, 1000 resamples, fixed seed); otherwise the figure so far,
+//!   "not enough evidence yet" and about how much longer to measure;
 //! - before and after a change, the hours matched like with like as in
 //!   [`super::compare`]; a direction needs the interval to exclude no
 //!   change, enough units on each side, and, when freezes or forced
 //!   logouts drive the difference, at least [`evidence::MIN_EVENTS`] of
 //!   them in as many different units.
+//!
+//! The wording lives in [`super::time_lost_words`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,16 +23,15 @@ use serde::Serialize;
 
 use super::compare;
 use super::design::{Design, Sheet};
-use super::evidence::{self, Direction, Judgement};
+use super::evidence::{self, Judgement};
 use super::stats::{percentile_sorted, Estimate};
-use super::words::{figure, show};
+use super::time_lost_words as words;
 use crate::config::practitioners::Practitioners;
-use crate::ledger::Ledger;
-use crate::loss::{assumptions, LossTally, Model};
-use crate::timefmt::human_duration;
+use crate::ledger::{ExcessTally, Ledger};
+use crate::loss::{JourneyLoss, LossTally, Model};
 
 pub const BOOTSTRAP: &str =
-    "block bootstrap: whole units of days resampled, the three causes recomputed, 1000 resamples, fixed seed (95%)";
+    "block bootstrap: whole units of days resampled, the four causes recomputed, 1000 resamples, fixed seed (95%)";
 const RESAMPLES: usize = 1000;
 const SEED: u64 = 20_261_201;
 
@@ -42,6 +43,8 @@ pub struct TimeLost {
     pub total_minutes: Estimate,
     pub frozen_minutes: Estimate,
     pub logout_minutes: Estimate,
+    /// Work done again after failed interactive runs.
+    pub failed_minutes: Estimate,
     pub slow_minutes: Estimate,
     /// Staff-hours lost per month at the site: minutes × headcount × working
     /// days per month.
@@ -50,12 +53,22 @@ pub struct TimeLost {
     pub logout_cost_seconds: f64,
     pub relogin_seconds: f64,
     pub redo_seconds: f64,
-    /// `configured`, `measured` (interrupted journeys) or `half a run`.
+    /// `configured` (`redo_after_logout`) or `default`.
     pub redo_source: &'static str,
+    /// Failed interactive runs in working hours whose work is done again.
+    pub failed_runs: u64,
     /// Working hours the agent measured in (calendar hours).
     pub working_hours_observed: f64,
+    /// Time the agent measured anything, working hours or not (seconds).
+    pub measured_seconds: f64,
     /// Units of days holding them.
     pub units: usize,
+    /// Roughly how much longer to measure (seconds) before the figure has
+    /// its interval; `None` once it has.
+    pub more_time_seconds: Option<f64>,
+    /// How many times faster than the wall clock the system's calendar
+    /// runs (1 for a real system).
+    pub calendar_scale: f64,
     pub sentence: String,
 }
 
@@ -76,20 +89,26 @@ struct Tally {
     loss: LossTally,
 }
 
-/// The tallies of `slots` that lie in working hours.
-fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners) -> Vec<Tally> {
-    let ledger = sheet.ledger;
-    let clock = design.clock;
-    // Each system's share of the practitioners' transactions.
+/// Each system's share of the practitioners' transactions.
+fn weights(ledger: &Ledger, p: &Practitioners) -> BTreeMap<String, f64> {
     let mut journeys: BTreeMap<&str, &str> = BTreeMap::new();
     for j in ledger.journeys.iter().filter(|j| j.kind == "interactive") {
         journeys.insert(&j.journey, &j.target);
     }
     let total_rate: f64 = journeys.keys().map(|j| p.rate(j)).sum();
-    let mut weight: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut weight: BTreeMap<String, f64> = BTreeMap::new();
     for (journey, target) in &journeys {
-        *weight.entry(target).or_default() += p.rate(journey) / total_rate.max(f64::MIN_POSITIVE);
+        *weight.entry(target.to_string()).or_default() +=
+            p.rate(journey) / total_rate.max(f64::MIN_POSITIVE);
     }
+    weight
+}
+
+/// The tallies of `slots` that lie in working hours.
+fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners) -> Vec<Tally> {
+    let ledger = sheet.ledger;
+    let clock = design.clock;
+    let weight = weights(ledger, p);
     let working: BTreeSet<i64> = slots
         .iter()
         .copied()
@@ -106,14 +125,13 @@ fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners)
             }
         });
     }
-    let drops = sheet.drops(design, &working.iter().copied().collect::<Vec<_>>(), None);
-    let drops: BTreeMap<i64, (f64, f64)> = working
+    let list: Vec<i64> = working.iter().copied().collect();
+    let drops: BTreeMap<i64, (f64, f64)> = list
         .iter()
         .copied()
-        .zip(drops.iter().map(|d| d.value))
+        .zip(sheet.drops(design, &list, None).iter().map(|d| d.value))
         .collect();
-    working
-        .iter()
+    list.iter()
         .map(|&i| {
             let mut loss = LossTally {
                 start: clock.start(i),
@@ -128,9 +146,7 @@ fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners)
             if let Some(slot) = ledger.slots.get(&i) {
                 for (j, e) in &slot.excess {
                     let name = &ledger.journeys[*j as usize].journey;
-                    let entry = loss.excess.entry(name.clone()).or_default();
-                    entry.0 += e.over_ms as f64 / 1000.0;
-                    entry.1 += f64::from(e.runs);
+                    add_tally(loss.excess.entry(name.clone()).or_default(), e);
                 }
             }
             Tally {
@@ -141,25 +157,29 @@ fn tallies(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners)
         .collect()
 }
 
-/// Re-login and redone work per forced logout (seconds), and where the
-/// redone work came from.
+/// A slot's tally of one journey into the model's terms.
+fn add_tally(j: &mut JourneyLoss, e: &ExcessTally) {
+    j.over_seconds += e.over_ms as f64 / 1000.0;
+    j.redo_seconds += e.redo_ms as f64 / 1000.0;
+    j.failed += f64::from(e.failed);
+    j.runs += f64::from(e.runs);
+}
+
+/// What a forced logout costs a practitioner: (re-login, redone work)
+/// seconds, and whether the redone work was configured or the default.
 fn logout_cost(ledger: &Ledger, p: &Practitioners) -> (f64, f64, &'static str) {
     let c = &ledger.cost;
-    let mean = |ms: u64, n: u64| {
-        if n == 0 {
-            0.0
-        } else {
-            ms as f64 / 1000.0 / n as f64
-        }
+    let relogin = if c.logins == 0 {
+        0.0
+    } else {
+        c.login_ms as f64 / 1000.0 / c.logins as f64
     };
-    let relogin = mean(c.login_ms, c.logins);
-    if let Some(redo) = p.redo_after_logout_seconds {
-        return (relogin, redo, "configured");
-    }
-    if c.interrupted > 0 {
-        return (relogin, mean(c.interrupted_ms, c.interrupted), "measured");
-    }
-    (relogin, mean(c.run_ms, c.runs) / 2.0, "half a run")
+    let source = if p.redo_is_default() {
+        "default"
+    } else {
+        "configured"
+    };
+    (relogin, p.redo_after_logout(), source)
 }
 
 /// The tallies grouped by unit of days.
@@ -182,22 +202,23 @@ fn flatten<'a>(units: &[Vec<&'a LossTally>]) -> Vec<&'a LossTally> {
     units.iter().flatten().copied().collect()
 }
 
-/// Point estimates and bootstrap intervals of the three causes and total.
-fn estimate(model: &Model<'_>, units: &[Vec<&LossTally>], seed: u64) -> [Estimate; 4] {
+/// Point estimates and bootstrap intervals of the four causes and the
+/// total (in [`crate::loss::Minutes::all`]'s order). No interval from
+/// fewer than [`evidence::MIN_UNITS`] units.
+fn estimate(model: &Model<'_>, units: &[Vec<&LossTally>], seed: u64) -> [Estimate; 5] {
     let m = units.len();
     let n = units.iter().map(Vec::len).sum::<usize>() as u64;
-    let Some((f, l, s)) = model.minutes(&flatten(units)) else {
+    let Some(point) = model.minutes(&flatten(units)).map(|m| m.all()) else {
         return std::array::from_fn(|_| Estimate::none(n, BOOTSTRAP));
     };
-    let point = [f, l, s, f + l + s];
-    let mut reps: [Vec<f64>; 4] = Default::default();
+    let mut reps: [Vec<f64>; 5] = Default::default();
     if m >= evidence::MIN_UNITS {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut pick = Vec::new();
         for _ in 0..RESAMPLES {
             resample(units, &mut rng, &mut pick);
-            if let Some((a, b, c)) = model.minutes(&pick) {
-                for (r, v) in reps.iter_mut().zip([a, b, c, a + b + c]) {
+            if let Some(minutes) = model.minutes(&pick) {
+                for (r, v) in reps.iter_mut().zip(minutes.all()) {
                     r.push(v);
                 }
             }
@@ -216,6 +237,15 @@ fn estimate(model: &Model<'_>, units: &[Vec<&LossTally>], seed: u64) -> [Estimat
     })
 }
 
+/// Real seconds of measurement before `units` units of working days
+/// become [`evidence::MIN_UNITS`]; `None` once they are. Weekends hold no
+/// working days when practitioners work weekdays only.
+fn more_time(units: usize, design: &Design, p: &Practitioners) -> Option<f64> {
+    let missing = evidence::MIN_UNITS.checked_sub(units).filter(|m| *m > 0)?;
+    let per_week = if p.weekends { 1.0 } else { 7.0 / 5.0 };
+    Some(missing as f64 * design.unit_seconds() * per_week)
+}
+
 /// The time-lost figure over the report's window.
 pub fn time_lost(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practitioners) -> TimeLost {
     let (relogin, redo, redo_source) = logout_cost(sheet.ledger, p);
@@ -225,82 +255,34 @@ pub fn time_lost(sheet: &Sheet<'_>, design: &Design, slots: &[i64], p: &Practiti
     };
     let all = tallies(sheet, design, slots, p);
     let units = by_unit(&all);
-    let [frozen, logouts, slow, total] = estimate(&model, &units, SEED);
+    let [frozen, logouts, failed, slow, total] = estimate(&model, &units, SEED);
     let month = f64::from(p.headcount) * p.working_days_per_month / 60.0;
-    let staff_hours = total.clone().scaled(month);
-    let working_hours_observed = all.iter().map(|t| t.loss.working_seconds).sum::<f64>() / 3600.0;
-    let sentence = sentence(
-        p,
-        &total,
-        &frozen,
-        &logouts,
-        &slow,
-        &staff_hours,
-        working_hours_observed,
-    );
-    TimeLost {
+    let mut t = TimeLost {
         assumptions: p.clone(),
+        staff_hours_per_month: total.clone().scaled(month),
         total_minutes: total,
         frozen_minutes: frozen,
         logout_minutes: logouts,
+        failed_minutes: failed,
         slow_minutes: slow,
-        staff_hours_per_month: staff_hours,
         logout_cost_seconds: relogin + redo,
         relogin_seconds: relogin,
         redo_seconds: redo,
         redo_source,
-        working_hours_observed,
+        failed_runs: all
+            .iter()
+            .flat_map(|t| t.loss.excess.values())
+            .map(|j| j.failed)
+            .sum::<f64>() as u64,
+        working_hours_observed: all.iter().map(|t| t.loss.working_seconds).sum::<f64>() / 3600.0,
+        measured_seconds: slots.len() as f64 * design.clock.seconds,
         units: units.len(),
-        sentence,
-    }
-}
-
-fn minutes(e: &Estimate) -> String {
-    show(e, 1, "")
-}
-
-fn sentence(
-    p: &Practitioners,
-    total: &Estimate,
-    frozen: &Estimate,
-    logouts: &Estimate,
-    slow: &Estimate,
-    staff_hours: &Estimate,
-    observed: f64,
-) -> String {
-    if total.value.is_none() {
-        return format!(
-            "Time lost per practitioner cannot be estimated yet: the agent has measured no working hours ({}).",
-            assumptions(p)
-        );
-    }
-    let figures = |e: &Estimate| match e.value {
-        Some(v) => figure(v, 1),
-        None => "-".into(),
+        more_time_seconds: more_time(units.len(), design, p),
+        calendar_scale: design.clock.scale,
+        sentence: String::new(),
     };
-    if total.low.is_none() {
-        return format!(
-            "Time lost per practitioner: about {} minutes a working day so far ({} to freezes, {} to forced logouts, {} to slowness), but there is not enough evidence yet to put a range on it: {} of the {} independent days needed have been measured ({} of working hours). Assumptions: {}.",
-            figures(total),
-            figures(frozen),
-            figures(logouts),
-            figures(slow),
-            total.units,
-            evidence::MIN_UNITS,
-            human_duration(observed * 3600.0),
-            assumptions(p)
-        );
-    }
-    format!(
-        "Each practitioner loses about {} minutes a working day: {} to freezes, {} to forced logouts and {} to slowness; about {} staff-hours a month at this site. Measured over {} of working hours; assumptions: {}.",
-        minutes(total),
-        minutes(frozen),
-        minutes(logouts),
-        minutes(slow),
-        minutes(staff_hours),
-        human_duration(observed * 3600.0),
-        assumptions(p)
-    )
+    t.sentence = words::sentence(&t);
+    t
 }
 
 /// Time lost before and after a change at `at`, over windows of `window`
@@ -324,31 +306,29 @@ pub fn change(
         tallies(sheet, &design, &a, p),
     );
     let (ub, ua) = (by_unit(&tb), by_unit(&ta));
-    let [fb, lb, sb, total_b] = estimate(&model, &ub, SEED);
-    let [fa, la, sa, total_a] = estimate(&model, &ua, SEED ^ 1);
+    let [fb, lb, _, sb, total_b] = estimate(&model, &ub, SEED);
+    let [fa, la, _, sa, total_a] = estimate(&model, &ua, SEED ^ 1);
     let change = difference(&model, &ub, &ua);
     // Which cause moves most, and the events behind it when it is one of
     // the rare ones.
     let moved =
         |x: &Estimate, y: &Estimate| (y.value.unwrap_or(0.0) - x.value.unwrap_or(0.0)).abs();
-    let events = |slots: &[i64], freezes: bool| {
-        let parts = if freezes {
-            sheet.freezes(&design, slots, None)
-        } else {
-            sheet.drops(&design, slots, None)
-        };
-        evidence::events(&parts)
-    };
     let slow_moved = moved(&sb, &sa);
     let rare = if moved(&fb, &fa) >= moved(&lb, &la) && moved(&fb, &fa) > slow_moved {
-        Some(true)
+        Some(words::Rare::Freezes)
     } else if moved(&lb, &la) > slow_moved {
-        Some(false)
+        Some(words::Rare::Logouts)
     } else {
         None
     };
-    let events = rare.map(|freezes| {
-        let ((kb, ubn), (ka, uan)) = (events(&b, freezes), events(&a, freezes));
+    let events = rare.map(|rare| {
+        let count = |slots: &[i64]| {
+            evidence::events(&match rare {
+                words::Rare::Freezes => sheet.freezes(&design, slots, None),
+                words::Rare::Logouts => sheet.drops(&design, slots, None),
+            })
+        };
+        let ((kb, ubn), (ka, uan)) = (count(&b), count(&a));
         (kb + ka, ubn + uan)
     });
     let judgement = evidence::judge(
@@ -360,30 +340,7 @@ pub fn change(
         false,
         events,
     );
-    let sentence = match judgement.direction {
-        Some(Direction::Lower) => format!(
-            "it gave back about {} minutes a day per practitioner",
-            minutes(&flip(&change))
-        ),
-        Some(Direction::Higher) => {
-            format!("it cost about {} more minutes a day per practitioner", minutes(&change))
-        }
-        None if !judgement.enough_units => format!(
-            "not enough evidence yet on time lost: {} of the {} independent days needed on the thinner side",
-            ub.len().min(ua.len()),
-            evidence::MIN_UNITS
-        ),
-        None if !judgement.enough_events => format!(
-            "not enough evidence yet on time lost: the difference rests on {} {} ({} in as many different days needed)",
-            judgement.events.unwrap_or(0),
-            if rare == Some(true) { "freezes" } else { "forced logouts" },
-            evidence::MIN_EVENTS
-        ),
-        None => format!(
-            "no clear change in time lost: {} minutes a day per practitioner",
-            minutes(&change)
-        ),
-    };
+    let sentence = words::change_sentence(&change, &judgement, rare);
     TimeLostChange {
         before: total_b,
         after: total_a,
@@ -393,13 +350,6 @@ pub fn change(
     }
 }
 
-/// `-e` with its interval the right way round.
-fn flip(e: &Estimate) -> Estimate {
-    let mut out = e.clone().scaled(-1.0);
-    std::mem::swap(&mut out.low, &mut out.high);
-    out
-}
-
 /// After minus before in total minutes, each side's units resampled.
 fn difference(
     model: &Model<'_>,
@@ -407,7 +357,7 @@ fn difference(
     after: &[Vec<&LossTally>],
 ) -> Estimate {
     let n = (before.len() + after.len()) as u64;
-    let total = |t: &[&LossTally]| model.minutes(t).map(|(a, b, c)| a + b + c);
+    let total = |t: &[&LossTally]| model.minutes(t).map(|m| m.total());
     let (Some(tb), Some(ta)) = (total(&flatten(before)), total(&flatten(after))) else {
         return Estimate::none(n, BOOTSTRAP);
     };

@@ -219,6 +219,7 @@ async fn keep_alive(
                 age_to: alive,
                 end: None,
                 seen_age: None,
+                seen_at: None,
                 detail: String::new(),
             });
             reported = alive;

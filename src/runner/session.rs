@@ -119,6 +119,15 @@ impl Session {
         }
     }
 
+    /// When (wall clock) the answer that showed the loss arrived: the
+    /// login's wall time plus the time since the login completed. Not
+    /// `login_at + seen_age`, which counts from the login's send.
+    fn seen_wall(&self) -> Option<SystemTime> {
+        let (login, wall) = self.logged_in_at?;
+        let seen = self.seen_at.unwrap_or_else(Instant::now);
+        Some(wall + seen.saturating_duration_since(login))
+    }
+
     /// The latest age at which a loss seen at `seen_at` can have happened.
     fn seen_age(&self) -> Duration {
         let seen = self.seen_at.unwrap_or_else(Instant::now);
@@ -154,6 +163,7 @@ impl Session {
             age_to,
             end: Some(end),
             seen_age: lost.then(|| self.seen_age().max(age_to)),
+            seen_at: if lost { self.seen_wall() } else { None },
             detail: String::new(),
         })
     }
@@ -194,5 +204,57 @@ impl Session {
             .iter_unexpired()
             .find(|c| c.name() == name)
             .map(|c| c.value().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forced logout is seen when the answer that showed it arrived:
+    /// not at `login_at + seen_age`, which counts from the login's send
+    /// and so was late by the login's length.
+    #[tokio::test(start_paused = true)]
+    async fn a_loss_is_seen_when_its_answer_arrives() {
+        let mut s = Session::new(HashMap::new());
+        let sent = Instant::now();
+        // The login takes 1.5 s.
+        tokio::time::advance(Duration::from_millis(1500)).await;
+        s.mark_logged_in(None, "ics", sent);
+        let login_wall = s.login_at().unwrap();
+        tokio::time::advance(Duration::from_secs(60)).await;
+        s.confirm_alive(Instant::now());
+        tokio::time::advance(Duration::from_secs(30)).await;
+        s.mark_ended(LogoutCause::Redirect, Instant::now());
+        // The span is made a little later.
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let span = s
+            .finish(
+                SessionOrigin::Kept { slot: 0 },
+                "ics",
+                SessionEnd::Forced(LogoutCause::Redirect),
+            )
+            .unwrap();
+        assert_eq!(span.seen_at, Some(login_wall + Duration::from_secs(90)));
+        // The bracket is unchanged: alive at 60 s of age, seen by 91.5 s
+        // counted from the login's send.
+        assert_eq!(span.age_to, Duration::from_secs(60));
+        assert_eq!(span.seen_age, Some(Duration::from_millis(91_500)));
+        let old_way = login_wall + span.seen_age.unwrap();
+        assert_eq!(
+            old_way.duration_since(span.seen_at.unwrap()).unwrap(),
+            Duration::from_millis(1500)
+        );
+        // A life the agent ended has no loss to have seen.
+        let mut s = Session::new(HashMap::new());
+        s.mark_logged_in(None, "ics", Instant::now());
+        let span = s
+            .finish(
+                SessionOrigin::Kept { slot: 0 },
+                "ics",
+                SessionEnd::AgentStop,
+            )
+            .unwrap();
+        assert_eq!((span.seen_at, span.seen_age), (None, None));
     }
 }

@@ -2,6 +2,7 @@
 //! the agent and the simulator, both started in-process on port 0.
 
 mod alerts;
+mod board_words;
 mod browser;
 mod central_report;
 mod central_store;

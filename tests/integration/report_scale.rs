@@ -67,6 +67,7 @@ fn thirty_days(dir: &Path) -> PathBuf {
 fn without_run_details(mut v: Value) -> Value {
     let o = v.as_object_mut().unwrap();
     o.remove("generated_at");
+    o.remove("generated");
     o.remove("journal");
     o["freezes"]
         .as_object_mut()

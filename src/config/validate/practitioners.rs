@@ -75,6 +75,7 @@ pub(super) fn practitioners(
         if let Some(d) = c.duration(r, "redo_after_logout", context) {
             out.redo_after_logout_seconds = Some(d.as_secs_f64());
         }
+        given.push("redo_after_logout");
     }
     for (journey, rate) in &raw.transactions_per_hour {
         if !journeys.contains(journey.as_str()) {

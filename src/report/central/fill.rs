@@ -339,6 +339,8 @@ fn logouts(l: &mut Ledger, data: &SiteData, meta: &SiteMeta) {
                     login_at: at - age,
                     alive_age: age,
                     seen_age: age,
+                    // The store knows only the slot it was counted in.
+                    seen_at: at,
                     cause: get(labels, "cause").to_string(),
                     holder_kind: holder_kind.into(),
                     holder: holder_kind.into(),

@@ -1,0 +1,132 @@
+//! Rollup format 1: the ledger as casewatch wrote its compacted hours
+//! before forced logouts kept the moment their loss was seen and slots
+//! kept the work of failed runs. Postcard keeps no field names, so the
+//! old layout is spelled out here, read, and upgraded:
+//!
+//! - a forced logout's `seen_at` becomes `login_at + seen_age`, what the
+//!   report said then (late by up to the login's length, which format 1
+//!   did not keep);
+//! - a slot's failed runs are unknown: no work to redo.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    BrowserEvidence, CostSums, ExposureTally, Freeze, GivenUp, JourneyKey, KeptTally,
+    ReportDurations, RunTally, SlotClock, StepKey, StepTally,
+};
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExcessTally {
+    pub over_ms: u64,
+    pub runs: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    pub runs: Vec<(u16, RunTally)>,
+    pub steps: Vec<(u16, StepTally)>,
+    pub exposure: Vec<(u16, ExposureTally)>,
+    pub excess: Vec<(u16, ExcessTally)>,
+    #[serde(default)]
+    pub in_flight: Vec<u16>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForcedLogout {
+    pub site: String,
+    pub target: String,
+    pub login_at: f64,
+    pub alive_age: f64,
+    pub seen_age: f64,
+    pub cause: String,
+    pub holder_kind: String,
+    pub holder: String,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Ledger {
+    pub clock: Option<SlotClock>,
+    pub window_slots: Option<(i64, i64)>,
+    pub measured: Option<(f64, f64)>,
+    pub sites: Vec<String>,
+    pub targets: Vec<String>,
+    pub journeys: Vec<JourneyKey>,
+    pub steps: Vec<StepKey>,
+    pub outcomes: Vec<String>,
+    pub bands: Vec<String>,
+    pub slots: BTreeMap<i64, Slot>,
+    pub freezes: Vec<Freeze>,
+    pub forced_logouts: Vec<ForcedLogout>,
+    pub given_up: Vec<GivenUp>,
+    pub browser_sides: BTreeMap<(String, String), [u64; 3]>,
+    pub browser_evidence: Vec<BrowserEvidence>,
+    pub lifetimes: BTreeMap<u32, (u64, u64)>,
+    pub kept: BTreeMap<(String, String), KeptTally>,
+    pub cost: CostSums,
+    pub report_runs: BTreeMap<(String, String, String), ReportDurations>,
+    #[serde(default)]
+    pub agent_stalls: Vec<(f64, f64)>,
+    #[serde(default)]
+    pub stalled_runs: u64,
+    pub samples: u64,
+}
+
+/// A format-1 ledger as the current one.
+pub fn upgrade(old: Ledger) -> super::Ledger {
+    let slot = |s: Slot| super::Slot {
+        runs: s.runs,
+        steps: s.steps,
+        exposure: s.exposure,
+        excess: s
+            .excess
+            .into_iter()
+            .map(|(j, e)| {
+                let tally = super::ExcessTally {
+                    over_ms: e.over_ms,
+                    runs: e.runs,
+                    ..Default::default()
+                };
+                (j, tally)
+            })
+            .collect(),
+        in_flight: s.in_flight,
+    };
+    let forced = |d: ForcedLogout| super::ForcedLogout {
+        seen_at: d.login_at + d.seen_age,
+        site: d.site,
+        target: d.target,
+        login_at: d.login_at,
+        alive_age: d.alive_age,
+        seen_age: d.seen_age,
+        cause: d.cause,
+        holder_kind: d.holder_kind,
+        holder: d.holder,
+    };
+    super::Ledger {
+        clock: old.clock,
+        window_slots: old.window_slots,
+        measured: old.measured,
+        sites: old.sites,
+        targets: old.targets,
+        journeys: old.journeys,
+        steps: old.steps,
+        outcomes: old.outcomes,
+        bands: old.bands,
+        slots: old.slots.into_iter().map(|(i, s)| (i, slot(s))).collect(),
+        freezes: old.freezes,
+        forced_logouts: old.forced_logouts.into_iter().map(forced).collect(),
+        given_up: old.given_up,
+        browser_sides: old.browser_sides,
+        browser_evidence: old.browser_evidence,
+        lifetimes: old.lifetimes,
+        kept: old.kept,
+        cost: old.cost,
+        report_runs: old.report_runs,
+        agent_stalls: old.agent_stalls,
+        stalled_runs: old.stalled_runs,
+        samples: old.samples,
+        interactive_only: false,
+    }
+}
