@@ -27,4 +27,5 @@ mod report_inputs;
 mod report_scale;
 mod sessions;
 mod stalls;
+mod status_page;
 mod time_lost;
