@@ -30,6 +30,7 @@ use crate::observe::Observer;
 use crate::outcome::{unix_secs, Record};
 use crate::runner::{Probes, RunnerError};
 use crate::stall::{StallError, StallMonitor};
+use crate::status::history::HistoryCache;
 use crate::status::StatusBoard;
 use crate::supervisor::{self, Supervisor};
 use crate::web::{self, BindError, ReloadError, ReloadRequest, WebState};
@@ -181,10 +182,14 @@ impl Agent {
             journey_targets(&config),
         );
         board.time_lost.practitioners = config.practitioners.clone();
+        board.changes = config.changes.clone();
         let status = Arc::new(Mutex::new(board));
         let journal_options_now = journal_options(&config, &options);
         let journal_path = journal_options_now.as_ref().map(|o| o.path.clone());
         let journal = open_journal(&config, &options, &metrics)?;
+        if let Ok(mut board) = status.lock() {
+            board.journal = journal.as_ref().map(Journal::health);
+        }
         if let Some(o) = journal_options_now {
             tokio::spawn(compact_journal(o.path, o.keep_successes, shutdown.clone()));
         }
@@ -239,6 +244,7 @@ impl Agent {
             ready: Arc::new(AtomicBool::new(true)),
             reloads: reloads.clone(),
             evidence: evidence_dir,
+            history: Arc::new(HistoryCache::new(journal_path)),
         };
         let scheme = if options.web_config.tls.is_some() {
             "https"
@@ -483,10 +489,13 @@ impl Control {
         }
         let changes = self.supervisor.apply_plan(&config, prepared.plan);
         self.config_gauges.update(&config, SystemTime::now());
-        match self.status.lock() {
-            Ok(mut board) => board.add_journeys(journey_targets(&config)),
-            Err(poisoned) => poisoned.into_inner().add_journeys(journey_targets(&config)),
-        }
+        let mut board = match self.status.lock() {
+            Ok(board) => board,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        board.add_journeys(journey_targets(&config));
+        board.changes = config.changes.clone();
+        drop(board);
         self.probes.send(Record::Reconfigured {
             targets: config.targets.iter().map(|t| t.name.clone()).collect(),
         });

@@ -69,8 +69,10 @@
 //! - [`journal`]: the durable SQLite file, written on its own thread, its
 //!   schema, its read side, and the evidence folder beside it. Imports the
 //!   vocabulary and `recorder`, never `status` or `report`.
-//! - [`status`]: the status board behind the page at `/`. Imports the
-//!   vocabulary and `loss`, never `report`.
+//! - [`status`]: the status board behind the page at `/`, with its
+//!   history bars read from the journal. Imports the vocabulary, `loss`,
+//!   `recorder` (age classes) and `journal` (its read side and health),
+//!   never `report`.
 //! - [`observe`]: the one consumer of records: detection (the agent's
 //!   stalls included), then metrics, status board and journal together.
 //!   Imports the above.

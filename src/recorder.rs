@@ -28,6 +28,23 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_MICROS, SIGFIG).expect("histogram bounds are valid")
 }
 
+thread_local! {
+    static CLASSES: Histogram<u64> = new_histogram();
+}
+
+/// The HdrHistogram class of `micros`: the lowest value equivalent to it at
+/// three significant figures. The ledger keeps latency samples as classes,
+/// and session lifetimes (in milliseconds) too, as the status page does.
+pub fn class_of(micros: u64) -> u32 {
+    CLASSES.with(|h| h.lowest_equivalent(micros.clamp(1, HIGHEST_MICROS)) as u32)
+}
+
+/// The value HdrHistogram reports for a class (its highest equivalent),
+/// in microseconds.
+pub fn class_value(class: u32) -> u64 {
+    CLASSES.with(|h| h.highest_equivalent(u64::from(class)))
+}
+
 /// A step duration as the histogram stores it: whole microseconds, at least 1.
 pub fn to_micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, HIGHEST_MICROS)

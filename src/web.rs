@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::Metrics;
 
 pub mod limits;
+use crate::status::history::HistoryCache;
 use crate::status::StatusBoard;
 use crate::webconfig::WebConfig;
 
@@ -70,6 +71,8 @@ pub struct WebState {
     pub reloads: mpsc::Sender<ReloadRequest>,
     /// The evidence folder beside the journal; `None` without a journal.
     pub evidence: Option<std::path::PathBuf>,
+    /// The status page's history, read from the journal and cached.
+    pub history: Arc<HistoryCache>,
 }
 
 pub fn router(state: WebState) -> Router {
@@ -148,12 +151,20 @@ async fn ready(State(state): State<WebState>) -> Response {
     }
 }
 
+/// The status page. Its history comes from the cache (read off the async
+/// workers at most once a minute), so a page load does no heavy work.
 async fn status_page(State(state): State<WebState>) -> Html<String> {
-    let page = match state.status.lock() {
-        Ok(board) => board.render_html().into_string(),
-        Err(poisoned) => poisoned.into_inner().render_html().into_string(),
-    };
+    let journeys = board(&state).journey_targets();
+    let history = state.history.current(journeys).await;
+    let page = board(&state).render_html(&history).into_string();
     Html(page)
+}
+
+fn board(state: &WebState) -> std::sync::MutexGuard<'_, StatusBoard> {
+    match state.status.lock() {
+        Ok(board) => board,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

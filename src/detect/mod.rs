@@ -10,7 +10,9 @@ pub mod login_page;
 pub mod page;
 pub mod sessions;
 pub mod stall;
+pub mod survival;
 
 pub use freeze::{FreezeChange, FreezeDetector};
-pub use sessions::{kaplan_meier, survival_at, AgeBands, Lifetime, SurvivalPoint};
+pub use sessions::AgeBands;
 pub use stall::{Stall, StallSet};
+pub use survival::SurvivalStep;

@@ -1,4 +1,5 @@
-//! Session age: bands for exposure and drops, and Kaplan–Meier survival.
+//! Session age: bands for exposure and drops, and the login groups of a
+//! run (survival by age is [`super::survival`]).
 //!
 //! The forced-logout hazard in an age band is drops in the band divided by the
 //! session time spent in it (exposure). Counting both per band is what lets
@@ -109,62 +110,6 @@ pub fn login_groups(steps: &[StepRecord]) -> Vec<Option<Duration>> {
     groups
 }
 
-/// One session's life: how long, and whether it ended in a drop (`true`) or
-/// was censored (logged out by the agent, maximum age, agent stop).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Lifetime {
-    pub age: Duration,
-    pub dropped: bool,
-}
-
-/// One step of the Kaplan–Meier estimate: the survival probability just after
-/// `age`, with the numbers at risk and dropped at that age.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SurvivalPoint {
-    pub age: Duration,
-    pub survival: f64,
-    pub at_risk: usize,
-    pub drops: usize,
-}
-
-/// The Kaplan–Meier product-limit estimate of session survival by age.
-/// Censored lifetimes leave the risk set after drops at the same age, the
-/// usual convention.
-pub fn kaplan_meier(lifetimes: &[Lifetime]) -> Vec<SurvivalPoint> {
-    let mut sorted: Vec<Lifetime> = lifetimes.to_vec();
-    sorted.sort_by(|a, b| a.age.cmp(&b.age).then(b.dropped.cmp(&a.dropped)));
-    let mut at_risk = sorted.len();
-    let mut survival = 1.0;
-    let mut points = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let age = sorted[i].age;
-        let same: Vec<&Lifetime> = sorted[i..].iter().take_while(|l| l.age == age).collect();
-        let drops = same.iter().filter(|l| l.dropped).count();
-        if drops > 0 {
-            survival *= 1.0 - drops as f64 / at_risk as f64;
-            points.push(SurvivalPoint {
-                age,
-                survival,
-                at_risk,
-                drops,
-            });
-        }
-        at_risk -= same.len();
-        i += same.len();
-    }
-    points
-}
-
-/// The estimated survival at `age` from a Kaplan–Meier curve.
-pub fn survival_at(curve: &[SurvivalPoint], age: Duration) -> f64 {
-    curve
-        .iter()
-        .take_while(|p| p.age <= age)
-        .last()
-        .map_or(1.0, |p| p.survival)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,36 +138,6 @@ mod tests {
         );
         assert_eq!(bands.split(h(5.0), h(6.0)), vec![("4h+", h(1.0))]);
         assert_eq!(bands.split(h(1.0), h(1.0)), vec![]);
-    }
-
-    #[test]
-    fn kaplan_meier_matches_a_worked_example() {
-        // Ages 1, 2 (censored), 3, 3, 4 (censored), 5.
-        let l = |age: f64, dropped: bool| Lifetime {
-            age: h(age),
-            dropped,
-        };
-        let curve = kaplan_meier(&[
-            l(3.0, true),
-            l(1.0, true),
-            l(2.0, false),
-            l(5.0, true),
-            l(3.0, true),
-            l(4.0, false),
-        ]);
-        let expected = [
-            (1.0, 5.0 / 6.0, 6),
-            (3.0, 5.0 / 6.0 * (1.0 - 2.0 / 4.0), 4),
-            (5.0, 0.0, 1),
-        ];
-        assert_eq!(curve.len(), expected.len());
-        for (point, (age, survival, at_risk)) in curve.iter().zip(expected) {
-            assert_eq!(point.age, h(age));
-            assert!((point.survival - survival).abs() < 1e-12, "{point:?}");
-            assert_eq!(point.at_risk, at_risk);
-        }
-        assert_eq!(survival_at(&curve, h(0.5)), 1.0);
-        assert!((survival_at(&curve, h(3.5)) - 5.0 / 12.0).abs() < 1e-12);
     }
 
     #[test]

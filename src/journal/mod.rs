@@ -9,7 +9,8 @@
 //!   transactions, feeds the [`crate::recorder`], applies retention. Errors
 //!   (disk full, locked file) are counted and logged, never fatal.
 //! - [`schema`] versions the file and migrates it at open.
-//! - [`read`] is the report's and exports' read side.
+//! - [`read`] is the report's and exports' read side; [`history`] the
+//!   status page's bars, one aggregate query each.
 //! - [`folder_beside`] names the folder beside the file where failed browser
 //!   steps leave their evidence, so the agent, the status page and the report
 //!   agree on it.
@@ -17,6 +18,7 @@
 //! WAL mode with `synchronous=NORMAL`: a crash (even `kill -9`) loses at
 //! most what is still queued, and the file always reopens.
 
+pub mod history;
 pub mod read;
 pub mod schema;
 mod writer;
@@ -97,12 +99,62 @@ enum Message {
     },
 }
 
-/// The journal's self-metrics, on the agent's registry.
+/// The journal's self-metrics, on the agent's registry, and the latest
+/// write error for the status page.
 #[derive(Clone)]
 struct JournalMetrics {
     queue_depth: IntGauge,
     write_errors: IntCounter,
     dropped: IntCounter,
+    last_error: std::sync::Arc<std::sync::Mutex<Option<(SystemTime, String)>>>,
+}
+
+impl JournalMetrics {
+    /// A failed write: counted, and remembered as the latest.
+    fn write_failed(&self, error: &rusqlite::Error) {
+        self.write_errors.inc();
+        let mut last = match self.last_error.lock() {
+            Ok(last) => last,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *last = Some((SystemTime::now(), error.to_string()));
+    }
+}
+
+/// What the status page shows of the journal: records lost to failed
+/// writes and to a full queue, and the latest write error.
+#[derive(Clone)]
+pub struct JournalHealth {
+    metrics: JournalMetrics,
+}
+
+impl std::fmt::Debug for JournalHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournalHealth")
+            .field("write_errors", &self.write_errors())
+            .field("dropped", &self.dropped())
+            .finish()
+    }
+}
+
+impl JournalHealth {
+    /// `casewatch_journal_write_errors_total`.
+    pub fn write_errors(&self) -> u64 {
+        self.metrics.write_errors.get()
+    }
+
+    /// `casewatch_journal_dropped_total`.
+    pub fn dropped(&self) -> u64 {
+        self.metrics.dropped.get()
+    }
+
+    /// When the latest write failed, and why (SQLite's message).
+    pub fn last_error(&self) -> Option<(SystemTime, String)> {
+        match self.metrics.last_error.lock() {
+            Ok(last) => last.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 impl JournalMetrics {
@@ -126,6 +178,7 @@ impl JournalMetrics {
             queue_depth,
             write_errors,
             dropped,
+            last_error: Default::default(),
         })
     }
 }
@@ -162,6 +215,13 @@ impl Journal {
             metrics,
             writer,
         })
+    }
+
+    /// The journal's health, for the status page.
+    pub fn health(&self) -> JournalHealth {
+        JournalHealth {
+            metrics: self.metrics.clone(),
+        }
     }
 
     fn send(&self, message: Message) {

@@ -378,6 +378,12 @@ impl JournalReader {
         Ok(conn)
     }
 
+    /// The read-only connection, for the journal's other readers
+    /// ([`super::history`]), and whether the file has rollups.
+    pub(super) fn connection(&self) -> (&Connection, bool) {
+        (&self.conn, self.has_rollups)
+    }
+
     pub fn meta(&self, key: &str) -> Result<Option<String>, ReadError> {
         let mut stmt = self.conn.prepare("SELECT value FROM meta WHERE key = ?1")?;
         let mut rows = stmt.query([key])?;

@@ -182,7 +182,7 @@ impl Writer {
             tx.commit()
         });
         if let Err(error) = result {
-            self.metrics.write_errors.inc();
+            self.metrics.write_failed(&error);
             tracing::error!(%error, rows, path = %self.options.path.display(), "journal write failed; records lost");
         }
     }
@@ -219,7 +219,7 @@ impl Writer {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "journal retention applied"),
             Err(error) => {
-                self.metrics.write_errors.inc();
+                self.metrics.write_failed(&error);
                 tracing::error!(%error, "journal retention failed");
             }
         }

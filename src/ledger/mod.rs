@@ -53,18 +53,8 @@ pub const DAY: f64 = 86_400.0;
 /// The largest value a latency class holds (an hour, in microseconds), as
 /// the journal's HdrHistograms.
 pub use crate::recorder::HIGHEST_MICROS;
-
-/// The HdrHistogram class of `micros`: the lowest value equivalent to it at
-/// three significant figures.
-pub fn class_of(micros: u64) -> u32 {
-    CLASSES.with(|h| h.lowest_equivalent(micros.clamp(1, HIGHEST_MICROS)) as u32)
-}
-
-/// The value HdrHistogram reports for a class (its highest equivalent),
-/// in microseconds.
-pub fn class_value(class: u32) -> u64 {
-    CLASSES.with(|h| h.highest_equivalent(u64::from(class)))
-}
+/// Latency classes, as the recorder's HdrHistograms count them.
+pub use crate::recorder::{class_of, class_value};
 
 /// Whole microseconds of `seconds`, as the recorder stores a step.
 pub fn micros_of(seconds: f64) -> u64 {
@@ -83,10 +73,6 @@ pub fn millis_of(seconds: f64) -> u64 {
         return 0;
     }
     (seconds * 1000.0).round().min(u64::MAX as f64) as u64
-}
-
-thread_local! {
-    static CLASSES: hdrhistogram::Histogram<u64> = crate::recorder::new_histogram();
 }
 
 /// How time is cut into slots: `seconds` of real time each, slot `i`

@@ -212,42 +212,26 @@ fn events(ledger: &Ledger) -> Vec<ForcedLogoutRow> {
 
 /// The Kaplan–Meier product-limit curve from the ledger's lifetimes (each
 /// forced logout at the middle of its bracket, to three significant
-/// figures), with Greenwood's log-log 95% band; and the sessions and drops
-/// behind it. Censored lifetimes leave the risk set after drops at the
-/// same age.
+/// figures), with Greenwood's log-log 95% band, as the status page gives
+/// it ([`crate::detect::survival`]); and the sessions and drops behind it.
 fn survival(ledger: &Ledger) -> (Vec<SurvivalRow>, u64, u64) {
     let sessions: u64 = ledger.lifetimes.values().map(|(c, d)| c + d).sum();
     let dropped: u64 = ledger.lifetimes.values().map(|(_, d)| d).sum();
-    let mut at_risk = sessions;
-    let mut s = 1.0;
-    let mut greenwood = 0.0;
-    let mut rows = Vec::new();
-    for (&class, &(censored, drops)) in &ledger.lifetimes {
-        if drops > 0 && at_risk > 0 {
-            let (d, n) = (drops as f64, at_risk as f64);
-            s *= 1.0 - d / n;
-            if n > d {
-                greenwood += d / (n * (n - d));
-            }
-            let (low, high) = if s > 0.0 && s < 1.0 {
-                let se = (greenwood / (s.ln() * s.ln())).sqrt();
-                let a = s.powf((stats::Z95 * se).exp());
-                let b = s.powf((-stats::Z95 * se).exp());
-                (a.min(b).clamp(0.0, 1.0), a.max(b).clamp(0.0, 1.0))
-            } else {
-                (s, s)
-            };
-            rows.push(SurvivalRow {
-                age_seconds: class_value(class) as f64 / 1000.0,
-                survival: s,
-                low,
-                high,
-                at_risk,
-                drops,
-            });
-        }
-        at_risk = at_risk.saturating_sub(censored + drops);
-    }
+    let table = ledger
+        .lifetimes
+        .iter()
+        .map(|(&class, &(censored, drops))| (class_value(class) as f64 / 1000.0, censored, drops));
+    let rows = crate::detect::survival::product_limit(table)
+        .into_iter()
+        .map(|p| SurvivalRow {
+            age_seconds: p.age_seconds,
+            survival: p.survival,
+            low: p.low,
+            high: p.high,
+            at_risk: p.at_risk,
+            drops: p.drops,
+        })
+        .collect();
     (rows, sessions, dropped)
 }
 

@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
 /// z for a two-sided 95% interval.
-pub const Z95: f64 = 1.959_963_984_540_054;
+pub use crate::detect::survival::Z95;
 pub const BOOTSTRAP_SEED: u64 = 20_240_601;
 
 pub const WILSON: &str = "Wilson score interval (95%)";

@@ -29,4 +29,5 @@ mod report_inputs;
 mod report_scale;
 mod sessions;
 mod stalls;
+mod status_page;
 mod time_lost;

@@ -572,6 +572,7 @@ fn serve_on_one_thread(hash: String) -> (std::net::SocketAddr, CancellationToken
                 ready: Arc::new(std::sync::atomic::AtomicBool::new(true)),
                 reloads,
                 evidence: None,
+                history: Arc::new(casewatch::status::history::HistoryCache::new(None)),
             };
             let dir = tempfile::tempdir().unwrap();
             let web_yml = dir.path().join("web.yml");

@@ -1,7 +1,9 @@
 //! The status board behind the HTML page at `/`: per journey, the last
 //! outcome, the last run and recent failures; per kept session, what is
 //! known of it; freezes and forced logouts as they happen; the agent's own
-//! stalls, and the runs they kept from being counted against a target.
+//! stalls, and the runs they kept from being counted against a target;
+//! the configured changes, and a warning when the journal loses records.
+//! History bars are in [`history`], session survival in `survival`.
 //!
 //! Failures are kept longer than successes (blackbox_exporter's habit): the
 //! board remembers the last [`FAILURES_KEPT`] failures of each journey however
@@ -12,14 +14,16 @@ use std::time::{Duration, SystemTime};
 
 use maud::{html, Markup, DOCTYPE};
 
-use crate::detect::{kaplan_meier, survival_at, AgeBands, Lifetime};
-use crate::outcome::{
-    bracket_midpoint, FreezeEpisode, KeptActivity, KeptRecord, KeptState, LogoutCause, Outcome,
-    RunRecord, SessionEnd, SessionOrigin, SessionSpan,
-};
+pub mod history;
+mod survival;
 
-/// Session lifetimes kept for the survival estimate on the page.
-const LIFETIMES_KEPT: usize = 10_000;
+use history::HistoryView;
+
+use crate::detect::AgeBands;
+use crate::outcome::{
+    FreezeEpisode, KeptActivity, KeptRecord, KeptState, LogoutCause, Outcome, RunRecord,
+    SessionEnd, SessionOrigin, SessionSpan,
+};
 
 pub const FAILURES_KEPT: usize = 20;
 
@@ -87,12 +91,16 @@ pub struct StatusBoard {
     pub forced_logouts: VecDeque<ForcedLogout>,
     /// Every forced logout since start, by (target, cause).
     pub forced_by_cause: BTreeMap<(String, LogoutCause), u64>,
-    /// Ended session lifetimes (dropped or censored), newest last.
-    pub lifetimes: VecDeque<Lifetime>,
+    /// Session lives, for survival by age.
+    pub lives: survival::Lives,
     pub age_bands: AgeBands,
     /// Time lost per practitioner since the agent started.
     pub time_lost: TimeLostTally,
     pub stalls: AgentStalls,
+    /// The configured changes (name, time, description).
+    pub changes: Vec<crate::config::ChangeEvent>,
+    /// The journal's write errors and drops, when the agent writes one.
+    pub journal: Option<crate::journal::JournalHealth>,
 }
 
 /// The agent's own stalls since it started.
@@ -191,8 +199,10 @@ impl StatusBoard {
             freezes: VecDeque::new(),
             forced_logouts: VecDeque::new(),
             forced_by_cause: BTreeMap::new(),
-            lifetimes: VecDeque::new(),
+            lives: survival::Lives::default(),
             stalls: AgentStalls::default(),
+            changes: Vec::new(),
+            journal: None,
             time_lost: TimeLostTally {
                 started: Some(SystemTime::now()),
                 ..TimeLostTally::default()
@@ -254,23 +264,18 @@ impl StatusBoard {
         push_bounded(&mut stalls.recent, (started, length), FAILURES_KEPT);
     }
 
-    /// A stretch of session life: an ended life joins the survival
-    /// estimate (a drop at its bracket's midpoint), a forced one the list.
+    /// A stretch of session life: it joins the survival estimate (a life
+    /// still going as known alive up to its end), a forced end the list.
     pub fn observe_span(&mut self, span: &SessionSpan) {
         self.time_lost.session_hours +=
             span.age_to.saturating_sub(span.age_from).as_secs_f64() / 3600.0;
+        self.lives.observe(span);
         let Some(end) = span.end else {
             return;
         };
         if end.is_drop() {
             self.time_lost.drops += 1.0;
         }
-        let age = span.bracket().map_or(span.age_to, bracket_midpoint);
-        let lifetime = Lifetime {
-            age,
-            dropped: end.is_drop(),
-        };
-        push_bounded(&mut self.lifetimes, lifetime, LIFETIMES_KEPT);
         if let (SessionEnd::Forced(cause), Some(bracket)) = (end, span.bracket()) {
             *self
                 .forced_by_cause
@@ -371,7 +376,16 @@ impl StatusBoard {
         self.journeys.values().flat_map(|j| j.runs.values()).sum()
     }
 
-    pub fn render_html(&self) -> Markup {
+    /// The journeys and their targets, for the history bars.
+    pub fn journey_targets(&self) -> Vec<(String, String)> {
+        self.journeys
+            .iter()
+            .map(|(name, j)| (name.clone(), j.target.clone()))
+            .collect()
+    }
+
+    /// The page, with the history as last read from the journal.
+    pub fn render_html(&self, history: &HistoryView) -> Markup {
         html! {
             (DOCTYPE)
             html lang="en" {
@@ -384,6 +398,7 @@ impl StatusBoard {
                 body {
                     h1 { "casewatch" }
                     p { "Site " strong { (self.site) } ". " a href="/metrics" { "Metrics" } ". This page refreshes every 10 seconds." }
+                    (self.journal_warning())
                     table {
                         thead { tr { th { "Journey" } th { "Target" } th { "Last outcome" } th { "Last run ended" } th { "Duration" } th { "Runs" } th { "Agent stalled" } th { "Missed slots" } } }
                         tbody {
@@ -426,6 +441,8 @@ impl StatusBoard {
                             }
                         }
                     }
+                    (history::section(history, &self.changes))
+                    (history::changes_section(&self.changes, SystemTime::now()))
                     (self.stalls_section())
                     h2 { "Forced logouts" }
                     @if self.forced_logouts.is_empty() {
@@ -443,7 +460,7 @@ impl StatusBoard {
                     }
                     (self.kept_table())
                     (self.time_lost_table())
-                    (self.survival_table())
+                    (self.lives.render(&self.age_bands))
                     h2 { "Recent failures" }
                     @for (name, j) in &self.journeys {
                         @if !j.recent_failures.is_empty() {
@@ -468,6 +485,28 @@ impl StatusBoard {
 }
 
 impl StatusBoard {
+    /// A warning when journal records were lost: failed writes (disk full,
+    /// locked file) or a full queue.
+    fn journal_warning(&self) -> Markup {
+        let Some(journal) = &self.journal else {
+            return html! {};
+        };
+        let (errors, dropped) = (journal.write_errors(), journal.dropped());
+        html! {
+            @if errors > 0 || dropped > 0 {
+                div class="warn banner" id="journal-warning" {
+                    strong { "The journal is losing records." }
+                    " " (errors) " failed writes (" code { "casewatch_journal_write_errors_total" } "), "
+                    (dropped) " records dropped on a full queue (" code { "casewatch_journal_dropped_total" } "). "
+                    "What was lost is missing from the history below and from the evidence report."
+                    @if let Some((at, why)) = journal.last_error() {
+                        " Latest error at " (format_time(at)) ": " code { (why) } "."
+                    }
+                }
+            }
+        }
+    }
+
     /// The agent's own stalls: how many, how long, the latest.
     fn stalls_section(&self) -> Markup {
         let s = &self.stalls;
@@ -535,27 +574,6 @@ impl StatusBoard {
             }
         }
     }
-
-    /// Kaplan–Meier survival at each band edge, from ended session lives.
-    fn survival_table(&self) -> Markup {
-        let lifetimes: Vec<Lifetime> = self.lifetimes.iter().copied().collect();
-        let drops = lifetimes.iter().filter(|l| l.dropped).count();
-        let curve = kaplan_meier(&lifetimes);
-        html! {
-            h2 { "Session survival" }
-            p { (lifetimes.len()) " session lives ended, " (drops) " of them by a forced logout; the rest are censored (logged out by the agent, at maximum age, or at stop)." }
-            @if !lifetimes.is_empty() {
-                table {
-                    thead { tr { th { "Still logged in at age" } th { "Share (Kaplan–Meier)" } } }
-                    tbody {
-                        @for edge in self.age_bands.edges() {
-                            tr { td { (format_age(*edge)) } td { (format!("{:.1} %", survival_at(&curve, *edge) * 100.0)) } }
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 fn format_age(d: Duration) -> String {
@@ -569,7 +587,7 @@ fn format_age(d: Duration) -> String {
     }
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.good{background:#e6f4ea}.warn{background:#fff4e5}.bad{background:#fde7e9}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}.good{background:#e6f4ea}.warn{background:#fff4e5}.bad{background:#fde7e9}.nodata{color:#555}.small{color:#555;font-size:.9em;font-weight:normal}.legend{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.3em 1.4em;font-size:.9em}.legend svg{vertical-align:middle}.history{margin:.2em 0 .9em}.bartitle{font-size:.9em;margin-bottom:.1em}svg.bar{display:block;max-width:100%;height:auto}.axis{display:flex;justify-content:space-between;max-width:720px;font-size:.8em;color:#555}.banner{padding:.6em .8em;border:1px solid #e69f00;margin:1em 0}";
 
 fn outcome_class(outcome: Option<Outcome>) -> &'static str {
     match outcome {
@@ -690,7 +708,7 @@ mod tests {
         });
         // Time lost counts the silence the agent was awake to see.
         assert_eq!(board.time_lost.frozen["ics"], 7.0);
-        let page = board.render_html().into_string();
+        let page = board.render_html(&HistoryView::NoJournal).into_string();
         assert!(
             page.contains("1 since the agent started, 10.0 s in all"),
             "{page}"
