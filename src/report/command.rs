@@ -86,7 +86,15 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
             super::fleet::render(&report, format)
         }
     };
-    write_out(cmd.out.as_deref(), text.as_bytes())?;
+    if format == Format::Pdf {
+        if cmd.out.is_none() {
+            anyhow::bail!("--format pdf needs --out FILE.pdf");
+        }
+        let pdf = super::pdf::print_blocking(&text)?;
+        write_out(cmd.out.as_deref(), &pdf)?;
+    } else {
+        write_out(cmd.out.as_deref(), text.as_bytes())?;
+    }
     if let Some(out) = &cmd.out {
         eprintln!("report written to {}", out.display());
     }

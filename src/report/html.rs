@@ -51,12 +51,13 @@ pub(super) fn pct(e: &Estimate) -> Markup {
     est(&e.clone().scaled(100.0), 2, "%")
 }
 
-fn figure(svg: Option<String>, caption: &str) -> Markup {
-    match svg {
-        Some(svg) => html! {
+/// A chart with its caption, which ends with what the chart's axes are.
+fn figure(chart: Option<charts::Chart>, caption: &str) -> Markup {
+    match chart {
+        Some(chart) => html! {
             figure {
-                (PreEscaped(svg))
-                figcaption { (caption) }
+                (PreEscaped(chart.svg))
+                figcaption { (caption) @if !chart.axis_note.is_empty() { " " (chart.axis_note) } }
             }
         },
         None => html! {},
@@ -64,6 +65,15 @@ fn figure(svg: Option<String>, caption: &str) -> Markup {
 }
 
 pub fn render(r: &Report) -> String {
+    page(r, None)
+}
+
+/// The report as printed to PDF: the same page with a cover first.
+pub fn render_for_print(r: &Report) -> String {
+    page(r, Some(super::pdf::cover(r)))
+}
+
+fn page(r: &Report, cover: Option<Markup>) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -71,10 +81,11 @@ pub fn render(r: &Report) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "casewatch evidence report " (r.window.from_text) " to " (r.window.to_text) }
-                style { (PreEscaped(STYLE)) }
+                style { (PreEscaped(STYLE)) (PreEscaped(super::pdf::PRINT_STYLE)) }
             }
             body {
                 main {
+                    @if let Some(cover) = cover { (cover) }
                     h1 { "Case system reliability: evidence report" }
                     p.meta {
                         "Site " (r.sites.join(", ")) " · " (r.window.from_text) " to " (r.window.to_text)
@@ -163,8 +174,9 @@ fn availability(r: &Report) -> Markup {
                 }
             }
         }
-        (figure(charts::estimate_bars("availability (%), with 95% interval", &rows),
-            "Figure 1. Availability of each task; black lines show the 95% confidence interval (Wilson score)."))
+        (figure(charts::availability_points(&rows),
+            &format!("Figure 1. Availability of each task, with its 95% confidence interval (Wilson score). The dashed line is the {}% target: a task whose availability is below it is drawn in orange, any other in blue-grey.",
+                charts::AVAILABILITY_TARGET_PERCENT)))
     }
 }
 
@@ -185,8 +197,8 @@ fn latency(r: &Report) -> Markup {
                 }
             }
         }
-        (figure(charts::latency_trend(&r.latency, &r.window),
-            &format!("Figure 2. p95 response time per step over time (each point merges {} of measurements).", human_duration(r.latency.trend_bucket_seconds))))
+        (figure(charts::latency_trend(&r.latency, &r.window, &change_marks(r)),
+            &format!("Figure 2. p95 response time per step over time (each point merges {} of measurements); dashed lines mark the changes.", human_duration(r.latency.trend_bucket_seconds))))
     }
 }
 
@@ -210,8 +222,8 @@ fn freezes(r: &Report) -> Markup {
                     }
                 }
             }
-            (figure(charts::freeze_timeline(&r.freezes, &r.window),
-                "Figure 3. When each system froze and for how long (each red bar is one freeze)."))
+            (figure(charts::freeze_timeline(&r.freezes, &r.window, &change_marks(r)),
+                "Figure 3. When each system froze and for how long (each bar is one freeze); dashed lines mark the changes."))
             h3 { "All " (r.freezes.episodes.len()) " freezes" }
             table {
                 tr { th { "started (UTC)" } th { "system" } th { "length" } }
@@ -270,8 +282,8 @@ fn logouts(r: &Report) -> Markup {
             }
         }
         @if !f.events.is_empty() {
-            (figure(charts::logout_timeline(f, &r.window),
-                "Figure 4a. When each forced logout happened. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
+            (figure(charts::logout_timeline(f, &r.window, &change_marks(r)),
+                "Figure 4a. When each forced logout happened; dashed lines mark the changes. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
             p { "Every forced logout, with the session's age bracket: it was last known alive at the first age, and its loss was seen at the second." }
             table {
                 tr { th { "seen (UTC)" } th { "site" } th { "system" } th { "how" } th { "whose session" } th { "session age" } }
@@ -331,7 +343,7 @@ fn survival(r: &Report) -> Markup {
             " ended normally or still running. Median survival: "
             (s.median_survival_seconds.map_or("not reached (more than half the sessions were never forced out)".into(), human_duration)) "." }
         (figure(charts::survival_curve(s),
-            &format!("Figure 4. Share of sessions still logged in by age (Kaplan–Meier estimate, shaded 95% band). The red line marks {}.", s.rule.age_text)))
+            &format!("Figure 4. Share of sessions still logged in by age (Kaplan–Meier estimate, shaded 95% band). The dashed line marks {}.", s.rule.age_text)))
         table {
             tr { th { "session age" } th.num { "session-hours observed" } th.num { "forced logouts" } th { "forced logouts per session-hour (95% CI)" } }
             @for b in &s.bands {
@@ -374,7 +386,7 @@ fn reporting(r: &Report) -> Markup {
                 }
             }
             (figure(charts::estimate_bars("median report run time (s), with 95% interval", &bars),
-                "Figure 6. Typical report run time on each system."))
+                "Figure 6. Typical report run time on each system; black lines show the 95% interval."))
         }
         table {
             tr { th { "interactive system" } th { "reports running on" } th.num { "steps, no report running" } th { "p95, no report" } th.num { "steps, report running" } th { "p95, report running" } th { "difference (95% CI)" } }
@@ -442,6 +454,8 @@ fn monthly(r: &Report) -> Markup {
         @if !r.monthly.is_empty() {
             h2 id="monthly" { "8. Month by month" }
             p { "Each month's figures with their 95% intervals, so a year's trend reads at a glance." }
+            (figure(charts::monthly_trend(&r.monthly, &change_marks(r)),
+                "Figure 7. Availability and p95 interactive response time per calendar month; whiskers are 95% intervals (a hollow point has too little evidence for one yet), dashed lines mark the changes."))
             table {
                 tr { th { "month" } th.num { "runs" } th { "availability" } th { "p95 interactive" } th { "freezes per day" } th { "forced logouts per session-hour" } }
                 @for m in &r.monthly {
@@ -451,4 +465,15 @@ fn monthly(r: &Report) -> Markup {
             }
         }
     }
+}
+
+/// The configured changes, for the dashed lines on every chart over time.
+fn change_marks(r: &Report) -> Vec<charts::ChangeMark> {
+    r.changes
+        .iter()
+        .map(|c| charts::ChangeMark {
+            at: c.at,
+            name: c.name.clone(),
+        })
+        .collect()
 }
