@@ -74,6 +74,9 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
         } else {
             Format::Md
         });
+    if format == Format::Pdf && cmd.out.is_none() {
+        anyhow::bail!("--format pdf needs --out FILE.pdf (a PDF is not written to a terminal)");
+    }
     let journals = super::fleet::expand(&cmd.journals)?;
     let text = match journals.as_slice() {
         [journal] => single(journal, &cmd, from, to, now, format)?,
@@ -87,9 +90,6 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
         }
     };
     if format == Format::Pdf {
-        if cmd.out.is_none() {
-            anyhow::bail!("--format pdf needs --out FILE.pdf");
-        }
         let pdf = super::pdf::print_blocking(&text)?;
         write_out(cmd.out.as_deref(), &pdf)?;
     } else {
