@@ -11,6 +11,8 @@ command -v victoria-metrics >/dev/null 2>&1 || need_apt+=(victoria-metrics)
 # The evidence report's HTML is checked in headless Chromium, and browser
 # journeys run in it (tests/integration/browser.rs).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The PDF board pack is read back with poppler-utils (tests/integration/report_pdf.rs).
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 # The generated promtool scenarios and dashboards are checked with python3.
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # The report's peak memory is read with GNU time (tests/integration/report_scale.rs).

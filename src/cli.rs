@@ -186,7 +186,9 @@ pub enum Command {
     /// central Prometheus or VictoriaMetrics the agents push to.
     ///
     /// The format is --format if given, else the --out file's extension
-    /// (.html, .md, .json), else Markdown on standard output.
+    /// (.html, .md, .json, .pdf), else Markdown on standard output. PDF
+    /// (the board pack: cover, whole tables, numbered pages) is printed by
+    /// headless Chromium (Debian's `chromium`) and needs --out.
     Report {
         /// The journal file (SQLite) the agent or demo wrote. Repeat it, or
         /// name a folder (its `*.db` files), for one report over several

@@ -1,16 +1,239 @@
 //! Inline SVG charts for the HTML report, drawn with plotters' SVG backend
-//! (no JavaScript, no fonts to load, no network). Each function returns the
-//! SVG text, or `None` when there is nothing to draw or drawing failed
-//! (logged; the report then shows its tables alone).
+//! (no JavaScript, no fonts to load, no network). Each function returns a
+//! [`Chart`]: the SVG text and a note on its axes for the caption, or `None`
+//! when there is nothing to draw or drawing failed (logged; the report then
+//! shows its tables alone).
+//!
+//! What the pictures may say:
+//! - colour carries meaning only against a stated threshold
+//!   ([`AVAILABILITY_TARGET_PERCENT`], named in the caption); otherwise
+//!   marks are one neutral hue, and series colours only tell lines apart;
+//! - value axes fit the data ([`fit_range`]) and the caption says where
+//!   they start and end; bars, whose length is the value, start at zero;
+//! - time axes carry ticks chosen from the span ([`time_ticks`]), so no
+//!   label repeats;
+//! - every chart over time marks each configured change with a dashed
+//!   line and its name.
 
+use std::ops::Range;
+
+use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
 
 use std::collections::BTreeSet;
 
-use super::model::{ForcedLogouts, Freezes, Latency, Sessions, TimeWindow};
+use super::model::{ForcedLogouts, Freezes, Latency, MonthRow, Sessions, TimeWindow};
 
 const WIDTH: u32 = 960;
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// The availability the charts hold each task to: a point below it is
+/// drawn in the one warning colour, every other point in the neutral hue.
+pub const AVAILABILITY_TARGET_PERCENT: f64 = 99.0;
+
+/// Marks with no meaning beyond "here is a value".
+const NEUTRAL: RGBColor = RGBColor(70, 98, 128);
+/// The same, darker: a censored or mid-task mark (the caption says which).
+const NEUTRAL_DARK: RGBColor = RGBColor(22, 36, 52);
+/// Below the stated target, and nothing else.
+const BELOW_TARGET: RGBColor = RGBColor(196, 78, 0);
+/// Change marks.
+const CHANGE: RGBColor = RGBColor(90, 90, 90);
+
+/// A drawn chart and what its caption must say about its axes.
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub svg: String,
+    /// "Axis from 96% to 100%.", or empty.
+    pub axis_note: String,
+}
+
+/// An axis whose ticks and labels are chosen here, not by plotters: the
+/// plotting range, and a label at each tick.
+#[derive(Clone, Debug)]
+pub struct Axis {
+    from: f64,
+    to: f64,
+    ticks: Vec<(f64, String)>,
+}
+
+impl Axis {
+    fn new(from: f64, to: f64, ticks: Vec<(f64, String)>) -> Axis {
+        Axis { from, to, ticks }
+    }
+}
+
+impl Ranged for Axis {
+    type FormatOption = NoDefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let span = self.to - self.from;
+        let share = if span > 0.0 {
+            (value - self.from) / span
+        } else {
+            0.5
+        };
+        limit.0 + (share * f64::from(limit.1 - limit.0)).round() as i32
+    }
+
+    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
+        if hint.weight().allow_light_points() {
+            return Vec::new();
+        }
+        self.ticks.iter().map(|t| t.0).collect()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.from..self.to
+    }
+}
+
+impl ValueFormatter<f64> for Axis {
+    fn format_ext(&self, value: &f64) -> String {
+        let tolerance = (self.to - self.from).abs() * 1e-9;
+        self.ticks
+            .iter()
+            .find(|t| (t.0 - value).abs() <= tolerance)
+            .map(|t| t.1.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Tick spacings a time axis may use, in seconds, with the label format
+/// fine enough that two ticks never share a label.
+const TIME_STEPS: [(f64, &str); 18] = [
+    (1.0, "%H:%M:%S"),
+    (2.0, "%H:%M:%S"),
+    (5.0, "%H:%M:%S"),
+    (10.0, "%H:%M:%S"),
+    (15.0, "%H:%M:%S"),
+    (30.0, "%H:%M:%S"),
+    (60.0, "%H:%M"),
+    (120.0, "%H:%M"),
+    (300.0, "%H:%M"),
+    (900.0, "%H:%M"),
+    (1800.0, "%H:%M"),
+    (3600.0, "%H:%M"),
+    (3.0 * 3600.0, "%d %b %H:%M"),
+    (6.0 * 3600.0, "%d %b %H:%M"),
+    (12.0 * 3600.0, "%d %b %H:%M"),
+    (86_400.0, "%d %b"),
+    (2.0 * 86_400.0, "%d %b"),
+    (7.0 * 86_400.0, "%d %b"),
+];
+
+/// Ticks for a time axis from `from` to `to` (Unix seconds, UTC): the
+/// smallest spacing that gives at most `most` ticks, on round times
+/// (whole days from midnight UTC, whole hours, ...), each label unique.
+/// Spans over a year use 28-day steps from a midnight.
+pub fn time_ticks(from: f64, to: f64, most: usize) -> Vec<(f64, String)> {
+    let span = (to - from).max(1.0);
+    let most = most.max(2) as f64;
+    let (step, format) = TIME_STEPS
+        .iter()
+        .copied()
+        .find(|(step, _)| span / step <= most)
+        .unwrap_or(((span / most / 86_400.0).ceil() * 86_400.0, "%d %b %Y"));
+    // Within a day, labels that cross midnight need the date too.
+    let format = if step < 3.0 * 3600.0 && span > 86_400.0 {
+        "%d %b %H:%M"
+    } else {
+        format
+    };
+    let mut ticks = Vec::new();
+    let mut t = (from / step).ceil() * step;
+    while t <= to {
+        if let Some(dt) = chrono::DateTime::from_timestamp(t.round() as i64, 0) {
+            ticks.push((t, dt.format(format).to_string()));
+        }
+        t += step;
+    }
+    ticks
+}
+
+/// A time axis over the report's window.
+fn time_axis(window: &TimeWindow) -> Axis {
+    let (x0, x1) = (window.from, window.to.max(window.from + 60.0));
+    Axis::new(x0, x1, time_ticks(x0, x1, 8))
+}
+
+/// A round step near `span / 5`: 1, 2 or 5 times a power of ten.
+fn nice_step(span: f64) -> f64 {
+    let raw = (span / 5.0).max(f64::MIN_POSITIVE);
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= raw)
+        .unwrap_or(10.0 * power)
+}
+
+/// A value axis that fits `values` (and `include`, such as a target line):
+/// padded by a tenth of their spread, rounded out to a round step, and
+/// kept within `bounds` (0 to 100 for a percentage). Returns the range and
+/// its step.
+pub fn fit_range(values: &[f64], include: &[f64], bounds: (f64, f64)) -> (f64, f64, f64) {
+    let all = values
+        .iter()
+        .chain(include)
+        .copied()
+        .filter(|v| v.is_finite());
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return (bounds.0, bounds.1, nice_step(bounds.1 - bounds.0));
+    }
+    let spread = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
+    let pad = spread * 0.1;
+    let step = nice_step(spread + 2.0 * pad);
+    let from = (((lo - pad) / step).floor() * step).max(bounds.0);
+    let to = (((hi + pad) / step).ceil() * step).min(bounds.1);
+    (from, to.max(from + step), step)
+}
+
+/// A value axis over `from..to` with a labelled tick every `step`.
+fn value_axis(from: f64, to: f64, step: f64, unit: &str) -> Axis {
+    let digits = if step >= 1.0 {
+        0
+    } else {
+        (-step.log10()).ceil() as usize
+    };
+    let mut ticks = Vec::new();
+    let mut i = (from / step).ceil() as i64;
+    while (i as f64) * step <= to + step * 1e-9 {
+        let v = i as f64 * step;
+        ticks.push((v, format!("{v:.digits$}{unit}")));
+        i += 1;
+    }
+    Axis::new(from, to, ticks)
+}
+
+/// A logarithmic value axis for milliseconds, drawn on log10 of the
+/// values: ticks at 1, 2 and 5 times each power of ten.
+fn log_ms_axis(lo: f64, hi: f64) -> Axis {
+    let from = lo.max(0.1).log10().floor();
+    let to = hi.max(lo * 10.0).log10().ceil();
+    let mut ticks = Vec::new();
+    for power in from as i32..=to as i32 {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * 10f64.powi(power);
+            if v.log10() <= to + 1e-9 {
+                ticks.push((v.log10(), ms_text(v)));
+            }
+        }
+    }
+    Axis::new(from, to, ticks)
+}
+
+fn ms_text(ms: f64) -> String {
+    if ms >= 1000.0 {
+        format!("{} s", ms / 1000.0)
+    } else {
+        format!("{ms} ms")
+    }
+}
 
 fn svg(
     size: (u32, u32),
@@ -30,72 +253,133 @@ fn svg(
     }
 }
 
-fn time_label(t: f64, span: f64) -> String {
-    let Some(dt) = chrono::DateTime::from_timestamp(t.floor() as i64, 0) else {
-        return String::new();
-    };
-    if span > 3.0 * 86_400.0 {
-        dt.format("%d %b").to_string()
-    } else if span > 3600.0 * 12.0 {
-        dt.format("%d %b %H:%M").to_string()
-    } else {
-        dt.format("%H:%M:%S").to_string()
-    }
-}
-
+/// Colours that tell series apart and say nothing else.
 fn color(index: usize) -> RGBColor {
-    const COLORS: [RGBColor; 10] = [
+    const COLORS: [RGBColor; 8] = [
         RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
         RGBColor(127, 127, 127),
-        RGBColor(188, 189, 34),
+        RGBColor(148, 103, 189),
         RGBColor(23, 190, 207),
+        RGBColor(140, 86, 75),
+        RGBColor(188, 189, 34),
+        RGBColor(227, 119, 194),
+        RGBColor(44, 62, 80),
     ];
     COLORS[index % COLORS.len()]
 }
 
-/// p95 latency per step over time, one line per step.
-pub fn latency_trend(latency: &Latency, window: &TimeWindow) -> Option<String> {
+/// A dated change to mark on charts over time.
+#[derive(Clone, Debug)]
+pub struct ChangeMark {
+    pub at: f64,
+    pub name: String,
+}
+
+/// Dashed vertical lines with the change's name at the top, on any chart
+/// whose x axis is time (or months placed on it). Names of changes close
+/// together are stacked so they do not overlap.
+fn mark_changes<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<Axis, Axis>>,
+    changes: &[(f64, &str)],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let (x0, x1) = (chart.x_range().start, chart.x_range().end);
+    let (y0, y1) = (chart.y_range().start, chart.y_range().end);
+    let mut row = 0;
+    let mut last = f64::NEG_INFINITY;
+    for (at, name) in changes.iter().filter(|(at, _)| (x0..=x1).contains(at)) {
+        row = if at - last < (x1 - x0) * 0.25 {
+            row + 1
+        } else {
+            0
+        };
+        last = *at;
+        chart.draw_series(DashedLineSeries::new(
+            [(*at, y0), (*at, y1)],
+            6,
+            4,
+            CHANGE.stroke_width(2),
+        ))?;
+        let y = y1 - (y1 - y0) * (0.02 + 0.06 * f64::from(row % 3));
+        chart.draw_series(std::iter::once(Text::new(
+            format!(" {name}"),
+            (*at, y),
+            ("sans-serif", 13).into_font().color(&CHANGE),
+        )))?;
+    }
+    Ok(())
+}
+
+/// Whether a y axis over `lo..hi` (positive) should be logarithmic: when
+/// the largest value is over thirty times the smallest, a linear axis
+/// flattens the small series against zero.
+fn wants_log(lo: f64, hi: f64) -> bool {
+    lo > 0.0 && hi / lo > 30.0
+}
+
+/// p95 latency per step over time, one line per step, each change marked.
+/// The y axis fits the values; it is logarithmic when they span more than
+/// thirty-fold (reports beside page loads), as the axis note says.
+pub fn latency_trend(
+    latency: &Latency,
+    window: &TimeWindow,
+    changes: &[ChangeMark],
+) -> Option<Chart> {
     let series: Vec<_> = latency
         .trend
         .iter()
         .filter(|s| !s.points.is_empty())
         .collect();
-    if series.is_empty() {
-        return None;
-    }
-    let ymax = series
+    let values: Vec<f64> = series
         .iter()
         .flat_map(|s| s.points.iter().map(|p| p.1))
-        .fold(1.0, f64::max)
-        * 1.1;
-    let (x0, x1) = (window.from, window.to.max(window.from + 60.0));
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = values.iter().copied().fold(0.0, f64::max);
+    let log = wants_log(lo, hi);
+    let (y_axis, axis_note) = if log {
+        let axis = log_ms_axis(lo, hi);
+        let note = format!(
+            "Logarithmic axis from {} to {}, so fast and slow steps both show.",
+            ms_text(10f64.powf(axis.from)),
+            ms_text(10f64.powf(axis.to))
+        );
+        (axis, note)
+    } else {
+        let (from, to, step) = fit_range(&values, &[], (0.0, f64::INFINITY));
+        let note = format!("Axis from {} to {}.", ms_text(from), ms_text(to));
+        (value_axis(from, to, step, " ms"), note)
+    };
+    let place = move |v: f64| if log { v.max(1e-3).log10() } else { v };
+    let x_axis = time_axis(window);
+    let marks = change_marks(changes);
     let height = 420 + 18 * series.len() as u32;
-    svg((WIDTH, height), |root| {
+    let svg = svg((WIDTH, height), |root| {
         root.fill(&WHITE)?;
         let (plot, legend) = root.split_vertically(400);
         let mut chart = ChartBuilder::on(&plot)
             .margin(12)
             .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, 0f64..ymax)?;
+            .y_label_area_size(72)
+            .build_cartesian_2d(x_axis.clone(), y_axis.clone())?;
         chart
             .configure_mesh()
-            .x_labels(8)
-            .x_label_formatter(&|x| time_label(*x, x1 - x0))
-            .y_desc("p95 latency (ms)")
+            .y_desc("p95 latency")
             .x_desc("time (UTC)")
             .draw()?;
         for (index, s) in series.iter().enumerate() {
             let c = color(index);
-            chart.draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))?;
-            chart.draw_series(s.points.iter().map(|p| Circle::new(*p, 2, c.filled())))?;
+            let points: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, place(p.1))).collect();
+            chart.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 2, c.filled())))?;
         }
+        mark_changes(&mut chart, &marks)?;
         for (index, s) in series.iter().enumerate() {
             let y = 6 + 18 * index as i32;
             let c = color(index);
@@ -108,11 +392,20 @@ pub fn latency_trend(latency: &Latency, window: &TimeWindow) -> Option<String> {
         }
         root.present()?;
         Ok(())
-    })
+    })?;
+    Some(Chart { svg, axis_note })
+}
+
+fn change_marks(changes: &[ChangeMark]) -> Vec<(f64, &str)> {
+    changes.iter().map(|c| (c.at, c.name.as_str())).collect()
 }
 
 /// Freeze episodes as bars on a time line, one row per target.
-pub fn freeze_timeline(freezes: &Freezes, window: &TimeWindow) -> Option<String> {
+pub fn freeze_timeline(
+    freezes: &Freezes,
+    window: &TimeWindow,
+    changes: &[ChangeMark],
+) -> Option<Chart> {
     let rows: Vec<String> = freezes.targets.iter().map(|t| t.target.clone()).collect();
     let marks: Vec<Mark> = freezes
         .episodes
@@ -128,13 +421,18 @@ pub fn freeze_timeline(freezes: &Freezes, window: &TimeWindow) -> Option<String>
         &rows,
         &marks,
         window,
+        changes,
         "time (UTC); darker bars were still frozen when the agent gave up (censored)",
     )
 }
 
 /// When each forced logout happened: a bar from the last moment the
 /// session was known alive to the moment its loss was seen.
-pub fn logout_timeline(logouts: &ForcedLogouts, window: &TimeWindow) -> Option<String> {
+pub fn logout_timeline(
+    logouts: &ForcedLogouts,
+    window: &TimeWindow,
+    changes: &[ChangeMark],
+) -> Option<Chart> {
     let rows: BTreeSet<String> = logouts.events.iter().map(|e| e.target.clone()).collect();
     let rows: Vec<String> = rows.into_iter().collect();
     let marks: Vec<Mark> = logouts
@@ -151,6 +449,7 @@ pub fn logout_timeline(logouts: &ForcedLogouts, window: &TimeWindow) -> Option<S
         &rows,
         &marks,
         window,
+        changes,
         "time (UTC); each bar spans from last known alive to loss seen; darker bars hit a journey mid-task",
     )
 }
@@ -163,56 +462,58 @@ struct Mark {
     dark: bool,
 }
 
-/// Bars on a time axis, one row per name.
-fn timeline(rows: &[String], marks: &[Mark], window: &TimeWindow, x_desc: &str) -> Option<String> {
+/// Bars on a time axis, one row per name, each change marked.
+fn timeline(
+    rows: &[String],
+    marks: &[Mark],
+    window: &TimeWindow,
+    changes: &[ChangeMark],
+    x_desc: &str,
+) -> Option<Chart> {
     if marks.is_empty() {
         return None;
     }
-    let (x0, x1) = (window.from, window.to.max(window.from + 60.0));
-    let min_width = (x1 - x0) * 0.004;
+    let x_axis = time_axis(window);
+    let min_width = (x_axis.to - x_axis.from) * 0.002;
     let count = rows.len() as f64;
-    svg((WIDTH, 120 + 50 * rows.len() as u32), |root| {
+    let row_ticks = rows
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (i as f64, n.to_uppercase()))
+        .collect();
+    // Room above the rows for the changes' names.
+    let y_axis = Axis::new(-0.5, count - 0.5 + 0.6, row_ticks);
+    let changes = change_marks(changes);
+    let svg = svg((WIDTH, 150 + 50 * rows.len() as u32), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
-            .build_cartesian_2d(x0..x1, -0.5f64..count - 0.5)?;
+            .build_cartesian_2d(x_axis.clone(), y_axis.clone())?;
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_labels(8)
-            .y_labels(rows.len().max(1))
-            .x_label_formatter(&|x| time_label(*x, x1 - x0))
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                if (y - i).abs() < 0.01 && i >= 0.0 {
-                    rows.get(i as usize)
-                        .map(|n| n.to_uppercase())
-                        .unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
             .x_desc(x_desc)
             .draw()?;
         chart.draw_series(marks.iter().map(|m| {
             let row = m.row as f64;
             let end = m.end.max(m.start + min_width);
-            let fill = if m.dark {
-                RGBColor(120, 0, 0)
-            } else {
-                RGBColor(214, 39, 40)
-            };
+            let fill = if m.dark { NEUTRAL_DARK } else { NEUTRAL };
             Rectangle::new([(m.start, row - 0.3), (end, row + 0.3)], fill.filled())
         }))?;
+        mark_changes(&mut chart, &changes)?;
         root.present()?;
         Ok(())
+    })?;
+    Some(Chart {
+        svg,
+        axis_note: String::new(),
     })
 }
 
 /// The Kaplan–Meier survival curve with its 95% band.
-pub fn survival_curve(sessions: &Sessions) -> Option<String> {
+pub fn survival_curve(sessions: &Sessions) -> Option<Chart> {
     if sessions.sessions == 0 {
         return None;
     }
@@ -239,7 +540,7 @@ pub fn survival_curve(sessions: &Sessions) -> Option<String> {
     low.push((xmax, l_prev));
     high.push((xmax, h_prev));
     let rule = sessions.rule.age_seconds / 60.0;
-    svg((WIDTH, 400), |root| {
+    let svg = svg((WIDTH, 400), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
@@ -267,22 +568,28 @@ pub fn survival_curve(sessions: &Sessions) -> Option<String> {
             steps,
             RGBColor(31, 119, 180).stroke_width(3),
         ))?;
-        chart.draw_series(LineSeries::new(
+        chart.draw_series(DashedLineSeries::new(
             [(rule, 0.0), (rule, 1.05)],
-            RGBColor(214, 39, 40).stroke_width(2),
+            6,
+            4,
+            NEUTRAL_DARK.stroke_width(2),
         ))?;
         chart.draw_series(std::iter::once(Text::new(
             format!(" {} mark", sessions.rule.age_text),
             (rule, 1.02),
-            ("sans-serif", 14).into_font().color(&RGBColor(214, 39, 40)),
+            ("sans-serif", 14).into_font().color(&NEUTRAL_DARK),
         )))?;
         root.present()?;
         Ok(())
+    })?;
+    Some(Chart {
+        svg,
+        axis_note: "Axis from 0% to 100% of sessions.".into(),
     })
 }
 
 /// Forced-logout hazard per age band with 95% interval whiskers.
-pub fn hazard_bars(sessions: &Sessions) -> Option<String> {
+pub fn hazard_bars(sessions: &Sessions) -> Option<Chart> {
     let bands = &sessions.bands;
     if bands.iter().all(|b| b.exposure_hours <= 0.0) {
         return None;
@@ -305,7 +612,7 @@ pub fn hazard_bars(sessions: &Sessions) -> Option<String> {
     };
     let n = bands.len() as f64;
     let labels: Vec<String> = bands.iter().map(|b| b.band.clone()).collect();
-    svg((WIDTH, 380), |root| {
+    let svg = svg((WIDTH, 380), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
@@ -338,7 +645,7 @@ pub fn hazard_bars(sessions: &Sessions) -> Option<String> {
             };
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(x - 0.3, 0.0), (x + 0.3, v)],
-                RGBColor(255, 127, 14).filled(),
+                NEUTRAL.filled(),
             )))?;
             let h = h.min(ymax);
             chart.draw_series(std::iter::once(PathElement::new(
@@ -354,11 +661,17 @@ pub fn hazard_bars(sessions: &Sessions) -> Option<String> {
         }
         root.present()?;
         Ok(())
+    })?;
+    Some(Chart {
+        svg,
+        axis_note: "Bars start at zero.".into(),
     })
 }
 
-/// Horizontal bars with whiskers: one per labelled estimate (value, low, high).
-pub fn estimate_bars(title_x: &str, rows: &[(String, f64, f64, f64)]) -> Option<String> {
+/// Horizontal bars with whiskers, one per labelled estimate (value, low,
+/// high), in the one neutral hue. Bars start at zero, as a bar's length is
+/// its value.
+pub fn estimate_bars(title_x: &str, rows: &[(String, f64, f64, f64)]) -> Option<Chart> {
     if rows.is_empty() {
         return None;
     }
@@ -368,16 +681,15 @@ pub fn estimate_bars(title_x: &str, rows: &[(String, f64, f64, f64)]) -> Option<
         .filter(|v| v.is_finite())
         .fold(0.001, f64::max)
         * 1.1;
-    let xmin = rows.iter().map(|r| r.2.min(r.1)).fold(0.0, f64::min) * 1.1;
     let n = rows.len() as f64;
     let labels: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-    svg((WIDTH, 90 + 44 * rows.len() as u32), |root| {
+    let svg = svg((WIDTH, 90 + 44 * rows.len() as u32), |root| {
         root.fill(&WHITE)?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(220)
-            .build_cartesian_2d(xmin..xmax, -0.5f64..n - 0.5)?;
+            .build_cartesian_2d(0f64..xmax, -0.5f64..n - 0.5)?;
         chart
             .configure_mesh()
             .disable_y_mesh()
@@ -396,7 +708,7 @@ pub fn estimate_bars(title_x: &str, rows: &[(String, f64, f64, f64)]) -> Option<
             let y = i as f64;
             chart.draw_series(std::iter::once(Rectangle::new(
                 [(0.0, y - 0.3), (*v, y + 0.3)],
-                color(i).mix(0.8).filled(),
+                NEUTRAL.mix(0.8).filled(),
             )))?;
             chart.draw_series(std::iter::once(PathElement::new(
                 vec![(*l, y), (h.min(xmax), y)],
@@ -405,5 +717,296 @@ pub fn estimate_bars(title_x: &str, rows: &[(String, f64, f64, f64)]) -> Option<
         }
         root.present()?;
         Ok(())
+    })?;
+    Some(Chart {
+        svg,
+        axis_note: "Bars start at zero.".into(),
     })
+}
+
+/// The colour of a percentage against the stated target.
+fn against_target(value: f64) -> RGBColor {
+    if value < AVAILABILITY_TARGET_PERCENT {
+        BELOW_TARGET
+    } else {
+        NEUTRAL
+    }
+}
+
+/// Availability per task as a point with its 95% whisker (value, low,
+/// high, in percent), on an axis fitted to the intervals and the target:
+/// a point is drawn in the warning colour only when it is below
+/// [`AVAILABILITY_TARGET_PERCENT`], whose dashed line is on the chart.
+/// Points, not bars: the axis does not start at zero.
+pub fn availability_points(rows: &[(String, f64, f64, f64)]) -> Option<Chart> {
+    if rows.is_empty() {
+        return None;
+    }
+    let values: Vec<f64> = rows.iter().flat_map(|r| [r.1, r.2, r.3]).collect();
+    let (from, to, step) = fit_range(&values, &[AVAILABILITY_TARGET_PERCENT], (0.0, 100.0));
+    let x_axis = value_axis(from, to, step, "%");
+    let n = rows.len() as f64;
+    let names = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as f64, r.0.clone()))
+        .collect();
+    let y_axis = Axis::new(-0.6, n - 0.4, names);
+    let svg = svg((WIDTH, 90 + 44 * rows.len() as u32), |root| {
+        root.fill(&WHITE)?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .margin_right(36)
+            .x_label_area_size(36)
+            .y_label_area_size(220)
+            .build_cartesian_2d(x_axis.clone(), y_axis.clone())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .x_desc("availability, with 95% interval")
+            .draw()?;
+        let target = AVAILABILITY_TARGET_PERCENT;
+        chart.draw_series(DashedLineSeries::new(
+            [(target, -0.6), (target, n - 0.4)],
+            6,
+            4,
+            NEUTRAL_DARK.stroke_width(2),
+        ))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!(" target {target}%"),
+            (target, n - 0.45),
+            ("sans-serif", 13).into_font().color(&NEUTRAL_DARK),
+        )))?;
+        for (i, (_, v, l, h)) in rows.iter().enumerate() {
+            let y = i as f64;
+            let c = against_target(*v);
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(l.max(from), y), (h.min(to), y)],
+                c.stroke_width(2),
+            )))?;
+            chart.draw_series(std::iter::once(Circle::new((*v, y), 6, c.filled())))?;
+        }
+        root.present()?;
+        Ok(())
+    })?;
+    Some(Chart {
+        svg,
+        axis_note: format!("Axis from {from}% to {to}%, not from zero."),
+    })
+}
+
+/// Where a moment falls on a month-per-slot axis: slot `i` is month `i`,
+/// and a moment inside it lies between `i - 0.5` and `i + 0.5`.
+fn month_position(months: &[MonthRow], at: f64) -> Option<f64> {
+    let i = months.iter().position(|m| m.from <= at && at < m.to)?;
+    let m = &months[i];
+    Some(i as f64 - 0.5 + (at - m.from) / (m.to - m.from).max(1.0))
+}
+
+/// One month-by-month panel: each month's estimate with its whisker, an
+/// axis fitted to the intervals, and the changes marked.
+struct MonthPanel<'a> {
+    title: &'a str,
+    unit: &'a str,
+    /// (month index, value, interval): no interval where the evidence
+    /// rule gives none.
+    points: Vec<(f64, f64, Option<(f64, f64)>)>,
+    bounds: (f64, f64),
+}
+
+/// Availability and interactive p95 per calendar month, each with its 95%
+/// interval, the changes marked: the trend `--period month` asks for.
+pub fn monthly_trend(months: &[MonthRow], changes: &[ChangeMark]) -> Option<Chart> {
+    let pick = |e: &super::stats::Estimate, scale: f64| {
+        let interval = e.low.zip(e.high).map(|(l, h)| (l * scale, h * scale));
+        Some((e.value? * scale, interval))
+    };
+    let panel = |title, unit, scale, bounds, get: &dyn Fn(&MonthRow) -> &super::stats::Estimate| {
+        MonthPanel {
+            title,
+            unit,
+            points: months
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| pick(get(m), scale).map(|(v, w)| (i as f64, v, w)))
+                .collect(),
+            bounds,
+        }
+    };
+    let panels = [
+        panel("availability", "%", 100.0, (0.0, 100.0), &|m| {
+            &m.availability
+        }),
+        panel("p95 interactive", " ms", 1.0, (0.0, f64::INFINITY), &|m| {
+            &m.p95_ms
+        }),
+    ];
+    if panels.iter().all(|p| p.points.is_empty()) {
+        return None;
+    }
+    let marks: Vec<(f64, &str)> = changes
+        .iter()
+        .filter_map(|c| Some((month_position(months, c.at)?, c.name.as_str())))
+        .collect();
+    let labels: Vec<(f64, String)> = months
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (i as f64, month_label(&m.month)))
+        .collect();
+    let x_axis = Axis::new(-0.5, months.len() as f64 - 0.5, labels);
+    let mut notes = Vec::new();
+    let svg = svg((WIDTH, 640), |root| {
+        root.fill(&WHITE)?;
+        let areas = root.split_evenly((2, 1));
+        for (area, p) in areas.iter().zip(&panels) {
+            notes.push(month_panel(area, p, &x_axis, &marks)?);
+        }
+        root.present()?;
+        Ok(())
+    })?;
+    Some(Chart {
+        svg,
+        axis_note: notes.join(" "),
+    })
+}
+
+/// `2026-11` as `Nov 2026`.
+fn month_label(month: &str) -> String {
+    chrono::NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d")
+        .map(|d| d.format("%b %Y").to_string())
+        .unwrap_or_else(|_| month.to_string())
+}
+
+/// Draws one month panel; returns its axis note.
+fn month_panel(
+    area: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    p: &MonthPanel,
+    x_axis: &Axis,
+    marks: &[(f64, &str)],
+) -> Result<String, Box<dyn std::error::Error>> {
+    let values: Vec<f64> = p
+        .points
+        .iter()
+        .flat_map(|q| [q.1, q.2.map_or(q.1, |w| w.0), q.2.map_or(q.1, |w| w.1)])
+        .collect();
+    let (from, to, step) = fit_range(&values, &[], p.bounds);
+    let y_axis = value_axis(from, to, step, p.unit);
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .caption(p.title, ("sans-serif", 16))
+        .x_label_area_size(30)
+        .y_label_area_size(80)
+        .build_cartesian_2d(x_axis.clone(), y_axis)?;
+    chart.configure_mesh().disable_x_mesh().draw()?;
+    for (x, v, interval) in &p.points {
+        let Some((l, h)) = interval else {
+            // Too little evidence for an interval: a hollow point.
+            chart.draw_series(std::iter::once(Circle::new(
+                (*x, *v),
+                5,
+                NEUTRAL.stroke_width(2),
+            )))?;
+            continue;
+        };
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(*x, l.max(from)), (*x, h.min(to))],
+            NEUTRAL.stroke_width(2),
+        )))?;
+        for y in [l.max(from), h.min(to)] {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(x - 0.06, y), (x + 0.06, y)],
+                NEUTRAL.stroke_width(2),
+            )))?;
+        }
+        chart.draw_series(std::iter::once(Circle::new((*x, *v), 5, NEUTRAL.filled())))?;
+    }
+    mark_changes(&mut chart, marks)?;
+    let mut title = p.title.to_string();
+    if let Some(first) = title.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    Ok(format!(
+        "{title} axis from {from}{} to {to}{}.",
+        p.unit, p.unit
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_ticks_never_repeat_a_label_whatever_the_span() {
+        let start = 1_795_996_800.0 + 3_600.0 * 7.3;
+        for span in [
+            30.0,
+            90.0,
+            600.0,
+            3_600.0,
+            5.0 * 3_600.0,
+            86_400.0,
+            1.6 * 86_400.0,
+            3.0 * 86_400.0,
+            4.0 * 86_400.0,
+            9.0 * 86_400.0,
+            42.0 * 86_400.0,
+            365.0 * 86_400.0,
+            3.0 * 365.0 * 86_400.0,
+        ] {
+            let ticks = time_ticks(start, start + span, 8);
+            let labels: BTreeSet<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
+            assert_eq!(labels.len(), ticks.len(), "span {span}: {ticks:?}");
+            assert!((2..=9).contains(&ticks.len()), "span {span}: {ticks:?}");
+            assert!(ticks.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+    }
+
+    #[test]
+    fn six_days_of_ticks_fall_on_midnights_one_day_apart() {
+        // 04 Dec 2026 06:00 UTC to 10 Dec 2026 06:00 UTC.
+        let from = 1_796_364_000.0;
+        let ticks = time_ticks(from, from + 6.0 * 86_400.0, 8);
+        let labels: Vec<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["05 Dec", "06 Dec", "07 Dec", "08 Dec", "09 Dec", "10 Dec"]
+        );
+    }
+
+    #[test]
+    fn an_axis_fits_close_values_instead_of_starting_at_zero() {
+        let (from, to, step) = fit_range(&[97.2, 97.8], &[], (0.0, 100.0));
+        assert!(from >= 96.0 && from <= 97.2, "{from}");
+        assert!(to >= 97.8 && to <= 99.0, "{to}");
+        assert!(step > 0.0 && step <= 0.5, "{step}");
+        // A stated target is kept on the axis; a percentage stays at most 100.
+        let (from, to, _) = fit_range(&[97.2, 97.8], &[99.0], (0.0, 100.0));
+        assert!(from > 90.0 && to >= 99.0 && to <= 100.0, "{from} {to}");
+        let (_, to, _) = fit_range(&[99.5, 99.99], &[], (0.0, 100.0));
+        assert!(to <= 100.0);
+    }
+
+    #[test]
+    fn an_axis_over_nothing_is_its_bounds() {
+        assert_eq!(fit_range(&[], &[], (0.0, 100.0)).0, 0.0);
+        let (from, to, _) = fit_range(&[5.0], &[], (0.0, f64::INFINITY));
+        assert!(from < 5.0 && to > 5.0);
+    }
+
+    #[test]
+    fn availability_points_are_coloured_only_below_the_target() {
+        assert_eq!(against_target(98.9), BELOW_TARGET);
+        assert_eq!(against_target(99.0), NEUTRAL);
+        let chart = availability_points(&[
+            ("ICS / a".into(), 97.2, 96.9, 97.5),
+            ("ICS / b".into(), 99.6, 99.4, 99.8),
+        ])
+        .unwrap();
+        assert!(
+            chart.axis_note.contains("not from zero"),
+            "{}",
+            chart.axis_note
+        );
+        assert!(!chart.svg.contains(">0%<") && !chart.svg.contains(">100%<"));
+    }
 }

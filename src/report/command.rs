@@ -74,6 +74,9 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
         } else {
             Format::Md
         });
+    if format == Format::Pdf && cmd.out.is_none() {
+        anyhow::bail!("--format pdf needs --out FILE.pdf (a PDF is not written to a terminal)");
+    }
     let journals = super::fleet::expand(&cmd.journals)?;
     let text = match journals.as_slice() {
         [journal] => single(journal, &cmd, from, to, now, format)?,
@@ -86,7 +89,12 @@ pub fn report(cmd: ReportCommand) -> anyhow::Result<()> {
             super::fleet::render(&report, format)
         }
     };
-    write_out(cmd.out.as_deref(), text.as_bytes())?;
+    if format == Format::Pdf {
+        let pdf = super::pdf::print_blocking(&text)?;
+        write_out(cmd.out.as_deref(), &pdf)?;
+    } else {
+        write_out(cmd.out.as_deref(), text.as_bytes())?;
+    }
     if let Some(out) = &cmd.out {
         eprintln!("report written to {}", out.display());
     }

@@ -56,12 +56,13 @@ pub(super) fn pct(e: &Estimate) -> Markup {
     est(&e.clone().scaled(100.0), 2, "%")
 }
 
-fn figure(svg: Option<String>, caption: &str) -> Markup {
-    match svg {
-        Some(svg) => html! {
+/// A chart with its caption, which ends with what the chart's axes are.
+fn figure(chart: Option<charts::Chart>, caption: &str) -> Markup {
+    match chart {
+        Some(chart) => html! {
             figure {
-                (PreEscaped(svg))
-                figcaption { (caption) }
+                (PreEscaped(chart.svg))
+                figcaption { (caption) @if !chart.axis_note.is_empty() { " " (chart.axis_note) } }
             }
         },
         None => html! {},
@@ -69,6 +70,15 @@ fn figure(svg: Option<String>, caption: &str) -> Markup {
 }
 
 pub fn render(r: &Report) -> String {
+    page(r, None)
+}
+
+/// The report as printed to PDF: the same page with a cover first.
+pub fn render_for_print(r: &Report) -> String {
+    page(r, Some(super::pdf::cover(r)))
+}
+
+fn page(r: &Report, cover: Option<Markup>) -> String {
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -76,10 +86,11 @@ pub fn render(r: &Report) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "casewatch evidence report, " (human_period(r.window.from, r.window.to)) }
-                style { (PreEscaped(STYLE)) }
+                style { (PreEscaped(STYLE)) (PreEscaped(super::pdf::PRINT_STYLE)) }
             }
             body {
                 main {
+                    @if let Some(cover) = cover { (cover) }
                     h1 { "Case system reliability: evidence report" }
                     p.meta {
                         "Site " (r.sites.join(", ")) " · " (human_period(r.window.from, r.window.to))
@@ -170,8 +181,9 @@ fn availability(r: &Report) -> Markup {
                 }
             }
         }
-        (figure(charts::estimate_bars("availability (%), with 95% interval", &rows),
-            "Figure 1. Availability of each task; black lines show each figure's range, where enough days stand behind it."))
+        (figure(charts::availability_points(&rows),
+            &format!("Figure 1. Availability of each task, with its 95% confidence interval (Wilson score). The dashed line is the {}% target: a task whose availability is below it is drawn in orange, any other in blue-grey.",
+                charts::AVAILABILITY_TARGET_PERCENT)))
     }
 }
 
@@ -192,8 +204,8 @@ fn latency(r: &Report) -> Markup {
                 }
             }
         }
-        (figure(charts::latency_trend(&r.latency, &r.window),
-            &format!("Figure 2. p95 response time per step over time (each point merges {} of measurements).", human_duration(r.latency.trend_bucket_seconds))))
+        (figure(charts::latency_trend(&r.latency, &r.window, &change_marks(r)),
+            &format!("Figure 2. p95 response time per step over time (each point merges {} of measurements); dashed lines mark the changes.", human_duration(r.latency.trend_bucket_seconds))))
     }
 }
 
@@ -217,8 +229,8 @@ fn freezes(r: &Report) -> Markup {
                     }
                 }
             }
-            (figure(charts::freeze_timeline(&r.freezes, &r.window),
-                "Figure 3. When each system froze and for how long (each red bar is one freeze)."))
+            (figure(charts::freeze_timeline(&r.freezes, &r.window, &change_marks(r)),
+                "Figure 3. When each system froze and for how long (each bar is one freeze); dashed lines mark the changes."))
             h3 { "Every freeze (" (r.freezes.episodes.len()) ")" }
             table {
                 tr { th { "started (UTC)" } th { "system" } th { "length" } }
@@ -277,8 +289,8 @@ fn logouts(r: &Report) -> Markup {
             }
         }
         @if !f.events.is_empty() {
-            (figure(charts::logout_timeline(f, &r.window),
-                "Figure 4. When each forced logout happened. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
+            (figure(charts::logout_timeline(f, &r.window, &change_marks(r)),
+                "Figure 4a. When each forced logout happened; dashed lines mark the changes. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
             p { "Every forced logout, seen when the answer that showed it arrived, with the session's age bracket: it was last known alive at the first age, and its loss was seen at the second." }
             table {
                 tr { th { "seen" } th { "site" } th { "system" } th { "how" } th { "whose session" } th { "session age" } }
@@ -472,6 +484,8 @@ fn monthly(r: &Report) -> Markup {
         @if !r.monthly.is_empty() {
             h2 id="monthly" { "8. Month by month" }
             p { "Each month's figures with their 95% intervals, so a year's trend reads at a glance." }
+            (figure(charts::monthly_trend(&r.monthly, &change_marks(r)),
+                "Figure 7. Availability and p95 interactive response time per calendar month; whiskers are 95% intervals (a hollow point has too little evidence for one yet), dashed lines mark the changes."))
             table {
                 tr { th { "month" } th.num { "runs" } th { "availability" } th { "p95 interactive" } th { "freezes per day" } th { "forced logouts per hour logged in" } }
                 @for m in &r.monthly {
@@ -481,4 +495,15 @@ fn monthly(r: &Report) -> Markup {
             }
         }
     }
+}
+
+/// The configured changes, for the dashed lines on every chart over time.
+fn change_marks(r: &Report) -> Vec<charts::ChangeMark> {
+    r.changes
+        .iter()
+        .map(|c| charts::ChangeMark {
+            at: c.at,
+            name: c.name.clone(),
+        })
+        .collect()
 }

@@ -16,7 +16,8 @@
 //! - [`charts`]: inline SVG charts (plotters' SVG backend).
 //! - [`fleet`]: one report over several sites' journals (per-site
 //!   tables, pooled figures, "is one office worse?").
-//! - [`html`], [`markdown`]: renderers; JSON is the model's serde form.
+//! - [`html`], [`markdown`]: renderers; JSON is the model's serde form;
+//!   [`pdf`] prints the HTML through headless Chromium.
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
 
@@ -34,6 +35,7 @@ pub mod fleet;
 pub mod html;
 pub mod markdown;
 pub mod model;
+pub mod pdf;
 pub mod progress;
 pub mod rule;
 pub mod sessions;
@@ -52,6 +54,9 @@ pub enum Format {
     Html,
     Md,
     Json,
+    /// The HTML report printed by headless Chromium: a cover, whole
+    /// tables, numbered pages.
+    Pdf,
 }
 
 impl Format {
@@ -61,15 +66,17 @@ impl Format {
             "html" | "htm" => Some(Format::Html),
             "md" | "markdown" => Some(Format::Md),
             "json" => Some(Format::Json),
+            "pdf" => Some(Format::Pdf),
             _ => None,
         }
     }
 }
 
-/// Renders the model in `format`.
+/// Renders the model in `format`; for PDF, the HTML that is printed.
 pub fn render(report: &Report, format: Format) -> String {
     match format {
         Format::Html => html::render(report),
+        Format::Pdf => html::render_for_print(report),
         Format::Md => markdown::render(report),
         Format::Json => {
             let mut text = serde_json::to_string_pretty(report)

@@ -26,6 +26,7 @@ mod prometheus;
 mod remote_write;
 mod report;
 mod report_inputs;
+mod report_pdf;
 mod report_scale;
 mod sessions;
 mod stalls;

@@ -66,7 +66,7 @@ pub fn summary(r: &FleetReport) -> Vec<String> {
 pub fn render(r: &FleetReport, format: crate::report::Format) -> String {
     match format {
         crate::report::Format::Md => markdown(r),
-        crate::report::Format::Html => html(r),
+        crate::report::Format::Html | crate::report::Format::Pdf => html(r),
         crate::report::Format::Json => {
             let mut text = serde_json::to_string_pretty(r)
                 .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
