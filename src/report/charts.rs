@@ -803,6 +803,9 @@ fn month_position(months: &[MonthRow], at: f64) -> Option<f64> {
     Some(i as f64 - 0.5 + (at - m.from) / (m.to - m.from).max(1.0))
 }
 
+/// A month's point: (month index, value, interval).
+type MonthPoint = (f64, f64, Option<(f64, f64)>);
+
 /// One month-by-month panel: each month's estimate with its whisker, an
 /// axis fitted to the intervals, and the changes marked.
 struct MonthPanel<'a> {
@@ -810,7 +813,7 @@ struct MonthPanel<'a> {
     unit: &'a str,
     /// (month index, value, interval): no interval where the evidence
     /// rule gives none.
-    points: Vec<(f64, f64, Option<(f64, f64)>)>,
+    points: Vec<MonthPoint>,
     bounds: (f64, f64),
 }
 
@@ -976,12 +979,12 @@ mod tests {
     #[test]
     fn an_axis_fits_close_values_instead_of_starting_at_zero() {
         let (from, to, step) = fit_range(&[97.2, 97.8], &[], (0.0, 100.0));
-        assert!(from >= 96.0 && from <= 97.2, "{from}");
-        assert!(to >= 97.8 && to <= 99.0, "{to}");
+        assert!((96.0..=97.2).contains(&from), "{from}");
+        assert!((97.8..=99.0).contains(&to), "{to}");
         assert!(step > 0.0 && step <= 0.5, "{step}");
         // A stated target is kept on the axis; a percentage stays at most 100.
         let (from, to, _) = fit_range(&[97.2, 97.8], &[99.0], (0.0, 100.0));
-        assert!(from > 90.0 && to >= 99.0 && to <= 100.0, "{from} {to}");
+        assert!(from > 90.0 && (99.0..=100.0).contains(&to), "{from} {to}");
         let (_, to, _) = fit_range(&[99.5, 99.99], &[], (0.0, 100.0));
         assert!(to <= 100.0);
     }

@@ -149,6 +149,7 @@ mod tests {
             seen_age: end
                 .filter(|e| e.is_drop())
                 .map(|_| Duration::from_secs(to + 2)),
+            seen_at: None,
             detail: String::new(),
         }
     }

@@ -357,6 +357,7 @@ fn a_long_report_reads_cleanly() {
         practitioners: Default::default(),
         changes: Vec::new(),
         span: ledger.measured,
+        seeded_truth: None,
     };
     let window = casewatch::ledger::build::SlotWindow::new(ledger.clock(), from, to);
     let r = report::build::from_ledger(

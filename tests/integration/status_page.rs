@@ -362,6 +362,7 @@ fn lives(start: SystemTime) -> Vec<SessionSpan> {
             age_to: Duration::from_secs_f64(to),
             end,
             seen_age: dropped.then(|| Duration::from_secs_f64(to + 0.2)),
+            seen_at: None,
             detail: String::new(),
         }
     };
