@@ -290,7 +290,7 @@ fn logouts(r: &Report) -> Markup {
         }
         @if !f.events.is_empty() {
             (figure(charts::logout_timeline(f, &r.window, &change_marks(r)),
-                "Figure 4a. When each forced logout happened; dashed lines mark the changes. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
+                "Figure 4. When each forced logout happened; dashed lines mark the changes. A session's loss is known only to within a bracket: after the last moment it was known alive, and no later than the moment the loss was seen."))
             p { "Every forced logout, seen when the answer that showed it arrived, with the session's age bracket: it was last known alive at the first age, and its loss was seen at the second." }
             table {
                 tr { th { "seen" } th { "site" } th { "system" } th { "how" } th { "whose session" } th { "session age" } }
@@ -485,7 +485,7 @@ fn monthly(r: &Report) -> Markup {
             h2 id="monthly" { "8. Month by month" }
             p { "Each month's figures with their 95% intervals, so a year's trend reads at a glance." }
             (figure(charts::monthly_trend(&r.monthly, &change_marks(r)),
-                "Figure 7. Availability and p95 interactive response time per calendar month; whiskers are 95% intervals (a hollow point has too little evidence for one yet), dashed lines mark the changes."))
+                "Figure 8. Availability and p95 interactive response time per calendar month; whiskers are 95% intervals (a hollow point has too little evidence for one yet), dashed lines mark the changes."))
             table {
                 tr { th { "month" } th.num { "runs" } th { "availability" } th { "p95 interactive" } th { "freezes per day" } th { "forced logouts per hour logged in" } }
                 @for m in &r.monthly {
