@@ -10,7 +10,8 @@
 //!   what they show, [`rule`] answers "do older sessions drop more often?".
 //! - [`calibration`]: proves those intervals on data whose truth is known.
 //! - [`time_lost`]: minutes lost per practitioner per working day, by cause.
-//! - [`charts`]: inline SVG charts (plotters' SVG backend).
+//! - [`charts`]: inline SVG charts (plotters' SVG backend), on [`axes`]
+//!   whose ticks and ranges fit the data.
 //! - [`fleet`]: one report over several sites' journals (per-site
 //!   tables, pooled figures, "is one office worse?").
 //! - [`html`], [`markdown`]: renderers; JSON is the model's serde form;
@@ -18,6 +19,7 @@
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
 
+pub mod axes;
 pub mod build;
 pub mod calibration;
 pub mod changes;
