@@ -8,17 +8,17 @@
 //! - colour carries meaning only against a stated threshold
 //!   ([`AVAILABILITY_TARGET_PERCENT`], named in the caption); otherwise
 //!   marks are one neutral hue, and series colours only tell lines apart;
-//! - value axes fit the data ([`fit_range`]) and the caption says where
-//!   they start and end; bars, whose length is the value, start at zero;
-//! - time axes carry ticks chosen from the span ([`time_ticks`]), so no
-//!   label repeats;
+//! - value axes fit the data ([`super::axes::fit_range`]) and the caption
+//!   says where they start and end; bars, whose length is the value, start
+//!   at zero;
+//! - time axes carry ticks chosen from the span
+//!   ([`super::axes::time_ticks`]), so no label repeats;
 //! - every chart over time marks each configured change with a dashed
 //!   line and its name.
 
-use std::ops::Range;
-
-use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::prelude::*;
+
+use super::axes::{digits, fit_range, log_ms_axis, ms_text, time_ticks, value_axis, Axis};
 
 use std::collections::BTreeSet;
 
@@ -48,191 +48,10 @@ pub struct Chart {
     pub axis_note: String,
 }
 
-/// An axis whose ticks and labels are chosen here, not by plotters: the
-/// plotting range, and a label at each tick.
-#[derive(Clone, Debug)]
-pub struct Axis {
-    from: f64,
-    to: f64,
-    ticks: Vec<(f64, String)>,
-}
-
-impl Axis {
-    fn new(from: f64, to: f64, ticks: Vec<(f64, String)>) -> Axis {
-        Axis { from, to, ticks }
-    }
-}
-
-impl Ranged for Axis {
-    type FormatOption = NoDefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        let span = self.to - self.from;
-        let share = if span > 0.0 {
-            (value - self.from) / span
-        } else {
-            0.5
-        };
-        limit.0 + (share * f64::from(limit.1 - limit.0)).round() as i32
-    }
-
-    fn key_points<H: KeyPointHint>(&self, hint: H) -> Vec<f64> {
-        if hint.weight().allow_light_points() {
-            return Vec::new();
-        }
-        self.ticks.iter().map(|t| t.0).collect()
-    }
-
-    fn range(&self) -> Range<f64> {
-        self.from..self.to
-    }
-}
-
-impl ValueFormatter<f64> for Axis {
-    fn format_ext(&self, value: &f64) -> String {
-        let tolerance = (self.to - self.from).abs() * 1e-9;
-        self.ticks
-            .iter()
-            .find(|t| (t.0 - value).abs() <= tolerance)
-            .map(|t| t.1.clone())
-            .unwrap_or_default()
-    }
-}
-
-/// Tick spacings a time axis may use, in seconds, with the label format
-/// fine enough that two ticks never share a label.
-const TIME_STEPS: [(f64, &str); 18] = [
-    (1.0, "%H:%M:%S"),
-    (2.0, "%H:%M:%S"),
-    (5.0, "%H:%M:%S"),
-    (10.0, "%H:%M:%S"),
-    (15.0, "%H:%M:%S"),
-    (30.0, "%H:%M:%S"),
-    (60.0, "%H:%M"),
-    (120.0, "%H:%M"),
-    (300.0, "%H:%M"),
-    (900.0, "%H:%M"),
-    (1800.0, "%H:%M"),
-    (3600.0, "%H:%M"),
-    (3.0 * 3600.0, "%d %b %H:%M"),
-    (6.0 * 3600.0, "%d %b %H:%M"),
-    (12.0 * 3600.0, "%d %b %H:%M"),
-    (86_400.0, "%d %b"),
-    (2.0 * 86_400.0, "%d %b"),
-    (7.0 * 86_400.0, "%d %b"),
-];
-
-/// Ticks for a time axis from `from` to `to` (Unix seconds, UTC): the
-/// smallest spacing that gives at most `most` ticks, on round times
-/// (whole days from midnight UTC, whole hours, ...), each label unique.
-/// Spans over a year use 28-day steps from a midnight.
-pub fn time_ticks(from: f64, to: f64, most: usize) -> Vec<(f64, String)> {
-    let span = (to - from).max(1.0);
-    let most = most.max(2) as f64;
-    let (step, format) = TIME_STEPS
-        .iter()
-        .copied()
-        .find(|(step, _)| span / step <= most)
-        .unwrap_or(((span / most / 86_400.0).ceil() * 86_400.0, "%d %b %Y"));
-    // Within a day, labels that cross midnight need the date too.
-    let format = if step < 3.0 * 3600.0 && span > 86_400.0 {
-        "%d %b %H:%M"
-    } else {
-        format
-    };
-    let mut ticks = Vec::new();
-    let mut t = (from / step).ceil() * step;
-    while t <= to {
-        if let Some(dt) = chrono::DateTime::from_timestamp(t.round() as i64, 0) {
-            ticks.push((t, dt.format(format).to_string()));
-        }
-        t += step;
-    }
-    ticks
-}
-
 /// A time axis over the report's window.
 fn time_axis(window: &TimeWindow) -> Axis {
     let (x0, x1) = (window.from, window.to.max(window.from + 60.0));
     Axis::new(x0, x1, time_ticks(x0, x1, 8))
-}
-
-/// A round step near `span / 5`: 1, 2 or 5 times a power of ten.
-fn nice_step(span: f64) -> f64 {
-    let raw = (span / 5.0).max(f64::MIN_POSITIVE);
-    let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * power)
-        .find(|step| *step >= raw)
-        .unwrap_or(10.0 * power)
-}
-
-/// A value axis that fits `values` (and `include`, such as a target line):
-/// padded by a tenth of their spread, rounded out to a round step, and
-/// kept within `bounds` (0 to 100 for a percentage). Returns the range and
-/// its step.
-pub fn fit_range(values: &[f64], include: &[f64], bounds: (f64, f64)) -> (f64, f64, f64) {
-    let all = values
-        .iter()
-        .chain(include)
-        .copied()
-        .filter(|v| v.is_finite());
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    if !lo.is_finite() {
-        return (bounds.0, bounds.1, nice_step(bounds.1 - bounds.0));
-    }
-    let spread = (hi - lo).max(hi.abs() * 0.01).max(1e-9);
-    let pad = spread * 0.1;
-    let step = nice_step(spread + 2.0 * pad);
-    let from = (((lo - pad) / step).floor() * step).max(bounds.0);
-    let to = (((hi + pad) / step).ceil() * step).min(bounds.1);
-    (from, to.max(from + step), step)
-}
-
-/// A value axis over `from..to` with a labelled tick every `step`.
-fn value_axis(from: f64, to: f64, step: f64, unit: &str) -> Axis {
-    let digits = if step >= 1.0 {
-        0
-    } else {
-        (-step.log10()).ceil() as usize
-    };
-    let mut ticks = Vec::new();
-    let mut i = (from / step).ceil() as i64;
-    while (i as f64) * step <= to + step * 1e-9 {
-        let v = i as f64 * step;
-        ticks.push((v, format!("{v:.digits$}{unit}")));
-        i += 1;
-    }
-    Axis::new(from, to, ticks)
-}
-
-/// A logarithmic value axis for milliseconds, drawn on log10 of the
-/// values: ticks at 1, 2 and 5 times each power of ten.
-fn log_ms_axis(lo: f64, hi: f64) -> Axis {
-    let from = lo.max(0.1).log10().floor();
-    let to = hi.max(lo * 10.0).log10().ceil();
-    let mut ticks = Vec::new();
-    for power in from as i32..=to as i32 {
-        for m in [1.0, 2.0, 5.0] {
-            let v = m * 10f64.powi(power);
-            if v.log10() <= to + 1e-9 {
-                ticks.push((v.log10(), ms_text(v)));
-            }
-        }
-    }
-    Axis::new(from, to, ticks)
-}
-
-fn ms_text(ms: f64) -> String {
-    if ms >= 1000.0 {
-        format!("{} s", ms / 1000.0)
-    } else {
-        format!("{ms} ms")
-    }
 }
 
 fn svg(
@@ -353,7 +172,8 @@ pub fn latency_trend(
         (axis, note)
     } else {
         let (from, to, step) = fit_range(&values, &[], (0.0, f64::INFINITY));
-        let note = format!("Axis from {} to {}.", ms_text(from), ms_text(to));
+        let d = digits(step);
+        let note = format!("Axis from {from:.d$} ms to {to:.d$} ms.");
         (value_axis(from, to, step, " ms"), note)
     };
     let place = move |v: f64| if log { v.max(1e-3).log10() } else { v };
@@ -440,7 +260,7 @@ pub fn logout_timeline(
         .iter()
         .map(|e| Mark {
             row: rows.iter().position(|t| *t == e.target).unwrap_or(0),
-            start: e.alive_at.min(e.seen_at),
+            start: e.seen_at - (e.seen_age_seconds - e.alive_age_seconds),
             end: e.seen_at,
             dark: e.holder_kind == "journey",
         })
@@ -557,13 +377,10 @@ pub fn survival_curve(sessions: &Sessions) -> Option<Chart> {
             .copied()
             .chain(low.iter().rev().copied())
             .collect();
-        // No band from fewer independent days than any range needs.
-        if sessions.units as usize >= super::evidence::MIN_UNITS {
-            chart.draw_series(std::iter::once(Polygon::new(
-                band,
-                RGBColor(31, 119, 180).mix(0.2).filled(),
-            )))?;
-        }
+        chart.draw_series(std::iter::once(Polygon::new(
+            band,
+            RGBColor(31, 119, 180).mix(0.2).filled(),
+        )))?;
         chart.draw_series(LineSeries::new(
             steps,
             RGBColor(31, 119, 180).stroke_width(3),
@@ -791,7 +608,10 @@ pub fn availability_points(rows: &[(String, f64, f64, f64)]) -> Option<Chart> {
     })?;
     Some(Chart {
         svg,
-        axis_note: format!("Axis from {from}% to {to}%, not from zero."),
+        axis_note: format!(
+            "Axis from {from:.d$}% to {to:.d$}%, not from zero.",
+            d = digits(step)
+        ),
     })
 }
 
@@ -803,7 +623,8 @@ fn month_position(months: &[MonthRow], at: f64) -> Option<f64> {
     Some(i as f64 - 0.5 + (at - m.from) / (m.to - m.from).max(1.0))
 }
 
-/// A month's point: (month index, value, interval).
+/// A month's place on the axis, its estimate and its interval (none where
+/// the evidence rule gives none).
 type MonthPoint = (f64, f64, Option<(f64, f64)>);
 
 /// One month-by-month panel: each month's estimate with its whisker, an
@@ -924,77 +745,16 @@ fn month_panel(
         chart.draw_series(std::iter::once(Circle::new((*x, *v), 5, NEUTRAL.filled())))?;
     }
     mark_changes(&mut chart, marks)?;
-    let mut title = p.title.to_string();
-    if let Some(first) = title.get_mut(0..1) {
-        first.make_ascii_uppercase();
-    }
+    let d = digits(step);
     Ok(format!(
-        "{title} axis from {from}{} to {to}{}.",
-        p.unit, p.unit
+        "Axis of {} from {from:.d$}{} to {to:.d$}{}.",
+        p.title, p.unit, p.unit
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn time_ticks_never_repeat_a_label_whatever_the_span() {
-        let start = 1_795_996_800.0 + 3_600.0 * 7.3;
-        for span in [
-            30.0,
-            90.0,
-            600.0,
-            3_600.0,
-            5.0 * 3_600.0,
-            86_400.0,
-            1.6 * 86_400.0,
-            3.0 * 86_400.0,
-            4.0 * 86_400.0,
-            9.0 * 86_400.0,
-            42.0 * 86_400.0,
-            365.0 * 86_400.0,
-            3.0 * 365.0 * 86_400.0,
-        ] {
-            let ticks = time_ticks(start, start + span, 8);
-            let labels: BTreeSet<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
-            assert_eq!(labels.len(), ticks.len(), "span {span}: {ticks:?}");
-            assert!((2..=9).contains(&ticks.len()), "span {span}: {ticks:?}");
-            assert!(ticks.windows(2).all(|w| w[0].0 < w[1].0));
-        }
-    }
-
-    #[test]
-    fn six_days_of_ticks_fall_on_midnights_one_day_apart() {
-        // 04 Dec 2026 06:00 UTC to 10 Dec 2026 06:00 UTC.
-        let from = 1_796_364_000.0;
-        let ticks = time_ticks(from, from + 6.0 * 86_400.0, 8);
-        let labels: Vec<&str> = ticks.iter().map(|t| t.1.as_str()).collect();
-        assert_eq!(
-            labels,
-            ["05 Dec", "06 Dec", "07 Dec", "08 Dec", "09 Dec", "10 Dec"]
-        );
-    }
-
-    #[test]
-    fn an_axis_fits_close_values_instead_of_starting_at_zero() {
-        let (from, to, step) = fit_range(&[97.2, 97.8], &[], (0.0, 100.0));
-        assert!((96.0..=97.2).contains(&from), "{from}");
-        assert!((97.8..=99.0).contains(&to), "{to}");
-        assert!(step > 0.0 && step <= 0.5, "{step}");
-        // A stated target is kept on the axis; a percentage stays at most 100.
-        let (from, to, _) = fit_range(&[97.2, 97.8], &[99.0], (0.0, 100.0));
-        assert!(from > 90.0 && (99.0..=100.0).contains(&to), "{from} {to}");
-        let (_, to, _) = fit_range(&[99.5, 99.99], &[], (0.0, 100.0));
-        assert!(to <= 100.0);
-    }
-
-    #[test]
-    fn an_axis_over_nothing_is_its_bounds() {
-        assert_eq!(fit_range(&[], &[], (0.0, 100.0)).0, 0.0);
-        let (from, to, _) = fit_range(&[5.0], &[], (0.0, f64::INFINITY));
-        assert!(from < 5.0 && to > 5.0);
-    }
 
     #[test]
     fn availability_points_are_coloured_only_below_the_target() {

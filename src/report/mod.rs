@@ -13,7 +13,8 @@
 //!   cause; [`time_lost_words`] says it.
 //! - [`words`]: figures, ranges, counts and times in words, one function
 //!   per rule, for every renderer.
-//! - [`charts`]: inline SVG charts (plotters' SVG backend).
+//! - [`charts`]: inline SVG charts (plotters' SVG backend), on [`axes`]
+//!   whose ticks and ranges fit the data.
 //! - [`fleet`]: one report over several sites' journals (per-site
 //!   tables, pooled figures, "is one office worse?").
 //! - [`html`], [`markdown`]: renderers; JSON is the model's serde form;
@@ -21,6 +22,7 @@
 //! - [`export`]: OpenMetrics (for `promtool tsdb create-blocks-from`) and
 //!   HdrHistogram interval logs.
 
+pub mod axes;
 pub mod build;
 pub mod calibration;
 pub mod central;
