@@ -185,7 +185,7 @@ fn methods(design: &Design) -> BTreeMap<&'static str, String> {
     m.insert(
         "before and after a change",
         format!(
-            "equal windows of up to {} days; the hour of the change left out; hours matched by hour of the day, weekdays and weekends apart, in the system's calendar, as many from each side for every such hour (the nearest to the change), hours seen on one side only left out; units of days counted from the change; p95: {}; rates: {}; availability: {}",
+            "equal windows of up to {} days; the hour of the change left out; hours matched by hour of the day, weekdays and weekends apart, in the system's calendar, as many from each side for every such hour (the nearest to the change), hours seen on one side only left out; units of days counted from the change; p95: {}; rates: {}; availability: {}; it assumes the weeks themselves do not drift apart, since a slow drift from week to week cannot be told from a change (the longer the windows, the less any drift weighs)",
             MAX_CHANGE_DAYS,
             evidence::CLUSTERED_QUANTILE_DIFFERENCE,
             evidence::RATE_RATIO,
