@@ -98,7 +98,7 @@ worse=$(python3 -c "import json,sys; d=json.load(open('$work/fleet.json')); prin
   echo "Written by \`scripts/central-report-bench.sh\` on $(date -u +%Y-%m-%dT%H:%MZ): $SITES sites x $DAYS days read from a real VictoriaMetrics by \`casewatch report --prometheus URL\`. Goal: 40 sites x 90 days in at most 60 s."
   echo
   echo "- Machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GB memory; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo "- $(victoria-metrics -version 2>&1 | head -1)"
+  echo "- VictoriaMetrics $(dpkg-query -W -f='${Version}' victoria-metrics 2>/dev/null || echo "(version unknown)") (Debian package)."
   echo "- Backfill: $(tail -1 "$work/backfill.log"); $disk on disk."
   echo "- Window: $from to $to."
   echo

@@ -36,8 +36,10 @@ fn count(x: f64) -> u32 {
     x.round().clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
-/// Per (name labels) and slot: (bucket bound, cumulative count) sorted.
-type Buckets = BTreeMap<(Vec<String>, i64), Vec<(f64, f64)>>;
+/// Per (name labels) and slot: (bucket bound, cumulative count) sorted, in
+/// (labels, slot) order. Keyed by labels first so each series' label values
+/// are compared once, not once per slot.
+type Buckets = BTreeMap<Vec<String>, BTreeMap<i64, Vec<(f64, f64)>>>;
 
 fn buckets(data: &SiteData, family: &str, keys: &[&str]) -> Buckets {
     let mut out: Buckets = BTreeMap::new();
@@ -50,14 +52,24 @@ fn buckets(data: &SiteData, family: &str, keys: &[&str]) -> Buckets {
             },
         };
         let key: Vec<String> = keys.iter().map(|k| get(labels, k).to_string()).collect();
+        let slots = out.entry(key).or_default();
         for &(slot, n) in inc {
-            out.entry((key.clone(), slot)).or_default().push((le, n));
+            slots.entry(slot).or_default().push((le, n));
         }
     }
-    for list in out.values_mut() {
+    for list in out.values_mut().flat_map(BTreeMap::values_mut) {
         list.sort_by(|a, b| a.0.total_cmp(&b.0));
     }
     out
+}
+
+/// [`buckets`] flattened: ((labels, slot), cumulative counts) in order.
+fn bucket_slots(buckets: Buckets) -> impl Iterator<Item = ((Vec<String>, i64), Vec<(f64, f64)>)> {
+    buckets.into_iter().flat_map(|(key, slots)| {
+        slots
+            .into_iter()
+            .map(move |(slot, cumulative)| ((key.clone(), slot), cumulative))
+    })
 }
 
 /// Samples per bucket (upper bound in seconds, count) from cumulative
@@ -170,7 +182,9 @@ fn latency(l: &mut Ledger, data: &SiteData, meta: &SiteMeta) {
         }
     }
     let family = "casewatch_step_duration_seconds_bucket";
-    for ((key, slot), cumulative) in buckets(data, family, &["target", "journey", "step"]) {
+    for ((key, slot), cumulative) in
+        bucket_slots(buckets(data, family, &["target", "journey", "step"]))
+    {
         let (t, j, step) = (key[0].as_str(), key[1].as_str(), key[2].as_str());
         let (kind, phase) = meta.step_kind(t, j, step);
         let step_key = StepKey {
@@ -202,7 +216,7 @@ fn latency(l: &mut Ledger, data: &SiteData, meta: &SiteMeta) {
         return;
     }
     let family = "casewatch_journey_duration_seconds_bucket";
-    for ((key, _), cumulative) in buckets(data, family, &["target", "journey"]) {
+    for ((key, _), cumulative) in bucket_slots(buckets(data, family, &["target", "journey"])) {
         if meta.journey_kind(&key[0], &key[1]) != "report" {
             continue;
         }
@@ -254,13 +268,14 @@ fn freezes(l: &mut Ledger, data: &SiteData, window: SlotWindow) {
     {
         let target = get(labels, "target");
         let mut lengths: Vec<(i64, f64)> = Vec::new();
-        for ((key, slot), cumulative) in ended.iter().filter(|((k, _), _)| k[0] == target) {
+        let slots = ended.iter().filter(|(k, _)| k[0] == target);
+        for (slot, cumulative) in slots.flat_map(|(_, slots)| slots) {
             let mut here: Vec<f64> = per_bucket(cumulative, 0)
                 .into_iter()
                 .flat_map(|(b, n)| std::iter::repeat_n(b, n as usize))
                 .collect();
             let total: f64 = here.iter().sum();
-            if let Some(exact) = sums.get(&(key[0].clone(), *slot)) {
+            if let Some(exact) = sums.get(&(target.to_string(), *slot)) {
                 if total > 0.0 {
                     here.iter_mut().for_each(|x| *x *= exact / total);
                 }

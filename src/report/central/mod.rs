@@ -308,6 +308,7 @@ pub async fn read(
     }))
     .buffered(SITES_AT_ONCE);
     let mut out = Vec::new();
+    let (mut gaps_seen, mut bounds) = (Vec::new(), Vec::new());
     let mut ticker = tokio::time::interval(Duration::from_millis(200));
     loop {
         tokio::select! {
@@ -317,7 +318,11 @@ pub async fn read(
                     data.pushes = pushes.get(&data.site).cloned().unwrap_or_default();
                     let meta = metas.get(&data.site).cloned().unwrap_or_default();
                     let ledger = fill::ledger(&data, &meta, window, options.interactive_only);
-                    out.push((data.site.clone(), ledger, meta, data));
+                    // What is kept of the site's series once its ledger is
+                    // full: a fleet's raw increases would not fit in memory.
+                    gaps_seen.extend(gaps(&data.site, &data.pushes, window));
+                    bounds.extend(bucket_bounds(&data));
+                    out.push((data.site, ledger, meta));
                 }
                 None => break,
             },
@@ -325,16 +330,13 @@ pub async fn read(
         }
     }
     drop(reads);
-    let gaps = out
-        .iter()
-        .flat_map(|(s, _, _, d)| gaps(s, &d.pushes, window))
-        .collect();
-    let bounds = bucket_bounds(out.iter().map(|x| &x.3));
+    bounds.sort_by(f64::total_cmp);
+    bounds.dedup();
     Ok(Central {
         store: options.store.shown_url(),
         window,
-        sites: out.into_iter().map(|(s, l, m, _)| (s, l, m)).collect(),
-        gaps,
+        sites: out,
+        gaps: gaps_seen,
         bounds,
     })
 }
@@ -352,7 +354,10 @@ async fn settle(
     let (mut lo, mut hi, mut min_seconds) = (from, to, 0.0);
     let mut last = None;
     for _ in 0..4 {
-        let window = SlotWindow::new(clock_for(hi - lo, scale, min_seconds), lo, hi);
+        // `--to` ends the window and is not in it: a `--to` on a slot's
+        // start must not add that slot (a last push there would make it
+        // look measured, with nothing counted in it).
+        let window = SlotWindow::new(clock_for(hi - lo, scale, min_seconds), lo, hi - 1e-3);
         if last.as_ref().is_some_and(|(w, _)| *w == window) {
             break;
         }
@@ -401,20 +406,14 @@ fn gaps(site: &str, pushes: &[u32], window: SlotWindow) -> Vec<Gap> {
     out
 }
 
-fn bucket_bounds<'a>(data: impl Iterator<Item = &'a read::SiteData>) -> Vec<f64> {
-    let mut bounds: Vec<f64> = data
-        .flat_map(|d| {
-            d.counters
-                .get("casewatch_step_duration_seconds_bucket")
-                .into_iter()
-                .flatten()
-        })
+/// The finite bounds of a site's step-duration buckets.
+fn bucket_bounds(data: &read::SiteData) -> impl Iterator<Item = f64> + '_ {
+    data.counters
+        .get("casewatch_step_duration_seconds_bucket")
+        .into_iter()
+        .flatten()
         .filter_map(|(l, _)| l.get("le")?.parse::<f64>().ok())
         .filter(|b| b.is_finite())
-        .collect();
-    bounds.sort_by(f64::total_cmp);
-    bounds.dedup();
-    bounds
 }
 
 /// What the Methods section says of the source.
