@@ -261,6 +261,19 @@ fn the_book_builds_without_warnings_and_its_links_hold() {
         into_book >= 10,
         "the README links into the book {into_book} times"
     );
+    // Its other links to files of the repository lead to files that exist.
+    for (at, _) in readme.match_indices("](") {
+        let rest = &readme[at + 2..];
+        let link = &rest[..rest.find(')').unwrap()];
+        let path = link.split_once('#').map_or(link, |(p, _)| p);
+        if path.is_empty() || external(link) {
+            continue;
+        }
+        assert!(
+            Path::new(path).exists(),
+            "README.md links to {link}, which does not exist"
+        );
+    }
 }
 
 /// An include with an anchor that its file lacks renders as nothing, and
