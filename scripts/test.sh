@@ -32,7 +32,7 @@ fi
 # Without its default features (serve, watch) it builds in about 3 CPU-minutes.
 MDBOOK_VERSION=0.5.4
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
-if ! mdbook --version 2>/dev/null | grep -qx "mdbook v$MDBOOK_VERSION"; then
+if [ "$(mdbook --version 2>/dev/null || true)" != "mdbook v$MDBOOK_VERSION" ]; then
   echo "installing: mdbook $MDBOOK_VERSION (cargo install)"
   env -u CARGO_TARGET_DIR cargo install mdbook --locked --quiet --version "$MDBOOK_VERSION" \
     --no-default-features --features search
