@@ -41,7 +41,8 @@ blocks=$(find "$WORK/data" -maxdepth 1 -mindepth 1 -type d | wc -l)
 size=$(du -sh "$WORK/data" | cut -f1)
 
 # The benchmark's Prometheus only serves queries: no scrapes, no rules (the
-# backfill holds the rules' output), the retention the README asks for.
+# backfill holds the rules' output), the retention the book asks for
+# (docs/src/prometheus.md).
 cat > "$WORK/prometheus.yml" <<EOF
 global:
   scrape_interval: 15s

@@ -72,7 +72,7 @@ for path in ./usr/bin/casewatch \
     ./etc/casewatch/casewatch.yaml ./etc/casewatch/casewatch.env \
     ./usr/share/casewatch/dashboards/casewatch-fleet.json \
     ./usr/share/casewatch/alerts/casewatch.alerts.yml ./usr/share/casewatch/RUNBOOK.md \
-    ./usr/share/doc/casewatch/README.Debian; do
+    ./usr/share/doc/casewatch/README.Debian ./usr/share/doc/casewatch/book/configuration.md; do
     grep -q " $path\$" "$WORK/contents.txt" || fail "the package has no $path"
 done
 if grep -q "casewatch-bench" "$WORK/contents.txt"; then fail "the package carries the benchmark tools"; fi

@@ -27,6 +27,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# The book in docs/ is built, and its links checked, by tests/integration/docs.rs.
+# mdBook from crates.io, pinned; skipped when that version is already on PATH.
+# Without its default features (serve, watch) it builds in about 3 CPU-minutes.
+MDBOOK_VERSION=0.5.4
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if [ "$(mdbook --version 2>/dev/null || true)" != "mdbook v$MDBOOK_VERSION" ]; then
+  echo "installing: mdbook $MDBOOK_VERSION (cargo install)"
+  env -u CARGO_TARGET_DIR cargo install mdbook --locked --quiet --version "$MDBOOK_VERSION" \
+    --no-default-features --features search
+fi
+
 cargo test --locked --all-targets
 
 # A CI-length soak: memory, descriptors and tasks must not grow.

@@ -7,6 +7,7 @@
 //! and no recording rule that nothing reads.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde::Deserialize;
@@ -204,11 +205,12 @@ fn alert_names_are_unique_across_every_rule_file() {
 
 /// Each alert's `runbook_url` is the operator's runbook address (the
 /// external label casewatch_runbook_url) plus the alert's own anchor, never
-/// an address of ours; each anchor is in the README and RUNBOOK.md exactly
-/// once; and the README's runbook is config/alerts/RUNBOOK.md word for word.
+/// an address of ours; each anchor is in config/alerts/RUNBOOK.md exactly
+/// once; and that file is the one copy of the runbook: the book's chapter
+/// includes it, and neither the README nor another chapter copies it
+/// (tests/integration/docs.rs checks the book renders it).
 #[test]
-fn every_alert_has_its_runbook_section_and_the_readme_carries_the_runbook() {
-    let readme = std::fs::read_to_string("README.md").unwrap();
+fn every_alert_has_its_runbook_section_and_the_runbook_is_in_one_place() {
     let runbook = std::fs::read_to_string("config/alerts/RUNBOOK.md").unwrap();
     let mut anchors = BTreeSet::new();
     for file in rule_files() {
@@ -226,33 +228,53 @@ fn every_alert_has_its_runbook_section_and_the_readme_carries_the_runbook() {
                 "{file}: {name}: runbook_url"
             );
             assert!(anchors.insert(anchor.clone()), "{name}: anchor twice");
-            for (doc, text) in [("README.md", &readme), ("RUNBOOK.md", &runbook)] {
-                let tag = format!("<a id=\"{anchor}\"></a>");
-                assert_eq!(
-                    text.matches(&tag).count(),
-                    1,
-                    "{doc} must have one section for {name}"
-                );
-            }
+            let tag = format!("<a id=\"{anchor}\"></a>");
+            assert_eq!(
+                runbook.matches(&tag).count(),
+                1,
+                "RUNBOOK.md must have one section for {name}"
+            );
         }
     }
-    // No runbook anchor in the docs is left without its alert, or doubled.
-    for (doc, text) in [("README.md", &readme), ("RUNBOOK.md", &runbook)] {
-        let mut found = BTreeSet::new();
-        for (at, _) in text.match_indices("<a id=\"alert-") {
-            let rest = &text[at + "<a id=\"".len()..];
-            let anchor = &rest[..rest.find('"').unwrap()];
-            assert!(found.insert(anchor.to_string()), "{doc}: {anchor} twice");
-        }
-        assert_eq!(found, anchors, "{doc}: runbook anchors and alerts differ");
+    // No runbook anchor is left without its alert, or doubled.
+    let mut found = BTreeSet::new();
+    for (at, _) in runbook.match_indices("<a id=\"alert-") {
+        let rest = &runbook[at + "<a id=\"".len()..];
+        let anchor = &rest[..rest.find('"').unwrap()];
+        assert!(
+            found.insert(anchor.to_string()),
+            "RUNBOOK.md: {anchor} twice"
+        );
     }
-    let from = runbook.find("<a id=\"alert-").unwrap();
-    let expected = runbook[from..].trim_end().replace("\n### ", "\n#### ");
-    assert!(
-        readme.contains(&expected),
-        "the README's alert runbook differs from config/alerts/RUNBOOK.md"
+    assert_eq!(
+        found, anchors,
+        "RUNBOOK.md: runbook anchors and alerts differ"
     );
-    assert!(!readme.contains("check-config --config"));
+    // The book's chapter is the file itself.
+    assert_eq!(
+        std::fs::read_to_string("docs/src/runbook.md")
+            .unwrap()
+            .trim(),
+        "{{#include ../../config/alerts/RUNBOOK.md}}"
+    );
+    // No other document holds a runbook section, and none gives a wrong
+    // command.
+    assert!(!runbook.contains("check-config --config"));
+    let mut others = vec![PathBuf::from("README.md")];
+    others.extend(
+        std::fs::read_dir("docs/src")
+            .unwrap()
+            .map(|entry| entry.unwrap().path()),
+    );
+    for doc in &others {
+        let text = std::fs::read_to_string(doc).unwrap();
+        assert!(
+            !text.contains("<a id=\"alert-"),
+            "{} copies a runbook section: the runbook lives in config/alerts/RUNBOOK.md only",
+            doc.display()
+        );
+        assert!(!text.contains("check-config --config"), "{}", doc.display());
+    }
 }
 
 fn dashboard(name: &str) -> serde_json::Value {
@@ -395,12 +417,11 @@ fn dashboards_hold_at_fleet_scale_and_panels_mean_what_they_say() {
     }
 }
 
-/// The README's metric table rows: name and what exists at start.
-fn readme_metrics() -> Vec<(String, String)> {
-    let readme = std::fs::read_to_string("README.md").unwrap();
-    let table = &readme[readme
-        .find("| metric | type | labels | at start |")
-        .unwrap()..];
+/// The metrics reference's table rows (docs/src/metrics.md): name and what
+/// exists at start.
+fn documented_metrics() -> Vec<(String, String)> {
+    let text = std::fs::read_to_string("docs/src/metrics.md").unwrap();
+    let table = &text[text.find("| metric | type | labels | at start |").unwrap()..];
     table
         .lines()
         .skip(2)
@@ -412,10 +433,10 @@ fn readme_metrics() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The README's metric table lists every family the agent exports and says
-/// truly which exist as soon as it starts.
+/// The metrics reference (docs/src/metrics.md) lists every family the agent
+/// exports and says truly which exist as soon as it starts.
 #[tokio::test]
-async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
+async fn the_metrics_reference_is_complete_and_says_what_exists_at_start() {
     use crate::harness::*;
     let sim = start_sim(casewatch::sim::SimProfile::quiet()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -444,7 +465,7 @@ async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
     agent.stop().await;
     sim.stop().await;
 
-    let rows = readme_metrics();
+    let rows = documented_metrics();
     let exported: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -458,7 +479,7 @@ async fn the_readme_metric_table_is_complete_and_says_what_exists_at_start() {
         });
         assert!(
             documented,
-            "{family} is exported but not in the README's metric table"
+            "{family} is exported but not in the metrics reference (docs/src/metrics.md)"
         );
     }
     let has_samples = |name: &str| {

@@ -1,5 +1,5 @@
-//! What an operator meets first: every flag explained, the README and
-//! `--help` agreeing on defaults, logs a log stack can parse (one JSON
+//! What an operator meets first: every flag explained, the book's Commands
+//! chapter and `--help` agreeing on defaults, logs a log stack can parse (one JSON
 //! object a line, each line on one stream), and ports that are taken before
 //! any file is, with the demo moving aside when its default port is busy.
 
@@ -48,12 +48,13 @@ fn every_flag_has_a_help_line() {
     assert!(missing.is_empty(), "no help text: {missing:?}");
 }
 
-/// The README's units of text: each table row, and each paragraph.
-fn readme_blocks() -> Vec<String> {
-    let readme = std::fs::read_to_string("README.md").unwrap();
+/// The units of text of the book's Commands chapter (docs/src/commands.md),
+/// which holds the flags: each table row, and each paragraph.
+fn commands_blocks() -> Vec<String> {
+    let text = std::fs::read_to_string("docs/src/commands.md").unwrap();
     let mut blocks = Vec::new();
     let mut paragraph = String::new();
-    for line in readme.lines() {
+    for line in text.lines() {
         if line.trim_start().starts_with('|') {
             blocks.push(line.to_string());
         } else if line.trim().is_empty() {
@@ -68,8 +69,8 @@ fn readme_blocks() -> Vec<String> {
 }
 
 #[test]
-fn the_readme_gives_every_default_that_help_gives() {
-    let blocks = readme_blocks();
+fn the_commands_chapter_gives_every_default_that_help_gives() {
+    let blocks = commands_blocks();
     let mut disagree = Vec::new();
     for (path, arg) in arguments() {
         let Some(long) = arg.get_long() else { continue };
@@ -89,7 +90,7 @@ fn the_readme_gives_every_default_that_help_gives() {
     }
     assert!(
         disagree.is_empty(),
-        "the README names no flag and default together for: {disagree:#?}"
+        "docs/src/commands.md names no flag and default together for: {disagree:#?}"
     );
 }
 

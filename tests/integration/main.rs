@@ -8,6 +8,7 @@ mod central_report;
 mod central_store;
 mod config_rules;
 mod deploy;
+mod docs;
 mod fleet_report;
 mod foundation;
 mod freezes;
