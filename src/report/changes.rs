@@ -211,7 +211,16 @@ pub fn change_words(m: &Measure, w: &Wording) -> String {
             format!("up by {}{}", figure(x, w.digits), w.unit)
         }
     };
+    let same = |x: f64, y: f64| figure(x, w.digits) == figure(y, w.digits);
     match (e.value, super::words::range(e)) {
+        // Every day the same (a store's bucket bounds): no bracket, and no
+        // "up by 0 ms".
+        (Some(v), super::words::Range::Between(l, h)) if same(l, h) && same(v, 0.0) => {
+            format!("unchanged ({})", super::words::SAME_EVERY_DAY)
+        }
+        (Some(v), super::words::Range::Between(l, h)) if same(l, h) => {
+            format!("{} ({})", signed(v), super::words::SAME_EVERY_DAY)
+        }
         (Some(v), super::words::Range::Between(l, h)) if !super::words::too_few_days(e) => format!(
             "{} (between {}{} and {}{})",
             signed(v),

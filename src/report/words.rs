@@ -163,6 +163,8 @@ pub enum Note {
     Range(String),
     /// Fewer than [`MIN_UNITS`] independent days: how many there are.
     NoRangeYet(u64),
+    /// A range whose ends read the same.
+    SameEveryDay,
     None,
 }
 
@@ -172,6 +174,8 @@ impl Note {
     pub fn words(&self, short: bool) -> Option<String> {
         match self {
             Note::Range(r) => Some(r.clone()),
+            Note::SameEveryDay if short => Some("same every day".into()),
+            Note::SameEveryDay => Some(SAME_EVERY_DAY.into()),
             Note::NoRangeYet(_) if short => Some("no range yet".into()),
             Note::NoRangeYet(units) => Some(format!(
                 "no range yet: {units} of the {MIN_UNITS} independent days a range needs"
@@ -181,6 +185,9 @@ impl Note {
     }
 }
 
+/// The note of a range whose ends read the same.
+pub const SAME_EVERY_DAY: &str = "the same on every day, to the resolution measured";
+
 /// An estimate as its figure and its note; `None` without a value.
 pub fn parts(e: &Estimate, digits: usize, unit: &str) -> Option<(String, Note)> {
     let v = e.value.filter(|v| v.is_finite())?;
@@ -189,6 +196,9 @@ pub fn parts(e: &Estimate, digits: usize, unit: &str) -> Option<(String, Note)> 
         Note::NoRangeYet(e.units)
     } else {
         match range(e) {
+            // Bucket bounds (a store's percentiles) can make every day the
+            // same: "between 1,000 ms and 1,000 ms" says nothing.
+            Range::Between(l, h) if f(l) == f(h) => Note::SameEveryDay,
             Range::Between(l, h) => Note::Range(format!("between {} and {}", f(l), f(h))),
             Range::AtLeast(l) => Note::Range(format!("at least {}", f(l))),
             Range::AtMost(h) => Note::Range(format!("at most {}", f(h))),
@@ -261,6 +271,7 @@ pub fn times(e: &Estimate, digits: usize, what: &str) -> Option<String> {
                     Range::None => String::new(),
                 },
                 Note::NoRangeYet(_) => " (no range yet)".into(),
+                Note::SameEveryDay => format!(" ({SAME_EVERY_DAY})"),
                 Note::None => String::new(),
             };
             Some(format!("{v} times {what}{note}"))
@@ -277,6 +288,7 @@ pub fn glossary(scale: f64) -> Vec<(&'static str, String)> {
         ("p50, p95, p99", "the time within which half, 19 in 20, and 99 in 100 of the steps completed. p95 is the figure to watch: the wait one step in twenty is slower than.".into()),
         ("range", "the figures in brackets after a figure: the range the true value very probably lies in (a 95% confidence interval), given how much was measured. The more measured, the narrower.".into()),
         ("independent day", format!("the unit of evidence. Steps within a day hang together (one freeze stalls every request in flight, and one day's load differs from the next), so ranges count days, never single steps. Days that hang together are grouped into longer units. {MIN_UNITS} of them, a week, are the least any range is given from.")),
+        ("same every day", "the range's two ends read the same: every day gave the same figure to the resolution it was measured at (a central store's percentiles are histogram bucket bounds).".into()),
         ("no range yet", format!("fewer than {MIN_UNITS} independent days stand behind the figure: it is what was measured so far, but how far off it may be cannot be said yet.")),
         ("not enough evidence yet", format!("the report states no direction (faster, fewer, more often) until the range excludes no change, each side holds {MIN_UNITS} independent days, and a change in freezes or forced logouts rests on at least 5 of them on 5 different days. It says about how much longer to measure.")),
         ("freeze", "one continuous stretch in which a system answered nothing: what users mean by \"it froze\". It begins when a request passes the step's freeze threshold.".into()),
@@ -325,6 +337,23 @@ mod tests {
         assert_eq!(plural(3, "hour of the day"), "3 hours of the day");
         assert_eq!(days(3, 2), "3 periods of 2 days");
         assert_eq!(days(1, 1), "1 day");
+    }
+
+    #[test]
+    fn a_range_whose_ends_read_the_same_is_not_said_as_a_range() {
+        // A store's p95 at a bucket bound: "1,000 ms (between 1,000 ms and 1,000 ms)".
+        assert_eq!(
+            show(&est(1000.4, 1000.4, 1000.4, 30), 0, " ms"),
+            "1,000 ms (the same on every day, to the resolution measured)"
+        );
+        assert_eq!(
+            cell(&est(1000.4, 1000.4, 1000.4, 30), 0, " ms"),
+            "1,000 ms (same every day)"
+        );
+        assert_eq!(
+            show(&est(1000.0, 900.0, 1100.0, 30), 0, " ms"),
+            "1,000 ms (between 900 ms and 1,100 ms)"
+        );
     }
 
     #[test]
