@@ -63,8 +63,11 @@ fn buckets(data: &SiteData, family: &str, keys: &[&str]) -> Buckets {
     out
 }
 
-/// [`buckets`] flattened: ((labels, slot), cumulative counts) in order.
-fn bucket_slots(buckets: Buckets) -> impl Iterator<Item = ((Vec<String>, i64), Vec<(f64, f64)>)> {
+/// One series' cumulative bucket counts in one slot: ((labels, slot), counts).
+type SlotBuckets = ((Vec<String>, i64), Vec<(f64, f64)>);
+
+/// [`buckets`] flattened, in order.
+fn bucket_slots(buckets: Buckets) -> impl Iterator<Item = SlotBuckets> {
     buckets.into_iter().flat_map(|(key, slots)| {
         slots
             .into_iter()
