@@ -22,10 +22,9 @@ use super::step::{run_step, RunState, StepContext};
 use crate::config::browser::{BrowserAction, BrowserStep};
 use crate::config::{Journey, Target};
 use crate::outcome::{
-    journey_outcome, Outcome, PageTimings, RunRecord, SessionEnd, SessionOrigin, StepPhase,
-    StepRecord,
+    Outcome, PageTimings, RunRecord, SessionEnd, SessionOrigin, StepPhase, StepRecord,
 };
-use crate::runner::{Probes, Session};
+use crate::runner::{end_session, run_record, Probes, Session};
 
 /// What browser runs need: the agent's browser and where evidence goes.
 #[derive(Clone)]
@@ -92,30 +91,6 @@ fn not_run(
     }
 }
 
-fn record(
-    journey: &Journey,
-    intended_start: SystemTime,
-    actual_start: SystemTime,
-    intended_instant: Instant,
-    steps: Vec<StepRecord>,
-    sessions: Vec<crate::outcome::SessionSpan>,
-) -> RunRecord {
-    let (outcome, failed_step) = journey_outcome(&steps);
-    RunRecord {
-        target: journey.target.name.clone(),
-        journey: journey.name.clone(),
-        kind: journey.kind,
-        intended_start,
-        actual_start,
-        duration: intended_instant.elapsed(),
-        outcome,
-        failed_step,
-        steps,
-        sessions,
-        agent_stalled: false,
-    }
-}
-
 /// The run of a browser journey in a process that has no browser (a
 /// benchmark driver): one `error` step saying so.
 pub fn without_browser(
@@ -126,7 +101,7 @@ pub fn without_browser(
 ) -> RunRecord {
     let (first, phase) = first_step(journey);
     let step = not_run(journey, first, phase, why);
-    record(
+    run_record(
         journey,
         intended_start,
         SystemTime::now(),
@@ -196,7 +171,7 @@ pub async fn run_journey(
     let target = &journey.target;
     let (first, phase) = first_step(journey);
     let Some(browser_steps) = &journey.browser else {
-        return record(
+        return run_record(
             journey,
             intended_start,
             actual_start,
@@ -213,7 +188,7 @@ pub async fn run_journey(
     // The run is timed from its intended start, less the wait for its
     // context, which is lateness.
     let done = |steps, sessions| {
-        let mut run = record(
+        let mut run = run_record(
             journey,
             intended_start,
             actual_start,
@@ -277,10 +252,7 @@ pub async fn run_journey(
     if !finished {
         steps.push(cut_short(journey, budget));
         let origin = SessionOrigin::journey(&journey.name);
-        let end = session
-            .ended_by_server
-            .map_or(SessionEnd::LoggedOut, SessionEnd::Forced);
-        sessions.extend(session.finish(origin, &target.name, end));
+        sessions.extend(session.close(origin, &target.name, SessionEnd::LoggedOut));
     }
     drop(tab);
     drop(lease);
@@ -379,46 +351,43 @@ async fn run_steps(
 
     if let Some(login) = login {
         let origin = SessionOrigin::journey(&journey.name);
-        if session.ended_by_server.is_none() && crate::runner::stop::is_forced() {
-            sessions.extend(session.finish(origin, &target.name, SessionEnd::AgentStop));
-        } else {
-            if session.ended_by_server.is_none() && session.is_logged_in() && in_time() {
-                let fresh = if wedged {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    let opened = tokio::time::timeout(remaining, async {
-                        match lease.new_tab().await {
-                            Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
-                            Err(_) => None,
-                        }
-                    })
-                    .await;
-                    opened.ok().flatten()
-                } else {
-                    None
-                };
-                let ctx = StepContext {
-                    tab: fresh.as_ref().unwrap_or(tab),
-                    target,
-                    journey: &journey.name,
-                    phase: StepPhase::Logout,
-                    deadline,
-                };
-                for step in &login.logout {
-                    if !in_time() {
-                        break;
+        let logout = async |session: &mut Session| {
+            if !in_time() {
+                return;
+            }
+            let fresh = if wedged {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let opened = tokio::time::timeout(remaining, async {
+                    match lease.new_tab().await {
+                        Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
+                        Err(_) => None,
                     }
-                    let record = run_step(&ctx, run, step, session).await;
-                    let good = record.outcome.is_success();
-                    steps.push(record);
-                    if !good {
-                        break;
-                    }
+                })
+                .await;
+                opened.ok().flatten()
+            } else {
+                None
+            };
+            let ctx = StepContext {
+                tab: fresh.as_ref().unwrap_or(tab),
+                target,
+                journey: &journey.name,
+                phase: StepPhase::Logout,
+                deadline,
+            };
+            for step in &login.logout {
+                if !in_time() {
+                    break;
+                }
+                let record = run_step(&ctx, run, step, session).await;
+                let good = record.outcome.is_success();
+                steps.push(record);
+                if !good {
+                    break;
                 }
             }
-            let end = session
-                .ended_by_server
-                .map_or(SessionEnd::LoggedOut, SessionEnd::Forced);
-            sessions.extend(session.finish(origin, &target.name, end));
-        }
+        };
+        let span = end_session(session, origin, &target.name, SessionEnd::LoggedOut, logout);
+        sessions.extend(span.await);
     }
 }
