@@ -64,30 +64,18 @@ fn not_run(
     phase: StepPhase,
     why: &str,
 ) -> StepRecord {
+    let (name, kind, freeze_after) = match step {
+        Some(s) => (s.name.as_str(), s.kind, s.timings.freeze_after),
+        // It never ran, so no stall can have slowed it.
+        None => ("browser", journey.kind, Duration::MAX),
+    };
+    let target = &journey.target.name;
     StepRecord {
-        target: journey.target.name.clone(),
-        journey: journey.name.clone(),
-        step: step.map_or_else(|| "browser".to_string(), |s| s.name.clone()),
-        phase,
-        kind: step.map_or(journey.kind, |s| s.kind),
-        sent_at: SystemTime::now(),
-        ttfb: None,
-        duration: std::time::Duration::ZERO,
-        outcome: Outcome::Error,
-        censored: false,
-        status: None,
-        bytes: 0,
-        logout_cause: None,
-        session_age: None,
         detail: format!("no browser: {why}"),
         // HTTP phases are the agent's own connections; a browser's
         // requests are timed in the page instead.
-        phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
-        agent_fault: None,
-        // It never ran, so no stall can have slowed it.
-        freeze_after: step.map_or(std::time::Duration::MAX, |s| s.timings.freeze_after),
-        agent_stalled: false,
+        ..StepRecord::new(target, &journey.name, name, phase, kind, freeze_after)
     }
 }
 

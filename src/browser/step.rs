@@ -38,7 +38,7 @@ use crate::config::Target;
 use crate::detect::login_page;
 use crate::detect::page::{freeze_side, longest, total};
 use crate::outcome::{FreezeSide, LogoutCause, Outcome, PageTimings, StepPhase, StepRecord};
-use crate::runner::Session;
+use crate::runner::{step_record, Session};
 
 /// How long after a click a page load it started may take to show.
 pub const NAVIGATION_GRACE: Duration = Duration::from_millis(150);
@@ -297,12 +297,9 @@ pub async fn run_step(
             }
         }
     }
+    // HTTP phases are the agent's own connections; a browser's requests
+    // are timed in the page instead, so `phases` stays empty.
     StepRecord {
-        target: ctx.target.name.clone(),
-        journey: ctx.journey.to_string(),
-        step: step.name.clone(),
-        phase: ctx.phase,
-        kind: step.kind,
         sent_at,
         ttfb: page.first_byte,
         duration,
@@ -313,13 +310,8 @@ pub async fn run_step(
         logout_cause,
         session_age,
         detail,
-        // HTTP phases are the agent's own connections; a browser's
-        // requests are timed in the page instead.
-        phases: Default::default(),
         browser: Some(Box::new(page)),
-        agent_fault: None,
-        freeze_after: step.timings.freeze_after,
-        agent_stalled: false,
+        ..step_record(ctx.target, ctx.journey, ctx.phase, step)
     }
 }
 

@@ -14,7 +14,7 @@ pub mod stop;
 pub use extract::{check_assertions, extract};
 pub use probes::{InflightGuard, Probes, SessionGuard};
 pub use session::Session;
-pub use step::{run_step, StepContext};
+pub use step::{run_step, step_record, ConfiguredStep, StepContext};
 
 use std::collections::HashMap;
 use std::sync::Arc;
