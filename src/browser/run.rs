@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
 
-use super::evidence::EvidenceStore;
+use super::captures::CaptureStore;
 use super::page::Tab;
 use super::pool::{BrowserError, BrowserPool};
 use super::step::{run_step, RunState, StepContext};
@@ -31,7 +31,7 @@ use crate::runner::{end_session, run_record, Probes, Session};
 pub struct Browsing {
     pub pool: Arc<BrowserPool>,
     /// `None`: no evidence is saved (no journal to put it beside).
-    pub evidence: Option<Arc<EvidenceStore>>,
+    pub evidence: Option<Arc<CaptureStore>>,
 }
 
 /// The page a forced logout lands on: the browser login's first page, else
@@ -132,7 +132,7 @@ pub fn run_budget(journey: &Journey) -> Duration {
 }
 
 /// Past the run's budget, what the last failed step's evidence
-/// ([`super::step::EVIDENCE_FLOOR`]) and the page's report of a long task
+/// ([`super::step::CAPTURE_FLOOR`]) and the page's report of a long task
 /// may still take; past that, the run is cut short.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
