@@ -1,12 +1,14 @@
 //! The fleet report in words and tables: its summary, Markdown and HTML.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use super::{FleetReport, MEASURES};
 use crate::report::compare::Measure;
 use crate::report::evidence::Direction;
 use crate::report::markdown::table;
 use crate::report::stats::Estimate;
+use crate::report::words::{show, show_percent};
 
 pub fn summary(r: &FleetReport) -> Vec<String> {
     use crate::report::words::{show, show_percent};
@@ -115,11 +117,24 @@ fn left<'a>(names: &[&'a str]) -> Vec<(&'a str, bool)> {
     names.iter().map(|&n| (n, false)).collect()
 }
 
+/// The fleet report as Markdown: one short function per section, as the
+/// single-site report's.
 fn markdown(r: &FleetReport) -> String {
-    use crate::report::words::{show, show_percent};
-    use std::fmt::Write as _;
     let mut out = String::new();
-    let w = &mut out;
+    for section in [
+        md_summary,
+        md_sites,
+        md_journeys,
+        md_comparisons,
+        md_sources,
+    ] {
+        section(&mut out, r);
+    }
+    out
+}
+
+/// The title, the window and the summary lines.
+fn md_summary(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "# casewatch fleet evidence report\n");
     let _ = writeln!(
         w,
@@ -134,6 +149,10 @@ fn markdown(r: &FleetReport) -> String {
     for line in &r.summary {
         let _ = writeln!(w, "- {line}");
     }
+}
+
+/// Each site and the fleet pooled.
+fn md_sites(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "\n## Sites\n");
     let header = [
         "site",
@@ -167,6 +186,10 @@ fn markdown(r: &FleetReport) -> String {
         ]
     });
     table(w, &left(&header), sites);
+}
+
+/// Each site's journeys.
+fn md_journeys(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "\n## Journeys by site\n");
     let header = [
         "site",
@@ -187,6 +210,10 @@ fn markdown(r: &FleetReport) -> String {
         ]
     });
     table(w, &left(&header), journeys);
+}
+
+/// Each site against the rest, when there is more than one.
+fn md_comparisons(w: &mut String, r: &FleetReport) {
     if !r.comparisons.is_empty() {
         let _ = writeln!(w, "\n## Is one office worse?\n");
         let _ = writeln!(
@@ -233,6 +260,10 @@ fn markdown(r: &FleetReport) -> String {
         });
         table(w, &left(&header), comparisons);
     }
+}
+
+/// The journals read and the methods.
+fn md_sources(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "\n## Journals\n");
     for j in &r.journals {
         let _ = writeln!(w, "- `{}`: {}", j.path, j.site);
@@ -241,7 +272,6 @@ fn markdown(r: &FleetReport) -> String {
     for (k, v) in &r.methods {
         let _ = writeln!(w, "- **{k}**: {v}");
     }
-    out
 }
 
 fn html(r: &FleetReport) -> String {
