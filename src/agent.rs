@@ -224,7 +224,7 @@ impl Agent {
                 tokio::runtime::Handle::current(),
             ),
             evidence: journal_path.as_deref().map(|path| {
-                Arc::new(crate::browser::EvidenceStore::new(
+                Arc::new(crate::browser::CaptureStore::new(
                     crate::journal::folder_beside(path),
                     &config.browser,
                 ))

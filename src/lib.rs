@@ -45,7 +45,8 @@
 //!   logout), steps judged into one outcome each, kept sessions. Imports
 //!   the vocabulary.
 //! - [`browser`]: browser journeys in the agent's one headless Chromium,
-//!   producing the same records, and the screenshots of failed steps.
+//!   producing the same records, and the captures (screenshots, console
+//!   errors) of failed steps, which users meet as "evidence".
 //!   Imports the vocabulary and `runner` (sessions, probes), never `report`.
 //! - [`supervisor`]: the agent's journey, kept-session and heartbeat tasks
 //!   per target, and how a new config is applied to them. Imports the above.
@@ -60,7 +61,8 @@
 //!   vocabulary and `browser` (its metric families).
 //! - [`config_gauges`]: what the config says, as gauges: each journey's
 //!   interval and since when it is due (for the alerts), and the
-//!   practitioners' assumptions (for the time-lost rules). Imports `config`.
+//!   practitioners' assumptions (for the time-lost rules). Imports `config`
+//!   and `central_info`, whose series it registers beside its own.
 //! - [`central_info`]: what the central report needs of the config, as
 //!   info series (journey and step kinds, the journal's meta, the changes)
 //!   that reach the central store. Imports `config`.
@@ -101,12 +103,16 @@
 //! - [`report`]: the board's evidence report, for one site's journal or a
 //!   fleet's, and the exports. Reads ledgers built from journals, never a
 //!   target or the agent. Imports the vocabulary, `loss`, `journal`,
-//!   `ledger` and `recorder`.
+//!   `ledger` and `recorder`; `central_info` (the series a central report
+//!   reads back), `browser` (the Chromium that prints the PDF) and `cli`
+//!   (the `journal` and `central` commands' flags, which
+//!   `report::command` carries out).
 //! - [`bench`](mod@bench): whole-process measurements, run by the second
 //!   binary `casewatch-bench` (`src/bin/casewatch-bench.rs`), never by
 //!   `casewatch`. Imports what it measures.
 //! - [`cli`]: the subcommands and their flags (clap). Imports `report` and
-//!   `logging` for their option types.
+//!   `logging` for their option types (so `cli` and `report` import each
+//!   other: the one circle left, between two readers of flags).
 //! - [`readiness`]: whether this machine can run a config: its secrets,
 //!   files, folders and Chromium, for `check-config`. Imports `config` and
 //!   `browser` (where Chromium is looked for).

@@ -212,6 +212,42 @@ impl AgentFault {
 }
 
 impl StepRecord {
+    /// The record of step `step` of `journey` on `target`, sent now and
+    /// judged by `freeze_after`, before anything is seen: no answer, no
+    /// time taken, outcome `error`. Every record a runner (HTTP or browser)
+    /// makes starts here; the runner fills in what its step saw.
+    pub fn new(
+        target: &str,
+        journey: &str,
+        step: &str,
+        phase: StepPhase,
+        kind: JourneyKind,
+        freeze_after: Duration,
+    ) -> StepRecord {
+        StepRecord {
+            target: target.to_string(),
+            journey: journey.to_string(),
+            step: step.to_string(),
+            phase,
+            kind,
+            sent_at: SystemTime::now(),
+            ttfb: None,
+            duration: Duration::ZERO,
+            outcome: Outcome::Error,
+            censored: false,
+            status: None,
+            bytes: 0,
+            logout_cause: None,
+            session_age: None,
+            detail: String::new(),
+            phases: HttpPhases::default(),
+            browser: None,
+            freeze_after,
+            agent_stalled: false,
+            agent_fault: None,
+        }
+    }
+
     /// For a frozen step, which side froze. An HTTP step waits on nothing
     /// but the server, so its freezes are the server's.
     pub fn freeze_side(&self) -> Option<FreezeSide> {

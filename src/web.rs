@@ -124,7 +124,7 @@ async fn evidence(
     let Some(dir) = state.evidence.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if !crate::browser::evidence::is_evidence_file(&name) {
+    if !crate::browser::captures::is_capture_file(&name) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let kind = if name.ends_with(".png") {

@@ -18,12 +18,13 @@
 //!   crashes.
 //! - `step`: one browser step, judged into one outcome.
 //! - `run`: a browser journey: login, steps, logout, sessions.
-//! - [`evidence`]: screenshots (password fields cleared first) and console
-//!   errors of failed steps, beside the journal, with retention.
+//! - [`captures`]: screenshots (password fields cleared first) and console
+//!   errors of failed steps, beside the journal, with retention (the
+//!   user-facing "evidence").
 //! - [`metrics`]: the browser's own metric families.
 //! - `script`: what the agent installs and evaluates in pages.
 
-pub mod evidence;
+pub mod captures;
 pub mod metrics;
 mod page;
 pub mod pool;
@@ -31,7 +32,9 @@ mod run;
 mod script;
 mod step;
 
-pub use evidence::EvidenceStore;
+/// The name callers outside the crate know the capture store by.
+pub use captures::CaptureStore as EvidenceStore;
+pub use captures::CaptureStore;
 pub use metrics::BrowserMetrics;
 pub use pool::{BrowserError, BrowserPool, Lease};
 pub use run::{run_budget, run_journey, without_browser, Browsing, DEADLINE_GRACE};

@@ -169,7 +169,7 @@ fn describe(object: &RemoteObject) -> String {
 
 /// What a step's window saw, from [`Watch::window`].
 #[derive(Debug, Default)]
-pub struct Window {
+pub struct PageWindow {
     /// Stretches with a request waiting for its answer.
     pub server: Vec<(Instant, Instant)>,
     /// Stretches the main thread was blocked (long tasks, late probes).
@@ -235,7 +235,7 @@ impl Watch {
     }
 
     /// Everything seen between `from` and `to`, open stretches ending at `to`.
-    pub fn window(&self, from: Instant, to: Instant) -> Window {
+    pub fn window(&self, from: Instant, to: Instant) -> PageWindow {
         let mut server: Vec<(Instant, Instant)> = self
             .waits
             .iter()
@@ -272,7 +272,7 @@ impl Watch {
             .collect();
         let mut blocked = long_tasks.clone();
         blocked.extend(crate::detect::page::without(&gaps, &navigating));
-        Window {
+        PageWindow {
             server,
             blocked,
             long_tasks,

@@ -15,24 +15,23 @@ use std::time::{Duration, SystemTime};
 use tokio::time::Instant;
 use url::Url;
 
-use super::evidence::EvidenceStore;
+use super::captures::CaptureStore;
 use super::page::Tab;
 use super::pool::{BrowserError, BrowserPool};
 use super::step::{run_step, RunState, StepContext};
 use crate::config::browser::{BrowserAction, BrowserStep};
 use crate::config::{Journey, Target};
 use crate::outcome::{
-    journey_outcome, Outcome, PageTimings, RunRecord, SessionEnd, SessionOrigin, StepPhase,
-    StepRecord,
+    Outcome, PageTimings, RunRecord, SessionEnd, SessionOrigin, StepPhase, StepRecord,
 };
-use crate::runner::{Probes, Session};
+use crate::runner::{end_session, run_record, Probes, Session};
 
 /// What browser runs need: the agent's browser and where evidence goes.
 #[derive(Clone)]
 pub struct Browsing {
     pub pool: Arc<BrowserPool>,
     /// `None`: no evidence is saved (no journal to put it beside).
-    pub evidence: Option<Arc<EvidenceStore>>,
+    pub evidence: Option<Arc<CaptureStore>>,
 }
 
 /// The page a forced logout lands on: the browser login's first page, else
@@ -65,54 +64,18 @@ fn not_run(
     phase: StepPhase,
     why: &str,
 ) -> StepRecord {
+    let (name, kind, freeze_after) = match step {
+        Some(s) => (s.name.as_str(), s.kind, s.timings.freeze_after),
+        // It never ran, so no stall can have slowed it.
+        None => ("browser", journey.kind, Duration::MAX),
+    };
+    let target = &journey.target.name;
     StepRecord {
-        target: journey.target.name.clone(),
-        journey: journey.name.clone(),
-        step: step.map_or_else(|| "browser".to_string(), |s| s.name.clone()),
-        phase,
-        kind: step.map_or(journey.kind, |s| s.kind),
-        sent_at: SystemTime::now(),
-        ttfb: None,
-        duration: std::time::Duration::ZERO,
-        outcome: Outcome::Error,
-        censored: false,
-        status: None,
-        bytes: 0,
-        logout_cause: None,
-        session_age: None,
         detail: format!("no browser: {why}"),
         // HTTP phases are the agent's own connections; a browser's
         // requests are timed in the page instead.
-        phases: Default::default(),
         browser: Some(Box::new(PageTimings::default())),
-        agent_fault: None,
-        // It never ran, so no stall can have slowed it.
-        freeze_after: step.map_or(std::time::Duration::MAX, |s| s.timings.freeze_after),
-        agent_stalled: false,
-    }
-}
-
-fn record(
-    journey: &Journey,
-    intended_start: SystemTime,
-    actual_start: SystemTime,
-    intended_instant: Instant,
-    steps: Vec<StepRecord>,
-    sessions: Vec<crate::outcome::SessionSpan>,
-) -> RunRecord {
-    let (outcome, failed_step) = journey_outcome(&steps);
-    RunRecord {
-        target: journey.target.name.clone(),
-        journey: journey.name.clone(),
-        kind: journey.kind,
-        intended_start,
-        actual_start,
-        duration: intended_instant.elapsed(),
-        outcome,
-        failed_step,
-        steps,
-        sessions,
-        agent_stalled: false,
+        ..StepRecord::new(target, &journey.name, name, phase, kind, freeze_after)
     }
 }
 
@@ -126,7 +89,7 @@ pub fn without_browser(
 ) -> RunRecord {
     let (first, phase) = first_step(journey);
     let step = not_run(journey, first, phase, why);
-    record(
+    run_record(
         journey,
         intended_start,
         SystemTime::now(),
@@ -169,7 +132,7 @@ pub fn run_budget(journey: &Journey) -> Duration {
 }
 
 /// Past the run's budget, what the last failed step's evidence
-/// ([`super::step::EVIDENCE_FLOOR`]) and the page's report of a long task
+/// ([`super::step::CAPTURE_FLOOR`]) and the page's report of a long task
 /// may still take; past that, the run is cut short.
 pub const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
@@ -196,7 +159,7 @@ pub async fn run_journey(
     let target = &journey.target;
     let (first, phase) = first_step(journey);
     let Some(browser_steps) = &journey.browser else {
-        return record(
+        return run_record(
             journey,
             intended_start,
             actual_start,
@@ -213,7 +176,7 @@ pub async fn run_journey(
     // The run is timed from its intended start, less the wait for its
     // context, which is lateness.
     let done = |steps, sessions| {
-        let mut run = record(
+        let mut run = run_record(
             journey,
             intended_start,
             actual_start,
@@ -277,10 +240,7 @@ pub async fn run_journey(
     if !finished {
         steps.push(cut_short(journey, budget));
         let origin = SessionOrigin::journey(&journey.name);
-        let end = session
-            .ended_by_server
-            .map_or(SessionEnd::LoggedOut, SessionEnd::Forced);
-        sessions.extend(session.finish(origin, &target.name, end));
+        sessions.extend(session.close(origin, &target.name, SessionEnd::LoggedOut));
     }
     drop(tab);
     drop(lease);
@@ -379,46 +339,43 @@ async fn run_steps(
 
     if let Some(login) = login {
         let origin = SessionOrigin::journey(&journey.name);
-        if session.ended_by_server.is_none() && crate::runner::stop::is_forced() {
-            sessions.extend(session.finish(origin, &target.name, SessionEnd::AgentStop));
-        } else {
-            if session.ended_by_server.is_none() && session.is_logged_in() && in_time() {
-                let fresh = if wedged {
-                    let remaining = deadline.saturating_duration_since(Instant::now());
-                    let opened = tokio::time::timeout(remaining, async {
-                        match lease.new_tab().await {
-                            Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
-                            Err(_) => None,
-                        }
-                    })
-                    .await;
-                    opened.ok().flatten()
-                } else {
-                    None
-                };
-                let ctx = StepContext {
-                    tab: fresh.as_ref().unwrap_or(tab),
-                    target,
-                    journey: &journey.name,
-                    phase: StepPhase::Logout,
-                    deadline,
-                };
-                for step in &login.logout {
-                    if !in_time() {
-                        break;
+        let logout = async |session: &mut Session| {
+            if !in_time() {
+                return;
+            }
+            let fresh = if wedged {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                let opened = tokio::time::timeout(remaining, async {
+                    match lease.new_tab().await {
+                        Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
+                        Err(_) => None,
                     }
-                    let record = run_step(&ctx, run, step, session).await;
-                    let good = record.outcome.is_success();
-                    steps.push(record);
-                    if !good {
-                        break;
-                    }
+                })
+                .await;
+                opened.ok().flatten()
+            } else {
+                None
+            };
+            let ctx = StepContext {
+                tab: fresh.as_ref().unwrap_or(tab),
+                target,
+                journey: &journey.name,
+                phase: StepPhase::Logout,
+                deadline,
+            };
+            for step in &login.logout {
+                if !in_time() {
+                    break;
+                }
+                let record = run_step(&ctx, run, step, session).await;
+                let good = record.outcome.is_success();
+                steps.push(record);
+                if !good {
+                    break;
                 }
             }
-            let end = session
-                .ended_by_server
-                .map_or(SessionEnd::LoggedOut, SessionEnd::Forced);
-            sessions.extend(session.finish(origin, &target.name, end));
-        }
+        };
+        let span = end_session(session, origin, &target.name, SessionEnd::LoggedOut, logout);
+        sessions.extend(span.await);
     }
 }

@@ -30,7 +30,7 @@ use chromiumoxide::error::CdpError;
 use tokio::time::Instant;
 use url::Url;
 
-use super::evidence::{EvidenceStore, Failure};
+use super::captures::{CaptureStore, FailedStep};
 use super::page::{EvalError, PageLoad, Tab};
 use super::script;
 use crate::config::browser::{BrowserAction, BrowserStep, PageSource, PageWait};
@@ -38,13 +38,13 @@ use crate::config::Target;
 use crate::detect::login_page;
 use crate::detect::page::{freeze_side, longest, total};
 use crate::outcome::{FreezeSide, LogoutCause, Outcome, PageTimings, StepPhase, StepRecord};
-use crate::runner::Session;
+use crate::runner::{step_record, Session};
 
 /// How long after a click a page load it started may take to show.
 pub const NAVIGATION_GRACE: Duration = Duration::from_millis(150);
 /// The least time a failed step's evidence is given, even at the run's
 /// deadline: enough for the screenshot of a page that can give one.
-pub const EVIDENCE_FLOOR: Duration = Duration::from_secs(1);
+pub const CAPTURE_FLOOR: Duration = Duration::from_secs(1);
 /// How often a missing element or text is looked for again.
 const POLL: Duration = Duration::from_millis(100);
 /// What the page counts as a long task.
@@ -61,7 +61,7 @@ pub struct RunState {
     /// Selectors of fields a secret was typed into, cleared before any
     /// screenshot.
     pub secret_fields: Vec<String>,
-    pub evidence: Option<Arc<EvidenceStore>>,
+    pub evidence: Option<Arc<CaptureStore>>,
     pub evidence_saved: Option<prometheus::IntCounter>,
     /// The target's login page, for the login-page sign of logout.
     pub login_url: Option<Url>,
@@ -274,7 +274,7 @@ pub async fn run_step(
     };
     if !outcome.is_success() {
         if let Some(store) = &run.evidence {
-            let failure = Failure {
+            let failure = FailedStep {
                 target: &ctx.target.name,
                 journey: ctx.journey,
                 step: &step.name,
@@ -287,7 +287,7 @@ pub async fn run_step(
             let allowed = ctx
                 .deadline
                 .saturating_duration_since(Instant::now())
-                .max(EVIDENCE_FLOOR);
+                .max(CAPTURE_FLOOR);
             let saving = store.save(ctx.tab, failure, &run.secrets, &run.secret_fields);
             page.evidence = tokio::time::timeout(allowed, saving).await.ok().flatten();
             if page.evidence.is_some() {
@@ -297,12 +297,9 @@ pub async fn run_step(
             }
         }
     }
+    // HTTP phases are the agent's own connections; a browser's requests
+    // are timed in the page instead, so `phases` stays empty.
     StepRecord {
-        target: ctx.target.name.clone(),
-        journey: ctx.journey.to_string(),
-        step: step.name.clone(),
-        phase: ctx.phase,
-        kind: step.kind,
         sent_at,
         ttfb: page.first_byte,
         duration,
@@ -313,13 +310,8 @@ pub async fn run_step(
         logout_cause,
         session_age,
         detail,
-        // HTTP phases are the agent's own connections; a browser's
-        // requests are timed in the page instead.
-        phases: Default::default(),
         browser: Some(Box::new(page)),
-        agent_fault: None,
-        freeze_after: step.timings.freeze_after,
-        agent_stalled: false,
+        ..step_record(ctx.target, ctx.journey, ctx.phase, step)
     }
 }
 

@@ -39,7 +39,7 @@ mod step;
 mod target;
 
 use journey::{journey, TargetFacts};
-use step::step_timings;
+use step::{extract_name, step_timings, uses_known};
 use target::{target, Origins};
 
 /// Variables every step can read without extracting them.

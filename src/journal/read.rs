@@ -38,6 +38,11 @@ pub enum ReadError {
     TooOld { path: String, found: i64 },
 }
 
+/// The runs in a window, streamed or collected.
+const RUNS: &str = "FROM runs WHERE intended_start >= ?1 AND intended_start < ?2";
+/// Kept sessions' checks in a window, streamed or collected.
+const KEPT: &str = "FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2";
+
 /// A time window in unix seconds, `from` inclusive, `to` exclusive.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Window {
@@ -473,8 +478,24 @@ impl JournalReader {
         Ok(total)
     }
 
+    /// Runs `sql` with `params`, handing each row to `each`: the one path
+    /// every reader below takes, streaming or collecting.
+    fn each_row(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        mut each: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), ReadError> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let mut rows = stmt.query(params)?;
+        while let Some(row) = rows.next()? {
+            each(row)?;
+        }
+        Ok(())
+    }
+
     /// Runs `sql` with `params`, handing each row, mapped by `map`, to
-    /// `each`: the one path every reader below takes, streaming or not.
+    /// `each`.
     fn each<T>(
         &self,
         sql: &str,
@@ -482,12 +503,35 @@ impl JournalReader {
         map: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
         mut each: impl FnMut(T),
     ) -> Result<(), ReadError> {
-        let mut stmt = self.conn.prepare(sql)?;
-        let mut rows = stmt.query(params)?;
-        while let Some(row) = rows.next()? {
-            each(map(row)?);
-        }
-        Ok(())
+        self.each_row(sql, params, |row| map(row).map(&mut each))
+    }
+
+    /// The rows of `columns` in window `w`, each handed to `each`: `rest`
+    /// is the SQL after the column list, its `FROM`, a `WHERE` between `?1`
+    /// and `?2`, and any order. The streaming readers run here.
+    fn stream(
+        &self,
+        columns: &str,
+        rest: &str,
+        w: Window,
+        each: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+    ) -> Result<(), ReadError> {
+        let sql = format!("SELECT {columns} {rest}");
+        self.each_row(&sql, params![w.from, w.to], each)
+    }
+
+    /// The rows of `columns` in window `w`, as [`Self::stream`] reads them,
+    /// mapped by `map` and collected.
+    fn gather<T>(
+        &self,
+        columns: &str,
+        rest: &str,
+        w: Window,
+        map: fn(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, ReadError> {
+        let mut out = Vec::new();
+        self.stream(columns, rest, w, |r| map(r).map(|row| out.push(row)))?;
+        Ok(out)
     }
 
     fn collect<T>(
@@ -507,24 +551,15 @@ impl JournalReader {
         w: Window,
         mut each: impl FnMut(&RunRow<&str>),
     ) -> Result<(), ReadError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2",
-            self.columns.run
-        ))?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(row) = rows.next()? {
-            each(&run_row::<&str>(row)?);
-        }
-        Ok(())
+        self.stream(&self.columns.run, RUNS, w, |r| {
+            run_row(r).map(|row| each(&row))
+        })
     }
 
     /// Runs whose intended start lies in the window, oldest first.
     pub fn runs(&self, w: Window) -> Result<Vec<RunRow>, ReadError> {
-        self.collect(
-            &format!("SELECT {} FROM runs WHERE intended_start >= ?1 AND intended_start < ?2 ORDER BY intended_start, id", self.columns.run),
-            params![w.from, w.to],
-            |r| run_row::<String>(r),
-        )
+        let sql = format!("{RUNS} ORDER BY intended_start, id");
+        self.gather(&self.columns.run, &sql, w, |r| run_row::<String>(r))
     }
 
     /// The steps of the runs whose intended start lies in the window,
@@ -543,29 +578,20 @@ impl JournalReader {
         } else {
             ""
         };
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
-             WHERE r.intended_start >= ?1 AND r.intended_start < ?2 {only}",
-            self.columns.step
-        ))?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(row) = rows.next()? {
-            each(&step_row::<&str>(row)?);
-        }
-        Ok(())
+        let sql = format!(
+            "FROM runs AS r CROSS JOIN steps AS s ON s.run_id = r.id
+             WHERE r.intended_start >= ?1 AND r.intended_start < ?2 {only}"
+        );
+        self.stream(&self.columns.step, &sql, w, |r| {
+            step_row(r).map(|row| each(&row))
+        })
     }
 
     /// Steps sent in the window, in the order they were sent.
     pub fn steps(&self, w: Window) -> Result<Vec<StepRow>, ReadError> {
-        self.collect(
-            &format!(
-                "SELECT {} FROM steps AS s JOIN runs AS r ON r.id = s.run_id
-                      WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq",
-                self.columns.step
-            ),
-            params![w.from, w.to],
-            |r| step_row::<String>(r),
-        )
+        let sql = "FROM steps AS s JOIN runs AS r ON r.id = s.run_id
+                   WHERE s.sent_at >= ?1 AND s.sent_at < ?2 ORDER BY s.sent_at, s.run_id, s.seq";
+        self.gather(&self.columns.step, sql, w, |r| step_row::<String>(r))
     }
 
     pub fn freezes(&self, w: Window) -> Result<Vec<FreezeRow>, ReadError> {
@@ -607,28 +633,17 @@ impl JournalReader {
         w: Window,
         mut each: impl FnMut(&SpanRow<&str>),
     ) -> Result<(), ReadError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at",
-            self.columns.span
-        ))?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(row) = rows.next()? {
-            each(&span_row::<&str>(row)?);
-        }
-        Ok(())
+        let sql = "FROM session_spans WHERE login_at >= ?1 AND login_at < ?2 ORDER BY login_at";
+        self.stream(&self.columns.span, sql, w, |r| {
+            span_row(r).map(|row| each(&row))
+        })
     }
 
     /// Spans that overlap the window (by wall-clock time).
     pub fn spans(&self, w: Window) -> Result<Vec<SpanRow>, ReadError> {
-        self.collect(
-            &format!(
-                "SELECT {} FROM session_spans
-                      WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from",
-                self.columns.span
-            ),
-            params![w.from, w.to],
-            |r| span_row::<String>(r),
-        )
+        let sql = "FROM session_spans
+                   WHERE login_at + age_to >= ?1 AND login_at + age_from < ?2 ORDER BY login_at, age_from";
+        self.gather(&self.columns.span, sql, w, |r| span_row::<String>(r))
     }
 
     /// Kept sessions' steps sent in the window, in the journal's order.
@@ -637,24 +652,15 @@ impl JournalReader {
         w: Window,
         mut each: impl FnMut(&KeptRow<&str>),
     ) -> Result<(), ReadError> {
-        let mut stmt = self.conn.prepare(&format!(
-            "SELECT {} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2",
-            self.columns.kept
-        ))?;
-        let mut rows = stmt.query(params![w.from, w.to])?;
-        while let Some(row) = rows.next()? {
-            each(&kept_row::<&str>(row)?);
-        }
-        Ok(())
+        self.stream(&self.columns.kept, KEPT, w, |r| {
+            kept_row(r).map(|row| each(&row))
+        })
     }
 
     /// Kept sessions' steps sent in the window, oldest first.
     pub fn kept(&self, w: Window) -> Result<Vec<KeptRow>, ReadError> {
-        self.collect(
-            &format!("SELECT {} FROM kept_checks WHERE sent_at >= ?1 AND sent_at < ?2 ORDER BY sent_at, id", self.columns.kept),
-            params![w.from, w.to],
-            |r| kept_row::<String>(r),
-        )
+        let sql = format!("{KEPT} ORDER BY sent_at, id");
+        self.gather(&self.columns.kept, &sql, w, |r| kept_row::<String>(r))
     }
 
     pub fn changes(&self) -> Result<Vec<ChangeRow>, ReadError> {

@@ -249,15 +249,16 @@ pub struct ExcessTally {
 }
 
 /// One slot's tallies. Keys are small indices into the ledger's tables;
-/// each list is sorted by key.
+/// each list is sorted by key. `E` is the excess tally: only rollup format
+/// 1 ([`v1`]) has another.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Slot {
+pub struct Slot<E = ExcessTally> {
     pub runs: Vec<(u16, RunTally)>,
     pub steps: Vec<(u16, StepTally)>,
     /// By target.
     pub exposure: Vec<(u16, ExposureTally)>,
     /// By interactive journey (index into `journeys`).
-    pub excess: Vec<(u16, ExcessTally)>,
+    pub excess: Vec<(u16, E)>,
     /// Targets a run or a kept session's check was in flight on during the
     /// slot (sorted): the time the agent was measuring them, a freeze
     /// included.
@@ -292,7 +293,8 @@ pub struct Freeze {
 }
 
 /// A forced logout, with the bracket of the session's age at the loss.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// (`Default` only so that the ledger, generic over it, derives its own.)
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ForcedLogout {
     pub site: String,
     pub target: String,
@@ -373,9 +375,11 @@ pub struct CostSums {
 /// Durations (µs classes, with their counts) and successes of report runs.
 pub type ReportDurations = (BTreeMap<u32, u64>, u64);
 
-/// Everything a report reads.
+/// Everything a report reads. `S` and `F` are the slot and the forced
+/// logout: only rollup format 1 ([`v1`]) has others, and it shares the
+/// rest of the layout through them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Ledger {
+pub struct Ledger<S = Slot, F = ForcedLogout> {
     pub clock: Option<SlotClock>,
     /// The window's first and last slot (inclusive); contributions outside
     /// are dropped. `None` for a rollup, which keeps all it is given.
@@ -389,9 +393,9 @@ pub struct Ledger {
     pub outcomes: Vec<String>,
     /// Age band labels, as exposure is split.
     pub bands: Vec<String>,
-    pub slots: BTreeMap<i64, Slot>,
+    pub slots: BTreeMap<i64, S>,
     pub freezes: Vec<Freeze>,
-    pub forced_logouts: Vec<ForcedLogout>,
+    pub forced_logouts: Vec<F>,
     pub given_up: Vec<GivenUp>,
     pub browser_sides: BTreeMap<(String, String), [u64; 3]>,
     pub browser_evidence: Vec<BrowserEvidence>,

@@ -8,33 +8,18 @@
 //!   did not keep);
 //! - a slot's failed runs are unknown: no work to redo.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
-use super::{
-    BrowserEvidence, CostSums, ExposureTally, Freeze, GivenUp, JourneyKey, KeptTally,
-    ReportDurations, RunTally, SlotClock, StepKey, StepTally,
-};
-
+/// A slot's excess before it kept the work of failed runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExcessTally {
+pub struct ExcessTallyV1 {
     pub over_ms: u64,
     pub runs: u32,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Slot {
-    pub runs: Vec<(u16, RunTally)>,
-    pub steps: Vec<(u16, StepTally)>,
-    pub exposure: Vec<(u16, ExposureTally)>,
-    pub excess: Vec<(u16, ExcessTally)>,
-    #[serde(default)]
-    pub in_flight: Vec<u16>,
-}
-
+/// A forced logout before it kept the moment its loss was seen.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ForcedLogout {
+pub struct ForcedLogoutV1 {
     pub site: String,
     pub target: String,
     pub login_at: f64,
@@ -45,33 +30,13 @@ pub struct ForcedLogout {
     pub holder: String,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Ledger {
-    pub clock: Option<SlotClock>,
-    pub window_slots: Option<(i64, i64)>,
-    pub measured: Option<(f64, f64)>,
-    pub sites: Vec<String>,
-    pub targets: Vec<String>,
-    pub journeys: Vec<JourneyKey>,
-    pub steps: Vec<StepKey>,
-    pub outcomes: Vec<String>,
-    pub bands: Vec<String>,
-    pub slots: BTreeMap<i64, Slot>,
-    pub freezes: Vec<Freeze>,
-    pub forced_logouts: Vec<ForcedLogout>,
-    pub given_up: Vec<GivenUp>,
-    pub browser_sides: BTreeMap<(String, String), [u64; 3]>,
-    pub browser_evidence: Vec<BrowserEvidence>,
-    pub lifetimes: BTreeMap<u32, (u64, u64)>,
-    pub kept: BTreeMap<(String, String), KeptTally>,
-    pub cost: CostSums,
-    pub report_runs: BTreeMap<(String, String, String), ReportDurations>,
-    #[serde(default)]
-    pub agent_stalls: Vec<(f64, f64)>,
-    #[serde(default)]
-    pub stalled_runs: u64,
-    pub samples: u64,
-}
+/// A format-1 slot: the current layout with the old excess tally.
+pub type Slot = super::Slot<ExcessTallyV1>;
+
+/// A format-1 ledger: the current layout (its one field that is never
+/// written, `interactive_only`, included) with the old slots and forced
+/// logouts.
+pub type Ledger = super::Ledger<Slot, ForcedLogoutV1>;
 
 /// A format-1 ledger as the current one.
 pub fn upgrade(old: Ledger) -> super::Ledger {
@@ -93,7 +58,7 @@ pub fn upgrade(old: Ledger) -> super::Ledger {
             .collect(),
         in_flight: s.in_flight,
     };
-    let forced = |d: ForcedLogout| super::ForcedLogout {
+    let forced = |d: ForcedLogoutV1| super::ForcedLogout {
         seen_at: d.login_at + d.seen_age,
         site: d.site,
         target: d.target,
@@ -127,6 +92,6 @@ pub fn upgrade(old: Ledger) -> super::Ledger {
         agent_stalls: old.agent_stalls,
         stalled_runs: old.stalled_runs,
         samples: old.samples,
-        interactive_only: false,
+        interactive_only: old.interactive_only,
     }
 }

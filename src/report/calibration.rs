@@ -628,11 +628,23 @@ pub fn run(
 /// The figures as a Markdown table.
 pub fn markdown(all: &[Figures], replications: usize, seed: u64, took: Duration) -> String {
     let mut out = format!(
-        "{replications} replications per scenario, seed {seed}, {:.1} s.\n\n\
-         | scenario | measure | truth | claimed higher | claimed lower | wrong way | no interval | interval covers truth | mean width | units a side | unit |\n\
-         |---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "{replications} replications per scenario, seed {seed}, {:.1} s.\n\n",
         took.as_secs_f64()
     );
+    let header = [
+        ("scenario", false),
+        ("measure", false),
+        ("truth", false),
+        ("claimed higher", true),
+        ("claimed lower", true),
+        ("wrong way", true),
+        ("no interval", true),
+        ("interval covers truth", true),
+        ("mean width", true),
+        ("units a side", true),
+        ("unit", true),
+    ];
+    let mut rows = Vec::new();
     for f in all {
         for (name, truth, m, width) in [
             (
@@ -654,19 +666,28 @@ pub fn markdown(all: &[Figures], replications: usize, seed: u64, took: Duration)
                 format!("x{:.2}", f.logout_rate.mean_width().exp()),
             ),
         ] {
-            out.push_str(&format!(
-                "| {} | {name} | {truth} | {:.1}% | {:.1}% | {:.1}% | {} | {:.1}% | {width} | {:.1} | {} d |\n",
-                f.scenario.name,
-                100.0 * m.higher_claimed as f64 / m.replications.max(1) as f64,
-                100.0 * m.lower_claimed as f64 / m.replications.max(1) as f64,
-                100.0 * m.wrong_share(),
-                m.no_interval,
-                100.0 * m.coverage(),
-                f.mean_units,
-                f.unit_days
-            ));
+            rows.push(vec![
+                f.scenario.name.to_string(),
+                name.to_string(),
+                truth,
+                format!(
+                    "{:.1}%",
+                    100.0 * m.higher_claimed as f64 / m.replications.max(1) as f64
+                ),
+                format!(
+                    "{:.1}%",
+                    100.0 * m.lower_claimed as f64 / m.replications.max(1) as f64
+                ),
+                format!("{:.1}%", 100.0 * m.wrong_share()),
+                m.no_interval.to_string(),
+                format!("{:.1}%", 100.0 * m.coverage()),
+                width,
+                format!("{:.1}", f.mean_units),
+                format!("{} d", f.unit_days),
+            ]);
         }
     }
+    super::markdown::table(&mut out, &header, rows);
     out
 }
 

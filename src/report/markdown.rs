@@ -10,8 +10,13 @@ use super::words::{self, cell, cell_percent, plural, ratio_cell};
 use crate::timefmt::{human_duration, human_moment, human_period, human_time};
 
 /// Writes a Markdown table: a header row, the alignment row (`right`
-/// marks numeric columns) and the rows.
-fn table(w: &mut String, header: &[(&str, bool)], rows: impl IntoIterator<Item = Vec<String>>) {
+/// marks numeric columns) and the rows. Every Markdown table of the
+/// reports is written here.
+pub(super) fn table(
+    w: &mut String,
+    header: &[(&str, bool)],
+    rows: impl IntoIterator<Item = Vec<String>>,
+) {
     let names: Vec<&str> = header.iter().map(|h| h.0).collect();
     let aligns: Vec<&str> = header
         .iter()

@@ -14,7 +14,7 @@ pub mod stop;
 pub use extract::{check_assertions, extract};
 pub use probes::{InflightGuard, Probes, SessionGuard};
 pub use session::Session;
-pub use step::{run_step, StepContext};
+pub use step::{run_step, step_record, ConfiguredStep, StepContext};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -179,18 +179,62 @@ pub async fn log_out(
     records: &mut Vec<StepRecord>,
     end: SessionEnd,
 ) -> Option<SessionSpan> {
-    // Past the stop deadline there is no time left for a logout.
-    if session.ended_by_server.is_none() && stop::is_forced() {
-        return session.finish(origin, &target.name, SessionEnd::AgentStop);
-    }
-    if session.ended_by_server.is_none() && session.is_logged_in() {
+    end_session(session, origin, &target.name, end, async |session| {
         if let Some(logout) = &target.logout {
             let step_ctx = ctx.step_context(target, journey, StepPhase::Logout);
             records.push(run_step(&step_ctx, logout, session).await);
         }
+    })
+    .await
+}
+
+/// Ends `session` once its steps are done: the one ending of HTTP
+/// journeys, kept sessions and browser journeys. Past the stop deadline
+/// there is no time left for a logout, so a session the server has not
+/// ended ends as the agent's stop. Otherwise `logout` runs while the
+/// session is open (it may still find there is no time for it), and the
+/// session ends forced if an answer showed the server had already ended
+/// it, else with `end`.
+pub async fn end_session(
+    session: &mut Session,
+    origin: SessionOrigin,
+    target: &str,
+    end: SessionEnd,
+    logout: impl AsyncFnOnce(&mut Session),
+) -> Option<SessionSpan> {
+    if session.ended_by_server.is_none() && stop::is_forced() {
+        return session.finish(origin, target, SessionEnd::AgentStop);
     }
-    let end = session.ended_by_server.map_or(end, SessionEnd::Forced);
-    session.finish(origin, &target.name, end)
+    if session.ended_by_server.is_none() && session.is_logged_in() {
+        logout(session).await;
+    }
+    session.close(origin, target, end)
+}
+
+/// The record of one run of `journey`, HTTP or browser: its outcome is its
+/// first failing step's, and it is timed from its intended start.
+pub fn run_record(
+    journey: &Journey,
+    intended_start: SystemTime,
+    actual_start: SystemTime,
+    intended_instant: Instant,
+    steps: Vec<StepRecord>,
+    sessions: Vec<SessionSpan>,
+) -> RunRecord {
+    let (outcome, failed_step) = journey_outcome(&steps);
+    RunRecord {
+        target: journey.target.name.clone(),
+        journey: journey.name.clone(),
+        kind: journey.kind,
+        intended_start,
+        actual_start,
+        duration: intended_instant.elapsed(),
+        outcome,
+        failed_step,
+        steps,
+        sessions,
+        agent_stalled: false,
+    }
 }
 
 /// Runs one journey once: log in (if it does), its steps until the first
@@ -224,7 +268,7 @@ pub async fn run_journey(
         steps.push(record);
         if outcome == Outcome::LoggedOut && journey.retry_after_relogin && !retried {
             retried = true;
-            sessions.extend(end_session(ctx, journey, &mut session, &mut steps).await);
+            sessions.extend(journey_log_out(ctx, journey, &mut session, &mut steps).await);
             // The fresh session keeps what earlier steps extracted, as a user
             // who logs back in still knows which case they were on.
             let mut carried = session.vars.clone();
@@ -242,26 +286,20 @@ pub async fn run_journey(
         index += 1;
     }
     if journey.login {
-        sessions.extend(end_session(ctx, journey, &mut session, &mut steps).await);
+        sessions.extend(journey_log_out(ctx, journey, &mut session, &mut steps).await);
     }
-    let (outcome, failed_step) = journey_outcome(&steps);
-    RunRecord {
-        target: target.name.clone(),
-        journey: journey.name.clone(),
-        kind: journey.kind,
+    run_record(
+        journey,
         intended_start,
         actual_start,
-        duration: intended_instant.elapsed(),
-        outcome,
-        failed_step,
+        intended_instant,
         steps,
         sessions,
-        agent_stalled: false,
-    }
+    )
 }
 
 /// Ends a journey's session: logs it out unless the server already did.
-async fn end_session(
+async fn journey_log_out(
     ctx: &RunContext<'_>,
     journey: &Journey,
     session: &mut Session,

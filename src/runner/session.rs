@@ -168,6 +168,18 @@ impl Session {
         })
     }
 
+    /// The session's life as a span, once no logout is left to try: forced
+    /// if an answer showed the server had ended it, else `end`.
+    pub fn close(
+        &mut self,
+        origin: SessionOrigin,
+        target: &str,
+        end: SessionEnd,
+    ) -> Option<SessionSpan> {
+        let end = self.ended_by_server.map_or(end, SessionEnd::Forced);
+        self.finish(origin, target, end)
+    }
+
     /// When the session logged in (wall clock).
     pub fn login_at(&self) -> Option<SystemTime> {
         self.logged_in_at.map(|(_, wall)| wall)

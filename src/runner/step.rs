@@ -18,9 +18,12 @@ use super::extract;
 use super::phases::{self, Hop};
 use super::probes::Probes;
 use super::session::Session;
-use crate::config::{Body, Step, Target};
+use crate::config::browser::BrowserStep;
+use crate::config::{Body, Step, Target, Timings};
 use crate::detect::login_page;
-use crate::outcome::{AgentFault, HttpPhases, LogoutCause, Outcome, StepPhase, StepRecord};
+use crate::outcome::{
+    AgentFault, HttpPhases, JourneyKind, LogoutCause, Outcome, StepPhase, StepRecord,
+};
 
 /// What the step is part of, for its record.
 pub struct StepContext<'a> {
@@ -130,11 +133,6 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         session.mark_failed(Instant::now());
     }
     StepRecord {
-        target: ctx.target.name.clone(),
-        journey: ctx.journey.to_string(),
-        step: step.name.clone(),
-        phase: ctx.phase,
-        kind: step.kind,
         sent_at,
         ttfb: progress.ttfb,
         duration,
@@ -146,11 +144,55 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         session_age,
         detail,
         phases: progress.phases,
-        browser: None,
         agent_fault,
-        freeze_after: step.timings.freeze_after,
-        agent_stalled: false,
+        ..step_record(ctx.target, ctx.journey, ctx.phase, step)
     }
+}
+
+/// What a step's record takes from the step's config, HTTP or browser.
+pub trait ConfiguredStep {
+    fn name(&self) -> &str;
+    fn kind(&self) -> JourneyKind;
+    fn timings(&self) -> &Timings;
+}
+
+/// Both kinds of step name their kind and timings alike.
+macro_rules! configured_step {
+    ($($step:ty),*) => {$(
+        impl ConfiguredStep for $step {
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn kind(&self) -> JourneyKind {
+                self.kind
+            }
+            fn timings(&self) -> &Timings {
+                &self.timings
+            }
+        }
+    )*};
+}
+
+configured_step!(Step, BrowserStep);
+
+/// The record of a configured step, HTTP or browser: which step of which
+/// journey it is and the `freeze_after` it is judged by, with nothing seen
+/// yet ([`StepRecord::new`]).
+pub fn step_record(
+    target: &Target,
+    journey: &str,
+    phase: StepPhase,
+    step: &impl ConfiguredStep,
+) -> StepRecord {
+    let freeze_after = step.timings().freeze_after;
+    StepRecord::new(
+        &target.name,
+        journey,
+        step.name(),
+        phase,
+        step.kind(),
+        freeze_after,
+    )
 }
 
 /// Classifies a complete response: logout signs, status, assertions,

@@ -102,7 +102,7 @@ pub struct Ended {
 }
 
 #[derive(Debug)]
-pub struct Session {
+pub struct ServerSession {
     pub user: String,
     pub csrf: String,
     pub login_at: Instant,
@@ -128,7 +128,7 @@ pub struct InjectedErrors {
 
 #[derive(Debug)]
 pub struct SysState {
-    pub sessions: HashMap<String, Session>,
+    pub sessions: HashMap<String, ServerSession>,
     pub login_tokens: HashMap<String, Instant>,
     pub notes: HashMap<String, VecDeque<Note>>,
     pub next_note: u64,
@@ -363,7 +363,7 @@ impl Sim {
             &mut *lock(&self.lifetimes),
         );
         let sid = random_token();
-        let session = Session {
+        let session = ServerSession {
             user: user.to_string(),
             csrf: random_token(),
             login_at: now,
@@ -438,7 +438,13 @@ impl Sim {
 
     /// Ends the session if its hazard lifetime or idle timeout has passed,
     /// backdating the truth entry to the moment it actually ran out.
-    pub fn end_if_due(&self, id: SystemId, s: &mut Session, style: LogoutStyle, now: Instant) {
+    pub fn end_if_due(
+        &self,
+        id: SystemId,
+        s: &mut ServerSession,
+        style: LogoutStyle,
+        now: Instant,
+    ) {
         if s.ended.is_some() {
             return;
         }
@@ -462,7 +468,7 @@ impl Sim {
     pub fn end_session(
         &self,
         id: SystemId,
-        s: &mut Session,
+        s: &mut ServerSession,
         kind: &'static str,
         cause: &str,
         source: Source,

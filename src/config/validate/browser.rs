@@ -12,7 +12,9 @@ use super::super::browser::*;
 use super::super::model::{JourneyKind, Need, Timings};
 use super::super::raw::{RawConfig, S};
 use super::super::template::Template;
-use super::{css_error, kind, line_of, step_timings, Checker, Origins, Scope, BUILTIN_VARS};
+use super::{
+    css_error, extract_name, kind, line_of, step_timings, uses_known, Checker, Origins, Scope,
+};
 
 /// Browser journeys need a Chromium on the machine: at `browser.executable`
 /// when the file gives one, else on `PATH`. Asked for where the file says
@@ -254,11 +256,11 @@ fn step(
                 "${password} may only be typed into the page with `fill`: in a `goto` it would leak into URLs and logs",
             );
         }
-        uses_known(c, vars, path, context);
+        uses_known(c, vars, line_of(path), path, context);
         Some(BrowserAction::Goto(c.template(path, "goto", context)))
     } else if let Some(fill) = &rs.fill {
         selector(c, &fill.selector, "fill.selector", context);
-        uses_known(c, vars, &fill.value, context);
+        uses_known(c, vars, line_of(&fill.value), &fill.value, context);
         Some(BrowserAction::Fill {
             selector: fill.selector.to_string(),
             value: c.template(&fill.value, "fill.value", context),
@@ -333,24 +335,6 @@ fn uses_password(text: &S) -> bool {
     Template::parse(text).is_ok_and(|t| t.vars().any(|v| v == "password"))
 }
 
-/// Reports every variable `text` uses that no earlier step defines.
-fn uses_known(c: &mut Checker, vars: &Scope, text: &S, context: &str) {
-    let Ok(template) = Template::parse(text) else {
-        return;
-    };
-    for var in template.vars() {
-        if vars.contains(var) {
-            continue;
-        }
-        let message = if var == "username" || var == "password" {
-            format!("uses ${{{var}}} but the target has no credentials.{var}")
-        } else {
-            format!("uses ${{{var}}} but no earlier step extracts it")
-        };
-        c.error(line_of(text), context, message);
-    }
-}
-
 /// Whether `text` is a CSS selector; reports it when it is not.
 fn selector(c: &mut Checker, text: &S, what: &str, context: &str) -> bool {
     match scraper::Selector::parse(text) {
@@ -388,23 +372,7 @@ fn extraction(c: &mut Checker, re: &RawPageExtract, context: &str) -> Option<Pag
             format!("{what}: `attr` only goes with `selector`"),
         );
     }
-    if Template::parse(&format!("${{{}}}", re.var.as_str())).is_err() {
-        c.error(
-            line,
-            context,
-            format!(
-                "extract: variable name {:?} must be letters, digits, '_' or '.'",
-                re.var.as_str()
-            ),
-        );
-        return None;
-    }
-    if BUILTIN_VARS.contains(&re.var.as_str()) {
-        c.error(
-            line,
-            context,
-            format!("{what}: the variable name is reserved for the agent"),
-        );
+    if !extract_name(c, &re.var, context) {
         return None;
     }
     let from = match (&re.selector, &re.url) {

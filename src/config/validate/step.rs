@@ -252,20 +252,7 @@ pub(super) fn step(
     let json_text = rs.json.as_ref().map(|j| j.to_string());
     uses.extend(json_text.as_deref().map(|t| (line, t)));
     for (use_line, text) in uses {
-        let Ok(template) = Template::parse(text) else {
-            continue;
-        };
-        for var in template.vars() {
-            if vars.contains(var) {
-                continue;
-            }
-            let message = if var == "username" || var == "password" {
-                format!("uses ${{{var}}} but the target has no credentials.{var}")
-            } else {
-                format!("uses ${{{var}}} but no earlier step extracts it")
-            };
-            c.error(use_line, context, message);
-        }
+        uses_known(c, vars, use_line, text, context);
     }
     let extract = rs
         .extract
@@ -276,6 +263,54 @@ pub(super) fn step(
         vars.insert(e.var.clone());
     }
     Step { extract, ..built }
+}
+
+/// Reports every variable `text` (at `line`) uses that no earlier step
+/// defines, HTTP or browser.
+pub(super) fn uses_known(c: &mut Checker, vars: &Scope, line: usize, text: &str, context: &str) {
+    let Ok(template) = Template::parse(text) else {
+        return;
+    };
+    for var in template.vars() {
+        if vars.contains(var) {
+            continue;
+        }
+        let message = if var == "username" || var == "password" {
+            format!("uses ${{{var}}} but the target has no credentials.{var}")
+        } else {
+            format!("uses ${{{var}}} but no earlier step extracts it")
+        };
+        c.error(line, context, message);
+    }
+}
+
+/// Whether `var` may name an extracted variable, HTTP or browser: a name
+/// `${var}` can use, and not one the agent sets itself. Says why not.
+pub(super) fn extract_name(c: &mut Checker, var: &S, context: &str) -> bool {
+    let line = line_of(var);
+    if Template::parse(&format!("${{{}}}", var.as_str())).is_err() {
+        c.error(
+            line,
+            context,
+            format!(
+                "extract: variable name {:?} must be letters, digits, '_' or '.'",
+                var.as_str()
+            ),
+        );
+        return false;
+    }
+    if BUILTIN_VARS.contains(&var.as_str()) {
+        c.error(
+            line,
+            context,
+            format!(
+                "extract {:?}: the variable name is reserved for the agent",
+                var.as_str()
+            ),
+        );
+        return false;
+    }
+    true
 }
 
 fn extraction(c: &mut Checker, re: &RawExtract, context: &str) -> Option<Extraction> {
@@ -301,26 +336,7 @@ fn extraction(c: &mut Checker, re: &RawExtract, context: &str) -> Option<Extract
             format!("extract {:?}: `attr` only goes with `css`", re.var.as_str()),
         );
     }
-    if Template::parse(&format!("${{{}}}", re.var.as_str())).is_err() {
-        c.error(
-            line,
-            context,
-            format!(
-                "extract: variable name {:?} must be letters, digits, '_' or '.'",
-                re.var.as_str()
-            ),
-        );
-        return None;
-    }
-    if BUILTIN_VARS.contains(&re.var.as_str()) {
-        c.error(
-            line,
-            context,
-            format!(
-                "extract {:?}: the variable name is reserved for the agent",
-                re.var.as_str()
-            ),
-        );
+    if !extract_name(c, &re.var, context) {
         return None;
     }
     let what = format!("extract {:?}", re.var.as_str());

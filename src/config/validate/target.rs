@@ -39,89 +39,11 @@ pub(super) fn target(
         base: &base_url,
         allowed: &allowed_origins,
     };
-    let proxy = rt.proxy.as_ref().and_then(|p| match Url::parse(p.trim()) {
-        Ok(u) => Some(u),
-        Err(e) => {
-            c.error(
-                line_of(p),
-                context,
-                format!("proxy {:?}: {e}", redact_userinfo(p.as_str())),
-            );
-            None
-        }
-    });
-    if let Some(ca) = rt.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
-        if base_url.scheme() == "https" {
-            let need = Need::File {
-                key: "tls.ca_file".into(),
-                path: PathBuf::from(ca.as_str()),
-            };
-            c.require(line_of(ca), context, need);
-        }
-    }
-    if let Some(tls) = &rt.tls {
-        if base_url.scheme() == "http" {
-            if let Some(skip) = tls.insecure_skip_verify.as_ref().filter(|b| ***b) {
-                c.warn(
-                    line_of(skip),
-                    context,
-                    "tls.insecure_skip_verify has no effect: base_url is http://",
-                );
-            }
-            if let Some(ca) = &tls.ca_file {
-                c.warn(
-                    line_of(ca),
-                    context,
-                    "tls.ca_file has no effect: base_url is http://",
-                );
-            }
-        }
-    }
-    let connect_timeout = c
-        .opt_duration(&rt.connect_timeout, "connect_timeout", context)
-        .unwrap_or(Duration::from_secs(10));
-    if connect_timeout.is_zero() {
-        if let Some(v) = &rt.connect_timeout {
-            c.error(line_of(v), context, "connect_timeout must be above zero");
-        }
-    }
-    let max_body_bytes = match &rt.max_body {
-        None => DEFAULT_MAX_BODY,
-        Some(v) => parse_bytes(v.trim()).unwrap_or_else(|| {
-            c.error(
-                line_of(v),
-                context,
-                format!(
-                    "max_body {:?}: give a size like 512KiB or 10MiB",
-                    v.as_str()
-                ),
-            );
-            DEFAULT_MAX_BODY
-        }),
-    };
-    if let Some(v) = &rt.max_body {
-        if max_body_bytes == 0 || max_body_bytes > MAX_MAX_BODY {
-            c.error(
-                line_of(v),
-                context,
-                format!(
-                    "max_body {:?} must be between 1B and 1GiB (bodies are held in memory)",
-                    v.as_str()
-                ),
-            );
-        }
-    }
-    let (username, password) = match &rt.credentials {
-        Some(cr) => (
-            cr.username
-                .as_ref()
-                .and_then(|s| secret(c, s, "credentials.username", context, true)),
-            cr.password
-                .as_ref()
-                .and_then(|s| secret(c, s, "credentials.password", context, false)),
-        ),
-        None => (None, None),
-    };
+    let proxy = proxy(c, rt, context);
+    tls(c, rt, &base_url, context);
+    let connect_timeout = connect_timeout(c, rt, context);
+    let max_body_bytes = max_body(c, rt, context);
+    let (username, password) = credentials(c, rt, context);
     let defaults = timings(
         c,
         rt.defaults.as_ref(),
@@ -140,42 +62,11 @@ pub(super) fn target(
         line_of(&rt.name),
     );
     let mut vars = Scope::new(builtin_vars(username.is_some(), password.is_some()));
-    let mut login = Vec::new();
-    let mut seen = HashSet::new();
-    for rs in &rt.login {
-        let step_context = format!("{context}, login step {:?}", rs.name.as_str());
-        if !seen.insert(rs.name.to_string()) {
-            c.error(line_of(&rs.name), &step_context, "duplicate step name");
-        }
-        origins.check(c, &rs.path, &step_context);
-        login.push(step(c, rs, &defaults, &mut vars, &step_context));
-    }
-    if !login.is_empty() && !login.iter().any(|s| step_reads(s, "password")) {
-        c.warn(
-            line_of(&rt.name),
-            context,
-            "no login step uses ${password}: the login cannot really sign in",
-        );
-    }
-    let logout = rt.logout.as_ref().map(|rs| {
-        let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
-        // The logout may use what login extracted, but defines nothing later steps read.
-        origins.check(c, &rs.path, &step_context);
-        no_effect_after_logout(
-            c,
-            rs.think_time.as_ref(),
-            !rs.extract.is_empty(),
-            line_of(&rs.name),
-            &step_context,
-        );
-        step(
-            c,
-            rs,
-            &defaults,
-            &mut Scope::within(&vars.own),
-            &step_context,
-        )
-    });
+    let login = login_steps(c, rt, &defaults, &origins, &mut vars, context);
+    let logout = rt
+        .logout
+        .as_ref()
+        .map(|rs| logout_step(c, rs, &defaults, &origins, &vars, context));
 
     let session_rules = session_rules(c, rt.session_rules.as_ref(), context);
     if let Some(cookie) = rt.session_rules.as_ref().and_then(|r| r.cookie.as_ref()) {
@@ -235,6 +126,175 @@ pub(super) fn target(
         },
         vars.own,
         browser_vars,
+    )
+}
+
+/// The target's `proxy`, if it parses.
+fn proxy(c: &mut Checker, rt: &RawTarget, context: &str) -> Option<Url> {
+    rt.proxy.as_ref().and_then(|p| match Url::parse(p.trim()) {
+        Ok(u) => Some(u),
+        Err(e) => {
+            c.error(
+                line_of(p),
+                context,
+                format!("proxy {:?}: {e}", redact_userinfo(p.as_str())),
+            );
+            None
+        }
+    })
+}
+
+/// A `tls.ca_file` must be readable where it is used (https); TLS settings
+/// on an http:// target have no effect, and say so.
+fn tls(c: &mut Checker, rt: &RawTarget, base_url: &Url, context: &str) {
+    if let Some(ca) = rt.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
+        if base_url.scheme() == "https" {
+            let need = Need::File {
+                key: "tls.ca_file".into(),
+                path: PathBuf::from(ca.as_str()),
+            };
+            c.require(line_of(ca), context, need);
+        }
+    }
+    if let Some(tls) = &rt.tls {
+        if base_url.scheme() == "http" {
+            if let Some(skip) = tls.insecure_skip_verify.as_ref().filter(|b| ***b) {
+                c.warn(
+                    line_of(skip),
+                    context,
+                    "tls.insecure_skip_verify has no effect: base_url is http://",
+                );
+            }
+            if let Some(ca) = &tls.ca_file {
+                c.warn(
+                    line_of(ca),
+                    context,
+                    "tls.ca_file has no effect: base_url is http://",
+                );
+            }
+        }
+    }
+}
+
+/// `connect_timeout`, 10 s unless given; never zero.
+fn connect_timeout(c: &mut Checker, rt: &RawTarget, context: &str) -> Duration {
+    let connect_timeout = c
+        .opt_duration(&rt.connect_timeout, "connect_timeout", context)
+        .unwrap_or(Duration::from_secs(10));
+    if connect_timeout.is_zero() {
+        if let Some(v) = &rt.connect_timeout {
+            c.error(line_of(v), context, "connect_timeout must be above zero");
+        }
+    }
+    connect_timeout
+}
+
+/// `max_body` in bytes, 10 MiB unless given, between 1 B and 1 GiB.
+fn max_body(c: &mut Checker, rt: &RawTarget, context: &str) -> u64 {
+    let max_body_bytes = match &rt.max_body {
+        None => DEFAULT_MAX_BODY,
+        Some(v) => parse_bytes(v.trim()).unwrap_or_else(|| {
+            c.error(
+                line_of(v),
+                context,
+                format!(
+                    "max_body {:?}: give a size like 512KiB or 10MiB",
+                    v.as_str()
+                ),
+            );
+            DEFAULT_MAX_BODY
+        }),
+    };
+    if let Some(v) = &rt.max_body {
+        if max_body_bytes == 0 || max_body_bytes > MAX_MAX_BODY {
+            c.error(
+                line_of(v),
+                context,
+                format!(
+                    "max_body {:?} must be between 1B and 1GiB (bodies are held in memory)",
+                    v.as_str()
+                ),
+            );
+        }
+    }
+    max_body_bytes
+}
+
+/// The user name and password sources; only the user name may be inline.
+fn credentials(
+    c: &mut Checker,
+    rt: &RawTarget,
+    context: &str,
+) -> (Option<SecretSource>, Option<SecretSource>) {
+    match &rt.credentials {
+        Some(cr) => (
+            cr.username
+                .as_ref()
+                .and_then(|s| secret(c, s, "credentials.username", context, true)),
+            cr.password
+                .as_ref()
+                .and_then(|s| secret(c, s, "credentials.password", context, false)),
+        ),
+        None => (None, None),
+    }
+}
+
+/// The login steps, each on the target's origins with a name of its own;
+/// a login that never types the password cannot really sign in.
+fn login_steps(
+    c: &mut Checker,
+    rt: &RawTarget,
+    defaults: &Timings,
+    origins: &Origins<'_>,
+    vars: &mut Scope,
+    context: &str,
+) -> Vec<Step> {
+    let mut login = Vec::new();
+    let mut seen = HashSet::new();
+    for rs in &rt.login {
+        let step_context = format!("{context}, login step {:?}", rs.name.as_str());
+        if !seen.insert(rs.name.to_string()) {
+            c.error(line_of(&rs.name), &step_context, "duplicate step name");
+        }
+        origins.check(c, &rs.path, &step_context);
+        login.push(step(c, rs, defaults, vars, &step_context));
+    }
+    if !login.is_empty() && !login.iter().any(|s| step_reads(s, "password")) {
+        c.warn(
+            line_of(&rt.name),
+            context,
+            "no login step uses ${password}: the login cannot really sign in",
+        );
+    }
+    login
+}
+
+/// The logout step: it may use what the login extracted, but defines
+/// nothing later steps read.
+fn logout_step(
+    c: &mut Checker,
+    rs: &RawStep,
+    defaults: &Timings,
+    origins: &Origins<'_>,
+    vars: &Scope,
+    context: &str,
+) -> Step {
+    let step_context = format!("{context}, logout step {:?}", rs.name.as_str());
+    // The logout may use what login extracted, but defines nothing later steps read.
+    origins.check(c, &rs.path, &step_context);
+    no_effect_after_logout(
+        c,
+        rs.think_time.as_ref(),
+        !rs.extract.is_empty(),
+        line_of(&rs.name),
+        &step_context,
+    );
+    step(
+        c,
+        rs,
+        defaults,
+        &mut Scope::within(&vars.own),
+        &step_context,
     )
 }
 

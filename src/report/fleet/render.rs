@@ -1,11 +1,14 @@
 //! The fleet report in words and tables: its summary, Markdown and HTML.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use super::{FleetReport, MEASURES};
 use crate::report::compare::Measure;
 use crate::report::evidence::Direction;
+use crate::report::markdown::table;
 use crate::report::stats::Estimate;
+use crate::report::words::{show, show_percent};
 
 pub fn summary(r: &FleetReport) -> Vec<String> {
     use crate::report::words::{show, show_percent};
@@ -109,11 +112,29 @@ fn judgement_text(m: &Measure) -> &'static str {
     }
 }
 
+/// The fleet's Markdown tables align every column left.
+fn left<'a>(names: &[&'a str]) -> Vec<(&'a str, bool)> {
+    names.iter().map(|&n| (n, false)).collect()
+}
+
+/// The fleet report as Markdown: one short function per section, as the
+/// single-site report's.
 fn markdown(r: &FleetReport) -> String {
-    use crate::report::words::{show, show_percent};
-    use std::fmt::Write as _;
     let mut out = String::new();
-    let w = &mut out;
+    for section in [
+        md_summary,
+        md_sites,
+        md_journeys,
+        md_comparisons,
+        md_sources,
+    ] {
+        section(&mut out, r);
+    }
+    out
+}
+
+/// The title, the window and the summary lines.
+fn md_summary(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "# casewatch fleet evidence report\n");
     let _ = writeln!(
         w,
@@ -128,48 +149,71 @@ fn markdown(r: &FleetReport) -> String {
     for line in &r.summary {
         let _ = writeln!(w, "- {line}");
     }
+}
+
+/// Each site and the fleet pooled.
+fn md_sites(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "\n## Sites\n");
-    let _ = writeln!(
-        w,
-        "| site | journals | runs | availability (95% CI) | interactive p95 (95% CI) | given up | freezes | freezes per day (95% CI) | forced logouts | per session-hour (95% CI) |\n|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for s in r.sites.iter().chain(std::iter::once(&r.pooled)) {
+    let header = [
+        "site",
+        "journals",
+        "runs",
+        "availability (95% CI)",
+        "interactive p95 (95% CI)",
+        "given up",
+        "freezes",
+        "freezes per day (95% CI)",
+        "forced logouts",
+        "per session-hour (95% CI)",
+    ];
+    let sites = r.sites.iter().chain(std::iter::once(&r.pooled)).map(|s| {
         let name = if s.site == "fleet" && std::ptr::eq(s, &r.pooled) {
             "**fleet (pooled)**".to_string()
         } else {
             s.site.clone()
         };
-        let _ = writeln!(
-            w,
-            "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            s.journals,
-            s.runs,
+        vec![
+            name,
+            s.journals.to_string(),
+            s.runs.to_string(),
             show_percent(&s.availability),
             show(&s.p95_ms, 0, " ms"),
-            s.given_up,
-            s.freezes,
+            s.given_up.to_string(),
+            s.freezes.to_string(),
             show(&s.freezes_per_day, 2, ""),
-            s.forced_logouts,
-            show(&s.logouts_per_session_hour, 4, "")
-        );
-    }
+            s.forced_logouts.to_string(),
+            show(&s.logouts_per_session_hour, 4, ""),
+        ]
+    });
+    table(w, &left(&header), sites);
+}
+
+/// Each site's journeys.
+fn md_journeys(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "\n## Journeys by site\n");
-    let _ = writeln!(
-        w,
-        "| site | target | journey | kind | runs | availability (95% CI) |\n|---|---|---|---|---|---|"
-    );
-    for j in &r.journeys {
-        let _ = writeln!(
-            w,
-            "| {} | {} | {} | {} | {} | {} |",
-            j.site,
-            j.target,
-            j.journey,
-            j.kind,
-            j.runs,
-            show_percent(&j.availability)
-        );
-    }
+    let header = [
+        "site",
+        "target",
+        "journey",
+        "kind",
+        "runs",
+        "availability (95% CI)",
+    ];
+    let journeys = r.journeys.iter().map(|j| {
+        vec![
+            j.site.clone(),
+            j.target.clone(),
+            j.journey.clone(),
+            j.kind.clone(),
+            j.runs.to_string(),
+            show_percent(&j.availability),
+        ]
+    });
+    table(w, &left(&header), journeys);
+}
+
+/// Each site against the rest, when there is more than one.
+fn md_comparisons(w: &mut String, r: &FleetReport) {
     if !r.comparisons.is_empty() {
         let _ = writeln!(w, "\n## Is one office worse?\n");
         let _ = writeln!(
@@ -180,27 +224,46 @@ fn markdown(r: &FleetReport) -> String {
             r.min_units,
             crate::report::words::plural(u64::from(r.unit_days), "day")
         );
-        let _ = writeln!(
-            w,
-            "| site | availability, site − rest | p95, site − rest | freezes, site / rest | forced logouts, site / rest | verdict |\n|---|---|---|---|---|---|"
-        );
-        for c in &r.comparisons {
-            let _ = writeln!(
-                w,
-                "| {} | {} ({}) | {} ({}) | {} ({}) | {} ({}) | {} |",
-                c.site,
-                points(&c.availability.change),
-                judgement_text(&c.availability),
-                plain(&c.p95_ms.change, 0, " ms"),
-                judgement_text(&c.p95_ms),
-                ratio_text(&c.freeze_rate.change),
-                judgement_text(&c.freeze_rate),
-                ratio_text(&c.logout_rate.change),
-                judgement_text(&c.logout_rate),
-                c.verdict
-            );
-        }
+        let header = [
+            "site",
+            "availability, site − rest",
+            "p95, site − rest",
+            "freezes, site / rest",
+            "forced logouts, site / rest",
+            "verdict",
+        ];
+        let comparisons = r.comparisons.iter().map(|c| {
+            vec![
+                c.site.clone(),
+                format!(
+                    "{} ({})",
+                    points(&c.availability.change),
+                    judgement_text(&c.availability)
+                ),
+                format!(
+                    "{} ({})",
+                    plain(&c.p95_ms.change, 0, " ms"),
+                    judgement_text(&c.p95_ms)
+                ),
+                format!(
+                    "{} ({})",
+                    ratio_text(&c.freeze_rate.change),
+                    judgement_text(&c.freeze_rate)
+                ),
+                format!(
+                    "{} ({})",
+                    ratio_text(&c.logout_rate.change),
+                    judgement_text(&c.logout_rate)
+                ),
+                c.verdict.clone(),
+            ]
+        });
+        table(w, &left(&header), comparisons);
     }
+}
+
+/// The journals read and the methods.
+fn md_sources(w: &mut String, r: &FleetReport) {
     let _ = writeln!(w, "\n## Journals\n");
     for j in &r.journals {
         let _ = writeln!(w, "- `{}`: {}", j.path, j.site);
@@ -209,7 +272,6 @@ fn markdown(r: &FleetReport) -> String {
     for (k, v) in &r.methods {
         let _ = writeln!(w, "- **{k}**: {v}");
     }
-    out
 }
 
 fn html(r: &FleetReport) -> String {

@@ -1,5 +1,8 @@
-//! Evidence of failed browser steps: a screenshot of what the browser
+//! Captures of failed browser steps: a screenshot of what the browser
 //! showed and the page's last console errors, saved beside the journal.
+//! (Users meet them as "evidence": the `/evidence/` links, the
+//! `evidence_*` settings and metric; in the code "evidence" is the
+//! report's statistics, so here they are captures.)
 //!
 //! Credentials never reach these files. Before a screenshot every password
 //! field is emptied, and so is every field a secret was typed into; the
@@ -34,7 +37,7 @@ const SCREENSHOT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Whether `name` is an evidence file name this store could have written
 /// (letters, digits, `-`, `_`, `.`; ending `.png` or `.json`), so a web
 /// request can never name another file.
-pub fn is_evidence_file(name: &str) -> bool {
+pub fn is_capture_file(name: &str) -> bool {
     let ok_chars = !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('.')
@@ -44,9 +47,9 @@ pub fn is_evidence_file(name: &str) -> bool {
     ok_chars && (name.ends_with(".png") || name.ends_with(".json"))
 }
 
-/// What failed, for the evidence file.
+/// The failed step a capture is of, for its `.json` file.
 #[derive(serde::Serialize)]
-pub struct Failure<'a> {
+pub struct FailedStep<'a> {
     pub target: &'a str,
     pub journey: &'a str,
     pub step: &'a str,
@@ -56,15 +59,15 @@ pub struct Failure<'a> {
 }
 
 #[derive(Clone, Debug)]
-pub struct EvidenceStore {
+pub struct CaptureStore {
     dir: PathBuf,
     keep: Duration,
     max_files: usize,
 }
 
-impl EvidenceStore {
-    pub fn new(dir: PathBuf, settings: &BrowserSettings) -> EvidenceStore {
-        EvidenceStore {
+impl CaptureStore {
+    pub fn new(dir: PathBuf, settings: &BrowserSettings) -> CaptureStore {
+        CaptureStore {
             dir,
             keep: settings.evidence_keep,
             max_files: settings.evidence_max_files,
@@ -82,7 +85,7 @@ impl EvidenceStore {
     pub async fn save(
         &self,
         tab: &Tab,
-        failure: Failure<'_>,
+        failure: FailedStep<'_>,
         secrets: &[String],
         fields: &[String],
     ) -> Option<String> {
@@ -155,7 +158,7 @@ impl EvidenceStore {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
-            if !is_evidence_file(name) {
+            if !is_capture_file(name) {
                 continue;
             }
             let old = entry
@@ -183,7 +186,7 @@ impl EvidenceStore {
 
 /// `20260601T101530.123Z-case_note-save_note-r42`: the time first, so names
 /// sort oldest first; config names only (they are label-safe).
-fn file_name(failure: &Failure<'_>) -> String {
+fn file_name(failure: &FailedStep<'_>) -> String {
     let now = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
     let clean = |s: &str| -> String {
         s.chars()
@@ -268,8 +271,8 @@ mod tests {
 
     #[test]
     fn only_names_this_store_writes_are_served() {
-        assert!(is_evidence_file("20260601T101530.123Z-j-s-r1.png"));
-        assert!(is_evidence_file("20260601T101530.123Z-j-s-r1.json"));
+        assert!(is_capture_file("20260601T101530.123Z-j-s-r1.png"));
+        assert!(is_capture_file("20260601T101530.123Z-j-s-r1.json"));
         for bad in [
             "../journal.db",
             ".hidden.png",
@@ -278,7 +281,7 @@ mod tests {
             "",
             "a%2F..png",
         ] {
-            assert!(!is_evidence_file(bad), "{bad}");
+            assert!(!is_capture_file(bad), "{bad}");
         }
     }
 
@@ -294,7 +297,7 @@ mod tests {
     #[test]
     fn retention_keeps_the_newest_failed_steps() {
         let dir = tempfile::tempdir().unwrap();
-        let store = EvidenceStore {
+        let store = CaptureStore {
             dir: dir.path().to_path_buf(),
             keep: Duration::from_secs(3600),
             max_files: 2,
