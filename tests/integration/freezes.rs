@@ -117,6 +117,11 @@ async fn an_injected_five_second_freeze_is_one_episode_of_five_seconds() {
     );
     let allowed = machine.allow_late(Duration::from_millis(50));
     let (on_time, bound, runs) = runs_started_within(&after, "css_ping", allowed);
+    eprintln!(
+        "machine: {}; episode {measured} s ({slack} s allowed); css: {on_time} of {runs} runs within {bound} s ({allowed:?} allowed), {missed} missed ({allowed_missed} allowed); lateness {}",
+        machine.describe(),
+        lateness_buckets(&after, "css_ping")
+    );
     assert!(
         runs + missed >= 15.0,
         "{runs} css runs and {missed} missed in ~10 s"

@@ -360,6 +360,7 @@ pub fn step_outcomes(
 /// a freeze's or a give-up's length while this thread, which waits on
 /// nothing of the agent's, is not.
 pub struct SchedulingProbe {
+    started: std::time::Instant,
     stop: Arc<std::sync::atomic::AtomicBool>,
     late: Arc<std::sync::Mutex<Vec<Duration>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -391,6 +392,7 @@ impl SchedulingProbe {
                 .expect("the probe thread starts")
         };
         SchedulingProbe {
+            started: std::time::Instant::now(),
             stop,
             late,
             thread: Some(thread),
@@ -416,29 +418,43 @@ impl SchedulingProbe {
         bound + 2 * self.worst()
     }
 
-    /// How many timetable slots of `interval` the machine's own hold-ups
-    /// could have cost a journey: each hold-up of at least a quarter
-    /// interval may push a run (its start, or its end, under the same
-    /// factor two as [`Self::allow_late`]) past that many slots. On a quiet
-    /// machine this is 0.
+    /// How many timetable slots of `interval` the machine's own hold-ups,
+    /// since the probe started, could have cost a journey: each hold-up of
+    /// at least a quarter interval may push a run (its start, or its end,
+    /// under the same factor two as [`Self::allow_late`]) past that many
+    /// slots; and never more than a quarter of the slots there were, so a
+    /// journey held up for as long as something else took (a freeze, a
+    /// give-up, a reload) still fails however loaded the machine is. On a
+    /// quiet machine this is 0.
     pub fn allow_missed(&self, interval: Duration) -> u64 {
-        self.late
+        let by_holdups: u64 = self
+            .late
             .lock()
             .unwrap()
             .iter()
             .filter(|late| **late * 4 >= interval)
             .map(|late| (2 * *late).as_secs_f64() / interval.as_secs_f64())
             .map(|slots| slots.ceil() as u64)
-            .sum()
+            .sum();
+        let slots = self.started.elapsed().as_secs_f64() / interval.as_secs_f64();
+        by_holdups.min(slots as u64 / 4)
     }
 
     /// A line for a failure message: what the machine did meanwhile.
     pub fn describe(&self) -> String {
         let late = self.late.lock().unwrap();
+        let over = |ms: u64| {
+            late.iter()
+                .filter(|l| **l >= Duration::from_millis(ms))
+                .count()
+        };
         format!(
-            "the machine held up a plain thread {} times by more than {:?}, worst {:?}",
+            "the machine held up a plain thread {} times by more than {:?} ({} by 50 ms, {} by 100 ms, {} by 250 ms), worst {:?}",
             late.len(),
             Self::KEEP_FROM,
+            over(50),
+            over(100),
+            over(250),
             late.iter().copied().max().unwrap_or_default()
         )
     }
@@ -489,4 +505,18 @@ pub fn runs_started_within(text: &str, journey: &str, allowed: Duration) -> (f64
         &[("journey", journey), ("le", le.as_str())],
     );
     (within, bound, count)
+}
+
+/// The lateness histogram of `journey` as `le=count` pairs, for messages.
+pub fn lateness_buckets(text: &str, journey: &str) -> String {
+    text.lines()
+        .filter(|l| l.starts_with("casewatch_schedule_lateness_seconds_bucket{"))
+        .filter(|l| l.contains(&format!("journey=\"{journey}\"")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let count = l.rsplit_once(' ')?.1;
+            Some(format!("{le}={count}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

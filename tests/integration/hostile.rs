@@ -501,6 +501,11 @@ fn assert_healthy_on_time(text: &str, machine: &SchedulingProbe) {
     );
     let missed = metric(text, "casewatch_schedule_missed_total", &healthy);
     let allowed_missed = machine.allow_missed(Duration::from_millis(500));
+    eprintln!(
+        "machine: {}; healthy: {on_time} of {count} runs within {bound} s ({allowed:?} allowed), {missed} missed ({allowed_missed} allowed); lateness {}",
+        machine.describe(),
+        lateness_buckets(text, "healthy")
+    );
     assert!(
         missed <= allowed_missed as f64,
         "healthy journey missed {missed} slots ({allowed_missed} allowed; {}):\n{text}",
