@@ -232,6 +232,7 @@ if [[ " $ONLY " == *" 1 "* ]]; then
         row "1. L−d median, d=${d} ms (ms, ≤ 0.5)" "$(fig "$a" l_minus_d_p50_ms)" "$(fig "$o" l_minus_d_p50_ms)" 'x <= 0.5'
         row "1. L−d p99, d=${d} ms (ms, ≤ 2)" "$(fig "$a" l_minus_d_p99_ms)" "$(fig "$o" l_minus_d_p99_ms)" 'x <= 2'
         note_row "1. agent L−s p50 / p99, d=${d} ms (s = the server's real hold; the agent's own share)" "$(fig "$a" l_minus_s_p50_ms) / $(fig "$a" l_minus_s_p99_ms)" "—" "server timer error p99: $(fig "$a" server_hold_minus_d_p99_ms) ms"
+        note_row "1. agent L − Σphases p50 / p99 / max, d=${d} ms (the step's time in no phase; tests/integration/phases.rs checks the split on a paused clock)" "$(fig "$a" l_minus_phases_p50_ms) / $(fig "$a" l_minus_phases_p99_ms) / $(fig "$a" l_minus_phases_max_ms)" "—" "measured"
         row "1. pacing error p99, d=${d} ms (ms, ≤ 2)" "$(fig "$a" pacing_p99_ms)" "$(fig "$o" pacing_p99_ms)" 'x <= 2'
     done
 fi

@@ -80,9 +80,14 @@ pub(super) async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow
                         .duration_since(run.intended_start)
                         .unwrap_or_default();
                     for step in &run.steps {
+                        let p = &step.phases;
+                        let phases: Duration = [p.dns, p.connect, p.tls, p.first_byte, p.transfer]
+                            .into_iter()
+                            .flatten()
+                            .sum();
                         let _ = writeln!(
                             text,
-                            "s\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                            "s\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                             run.journey,
                             unix_ns(run.intended_start),
                             run.duration.as_nanos(),
@@ -90,7 +95,8 @@ pub(super) async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow
                             unix_ns(step.sent_at),
                             step.duration.as_nanos(),
                             step.outcome.as_str(),
-                            lateness.as_nanos()
+                            lateness.as_nanos(),
+                            phases.as_nanos()
                         );
                     }
                 }

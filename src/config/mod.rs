@@ -273,7 +273,7 @@ fn parse_problem(err: &marked_yaml::FromYamlError, origin: &str) -> Problem {
     }
 }
 
-/// The path and message of a deserialization error, with README names for
+/// The path and message of a deserialization error, with the names the configuration reference uses for
 /// the expected types and nothing quoted from under `credentials`.
 fn node_message(node: &marked_yaml::FromNodeError) -> (Option<String>, String) {
     let path = node.path().map(str::to_string);

@@ -1,7 +1,7 @@
 //! The journal's schema: versioned with `PRAGMA user_version`, migrated in
 //! code at open. Each migration runs once, in order, in one transaction.
 //! Times are unix seconds (REAL), durations seconds (REAL). See
-//! `docs/report-schema.md` for the meaning of every column.
+//! `docs/src/report-schema.md` for the meaning of every column.
 
 use rusqlite::Connection;
 

@@ -1,6 +1,6 @@
 //! The report model's types, built once ([`super::build`]) from a ledger;
 //! the HTML, Markdown and JSON renderers only present it. Its serde form *is* the JSON output, whose
-//! schema is documented in `docs/report-schema.md` (bump
+//! schema is documented in `docs/src/report-schema.md` (bump
 //! [`SCHEMA_VERSION`] on any incompatible change).
 //!
 //! Units: latencies in milliseconds, durations in seconds, rates per hour

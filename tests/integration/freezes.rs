@@ -38,8 +38,15 @@ journeys:
     )
 }
 
+/// On a real clock, so the bounds are for a quiet machine and grow by what
+/// a [`SchedulingProbe`] beside the test measures the machine itself held
+/// up a thread that waits on nothing of the agent's. A CSS journey held up
+/// by the ICS freeze is late by seconds and misses slots; an episode
+/// measured from the wrong moment is off by a heartbeat or more: both
+/// still fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_five_second_freeze_is_one_episode_of_five_seconds() {
+    let machine = SchedulingProbe::start();
     let sim = start_sim(SimProfile::quiet()).await;
     let agent = start_agent(load(&freeze_config(), &sim)).await;
     let ics = [("target", "ics")];
@@ -48,14 +55,20 @@ async fn an_injected_five_second_freeze_is_one_episode_of_five_seconds() {
     sim.control("freeze", json!({"seconds": 5.0, "system": "ics"}))
         .await;
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let during = agent.metrics().await;
-    assert_eq!(
-        metric(&during, "casewatch_freeze_in_progress", &ics),
-        1.0,
-        "{during}"
-    );
-    assert!(metric(&during, "casewatch_inflight_oldest_seconds", &ics) > 1.0);
+    // Seen live: an episode in progress, its requests held over a second.
+    // Waited for rather than slept on: a sleep overshooting on a loaded
+    // machine could wake after the freeze.
+    wait_for(
+        Duration::from_secs(5),
+        "the freeze to be in progress",
+        || async {
+            let during = agent.metrics().await;
+            (metric(&during, "casewatch_freeze_in_progress", &ics) == 1.0
+                && metric(&during, "casewatch_inflight_oldest_seconds", &ics) > 1.0)
+                .then_some(())
+        },
+    )
+    .await;
 
     let text = wait_for(
         Duration::from_secs(10),
@@ -85,24 +98,39 @@ async fn an_injected_five_second_freeze_is_one_episode_of_five_seconds() {
         .expect("the truth log has the freeze");
     let true_length = injected["duration_seconds"].as_f64().unwrap();
     assert!((true_length - 5.0).abs() < 0.1, "{injected}");
+    let slack = machine.allow_late(Duration::from_millis(500)).as_secs_f64();
     assert!(
-        (measured - 5.0).abs() <= 0.5,
-        "episode measured {measured} s, injected 5 s"
+        (measured - 5.0).abs() <= slack,
+        "episode measured {measured} s, injected 5 s ({slack} s allowed; {})",
+        machine.describe()
     );
 
-    // The CSS journey kept its timetable throughout: nothing missed, no run late.
+    // The CSS journey kept its timetable throughout: nothing missed, no run
+    // late (50 ms on a quiet machine).
     let css = [("journey", "css_ping")];
-    assert_eq!(metric(&after, "casewatch_schedule_missed_total", &css), 0.0);
-    let runs = metric(&after, "casewatch_schedule_lateness_seconds_count", &css);
-    let on_time = metric(
-        &after,
-        "casewatch_schedule_lateness_seconds_bucket",
-        &[("journey", "css_ping"), ("le", "0.05")],
+    let missed = metric(&after, "casewatch_schedule_missed_total", &css);
+    let allowed_missed = machine.allow_missed(Duration::from_millis(500)) as f64;
+    assert!(
+        missed <= allowed_missed,
+        "{missed} css slots missed ({allowed_missed} allowed; {})",
+        machine.describe()
     );
-    assert!(runs >= 15.0, "{runs} css runs in ~10 s");
+    let allowed = machine.allow_late(Duration::from_millis(50));
+    let (on_time, bound, runs) = runs_started_within(&after, "css_ping", allowed);
+    eprintln!(
+        "machine: {}; episode {measured} s ({slack} s allowed); css: {on_time} of {runs} runs within {bound} s ({allowed:?} allowed), {missed} missed ({allowed_missed} allowed); lateness {}",
+        machine.describe(),
+        lateness_buckets(&after, "css_ping")
+    );
+    assert!(
+        runs + missed >= 15.0,
+        "{runs} css runs and {missed} missed in ~10 s"
+    );
     assert_eq!(
-        on_time, runs,
-        "every css run started within 50 ms of its slot"
+        on_time,
+        runs,
+        "every css run started within {bound} s of its slot ({allowed:?} allowed; {})",
+        machine.describe()
     );
     assert_eq!(
         metric(
@@ -124,7 +152,14 @@ async fn an_injected_five_second_freeze_is_one_episode_of_five_seconds() {
     sim.stop().await;
 }
 
-#[tokio::test]
+/// With tokio's clock paused (the simulator, its freeze and the runner all
+/// run on it in-process), the 30 s give-up takes no real time and nothing
+/// else moves the clock: the step must end at give-up itself. Ending at the
+/// end of the 90 s freeze, or before give-up, is off by a minute or by
+/// seconds. How close to `give_up_after` a real clock ends a step is the
+/// benchmark's L−d figure (benches/NOTES.md, "Timing asserts moved out of
+/// the tests").
+#[tokio::test(start_paused = true)]
 async fn a_freeze_longer_than_give_up_is_censored_at_give_up() {
     let sim = start_sim(SimProfile::quiet()).await;
     let yaml = config_yaml(
@@ -159,7 +194,7 @@ async fn a_freeze_longer_than_give_up_is_censored_at_give_up() {
     assert_eq!(step.outcome, Outcome::Frozen);
     assert!(step.censored, "{step:?}");
     assert!(
-        step.duration >= Duration::from_secs(30) && step.duration < Duration::from_millis(30_500),
+        step.duration >= Duration::from_secs(30) && step.duration < Duration::from_millis(30_010),
         "{step:?}"
     );
     assert_eq!(step.status, None);

@@ -348,3 +348,175 @@ pub fn step_outcomes(
         .map(|s| (s.step.as_str(), s.outcome))
         .collect()
 }
+
+/// The machine's own scheduling, measured beside a test: a plain thread,
+/// outside every async runtime, asks to wake every [`SchedulingProbe::EVERY`]
+/// and notes how late it wakes. On a quiet machine it wakes within a
+/// millisecond or so; on a loaded one, late by whatever the CPU hogs beside
+/// it cost. Tests that check the agent keeps time derive their allowance
+/// from it, so that load on the machine moves the bound and a delay of the
+/// agent's own making still fails: a journey held up by another journey
+/// (a shared lock, a connection pool, a blocked runtime thread) is late by
+/// a freeze's or a give-up's length while this thread, which waits on
+/// nothing of the agent's, is not.
+pub struct SchedulingProbe {
+    started: std::time::Instant,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    late: Arc<std::sync::Mutex<Vec<Duration>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SchedulingProbe {
+    pub const EVERY: Duration = Duration::from_millis(10);
+    /// The share of a late wake that is the machine, not the probe's own
+    /// clock: wakes later than this are kept.
+    const KEEP_FROM: Duration = Duration::from_millis(2);
+
+    pub fn start() -> SchedulingProbe {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let late = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let thread = {
+            let (stop, late) = (stop.clone(), late.clone());
+            std::thread::Builder::new()
+                .name("sched-probe".into())
+                .spawn(move || {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let asked = std::time::Instant::now() + Self::EVERY;
+                        std::thread::sleep(Self::EVERY);
+                        let woke = std::time::Instant::now().saturating_duration_since(asked);
+                        if woke > Self::KEEP_FROM {
+                            late.lock().unwrap().push(woke);
+                        }
+                    }
+                })
+                .expect("the probe thread starts")
+        };
+        SchedulingProbe {
+            started: std::time::Instant::now(),
+            stop,
+            late,
+            thread: Some(thread),
+        }
+    }
+
+    /// How late the probe woke at worst so far.
+    pub fn worst(&self) -> Duration {
+        self.late
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// The lateness to allow a run that should start within `bound` of its
+    /// slot: `bound`, plus twice the worst hold-up the machine imposed on a
+    /// thread that waits on nothing (once for the hold-up itself, once for
+    /// the backlog of work a held-up runtime then runs through).
+    pub fn allow_late(&self, bound: Duration) -> Duration {
+        bound + 2 * self.worst()
+    }
+
+    /// How many timetable slots of `interval` the machine's own hold-ups,
+    /// since the probe started, could have cost a journey: each hold-up of
+    /// at least a quarter interval may push a run (its start, or its end,
+    /// under the same factor two as [`Self::allow_late`]) past that many
+    /// slots; and never more than a quarter of the slots there were, so a
+    /// journey held up for as long as something else took (a freeze, a
+    /// give-up, a reload) still fails however loaded the machine is. On a
+    /// quiet machine this is 0.
+    pub fn allow_missed(&self, interval: Duration) -> u64 {
+        let by_holdups: u64 = self
+            .late
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|late| **late * 4 >= interval)
+            .map(|late| (2 * *late).as_secs_f64() / interval.as_secs_f64())
+            .map(|slots| slots.ceil() as u64)
+            .sum();
+        let slots = self.started.elapsed().as_secs_f64() / interval.as_secs_f64();
+        by_holdups.min(slots as u64 / 4)
+    }
+
+    /// A line for a failure message: what the machine did meanwhile.
+    pub fn describe(&self) -> String {
+        let late = self.late.lock().unwrap();
+        let over = |ms: u64| {
+            late.iter()
+                .filter(|l| **l >= Duration::from_millis(ms))
+                .count()
+        };
+        format!(
+            "the machine held up a plain thread {} times by more than {:?} ({} by 50 ms, {} by 100 ms, {} by 250 ms), worst {:?}",
+            late.len(),
+            Self::KEEP_FROM,
+            over(50),
+            over(100),
+            over(250),
+            late.iter().copied().max().unwrap_or_default()
+        )
+    }
+}
+
+impl Drop for SchedulingProbe {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The runs of `journey` that started within `allowed` of their slot, read
+/// from the smallest `casewatch_schedule_lateness_seconds` bucket that
+/// holds `allowed` (the buckets are what `/metrics` has), with that bucket's
+/// bound, and the journey's run count.
+pub fn runs_started_within(text: &str, journey: &str, allowed: Duration) -> (f64, f64, f64) {
+    let count = metric(
+        text,
+        "casewatch_schedule_lateness_seconds_count",
+        &[("journey", journey)],
+    );
+    let mut bounds: Vec<(f64, String)> = text
+        .lines()
+        .filter(|l| l.starts_with("casewatch_schedule_lateness_seconds_bucket{"))
+        .filter(|l| l.contains(&format!("journey=\"{journey}\"")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
+            Some((bound, le.to_string()))
+        })
+        .collect();
+    bounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+    bounds.dedup();
+    let (bound, le) = bounds
+        .into_iter()
+        .find(|(b, _)| *b >= allowed.as_secs_f64())
+        .unwrap_or((f64::INFINITY, "+Inf".to_string()));
+    let within = metric(
+        text,
+        "casewatch_schedule_lateness_seconds_bucket",
+        &[("journey", journey), ("le", le.as_str())],
+    );
+    (within, bound, count)
+}
+
+/// The lateness histogram of `journey` as `le=count` pairs, for messages.
+pub fn lateness_buckets(text: &str, journey: &str) -> String {
+    text.lines()
+        .filter(|l| l.starts_with("casewatch_schedule_lateness_seconds_bucket{"))
+        .filter(|l| l.contains(&format!("journey=\"{journey}\"")))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let count = l.rsplit_once(' ')?.1;
+            Some(format!("{le}={count}"))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -276,6 +276,20 @@ struct Case {
     detail_has: &'static str,
     /// The port whose client sockets must all be closed afterwards.
     port: Option<u16>,
+    /// The hostile server's request count (plain HTTP servers only).
+    requests: Option<Arc<AtomicUsize>>,
+}
+
+/// What [`run_case`] saw of the agent.
+struct CaseRun {
+    /// The agent's last `/metrics` text.
+    text: String,
+    /// The hostile server's request count read just before `text` was
+    /// scraped (when the case has a counting server).
+    requests_before_text: Option<usize>,
+    /// How long the agent lived: from before its start to after its stop,
+    /// so no request it sent falls outside.
+    ran: Duration,
 }
 
 impl Case {
@@ -287,6 +301,7 @@ impl Case {
             expected,
             detail_has,
             port: Some(server.addr.port()),
+            requests: Some(server.requests.clone()),
         }
     }
 }
@@ -323,10 +338,12 @@ journeys:
 }
 
 /// Runs the case: one direct run for the outcome and its detail, and an
-/// agent run for timeliness and resource use. Returns the agent's last
-/// `/metrics` text and how long the agent ran.
-async fn run_case(case: Case) -> (String, Duration) {
+/// agent run for timeliness and resource use.
+async fn run_case(case: Case) -> CaseRun {
     let before = Usage::now();
+    // The machine's own hold-ups meanwhile, which the healthy journey's
+    // timeliness is allowed (see `assert_healthy_on_time`).
+    let machine = SchedulingProbe::start();
     let sim = start_sim(SimProfile::quiet()).await;
     let mut urls = sim.base_urls();
     urls.insert("hostile".into(), case.base_url.clone());
@@ -376,10 +393,11 @@ async fn run_case(case: Case) -> (String, Duration) {
     let expected = case.expected.as_str();
     let hostile_step = [("target", "hostile"), ("step", "fetch")];
     let healthy = [("journey", "healthy")];
-    let text = wait_for(
+    let (text, requests_before_text) = wait_for(
         Duration::from_secs(20),
         "a hostile outcome and several healthy runs",
         || async {
+            let requests = case.requests.as_ref().map(|r| r.load(Ordering::SeqCst));
             let text = agent.metrics().await;
             let hostile = metric(
                 &text,
@@ -387,7 +405,7 @@ async fn run_case(case: Case) -> (String, Duration) {
                 &[("target", "hostile"), ("outcome", expected)],
             );
             let healthy_runs = metric(&text, "casewatch_schedule_lateness_seconds_count", &healthy);
-            (hostile >= 1.0 && healthy_runs >= 5.0).then_some(text)
+            (hostile >= 1.0 && healthy_runs >= 5.0).then_some((text, requests))
         },
     )
     .await;
@@ -409,7 +427,7 @@ async fn run_case(case: Case) -> (String, Duration) {
             "the hostile step must only ever be {expected}, not {outcome}:\n{text}"
         );
     }
-    assert_healthy_on_time(&text);
+    assert_healthy_on_time(&text, &machine);
     assert!(!text.contains(QUERY_CANARY));
     let status_page = reqwest::get(format!("http://{}/", agent.addr))
         .await
@@ -423,9 +441,9 @@ async fn run_case(case: Case) -> (String, Duration) {
         let open = client_sockets_to(port);
         assert!(open <= 3, "{open} sockets open to the hostile server");
     }
-    let ran = started.elapsed();
 
     agent.stop().await;
+    let ran = started.elapsed();
     sim.stop().await;
 
     // 3. Resources back to baseline.
@@ -453,25 +471,45 @@ async fn run_case(case: Case) -> (String, Duration) {
         before.rss_kib,
         after.rss_kib
     );
-    (text, ran)
+    CaseRun {
+        text,
+        requests_before_text,
+        ran,
+    }
 }
 
 /// The healthy journey kept its timetable: every run started within half a
-/// second of its slot, no slot was missed, every run succeeded.
-fn assert_healthy_on_time(text: &str) {
+/// second of its slot, no slot was missed, every run succeeded. Half a
+/// second and no missed slot are for a quiet machine; on a loaded one the
+/// allowance grows by what `machine` measured the machine itself held up a
+/// thread that waits on nothing of the agent's (`SchedulingProbe`). A
+/// healthy journey held up by the hostile one waits a give-up (2 s) or a
+/// freeze, and misses slots, while the probe is not held up: that still
+/// fails. What lateness the agent keeps on a real clock is measured by
+/// `scripts/bench.sh` (benches/NOTES.md, "Timing asserts moved out of the
+/// tests").
+fn assert_healthy_on_time(text: &str, machine: &SchedulingProbe) {
     let healthy = [("journey", "healthy")];
-    let count = metric(text, "casewatch_schedule_lateness_seconds_count", &healthy);
-    let on_time = metric(
-        text,
-        "casewatch_schedule_lateness_seconds_bucket",
-        &[("journey", "healthy"), ("le", "0.5")],
-    );
+    let allowed = machine.allow_late(Duration::from_millis(500));
+    let (on_time, bound, count) = runs_started_within(text, "healthy", allowed);
     assert!(count >= 5.0, "{text}");
-    assert_eq!(on_time, count, "healthy runs started late:\n{text}");
     assert_eq!(
-        metric(text, "casewatch_schedule_missed_total", &healthy),
-        0.0,
-        "{text}"
+        on_time,
+        count,
+        "healthy runs started later than {bound} s ({allowed:?} allowed; {}):\n{text}",
+        machine.describe()
+    );
+    let missed = metric(text, "casewatch_schedule_missed_total", &healthy);
+    let allowed_missed = machine.allow_missed(Duration::from_millis(500));
+    eprintln!(
+        "machine: {}; healthy: {on_time} of {count} runs within {bound} s ({allowed:?} allowed), {missed} missed ({allowed_missed} allowed); lateness {}",
+        machine.describe(),
+        lateness_buckets(text, "healthy")
+    );
+    assert!(
+        missed <= allowed_missed as f64,
+        "healthy journey missed {missed} slots ({allowed_missed} allowed; {}):\n{text}",
+        machine.describe()
     );
     for outcome in Outcome::ALL.into_iter().filter(|o| !o.is_success()) {
         assert_eq!(
@@ -560,7 +598,7 @@ async fn never_answers_is_frozen_and_censored() {
     let server =
         serve(|mut stream, _path| async move { hold_until_closed(&mut stream).await }).await;
     let case = Case::plain(&server, Outcome::Frozen, "no complete response after 2s");
-    let (text, _) = run_case(case).await;
+    let text = run_case(case).await.text;
     // The freeze was seen live, as an episode on the hostile target only.
     assert!(
         metric(
@@ -695,12 +733,13 @@ async fn redirects_without_end_are_an_error() {
         stream.write_all(&redirect(&format!("/r/{}", n + 1))).await
     })
     .await;
-    let (_, ran) = run_case(Case::plain(
+    let ran = run_case(Case::plain(
         &server,
         Outcome::Error,
         "more than 10 redirects",
     ))
-    .await;
+    .await
+    .ran;
     // Each run gives up after 11 requests; no retry storm.
     let runs = ran.as_secs_f64().ceil() as usize + 2;
     assert!(server.requests.load(Ordering::Relaxed) <= runs * 11);
@@ -813,6 +852,7 @@ async fn a_name_that_does_not_resolve_is_a_connect_error() {
         expected: Outcome::ConnectError,
         detail_has: "dns error",
         port: None,
+        requests: None,
     })
     .await;
 }
@@ -830,6 +870,7 @@ async fn a_refused_connection_is_a_connect_error() {
         expected: Outcome::ConnectError,
         detail_has: "connect",
         port: Some(closed.port()),
+        requests: None,
     })
     .await;
 }
@@ -846,9 +887,26 @@ async fn a_storm_of_500s_is_an_http_error_without_retries() {
             .await
     })
     .await;
-    let (_, ran) = run_case(Case::plain(&server, Outcome::HttpError, "got status 500")).await;
-    // One request per run, one run per second, plus the direct run: the agent
-    // does not hammer a failing system.
+    let run = run_case(Case::plain(&server, Outcome::HttpError, "got status 500")).await;
+    // One request per step, no retries: when the agent's metrics were read,
+    // the server had seen at most a request for each step they count, the
+    // direct run's and one whose step was still being recorded. A retry
+    // doubles the requests of every step.
+    let steps = metric(
+        &run.text,
+        "casewatch_step_outcomes_total",
+        &[("target", "hostile")],
+    );
+    let seen = run.requests_before_text.unwrap();
+    assert!(
+        seen as f64 <= steps + 2.0,
+        "{seen} requests for {steps} steps:\n{}",
+        run.text
+    );
+    // One run per second (the timetable's slots), plus the direct run: the
+    // agent does not hammer a failing system. `ran` spans the agent's whole
+    // life, so a loaded machine only lowers the count.
+    let ran = run.ran;
     let most = ran.as_secs_f64().ceil() as usize + 2;
     let seen = server.requests.load(Ordering::Relaxed);
     assert!(seen <= most, "{seen} requests in {ran:?}");
@@ -886,7 +944,7 @@ async fn garbage_where_a_csrf_token_is_due_is_an_assertion_failure() {
         form: { username: "${username}", password: "${password}", csrf_token: "${csrf_token}" }
     session_rules: { statuses: [401, 440] }"#
         .to_string();
-    let (text, _) = run_case(case).await;
+    let text = run_case(case).await.text;
     assert!(
         metric(
             &text,

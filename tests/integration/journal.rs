@@ -119,7 +119,19 @@ async fn the_journal_holds_runs_steps_sessions_histograms_and_metrics() {
         0.0
     );
     assert_eq!(metric(&text, "casewatch_journal_dropped_total", &[]), 0.0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Runs enough to check, counted rather than slept for (a loaded
+    // machine runs fewer in a given time): eight, two of them reports.
+    wait_for(
+        Duration::from_secs(60),
+        "8 runs, 2 of them reports",
+        || async {
+            let text = agent.metrics().await;
+            let runs =
+                |labels: &[(&str, &str)]| metric(&text, "casewatch_journey_runs_total", labels);
+            (runs(&[]) >= 8.0 && runs(&[("journey", "caseload_report")]) >= 2.0).then_some(())
+        },
+    )
+    .await;
     agent.stop().await;
     sim.stop().await;
 

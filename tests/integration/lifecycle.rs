@@ -232,29 +232,66 @@ async fn sighup_reloads_and_sigterm_stops_cleanly() {
     sim.stop().await;
 }
 
+/// No sleep decides the order: the first signal goes once a run is held
+/// in flight by the freeze (the agent says so on `/metrics`), and the second
+/// once the agent has logged that it is stopping and waits for that run.
+/// An agent that stopped at the first signal without waiting exits 0 before
+/// the second; one that ignored the second waits out its 60 s deadline:
+/// either fails, at any load.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_forces_the_exit() {
+    const STOP_DEADLINE: Duration = Duration::from_secs(60);
     let sim = start_sim(SimProfile::quiet()).await;
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &sim, &journey("first", "300ms"));
     let (mut child, url) = run_agent(&path, &["--stop-deadline", "60s"]);
+    let (lines, log) = std::sync::mpsc::channel();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
     wait_for_runs(&url, "first", 1.0, Duration::from_secs(30)).await;
     // Freeze the system so runs in flight cannot finish before the deadline.
     sim.control("freeze", json!({"seconds": 60.0})).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    wait_for(
+        Duration::from_secs(30),
+        "a run held in flight for half a second",
+        || async {
+            let text = scrape_url(&url).await?;
+            (metric(&text, "casewatch_inflight_oldest_seconds", &[]) >= 0.5).then_some(())
+        },
+    )
+    .await;
     signal(&child, "TERM");
+    let first_signal = std::time::Instant::now();
+    let stopping = tokio::task::spawn_blocking(move || {
+        while let Ok(line) = log.recv_timeout(Duration::from_secs(30)) {
+            if line.contains("stopping: finishing runs in flight") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(stopping, "the agent never said it was stopping");
+    // The listener for the second signal is set up just after that line.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
         "the first signal waits for runs in flight"
     );
     signal(&child, "TERM");
-    let started = std::time::Instant::now();
     let code = tokio::task::spawn_blocking(move || child.wait().unwrap().code())
         .await
         .unwrap();
     assert_eq!(code, Some(130));
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(
+        first_signal.elapsed() < STOP_DEADLINE,
+        "exited only at the stop deadline"
+    );
     sim.stop().await;
 }
 
