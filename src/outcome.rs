@@ -782,27 +782,17 @@ mod tests {
     use super::*;
 
     fn step(name: &str, outcome: Outcome) -> StepRecord {
+        let five = Duration::from_secs(5);
         StepRecord {
-            target: "ics".into(),
-            journey: "j".into(),
-            step: name.into(),
-            phase: StepPhase::Journey,
-            kind: JourneyKind::Interactive,
-            sent_at: SystemTime::now(),
-            ttfb: None,
-            duration: Duration::ZERO,
             outcome,
-            censored: false,
-            status: None,
-            bytes: 0,
-            logout_cause: None,
-            session_age: None,
-            detail: String::new(),
-            phases: HttpPhases::default(),
-            browser: None,
-            freeze_after: Duration::from_secs(5),
-            agent_stalled: false,
-            agent_fault: None,
+            ..StepRecord::new(
+                "ics",
+                "j",
+                name,
+                StepPhase::Journey,
+                JourneyKind::Interactive,
+                five,
+            )
         }
     }
 

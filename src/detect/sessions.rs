@@ -142,27 +142,11 @@ mod tests {
 
     #[test]
     fn login_groups_are_consecutive_login_steps() {
+        let interactive = crate::outcome::JourneyKind::Interactive;
         let step = |phase, outcome, ms| StepRecord {
-            target: "ics".into(),
-            journey: "j".into(),
-            step: "s".into(),
-            phase,
-            kind: crate::outcome::JourneyKind::Interactive,
-            sent_at: std::time::SystemTime::now(),
-            ttfb: None,
             duration: Duration::from_millis(ms),
             outcome,
-            censored: false,
-            status: None,
-            bytes: 0,
-            logout_cause: None,
-            session_age: None,
-            detail: String::new(),
-            phases: Default::default(),
-            browser: None,
-            agent_fault: None,
-            freeze_after: Duration::from_secs(5),
-            agent_stalled: false,
+            ..StepRecord::new("ics", "j", "s", phase, interactive, Duration::from_secs(5))
         };
         use crate::outcome::Outcome::{AssertionFailed, LoggedOut, Ok as Fine};
         let steps = [

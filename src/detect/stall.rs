@@ -245,7 +245,7 @@ pub fn mark_run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{HttpPhases, JourneyKind, Outcome, StepPhase};
+    use crate::outcome::{JourneyKind, Outcome, StepPhase};
     use tokio::time::advance;
 
     fn secs(s: f64) -> Duration {
@@ -350,27 +350,12 @@ mod tests {
     }
 
     fn step(sent_at: SystemTime, duration: f64, freeze_after: f64) -> StepRecord {
+        let (phase, kind) = (StepPhase::Journey, JourneyKind::Interactive);
         StepRecord {
-            target: "ics".into(),
-            journey: "j".into(),
-            step: "s".into(),
-            phase: StepPhase::Journey,
-            kind: JourneyKind::Interactive,
             sent_at,
-            ttfb: None,
             duration: secs(duration),
             outcome: Outcome::Ok,
-            censored: false,
-            status: None,
-            bytes: 0,
-            logout_cause: None,
-            session_age: None,
-            detail: String::new(),
-            phases: HttpPhases::default(),
-            browser: None,
-            freeze_after: secs(freeze_after),
-            agent_stalled: false,
-            agent_fault: None,
+            ..StepRecord::new("ics", "j", "s", phase, kind, secs(freeze_after))
         }
     }
 
