@@ -12,8 +12,9 @@
 //! - a **sender** task sends the oldest stored push ([`sender`]), removes it
 //!   once the store has answered for good, and backs off while it cannot.
 //!
-//! At shutdown the collector waits until every record has been observed,
-//! takes one last push, and the sender keeps sending until the queue is
+//! At shutdown the collector waits until every record has been observed and
+//! every queued push has been answered (so the last push's sent count is
+//! final), takes one last push, and the sender keeps sending until the queue is
 //! empty or the agent's stop deadline passes; what is left stays on disk and
 //! goes first at the next start.
 
@@ -284,9 +285,11 @@ impl Opened {
             };
             let (commands, rx) = mpsc::channel(16);
             let fresh = Arc::new(Notify::new());
+            let emptied = Arc::new(Notify::new());
             let thread_metrics = metrics.clone();
             let thread_registry = self.registry.clone();
             let thread_fresh = fresh.clone();
+            let thread_emptied = emptied.clone();
             let name = config.name.clone();
             std::thread::Builder::new()
                 .name(format!("remote-write-{}", config.name))
@@ -298,6 +301,7 @@ impl Opened {
                         identity,
                         thread_metrics,
                         thread_fresh,
+                        thread_emptied,
                         &name,
                     )
                 })
@@ -308,6 +312,7 @@ impl Opened {
                 interval: config.push_interval,
                 commands,
                 fresh,
+                emptied,
                 sender,
                 metrics,
                 shutdown: shutdown.clone(),
@@ -335,6 +340,7 @@ fn queue_thread(
     identity: wire::Identity,
     metrics: QueueMetrics,
     fresh: Arc<Notify>,
+    emptied: Arc<Notify>,
     name: &str,
 ) {
     let path = queue.path().to_path_buf();
@@ -409,6 +415,9 @@ fn queue_thread(
                     }
                 }
                 metrics.backlog(queue.backlog());
+                if queue.backlog().pushes == 0 {
+                    emptied.notify_one();
+                }
             }
         }
     }
@@ -419,6 +428,7 @@ struct Run {
     interval: Duration,
     commands: mpsc::Sender<Command>,
     fresh: Arc<Notify>,
+    emptied: Arc<Notify>,
     sender: Sender,
     metrics: QueueMetrics,
     shutdown: CancellationToken,
@@ -466,11 +476,14 @@ async fn run(run: Run) {
         abort_at_deadline.cancel();
     });
     // The last push carries the final counts: wait until the observer has
-    // seen every record (or the deadline), then take it.
+    // seen every record and the store has answered every push already
+    // queued (or the deadline), then take it. A push still in flight when
+    // the last one is taken would be sent but missing from its sent count.
     tokio::select! {
         _ = run.observed => {}
         _ = tokio::time::sleep_until(deadline) => {}
     }
+    until_empty(&run.commands, &run.emptied, deadline).await;
     let at_ms = clock
         .last_ms
         .map_or_else(now_ms, |last| now_ms().max(last + 1));
@@ -478,6 +491,28 @@ async fn run(run: Run) {
     drain.cancel();
     let _ = sending.await;
     drop(run.commands);
+}
+
+/// Returns once the queue holds no push (every one answered), the queue
+/// cannot be read, or the deadline passes.
+async fn until_empty(commands: &mpsc::Sender<Command>, emptied: &Notify, deadline: Instant) {
+    loop {
+        let (reply, answer) = oneshot::channel();
+        if commands.send(Command::Peek(reply)).await.is_err() {
+            return;
+        }
+        match answer.await {
+            Ok(Ok(Some(_))) => {}
+            _ => return,
+        }
+        // `notify_one` keeps its permit when nobody waits, so an emptying
+        // between the peek and this wait is not missed; a stale permit only
+        // costs one more peek.
+        tokio::select! {
+            _ = emptied.notified() => {}
+            _ = tokio::time::sleep_until(deadline) => return,
+        }
+    }
 }
 
 async fn collect(commands: &mpsc::Sender<Command>, at_ms: i64) {

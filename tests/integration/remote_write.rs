@@ -31,6 +31,8 @@ struct Receiver {
     accepted: Arc<Mutex<Vec<WriteRequest>>>,
     headers: Arc<Mutex<Vec<HeaderMap>>>,
     attempts: Arc<Mutex<usize>>,
+    /// How long an accepted push waits for its answer.
+    delay: Arc<Mutex<Duration>>,
 }
 
 async fn receive(
@@ -45,6 +47,8 @@ async fn receive(
         Answer::BadRequest => return StatusCode::BAD_REQUEST,
         Answer::Accept => {}
     }
+    let delay = *rx.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     let Ok(request) = wire::decode(&body) else {
         return StatusCode::UNPROCESSABLE_ENTITY;
     };
@@ -59,6 +63,7 @@ async fn start_receiver() -> (SocketAddr, Receiver) {
         accepted: Arc::default(),
         headers: Arc::default(),
         attempts: Arc::default(),
+        delay: Arc::default(),
     };
     let app = Router::new()
         .route("/api/v1/write", post(receive))
@@ -231,8 +236,13 @@ async fn pushes_carry_the_protocol_headers_and_survive_an_outage_in_order() {
     // per interval from the first push to the last.
     let build = rx.samples("casewatch_build_info");
     assert_on_grid(&build);
-    // Every accepted sample was counted as sent, and the last push (taken
-    // after the agent's last record) carries the final counts.
+    assert_the_last_push_counts_every_one_before_it(&rx);
+    sim.stop().await;
+}
+
+/// Every accepted sample was counted as sent, and the last push (taken
+/// after the agent's last record) carries the final counts.
+fn assert_the_last_push_counts_every_one_before_it(rx: &Receiver) {
     let sent = rx.samples("casewatch_remote_write_samples_sent_total");
     let last_sent = sent.last().unwrap().1;
     let accepted_before_last: usize = {
@@ -244,6 +254,38 @@ async fn pushes_carry_the_protocol_headers_and_survive_an_outage_in_order() {
     };
     assert_eq!(last_sent as usize, accepted_before_last);
     assert!(rx.accepted_samples() > accepted_before_last);
+}
+
+/// A slow store: at stop, pushes are still waiting for their answers. The
+/// last push is taken once they are answered, so its sent count is final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_push_waits_for_the_answers_to_the_pushes_before_it() {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let (addr, rx) = start_receiver().await;
+    *rx.delay.lock().unwrap() = Duration::from_millis(3 * INTERVAL_MS as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config_with_remote(
+        &format!("http://{addr}/api/v1/write"),
+        &dir.path().join("q.db"),
+    );
+    let agent = start_agent(load(&yaml, &sim)).await;
+    wait_for(
+        Duration::from_secs(20),
+        "pushes waiting on the store",
+        || async {
+            let text = agent.metrics().await;
+            let accepted = metric(
+                &text,
+                "casewatch_remote_write_requests_total",
+                &[("result", "accepted")],
+            );
+            let pending = metric(&text, "casewatch_remote_write_samples_pending", &[]);
+            (accepted >= 1.0 && pending > 0.0).then_some(())
+        },
+    )
+    .await;
+    agent.stop().await;
+    assert_the_last_push_counts_every_one_before_it(&rx);
     sim.stop().await;
 }
 
