@@ -284,12 +284,10 @@ impl Opened {
                 instance: config.instance.clone(),
             };
             let (commands, rx) = mpsc::channel(16);
-            let fresh = Arc::new(Notify::new());
-            let emptied = Arc::new(Notify::new());
+            let signals = Arc::new(QueueSignals::default());
             let thread_metrics = metrics.clone();
             let thread_registry = self.registry.clone();
-            let thread_fresh = fresh.clone();
-            let thread_emptied = emptied.clone();
+            let thread_signals = signals.clone();
             let name = config.name.clone();
             std::thread::Builder::new()
                 .name(format!("remote-write-{}", config.name))
@@ -300,8 +298,7 @@ impl Opened {
                         thread_registry,
                         identity,
                         thread_metrics,
-                        thread_fresh,
-                        thread_emptied,
+                        &thread_signals,
                         &name,
                     )
                 })
@@ -311,8 +308,7 @@ impl Opened {
                 name: config.name.clone(),
                 interval: config.push_interval,
                 commands,
-                fresh,
-                emptied,
+                signals,
                 sender,
                 metrics,
                 shutdown: shutdown.clone(),
@@ -339,8 +335,7 @@ fn queue_thread(
     registry: Registry,
     identity: wire::Identity,
     metrics: QueueMetrics,
-    fresh: Arc<Notify>,
-    emptied: Arc<Notify>,
+    signals: &QueueSignals,
     name: &str,
 ) {
     let path = queue.path().to_path_buf();
@@ -378,7 +373,7 @@ fn queue_thread(
                                 "remote_write queue full: oldest samples dropped"
                             );
                         }
-                        fresh.notify_one();
+                        signals.fresh.notify_one();
                     }
                     Err(error) => {
                         metrics.errors.inc();
@@ -416,19 +411,27 @@ fn queue_thread(
                 }
                 metrics.backlog(queue.backlog());
                 if queue.backlog().pushes == 0 {
-                    emptied.notify_one();
+                    signals.emptied.notify_one();
                 }
             }
         }
     }
 }
 
+/// What the queue thread tells the tasks without being asked.
+#[derive(Default)]
+struct QueueSignals {
+    /// A push was stored.
+    fresh: Notify,
+    /// An answered push was removed and none is left.
+    emptied: Notify,
+}
+
 struct Run {
     name: String,
     interval: Duration,
     commands: mpsc::Sender<Command>,
-    fresh: Arc<Notify>,
-    emptied: Arc<Notify>,
+    signals: Arc<QueueSignals>,
     sender: Sender,
     metrics: QueueMetrics,
     shutdown: CancellationToken,
@@ -445,7 +448,7 @@ async fn run(run: Run) {
     let sending = tokio::spawn(send_loop(
         run.name.clone(),
         run.commands.clone(),
-        run.fresh.clone(),
+        run.signals.clone(),
         run.sender,
         run.metrics.clone(),
         drain.clone(),
@@ -483,7 +486,7 @@ async fn run(run: Run) {
         _ = run.observed => {}
         _ = tokio::time::sleep_until(deadline) => {}
     }
-    until_empty(&run.commands, &run.emptied, deadline).await;
+    until_empty(&run.commands, &run.signals.emptied, deadline).await;
     let at_ms = clock
         .last_ms
         .map_or_else(now_ms, |last| now_ms().max(last + 1));
@@ -568,7 +571,7 @@ impl Clock {
 async fn send_loop(
     name: String,
     commands: mpsc::Sender<Command>,
-    fresh: Arc<Notify>,
+    signals: Arc<QueueSignals>,
     sender: Sender,
     metrics: QueueMetrics,
     drain: CancellationToken,
@@ -591,7 +594,7 @@ async fn send_loop(
                     return;
                 }
                 tokio::select! {
-                    _ = fresh.notified() => continue,
+                    _ = signals.fresh.notified() => continue,
                     _ = drain.cancelled() => continue,
                     _ = abort.cancelled() => return,
                 }
