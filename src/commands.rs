@@ -106,6 +106,7 @@ pub async fn run(
     let loaded = load_with_warnings(file)?;
     let web_config = load_web_config(web_config)?;
     let shutdown = CancellationToken::new();
+    let mut stop_signals = StopSignals::listen();
     let options = AgentOptions {
         journal,
         config_path: Some(file.to_path_buf()),
@@ -117,7 +118,7 @@ pub async fn run(
     tracing::info!(url = %agent.url, "serving the status page at / and metrics at /metrics");
     loop {
         tokio::select! {
-            _ = wait_for_signal() => break,
+            _ = stop_signals.next() => break,
             // The agent logs the outcome of every reload, however asked for.
             _ = hangup() => {
                 let _ = agent.reload().await;
@@ -129,8 +130,8 @@ pub async fn run(
         "stopping: finishing runs in flight"
     );
     shutdown.cancel();
-    tokio::spawn(async {
-        wait_for_signal().await;
+    tokio::spawn(async move {
+        stop_signals.next().await;
         tracing::warn!("second signal: exiting now");
         std::process::exit(130);
     });
@@ -673,25 +674,77 @@ async fn make_demo_events(control: String, events: Vec<Scheduled>, shutdown: Can
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn wait_for_signal() {
+/// SIGINT and SIGTERM, listened for from the moment this is made: a signal
+/// that arrives while nobody is waiting is kept for the next
+/// [`StopSignals::next`], so a second Ctrl-C sent just after the first is
+/// never lost between two waits.
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    /// Must be called inside a Tokio runtime.
+    pub fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let streams = signal(SignalKind::interrupt())
+                .and_then(|interrupt| Ok((interrupt, signal(SignalKind::terminate())?)))
+                .ok();
+            StopSignals { streams }
+        }
+        #[cfg(not(unix))]
+        {
+            StopSignals {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves at the next SIGINT or SIGTERM (or one already received).
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((interrupt, terminate)) = &mut self.streams {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            return;
+        }
+        // No handler could be installed: Ctrl-C the portable way.
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    StopSignals::listen().next().await;
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn send_self(signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &std::process::id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// The second Ctrl-C of a stopping agent arrives while nothing waits on
+    /// the first listener any more; it must still be seen.
+    #[tokio::test]
+    async fn a_signal_sent_between_two_waits_is_not_lost() {
+        let mut signals = StopSignals::listen();
+        send_self("TERM");
+        signals.next().await;
+        send_self("INT");
+        // Let the signal land before anything waits again; the order is what
+        // is tested, the pause only makes the gap real.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::timeout(Duration::from_secs(10), signals.next())
+            .await
+            .expect("the signal sent between the waits is seen by the next one");
     }
 }

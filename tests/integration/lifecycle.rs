@@ -237,7 +237,8 @@ async fn sighup_reloads_and_sigterm_stops_cleanly() {
 /// once the agent has logged that it is stopping and waits for that run.
 /// An agent that stopped at the first signal without waiting exits 0 before
 /// the second; one that ignored the second waits out its 60 s deadline:
-/// either fails, at any load.
+/// either fails, at any load. (A second signal lost in the gap after the
+/// first is tested in `commands::tests`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_forces_the_exit() {
     const STOP_DEADLINE: Duration = Duration::from_secs(60);
@@ -277,7 +278,10 @@ async fn a_second_signal_forces_the_exit() {
     .await
     .unwrap();
     assert!(stopping, "the agent never said it was stopping");
-    // The listener for the second signal is set up just after that line.
+    // The agent listens for the second signal from before the first, so no
+    // gap after that line can lose it. The pause only gives an agent that
+    // did not wait for its runs time to exit 0 and fail below; a correct
+    // agent passes whatever the pause.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
         child.try_wait().unwrap().is_none(),
