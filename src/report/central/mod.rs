@@ -354,10 +354,7 @@ async fn settle(
     let (mut lo, mut hi, mut min_seconds) = (from, to, 0.0);
     let mut last = None;
     for _ in 0..4 {
-        // `--to` ends the window and is not in it: a `--to` on a slot's
-        // start must not add that slot (a last push there would make it
-        // look measured, with nothing counted in it).
-        let window = SlotWindow::new(clock_for(hi - lo, scale, min_seconds), lo, hi - 1e-3);
+        let window = window_until(clock_for(hi - lo, scale, min_seconds), lo, hi);
         if last.as_ref().is_some_and(|(w, _)| *w == window) {
             break;
         }
@@ -378,6 +375,13 @@ async fn settle(
     }
     let (window, pushes) = last.expect("read at least once");
     Ok((window, pushes))
+}
+
+/// The slots from `from` up to `to`, which ends the window and is not in
+/// it: a `--to` on a slot's start must not add that slot (a last push there
+/// would make it look measured, with nothing counted in it).
+fn window_until(clock: SlotClock, from: f64, to: f64) -> SlotWindow {
+    SlotWindow::new(clock, from, to - 1e-3)
 }
 
 /// The runs of slots without pushes between a site's first and last.
@@ -458,4 +462,24 @@ pub fn methods(central: &Central) -> Vec<(&'static str, String)> {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: f64 = 86_400.0;
+
+    #[test]
+    fn a_to_on_a_slot_boundary_ends_the_window_and_adds_no_slot() {
+        let from = 1_750_000_000.0 - 1_750_000_000.0 % DAY;
+        let to = from + 90.0 * DAY;
+        let window = window_until(SlotClock::hourly(1.0), from, to);
+        assert_eq!(window.last - window.first + 1, 90 * 24);
+        assert_eq!(window.from(), from);
+        assert_eq!(window.clock.start(window.last + 1), to);
+        // A `--to` inside a slot keeps that slot.
+        let window = window_until(SlotClock::hourly(1.0), from, to + 60.0);
+        assert_eq!(window.last - window.first + 1, 90 * 24 + 1);
+    }
 }
