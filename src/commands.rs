@@ -10,13 +10,12 @@ use std::time::{Duration, SystemTime};
 use anyhow::{bail, Context};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use rand::distr::{Alphanumeric, SampleString};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentOptions};
 use crate::config::secret::{self, EnvLookup};
 use crate::config::{self, ChangeEvent, ConfigError, Loaded};
-use crate::outcome::RunRecord;
+use crate::outcome::{PlannedRun, RunRecord};
 use crate::runner;
 use crate::sim::{self, SimOptions, SimProfile};
 use crate::webconfig::WebConfig;
@@ -185,32 +184,15 @@ pub async fn once(file: &Path, only: Option<&str>) -> anyhow::Result<bool> {
     let mut all_ok = true;
     for (index, journey) in journeys.into_iter().enumerate() {
         let vars = runner::credentials(&journey.target, &env)?;
-        let run_id = index as u64 + 1;
+        let planned = PlannedRun::now(index as u64 + 1);
         let run = if journey.browser.is_some() {
-            crate::browser::run_journey(
-                &browsing,
-                None,
-                journey,
-                vars,
-                SystemTime::now(),
-                Instant::now(),
-                run_id,
-            )
-            .await
+            crate::browser::run_journey(&browsing, None, journey, vars, &planned).await
         } else {
             let ctx = runner::RunContext {
                 client: &clients[&journey.target.name],
                 probes: None,
             };
-            runner::run_journey(
-                &ctx,
-                journey,
-                vars,
-                SystemTime::now(),
-                Instant::now(),
-                run_id,
-            )
-            .await
+            runner::run_journey(&ctx, journey, vars, &planned).await
         };
         all_ok &= run.outcome.is_success();
         println!("{}", run_table(&run));

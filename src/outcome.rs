@@ -326,6 +326,27 @@ pub struct PageTimings {
     pub evidence: Option<String>,
 }
 
+/// A run as its timetable planned it: its id, and when it was meant to
+/// start on the wall clock (for the record) and on the monotonic clock (for
+/// its duration, which counts lateness).
+#[derive(Clone, Copy, Debug)]
+pub struct PlannedRun {
+    pub run_id: u64,
+    pub start: SystemTime,
+    pub instant: Instant,
+}
+
+impl PlannedRun {
+    /// A run planned for now: a one-off check, or a test.
+    pub fn now(run_id: u64) -> PlannedRun {
+        PlannedRun {
+            run_id,
+            start: SystemTime::now(),
+            instant: Instant::now(),
+        }
+    }
+}
+
 /// One journey run: its steps and how it went as a whole.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct RunRecord {

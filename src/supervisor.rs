@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::secret::EnvLookup;
 use crate::config::{Config, Journey, Target};
-use crate::outcome::Record;
+use crate::outcome::{PlannedRun, Record};
 use crate::runner::keeper::{self, KeeperTask};
 use crate::runner::{self, Probes, RunContext, RunnerError};
 use crate::schedule::Timetable;
@@ -434,7 +434,11 @@ pub async fn journey_loop(task: JourneyTask) {
         } else {
             None
         };
-        let run_id = task.run_ids.fetch_add(1, Ordering::Relaxed);
+        let planned = PlannedRun {
+            run_id: task.run_ids.fetch_add(1, Ordering::Relaxed),
+            start: intended_start,
+            instant: slot.intended,
+        };
         task.probes.send(Record::RunStarted {
             target: journey.target.name.clone(),
             journey: journey.name.clone(),
@@ -447,28 +451,14 @@ pub async fn journey_loop(task: JourneyTask) {
         // A run once begun is finished (its session logged out) even when a
         // stop or reload comes meanwhile; the agent's stop deadline bounds it.
         let run = match (&journey.browser, &task.browser) {
-            (None, _) => {
-                runner::run_journey(&ctx, journey, vars, intended_start, slot.intended, run_id)
+            (None, _) => runner::run_journey(&ctx, journey, vars, &planned).await,
+            (Some(_), Some(browsing)) => {
+                crate::browser::run_journey(browsing, Some(&task.probes), journey, vars, &planned)
                     .await
             }
-            (Some(_), Some(browsing)) => {
-                crate::browser::run_journey(
-                    browsing,
-                    Some(&task.probes),
-                    journey,
-                    vars,
-                    intended_start,
-                    slot.intended,
-                    run_id,
-                )
-                .await
+            (Some(_), None) => {
+                crate::browser::without_browser(journey, &planned, "this process runs no browser")
             }
-            (Some(_), None) => crate::browser::without_browser(
-                journey,
-                intended_start,
-                slot.intended,
-                "this process runs no browser",
-            ),
         };
         task.probes.send(Record::Run(run));
     }

@@ -22,7 +22,7 @@ use super::step::{run_step, RunState, StepContext};
 use crate::config::browser::{BrowserAction, BrowserStep};
 use crate::config::{Journey, Target};
 use crate::outcome::{
-    Outcome, PageTimings, RunRecord, SessionEnd, SessionOrigin, StepPhase, StepRecord,
+    Outcome, PageTimings, PlannedRun, RunRecord, SessionEnd, SessionOrigin, StepPhase, StepRecord,
 };
 use crate::runner::{end_session, run_record, Probes, Session};
 
@@ -81,22 +81,10 @@ fn not_run(
 
 /// The run of a browser journey in a process that has no browser (a
 /// benchmark driver): one `error` step saying so.
-pub fn without_browser(
-    journey: &Journey,
-    intended_start: SystemTime,
-    intended_instant: Instant,
-    why: &str,
-) -> RunRecord {
+pub fn without_browser(journey: &Journey, planned: &PlannedRun, why: &str) -> RunRecord {
     let (first, phase) = first_step(journey);
     let step = not_run(journey, first, phase, why);
-    run_record(
-        journey,
-        intended_start,
-        SystemTime::now(),
-        intended_instant,
-        vec![step],
-        Vec::new(),
-    )
+    run_record(journey, planned, SystemTime::now(), vec![step], Vec::new())
 }
 
 fn first_step(journey: &Journey) -> (Option<&BrowserStep>, StepPhase) {
@@ -150,20 +138,17 @@ pub async fn run_journey(
     probes: Option<&Probes>,
     journey: &Journey,
     mut vars: HashMap<String, String>,
-    intended_start: SystemTime,
-    intended_instant: Instant,
-    run_id: u64,
+    planned: &PlannedRun,
 ) -> RunRecord {
     let mut actual_start = SystemTime::now();
-    vars.insert("run_id".into(), run_id.to_string());
+    vars.insert("run_id".into(), planned.run_id.to_string());
     let target = &journey.target;
     let (first, phase) = first_step(journey);
     let Some(browser_steps) = &journey.browser else {
         return run_record(
             journey,
-            intended_start,
+            planned,
             actual_start,
-            intended_instant,
             vec![not_run(journey, first, phase, "not a browser journey")],
             Vec::new(),
         );
@@ -176,14 +161,7 @@ pub async fn run_journey(
     // The run is timed from its intended start, less the wait for its
     // context, which is lateness.
     let done = |steps, sessions| {
-        let mut run = run_record(
-            journey,
-            intended_start,
-            actual_start,
-            intended_instant,
-            steps,
-            sessions,
-        );
+        let mut run = run_record(journey, planned, actual_start, steps, sessions);
         run.duration = run.duration.saturating_sub(waited);
         run
     };
@@ -210,7 +188,7 @@ pub async fn run_journey(
     };
     let deadline = Instant::now() + budget;
     let mut run = RunState {
-        run_id,
+        run_id: planned.run_id,
         secrets: vars.get("password").cloned().into_iter().collect(),
         secret_fields: Vec::new(),
         evidence: browsing.evidence.clone(),

@@ -25,8 +25,8 @@ use tokio::time::Instant;
 use crate::config::secret::{self, EnvLookup, SecretError};
 use crate::config::{Journey, Target};
 use crate::outcome::{
-    journey_outcome, Outcome, RunRecord, SessionEnd, SessionOrigin, SessionSpan, StepPhase,
-    StepRecord,
+    journey_outcome, Outcome, PlannedRun, RunRecord, SessionEnd, SessionOrigin, SessionSpan,
+    StepPhase, StepRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -215,9 +215,8 @@ pub async fn end_session(
 /// first failing step's, and it is timed from its intended start.
 pub fn run_record(
     journey: &Journey,
-    intended_start: SystemTime,
+    planned: &PlannedRun,
     actual_start: SystemTime,
-    intended_instant: Instant,
     steps: Vec<StepRecord>,
     sessions: Vec<SessionSpan>,
 ) -> RunRecord {
@@ -226,9 +225,9 @@ pub fn run_record(
         target: journey.target.name.clone(),
         journey: journey.name.clone(),
         kind: journey.kind,
-        intended_start,
+        intended_start: planned.start,
         actual_start,
-        duration: intended_instant.elapsed(),
+        duration: planned.instant.elapsed(),
         outcome,
         failed_step,
         steps,
@@ -245,12 +244,10 @@ pub async fn run_journey(
     ctx: &RunContext<'_>,
     journey: &Journey,
     mut vars: HashMap<String, String>,
-    intended_start: SystemTime,
-    intended_instant: Instant,
-    run_id: u64,
+    planned: &PlannedRun,
 ) -> RunRecord {
     let actual_start = SystemTime::now();
-    vars.insert("run_id".into(), run_id.to_string());
+    vars.insert("run_id".into(), planned.run_id.to_string());
     let target = &journey.target;
     let mut session = Session::new(vars.clone());
     let mut steps: Vec<StepRecord> = Vec::new();
@@ -288,14 +285,7 @@ pub async fn run_journey(
     if journey.login {
         sessions.extend(journey_log_out(ctx, journey, &mut session, &mut steps).await);
     }
-    run_record(
-        journey,
-        intended_start,
-        actual_start,
-        intended_instant,
-        steps,
-        sessions,
-    )
+    run_record(journey, planned, actual_start, steps, sessions)
 }
 
 /// Ends a journey's session: logs it out unless the server already did.

@@ -16,10 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use casewatch::browser::{BrowserMetrics, BrowserPool, Browsing, EvidenceStore};
 use casewatch::config::browser::BrowserSettings;
-use casewatch::outcome::{FreezeSide, LogoutCause, Outcome, RunRecord, SessionEnd};
+use casewatch::outcome::{FreezeSide, LogoutCause, Outcome, PlannedRun, RunRecord, SessionEnd};
 use casewatch::sim::SimProfile;
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::harness::*;
 
@@ -163,16 +162,7 @@ async fn run_once(
         ("username".to_string(), "sw.demo".to_string()),
         ("password".to_string(), PASSWORD.to_string()),
     ]);
-    casewatch::browser::run_journey(
-        &browsing,
-        None,
-        &journey,
-        vars,
-        SystemTime::now(),
-        Instant::now(),
-        1,
-    )
-    .await
+    casewatch::browser::run_journey(&browsing, None, &journey, vars, &PlannedRun::now(1)).await
 }
 
 /// The one truth-log event of `kind`.
@@ -753,9 +743,7 @@ async fn run_pages_journey_with(
         None,
         &config.journeys[journey],
         HashMap::new(),
-        SystemTime::now(),
-        Instant::now(),
-        1,
+        &PlannedRun::now(1),
     )
     .await
 }

@@ -1,13 +1,12 @@
 //! Freeze episodes against the simulator's control API and truth log.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use casewatch::outcome::Outcome;
+use casewatch::outcome::{Outcome, PlannedRun};
 use casewatch::runner;
 use casewatch::sim::SimProfile;
 use serde_json::json;
-use tokio::time::Instant;
 
 use crate::harness::*;
 
@@ -181,15 +180,7 @@ async fn a_freeze_longer_than_give_up_is_censored_at_give_up() {
         client: &client,
         probes: None,
     };
-    let run = runner::run_journey(
-        &ctx,
-        &journey,
-        HashMap::new(),
-        SystemTime::now(),
-        Instant::now(),
-        1,
-    )
-    .await;
+    let run = runner::run_journey(&ctx, &journey, HashMap::new(), &PlannedRun::now(1)).await;
     let step = &run.steps[0];
     assert_eq!(step.outcome, Outcome::Frozen);
     assert!(step.censored, "{step:?}");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use casewatch::agent::{Agent, AgentOptions};
 use casewatch::config::secret::EnvLookup;
 use casewatch::config::{self, Config};
+use casewatch::outcome::PlannedRun;
 use casewatch::sim::{self, SimHandle, SimOptions, SimProfile};
 use tokio_util::sync::CancellationToken;
 
@@ -328,15 +329,7 @@ pub async fn run_first_journey(
         client: &client,
         probes: None,
     };
-    casewatch::runner::run_journey(
-        &ctx,
-        &journey,
-        vars,
-        std::time::SystemTime::now(),
-        tokio::time::Instant::now(),
-        7,
-    )
-    .await
+    casewatch::runner::run_journey(&ctx, &journey, vars, &PlannedRun::now(7)).await
 }
 
 /// Each step's name and outcome, in order.

@@ -41,9 +41,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use casewatch::outcome::Outcome;
+use casewatch::outcome::{Outcome, PlannedRun};
 use casewatch::runner;
 use casewatch::sim::SimProfile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -371,7 +371,7 @@ async fn run_case(case: Case) -> CaseRun {
         ("username".to_string(), "sw.demo".to_string()),
         ("password".to_string(), PASSWORD.to_string()),
     ]);
-    let run = runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 1).await;
+    let run = runner::run_journey(&ctx, &journey, vars, &PlannedRun::now(1)).await;
     drop(client);
     let failed = run.steps.last().expect("the run has a step");
     assert_eq!(run.outcome, case.expected, "{run:#?}");

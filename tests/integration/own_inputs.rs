@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use casewatch::agent::{Agent, AgentOptions};
 use casewatch::config::{self, ConfigError};
-use casewatch::outcome::Outcome;
+use casewatch::outcome::{Outcome, PlannedRun};
 use casewatch::sim::SimProfile;
 use serde_json::json;
 use tokio::time::Instant;
@@ -241,7 +241,7 @@ async fn run_once(yaml: &str) -> casewatch::outcome::RunRecord {
         probes: None,
     };
     let vars = HashMap::from([("password".to_string(), PASSWORD.to_string())]);
-    casewatch::runner::run_journey(&ctx, &journey, vars, SystemTime::now(), Instant::now(), 1).await
+    casewatch::runner::run_journey(&ctx, &journey, vars, &PlannedRun::now(1)).await
 }
 
 #[tokio::test]

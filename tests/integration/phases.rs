@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use casewatch::outcome::{Outcome, RunRecord};
+use casewatch::outcome::{Outcome, PlannedRun, RunRecord};
 use casewatch::sim::SimProfile;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -167,15 +167,7 @@ async fn run_once(yaml: &str) -> RunRecord {
         client: &client,
         probes: None,
     };
-    casewatch::runner::run_journey(
-        &ctx,
-        &journey,
-        HashMap::new(),
-        std::time::SystemTime::now(),
-        tokio::time::Instant::now(),
-        1,
-    )
-    .await
+    casewatch::runner::run_journey(&ctx, &journey, HashMap::new(), &PlannedRun::now(1)).await
 }
 
 fn ms(d: Option<Duration>) -> u128 {
