@@ -440,14 +440,7 @@ pub fn hazard_bars(sessions: &Sessions) -> Option<Chart> {
             .configure_mesh()
             .disable_x_mesh()
             .x_labels(bands.len())
-            .x_label_formatter(&|x| {
-                let i = x.round();
-                if (x - i).abs() < 0.01 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .x_label_formatter(&|x| category_label(&labels, *x))
             .x_desc("session age band")
             .y_desc("forced logouts per session-hour")
             .draw()?;
@@ -485,6 +478,17 @@ pub fn hazard_bars(sessions: &Sessions) -> Option<Chart> {
     })
 }
 
+/// The label of the category drawn at `at` on a category axis (categories
+/// at 0, 1, 2, ...); none between them, where the axis puts its other ticks.
+fn category_label(labels: &[String], at: f64) -> String {
+    let i = at.round();
+    if (at - i).abs() < 0.01 && i >= 0.0 {
+        labels.get(i as usize).cloned().unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
 /// Horizontal bars with whiskers, one per labelled estimate (value, low,
 /// high), in the one neutral hue. Bars start at zero, as a bar's length is
 /// its value.
@@ -511,14 +515,7 @@ pub fn estimate_bars(title_x: &str, rows: &[(String, f64, f64, f64)]) -> Option<
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(rows.len())
-            .y_label_formatter(&|y| {
-                let i = y.round();
-                if (y - i).abs() < 0.01 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
-                }
-            })
+            .y_label_formatter(&|y| category_label(&labels, *y))
             .x_desc(title_x)
             .draw()?;
         for (i, (_, v, l, h)) in rows.iter().enumerate() {
