@@ -18,7 +18,7 @@ use url::Url;
 use super::captures::CaptureStore;
 use super::page::Tab;
 use super::pool::{BrowserError, BrowserPool};
-use super::step::{run_step, RunState, StepContext};
+use super::step::{run_step, BrowserStepContext, RunState};
 use crate::config::browser::{BrowserAction, BrowserStep};
 use crate::config::{Journey, Target};
 use crate::outcome::{
@@ -281,7 +281,7 @@ async fn run_steps(
 
     let mut ok = true;
     if let Some(login) = login {
-        let ctx = StepContext {
+        let ctx = BrowserStepContext {
             tab,
             target,
             journey: &journey.name,
@@ -313,7 +313,7 @@ async fn run_steps(
 
     let mut wedged = false;
     if ok {
-        let ctx = StepContext {
+        let ctx = BrowserStepContext {
             tab,
             target,
             journey: &journey.name,
@@ -356,7 +356,7 @@ async fn run_steps(
             } else {
                 None
             };
-            let ctx = StepContext {
+            let ctx = BrowserStepContext {
                 tab: fresh.as_ref().unwrap_or(tab),
                 target,
                 journey: &journey.name,

@@ -70,7 +70,7 @@ pub struct RunState {
 }
 
 /// Where a step runs.
-pub struct StepContext<'a> {
+pub struct BrowserStepContext<'a> {
     pub tab: &'a Tab,
     pub target: &'a Target,
     pub journey: &'a str,
@@ -130,7 +130,7 @@ fn load_failure(error: &str) -> Stop {
 
 /// Runs `step` in the run's tab and records it.
 pub async fn run_step(
-    ctx: &StepContext<'_>,
+    ctx: &BrowserStepContext<'_>,
     run: &mut RunState,
     step: &BrowserStep,
     session: &mut Session,
@@ -359,7 +359,7 @@ async fn cookie(tab: &Tab, name: &str) -> Option<String> {
 
 /// A step's action and checks.
 struct Checks<'a, 'b> {
-    ctx: &'a StepContext<'b>,
+    ctx: &'a BrowserStepContext<'b>,
     step: &'a BrowserStep,
     start: Instant,
     logged_in: bool,

@@ -26,7 +26,7 @@ use crate::outcome::{
 };
 
 /// What the step is part of, for its record.
-pub struct StepContext<'a> {
+pub struct HttpStepContext<'a> {
     pub client: &'a reqwest::Client,
     pub target: &'a Target,
     pub journey: &'a str,
@@ -52,14 +52,14 @@ enum FetchEnd {
 
 /// Timing and size gathered while fetching, kept even when the fetch fails.
 #[derive(Default)]
-struct Progress {
+struct FetchProgress {
     ttfb: Option<Duration>,
     bytes: u64,
     status: Option<u16>,
     phases: HttpPhases,
 }
 
-pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session) -> StepRecord {
+pub async fn run_step(ctx: &HttpStepContext<'_>, step: &Step, session: &mut Session) -> StepRecord {
     let sent_at = SystemTime::now();
     let start = Instant::now();
     let session_age = if session.is_logged_in() {
@@ -67,7 +67,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
     } else {
         None
     };
-    let mut progress = Progress::default();
+    let mut progress = FetchProgress::default();
     let give_up = step.timings.give_up_after;
     let _inflight = ctx
         .probes
@@ -198,7 +198,7 @@ pub fn step_record(
 /// Classifies a complete response: logout signs, status, assertions,
 /// extraction, then timing.
 fn judge(
-    ctx: &StepContext<'_>,
+    ctx: &HttpStepContext<'_>,
     step: &Step,
     session: &mut Session,
     response: &Fetched,
@@ -293,11 +293,11 @@ fn judge(
 }
 
 async fn fetch(
-    ctx: &StepContext<'_>,
+    ctx: &HttpStepContext<'_>,
     step: &Step,
     session: &mut Session,
     start: Instant,
-    progress: &mut Progress,
+    progress: &mut FetchProgress,
 ) -> Result<Fetched, FetchEnd> {
     let mut url = build_url(ctx.target, step, session)?;
     let mut method = step.method.clone();
@@ -497,7 +497,7 @@ struct LogoutWatch {
 /// unless the logout's own answer had already cleared the session cookie
 /// named in `session_rules.cookie`, which is a logout done.
 fn logout_signal(
-    ctx: &StepContext<'_>,
+    ctx: &HttpStepContext<'_>,
     session: &Session,
     response: &reqwest::Response,
     url: &Url,
