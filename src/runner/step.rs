@@ -303,71 +303,14 @@ async fn fetch(
     let mut method = step.method.clone();
     let mut body = render_body(step, session);
     let mut visited: HashSet<(Method, Url)> = HashSet::new();
-    let watch = session.is_logged_in().then(|| {
-        let rules = &ctx.target.session_rules;
-        let cookie = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
-        LogoutWatch {
-            cookie_before: cookie.clone().filter(|_| ctx.phase != StepPhase::Logout),
-            session_cookie: cookie,
-            login: login_url(ctx.target, session),
-            own_path: url.path().to_string(),
-        }
-    });
+    let watch = logout_watch(ctx, session, &url);
 
     loop {
-        if !visited.insert((method.clone(), url.clone())) {
-            return Err(FetchEnd::Failed(
-                Outcome::Error,
-                progress.status,
-                format!("redirect loop at {}", url.path()),
-            ));
-        }
-        if visited.len() > ctx.target.max_redirects + 1 {
-            return Err(FetchEnd::Failed(
-                Outcome::Error,
-                progress.status,
-                format!("more than {} redirects", ctx.target.max_redirects),
-            ));
-        }
-        let mut request = ctx.client.request(method.clone(), url.clone());
-        for (name, template) in &step.headers {
-            request = request.header(name.as_str(), template.render(&session.vars));
-        }
-        if let Some(cookie) = session.cookie_header(&url) {
-            request = request.header(COOKIE, cookie);
-        }
-        if let Some((content_type, bytes)) = &body {
-            request = request
-                .header(CONTENT_TYPE, *content_type)
-                .body(bytes.clone());
-        }
-        // A kept-alive connection the server closed after its last answer
-        // (without saying `Connection: close`) fails the next request sent
-        // on it. As browsers do, an idempotent request that met such a
-        // connection is sent again, and a new connection is made for it
-        // once the pool has no other idle one (each failed one leaves the
-        // pool). One that fails on a connection made for it is final.
+        check_redirect_chain(ctx, &mut visited, &method, &url, progress.status)?;
+        let request = build_request(ctx, step, session, (&method, &url), body.as_ref());
         let idempotent = method == Method::GET || method == Method::HEAD;
-        let mut resends = 0;
-        let (hop, sent) = loop {
-            let again = idempotent.then(|| request.try_clone()).flatten();
-            let hop = Hop::start();
-            let sent = hop.send(request.send()).await;
-            match (sent, again) {
-                (Err(e), Some(again))
-                    if resends < MAX_RESENDS && hop.reused() && closed_by_server(&e) =>
-                {
-                    resends += 1;
-                    tracing::debug!(target = %ctx.target.name, step = %step.name, "the server had closed the kept-alive connection; sending again");
-                    if let Some(probes) = ctx.probes {
-                        probes.resent(&ctx.target.name);
-                    }
-                    request = again;
-                }
-                (sent, _) => break (hop, sent),
-            }
-        };
-        let mut response = sent.map_err(|e| {
+        let (hop, sent) = send_resending_if_closed(ctx, step, request, idempotent).await;
+        let response = sent.map_err(|e| {
             phases::add(&mut progress.phases, hop.failed());
             send_failure(&e)
         })?;
@@ -387,30 +330,8 @@ async fn fetch(
             }
         }
 
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if status.is_redirection() && step.follow_redirects {
-            if let Some(location) = location {
-                let next = url.join(&location).map_err(|_| {
-                    FetchEnd::Failed(
-                        Outcome::Error,
-                        Some(status.as_u16()),
-                        "redirect to an invalid Location".into(),
-                    )
-                })?;
-                if !ctx.target.allows_origin(&next) {
-                    return Err(FetchEnd::Failed(
-                        Outcome::Error,
-                        Some(status.as_u16()),
-                        format!(
-                            "redirect to another origin ({})",
-                            next.origin().ascii_serialization()
-                        ),
-                    ));
-                }
+        if step.follow_redirects {
+            if let Some(next) = redirect_target(ctx, &url, &response)? {
                 // 301/302/303 turn a POST into a GET without a body, as browsers do.
                 if !matches!(
                     status,
@@ -423,53 +344,192 @@ async fn fetch(
                 continue;
             }
         }
+        return read_capped_body(ctx, response, progress).await;
+    }
+}
 
-        // A declared length over the cap is refused before a byte is read.
-        if let Some(length) = response.content_length() {
-            if length > ctx.target.max_body_bytes {
+/// What to watch for on every hop of a logged-in request; `None` when not
+/// logged in.
+fn logout_watch(ctx: &HttpStepContext<'_>, session: &Session, url: &Url) -> Option<LogoutWatch> {
+    session.is_logged_in().then(|| {
+        let rules = &ctx.target.session_rules;
+        let cookie = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
+        LogoutWatch {
+            cookie_before: cookie.clone().filter(|_| ctx.phase != StepPhase::Logout),
+            session_cookie: cookie,
+            login: login_url(ctx.target, session),
+            own_path: url.path().to_string(),
+        }
+    })
+}
+
+/// Records the hop about to be sent, refusing a loop or a chain longer than
+/// the target allows.
+fn check_redirect_chain(
+    ctx: &HttpStepContext<'_>,
+    visited: &mut HashSet<(Method, Url)>,
+    method: &Method,
+    url: &Url,
+    status: Option<u16>,
+) -> Result<(), FetchEnd> {
+    if !visited.insert((method.clone(), url.clone())) {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            status,
+            format!("redirect loop at {}", url.path()),
+        ));
+    }
+    if visited.len() > ctx.target.max_redirects + 1 {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            status,
+            format!("more than {} redirects", ctx.target.max_redirects),
+        ));
+    }
+    Ok(())
+}
+
+/// One hop's request: the step's headers, the session's cookies and the body.
+fn build_request(
+    ctx: &HttpStepContext<'_>,
+    step: &Step,
+    session: &Session,
+    (method, url): (&Method, &Url),
+    body: Option<&(&'static str, Vec<u8>)>,
+) -> reqwest::RequestBuilder {
+    let mut request = ctx.client.request(method.clone(), url.clone());
+    for (name, template) in &step.headers {
+        request = request.header(name.as_str(), template.render(&session.vars));
+    }
+    if let Some(cookie) = session.cookie_header(url) {
+        request = request.header(COOKIE, cookie);
+    }
+    if let Some((content_type, bytes)) = body {
+        request = request
+            .header(CONTENT_TYPE, *content_type)
+            .body(bytes.clone());
+    }
+    request
+}
+
+/// Sends `request`, timing it as one hop.
+async fn send_resending_if_closed(
+    ctx: &HttpStepContext<'_>,
+    step: &Step,
+    mut request: reqwest::RequestBuilder,
+    idempotent: bool,
+) -> (Hop, Result<reqwest::Response, reqwest::Error>) {
+    // A kept-alive connection the server closed after its last answer
+    // (without saying `Connection: close`) fails the next request sent
+    // on it. As browsers do, an idempotent request that met such a
+    // connection is sent again, and a new connection is made for it
+    // once the pool has no other idle one (each failed one leaves the
+    // pool). One that fails on a connection made for it is final.
+    let mut resends = 0;
+    loop {
+        let again = idempotent.then(|| request.try_clone()).flatten();
+        let hop = Hop::start();
+        let sent = hop.send(request.send()).await;
+        match (sent, again) {
+            (Err(e), Some(again))
+                if resends < MAX_RESENDS && hop.reused() && closed_by_server(&e) =>
+            {
+                resends += 1;
+                tracing::debug!(target = %ctx.target.name, step = %step.name, "the server had closed the kept-alive connection; sending again");
+                if let Some(probes) = ctx.probes {
+                    probes.resent(&ctx.target.name);
+                }
+                request = again;
+            }
+            (sent, _) => break (hop, sent),
+        }
+    }
+}
+
+/// Where a redirect `response` leads, if it is one with a `Location`; an
+/// invalid Location, or one on an origin the target does not allow, ends
+/// the fetch.
+fn redirect_target(
+    ctx: &HttpStepContext<'_>,
+    url: &Url,
+    response: &reqwest::Response,
+) -> Result<Option<Url>, FetchEnd> {
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(location) = location.filter(|_| status.is_redirection()) else {
+        return Ok(None);
+    };
+    let next = url.join(location).map_err(|_| {
+        FetchEnd::Failed(
+            Outcome::Error,
+            Some(status.as_u16()),
+            "redirect to an invalid Location".into(),
+        )
+    })?;
+    if !ctx.target.allows_origin(&next) {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            Some(status.as_u16()),
+            format!(
+                "redirect to another origin ({})",
+                next.origin().ascii_serialization()
+            ),
+        ));
+    }
+    Ok(Some(next))
+}
+
+/// Reads the final answer's body, up to the target's cap.
+async fn read_capped_body(
+    ctx: &HttpStepContext<'_>,
+    mut response: reqwest::Response,
+    progress: &mut FetchProgress,
+) -> Result<Fetched, FetchEnd> {
+    let status = response.status();
+    let over_cap = |detail: String| FetchEnd::Failed(Outcome::Error, Some(status.as_u16()), detail);
+    // A declared length over the cap is refused before a byte is read.
+    if let Some(length) = response.content_length() {
+        if length > ctx.target.max_body_bytes {
+            return Err(over_cap(format!(
+                "body of {length} bytes is over the {} byte cap",
+                ctx.target.max_body_bytes
+            )));
+        }
+    }
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    let body_from = Instant::now();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                progress.bytes += chunk.len() as u64;
+                if progress.bytes > ctx.target.max_body_bytes {
+                    return Err(over_cap(format!(
+                        "body over the {} byte cap",
+                        ctx.target.max_body_bytes
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
                 return Err(FetchEnd::Failed(
                     Outcome::Error,
                     Some(status.as_u16()),
-                    format!(
-                        "body of {length} bytes is over the {} byte cap",
-                        ctx.target.max_body_bytes
-                    ),
-                ));
+                    format!("body broke off: {}", error_chain(&e)),
+                ))
             }
         }
-        let headers = response.headers().clone();
-        let mut bytes = Vec::new();
-        let body_from = Instant::now();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    progress.bytes += chunk.len() as u64;
-                    if progress.bytes > ctx.target.max_body_bytes {
-                        return Err(FetchEnd::Failed(
-                            Outcome::Error,
-                            Some(status.as_u16()),
-                            format!("body over the {} byte cap", ctx.target.max_body_bytes),
-                        ));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(FetchEnd::Failed(
-                        Outcome::Error,
-                        Some(status.as_u16()),
-                        format!("body broke off: {}", error_chain(&e)),
-                    ))
-                }
-            }
-        }
-        progress.phases.transfer = Some(body_from.elapsed());
-        return Ok(Fetched {
-            status,
-            headers,
-            body: bytes,
-        });
     }
+    progress.phases.transfer = Some(body_from.elapsed());
+    Ok(Fetched {
+        status,
+        headers,
+        body: bytes,
+    })
 }
 
 /// What a logged-in request watches for on every hop.
