@@ -121,16 +121,8 @@ pub async fn run_step(ctx: &HttpStepContext<'_>, step: &Step, session: &mut Sess
             (outcome, false, cause, detail)
         }
     };
-    if agent_fault.is_some() {
-        // The request never left: it says nothing about the session.
-    } else if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
-        session.mark_ended(cause, Instant::now());
-    } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
-        // A complete answer that passed every check: the session was alive
-        // when the request left.
-        session.confirm_alive(start);
-    } else {
-        session.mark_failed(Instant::now());
+    if agent_fault.is_none() {
+        update_session(session, (outcome, censored, logout_cause), start);
     }
     StepRecord {
         sent_at,
@@ -146,6 +138,24 @@ pub async fn run_step(ctx: &HttpStepContext<'_>, step: &Step, session: &mut Sess
         phases: progress.phases,
         agent_fault,
         ..step_record(ctx.target, ctx.journey, ctx.phase, step)
+    }
+}
+
+/// What a step whose request left says of the session it was sent in (one
+/// that never left says nothing).
+fn update_session(
+    session: &mut Session,
+    (outcome, censored, logout_cause): (Outcome, bool, Option<LogoutCause>),
+    start: Instant,
+) {
+    if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
+        session.mark_ended(cause, Instant::now());
+    } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
+        // A complete answer that passed every check: the session was alive
+        // when the request left.
+        session.confirm_alive(start);
+    } else {
+        session.mark_failed(Instant::now());
     }
 }
 
@@ -211,51 +221,12 @@ fn judge(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if session.is_logged_in() {
-        if let Some(re) = &ctx.target.session_rules.body_matches {
-            if re.is_match(&body) {
-                return (
-                    Outcome::LoggedOut,
-                    Some(LogoutCause::ExpiredPage),
-                    "page says the session has ended".to_string(),
-                );
-            }
-        }
-        // A logout normally lands on the login page, so only other steps
-        // read it as a sign.
-        if ctx.phase != StepPhase::Logout
-            && ctx.target.session_rules.login_page
-            && holds_login_form(ctx.target, &body, content_type, &response.headers)
-        {
-            return (
-                Outcome::LoggedOut,
-                Some(LogoutCause::LoginPage),
-                "the answer is the login form".to_string(),
-            );
+        if let Some(cause) = logout_in_body(ctx, &body, content_type, &response.headers) {
+            return cause;
         }
     }
-    let status = response.status.as_u16();
-    let expected = &step.assertions.status;
-    let status_ok = if expected.is_empty() {
-        !(response.status.is_client_error() || response.status.is_server_error())
-    } else {
-        expected.contains(&status)
-    };
-    if !status_ok {
-        let outcome = if status >= 400 {
-            Outcome::HttpError
-        } else {
-            Outcome::AssertionFailed
-        };
-        let wanted = if expected.is_empty() {
-            "a 2xx or 3xx status".to_string()
-        } else {
-            format!("status {expected:?}")
-        };
-        return (
-            outcome,
-            None,
-            format!("got status {status}, expected {wanted}"),
-        );
+    if let Some(failure) = unexpected_status(step, response.status) {
+        return failure;
     }
     if let Some(failure) = extract::check_assertions(&step.assertions, &body, &response.headers) {
         return (Outcome::AssertionFailed, None, failure);
@@ -290,6 +261,70 @@ fn judge(
     } else {
         (Outcome::Ok, None, String::new())
     }
+}
+
+/// The signs in a logged-in step's complete answer that its session ended.
+fn logout_in_body(
+    ctx: &HttpStepContext<'_>,
+    body: &str,
+    content_type: &str,
+    headers: &HeaderMap,
+) -> Option<(Outcome, Option<LogoutCause>, String)> {
+    if let Some(re) = &ctx.target.session_rules.body_matches {
+        if re.is_match(body) {
+            return Some((
+                Outcome::LoggedOut,
+                Some(LogoutCause::ExpiredPage),
+                "page says the session has ended".to_string(),
+            ));
+        }
+    }
+    // A logout normally lands on the login page, so only other steps
+    // read it as a sign.
+    if ctx.phase != StepPhase::Logout
+        && ctx.target.session_rules.login_page
+        && holds_login_form(ctx.target, body, content_type, headers)
+    {
+        return Some((
+            Outcome::LoggedOut,
+            Some(LogoutCause::LoginPage),
+            "the answer is the login form".to_string(),
+        ));
+    }
+    None
+}
+
+/// A status the step's assertions (or, without any, 2xx and 3xx) do not
+/// allow.
+fn unexpected_status(
+    step: &Step,
+    status: StatusCode,
+) -> Option<(Outcome, Option<LogoutCause>, String)> {
+    let code = status.as_u16();
+    let expected = &step.assertions.status;
+    let status_ok = if expected.is_empty() {
+        !(status.is_client_error() || status.is_server_error())
+    } else {
+        expected.contains(&code)
+    };
+    if status_ok {
+        return None;
+    }
+    let outcome = if code >= 400 {
+        Outcome::HttpError
+    } else {
+        Outcome::AssertionFailed
+    };
+    let wanted = if expected.is_empty() {
+        "a 2xx or 3xx status".to_string()
+    } else {
+        format!("status {expected:?}")
+    };
+    Some((
+        outcome,
+        None,
+        format!("got status {code}, expected {wanted}"),
+    ))
 }
 
 async fn fetch(
