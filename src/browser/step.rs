@@ -265,7 +265,7 @@ async fn settled_window(tab: &Tab, span: (Instant, Instant)) -> (PageWindow, Opt
 }
 
 /// How a step ended, as its record tells it.
-struct Verdict {
+struct StepVerdict {
     outcome: Outcome,
     censored: bool,
     logout_cause: Option<LogoutCause>,
@@ -278,7 +278,7 @@ fn judge(
     give_up: Duration,
     timings: &Timings,
     why: impl Fn() -> String,
-) -> Verdict {
+) -> StepVerdict {
     let (outcome, censored, logout_cause, detail) = match acted {
         None => (
             Outcome::Frozen,
@@ -328,7 +328,7 @@ fn judge(
         ),
         Some(Ok(Ok(()))) => (Outcome::Ok, false, None, String::new()),
     };
-    Verdict {
+    StepVerdict {
         outcome,
         censored,
         logout_cause,
@@ -337,7 +337,7 @@ fn judge(
 }
 
 /// What the step's verdict says of the session it ran in.
-fn update_session(session: &mut Session, verdict: &Verdict, start: Instant) {
+fn update_session(session: &mut Session, verdict: &StepVerdict, start: Instant) {
     let outcome = verdict.outcome;
     if let (Outcome::LoggedOut, Some(cause)) = (outcome, verdict.logout_cause) {
         session.mark_ended(cause, Instant::now());
