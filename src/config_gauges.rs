@@ -36,7 +36,7 @@ struct Entry {
     since: SystemTime,
 }
 
-struct State {
+struct GaugeInputs {
     entries: Vec<Entry>,
     practitioners: Practitioners,
     calendar_scale: f64,
@@ -45,7 +45,7 @@ struct State {
 /// The gauges, registered on the agent's registry (which adds `site`).
 #[derive(Clone)]
 pub struct ConfigGauges {
-    state: Arc<Mutex<State>>,
+    state: Arc<Mutex<GaugeInputs>>,
     interval: GaugeVec,
     active_since: GaugeVec,
     headcount: Gauge,
@@ -66,7 +66,7 @@ impl ConfigGauges {
             |name: &str, help: &str| GaugeVec::new(Opts::new(name, help), &["target", "journey"]);
         let gauges = ConfigGauges {
             central: crate::central_info::CentralInfo::register(registry, config)?,
-            state: Arc::new(Mutex::new(State {
+            state: Arc::new(Mutex::new(GaugeInputs {
                 entries: Vec::new(),
                 practitioners: config.practitioners.clone(),
                 calendar_scale: config.calendar_scale,

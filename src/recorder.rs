@@ -50,9 +50,9 @@ pub fn to_micros(d: Duration) -> u64 {
     (d.as_micros() as u64).clamp(1, HIGHEST_MICROS)
 }
 
-/// One (target, journey, step).
+/// One (target, journey, step): what an interval histogram is kept under.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct StepKey {
+pub struct HistogramKey {
     pub target: String,
     pub journey: String,
     pub step: String,
@@ -61,7 +61,7 @@ pub struct StepKey {
 /// A finished interval's histogram for one step.
 #[derive(Clone, Debug)]
 pub struct IntervalHistogram {
-    pub key: StepKey,
+    pub key: HistogramKey,
     /// Unix seconds at the start of the interval.
     pub start: i64,
     /// The interval's length in seconds.
@@ -72,7 +72,7 @@ pub struct IntervalHistogram {
 pub struct Recorder {
     interval: i64,
     grace: i64,
-    open: BTreeMap<(i64, StepKey), Histogram<u64>>,
+    open: BTreeMap<(i64, HistogramKey), Histogram<u64>>,
 }
 
 impl Recorder {
@@ -90,7 +90,7 @@ impl Recorder {
     }
 
     /// Records one step sent at `sent_at` (unix seconds) that took `duration`.
-    pub fn record(&mut self, key: StepKey, sent_at: f64, duration: Duration) {
+    pub fn record(&mut self, key: HistogramKey, sent_at: f64, duration: Duration) {
         let start = (sent_at.floor() as i64).div_euclid(self.interval) * self.interval;
         let histogram = self.open.entry((start, key)).or_insert_with(new_histogram);
         histogram.saturating_record(to_micros(duration));
@@ -111,7 +111,10 @@ impl Recorder {
         self.finished(done)
     }
 
-    fn finished(&self, done: BTreeMap<(i64, StepKey), Histogram<u64>>) -> Vec<IntervalHistogram> {
+    fn finished(
+        &self,
+        done: BTreeMap<(i64, HistogramKey), Histogram<u64>>,
+    ) -> Vec<IntervalHistogram> {
         done.into_iter()
             .map(|((start, key), histogram)| IntervalHistogram {
                 key,
@@ -123,8 +126,8 @@ impl Recorder {
     }
 }
 
-fn min_key() -> StepKey {
-    StepKey {
+fn min_key() -> HistogramKey {
+    HistogramKey {
         target: String::new(),
         journey: String::new(),
         step: String::new(),
@@ -175,8 +178,8 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
 
-    fn key(step: &str) -> StepKey {
-        StepKey {
+    fn key(step: &str) -> HistogramKey {
+        HistogramKey {
             target: "ics".into(),
             journey: "case_note".into(),
             step: step.into(),

@@ -51,7 +51,7 @@ pub enum StallError {
 }
 
 /// Where the monitor's time comes from: the system's, or a test's.
-pub trait Clock: Send + 'static {
+pub trait StallClock: Send + 'static {
     fn now(&self) -> Instant;
     fn sleep_until(&self, deadline: Instant);
 }
@@ -59,7 +59,7 @@ pub trait Clock: Send + 'static {
 /// The monotonic clock, read without the async runtime.
 pub struct SystemClock;
 
-impl Clock for SystemClock {
+impl StallClock for SystemClock {
     fn now(&self) -> Instant {
         Instant::from_std(std::time::Instant::now())
     }
@@ -112,7 +112,7 @@ struct StallLog {
 }
 
 /// What the monitor thread and its watchers share.
-struct Shared {
+struct MonitorShared {
     /// Instants are kept as nanoseconds from here, so they can be atomic.
     origin: Instant,
     /// When the monitor is due to wake next.
@@ -125,9 +125,9 @@ struct Shared {
     metrics: StallMetrics,
 }
 
-impl Shared {
-    fn new(registry: &Registry, origin: Instant) -> Result<Shared, prometheus::Error> {
-        Ok(Shared {
+impl MonitorShared {
+    fn new(registry: &Registry, origin: Instant) -> Result<MonitorShared, prometheus::Error> {
+        Ok(MonitorShared {
             origin,
             due: AtomicU64::new(0),
             measuring: AtomicBool::new(false),
@@ -176,8 +176,8 @@ impl Shared {
     }
 }
 
-/// Clears [`Shared::measuring`] however the monitor's loop ends.
-struct Measuring(Arc<Shared>);
+/// Clears [`MonitorShared::measuring`] however the monitor's loop ends.
+struct Measuring(Arc<MonitorShared>);
 
 impl Drop for Measuring {
     fn drop(&mut self) {
@@ -186,7 +186,7 @@ impl Drop for Measuring {
 }
 
 /// The monitor's loop: sleep until due, wake, measure; until stopped.
-fn measure(clock: impl Clock, mut meter: StallMeter, shared: Arc<Shared>) {
+fn measure(clock: impl StallClock, mut meter: StallMeter, shared: Arc<MonitorShared>) {
     let _measuring = Measuring(shared.clone());
     while !shared.stop.load(Ordering::Acquire) {
         clock.sleep_until(meter.due());
@@ -201,7 +201,7 @@ fn measure(clock: impl Clock, mut meter: StallMeter, shared: Arc<Shared>) {
 
 /// The running monitor. Stopped by [`StallMonitor::stop`], or when dropped.
 pub struct StallMonitor {
-    shared: Arc<Shared>,
+    shared: Arc<MonitorShared>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -211,9 +211,12 @@ impl StallMonitor {
         StallMonitor::start_with(registry, SystemClock)
     }
 
-    pub fn start_with(registry: &Registry, clock: impl Clock) -> Result<StallMonitor, StallError> {
+    pub fn start_with(
+        registry: &Registry,
+        clock: impl StallClock,
+    ) -> Result<StallMonitor, StallError> {
         let now = clock.now();
-        let shared = Arc::new(Shared::new(registry, now)?);
+        let shared = Arc::new(MonitorShared::new(registry, now)?);
         let meter = StallMeter::new(PERIOD, THRESHOLD, now);
         shared.set_due(meter.due());
         // Measuring from now: a thread slow to start is a stall too.
@@ -258,7 +261,7 @@ impl Drop for StallMonitor {
 /// A reader of the monitor's stalls.
 #[derive(Clone)]
 pub struct StallWatch {
-    shared: Arc<Shared>,
+    shared: Arc<MonitorShared>,
 }
 
 impl StallWatch {
@@ -295,10 +298,10 @@ mod tests {
     struct FakeClock {
         now: Arc<Mutex<Instant>>,
         delays: Mutex<VecDeque<Duration>>,
-        shared: Arc<Shared>,
+        shared: Arc<MonitorShared>,
     }
 
-    impl Clock for FakeClock {
+    impl StallClock for FakeClock {
         fn now(&self) -> Instant {
             *self.now.lock().unwrap()
         }
@@ -337,7 +340,7 @@ mod tests {
     fn the_monitor_records_late_wakes_as_stalls() {
         let registry = Registry::new();
         let start = Instant::now();
-        let shared = Arc::new(Shared::new(&registry, start).unwrap());
+        let shared = Arc::new(MonitorShared::new(&registry, start).unwrap());
         let meter = StallMeter::new(PERIOD, THRESHOLD, start);
         shared.set_due(meter.due());
         shared.measuring.store(true, Ordering::Release);
@@ -384,7 +387,7 @@ mod tests {
     fn the_kept_stalls_are_bounded_and_a_slow_reader_gets_the_latest() {
         let registry = Registry::new();
         let start = Instant::now();
-        let shared = Arc::new(Shared::new(&registry, start).unwrap());
+        let shared = Arc::new(MonitorShared::new(&registry, start).unwrap());
         let watch = StallWatch {
             shared: shared.clone(),
         };

@@ -37,14 +37,16 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawWebConfig {
-    tls_server_config: Option<RawTls>,
+    tls_server_config: Option<RawServerTls>,
     #[serde(default)]
     basic_auth_users: BTreeMap<String, String>,
 }
 
+/// The `tls_server_config` mapping.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTls {
+// Errors name what was expected; keep the name they have always shown.
+#[serde(deny_unknown_fields, expecting = "struct RawTls")]
+struct RawServerTls {
     cert_file: String,
     key_file: String,
 }
@@ -348,6 +350,15 @@ mod tests {
     fn header(user: &str, password: &str) -> String {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         format!("Basic {token}")
+    }
+
+    #[test]
+    fn a_tls_server_config_that_is_not_a_mapping_is_named_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("web.yml");
+        std::fs::write(&path, "tls_server_config: nope\n").unwrap();
+        let error = WebConfig::load(&path).unwrap_err().to_string();
+        assert!(error.contains("struct RawTls"), "{error}");
     }
 
     #[tokio::test]

@@ -77,20 +77,21 @@ pub fn site_name(i: usize) -> String {
     format!("site-{:02}", i + 1)
 }
 
-pub(super) struct Target {
+/// A target's name and thresholds, as the generated journals use them.
+pub(super) struct JournalTarget {
     name: &'static str,
     slow_after: f64,
     freeze_after: f64,
     give_up_after: f64,
 }
 
-const ICS: Target = Target {
+const ICS: JournalTarget = JournalTarget {
     name: "ics",
     slow_after: 1.0,
     freeze_after: 2.0,
     give_up_after: 30.0,
 };
-const CSS: Target = Target {
+const CSS: JournalTarget = JournalTarget {
     name: "css",
     slow_after: 5.0,
     freeze_after: 8.0,
@@ -98,7 +99,7 @@ const CSS: Target = Target {
 };
 /// A heavy report, as the history's are, is judged by a report's own
 /// thresholds, not an interactive page's.
-const HEAVY_REPORT: Target = Target {
+const HEAVY_REPORT: JournalTarget = JournalTarget {
     name: "",
     slow_after: 60.0,
     freeze_after: 90.0,
@@ -107,7 +108,7 @@ const HEAVY_REPORT: Target = Target {
 
 struct JourneySpec {
     name: &'static str,
-    target: &'static Target,
+    target: &'static JournalTarget,
     kind: &'static str,
     /// (step, phase, median seconds).
     steps: &'static [(&'static str, &'static str, f64)],
@@ -216,7 +217,7 @@ struct Truth {
 impl Truth {
     /// The latency factor of a step on `target` at `t`: the site's, the
     /// day's, the change's, and in the history the ICS's load.
-    fn step_factor(&self, target: &Target, t: f64, report_on_same: bool) -> f64 {
+    fn step_factor(&self, target: &JournalTarget, t: f64, report_on_same: bool) -> f64 {
         let load = match &self.history {
             Some(h) if target.name == "ics" => h.ics_load(t, report_on_same),
             _ => 1.0,
@@ -355,7 +356,7 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
     // A day per transaction keeps memory flat.
     let mut histograms = Pending::new();
     let mut encoded = Encoded::default();
-    let mut kept = KeptState::new(from);
+    let mut kept = KeptLives::new(from);
     let mut t = from;
     while t < spec.end {
         let day_end = (t + 86_400.0).min(spec.end);
@@ -365,7 +366,7 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
             // The report first: the history's interactive runs overlap it.
             for j in [2, 0, 1] {
                 let journey = &JOURNEYS[j];
-                let mut plan = Plan {
+                let mut plan = JourneyPlan {
                     target: journey.target,
                     thresholds: journey.target,
                     offset: journey.offset,
@@ -437,9 +438,9 @@ struct ReportSpan {
 
 /// Where and when a journey runs in this slot, judged by which thresholds,
 /// and the slot's report run so far.
-struct Plan {
-    target: &'static Target,
-    thresholds: &'static Target,
+struct JourneyPlan {
+    target: &'static JournalTarget,
+    thresholds: &'static JournalTarget,
     offset: f64,
     report: Option<ReportSpan>,
 }
@@ -452,7 +453,7 @@ fn run(
     rng: &mut StdRng,
     truth: &Truth,
     (j, journey): (usize, &JourneySpec),
-    plan: &Plan,
+    plan: &JourneyPlan,
     start: f64,
     histograms: &mut Pending,
 ) -> anyhow::Result<f64> {
@@ -679,16 +680,16 @@ impl Encoded {
 }
 
 /// The three kept sessions: each slot's current life.
-struct KeptState {
+struct KeptLives {
     /// Per slot: login time, last moment known alive.
     lives: Vec<(f64, f64)>,
     /// Restarts already applied.
     seen_restart: usize,
 }
 
-impl KeptState {
-    fn new(from: f64) -> KeptState {
-        KeptState {
+impl KeptLives {
+    fn new(from: f64) -> KeptLives {
+        KeptLives {
             lives: vec![(from, from); KEPT],
             seen_restart: 0,
         }
@@ -754,8 +755,8 @@ impl KeptState {
             let at = at + slot as f64 * 7.0;
             let (login, alive) = self.lives[slot];
             if at - login >= MAX_AGE {
-                KeptState::span(tx, site, slot, (login, alive), "max_age", None)?;
-                KeptState::login(tx, site, slot, at)?;
+                KeptLives::span(tx, site, slot, (login, alive), "max_age", None)?;
+                KeptLives::login(tx, site, slot, at)?;
                 self.lives[slot] = (at, at + 0.2);
                 continue;
             }
@@ -793,8 +794,8 @@ impl KeptState {
             match state {
                 "alive" => self.lives[slot].1 = at + duration,
                 "ended" => {
-                    KeptState::span(tx, site, slot, (login, alive), "redirect", Some(at))?;
-                    KeptState::login(tx, site, slot, at + 1.0)?;
+                    KeptLives::span(tx, site, slot, (login, alive), "redirect", Some(at))?;
+                    KeptLives::login(tx, site, slot, at + 1.0)?;
                     self.lives[slot] = (at + 1.0, at + 1.2);
                 }
                 _ => {}
@@ -805,7 +806,7 @@ impl KeptState {
 
     fn stop(&self, tx: &Transaction<'_>, site: &str, _end: f64) -> anyhow::Result<()> {
         for (slot, life) in self.lives.iter().enumerate() {
-            KeptState::span(tx, site, slot, *life, "agent_stop", None)?;
+            KeptLives::span(tx, site, slot, *life, "agent_stop", None)?;
         }
         Ok(())
     }

@@ -15,7 +15,7 @@ use clap::Parser;
     version,
     about = "casewatch's benchmark tools (see scripts/bench.sh and benches/): a fixed-delay server, drivers, and the figures read from their logs."
 )]
-struct Cli {
+struct BenchCli {
     /// Log filter, as for `casewatch --log`.
     #[arg(long, env = "CASEWATCH_LOG", default_value = casewatch::logging::DEFAULT_FILTER)]
     log: String,
@@ -24,7 +24,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = BenchCli::parse();
     casewatch::logging::init(&cli.log, casewatch::logging::LogFormat::Text);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -434,12 +434,12 @@ impl Watch {
             return;
         }
         #[derive(serde::Deserialize)]
-        struct Report {
+        struct BindingPayload {
             k: String,
             s: f64,
             d: f64,
         }
-        let Ok(report) = serde_json::from_str::<Report>(&e.payload) else {
+        let Ok(report) = serde_json::from_str::<BindingPayload>(&e.payload) else {
             return;
         };
         if !(report.s.is_finite() && report.d.is_finite() && report.d >= 0.0) {
@@ -478,7 +478,8 @@ impl Drop for Tab {
     }
 }
 
-enum Event {
+/// The tab's CDP events, merged into one stream for the watcher.
+enum TabEvent {
     Sent(Arc<EventRequestWillBeSent>),
     Response(Arc<EventResponseReceived>),
     Finished(Arc<EventLoadingFinished>),
@@ -507,58 +508,58 @@ impl Tab {
     ) -> Result<Tab, SetupError> {
         let main_frame = page.target_id().as_ref().to_string();
         let watch = Arc::new(Mutex::new(Watch::new(target, probes, main_frame)));
-        let streams: Vec<BoxStream<'static, Event>> = vec![
+        let streams: Vec<BoxStream<'static, TabEvent>> = vec![
             page.event_listener::<EventRequestWillBeSent>()
                 .await?
-                .map(Event::Sent)
+                .map(TabEvent::Sent)
                 .boxed(),
             page.event_listener::<EventResponseReceived>()
                 .await?
-                .map(Event::Response)
+                .map(TabEvent::Response)
                 .boxed(),
             page.event_listener::<EventLoadingFinished>()
                 .await?
-                .map(Event::Finished)
+                .map(TabEvent::Finished)
                 .boxed(),
             page.event_listener::<EventLoadingFailed>()
                 .await?
-                .map(Event::Failed)
+                .map(TabEvent::Failed)
                 .boxed(),
             page.event_listener::<EventLifecycleEvent>()
                 .await?
-                .map(Event::Lifecycle)
+                .map(TabEvent::Lifecycle)
                 .boxed(),
             page.event_listener::<EventFrameStoppedLoading>()
                 .await?
-                .map(Event::Stopped)
+                .map(TabEvent::Stopped)
                 .boxed(),
             page.event_listener::<EventFrameNavigated>()
                 .await?
-                .map(Event::Navigated)
+                .map(TabEvent::Navigated)
                 .boxed(),
             page.event_listener::<EventBindingCalled>()
                 .await?
-                .map(Event::Binding)
+                .map(TabEvent::Binding)
                 .boxed(),
             page.event_listener::<EventConsoleApiCalled>()
                 .await?
-                .map(Event::Console)
+                .map(TabEvent::Console)
                 .boxed(),
             page.event_listener::<EventExceptionThrown>()
                 .await?
-                .map(Event::Exception)
+                .map(TabEvent::Exception)
                 .boxed(),
             page.event_listener::<EventEntryAdded>()
                 .await?
-                .map(Event::Log)
+                .map(TabEvent::Log)
                 .boxed(),
             page.event_listener::<EventJavascriptDialogOpening>()
                 .await?
-                .map(Event::Dialog)
+                .map(TabEvent::Dialog)
                 .boxed(),
             page.event_listener::<EventTargetCrashed>()
                 .await?
-                .map(|_| Event::Crashed)
+                .map(|_| TabEvent::Crashed)
                 .boxed(),
         ];
         page.execute(AddBindingParams::new(script::BINDING)).await?;
@@ -649,11 +650,11 @@ fn lock(watch: &Mutex<Watch>) -> MutexGuard<'_, Watch> {
 async fn consume(
     page: Page,
     watch: Arc<Mutex<Watch>>,
-    mut events: futures::stream::SelectAll<BoxStream<'static, Event>>,
+    mut events: futures::stream::SelectAll<BoxStream<'static, TabEvent>>,
 ) {
     while let Some(event) = events.next().await {
         let now = Instant::now();
-        if let Event::Dialog(dialog) = &event {
+        if let TabEvent::Dialog(dialog) = &event {
             lock(&watch).console_line(format!(
                 "dialog ({:?}) dismissed: {}",
                 dialog.r#type, dialog.message
@@ -664,9 +665,9 @@ async fn consume(
         }
         let mut w = lock(&watch);
         match event {
-            Event::Sent(e) => w.request_sent(&e, now),
-            Event::Response(e) => w.response(&e, now),
-            Event::Finished(e) => {
+            TabEvent::Sent(e) => w.request_sent(&e, now),
+            TabEvent::Response(e) => w.response(&e, now),
+            TabEvent::Finished(e) => {
                 if e.encoded_data_length.is_finite() && e.encoded_data_length > 0.0 {
                     w.bytes_received = w
                         .bytes_received
@@ -674,19 +675,19 @@ async fn consume(
                 }
                 w.finished(e.request_id.as_ref(), now, None)
             }
-            Event::Failed(e) => {
+            TabEvent::Failed(e) => {
                 let failure = (!e.canceled.unwrap_or(false)).then_some(e.error_text.as_str());
                 w.finished(e.request_id.as_ref(), now, failure.or(Some("canceled")));
             }
-            Event::Lifecycle(e) => w.lifecycle(&e, now),
-            Event::Stopped(e) => w.stopped(e.frame_id.as_ref(), now),
-            Event::Navigated(e) => {
+            TabEvent::Lifecycle(e) => w.lifecycle(&e, now),
+            TabEvent::Stopped(e) => w.stopped(e.frame_id.as_ref(), now),
+            TabEvent::Navigated(e) => {
                 if e.frame.parent_id.is_none() {
                     w.url = Some(e.frame.url.clone());
                 }
             }
-            Event::Binding(e) => w.binding(&e, now),
-            Event::Console(e) => {
+            TabEvent::Binding(e) => w.binding(&e, now),
+            TabEvent::Console(e) => {
                 if matches!(
                     e.r#type,
                     ConsoleApiCalledType::Error | ConsoleApiCalledType::Assert
@@ -695,7 +696,7 @@ async fn consume(
                     w.console_line(format!("console.error: {}", text.join(" ")));
                 }
             }
-            Event::Exception(e) => {
+            TabEvent::Exception(e) => {
                 let details = &e.exception_details;
                 let what = details
                     .exception
@@ -706,18 +707,18 @@ async fn consume(
                     .to_string();
                 w.console_line(format!("uncaught: {what}"));
             }
-            Event::Log(e) => {
+            TabEvent::Log(e) => {
                 if e.entry.level == LogEntryLevel::Error {
                     w.console_line(
                         format!("{:?}: {}", e.entry.source, e.entry.text).to_lowercase(),
                     );
                 }
             }
-            Event::Crashed => {
+            TabEvent::Crashed => {
                 w.crashed = true;
                 w.console_line("the page crashed".to_string());
             }
-            Event::Dialog(_) => {}
+            TabEvent::Dialog(_) => {}
         }
     }
 }

@@ -248,7 +248,7 @@ fn process_alive(pid: u32) -> bool {
 }
 
 #[derive(Default)]
-struct State {
+struct ChromiumState {
     chromium: Option<Chromium>,
     /// The last start that failed: when, and why.
     failed: Option<(Instant, BrowserError)>,
@@ -259,7 +259,7 @@ pub struct BrowserPool {
     runtime: Handle,
     /// One permit per browser context that may be open at once.
     contexts: Arc<Semaphore>,
-    state: tokio::sync::Mutex<State>,
+    state: tokio::sync::Mutex<ChromiumState>,
     metrics: BrowserMetrics,
     closed: AtomicBool,
 }
@@ -326,7 +326,7 @@ impl BrowserPool {
             contexts: Arc::new(Semaphore::new(settings.max_contexts.max(1))),
             settings,
             runtime,
-            state: tokio::sync::Mutex::new(State::default()),
+            state: tokio::sync::Mutex::new(ChromiumState::default()),
             metrics,
             closed: AtomicBool::new(false),
         })

@@ -18,7 +18,7 @@ use url::Url;
 use super::captures::CaptureStore;
 use super::page::Tab;
 use super::pool::{BrowserError, BrowserPool};
-use super::step::{run_step, RunState, StepContext};
+use super::step::{run_step, BrowserStepContext, RunState};
 use crate::config::browser::{BrowserAction, BrowserStep};
 use crate::config::{Journey, Target};
 use crate::outcome::{
@@ -259,7 +259,7 @@ async fn run_steps(
 
     let mut ok = true;
     if let Some(login) = login {
-        let ctx = StepContext {
+        let ctx = BrowserStepContext {
             tab,
             target,
             journey: &journey.name,
@@ -291,7 +291,7 @@ async fn run_steps(
 
     let mut wedged = false;
     if ok {
-        let ctx = StepContext {
+        let ctx = BrowserStepContext {
             tab,
             target,
             journey: &journey.name,
@@ -334,7 +334,7 @@ async fn run_steps(
             } else {
                 None
             };
-            let ctx = StepContext {
+            let ctx = BrowserStepContext {
                 tab: fresh.as_ref().unwrap_or(tab),
                 target,
                 journey: &journey.name,

@@ -27,14 +27,15 @@ use std::time::{Duration, SystemTime};
 use chromiumoxide::cdp::browser_protocol::input::InsertTextParams;
 use chromiumoxide::cdp::browser_protocol::page::NavigateParams;
 use chromiumoxide::error::CdpError;
+use tokio::time::error::Elapsed;
 use tokio::time::Instant;
 use url::Url;
 
 use super::captures::{CaptureStore, FailedStep};
-use super::page::{EvalError, PageLoad, Tab};
+use super::page::{EvalError, PageLoad, PageWindow, Tab};
 use super::script;
 use crate::config::browser::{BrowserAction, BrowserStep, PageSource, PageWait};
-use crate::config::Target;
+use crate::config::{Target, Timings};
 use crate::detect::login_page;
 use crate::detect::page::{freeze_side, longest, total};
 use crate::outcome::{FreezeSide, LogoutCause, Outcome, PageTimings, StepPhase, StepRecord};
@@ -70,7 +71,7 @@ pub struct RunState {
 }
 
 /// Where a step runs.
-pub struct StepContext<'a> {
+pub struct BrowserStepContext<'a> {
     pub tab: &'a Tab,
     pub target: &'a Target,
     pub journey: &'a str,
@@ -130,19 +131,14 @@ fn load_failure(error: &str) -> Stop {
 
 /// Runs `step` in the run's tab and records it.
 pub async fn run_step(
-    ctx: &StepContext<'_>,
+    ctx: &BrowserStepContext<'_>,
     run: &mut RunState,
     step: &BrowserStep,
     session: &mut Session,
 ) -> StepRecord {
     let sent_at = SystemTime::now();
     let start = Instant::now();
-    let (requests_before, bytes_before) = {
-        let mut watch = ctx.tab.watch();
-        watch.begin(step.timings.freeze_after);
-        let window = watch.window(start, start);
-        (window.requests, window.bytes)
-    };
+    let (requests_before, bytes_before) = begin_watching(ctx.tab, step.timings.freeze_after, start);
     let logged_in = session.is_logged_in();
     let session_age = if logged_in { session.age() } else { None };
     let timings = &step.timings;
@@ -150,19 +146,7 @@ pub async fn run_step(
     let give_up = timings
         .give_up_after
         .min(ctx.deadline.saturating_duration_since(start));
-    let cookie_before = match (&ctx.target.session_rules.cookie, logged_in, ctx.phase) {
-        (Some(name), true, StepPhase::Journey) => {
-            tokio::time::timeout(give_up, cookie(ctx.tab, name))
-                .await
-                .ok()
-                .flatten()
-        }
-        _ => None,
-    };
-    let frozen_at_stop = async {
-        crate::runner::stop::forced().await;
-        tokio::time::sleep_until(start + timings.freeze_after).await;
-    };
+    let cookie_before = session_cookie_before(ctx, logged_in, give_up).await;
     let checks = Checks {
         ctx,
         step,
@@ -170,20 +154,105 @@ pub async fn run_step(
         logged_in,
         cookie_before,
     };
-    let acted = tokio::select! {
-        acted = tokio::time::timeout(give_up.saturating_sub(start.elapsed()), checks.run(run, session)) => Some(acted),
-        () = frozen_at_stop => None,
-    };
+    let acted = act_unless_stopped(&checks, run, session, give_up).await;
     let end = Instant::now();
     let duration = end - start;
     let span = (start, end);
+    let (window, load) = settled_window(ctx.tab, span).await;
+    let server_wait = longest(&window.server, span);
+    let blocked = longest(&window.blocked, span);
+    let side = freeze_side(server_wait, blocked, timings.freeze_after);
+    let why = || freeze_detail(side, server_wait, blocked, timings.freeze_after);
+    let verdict = judge(acted, duration, give_up, timings, why);
+    update_session(session, &verdict, start);
+    let mut page = page_timings(
+        &window,
+        load.as_ref(),
+        span,
+        (verdict.outcome == Outcome::Frozen).then_some(side),
+        (server_wait, blocked),
+        requests_before,
+    );
+    if !verdict.outcome.is_success() {
+        page.evidence = save_evidence(ctx, run, step, verdict.outcome, &verdict.detail).await;
+    }
+    // HTTP phases are the agent's own connections; a browser's requests
+    // are timed in the page instead, so `phases` stays empty.
+    StepRecord {
+        sent_at,
+        ttfb: page.first_byte,
+        duration,
+        outcome: verdict.outcome,
+        censored: verdict.censored,
+        status: load.as_ref().and_then(|l| l.status),
+        bytes: window.bytes.saturating_sub(bytes_before),
+        logout_cause: verdict.logout_cause,
+        session_age,
+        detail: verdict.detail,
+        browser: Some(Box::new(page)),
+        ..step_record(ctx.target, ctx.journey, ctx.phase, step)
+    }
+}
+
+/// Starts the tab's watch over a step; returns the tab's request and byte
+/// counts so far, which the step's own are counted from.
+fn begin_watching(tab: &Tab, freeze_after: Duration, start: Instant) -> (u64, u64) {
+    let mut watch = tab.watch();
+    watch.begin(freeze_after);
+    let window = watch.window(start, start);
+    (window.requests, window.bytes)
+}
+
+/// The session cookie before a logged-in journey step, so a step that
+/// changes it can be told apart.
+async fn session_cookie_before(
+    ctx: &BrowserStepContext<'_>,
+    logged_in: bool,
+    give_up: Duration,
+) -> Option<String> {
+    match (&ctx.target.session_rules.cookie, logged_in, ctx.phase) {
+        (Some(name), true, StepPhase::Journey) => {
+            tokio::time::timeout(give_up, cookie(ctx.tab, name))
+                .await
+                .ok()
+                .flatten()
+        }
+        _ => None,
+    }
+}
+
+/// What the step's action and checks came to: `Err` when they ran past
+/// `give_up`, `None` when the agent was stopped and the step was already
+/// past `freeze_after`.
+type Acted = Option<Result<Result<(), Stop>, Elapsed>>;
+
+async fn act_unless_stopped(
+    checks: &Checks<'_, '_>,
+    run: &mut RunState,
+    session: &mut Session,
+    give_up: Duration,
+) -> Acted {
+    let start = checks.start;
+    let frozen_at_stop = async {
+        crate::runner::stop::forced().await;
+        tokio::time::sleep_until(start + checks.step.timings.freeze_after).await;
+    };
+    tokio::select! {
+        acted = tokio::time::timeout(give_up.saturating_sub(start.elapsed()), checks.run(run, session)) => Some(acted),
+        () = frozen_at_stop => None,
+    }
+}
+
+/// What the tab saw over `span`, and the page load since its start.
+async fn settled_window(tab: &Tab, span: (Instant, Instant)) -> (PageWindow, Option<PageLoad>) {
+    let (start, end) = span;
     // The page reports a long task only after it ends, in its own time: a
     // step that ended with the main thread just freed waits a moment for
     // the report, so the task counts with the step it held up.
     let settle_until = end + LONG_TASK_SETTLE;
-    let (window, load) = loop {
+    loop {
         let (window, load) = {
-            let watch = ctx.tab.watch();
+            let watch = tab.watch();
             (watch.window(start, end), watch.load_since(start).cloned())
         };
         let unreported =
@@ -192,11 +261,24 @@ pub async fn run_step(
             break (window, load);
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    let server_wait = longest(&window.server, span);
-    let blocked = longest(&window.blocked, span);
-    let side = freeze_side(server_wait, blocked, timings.freeze_after);
-    let why = || freeze_detail(side, server_wait, blocked, timings.freeze_after);
+    }
+}
+
+/// How a step ended, as its record tells it.
+struct StepVerdict {
+    outcome: Outcome,
+    censored: bool,
+    logout_cause: Option<LogoutCause>,
+    detail: String,
+}
+
+fn judge(
+    acted: Acted,
+    duration: Duration,
+    give_up: Duration,
+    timings: &Timings,
+    why: impl Fn() -> String,
+) -> StepVerdict {
     let (outcome, censored, logout_cause, detail) = match acted {
         None => (
             Outcome::Frozen,
@@ -246,73 +328,88 @@ pub async fn run_step(
         ),
         Some(Ok(Ok(()))) => (Outcome::Ok, false, None, String::new()),
     };
-    if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
+    StepVerdict {
+        outcome,
+        censored,
+        logout_cause,
+        detail,
+    }
+}
+
+/// What the step's verdict says of the session it ran in.
+fn update_session(session: &mut Session, verdict: &StepVerdict, start: Instant) {
+    let outcome = verdict.outcome;
+    if let (Outcome::LoggedOut, Some(cause)) = (outcome, verdict.logout_cause) {
         session.mark_ended(cause, Instant::now());
-    } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
+    } else if outcome.is_success() || (outcome == Outcome::Frozen && !verdict.censored) {
         session.confirm_alive(start);
     } else {
         session.mark_failed(Instant::now());
     }
+}
+
+/// The page's timings over `span`, from the step's start.
+fn page_timings(
+    window: &PageWindow,
+    load: Option<&PageLoad>,
+    span: (Instant, Instant),
+    freeze_side: Option<FreezeSide>,
+    (server_wait, blocked): (Duration, Duration),
+    requests_before: u64,
+) -> PageTimings {
+    let start = span.0;
     let since = |t: Option<Instant>| t.map(|t| t.saturating_duration_since(start));
-    let mut page = PageTimings {
-        freeze_side: (outcome == Outcome::Frozen).then_some(side),
+    PageTimings {
+        freeze_side,
         server_wait,
         main_thread_blocked: blocked,
         long_tasks: u32::try_from(window.long_tasks.len()).unwrap_or(u32::MAX),
         long_task_total: total(&window.long_tasks, span),
-        first_byte: since(load.as_ref().and_then(|l| l.first_byte)),
-        dom_content_loaded: since(load.as_ref().and_then(|l| l.dom_content_loaded)),
-        load: since(load.as_ref().and_then(|l| l.load)),
+        first_byte: since(load.and_then(|l| l.first_byte)),
+        dom_content_loaded: since(load.and_then(|l| l.dom_content_loaded)),
+        load: since(load.and_then(|l| l.load)),
         largest_contentful_paint: since(
-            load.as_ref()
-                .and(window.largest_contentful_paint)
-                .filter(|paint| load.as_ref().is_some_and(|l| *paint >= l.started)),
+            load.and(window.largest_contentful_paint)
+                .filter(|paint| load.is_some_and(|l| *paint >= l.started)),
         ),
         requests: u32::try_from(window.requests.saturating_sub(requests_before))
             .unwrap_or(u32::MAX),
         evidence: None,
+    }
+}
+
+/// Saves a failed step's evidence when the run keeps any; its name once
+/// saved.
+async fn save_evidence(
+    ctx: &BrowserStepContext<'_>,
+    run: &RunState,
+    step: &BrowserStep,
+    outcome: Outcome,
+    detail: &str,
+) -> Option<String> {
+    let store = run.evidence.as_ref()?;
+    let failure = FailedStep {
+        target: &ctx.target.name,
+        journey: ctx.journey,
+        step: &step.name,
+        outcome,
+        detail,
+        run_id: run.run_id,
     };
-    if !outcome.is_success() {
-        if let Some(store) = &run.evidence {
-            let failure = FailedStep {
-                target: &ctx.target.name,
-                journey: ctx.journey,
-                step: &step.name,
-                outcome,
-                detail: &detail,
-                run_id: run.run_id,
-            };
-            // Within what is left of the run's deadline, with a moment
-            // for a quick screenshot of a step that failed right at it.
-            let allowed = ctx
-                .deadline
-                .saturating_duration_since(Instant::now())
-                .max(CAPTURE_FLOOR);
-            let saving = store.save(ctx.tab, failure, &run.secrets, &run.secret_fields);
-            page.evidence = tokio::time::timeout(allowed, saving).await.ok().flatten();
-            if page.evidence.is_some() {
-                if let Some(counter) = &run.evidence_saved {
-                    counter.inc();
-                }
-            }
+    // Within what is left of the run's deadline, with a moment
+    // for a quick screenshot of a step that failed right at it.
+    let allowed = ctx
+        .deadline
+        .saturating_duration_since(Instant::now())
+        .max(CAPTURE_FLOOR);
+    let saving = store.save(ctx.tab, failure, &run.secrets, &run.secret_fields);
+    let evidence = tokio::time::timeout(allowed, saving).await.ok().flatten();
+    if evidence.is_some() {
+        if let Some(counter) = &run.evidence_saved {
+            counter.inc();
         }
     }
-    // HTTP phases are the agent's own connections; a browser's requests
-    // are timed in the page instead, so `phases` stays empty.
-    StepRecord {
-        sent_at,
-        ttfb: page.first_byte,
-        duration,
-        outcome,
-        censored,
-        status: load.as_ref().and_then(|l| l.status),
-        bytes: window.bytes.saturating_sub(bytes_before),
-        logout_cause,
-        session_age,
-        detail,
-        browser: Some(Box::new(page)),
-        ..step_record(ctx.target, ctx.journey, ctx.phase, step)
-    }
+    evidence
 }
 
 /// Why a frozen step was frozen, in words.
@@ -359,7 +456,7 @@ async fn cookie(tab: &Tab, name: &str) -> Option<String> {
 
 /// A step's action and checks.
 struct Checks<'a, 'b> {
-    ctx: &'a StepContext<'b>,
+    ctx: &'a BrowserStepContext<'b>,
     step: &'a BrowserStep,
     start: Instant,
     logged_in: bool,

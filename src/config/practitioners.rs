@@ -9,7 +9,7 @@ use std::time::Duration;
 use marked_yaml::Spanned;
 use serde::{Deserialize, Serialize};
 
-type S = Spanned<String>;
+use super::raw::S;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

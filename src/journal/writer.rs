@@ -10,7 +10,7 @@ use rusqlite::{params, Connection, OpenFlags, Transaction};
 use super::{schema, JournalError, JournalMetrics, JournalOptions, Message};
 use crate::config::Config;
 use crate::outcome::{unix_secs, SessionEnd, SessionOrigin, StepPhase};
-use crate::recorder::{self, IntervalHistogram, Recorder, StepKey};
+use crate::recorder::{self, HistogramKey, IntervalHistogram, Recorder};
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 pub const BATCH_ROWS: usize = 500;
@@ -153,7 +153,7 @@ impl Writer {
             // keeps them).
             for step in run.steps.iter().filter(|s| !s.censored && !s.agent_stalled) {
                 self.recorder.record(
-                    StepKey {
+                    HistogramKey {
                         target: step.target.clone(),
                         journey: step.journey.clone(),
                         step: step.step.clone(),

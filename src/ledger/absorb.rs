@@ -1,7 +1,7 @@
 //! Merging ledgers by name: an hour's rollup into a report's ledger, or
 //! one site's ledger into a fleet's.
 
-use super::{entry, GivenUp, Ledger, Slot};
+use super::{entry, GivenUp, Ledger, SlotTally};
 
 impl Ledger {
     /// Merges `other` in, by name. Slots outside this ledger's window are
@@ -108,7 +108,7 @@ struct Keys {
 
 /// Adds `slot` (keyed as another ledger keys it) into `mine`; returns the
 /// samples added.
-fn merge_slot(mine: &mut Slot, slot: &Slot, keys: &Keys) -> u64 {
+fn merge_slot(mine: &mut SlotTally, slot: &SlotTally, keys: &Keys) -> u64 {
     for (j, r) in &slot.runs {
         let t = entry(&mut mine.runs, keys.journeys[*j as usize]);
         t.runs += r.runs;

@@ -207,7 +207,7 @@ fn read_rows(
     progress: &mut dyn FnMut(u64),
 ) -> Result<(), BuildError> {
     let rows = window.rows();
-    let mut reading = Reading {
+    let mut reading = RowTally {
         ledger,
         meta,
         run: None,
@@ -301,13 +301,14 @@ impl OpenRun {
     }
 }
 
-struct Reading<'a> {
+/// Tallies the journal's rows into a ledger, holding the run whose steps come next.
+struct RowTally<'a> {
     ledger: &'a mut Ledger,
     meta: &'a JournalMeta,
     run: Option<OpenRun>,
 }
 
-impl Reading<'_> {
+impl RowTally<'_> {
     fn run(&mut self, run: &RunRow<&str>) {
         let l = &mut *self.ledger;
         // What a run overlapping the agent's own stall measured was the
@@ -433,7 +434,7 @@ impl Reading<'_> {
             }] += 1;
         }
         if let Some(name) = s.evidence {
-            l.browser_evidence.push(super::BrowserEvidence {
+            l.browser_evidence.push(super::CapturedStep {
                 sent_at: s.sent_at,
                 target: s.target.to_string(),
                 journey: s.journey.to_string(),
@@ -530,7 +531,7 @@ impl Reading<'_> {
 }
 
 /// Whose session: (site, target, origin, kept slot).
-type SessionKey = (String, String, String, Option<i64>);
+type SpanSessionKey = (String, String, String, Option<i64>);
 
 /// The spans of one session: the journal may hold several per session,
 /// all with its login time, so sessions are closed when the login time
@@ -539,7 +540,7 @@ type SessionKey = (String, String, String, Option<i64>);
 struct SessionGroup {
     login_at: Option<f64>,
     /// (site, target, origin, slot) -> (lifetime seconds, dropped).
-    open: Vec<(SessionKey, (f64, bool))>,
+    open: Vec<(SpanSessionKey, (f64, bool))>,
 }
 
 impl SessionGroup {

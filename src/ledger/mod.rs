@@ -252,7 +252,7 @@ pub struct ExcessTally {
 /// each list is sorted by key. `E` is the excess tally: only rollup format
 /// 1 ([`v1`]) has another.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Slot<E = ExcessTally> {
+pub struct SlotTally<E = ExcessTally> {
     pub runs: Vec<(u16, RunTally)>,
     pub steps: Vec<(u16, StepTally)>,
     /// By target.
@@ -338,7 +338,7 @@ pub struct GivenUp {
 
 /// A failed browser step whose screenshot and console errors were saved.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct BrowserEvidence {
+pub struct CapturedStep {
     pub sent_at: f64,
     pub target: String,
     pub journey: String,
@@ -379,7 +379,7 @@ pub type ReportDurations = (BTreeMap<u32, u64>, u64);
 /// logout: only rollup format 1 ([`v1`]) has others, and it shares the
 /// rest of the layout through them.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Ledger<S = Slot, F = ForcedLogout> {
+pub struct Ledger<S = SlotTally, F = ForcedLogout> {
     pub clock: Option<SlotClock>,
     /// The window's first and last slot (inclusive); contributions outside
     /// are dropped. `None` for a rollup, which keeps all it is given.
@@ -398,7 +398,7 @@ pub struct Ledger<S = Slot, F = ForcedLogout> {
     pub forced_logouts: Vec<F>,
     pub given_up: Vec<GivenUp>,
     pub browser_sides: BTreeMap<(String, String), [u64; 3]>,
-    pub browser_evidence: Vec<BrowserEvidence>,
+    pub browser_evidence: Vec<CapturedStep>,
     /// Sessions' lifetimes (milliseconds, HdrHistogram class) by whether
     /// they ended in a forced logout: (censored, dropped).
     pub lifetimes: BTreeMap<u32, (u64, u64)>,
@@ -452,7 +452,7 @@ impl Ledger {
             .is_none_or(|(first, last)| slot >= first && slot <= last)
     }
 
-    fn slot_mut(&mut self, slot: i64) -> Option<&mut Slot> {
+    fn slot_mut(&mut self, slot: i64) -> Option<&mut SlotTally> {
         if !self.keeps(slot) {
             return None;
         }

@@ -62,7 +62,7 @@ pub fn decode(body: &[u8], version: i64) -> Result<Ledger, RollupError> {
         .decompress_vec(body)
         .map_err(RollupError::Decompress)?;
     if version <= 1 {
-        let old: super::v1::Ledger = postcard::from_bytes(&bytes).map_err(RollupError::Decode)?;
+        let old: super::v1::LedgerV1 = postcard::from_bytes(&bytes).map_err(RollupError::Decode)?;
         return Ok(super::v1::upgrade(old));
     }
     postcard::from_bytes(&bytes).map_err(RollupError::Decode)

@@ -31,16 +31,16 @@ pub struct ForcedLogoutV1 {
 }
 
 /// A format-1 slot: the current layout with the old excess tally.
-pub type Slot = super::Slot<ExcessTallyV1>;
+pub type SlotTallyV1 = super::SlotTally<ExcessTallyV1>;
 
 /// A format-1 ledger: the current layout (its one field that is never
 /// written, `interactive_only`, included) with the old slots and forced
 /// logouts.
-pub type Ledger = super::Ledger<Slot, ForcedLogoutV1>;
+pub type LedgerV1 = super::Ledger<SlotTallyV1, ForcedLogoutV1>;
 
 /// A format-1 ledger as the current one.
-pub fn upgrade(old: Ledger) -> super::Ledger {
-    let slot = |s: Slot| super::Slot {
+pub fn upgrade(old: LedgerV1) -> super::Ledger {
+    let slot = |s: SlotTallyV1| super::SlotTally {
         runs: s.runs,
         steps: s.steps,
         exposure: s.exposure,

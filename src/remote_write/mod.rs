@@ -198,7 +198,7 @@ fn now_ms() -> i64 {
 }
 
 /// Work for the queue thread.
-enum Command {
+enum QueueCommand {
     /// Gather the registry and store it as one push stamped `at_ms`.
     Collect {
         at_ms: i64,
@@ -331,7 +331,7 @@ impl Opened {
 
 fn queue_thread(
     mut queue: Queue,
-    mut commands: mpsc::Receiver<Command>,
+    mut commands: mpsc::Receiver<QueueCommand>,
     registry: Registry,
     identity: wire::Identity,
     metrics: QueueMetrics,
@@ -349,7 +349,7 @@ fn queue_thread(
     };
     while let Some(command) = commands.blocking_recv() {
         match command {
-            Command::Collect { at_ms, done } => {
+            QueueCommand::Collect { at_ms, done } => {
                 if let Some(reset) = queue.check() {
                     metrics.reset(name, &path, &reset);
                 }
@@ -385,14 +385,14 @@ fn queue_thread(
                     let _ = done.send(());
                 }
             }
-            Command::Peek(reply) => {
+            QueueCommand::Peek(reply) => {
                 let peeked = queue.peek();
                 if let Err(error) = &peeked {
                     recover(&mut queue, error);
                 }
                 let _ = reply.send(peeked);
             }
-            Command::Remove {
+            QueueCommand::Remove {
                 id,
                 accepted,
                 bytes,
@@ -430,7 +430,7 @@ struct QueueSignals {
 struct Run {
     name: String,
     interval: Duration,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<QueueCommand>,
     signals: Arc<QueueSignals>,
     sender: Sender,
     metrics: QueueMetrics,
@@ -455,7 +455,7 @@ async fn run(run: Run) {
         abort.clone(),
     ));
 
-    let mut clock = Clock::new();
+    let mut clock = PushClock::new();
     let mut ticks = tokio::time::interval_at(clock.anchor, run.interval);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Skip);
     loop {
@@ -463,7 +463,7 @@ async fn run(run: Run) {
             tick = ticks.tick() => {
                 let at_ms = clock.stamp(tick);
                 // Never waits: a slow disk delays the push, not the next tick.
-                let command = Command::Collect { at_ms, done: None };
+                let command = QueueCommand::Collect { at_ms, done: None };
                 if run.commands.try_send(command).is_err() {
                     run.metrics.errors.inc();
                     tracing::warn!(remote = %run.name, "the remote_write queue is behind; a push was skipped");
@@ -498,10 +498,10 @@ async fn run(run: Run) {
 
 /// Returns once the queue holds no push (every one answered), the queue
 /// cannot be read, or the deadline passes.
-async fn until_empty(commands: &mpsc::Sender<Command>, emptied: &Notify, deadline: Instant) {
+async fn until_empty(commands: &mpsc::Sender<QueueCommand>, emptied: &Notify, deadline: Instant) {
     loop {
         let (reply, answer) = oneshot::channel();
-        if commands.send(Command::Peek(reply)).await.is_err() {
+        if commands.send(QueueCommand::Peek(reply)).await.is_err() {
             return;
         }
         match answer.await {
@@ -518,10 +518,10 @@ async fn until_empty(commands: &mpsc::Sender<Command>, emptied: &Notify, deadlin
     }
 }
 
-async fn collect(commands: &mpsc::Sender<Command>, at_ms: i64) {
+async fn collect(commands: &mpsc::Sender<QueueCommand>, at_ms: i64) {
     let (done, finished) = oneshot::channel();
     if commands
-        .send(Command::Collect {
+        .send(QueueCommand::Collect {
             at_ms,
             done: Some(done),
         })
@@ -535,15 +535,15 @@ async fn collect(commands: &mpsc::Sender<Command>, at_ms: i64) {
 /// Sample timestamps on the push grid: the wall-clock time of the start plus
 /// whole intervals, so samples are exactly one interval apart. Re-anchored
 /// if the wall clock is stepped by more than a second.
-struct Clock {
+struct PushClock {
     anchor: Instant,
     anchor_ms: i64,
     last_ms: Option<i64>,
 }
 
-impl Clock {
-    fn new() -> Clock {
-        Clock {
+impl PushClock {
+    fn new() -> PushClock {
+        PushClock {
             anchor: Instant::now(),
             anchor_ms: now_ms(),
             last_ms: None,
@@ -570,7 +570,7 @@ impl Clock {
 
 async fn send_loop(
     name: String,
-    commands: mpsc::Sender<Command>,
+    commands: mpsc::Sender<QueueCommand>,
     signals: Arc<QueueSignals>,
     sender: Sender,
     metrics: QueueMetrics,
@@ -584,7 +584,7 @@ async fn send_loop(
     let mut logged: Option<sender::Trouble> = None;
     loop {
         let (reply, answer) = oneshot::channel();
-        if commands.send(Command::Peek(reply)).await.is_err() {
+        if commands.send(QueueCommand::Peek(reply)).await.is_err() {
             return;
         }
         let push = match answer.await {
@@ -632,7 +632,7 @@ async fn send_loop(
                 logged = None;
                 failures = 0;
                 if commands
-                    .send(Command::Remove {
+                    .send(QueueCommand::Remove {
                         id: push.id,
                         accepted,
                         bytes,

@@ -422,7 +422,7 @@ fn freeze_section(sheet: &Sheet<'_>, design: &Design) -> Freezes {
         browser_evidence: ledger
             .browser_evidence
             .iter()
-            .map(|e| BrowserEvidence {
+            .map(|e| EvidenceRow {
                 at: e.sent_at,
                 at_text: rfc3339(e.sent_at),
                 target: e.target.clone(),

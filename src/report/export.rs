@@ -31,14 +31,14 @@ pub enum ExportError {
 }
 
 /// Label sets in a fixed order: (name, value) pairs.
-type Labels = Vec<(&'static str, String)>;
+type OrderedLabels = Vec<(&'static str, String)>;
 
 struct Family {
     name: &'static str,
     kind: &'static str,
     help: &'static str,
     /// Per series: (timestamp, value) in time order.
-    series: BTreeMap<Labels, BTreeMap<i64, f64>>,
+    series: BTreeMap<OrderedLabels, BTreeMap<i64, f64>>,
 }
 
 impl Family {
@@ -52,7 +52,7 @@ impl Family {
     }
 
     /// Counts `n` events at unix time `at`, in the minute ending after it.
-    fn count(&mut self, labels: Labels, at: f64, n: f64) {
+    fn count(&mut self, labels: OrderedLabels, at: f64, n: f64) {
         let minute_end = (at.floor() as i64).div_euclid(60) * 60 + 60;
         *self
             .series
@@ -62,7 +62,7 @@ impl Family {
             .or_default() += n;
     }
 
-    fn gauge(&mut self, labels: Labels, at: i64, value: f64) {
+    fn gauge(&mut self, labels: OrderedLabels, at: i64, value: f64) {
         self.series.entry(labels).or_default().insert(at, value);
     }
 
@@ -188,7 +188,7 @@ pub fn openmetrics(reader: &JournalReader, window: Window) -> Result<String, Exp
         );
     }
     // Merge rows of the same step and interval (late steps make extra rows).
-    let mut merged: BTreeMap<(Labels, i64), hdrhistogram::Histogram<u64>> = BTreeMap::new();
+    let mut merged: BTreeMap<(OrderedLabels, i64), hdrhistogram::Histogram<u64>> = BTreeMap::new();
     for h in reader.histograms(window)? {
         let labels = vec![
             ("site", h.site),

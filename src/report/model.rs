@@ -201,7 +201,7 @@ pub struct Freezes {
     pub browser: Vec<BrowserFreezes>,
     /// Failed browser steps whose screenshot and console errors were
     /// saved, newest last.
-    pub browser_evidence: Vec<BrowserEvidence>,
+    pub browser_evidence: Vec<EvidenceRow>,
     /// The folder beside the journal those files are in.
     pub evidence_folder: String,
 }
@@ -215,8 +215,9 @@ pub struct BrowserFreezes {
     pub mixed: u64,
 }
 
+/// A failed browser step whose saved evidence the report links to.
 #[derive(Clone, Debug, Serialize)]
-pub struct BrowserEvidence {
+pub struct EvidenceRow {
     /// When the step was sent (unix seconds).
     pub at: f64,
     pub at_text: String,

@@ -14,7 +14,7 @@ pub mod stop;
 pub use extract::{check_assertions, extract};
 pub use probes::{InflightGuard, Probes, SessionGuard};
 pub use session::Session;
-pub use step::{run_step, step_record, ConfiguredStep, StepContext};
+pub use step::{run_step, step_record, ConfiguredStep, HttpStepContext};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -129,8 +129,8 @@ impl<'a> RunContext<'a> {
         target: &'a Target,
         journey: &'a str,
         phase: StepPhase,
-    ) -> StepContext<'a> {
-        StepContext {
+    ) -> HttpStepContext<'a> {
+        HttpStepContext {
             client: self.client,
             target,
             journey,

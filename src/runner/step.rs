@@ -26,7 +26,7 @@ use crate::outcome::{
 };
 
 /// What the step is part of, for its record.
-pub struct StepContext<'a> {
+pub struct HttpStepContext<'a> {
     pub client: &'a reqwest::Client,
     pub target: &'a Target,
     pub journey: &'a str,
@@ -52,14 +52,14 @@ enum FetchEnd {
 
 /// Timing and size gathered while fetching, kept even when the fetch fails.
 #[derive(Default)]
-struct Progress {
+struct FetchProgress {
     ttfb: Option<Duration>,
     bytes: u64,
     status: Option<u16>,
     phases: HttpPhases,
 }
 
-pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session) -> StepRecord {
+pub async fn run_step(ctx: &HttpStepContext<'_>, step: &Step, session: &mut Session) -> StepRecord {
     let sent_at = SystemTime::now();
     let start = Instant::now();
     let session_age = if session.is_logged_in() {
@@ -67,7 +67,7 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
     } else {
         None
     };
-    let mut progress = Progress::default();
+    let mut progress = FetchProgress::default();
     let give_up = step.timings.give_up_after;
     let _inflight = ctx
         .probes
@@ -121,16 +121,8 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
             (outcome, false, cause, detail)
         }
     };
-    if agent_fault.is_some() {
-        // The request never left: it says nothing about the session.
-    } else if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
-        session.mark_ended(cause, Instant::now());
-    } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
-        // A complete answer that passed every check: the session was alive
-        // when the request left.
-        session.confirm_alive(start);
-    } else {
-        session.mark_failed(Instant::now());
+    if agent_fault.is_none() {
+        update_session(session, (outcome, censored, logout_cause), start);
     }
     StepRecord {
         sent_at,
@@ -146,6 +138,24 @@ pub async fn run_step(ctx: &StepContext<'_>, step: &Step, session: &mut Session)
         phases: progress.phases,
         agent_fault,
         ..step_record(ctx.target, ctx.journey, ctx.phase, step)
+    }
+}
+
+/// What a step whose request left says of the session it was sent in (one
+/// that never left says nothing).
+fn update_session(
+    session: &mut Session,
+    (outcome, censored, logout_cause): (Outcome, bool, Option<LogoutCause>),
+    start: Instant,
+) {
+    if let (Outcome::LoggedOut, Some(cause)) = (outcome, logout_cause) {
+        session.mark_ended(cause, Instant::now());
+    } else if outcome.is_success() || (outcome == Outcome::Frozen && !censored) {
+        // A complete answer that passed every check: the session was alive
+        // when the request left.
+        session.confirm_alive(start);
+    } else {
+        session.mark_failed(Instant::now());
     }
 }
 
@@ -198,7 +208,7 @@ pub fn step_record(
 /// Classifies a complete response: logout signs, status, assertions,
 /// extraction, then timing.
 fn judge(
-    ctx: &StepContext<'_>,
+    ctx: &HttpStepContext<'_>,
     step: &Step,
     session: &mut Session,
     response: &Fetched,
@@ -211,51 +221,12 @@ fn judge(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     if session.is_logged_in() {
-        if let Some(re) = &ctx.target.session_rules.body_matches {
-            if re.is_match(&body) {
-                return (
-                    Outcome::LoggedOut,
-                    Some(LogoutCause::ExpiredPage),
-                    "page says the session has ended".to_string(),
-                );
-            }
-        }
-        // A logout normally lands on the login page, so only other steps
-        // read it as a sign.
-        if ctx.phase != StepPhase::Logout
-            && ctx.target.session_rules.login_page
-            && holds_login_form(ctx.target, &body, content_type, &response.headers)
-        {
-            return (
-                Outcome::LoggedOut,
-                Some(LogoutCause::LoginPage),
-                "the answer is the login form".to_string(),
-            );
+        if let Some(cause) = logout_in_body(ctx, &body, content_type, &response.headers) {
+            return cause;
         }
     }
-    let status = response.status.as_u16();
-    let expected = &step.assertions.status;
-    let status_ok = if expected.is_empty() {
-        !(response.status.is_client_error() || response.status.is_server_error())
-    } else {
-        expected.contains(&status)
-    };
-    if !status_ok {
-        let outcome = if status >= 400 {
-            Outcome::HttpError
-        } else {
-            Outcome::AssertionFailed
-        };
-        let wanted = if expected.is_empty() {
-            "a 2xx or 3xx status".to_string()
-        } else {
-            format!("status {expected:?}")
-        };
-        return (
-            outcome,
-            None,
-            format!("got status {status}, expected {wanted}"),
-        );
+    if let Some(failure) = unexpected_status(step, response.status) {
+        return failure;
     }
     if let Some(failure) = extract::check_assertions(&step.assertions, &body, &response.headers) {
         return (Outcome::AssertionFailed, None, failure);
@@ -292,82 +263,89 @@ fn judge(
     }
 }
 
+/// The signs in a logged-in step's complete answer that its session ended.
+fn logout_in_body(
+    ctx: &HttpStepContext<'_>,
+    body: &str,
+    content_type: &str,
+    headers: &HeaderMap,
+) -> Option<(Outcome, Option<LogoutCause>, String)> {
+    if let Some(re) = &ctx.target.session_rules.body_matches {
+        if re.is_match(body) {
+            return Some((
+                Outcome::LoggedOut,
+                Some(LogoutCause::ExpiredPage),
+                "page says the session has ended".to_string(),
+            ));
+        }
+    }
+    // A logout normally lands on the login page, so only other steps
+    // read it as a sign.
+    if ctx.phase != StepPhase::Logout
+        && ctx.target.session_rules.login_page
+        && holds_login_form(ctx.target, body, content_type, headers)
+    {
+        return Some((
+            Outcome::LoggedOut,
+            Some(LogoutCause::LoginPage),
+            "the answer is the login form".to_string(),
+        ));
+    }
+    None
+}
+
+/// A status the step's assertions (or, without any, 2xx and 3xx) do not
+/// allow.
+fn unexpected_status(
+    step: &Step,
+    status: StatusCode,
+) -> Option<(Outcome, Option<LogoutCause>, String)> {
+    let code = status.as_u16();
+    let expected = &step.assertions.status;
+    let status_ok = if expected.is_empty() {
+        !(status.is_client_error() || status.is_server_error())
+    } else {
+        expected.contains(&code)
+    };
+    if status_ok {
+        return None;
+    }
+    let outcome = if code >= 400 {
+        Outcome::HttpError
+    } else {
+        Outcome::AssertionFailed
+    };
+    let wanted = if expected.is_empty() {
+        "a 2xx or 3xx status".to_string()
+    } else {
+        format!("status {expected:?}")
+    };
+    Some((
+        outcome,
+        None,
+        format!("got status {code}, expected {wanted}"),
+    ))
+}
+
 async fn fetch(
-    ctx: &StepContext<'_>,
+    ctx: &HttpStepContext<'_>,
     step: &Step,
     session: &mut Session,
     start: Instant,
-    progress: &mut Progress,
+    progress: &mut FetchProgress,
 ) -> Result<Fetched, FetchEnd> {
     let mut url = build_url(ctx.target, step, session)?;
     let mut method = step.method.clone();
     let mut body = render_body(step, session);
     let mut visited: HashSet<(Method, Url)> = HashSet::new();
-    let watch = session.is_logged_in().then(|| {
-        let rules = &ctx.target.session_rules;
-        let cookie = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
-        LogoutWatch {
-            cookie_before: cookie.clone().filter(|_| ctx.phase != StepPhase::Logout),
-            session_cookie: cookie,
-            login: login_url(ctx.target, session),
-            own_path: url.path().to_string(),
-        }
-    });
+    let watch = logout_watch(ctx, session, &url);
 
     loop {
-        if !visited.insert((method.clone(), url.clone())) {
-            return Err(FetchEnd::Failed(
-                Outcome::Error,
-                progress.status,
-                format!("redirect loop at {}", url.path()),
-            ));
-        }
-        if visited.len() > ctx.target.max_redirects + 1 {
-            return Err(FetchEnd::Failed(
-                Outcome::Error,
-                progress.status,
-                format!("more than {} redirects", ctx.target.max_redirects),
-            ));
-        }
-        let mut request = ctx.client.request(method.clone(), url.clone());
-        for (name, template) in &step.headers {
-            request = request.header(name.as_str(), template.render(&session.vars));
-        }
-        if let Some(cookie) = session.cookie_header(&url) {
-            request = request.header(COOKIE, cookie);
-        }
-        if let Some((content_type, bytes)) = &body {
-            request = request
-                .header(CONTENT_TYPE, *content_type)
-                .body(bytes.clone());
-        }
-        // A kept-alive connection the server closed after its last answer
-        // (without saying `Connection: close`) fails the next request sent
-        // on it. As browsers do, an idempotent request that met such a
-        // connection is sent again, and a new connection is made for it
-        // once the pool has no other idle one (each failed one leaves the
-        // pool). One that fails on a connection made for it is final.
+        check_redirect_chain(ctx, &mut visited, &method, &url, progress.status)?;
+        let request = build_request(ctx, step, session, (&method, &url), body.as_ref());
         let idempotent = method == Method::GET || method == Method::HEAD;
-        let mut resends = 0;
-        let (hop, sent) = loop {
-            let again = idempotent.then(|| request.try_clone()).flatten();
-            let hop = Hop::start();
-            let sent = hop.send(request.send()).await;
-            match (sent, again) {
-                (Err(e), Some(again))
-                    if resends < MAX_RESENDS && hop.reused() && closed_by_server(&e) =>
-                {
-                    resends += 1;
-                    tracing::debug!(target = %ctx.target.name, step = %step.name, "the server had closed the kept-alive connection; sending again");
-                    if let Some(probes) = ctx.probes {
-                        probes.resent(&ctx.target.name);
-                    }
-                    request = again;
-                }
-                (sent, _) => break (hop, sent),
-            }
-        };
-        let mut response = sent.map_err(|e| {
+        let (hop, sent) = send_resending_if_closed(ctx, step, request, idempotent).await;
+        let response = sent.map_err(|e| {
             phases::add(&mut progress.phases, hop.failed());
             send_failure(&e)
         })?;
@@ -387,30 +365,8 @@ async fn fetch(
             }
         }
 
-        let location = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        if status.is_redirection() && step.follow_redirects {
-            if let Some(location) = location {
-                let next = url.join(&location).map_err(|_| {
-                    FetchEnd::Failed(
-                        Outcome::Error,
-                        Some(status.as_u16()),
-                        "redirect to an invalid Location".into(),
-                    )
-                })?;
-                if !ctx.target.allows_origin(&next) {
-                    return Err(FetchEnd::Failed(
-                        Outcome::Error,
-                        Some(status.as_u16()),
-                        format!(
-                            "redirect to another origin ({})",
-                            next.origin().ascii_serialization()
-                        ),
-                    ));
-                }
+        if step.follow_redirects {
+            if let Some(next) = redirect_target(ctx, &url, &response)? {
                 // 301/302/303 turn a POST into a GET without a body, as browsers do.
                 if !matches!(
                     status,
@@ -423,53 +379,192 @@ async fn fetch(
                 continue;
             }
         }
+        return read_capped_body(ctx, response, progress).await;
+    }
+}
 
-        // A declared length over the cap is refused before a byte is read.
-        if let Some(length) = response.content_length() {
-            if length > ctx.target.max_body_bytes {
+/// What to watch for on every hop of a logged-in request; `None` when not
+/// logged in.
+fn logout_watch(ctx: &HttpStepContext<'_>, session: &Session, url: &Url) -> Option<LogoutWatch> {
+    session.is_logged_in().then(|| {
+        let rules = &ctx.target.session_rules;
+        let cookie = rules.cookie.as_ref().and_then(|c| session.cookie_value(c));
+        LogoutWatch {
+            cookie_before: cookie.clone().filter(|_| ctx.phase != StepPhase::Logout),
+            session_cookie: cookie,
+            login: login_url(ctx.target, session),
+            own_path: url.path().to_string(),
+        }
+    })
+}
+
+/// Records the hop about to be sent, refusing a loop or a chain longer than
+/// the target allows.
+fn check_redirect_chain(
+    ctx: &HttpStepContext<'_>,
+    visited: &mut HashSet<(Method, Url)>,
+    method: &Method,
+    url: &Url,
+    status: Option<u16>,
+) -> Result<(), FetchEnd> {
+    if !visited.insert((method.clone(), url.clone())) {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            status,
+            format!("redirect loop at {}", url.path()),
+        ));
+    }
+    if visited.len() > ctx.target.max_redirects + 1 {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            status,
+            format!("more than {} redirects", ctx.target.max_redirects),
+        ));
+    }
+    Ok(())
+}
+
+/// One hop's request: the step's headers, the session's cookies and the body.
+fn build_request(
+    ctx: &HttpStepContext<'_>,
+    step: &Step,
+    session: &Session,
+    (method, url): (&Method, &Url),
+    body: Option<&(&'static str, Vec<u8>)>,
+) -> reqwest::RequestBuilder {
+    let mut request = ctx.client.request(method.clone(), url.clone());
+    for (name, template) in &step.headers {
+        request = request.header(name.as_str(), template.render(&session.vars));
+    }
+    if let Some(cookie) = session.cookie_header(url) {
+        request = request.header(COOKIE, cookie);
+    }
+    if let Some((content_type, bytes)) = body {
+        request = request
+            .header(CONTENT_TYPE, *content_type)
+            .body(bytes.clone());
+    }
+    request
+}
+
+/// Sends `request`, timing it as one hop.
+async fn send_resending_if_closed(
+    ctx: &HttpStepContext<'_>,
+    step: &Step,
+    mut request: reqwest::RequestBuilder,
+    idempotent: bool,
+) -> (Hop, Result<reqwest::Response, reqwest::Error>) {
+    // A kept-alive connection the server closed after its last answer
+    // (without saying `Connection: close`) fails the next request sent
+    // on it. As browsers do, an idempotent request that met such a
+    // connection is sent again, and a new connection is made for it
+    // once the pool has no other idle one (each failed one leaves the
+    // pool). One that fails on a connection made for it is final.
+    let mut resends = 0;
+    loop {
+        let again = idempotent.then(|| request.try_clone()).flatten();
+        let hop = Hop::start();
+        let sent = hop.send(request.send()).await;
+        match (sent, again) {
+            (Err(e), Some(again))
+                if resends < MAX_RESENDS && hop.reused() && closed_by_server(&e) =>
+            {
+                resends += 1;
+                tracing::debug!(target = %ctx.target.name, step = %step.name, "the server had closed the kept-alive connection; sending again");
+                if let Some(probes) = ctx.probes {
+                    probes.resent(&ctx.target.name);
+                }
+                request = again;
+            }
+            (sent, _) => break (hop, sent),
+        }
+    }
+}
+
+/// Where a redirect `response` leads, if it is one with a `Location`; an
+/// invalid Location, or one on an origin the target does not allow, ends
+/// the fetch.
+fn redirect_target(
+    ctx: &HttpStepContext<'_>,
+    url: &Url,
+    response: &reqwest::Response,
+) -> Result<Option<Url>, FetchEnd> {
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(location) = location.filter(|_| status.is_redirection()) else {
+        return Ok(None);
+    };
+    let next = url.join(location).map_err(|_| {
+        FetchEnd::Failed(
+            Outcome::Error,
+            Some(status.as_u16()),
+            "redirect to an invalid Location".into(),
+        )
+    })?;
+    if !ctx.target.allows_origin(&next) {
+        return Err(FetchEnd::Failed(
+            Outcome::Error,
+            Some(status.as_u16()),
+            format!(
+                "redirect to another origin ({})",
+                next.origin().ascii_serialization()
+            ),
+        ));
+    }
+    Ok(Some(next))
+}
+
+/// Reads the final answer's body, up to the target's cap.
+async fn read_capped_body(
+    ctx: &HttpStepContext<'_>,
+    mut response: reqwest::Response,
+    progress: &mut FetchProgress,
+) -> Result<Fetched, FetchEnd> {
+    let status = response.status();
+    let over_cap = |detail: String| FetchEnd::Failed(Outcome::Error, Some(status.as_u16()), detail);
+    // A declared length over the cap is refused before a byte is read.
+    if let Some(length) = response.content_length() {
+        if length > ctx.target.max_body_bytes {
+            return Err(over_cap(format!(
+                "body of {length} bytes is over the {} byte cap",
+                ctx.target.max_body_bytes
+            )));
+        }
+    }
+    let headers = response.headers().clone();
+    let mut bytes = Vec::new();
+    let body_from = Instant::now();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                progress.bytes += chunk.len() as u64;
+                if progress.bytes > ctx.target.max_body_bytes {
+                    return Err(over_cap(format!(
+                        "body over the {} byte cap",
+                        ctx.target.max_body_bytes
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
                 return Err(FetchEnd::Failed(
                     Outcome::Error,
                     Some(status.as_u16()),
-                    format!(
-                        "body of {length} bytes is over the {} byte cap",
-                        ctx.target.max_body_bytes
-                    ),
-                ));
+                    format!("body broke off: {}", error_chain(&e)),
+                ))
             }
         }
-        let headers = response.headers().clone();
-        let mut bytes = Vec::new();
-        let body_from = Instant::now();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    progress.bytes += chunk.len() as u64;
-                    if progress.bytes > ctx.target.max_body_bytes {
-                        return Err(FetchEnd::Failed(
-                            Outcome::Error,
-                            Some(status.as_u16()),
-                            format!("body over the {} byte cap", ctx.target.max_body_bytes),
-                        ));
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(FetchEnd::Failed(
-                        Outcome::Error,
-                        Some(status.as_u16()),
-                        format!("body broke off: {}", error_chain(&e)),
-                    ))
-                }
-            }
-        }
-        progress.phases.transfer = Some(body_from.elapsed());
-        return Ok(Fetched {
-            status,
-            headers,
-            body: bytes,
-        });
     }
+    progress.phases.transfer = Some(body_from.elapsed());
+    Ok(Fetched {
+        status,
+        headers,
+        body: bytes,
+    })
 }
 
 /// What a logged-in request watches for on every hop.
@@ -497,7 +592,7 @@ struct LogoutWatch {
 /// unless the logout's own answer had already cleared the session cookie
 /// named in `session_rules.cookie`, which is a logout done.
 fn logout_signal(
-    ctx: &StepContext<'_>,
+    ctx: &HttpStepContext<'_>,
     session: &Session,
     response: &reqwest::Response,
     url: &Url,

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 
 use super::pages;
 use super::profile::{LogoutStyle, RequestClass, SystemId};
-use super::state::{lock, Auth, Note, Sim, NOTES_PER_CASE};
+use super::state::{lock, Auth, CaseNote, Sim, NOTES_PER_CASE};
 
 const MAX_NOTE_CHARS: usize = 4000;
 const MAX_REPORT_NAME: usize = 100;
@@ -399,7 +399,7 @@ async fn record(
             "There is no case with that number.",
         );
     };
-    let notes: Vec<Note> = lock(&app.sim.system(app.id).state)
+    let notes: Vec<CaseNote> = lock(&app.sim.system(app.id).state)
         .notes
         .get(&case.id)
         .map(|n| n.iter().cloned().collect())
@@ -461,7 +461,7 @@ async fn save_note(
         st.next_note += 1;
         let note_id = format!("N-{}", st.next_note);
         let notes = st.notes.entry(case.id.clone()).or_default();
-        notes.push_back(Note {
+        notes.push_back(CaseNote {
             id: note_id.clone(),
             text,
             user: who.user,

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 
 use super::profile::{LogoutStyle, SystemId};
 use super::state::{lock, InjectedErrors, PageHang, Sim};
-use super::truth::{Event, Source};
+use super::truth::{Source, TruthEvent};
 
 /// Longest single injected freeze or restart; longer is surely a typo.
 const MAX_SECONDS: f64 = 3600.0;
@@ -145,7 +145,7 @@ async fn capacity(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
         }
         (st.workers, st.report_weight)
     };
-    let ev = Event::new(
+    let ev = TruthEvent::new(
         "capacity",
         Source::Injected,
         req.system,
@@ -167,7 +167,7 @@ struct ReportsReq {
 async fn reports(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let req: ReportsReq = try_resp!(parse(&body));
     *lock(&sim.reports_on) = req.on;
-    let ev = Event::new("reports", Source::Injected, req.on, sim.clock.now_unix())
+    let ev = TruthEvent::new("reports", Source::Injected, req.on, sim.clock.now_unix())
         .instant()
         .with("on", req.on.as_str());
     let id = sim.record(ev);
@@ -199,8 +199,8 @@ async fn latency(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     if let Some(prev) = st.latency_truth.take().and_then(|id| truth.get_mut(id)) {
         prev.ends_at = Some(now);
     }
-    let ev =
-        Event::new("latency", Source::Injected, req.system, now).with("extra_ms", req.extra_ms);
+    let ev = TruthEvent::new("latency", Source::Injected, req.system, now)
+        .with("extra_ms", req.extra_ms);
     let ev = if req.extra_ms == 0 { ev.instant() } else { ev };
     let id = truth.push(ev);
     if req.extra_ms > 0 {
@@ -235,7 +235,7 @@ async fn errors(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     if let Some(prev) = st.errors.take().and_then(|e| truth.get_mut(e.truth_id)) {
         prev.ends_at = Some(now);
     }
-    let ev = Event::new("errors", Source::Injected, req.system, now)
+    let ev = TruthEvent::new("errors", Source::Injected, req.system, now)
         .with("status", req.status)
         .with("count", req.count);
     let ev = if req.count == 0 { ev.instant() } else { ev };
@@ -261,7 +261,7 @@ struct StyleReq {
 async fn logout_style(State(sim): State<Arc<Sim>>, body: Bytes) -> Response {
     let req: StyleReq = try_resp!(parse(&body));
     lock(&sim.system(req.system).state).style = req.style;
-    let ev = Event::new(
+    let ev = TruthEvent::new(
         "logout_style",
         Source::Injected,
         req.system,

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::profile::{LogoutStyle, SystemId};
 use super::state::{lock, Sim, CENTURY, ENDED_RETENTION};
-use super::truth::{Event, SessionAge, Source};
+use super::truth::{SessionAge, Source, TruthEvent};
 
 const SWEEP_EVERY: Duration = Duration::from_millis(200);
 
@@ -33,7 +33,7 @@ impl Sim {
             "sim freeze"
         );
         self.record(
-            Event::new("freeze", source, id, self.clock.unix(now))
+            TruthEvent::new("freeze", source, id, self.clock.unix(now))
                 .ends(self.clock.unix(until))
                 .with("seconds", length.as_secs_f64()),
         )
@@ -60,7 +60,7 @@ impl Sim {
             "sim page hang served"
         );
         self.record(
-            Event::new("page_hang", Source::Injected, id, now)
+            TruthEvent::new("page_hang", Source::Injected, id, now)
                 .ends(now + length.as_secs_f64())
                 .with("seconds", length.as_secs_f64()),
         );
@@ -86,7 +86,7 @@ impl Sim {
         };
         tracing::info!(system = id.as_str(), sessions = ages.len(), "sim restart");
         let id = self.record(
-            Event::new("restart", source, id, self.clock.unix(now))
+            TruthEvent::new("restart", source, id, self.clock.unix(now))
                 .ends(self.clock.unix(now + downtime))
                 .with("downtime_seconds", downtime.as_secs_f64())
                 .sessions(ages.clone()),

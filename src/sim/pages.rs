@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::profile::SystemId;
-use super::state::Note;
+use super::state::CaseNote;
 
 /// Cases C-10000..C-10299 (so the ids used as examples in docs all exist).
 pub const CASE_COUNT: usize = 300;
@@ -188,7 +188,7 @@ pub fn record(
     sys: SystemId,
     user: &str,
     case: &Case,
-    notes: &[Note],
+    notes: &[CaseNote],
     saved: Option<&str>,
     csrf: &str,
 ) -> String {
@@ -294,7 +294,7 @@ mod tests {
     #[test]
     fn markup_escapes() {
         let c = case_by_index(0);
-        let n = Note {
+        let n = CaseNote {
             id: "N-1".into(),
             text: "<script>".into(),
             user: "u".into(),

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::profile::{sample_lifetime, LogoutStyle, RequestClass, SimProfile, SystemId};
-use super::truth::{Event, SessionAge, Source, TruthLog};
+use super::truth::{SessionAge, Source, TruthEvent, TruthLog};
 
 /// Per-system caps that keep memory bounded whatever clients do.
 pub const MAX_SESSIONS: usize = 10_000;
@@ -39,19 +39,19 @@ pub fn random_token() -> String {
 
 /// Real time (tokio's clock, so paused tests work) and sim time derived from it.
 #[derive(Debug)]
-pub struct Clock {
+pub struct SimClock {
     start: Instant,
     start_unix: f64,
     pub scale: f64,
 }
 
-impl Clock {
+impl SimClock {
     fn new(scale: f64) -> Self {
         let start_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs_f64())
             .unwrap_or(0.0);
-        Clock {
+        SimClock {
             start: Instant::now(),
             start_unix,
             scale,
@@ -112,8 +112,9 @@ pub struct ServerSession {
     pub ended: Option<Ended>,
 }
 
+/// A note saved on a case in the simulated app.
 #[derive(Debug, Clone)]
-pub struct Note {
+pub struct CaseNote {
     pub id: String,
     pub text: String,
     pub user: String,
@@ -130,7 +131,7 @@ pub struct InjectedErrors {
 pub struct SysState {
     pub sessions: HashMap<String, ServerSession>,
     pub login_tokens: HashMap<String, Instant>,
-    pub notes: HashMap<String, VecDeque<Note>>,
+    pub notes: HashMap<String, VecDeque<CaseNote>>,
     pub next_note: u64,
     pub frozen_until: Option<Instant>,
     pub restarting_until: Option<Instant>,
@@ -174,7 +175,7 @@ pub enum Auth {
 
 #[derive(Debug)]
 pub struct Sim {
-    pub clock: Clock,
+    pub clock: SimClock,
     pub profile: SimProfile,
     pub password: String,
     pub control: bool,
@@ -218,7 +219,7 @@ impl Sim {
             }
         };
         Arc::new(Sim {
-            clock: Clock::new(profile.time_scale),
+            clock: SimClock::new(profile.time_scale),
             ics: system(SystemId::Ics),
             css: system(SystemId::Css),
             reports_on: Mutex::new(profile.reports_on),
@@ -241,7 +242,7 @@ impl Sim {
         }
     }
 
-    pub fn record(&self, event: Event) -> u64 {
+    pub fn record(&self, event: TruthEvent) -> u64 {
         lock(&self.truth).push(event)
     }
 
@@ -390,10 +391,11 @@ impl Sim {
         if let Some(k) = victim {
             if let Some(s) = st.sessions.remove(&k) {
                 if s.ended.is_none() {
-                    let ev = Event::new("forced_logout", Source::Random, id, self.clock.unix(now))
-                        .instant()
-                        .with("cause", "evicted")
-                        .sessions(vec![self.clock.age_named(s.user, s.login_at, now)]);
+                    let ev =
+                        TruthEvent::new("forced_logout", Source::Random, id, self.clock.unix(now))
+                            .instant()
+                            .with("cause", "evicted")
+                            .sessions(vec![self.clock.age_named(s.user, s.login_at, now)]);
                     self.record(ev);
                 }
             }
@@ -476,7 +478,7 @@ impl Sim {
         at: Instant,
     ) -> SessionAge {
         let age = self.clock.age_named(s.user.clone(), s.login_at, at);
-        let ev = Event::new(kind, source, id, self.clock.unix(at))
+        let ev = TruthEvent::new(kind, source, id, self.clock.unix(at))
             .instant()
             .with("cause", cause)
             .with("style", style.as_str())

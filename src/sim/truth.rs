@@ -29,7 +29,7 @@ pub struct SessionAge {
 /// One event as stored. `ends_at` may lie in the future (a freeze whose length
 /// is known up front); the JSON shows `ended_at: null` until it has passed.
 #[derive(Clone, Debug)]
-pub struct Event {
+pub struct TruthEvent {
     pub id: u64,
     pub kind: &'static str,
     pub source: Source,
@@ -40,9 +40,9 @@ pub struct Event {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
-impl Event {
+impl TruthEvent {
     pub fn new(kind: &'static str, source: Source, system: SystemId, started_at: f64) -> Self {
-        Event {
+        TruthEvent {
             id: 0,
             kind,
             source,
@@ -106,13 +106,13 @@ impl Event {
 
 #[derive(Debug, Default)]
 pub struct TruthLog {
-    events: VecDeque<Event>,
+    events: VecDeque<TruthEvent>,
     next_id: u64,
 }
 
 impl TruthLog {
     /// Appends and returns the event's id (ids start at 1 and only grow).
-    pub fn push(&mut self, mut event: Event) -> u64 {
+    pub fn push(&mut self, mut event: TruthEvent) -> u64 {
         self.next_id += 1;
         event.id = self.next_id;
         if self.events.len() >= CAPACITY {
@@ -123,7 +123,7 @@ impl TruthLog {
     }
 
     /// The event with this id, if it is still held.
-    pub fn get_mut(&mut self, id: u64) -> Option<&mut Event> {
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut TruthEvent> {
         let first = self.events.front()?.id;
         let idx = usize::try_from(id.checked_sub(first)?).ok()?;
         self.events.get_mut(idx).filter(|e| e.id == id)
@@ -149,7 +149,7 @@ mod tests {
     fn bounded_and_addressable() {
         let mut log = TruthLog::default();
         for i in 0..(CAPACITY + 5) {
-            log.push(Event::new(
+            log.push(TruthEvent::new(
                 "freeze",
                 Source::Random,
                 SystemId::Ics,
@@ -165,7 +165,7 @@ mod tests {
     #[test]
     fn open_until_end_passes() {
         let mut log = TruthLog::default();
-        log.push(Event::new("freeze", Source::Injected, SystemId::Ics, 10.0).ends(15.0));
+        log.push(TruthEvent::new("freeze", Source::Injected, SystemId::Ics, 10.0).ends(15.0));
         let j = log.to_json(12.0, 0);
         assert!(j["events"][0]["ended_at"].is_null());
         let j = log.to_json(16.0, 0);

@@ -46,8 +46,9 @@ pub enum HistoryView {
     Failed(String),
 }
 
+/// What page loads share: the latest view, and whether a reading is under way.
 #[derive(Default)]
-struct Shared {
+struct HistoryCacheState {
     latest: Option<(Instant, Arc<HistoryView>)>,
     reading: bool,
 }
@@ -55,10 +56,10 @@ struct Shared {
 /// The latest reading of the journal's history, shared by page loads.
 pub struct HistoryCache {
     journal: Option<PathBuf>,
-    shared: Arc<Mutex<Shared>>,
+    shared: Arc<Mutex<HistoryCacheState>>,
 }
 
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+fn lock(shared: &Mutex<HistoryCacheState>) -> std::sync::MutexGuard<'_, HistoryCacheState> {
     match shared.lock() {
         Ok(guard) => guard,
         Err(poisoned) => poisoned.into_inner(),
@@ -66,9 +67,9 @@ fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
 }
 
 /// Clears the reading flag however the reading ends.
-struct Reading(Arc<Mutex<Shared>>);
+struct ReadingGuard(Arc<Mutex<HistoryCacheState>>);
 
-impl Drop for Reading {
+impl Drop for ReadingGuard {
     fn drop(&mut self) {
         lock(&self.0).reading = false;
     }
@@ -99,7 +100,7 @@ impl HistoryCache {
             (shared.latest.as_ref().map(|(_, v)| v.clone()), start)
         };
         let task = start.then(|| {
-            let guard = Reading(self.shared.clone());
+            let guard = ReadingGuard(self.shared.clone());
             tokio::task::spawn_blocking(move || {
                 let view = match crate::journal::history::read(&path, &journeys, SystemTime::now())
                 {

@@ -53,8 +53,9 @@ pub struct JourneyStatus {
     pub recent_failures: VecDeque<Failure>,
 }
 
+/// A forced logout among the latest the status page lists.
 #[derive(Clone, Debug)]
-pub struct ForcedLogout {
+pub struct RecentForcedLogout {
     /// When the loss was seen.
     pub at: SystemTime,
     pub target: String,
@@ -88,7 +89,7 @@ pub struct StatusBoard {
     /// Targets frozen now, with when the episode began.
     pub frozen_now: BTreeMap<String, SystemTime>,
     pub freezes: VecDeque<FreezeEpisode>,
-    pub forced_logouts: VecDeque<ForcedLogout>,
+    pub forced_logouts: VecDeque<RecentForcedLogout>,
     /// Every forced logout since start, by (target, cause).
     pub forced_by_cause: BTreeMap<(String, LogoutCause), u64>,
     /// Session lives, for survival by age.
@@ -96,7 +97,7 @@ pub struct StatusBoard {
     pub age_bands: AgeBands,
     /// Time lost per practitioner since the agent started.
     pub time_lost: TimeLostTally,
-    pub stalls: AgentStalls,
+    pub stalls: StallsSinceStart,
     /// The configured changes (name, time, description).
     pub changes: Vec<crate::config::ChangeEvent>,
     /// The journal's write errors and drops, when the agent writes one.
@@ -105,7 +106,7 @@ pub struct StatusBoard {
 
 /// The agent's own stalls since it started.
 #[derive(Debug, Default)]
-pub struct AgentStalls {
+pub struct StallsSinceStart {
     pub count: u64,
     pub total: Duration,
     pub longest: Duration,
@@ -200,7 +201,7 @@ impl StatusBoard {
             forced_logouts: VecDeque::new(),
             forced_by_cause: BTreeMap::new(),
             lives: survival::Lives::default(),
-            stalls: AgentStalls::default(),
+            stalls: StallsSinceStart::default(),
             changes: Vec::new(),
             journal: None,
             time_lost: TimeLostTally {
@@ -281,7 +282,7 @@ impl StatusBoard {
                 .forced_by_cause
                 .entry((span.target.clone(), cause))
                 .or_default() += 1;
-            let logout = ForcedLogout {
+            let logout = RecentForcedLogout {
                 at: SystemTime::now(),
                 target: span.target.clone(),
                 origin: span.origin.clone(),

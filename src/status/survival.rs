@@ -22,7 +22,7 @@ use crate::recorder::{class_of, class_value};
 const OPEN_KEPT: usize = 4096;
 
 /// Whose session: (target, holder, login time).
-type SessionKey = (String, String, SystemTime);
+type LifeKey = (String, String, SystemTime);
 
 /// The lives the agent has seen, bounded by the number of distinct age
 /// classes (a few thousand at most), however long it runs.
@@ -31,7 +31,7 @@ pub struct Lives {
     /// Ended lives by age class (milliseconds): (censored, dropped).
     ended: BTreeMap<u32, (u64, u64)>,
     /// Sessions still logged in, with the latest age each was known alive.
-    open: BTreeMap<SessionKey, Duration>,
+    open: BTreeMap<LifeKey, Duration>,
 }
 
 /// The age class of a life, as the ledger keeps it.

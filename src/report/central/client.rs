@@ -22,7 +22,7 @@ use crate::config::SecretSource;
 pub const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
 /// A series' labels, `__name__` included when the store gives it.
-pub type Labels = BTreeMap<String, String>;
+pub type SeriesLabels = BTreeMap<String, String>;
 
 /// How the report proves itself to the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,7 +115,7 @@ struct Matrix {
 /// One series of a matrix: labels and (unix seconds, value) points.
 #[derive(Clone, Debug, Deserialize)]
 pub struct MatrixSeries {
-    pub metric: Labels,
+    pub metric: SeriesLabels,
     #[serde(default, deserialize_with = "points")]
     pub values: Vec<(f64, f64)>,
 }
@@ -294,7 +294,7 @@ impl Store {
         matchers: &[String],
         start: f64,
         end: f64,
-    ) -> Result<Vec<Labels>, StoreError> {
+    ) -> Result<Vec<SeriesLabels>, StoreError> {
         let mut form: Vec<(&str, String)> =
             matchers.iter().map(|m| ("match[]", m.clone())).collect();
         form.push(("start", format!("{start:.3}")));

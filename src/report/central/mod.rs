@@ -33,7 +33,7 @@ use crate::ledger::build::{JournalMeta, SlotWindow};
 use crate::ledger::{Ledger, SlotClock, HOUR, SLOT_CHOICES};
 use crate::outcome::unix_secs;
 use crate::timefmt::rfc3339;
-use client::{quote, Labels, Store, StoreError, StoreOptions};
+use client::{quote, SeriesLabels, Store, StoreError, StoreOptions};
 
 /// How far back a report reads when `--from` is not given.
 pub const DEFAULT_SPAN: Duration = Duration::from_secs(90 * 86_400);
@@ -145,9 +145,9 @@ pub struct Central {
     pub bounds: Vec<f64>,
 }
 
-fn meta_of(series: &[Labels]) -> BTreeMap<String, SiteMeta> {
+fn meta_of(series: &[SeriesLabels]) -> BTreeMap<String, SiteMeta> {
     let mut out: BTreeMap<String, SiteMeta> = BTreeMap::new();
-    let get = |l: &Labels, k: &str| l.get(k).cloned().unwrap_or_default();
+    let get = |l: &SeriesLabels, k: &str| l.get(k).cloned().unwrap_or_default();
     for l in series {
         let m = out.entry(get(l, "site")).or_insert_with(|| SiteMeta {
             calendar_scale: 1.0,

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::client::{quote, Labels, MatrixSeries, Store, StoreError};
+use super::client::{quote, MatrixSeries, SeriesLabels, Store, StoreError};
 use crate::ledger::build::SlotWindow;
 
 /// The most points of one series a query asks for (Prometheus refuses
@@ -68,9 +68,9 @@ pub struct SiteData {
     /// Pushes the store holds in each slot of the window, in order.
     pub pushes: Vec<u32>,
     /// Family -> (labels less name, job, instance and site; increases).
-    pub counters: BTreeMap<&'static str, Vec<(Labels, Increases)>>,
+    pub counters: BTreeMap<&'static str, Vec<(SeriesLabels, Increases)>>,
     /// Gauge family -> (labels, slots it was 1 at either end of).
-    pub busy: BTreeMap<&'static str, Vec<(Labels, Vec<i64>)>>,
+    pub busy: BTreeMap<&'static str, Vec<(SeriesLabels, Vec<i64>)>>,
 }
 
 /// A site's selector: `{job="...", site="..."}`.
@@ -79,7 +79,7 @@ pub fn selector(job: &str, site: &str) -> String {
 }
 
 /// Strips the labels every series of a site shares.
-fn own_labels(mut l: Labels) -> Labels {
+fn own_labels(mut l: SeriesLabels) -> SeriesLabels {
     for k in ["__name__", "job", "instance", "site"] {
         l.remove(k);
     }
@@ -110,8 +110,8 @@ async fn points(
     n: usize,
     series: usize,
     done: &AtomicU64,
-) -> Result<BTreeMap<Labels, Vec<Option<f64>>>, StoreError> {
-    let mut out: BTreeMap<Labels, Vec<Option<f64>>> = BTreeMap::new();
+) -> Result<BTreeMap<SeriesLabels, Vec<Option<f64>>>, StoreError> {
+    let mut out: BTreeMap<SeriesLabels, Vec<Option<f64>>> = BTreeMap::new();
     for (first, last) in chunks(n, POINTS_PER_QUERY / series.max(1)) {
         let start = t0 + first as f64 * step;
         let end = t0 + last as f64 * step;
@@ -332,7 +332,7 @@ mod tests {
 
     fn series(values: &[f64]) -> MatrixSeries {
         MatrixSeries {
-            metric: Labels::new(),
+            metric: SeriesLabels::new(),
             values: values
                 .iter()
                 .enumerate()
