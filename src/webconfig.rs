@@ -44,8 +44,11 @@ struct RawWebConfig {
 
 /// The `tls_server_config` mapping.
 #[derive(Debug, Deserialize)]
-// Errors name what was expected; keep the name they have always shown.
-#[serde(deny_unknown_fields, expecting = "struct RawTls")]
+// Errors say what was expected in the file's own words, not a type name.
+#[serde(
+    deny_unknown_fields,
+    expecting = "a tls_server_config mapping with cert_file and key_file"
+)]
 struct RawServerTls {
     cert_file: String,
     key_file: String,
@@ -353,12 +356,15 @@ mod tests {
     }
 
     #[test]
-    fn a_tls_server_config_that_is_not_a_mapping_is_named_as_before() {
+    fn a_tls_server_config_that_is_not_a_mapping_says_what_it_should_be() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("web.yml");
         std::fs::write(&path, "tls_server_config: nope\n").unwrap();
         let error = WebConfig::load(&path).unwrap_err().to_string();
-        assert!(error.contains("struct RawTls"), "{error}");
+        assert!(
+            error.contains("expected a tls_server_config mapping with cert_file and key_file"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
