@@ -166,33 +166,16 @@ impl Agent {
     ) -> Result<Agent, AgentError> {
         // The port first: a busy one stops the start before the journal,
         // the evidence folder or a queue file is created.
-        let listener = match options.listener.take() {
-            Some(listener) => listener,
-            None => web::bind(options.listen)?,
-        };
+        let listener = listener(&mut options)?;
         raise_descriptor_limit(&config);
         let metrics = Arc::new(Metrics::new(&config)?);
         // First, so the agent's stalls are measured from its start.
         let stalls = StallMonitor::start(metrics.registry())?;
         let config_gauges =
             ConfigGauges::register(metrics.registry(), &config).map_err(MetricsError::from)?;
-        let mut board = StatusBoard::new(
-            &config.site,
-            config.age_bands.clone(),
-            journey_targets(&config),
-        );
-        board.time_lost.practitioners = config.practitioners.clone();
-        board.changes = config.changes.clone();
-        let status = Arc::new(Mutex::new(board));
-        let journal_options_now = journal_options(&config, &options);
-        let journal_path = journal_options_now.as_ref().map(|o| o.path.clone());
-        let journal = open_journal(&config, &options, &metrics)?;
-        if let Ok(mut board) = status.lock() {
-            board.journal = journal.as_ref().map(Journal::health);
-        }
-        if let Some(o) = journal_options_now {
-            tokio::spawn(compact_journal(o.path, o.keep_successes, shutdown.clone()));
-        }
+        let status = Arc::new(Mutex::new(status_board(&config)));
+        let (journal, journal_path) =
+            start_journal(&config, &options, &metrics, &status, &shutdown)?;
         let remote_writers = crate::remote_write::RemoteWriters::open(
             &config.remote_write,
             metrics.registry(),
@@ -215,21 +198,7 @@ impl Agent {
             config.max_sessions,
             shutdown.clone(),
         );
-        // Always there, started lazily: a reload may add the first browser
-        // journey, and an agent without one never starts Chromium.
-        let browsing = crate::browser::Browsing {
-            pool: crate::browser::BrowserPool::new(
-                config.browser.clone(),
-                metrics.browser.clone(),
-                tokio::runtime::Handle::current(),
-            ),
-            evidence: journal_path.as_deref().map(|path| {
-                Arc::new(crate::browser::CaptureStore::new(
-                    crate::journal::folder_beside(path),
-                    &config.browser,
-                ))
-            }),
-        };
+        let browsing = browsing(&config, &metrics, journal_path.as_deref());
         let browser_pool = browsing.pool.clone();
         let evidence_dir = browsing.evidence.as_ref().map(|e| e.dir().to_path_buf());
         let mut supervisor = supervisor.with_browser(browsing);
@@ -238,19 +207,8 @@ impl Agent {
             remote_writers.start(&config.site, &shutdown, options.stop_deadline)?;
 
         let (reloads, reload_rx) = mpsc::channel(4);
-        let state = WebState {
-            metrics: metrics.clone(),
-            status: status.clone(),
-            ready: Arc::new(AtomicBool::new(true)),
-            reloads: reloads.clone(),
-            evidence: evidence_dir,
-            history: Arc::new(HistoryCache::new(journal_path)),
-        };
-        let scheme = if options.web_config.tls.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let state = web_state(&metrics, &status, &reloads, evidence_dir, journal_path);
+        let scheme = scheme(&options.web_config);
         let (addr, web) =
             web::serve_on(listener, state, &options.web_config, shutdown.clone()).await?;
         let consumer = tokio::spawn(consume(rx, observer));
@@ -304,6 +262,97 @@ impl Agent {
         let _ = self.web.await;
         let stalls = self.stalls;
         let _ = tokio::task::spawn_blocking(move || stalls.stop()).await;
+    }
+}
+
+/// The listener bound beforehand, or one bound to `listen` now.
+fn listener(options: &mut AgentOptions) -> Result<std::net::TcpListener, BindError> {
+    match options.listener.take() {
+        Some(listener) => Ok(listener),
+        None => web::bind(options.listen),
+    }
+}
+
+/// What the web endpoints read and where they send reload requests.
+fn web_state(
+    metrics: &Arc<Metrics>,
+    status: &Arc<Mutex<StatusBoard>>,
+    reloads: &mpsc::Sender<ReloadRequest>,
+    evidence: Option<PathBuf>,
+    journal_path: Option<PathBuf>,
+) -> WebState {
+    WebState {
+        metrics: metrics.clone(),
+        status: status.clone(),
+        ready: Arc::new(AtomicBool::new(true)),
+        reloads: reloads.clone(),
+        evidence,
+        history: Arc::new(HistoryCache::new(journal_path)),
+    }
+}
+
+/// The status page's board for `config`, before any run.
+fn status_board(config: &Config) -> StatusBoard {
+    let mut board = StatusBoard::new(
+        &config.site,
+        config.age_bands.clone(),
+        journey_targets(config),
+    );
+    board.time_lost.practitioners = config.practitioners.clone();
+    board.changes = config.changes.clone();
+    board
+}
+
+/// Opens the journal, if there is one, shows its health on the board and
+/// starts its hourly retention; returns it and its path.
+fn start_journal(
+    config: &Config,
+    options: &AgentOptions,
+    metrics: &Metrics,
+    status: &Mutex<StatusBoard>,
+    shutdown: &CancellationToken,
+) -> Result<(Option<Journal>, Option<PathBuf>), AgentError> {
+    let journal_options_now = journal_options(config, options);
+    let journal_path = journal_options_now.as_ref().map(|o| o.path.clone());
+    let journal = open_journal(config, options, metrics)?;
+    if let Ok(mut board) = status.lock() {
+        board.journal = journal.as_ref().map(Journal::health);
+    }
+    if let Some(o) = journal_options_now {
+        tokio::spawn(compact_journal(o.path, o.keep_successes, shutdown.clone()));
+    }
+    Ok((journal, journal_path))
+}
+
+/// The browser pool and evidence store. Always there, started lazily: a
+/// reload may add the first browser journey, and an agent without one
+/// never starts Chromium.
+fn browsing(
+    config: &Config,
+    metrics: &Metrics,
+    journal_path: Option<&std::path::Path>,
+) -> crate::browser::Browsing {
+    crate::browser::Browsing {
+        pool: crate::browser::BrowserPool::new(
+            config.browser.clone(),
+            metrics.browser.clone(),
+            tokio::runtime::Handle::current(),
+        ),
+        evidence: journal_path.map(|path| {
+            Arc::new(crate::browser::CaptureStore::new(
+                crate::journal::folder_beside(path),
+                &config.browser,
+            ))
+        }),
+    }
+}
+
+/// `https` when the endpoints are served with TLS, else `http`.
+fn scheme(web_config: &crate::webconfig::WebConfig) -> &'static str {
+    if web_config.tls.is_some() {
+        "https"
+    } else {
+        "http"
     }
 }
 

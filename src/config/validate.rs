@@ -260,195 +260,26 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
         requirements: Vec::new(),
     };
 
-    let site = match &raw.site {
-        Some(site) => {
-            c.name(site, "site", "");
-            site.to_string()
-        }
-        None => {
-            c.error(
-                1,
-                "",
-                "`site` is required: the office the agent probes from",
-            );
-            String::new()
-        }
-    };
-    let max_sessions_raw = raw.agent.as_ref().and_then(|a| a.max_sessions.as_ref());
+    let site = site(&mut c, raw.site.as_ref());
+    let agent = raw.agent.as_ref();
+    let max_sessions_raw = agent.and_then(|a| a.max_sessions.as_ref());
     let max_sessions = max_sessions_raw
         .map(|m| **m)
         .unwrap_or(DEFAULT_MAX_SESSIONS);
+    let calendar_scale = calendar_scale(&mut c, agent);
+    let age_bands = age_bands(&mut c, agent);
 
-    let calendar_scale = match raw.agent.as_ref().and_then(|a| a.calendar_scale.as_ref()) {
-        None => 1.0,
-        Some(scale) if scale.is_finite() && **scale > 0.0 => **scale,
-        Some(scale) => {
-            c.error(
-                line_of(scale),
-                "",
-                "agent.calendar_scale must be a number above zero (1 for a real system)",
-            );
-            1.0
-        }
-    };
-    let age_bands = match raw.agent.as_ref().and_then(|a| a.age_bands.as_ref()) {
-        None => crate::detect::AgeBands::default(),
-        Some(edges) => {
-            let parsed: Vec<Duration> = edges
-                .iter()
-                .filter_map(|e| c.duration(e, "agent.age_bands", ""))
-                .collect();
-            let increasing = parsed.windows(2).all(|w| w[0] < w[1]);
-            if parsed.is_empty() || !increasing || parsed[0].is_zero() {
-                let line = edges.first().map(line_of).unwrap_or(1);
-                c.error(line, "", "agent.age_bands must be increasing durations above zero, e.g. [1h, 2h, 3h, 4h]");
-                crate::detect::AgeBands::default()
-            } else {
-                crate::detect::AgeBands::new(parsed)
-            }
-        }
-    };
-
-    if raw.targets.is_empty() {
-        c.error(1, "", "no targets: at least one target is required");
-    }
-    // Names are looked up in maps, never by scanning a list: loading stays
-    // linear in the size of the file, however many journeys it holds.
-    let mut targets: Vec<Arc<Target>> = Vec::new();
-    let mut targets_by_name: HashMap<String, Arc<Target>> = HashMap::new();
-    let mut facts: HashMap<String, TargetFacts> = HashMap::new();
-    for rt in &raw.targets {
-        let context = format!("target {:?}", rt.name.as_str());
-        c.name(&rt.name, "target", &context);
-        if targets_by_name.contains_key(rt.name.as_str()) {
-            c.error(line_of(&rt.name), &context, "duplicate target name");
-        }
-        let (target, vars, browser_vars) = target(&mut c, rt, &context);
-        let target = Arc::new(target);
-        facts
-            .entry(target.name.clone())
-            .or_insert_with(|| TargetFacts::new(&target, vars, browser_vars));
-        targets_by_name
-            .entry(target.name.clone())
-            .or_insert_with(|| target.clone());
-        targets.push(target);
-    }
-
-    if raw.journeys.is_empty() {
-        c.error(1, "", "no journeys: at least one journey is required");
-    }
-    let mut journeys: Vec<Arc<Journey>> = Vec::new();
-    let mut journey_names: HashSet<&str> = HashSet::new();
-    let mut total_steps = 0usize;
-    for rj in &raw.journeys {
-        let context = format!("journey {:?}", rj.name.as_str());
-        c.name(&rj.name, "journey", &context);
-        if rj.name.as_str() == HEARTBEAT_JOURNEY {
-            c.error(
-                line_of(&rj.name),
-                &context,
-                format!(
-                    "the journey name {:?} is reserved for the agent's own requests",
-                    rj.name.as_str()
-                ),
-            );
-        }
-        if !journey_names.insert(rj.name.as_str()) {
-            c.error(line_of(&rj.name), &context, "duplicate journey name");
-        }
-        let Some(target) = targets_by_name.get(rj.target.as_str()).cloned() else {
-            if targets.is_empty() {
-                // "no targets" is already reported.
-                continue;
-            }
-            let known: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
-            c.error(
-                line_of(&rj.target),
-                &context,
-                format!(
-                    "unknown target {:?} (known: {})",
-                    rj.target.as_str(),
-                    known.join(", ")
-                ),
-            );
-            continue;
-        };
-        let logs_in = rj.login.as_ref().is_none_or(|b| **b);
-        let steps = match (&rj.browser, &target.browser) {
-            (Some(b), login) => b.steps.len().saturating_add(match (logs_in, login) {
-                (true, Some(l)) => l.login.len() + l.logout.len(),
-                _ => 0,
-            }),
-            (None, _) => rj.steps.len().saturating_add(if logs_in {
-                target.login.len() + usize::from(target.logout.is_some())
-            } else {
-                0
-            }),
-        };
-        total_steps = total_steps.saturating_add(steps);
-        if total_steps > MAX_STEPS {
-            c.error(
-                line_of(&rj.name),
-                &context,
-                format!("more than {MAX_STEPS} steps in all journeys (login and logout counted per journey): each step has its own metric series"),
-            );
-            break;
-        }
-        let target_facts = &facts[&target.name];
-        if let Some(j) = journey(&mut c, rj, target, target_facts, &context) {
-            journeys.push(Arc::new(j));
-        }
-    }
-
-    // Kept sessions hold a session slot for their whole life; every journey
-    // run needs one more.
-    let kept: usize = targets
-        .iter()
-        .filter_map(|t| t.keep_sessions.as_ref())
-        .fold(0usize, |sum, k| sum.saturating_add(k.count));
-    let needed = kept.saturating_add(usize::from(!journeys.is_empty()));
-    if max_sessions < needed.max(1) {
-        let line = max_sessions_raw.map(line_of).unwrap_or(1);
-        let message = if kept == 0 {
-            format!("agent.max_sessions ({max_sessions}) must be above zero")
-        } else {
-            format!(
-                "agent.max_sessions ({max_sessions}) must be at least {needed}: kept sessions take {kept} and a journey needs one more"
-            )
-        };
-        c.error(line, "", message);
-    }
-
-    let mut changes = Vec::new();
-    for ch in &raw.changes {
-        let context = format!("change {:?}", ch.name.as_str());
-        match chrono::DateTime::parse_from_rfc3339(ch.at.trim()) {
-            Ok(at) => changes.push(ChangeEvent {
-                name: ch.name.to_string(),
-                at: at.into(),
-                description: ch.description.as_deref().cloned().unwrap_or_default(),
-            }),
-            Err(e) => c.error(
-                line_of(&ch.at),
-                &context,
-                format!(
-                    "at: {:?} is not an RFC 3339 time like 2026-03-01T09:00:00Z: {e}",
-                    ch.at.as_str()
-                ),
-            ),
-        }
-    }
-
-    let journal = raw.journal.as_ref().map(|j| {
-        let keep_successes = c.opt_duration(&j.keep_successes, "journal.keep_successes", "journal").unwrap_or(Duration::from_secs(90 * 86_400));
-        let keep_failures = c.opt_duration(&j.keep_failures, "journal.keep_failures", "journal").unwrap_or(Duration::from_secs(400 * 86_400));
-        if keep_failures < keep_successes {
-            c.warn(line_of(&j.path), "journal", "keep_failures is shorter than keep_successes: failures are the evidence, keep them longer");
-        }
-        let path = PathBuf::from(j.path.as_str());
-        c.require(line_of(&j.path), "journal", Need::Writable { key: "journal.path".into(), path: path.clone() });
-        JournalOptions { path, keep_successes, keep_failures }
-    });
+    let targets = targets(&mut c, &raw.targets);
+    let journeys = journeys(&mut c, &raw.journeys, &targets);
+    check_max_sessions(
+        &mut c,
+        max_sessions,
+        max_sessions_raw,
+        &targets.list,
+        !journeys.is_empty(),
+    );
+    let changes = changes(&mut c, &raw.changes);
+    let journal = journal(&mut c, raw.journal.as_ref());
 
     let browser = browser::settings(&mut c, raw.browser.as_ref());
     browser::require_chromium(&mut c, &raw);
@@ -475,7 +306,7 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             max_sessions,
             age_bands,
             calendar_scale,
-            targets,
+            targets: targets.list,
             journeys,
             changes,
             journal,
@@ -485,6 +316,263 @@ pub fn validate(raw: RawConfig, file: &str) -> Result<Loaded, ConfigError> {
             requirements: c.requirements,
         },
         warnings: c.warnings,
+    })
+}
+
+/// `site`: required, and a metric label.
+fn site(c: &mut Checker, site: Option<&S>) -> String {
+    match site {
+        Some(site) => {
+            c.name(site, "site", "");
+            site.to_string()
+        }
+        None => {
+            c.error(
+                1,
+                "",
+                "`site` is required: the office the agent probes from",
+            );
+            String::new()
+        }
+    }
+}
+
+/// `agent.calendar_scale`, 1 when not given.
+fn calendar_scale(c: &mut Checker, agent: Option<&RawAgent>) -> f64 {
+    match agent.and_then(|a| a.calendar_scale.as_ref()) {
+        None => 1.0,
+        Some(scale) if scale.is_finite() && **scale > 0.0 => **scale,
+        Some(scale) => {
+            c.error(
+                line_of(scale),
+                "",
+                "agent.calendar_scale must be a number above zero (1 for a real system)",
+            );
+            1.0
+        }
+    }
+}
+
+/// `agent.age_bands`, the default bands when not given or not usable.
+fn age_bands(c: &mut Checker, agent: Option<&RawAgent>) -> crate::detect::AgeBands {
+    let Some(edges) = agent.and_then(|a| a.age_bands.as_ref()) else {
+        return crate::detect::AgeBands::default();
+    };
+    let parsed: Vec<Duration> = edges
+        .iter()
+        .filter_map(|e| c.duration(e, "agent.age_bands", ""))
+        .collect();
+    let increasing = parsed.windows(2).all(|w| w[0] < w[1]);
+    if parsed.is_empty() || !increasing || parsed[0].is_zero() {
+        let line = edges.first().map(line_of).unwrap_or(1);
+        c.error(
+            line,
+            "",
+            "agent.age_bands must be increasing durations above zero, e.g. [1h, 2h, 3h, 4h]",
+        );
+        crate::detect::AgeBands::default()
+    } else {
+        crate::detect::AgeBands::new(parsed)
+    }
+}
+
+/// The checked targets in file order, and what journeys look up by name.
+/// Names are looked up in maps, never by scanning a list: loading stays
+/// linear in the size of the file, however many journeys it holds.
+struct Targets {
+    list: Vec<Arc<Target>>,
+    by_name: HashMap<String, Arc<Target>>,
+    facts: HashMap<String, TargetFacts>,
+}
+
+fn targets(c: &mut Checker, raw: &[RawTarget]) -> Targets {
+    if raw.is_empty() {
+        c.error(1, "", "no targets: at least one target is required");
+    }
+    let mut targets = Targets {
+        list: Vec::new(),
+        by_name: HashMap::new(),
+        facts: HashMap::new(),
+    };
+    for rt in raw {
+        let context = format!("target {:?}", rt.name.as_str());
+        c.name(&rt.name, "target", &context);
+        if targets.by_name.contains_key(rt.name.as_str()) {
+            c.error(line_of(&rt.name), &context, "duplicate target name");
+        }
+        let (target, vars, browser_vars) = target(c, rt, &context);
+        let target = Arc::new(target);
+        targets
+            .facts
+            .entry(target.name.clone())
+            .or_insert_with(|| TargetFacts::new(&target, vars, browser_vars));
+        targets
+            .by_name
+            .entry(target.name.clone())
+            .or_insert_with(|| target.clone());
+        targets.list.push(target);
+    }
+    targets
+}
+
+fn journeys(c: &mut Checker, raw: &[RawJourney], targets: &Targets) -> Vec<Arc<Journey>> {
+    if raw.is_empty() {
+        c.error(1, "", "no journeys: at least one journey is required");
+    }
+    let mut journeys: Vec<Arc<Journey>> = Vec::new();
+    let mut journey_names: HashSet<&str> = HashSet::new();
+    let mut total_steps = 0usize;
+    for rj in raw {
+        let context = format!("journey {:?}", rj.name.as_str());
+        journey_name(c, rj, &mut journey_names, &context);
+        let Some(target) = journey_target(c, rj, targets, &context) else {
+            continue;
+        };
+        total_steps = total_steps.saturating_add(journey_steps(rj, &target));
+        if total_steps > MAX_STEPS {
+            c.error(
+                line_of(&rj.name),
+                &context,
+                format!("more than {MAX_STEPS} steps in all journeys (login and logout counted per journey): each step has its own metric series"),
+            );
+            break;
+        }
+        let target_facts = &targets.facts[&target.name];
+        if let Some(j) = journey(c, rj, target, target_facts, &context) {
+            journeys.push(Arc::new(j));
+        }
+    }
+    journeys
+}
+
+/// A journey's name: a label, not the heartbeat's, not taken twice.
+fn journey_name<'r>(
+    c: &mut Checker,
+    rj: &'r RawJourney,
+    seen: &mut HashSet<&'r str>,
+    context: &str,
+) {
+    c.name(&rj.name, "journey", context);
+    if rj.name.as_str() == HEARTBEAT_JOURNEY {
+        c.error(
+            line_of(&rj.name),
+            context,
+            format!(
+                "the journey name {:?} is reserved for the agent's own requests",
+                rj.name.as_str()
+            ),
+        );
+    }
+    if !seen.insert(rj.name.as_str()) {
+        c.error(line_of(&rj.name), context, "duplicate journey name");
+    }
+}
+
+/// The target a journey names, or `None` when there is none by that name.
+fn journey_target(
+    c: &mut Checker,
+    rj: &RawJourney,
+    targets: &Targets,
+    context: &str,
+) -> Option<Arc<Target>> {
+    if let Some(target) = targets.by_name.get(rj.target.as_str()) {
+        return Some(target.clone());
+    }
+    if targets.list.is_empty() {
+        // "no targets" is already reported.
+        return None;
+    }
+    let known: Vec<&str> = targets.list.iter().map(|t| t.name.as_str()).collect();
+    c.error(
+        line_of(&rj.target),
+        context,
+        format!(
+            "unknown target {:?} (known: {})",
+            rj.target.as_str(),
+            known.join(", ")
+        ),
+    );
+    None
+}
+
+/// The steps a journey adds to the metrics, its target's login and logout
+/// included when it logs in.
+fn journey_steps(rj: &RawJourney, target: &Target) -> usize {
+    let logs_in = rj.login.as_ref().is_none_or(|b| **b);
+    match (&rj.browser, &target.browser) {
+        (Some(b), login) => b.steps.len().saturating_add(match (logs_in, login) {
+            (true, Some(l)) => l.login.len() + l.logout.len(),
+            _ => 0,
+        }),
+        (None, _) => rj.steps.len().saturating_add(if logs_in {
+            target.login.len() + usize::from(target.logout.is_some())
+        } else {
+            0
+        }),
+    }
+}
+
+/// `agent.max_sessions` must leave room for every kept session and a journey.
+fn check_max_sessions(
+    c: &mut Checker,
+    max_sessions: usize,
+    max_sessions_raw: Option<&Spanned<usize>>,
+    targets: &[Arc<Target>],
+    has_journeys: bool,
+) {
+    // Kept sessions hold a session slot for their whole life; every journey
+    // run needs one more.
+    let kept: usize = targets
+        .iter()
+        .filter_map(|t| t.keep_sessions.as_ref())
+        .fold(0usize, |sum, k| sum.saturating_add(k.count));
+    let needed = kept.saturating_add(usize::from(has_journeys));
+    if max_sessions < needed.max(1) {
+        let line = max_sessions_raw.map(line_of).unwrap_or(1);
+        let message = if kept == 0 {
+            format!("agent.max_sessions ({max_sessions}) must be above zero")
+        } else {
+            format!(
+                "agent.max_sessions ({max_sessions}) must be at least {needed}: kept sessions take {kept} and a journey needs one more"
+            )
+        };
+        c.error(line, "", message);
+    }
+}
+
+fn changes(c: &mut Checker, raw: &[RawChange]) -> Vec<ChangeEvent> {
+    let mut changes = Vec::new();
+    for ch in raw {
+        let context = format!("change {:?}", ch.name.as_str());
+        match chrono::DateTime::parse_from_rfc3339(ch.at.trim()) {
+            Ok(at) => changes.push(ChangeEvent {
+                name: ch.name.to_string(),
+                at: at.into(),
+                description: ch.description.as_deref().cloned().unwrap_or_default(),
+            }),
+            Err(e) => c.error(
+                line_of(&ch.at),
+                &context,
+                format!(
+                    "at: {:?} is not an RFC 3339 time like 2026-03-01T09:00:00Z: {e}",
+                    ch.at.as_str()
+                ),
+            ),
+        }
+    }
+    changes
+}
+
+fn journal(c: &mut Checker, raw: Option<&RawJournal>) -> Option<JournalOptions> {
+    raw.map(|j| {
+        let keep_successes = c.opt_duration(&j.keep_successes, "journal.keep_successes", "journal").unwrap_or(Duration::from_secs(90 * 86_400));
+        let keep_failures = c.opt_duration(&j.keep_failures, "journal.keep_failures", "journal").unwrap_or(Duration::from_secs(400 * 86_400));
+        if keep_failures < keep_successes {
+            c.warn(line_of(&j.path), "journal", "keep_failures is shorter than keep_successes: failures are the evidence, keep them longer");
+        }
+        let path = PathBuf::from(j.path.as_str());
+        c.require(line_of(&j.path), "journal", Need::Writable { key: "journal.path".into(), path: path.clone() });
+        JournalOptions { path, keep_successes, keep_failures }
     })
 }
 

@@ -7,9 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rusqlite::{params, Connection, OpenFlags, Transaction};
 
-use super::{schema, JournalError, JournalMetrics, JournalOptions, Message};
+use super::{schema, JournalError, JournalMetrics, JournalOptions, Message, ReportLoad};
 use crate::config::Config;
-use crate::outcome::{unix_secs, SessionEnd, SessionOrigin, StepPhase};
+use crate::outcome::{
+    unix_secs, FreezeEpisode, KeptRecord, RunRecord, SessionEnd, SessionOrigin, SessionSpan,
+    StepPhase, StepRecord,
+};
 use crate::recorder::{self, HistogramKey, IntervalHistogram, Recorder};
 
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -236,145 +239,186 @@ fn phase_str(phase: StepPhase) -> &'static str {
 
 fn insert(tx: &Transaction<'_>, site: &str, message: &Message) -> rusqlite::Result<()> {
     match message {
-        Message::Run(run, load) => {
-            let kind = run.kind.as_str();
-            tx.prepare_cached(
-                "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any, agent_stalled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            )?
-            .execute(params![
-                site,
-                run.target,
-                run.journey,
-                kind,
-                unix_secs(run.intended_start),
-                unix_secs(run.actual_start),
-                run.duration.as_secs_f64(),
-                run.outcome.as_str(),
-                run.failed_step,
-                load.same_target,
-                load.any_target,
-                run.agent_stalled,
-            ])?;
-            let run_id = tx.last_insert_rowid();
-            let mut step_insert = tx.prepare_cached(
-                "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer, freeze_side, server_wait, main_thread_blocked, evidence, agent_stalled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
-            )?;
-            for (seq, step) in run.steps.iter().enumerate() {
-                step_insert.execute(params![
-                    run_id,
-                    seq as i64,
-                    step.step,
-                    phase_str(step.phase),
-                    unix_secs(step.sent_at),
-                    step.ttfb.map(|d| d.as_secs_f64()),
-                    step.duration.as_secs_f64(),
-                    step.outcome.as_str(),
-                    step.status,
-                    step.bytes as i64,
-                    step.censored,
-                    step.logout_cause.map(|c| c.as_str()),
-                    step.session_age.map(|d| d.as_secs_f64()),
-                    step.kind.as_str(),
-                    step.phases.dns.map(|d| d.as_secs_f64()),
-                    step.phases.connect.map(|d| d.as_secs_f64()),
-                    step.phases.tls.map(|d| d.as_secs_f64()),
-                    step.phases.first_byte.map(|d| d.as_secs_f64()),
-                    step.phases.transfer.map(|d| d.as_secs_f64()),
-                    step.freeze_side()
-                        .filter(|_| step.browser.is_some())
-                        .map(|s| s.as_str()),
-                    step.browser.as_ref().map(|b| b.server_wait.as_secs_f64()),
-                    step.browser
-                        .as_ref()
-                        .map(|b| b.main_thread_blocked.as_secs_f64()),
-                    step.browser.as_ref().and_then(|b| b.evidence.as_deref()),
-                    step.agent_stalled,
-                ])?;
-            }
-        }
-        Message::Kept(kept) => {
-            let mut check = tx.prepare_cached(
-                "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state, agent_stalled)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
-            for (seq, step) in kept.steps.iter().enumerate() {
-                check.execute(params![
-                    site,
-                    kept.target,
-                    kept.slot as i64,
-                    kept.activity.as_str(),
-                    seq as i64,
-                    step.step,
-                    unix_secs(step.sent_at),
-                    step.duration.as_secs_f64(),
-                    step.outcome.as_str(),
-                    step.status,
-                    step.censored,
-                    step.logout_cause.map(|c| c.as_str()),
-                    step.session_age.map(|d| d.as_secs_f64()),
-                    kept.state.as_str(),
-                    step.agent_stalled,
-                ])?;
-            }
-        }
+        Message::Run(run, load) => insert_run(tx, site, run, load),
+        Message::Kept(kept) => insert_kept(tx, site, kept),
         Message::Missed {
             target,
             journey,
             count,
             at,
-        } => {
-            tx.prepare_cached(
-                "INSERT INTO missed_slots (site, target, journey, at, count) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![site, target, journey, unix_secs(*at), *count as i64])?;
-        }
-        Message::Freeze(episode) => {
-            tx.prepare_cached(
-                "INSERT INTO freezes (site, target, started, length, censored, agent_stall) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?
-            .execute(params![
-                site,
-                episode.target,
-                unix_secs(episode.started),
-                episode.length.as_secs_f64(),
-                episode.censored,
-                episode.agent_stalled.as_secs_f64(),
-            ])?;
-        }
-        Message::Stall { started, length } => {
-            tx.prepare_cached(
-                "INSERT INTO agent_stalls (site, started, length) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![site, unix_secs(*started), length.as_secs_f64()])?;
-        }
-        Message::Session(span) => {
-            let (origin, slot) = match &span.origin {
-                SessionOrigin::Journey { journey } => (journey.as_str(), None),
-                SessionOrigin::Kept { slot } => ("", Some(*slot as i64)),
-            };
-            tx.prepare_cached(
-                "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail, seen_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-            )?
-            .execute(params![
-                site,
-                span.target,
-                origin,
-                unix_secs(span.login_at),
-                span.age_from.as_secs_f64(),
-                span.age_to.as_secs_f64(),
-                span.end.map(SessionEnd::as_str),
-                span.end.is_some_and(SessionEnd::is_drop),
-                span.origin.kind_str(),
-                slot,
-                span.seen_age.map(|d| d.as_secs_f64()),
-                span.detail,
-                span.seen_at.map(unix_secs),
-            ])?;
-        }
+        } => insert_missed(tx, site, target, journey, *count, *at),
+        Message::Freeze(episode) => insert_freeze(tx, site, episode),
+        Message::Stall { started, length } => insert_stall(tx, site, *started, *length),
+        Message::Session(span) => insert_session(tx, site, span),
     }
+}
+
+/// A run, then its steps under the run's row id.
+fn insert_run(
+    tx: &Transaction<'_>,
+    site: &str,
+    run: &RunRecord,
+    load: &ReportLoad,
+) -> rusqlite::Result<()> {
+    let kind = run.kind.as_str();
+    tx.prepare_cached(
+        "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any, agent_stalled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?
+    .execute(params![
+        site,
+        run.target,
+        run.journey,
+        kind,
+        unix_secs(run.intended_start),
+        unix_secs(run.actual_start),
+        run.duration.as_secs_f64(),
+        run.outcome.as_str(),
+        run.failed_step,
+        load.same_target,
+        load.any_target,
+        run.agent_stalled,
+    ])?;
+    let run_id = tx.last_insert_rowid();
+    insert_steps(tx, run_id, &run.steps)
+}
+
+fn insert_steps(tx: &Transaction<'_>, run_id: i64, steps: &[StepRecord]) -> rusqlite::Result<()> {
+    let mut step_insert = tx.prepare_cached(
+        "INSERT INTO steps (run_id, seq, step, phase, sent_at, ttfb, duration, outcome, status, bytes, censored, logout_cause, session_age, kind, dns, connect, tls, first_byte, transfer, freeze_side, server_wait, main_thread_blocked, evidence, agent_stalled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+    )?;
+    for (seq, step) in steps.iter().enumerate() {
+        step_insert.execute(params![
+            run_id,
+            seq as i64,
+            step.step,
+            phase_str(step.phase),
+            unix_secs(step.sent_at),
+            step.ttfb.map(|d| d.as_secs_f64()),
+            step.duration.as_secs_f64(),
+            step.outcome.as_str(),
+            step.status,
+            step.bytes as i64,
+            step.censored,
+            step.logout_cause.map(|c| c.as_str()),
+            step.session_age.map(|d| d.as_secs_f64()),
+            step.kind.as_str(),
+            step.phases.dns.map(|d| d.as_secs_f64()),
+            step.phases.connect.map(|d| d.as_secs_f64()),
+            step.phases.tls.map(|d| d.as_secs_f64()),
+            step.phases.first_byte.map(|d| d.as_secs_f64()),
+            step.phases.transfer.map(|d| d.as_secs_f64()),
+            step.freeze_side()
+                .filter(|_| step.browser.is_some())
+                .map(|s| s.as_str()),
+            step.browser.as_ref().map(|b| b.server_wait.as_secs_f64()),
+            step.browser
+                .as_ref()
+                .map(|b| b.main_thread_blocked.as_secs_f64()),
+            step.browser.as_ref().and_then(|b| b.evidence.as_deref()),
+            step.agent_stalled,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_kept(tx: &Transaction<'_>, site: &str, kept: &KeptRecord) -> rusqlite::Result<()> {
+    let mut check = tx.prepare_cached(
+        "INSERT INTO kept_checks (site, target, slot, activity, seq, step, sent_at, duration, outcome, status, censored, logout_cause, session_age, state, agent_stalled)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+    )?;
+    for (seq, step) in kept.steps.iter().enumerate() {
+        check.execute(params![
+            site,
+            kept.target,
+            kept.slot as i64,
+            kept.activity.as_str(),
+            seq as i64,
+            step.step,
+            unix_secs(step.sent_at),
+            step.duration.as_secs_f64(),
+            step.outcome.as_str(),
+            step.status,
+            step.censored,
+            step.logout_cause.map(|c| c.as_str()),
+            step.session_age.map(|d| d.as_secs_f64()),
+            kept.state.as_str(),
+            step.agent_stalled,
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_missed(
+    tx: &Transaction<'_>,
+    site: &str,
+    target: &str,
+    journey: &str,
+    count: u64,
+    at: SystemTime,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO missed_slots (site, target, journey, at, count) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![site, target, journey, unix_secs(at), count as i64])?;
+    Ok(())
+}
+
+fn insert_freeze(
+    tx: &Transaction<'_>,
+    site: &str,
+    episode: &FreezeEpisode,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO freezes (site, target, started, length, censored, agent_stall) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        site,
+        episode.target,
+        unix_secs(episode.started),
+        episode.length.as_secs_f64(),
+        episode.censored,
+        episode.agent_stalled.as_secs_f64(),
+    ])?;
+    Ok(())
+}
+
+fn insert_stall(
+    tx: &Transaction<'_>,
+    site: &str,
+    started: SystemTime,
+    length: Duration,
+) -> rusqlite::Result<()> {
+    tx.prepare_cached("INSERT INTO agent_stalls (site, started, length) VALUES (?1, ?2, ?3)")?
+        .execute(params![site, unix_secs(started), length.as_secs_f64()])?;
+    Ok(())
+}
+
+fn insert_session(tx: &Transaction<'_>, site: &str, span: &SessionSpan) -> rusqlite::Result<()> {
+    let (origin, slot) = match &span.origin {
+        SessionOrigin::Journey { journey } => (journey.as_str(), None),
+        SessionOrigin::Kept { slot } => ("", Some(*slot as i64)),
+    };
+    tx.prepare_cached(
+        "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail, seen_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        site,
+        span.target,
+        origin,
+        unix_secs(span.login_at),
+        span.age_from.as_secs_f64(),
+        span.age_to.as_secs_f64(),
+        span.end.map(SessionEnd::as_str),
+        span.end.is_some_and(SessionEnd::is_drop),
+        span.origin.kind_str(),
+        slot,
+        span.seen_age.map(|d| d.as_secs_f64()),
+        span.detail,
+        span.seen_at.map(unix_secs),
+    ])?;
     Ok(())
 }
 

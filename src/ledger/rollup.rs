@@ -136,23 +136,7 @@ pub fn compact(
         return Err(CompactError::TooRecent);
     }
     let bytes_before = file_bytes(path);
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| CompactError::Open {
-        path: name.clone(),
-        source,
-    })?;
-    schema::configure(&conn).map_err(|source| CompactError::Open {
-        path: name.clone(),
-        source,
-    })?;
-    schema::migrate(&mut conn).map_err(|source| CompactError::Schema {
-        path: name.clone(),
-        source,
-    })?;
-    drop(conn);
+    migrate(path, &name)?;
     let read = |source| CompactError::Read {
         path: name.clone(),
         source,
@@ -170,18 +154,7 @@ pub fn compact(
     let (first_hour, end_hour) = (clock.slot(first), clock.slot(before));
     let hours: Vec<i64> = (first_hour..end_hour).collect();
     let total = hours.len() as u64;
-    let mut writer = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| CompactError::Open {
-        path: name.clone(),
-        source,
-    })?;
-    schema::configure(&writer).map_err(|source| CompactError::Open {
-        path: name.clone(),
-        source,
-    })?;
+    let mut writer = open(path, &name)?;
     let mut done = Compacted {
         bytes_before,
         ..Compacted::default()
@@ -192,64 +165,126 @@ pub fn compact(
             first: hour,
             last: hour,
         };
-        let rows = window.rows();
-        if !reader.has_raw_rows(rows).map_err(read)? {
-            progress(i as u64 + 1, total);
-            continue;
+        if let Some(removed) = fold_hour(&reader, &meta, &mut writer, window, &name)? {
+            done.hours += 1;
+            done.rows += removed;
         }
-        let mut ledger = super::build::raw_ledger(&reader, &meta, window).map_err(|source| {
-            CompactError::Build {
-                path: name.clone(),
-                source,
-            }
-        })?;
-        // Folding twice (rows written late into an hour already folded)
-        // adds the new rows to the hour's rollup.
-        for old in reader.rollups(rows).map_err(read)? {
-            let part = decode(&old.body, old.version).map_err(|source| CompactError::Rollup {
-                path: name.clone(),
-                hour: crate::timefmt::rfc3339(old.hour_start),
-                source,
-            })?;
-            ledger.absorb(&part);
-        }
-        let write = |source| CompactError::Write {
-            path: name.clone(),
-            source,
-        };
-        let tx = writer.transaction().map_err(write)?;
-        let removed = delete_rows(&tx, rows).map_err(write)?;
-        let (from, to) = ledger.measured.unwrap_or((rows.from, rows.from));
-        let body = encode(&ledger).map_err(|source| CompactError::Rollup {
-            path: name.clone(),
-            hour: crate::timefmt::rfc3339(rows.from),
-            source,
-        })?;
-        tx.execute(
-            "INSERT OR REPLACE INTO rollups (hour_start, hour_seconds, version, measured_from, measured_to, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![rows.from, clock.seconds, VERSION, from, to, body],
-        )
-        .map_err(write)?;
-        tx.commit().map_err(write)?;
-        done.hours += 1;
-        done.rows += removed;
         progress(i as u64 + 1, total);
     }
     if vacuum && done.hours > 0 {
-        writer
-            // VACUUM goes through the write-ahead log: checkpoint after it
-            // too, or the log keeps the journal's whole size beside it.
-            .execute_batch(
-                "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
-            )
-            .map_err(|source| CompactError::Write {
-                path: name.clone(),
-                source,
-            })?;
+        give_back_space(&writer, &name)?;
     }
     done.bytes_after = file_bytes(path);
     Ok(done)
+}
+
+/// The journal at `path`, opened to write.
+fn open(path: &Path, name: &str) -> Result<Connection, CompactError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| CompactError::Open {
+        path: name.to_string(),
+        source,
+    })?;
+    schema::configure(&conn).map_err(|source| CompactError::Open {
+        path: name.to_string(),
+        source,
+    })?;
+    Ok(conn)
+}
+
+/// Brings the journal's schema up to date before it is read.
+fn migrate(path: &Path, name: &str) -> Result<(), CompactError> {
+    let mut conn = open(path, name)?;
+    schema::migrate(&mut conn).map_err(|source| CompactError::Schema {
+        path: name.to_string(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// Folds one hour's rows into its rollup: the rows removed, or `None` when
+/// the hour has no rows left to fold.
+fn fold_hour(
+    reader: &JournalReader,
+    meta: &JournalMeta,
+    writer: &mut Connection,
+    window: SlotWindow,
+    name: &str,
+) -> Result<Option<u64>, CompactError> {
+    let rows = window.rows();
+    let read = |source| CompactError::Read {
+        path: name.to_string(),
+        source,
+    };
+    if !reader.has_raw_rows(rows).map_err(read)? {
+        return Ok(None);
+    }
+    let ledger = hour_ledger(reader, meta, window, name)?;
+    let write = |source| CompactError::Write {
+        path: name.to_string(),
+        source,
+    };
+    let tx = writer.transaction().map_err(write)?;
+    let removed = delete_rows(&tx, rows).map_err(write)?;
+    let (from, to) = ledger.measured.unwrap_or((rows.from, rows.from));
+    let body = encode(&ledger).map_err(|source| CompactError::Rollup {
+        path: name.to_string(),
+        hour: crate::timefmt::rfc3339(rows.from),
+        source,
+    })?;
+    tx.execute(
+        "INSERT OR REPLACE INTO rollups (hour_start, hour_seconds, version, measured_from, measured_to, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![rows.from, window.clock.seconds, VERSION, from, to, body],
+    )
+    .map_err(write)?;
+    tx.commit().map_err(write)?;
+    Ok(Some(removed))
+}
+
+/// The hour's ledger from its rows and any rollup it already has.
+fn hour_ledger(
+    reader: &JournalReader,
+    meta: &JournalMeta,
+    window: SlotWindow,
+    name: &str,
+) -> Result<Ledger, CompactError> {
+    let rows = window.rows();
+    let mut ledger =
+        super::build::raw_ledger(reader, meta, window).map_err(|source| CompactError::Build {
+            path: name.to_string(),
+            source,
+        })?;
+    // Folding twice (rows written late into an hour already folded)
+    // adds the new rows to the hour's rollup.
+    let old_rollups = reader.rollups(rows).map_err(|source| CompactError::Read {
+        path: name.to_string(),
+        source,
+    })?;
+    for old in old_rollups {
+        let part = decode(&old.body, old.version).map_err(|source| CompactError::Rollup {
+            path: name.to_string(),
+            hour: crate::timefmt::rfc3339(old.hour_start),
+            source,
+        })?;
+        ledger.absorb(&part);
+    }
+    Ok(ledger)
+}
+
+/// Gives the space compaction freed back to the file system.
+fn give_back_space(writer: &Connection, name: &str) -> Result<(), CompactError> {
+    writer
+        // VACUUM goes through the write-ahead log: checkpoint after it
+        // too, or the log keeps the journal's whole size beside it.
+        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);")
+        .map_err(|source| CompactError::Write {
+            path: name.to_string(),
+            source,
+        })
 }
 
 fn file_bytes(path: &Path) -> u64 {

@@ -259,15 +259,58 @@ pub fn observe(
 ) -> Ledger {
     let clock = SlotClock::hourly(1.0);
     let mut ledger = Ledger::new(clock, None, &AgeBands::default());
-    let factor = |t: f64, f: fn(&Effect) -> f64| if t >= change_at { f(&effect) } else { 1.0 };
+    let change = Change {
+        at: change_at,
+        effect,
+    };
     let target = ledger.target_id("ics");
 
-    // Freeze episodes: bursts of them over the next three hours, twice as
-    // often in busy hours.
+    // The draws come in a fixed order (freezes, drift, runs, sessions), so
+    // a seed gives the same ledger every time.
+    let freezes = freeze_episodes(process, from, to, &change, rng);
+    let load = Load::draw(process, from, to, rng);
+    let conditions = Conditions::new(process, (from, to), change, freezes, load);
+    let steps = step_ids(&mut ledger, process);
+    for (journey, journey_steps) in steps.iter().enumerate() {
+        conditions.journey_runs(&mut ledger, target, journey, journey_steps, rng);
+    }
+    record_freezes(&mut ledger, conditions.freezes, from, to);
+    kept_sessions(&mut ledger, process, &change, target, from, to, rng);
+    ledger.sort_events();
+    ledger
+}
+
+/// The change and what it does from its time on.
+#[derive(Clone, Copy)]
+struct Change {
+    at: f64,
+    effect: Effect,
+}
+
+impl Change {
+    /// The factor `f` picks from the effect at time `t`: 1 before the change.
+    fn factor(&self, t: f64, f: fn(&Effect) -> f64) -> f64 {
+        if t >= self.at {
+            f(&self.effect)
+        } else {
+            1.0
+        }
+    }
+}
+
+/// Freeze episodes, by start: bursts of them over the next three hours,
+/// twice as often in busy hours.
+fn freeze_episodes(
+    process: &Process,
+    from: f64,
+    to: f64,
+    change: &Change,
+    rng: &mut impl Rng,
+) -> Vec<(f64, f64)> {
     let freeze_len =
         LogNormal::new(process.freeze_median.ln(), process.freeze_sigma).expect("valid log-normal");
     let mut freezes: Vec<(f64, f64)> = Vec::new();
-    let peak = 2.0 * process.spells_per_hour * effect.freezes.max(1.0);
+    let peak = 2.0 * process.spells_per_hour * change.effect.freezes.max(1.0);
     let gap = Exp::new(peak / 3600.0).expect("positive rate");
     let mut t = from - 3.0 * 3600.0;
     loop {
@@ -276,8 +319,9 @@ pub fn observe(
             break;
         }
         let busy = cycle_factor(process, t) == process.busy_factor;
-        let rate =
-            process.spells_per_hour * if busy { 2.0 } else { 1.0 } * factor(t, |e| e.freezes);
+        let rate = process.spells_per_hour
+            * if busy { 2.0 } else { 1.0 }
+            * change.factor(t, |e| e.freezes);
         if rng.random::<f64>() * peak > rate {
             continue;
         }
@@ -290,36 +334,63 @@ pub fn observe(
         }
     }
     freezes.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let longest = freezes.iter().map(|f| f.1).fold(0.0, f64::max);
+    freezes
+}
 
-    // Latency drift: a factor per day, per week and per hour.
-    let normal = |s: f64| Normal::new(0.0, s.max(1e-12)).expect("valid normal");
-    let (day_noise, week_noise, hour_noise) = (
-        normal(process.day_sigma),
-        normal(process.week_sigma),
-        normal(process.drift_sigma),
-    );
-    let first_day = (from / DAY).floor() as i64;
-    let days = ((to - from) / DAY).ceil() as usize + 2;
-    let day_effect: Vec<f64> = (0..days).map(|_| day_noise.sample(rng)).collect();
-    let week_effect: Vec<f64> = (0..days / 7 + 2).map(|_| week_noise.sample(rng)).collect();
-    let first_hour = (from / 3600.0).floor() as i64;
-    let hours = ((to - from) / 3600.0).ceil() as usize + 2;
-    let mut drift = Vec::with_capacity(hours);
-    let mut level = 0.0;
-    for _ in 0..hours {
-        level = process.drift_rho * level + hour_noise.sample(rng);
-        drift.push(level);
+/// Latency drift: a factor per day, per week and per hour.
+struct Load {
+    first_day: i64,
+    days: usize,
+    day_effect: Vec<f64>,
+    week_effect: Vec<f64>,
+    first_hour: i64,
+    hours: usize,
+    drift: Vec<f64>,
+}
+
+impl Load {
+    fn draw(process: &Process, from: f64, to: f64, rng: &mut impl Rng) -> Load {
+        let normal = |s: f64| Normal::new(0.0, s.max(1e-12)).expect("valid normal");
+        let (day_noise, week_noise, hour_noise) = (
+            normal(process.day_sigma),
+            normal(process.week_sigma),
+            normal(process.drift_sigma),
+        );
+        let first_day = (from / DAY).floor() as i64;
+        let days = ((to - from) / DAY).ceil() as usize + 2;
+        let day_effect: Vec<f64> = (0..days).map(|_| day_noise.sample(rng)).collect();
+        let week_effect: Vec<f64> = (0..days / 7 + 2).map(|_| week_noise.sample(rng)).collect();
+        let first_hour = (from / 3600.0).floor() as i64;
+        let hours = ((to - from) / 3600.0).ceil() as usize + 2;
+        let mut drift = Vec::with_capacity(hours);
+        let mut level = 0.0;
+        for _ in 0..hours {
+            level = process.drift_rho * level + hour_noise.sample(rng);
+            drift.push(level);
+        }
+        Load {
+            first_day,
+            days,
+            day_effect,
+            week_effect,
+            first_hour,
+            hours,
+            drift,
+        }
     }
-    let load = |t: f64| {
-        let d = ((t / DAY).floor() as i64 - first_day).clamp(0, days as i64 - 1) as usize;
-        let h = ((t / 3600.0).floor() as i64 - first_hour).clamp(0, hours as i64 - 1) as usize;
-        (day_effect[d] + week_effect[d / 7] + drift[h]).exp()
-    };
 
-    // Journeys on their timetable; a step sent into a freeze waits for it.
-    let base = LogNormal::new(process.median_ms.ln(), process.sigma).expect("valid log-normal");
-    let steps: Vec<Vec<u16>> = (0..process.journeys)
+    /// The latency factor at time `t`.
+    fn at(&self, t: f64) -> f64 {
+        let d = ((t / DAY).floor() as i64 - self.first_day).clamp(0, self.days as i64 - 1) as usize;
+        let h = ((t / 3600.0).floor() as i64 - self.first_hour).clamp(0, self.hours as i64 - 1)
+            as usize;
+        (self.day_effect[d] + self.week_effect[d / 7] + self.drift[h]).exp()
+    }
+}
+
+/// Each journey's step ids, `j0`..`s0`.. under target `ics`.
+fn step_ids(ledger: &mut Ledger, process: &Process) -> Vec<Vec<u16>> {
+    (0..process.journeys)
         .map(|j| {
             (0..process.steps_per_run)
                 .map(|s| {
@@ -335,8 +406,54 @@ pub fn observe(
                 })
                 .collect()
         })
-        .collect();
-    for (journey, journey_steps) in steps.iter().enumerate() {
+        .collect()
+}
+
+/// What every journey run over `[from, to)` meets: the process, the
+/// change, the freeze episodes and the latency drift.
+struct Conditions<'a> {
+    process: &'a Process,
+    from: f64,
+    to: f64,
+    change: Change,
+    freezes: Vec<(f64, f64)>,
+    longest: f64,
+    load: Load,
+    base: LogNormal<f64>,
+}
+
+impl<'a> Conditions<'a> {
+    fn new(
+        process: &'a Process,
+        (from, to): (f64, f64),
+        change: Change,
+        freezes: Vec<(f64, f64)>,
+        load: Load,
+    ) -> Self {
+        let longest = freezes.iter().map(|f| f.1).fold(0.0, f64::max);
+        let base = LogNormal::new(process.median_ms.ln(), process.sigma).expect("valid log-normal");
+        Conditions {
+            process,
+            from,
+            to,
+            change,
+            freezes,
+            longest,
+            load,
+            base,
+        }
+    }
+
+    /// One journey on its timetable.
+    fn journey_runs(
+        &self,
+        ledger: &mut Ledger,
+        target: u16,
+        journey: usize,
+        steps: &[u16],
+        rng: &mut impl Rng,
+    ) {
+        let process = self.process;
         let key = ledger.journey_id(&JourneyKey {
             site: "site".into(),
             target: "ics".into(),
@@ -344,47 +461,70 @@ pub fn observe(
             kind: "interactive".into(),
         });
         let offset = process.interval * journey as f64 / process.journeys as f64;
-        let mut slot = from + offset;
-        while slot < to {
-            let mut sent = slot + rng.random::<f64>() * 20.0;
-            let mut run_end = sent;
-            let mut outcome = if rng.random::<f64>() < process.error_share {
-                "http_error"
-            } else {
-                "ok"
-            };
-            for &step in journey_steps {
-                let work = base.sample(rng) / 1000.0
-                    * cycle_factor(process, sent)
-                    * load(sent)
-                    * factor(sent, |e| e.latency);
-                // Episodes that began before the work was done and had
-                // not ended when the step was sent.
-                let end = freezes.partition_point(|(s, _)| *s <= sent + work);
-                let begin = freezes.partition_point(|(s, _)| *s < sent - longest);
-                let stalled_until = freezes[begin..end]
-                    .iter()
-                    .filter(|(s, len)| s + len > sent)
-                    .map(|(s, len)| s + len)
-                    .fold(sent + work, f64::max);
-                let took = stalled_until - sent;
-                run_end = sent + took.min(process.give_up);
-                if took > process.give_up {
-                    ledger.add_given_up(step, sent, process.give_up);
-                } else {
-                    ledger.add_sample(step, sent, took);
-                }
-                if took > process.freeze_after {
-                    outcome = "frozen";
-                    break;
-                }
-                sent += took;
-            }
+        let mut slot = self.from + offset;
+        while slot < self.to {
+            let (outcome, run_end) = self.run(ledger, steps, slot, rng);
             ledger.add_run(key, slot, outcome);
             ledger.add_flight(target, slot, run_end);
             slot += process.interval;
         }
     }
+
+    /// One run from `slot`: its outcome and when it ended. A step sent into
+    /// a freeze waits for it.
+    fn run(
+        &self,
+        ledger: &mut Ledger,
+        steps: &[u16],
+        slot: f64,
+        rng: &mut impl Rng,
+    ) -> (&'static str, f64) {
+        let process = self.process;
+        let mut sent = slot + rng.random::<f64>() * 20.0;
+        let mut run_end = sent;
+        let mut outcome = if rng.random::<f64>() < process.error_share {
+            "http_error"
+        } else {
+            "ok"
+        };
+        for &step in steps {
+            let work = self.base.sample(rng) / 1000.0
+                * cycle_factor(process, sent)
+                * self.load.at(sent)
+                * self.change.factor(sent, |e| e.latency);
+            let took = self.stalled_until(sent, work) - sent;
+            run_end = sent + took.min(process.give_up);
+            if took > process.give_up {
+                ledger.add_given_up(step, sent, process.give_up);
+            } else {
+                ledger.add_sample(step, sent, took);
+            }
+            if took > process.freeze_after {
+                outcome = "frozen";
+                break;
+            }
+            sent += took;
+        }
+        (outcome, run_end)
+    }
+
+    /// When a step sent at `sent` needing `work` seconds completes: the
+    /// end of the latest episode that began before the work was done and
+    /// had not ended when the step was sent.
+    fn stalled_until(&self, sent: f64, work: f64) -> f64 {
+        let freezes = &self.freezes;
+        let end = freezes.partition_point(|(s, _)| *s <= sent + work);
+        let begin = freezes.partition_point(|(s, _)| *s < sent - self.longest);
+        freezes[begin..end]
+            .iter()
+            .filter(|(s, len)| s + len > sent)
+            .map(|(s, len)| s + len)
+            .fold(sent + work, f64::max)
+    }
+}
+
+/// The freeze episodes that began in `[from, to)`, as the agent records them.
+fn record_freezes(ledger: &mut Ledger, freezes: Vec<(f64, f64)>, from: f64, to: f64) {
     for (started, length) in freezes.into_iter().filter(|f| f.0 >= from && f.0 < to) {
         ledger.freezes.push(Freeze {
             site: "site".into(),
@@ -395,12 +535,22 @@ pub fn observe(
             agent_stall: 0.0,
         });
     }
+}
 
-    // Kept sessions: dropped one at a time by the hazard, or all at once
-    // by a restart; a new one starts at once.
+/// Kept sessions: dropped one at a time by the hazard, or all at once by a
+/// restart; a new one starts at once.
+fn kept_sessions(
+    ledger: &mut Ledger,
+    process: &Process,
+    change: &Change,
+    target: u16,
+    from: f64,
+    to: f64,
+    rng: &mut impl Rng,
+) {
     let mut lives: Vec<f64> = vec![from; process.sessions];
     let peak = (process.hazard * process.sessions as f64 + process.restarts_per_hour)
-        * effect.logouts.max(1.0);
+        * change.effect.logouts.max(1.0);
     let gap = Exp::new(peak / 3600.0).expect("positive rate");
     let mut t = from;
     loop {
@@ -408,7 +558,7 @@ pub fn observe(
         if t >= to {
             break;
         }
-        let f = factor(t, |e| e.logouts);
+        let f = change.factor(t, |e| e.logouts);
         let single = process.hazard * process.sessions as f64 * f;
         let restart = process.restarts_per_hour * f;
         let u = rng.random::<f64>() * peak;
@@ -420,26 +570,29 @@ pub fn observe(
             continue;
         };
         for i in ended {
-            ledger.add_exposure(target, 0, lives[i], t);
-            ledger.forced_logouts.push(ForcedLogout {
-                site: "site".into(),
-                target: "ics".into(),
-                login_at: lives[i],
-                alive_age: t - lives[i],
-                seen_age: t - lives[i],
-                seen_at: t,
-                cause: "redirect".into(),
-                holder_kind: "kept".into(),
-                holder: format!("kept session {i}"),
-            });
+            forced_logout(ledger, target, i, lives[i], t);
             lives[i] = t;
         }
     }
     for start in lives {
         ledger.add_exposure(target, 0, start, to);
     }
-    ledger.sort_events();
-    ledger
+}
+
+/// Kept session `i`, logged in at `login_at`, forced out at `t`.
+fn forced_logout(ledger: &mut Ledger, target: u16, i: usize, login_at: f64, t: f64) {
+    ledger.add_exposure(target, 0, login_at, t);
+    ledger.forced_logouts.push(ForcedLogout {
+        site: "site".into(),
+        target: "ics".into(),
+        login_at,
+        alive_age: t - login_at,
+        seen_age: t - login_at,
+        seen_at: t,
+        cause: "redirect".into(),
+        holder_kind: "kept".into(),
+        holder: format!("kept session {i}"),
+    });
 }
 
 /// The process's true p95 (ms) of completed interactive steps under

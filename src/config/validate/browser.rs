@@ -224,82 +224,9 @@ fn step(
 ) -> BrowserStep {
     c.name(&rs.name, "step", context);
     let line = line_of(&rs.name);
-    let given = [
-        rs.goto.is_some(),
-        rs.fill.is_some(),
-        rs.click.is_some(),
-        rs.wait_for.is_some(),
-    ]
-    .iter()
-    .filter(|b| **b)
-    .count();
-    if given > 1 {
-        c.error(
-            line,
-            context,
-            "give at most one of `goto`, `fill`, `click` and `wait_for`",
-        );
-    } else if given == 0 && rs.assertions.is_none() && rs.extract.is_empty() {
-        c.error(
-            line,
-            context,
-            "nothing to do: give one of `goto`, `fill`, `click` or `wait_for`, or `assert` or `extract`",
-        );
-    }
-    let action = if let Some(path) = &rs.goto {
-        super::step::long_in_url(c, path, "goto", context);
-        origins.check(c, path, context);
-        if uses_password(path) {
-            c.error(
-                line_of(path),
-                context,
-                "${password} may only be typed into the page with `fill`: in a `goto` it would leak into URLs and logs",
-            );
-        }
-        uses_known(c, vars, line_of(path), path, context);
-        Some(BrowserAction::Goto(c.template(path, "goto", context)))
-    } else if let Some(fill) = &rs.fill {
-        selector(c, &fill.selector, "fill.selector", context);
-        uses_known(c, vars, line_of(&fill.value), &fill.value, context);
-        Some(BrowserAction::Fill {
-            selector: fill.selector.to_string(),
-            value: c.template(&fill.value, "fill.value", context),
-        })
-    } else if let Some(click) = &rs.click {
-        selector(c, click, "click", context);
-        Some(BrowserAction::Click(click.to_string()))
-    } else if let Some(wait) = &rs.wait_for {
-        match (&wait.selector, &wait.text) {
-            (Some(s), None) => {
-                selector(c, s, "wait_for.selector", context);
-                Some(BrowserAction::WaitFor(PageWait::Selector(s.to_string())))
-            }
-            (None, Some(text)) => Some(BrowserAction::WaitFor(PageWait::Text(text.to_string()))),
-            _ => {
-                c.error(line, context, "wait_for: give one of `selector` or `text`");
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let assertions = match &rs.assertions {
-        None => PageAssertions::default(),
-        Some(a) => PageAssertions {
-            text: a.text.iter().map(|t| t.to_string()).collect(),
-            not_text: a.not_text.iter().map(|t| t.to_string()).collect(),
-            selectors: a
-                .selector
-                .iter()
-                .filter(|s| selector(c, s, "assert.selector", context))
-                .map(|s| s.to_string())
-                .collect(),
-            url: a
-                .url
-                .as_ref()
-                .and_then(|u| c.regex(u, "assert.url", context)),
-        },
-    };
+    one_action(c, rs, line, context);
+    let action = action(c, rs, vars, origins, line, context);
+    let assertions = page_assertions(c, rs.assertions.as_ref(), context);
     let extract: Vec<PageExtraction> = rs
         .extract
         .iter()
@@ -328,6 +255,124 @@ fn step(
             .kind
             .as_ref()
             .map_or(JourneyKind::Interactive, |k| kind(c, k, context)),
+    }
+}
+
+/// A step does at most one thing to the page, and something: an action,
+/// an assertion or an extraction.
+fn one_action(c: &mut Checker, rs: &RawBrowserStep, line: usize, context: &str) {
+    let given = [
+        rs.goto.is_some(),
+        rs.fill.is_some(),
+        rs.click.is_some(),
+        rs.wait_for.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
+    if given > 1 {
+        c.error(
+            line,
+            context,
+            "give at most one of `goto`, `fill`, `click` and `wait_for`",
+        );
+    } else if given == 0 && rs.assertions.is_none() && rs.extract.is_empty() {
+        c.error(
+            line,
+            context,
+            "nothing to do: give one of `goto`, `fill`, `click` or `wait_for`, or `assert` or `extract`",
+        );
+    }
+}
+
+/// The step's action, the first given of `goto`, `fill`, `click` and
+/// `wait_for`.
+fn action(
+    c: &mut Checker,
+    rs: &RawBrowserStep,
+    vars: &Scope,
+    origins: &Origins,
+    line: usize,
+    context: &str,
+) -> Option<BrowserAction> {
+    if let Some(path) = &rs.goto {
+        Some(goto(c, path, vars, origins, context))
+    } else if let Some(fill) = &rs.fill {
+        selector(c, &fill.selector, "fill.selector", context);
+        uses_known(c, vars, line_of(&fill.value), &fill.value, context);
+        Some(BrowserAction::Fill {
+            selector: fill.selector.to_string(),
+            value: c.template(&fill.value, "fill.value", context),
+        })
+    } else if let Some(click) = &rs.click {
+        selector(c, click, "click", context);
+        Some(BrowserAction::Click(click.to_string()))
+    } else if let Some(wait) = &rs.wait_for {
+        wait_for(c, wait, line, context)
+    } else {
+        None
+    }
+}
+
+/// A `goto`: a path on an allowed origin that fits in a request line and
+/// never carries `${password}`.
+fn goto(
+    c: &mut Checker,
+    path: &S,
+    vars: &Scope,
+    origins: &Origins,
+    context: &str,
+) -> BrowserAction {
+    super::step::long_in_url(c, path, "goto", context);
+    origins.check(c, path, context);
+    if uses_password(path) {
+        c.error(
+            line_of(path),
+            context,
+            "${password} may only be typed into the page with `fill`: in a `goto` it would leak into URLs and logs",
+        );
+    }
+    uses_known(c, vars, line_of(path), path, context);
+    BrowserAction::Goto(c.template(path, "goto", context))
+}
+
+/// A `wait_for`: a selector or a text, not both.
+fn wait_for(
+    c: &mut Checker,
+    wait: &RawWaitFor,
+    line: usize,
+    context: &str,
+) -> Option<BrowserAction> {
+    match (&wait.selector, &wait.text) {
+        (Some(s), None) => {
+            selector(c, s, "wait_for.selector", context);
+            Some(BrowserAction::WaitFor(PageWait::Selector(s.to_string())))
+        }
+        (None, Some(text)) => Some(BrowserAction::WaitFor(PageWait::Text(text.to_string()))),
+        _ => {
+            c.error(line, context, "wait_for: give one of `selector` or `text`");
+            None
+        }
+    }
+}
+
+fn page_assertions(c: &mut Checker, raw: Option<&RawPageAssert>, context: &str) -> PageAssertions {
+    match raw {
+        None => PageAssertions::default(),
+        Some(a) => PageAssertions {
+            text: a.text.iter().map(|t| t.to_string()).collect(),
+            not_text: a.not_text.iter().map(|t| t.to_string()).collect(),
+            selectors: a
+                .selector
+                .iter()
+                .filter(|s| selector(c, s, "assert.selector", context))
+                .map(|s| s.to_string())
+                .collect(),
+            url: a
+                .url
+                .as_ref()
+                .and_then(|u| c.regex(u, "assert.url", context)),
+        },
     }
 }
 

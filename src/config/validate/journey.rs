@@ -70,6 +70,54 @@ pub(super) fn journey(
 ) -> Option<Journey> {
     let schedule = schedule(c, rj, context)?;
     let login = rj.login.as_ref().map(|b| **b).unwrap_or(true);
+    step_layout(c, rj, &target, login, context);
+    let mut steps = http_steps(c, rj, &target, facts, login, context);
+    let mut browser = rj.browser.as_ref().map(|raw| {
+        let browser_facts = browser::BrowserFacts {
+            login: target.browser.as_ref(),
+            vars: &facts.browser_vars,
+            anonymous: facts.anonymous.clone(),
+            defaults: &target.defaults,
+            origins: Origins::of(&target),
+            target: &target.name,
+        };
+        browser::journey_browser(c, raw, login, &browser_facts, context, line_of(&rj.name))
+    });
+    let worst = worst_run(&target, facts, login, &steps, browser.as_ref());
+    if worst > schedule.interval {
+        c.warn(
+            line_of(&rj.name),
+            context,
+            format!(
+                "schedule.interval ({}) is shorter than a run whose every step is just under freeze_after ({}): slow runs will miss slots",
+                humantime::format_duration(schedule.interval),
+                humantime::format_duration(worst)
+            ),
+        );
+    }
+    let kind = rj
+        .kind
+        .as_ref()
+        .map_or(JourneyKind::Interactive, |k| kind(c, k, context));
+    if kind == JourneyKind::Report {
+        mark_report(&mut steps, browser.as_mut());
+    }
+    let retry_after_relogin = retry_after_relogin(c, rj, login, context);
+    Some(Journey {
+        name: rj.name.to_string(),
+        target,
+        schedule,
+        login,
+        kind,
+        retry_after_relogin,
+        steps,
+        browser,
+    })
+}
+
+/// HTTP steps under `steps`, browser steps under `browser.steps`; a
+/// journey that logs in over HTTP needs its target's login steps.
+fn step_layout(c: &mut Checker, rj: &RawJourney, target: &Target, login: bool, context: &str) {
     let in_browser = rj.browser.is_some();
     if in_browser && !rj.steps.is_empty() {
         c.error(
@@ -81,6 +129,18 @@ pub(super) fn journey(
     if login && !in_browser && target.login.is_empty() {
         c.error(line_of(&rj.name), context, format!("logs in, but target {:?} has no `login` steps (set `login: false` for anonymous journeys)", target.name));
     }
+}
+
+/// The journey's HTTP steps, each named once (login steps included) and
+/// reading only what the login or an earlier step leaves.
+fn http_steps(
+    c: &mut Checker,
+    rj: &RawJourney,
+    target: &Arc<Target>,
+    facts: &TargetFacts,
+    login: bool,
+    context: &str,
+) -> Vec<Step> {
     let mut vars = if login {
         Scope::within(&facts.vars)
     } else {
@@ -98,26 +158,25 @@ pub(super) fn journey(
         {
             c.error(line_of(&rs.name), &step_context, "duplicate step name");
         }
-        Origins::of(&target).check(c, &rs.path, &step_context);
+        Origins::of(target).check(c, &rs.path, &step_context);
         steps.push(step(c, rs, &target.defaults, &mut vars, &step_context));
     }
-    if steps.is_empty() && !in_browser {
+    if steps.is_empty() && rj.browser.is_none() {
         c.error(line_of(&rj.name), context, "no steps");
     }
-    let browser = rj.browser.as_ref().map(|raw| {
-        let browser_facts = browser::BrowserFacts {
-            login: target.browser.as_ref(),
-            vars: &facts.browser_vars,
-            anonymous: facts.anonymous.clone(),
-            defaults: &target.defaults,
-            origins: Origins::of(&target),
-            target: &target.name,
-        };
-        browser::journey_browser(c, raw, login, &browser_facts, context, line_of(&rj.name))
-    });
-    // A run that stays just under every freeze threshold never fails, so it
-    // runs to the end: that is the longest a healthy-but-slow run can take.
-    let worst = match &browser {
+    steps
+}
+
+/// The longest a healthy-but-slow run can take: one that stays just under
+/// every freeze threshold never fails, so it runs to the end.
+fn worst_run(
+    target: &Target,
+    facts: &TargetFacts,
+    login: bool,
+    steps: &[Step],
+    browser: Option<&crate::config::browser::BrowserJourney>,
+) -> Duration {
+    match browser {
         Some(b) => {
             let login_steps = target
                 .browser
@@ -126,39 +185,28 @@ pub(super) fn journey(
                 .flat_map(|l| l.login.iter().chain(&l.logout));
             browser_worst_case(b.steps.iter().chain(login_steps))
         }
-        None => worst_case(&steps).saturating_add(if login {
+        None => worst_case(steps).saturating_add(if login {
             facts.login_worst
         } else {
             Duration::ZERO
         }),
-    };
-    if worst > schedule.interval {
-        c.warn(
-            line_of(&rj.name),
-            context,
-            format!(
-                "schedule.interval ({}) is shorter than a run whose every step is just under freeze_after ({}): slow runs will miss slots",
-                humantime::format_duration(schedule.interval),
-                humantime::format_duration(worst)
-            ),
-        );
     }
-    let kind = rj
-        .kind
-        .as_ref()
-        .map_or(JourneyKind::Interactive, |k| kind(c, k, context));
-    let mut steps = steps;
-    let mut browser = browser;
-    if kind == JourneyKind::Report {
-        for step in &mut steps {
-            step.kind = JourneyKind::Report;
-        }
-        for step in browser.iter_mut().flat_map(|b| &mut b.steps) {
-            step.kind = JourneyKind::Report;
-        }
+}
+
+/// A report journey's steps are all report steps.
+fn mark_report(steps: &mut [Step], browser: Option<&mut crate::config::browser::BrowserJourney>) {
+    for step in steps {
+        step.kind = JourneyKind::Report;
     }
+    for step in browser.into_iter().flat_map(|b| &mut b.steps) {
+        step.kind = JourneyKind::Report;
+    }
+}
+
+/// `retry_after_relogin`: for HTTP journeys that log in.
+fn retry_after_relogin(c: &mut Checker, rj: &RawJourney, login: bool, context: &str) -> bool {
     let retry_after_relogin = rj.retry_after_relogin.as_ref().is_some_and(|b| **b);
-    if retry_after_relogin && in_browser {
+    if retry_after_relogin && rj.browser.is_some() {
         c.error(
             line_of(&rj.name),
             context,
@@ -172,16 +220,7 @@ pub(super) fn journey(
             "retry_after_relogin needs a journey that logs in",
         );
     }
-    Some(Journey {
-        name: rj.name.to_string(),
-        target,
-        schedule,
-        login,
-        kind,
-        retry_after_relogin,
-        steps,
-        browser,
-    })
+    retry_after_relogin
 }
 
 /// The journey's `schedule` (required): an interval above zero, jitter

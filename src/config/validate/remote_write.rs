@@ -71,7 +71,45 @@ fn remote_write(
             None
         }
     };
-    let auth = match (&rw.basic_auth, &rw.bearer_token) {
+    let auth = auth(c, rw, context);
+    let push_interval = positive_duration(
+        c,
+        &rw.push_interval,
+        "push_interval",
+        context,
+        DEFAULT_PUSH_INTERVAL,
+    );
+    let timeout = positive_duration(c, &rw.timeout, "timeout", context, DEFAULT_TIMEOUT);
+    let (insecure_skip_verify, ca_file) = tls(c, rw, context);
+    let max_samples = max_samples(c, rw, context);
+    let queue_path = queue_path(c, rw, journal, context);
+    Some(RemoteWrite {
+        name: rw.name.to_string(),
+        url: url?,
+        auth,
+        insecure_skip_verify,
+        ca_file,
+        push_interval,
+        timeout,
+        job: rw
+            .job
+            .as_ref()
+            .map(|j| j.to_string())
+            .unwrap_or_else(|| "casewatch".to_string()),
+        instance: rw
+            .instance
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| site.to_string()),
+        queue_path,
+        max_samples,
+    })
+}
+
+/// `basic_auth` or `bearer_token`, never both; secrets come from the
+/// environment or a file (a user name may be written inline).
+fn auth(c: &mut Checker, rw: &RawRemoteWrite, context: &str) -> Option<RemoteAuth> {
+    match (&rw.basic_auth, &rw.bearer_token) {
         (Some(_), Some(token)) => {
             c.error(
                 line_of(token),
@@ -91,15 +129,11 @@ fn remote_write(
             secret(c, token, "bearer_token", context, false).map(RemoteAuth::Bearer)
         }
         (None, None) => None,
-    };
-    let push_interval = positive_duration(
-        c,
-        &rw.push_interval,
-        "push_interval",
-        context,
-        DEFAULT_PUSH_INTERVAL,
-    );
-    let timeout = positive_duration(c, &rw.timeout, "timeout", context, DEFAULT_TIMEOUT);
+    }
+}
+
+/// `tls`: whether to skip verification, and the CA file, which must exist.
+fn tls(c: &mut Checker, rw: &RawRemoteWrite, context: &str) -> (bool, Option<PathBuf>) {
     if let Some(ca) = rw.tls.as_ref().and_then(|t| t.ca_file.as_ref()) {
         let need = Need::File {
             key: "tls.ca_file".into(),
@@ -107,14 +141,17 @@ fn remote_write(
         };
         c.require(line_of(ca), context, need);
     }
-    let (insecure_skip_verify, ca_file) = match &rw.tls {
+    match &rw.tls {
         Some(tls) => (
             tls.insecure_skip_verify.as_ref().is_some_and(|b| **b),
             tls.ca_file.as_ref().map(|f| PathBuf::from(f.as_str())),
         ),
         None => (false, None),
-    };
-    let max_samples = match rw.queue.as_ref().and_then(|q| q.max_samples.as_ref()) {
+    }
+}
+
+fn max_samples(c: &mut Checker, rw: &RawRemoteWrite, context: &str) -> u64 {
+    match rw.queue.as_ref().and_then(|q| q.max_samples.as_ref()) {
         Some(max) if **max == 0 => {
             c.error(
                 line_of(max),
@@ -125,7 +162,16 @@ fn remote_write(
         }
         Some(max) => **max,
         None => DEFAULT_MAX_SAMPLES,
-    };
+    }
+}
+
+/// The queue file: as given, or beside the journal.
+fn queue_path(
+    c: &mut Checker,
+    rw: &RawRemoteWrite,
+    journal: Option<&Path>,
+    context: &str,
+) -> PathBuf {
     let given = rw.queue.as_ref().and_then(|q| q.path.as_ref());
     let queue_path = match (given, journal) {
         (Some(path), _) => PathBuf::from(path.as_str()),
@@ -150,27 +196,7 @@ fn remote_write(
         };
         c.require(line_of(path), context, need);
     }
-    Some(RemoteWrite {
-        name: rw.name.to_string(),
-        url: url?,
-        auth,
-        insecure_skip_verify,
-        ca_file,
-        push_interval,
-        timeout,
-        job: rw
-            .job
-            .as_ref()
-            .map(|j| j.to_string())
-            .unwrap_or_else(|| "casewatch".to_string()),
-        instance: rw
-            .instance
-            .as_ref()
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| site.to_string()),
-        queue_path,
-        max_samples,
-    })
+    queue_path
 }
 
 fn positive_duration(

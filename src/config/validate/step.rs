@@ -126,80 +126,10 @@ pub(super) fn step(
 ) -> Step {
     c.name(&rs.name, "step", context);
     let line = line_of(&rs.name);
-    let method = match &rs.method {
-        None => Method::GET,
-        Some(m) => match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
-            Ok(method) => method,
-            Err(_) => {
-                c.error(
-                    line_of(m),
-                    context,
-                    format!("method {:?} is not an HTTP method", m.as_str()),
-                );
-                Method::GET
-            }
-        },
-    };
-    long_in_url(c, &rs.path, "path", context);
-    for value in rs.query.values() {
-        long_in_url(c, value, "query", context);
-    }
-    let path = c.template(&rs.path, "path", context);
-    let query = rs
-        .query
-        .iter()
-        .map(|(k, v)| (k.clone(), c.template(v, "query", context)))
-        .collect();
-    let headers = rs
-        .headers
-        .iter()
-        .map(|(k, v)| {
-            if !valid_header_name(k) {
-                c.error(
-                    line_of(v),
-                    context,
-                    format!("headers: {k:?} is not a valid header name"),
-                );
-            }
-            (k.clone(), c.template(v, "headers", context))
-        })
-        .collect();
-
-    let bodies = [rs.form.is_some(), rs.json.is_some(), rs.body.is_some()]
-        .iter()
-        .filter(|b| **b)
-        .count();
-    if bodies > 1 {
-        c.error(
-            line,
-            context,
-            "give at most one of `form`, `json` and `body`",
-        );
-    }
-    let body = if let Some(form) = &rs.form {
-        Some(Body::Form(
-            form.iter()
-                .map(|(k, v)| (k.clone(), c.template(v, "form", context)))
-                .collect(),
-        ))
-    } else if let Some(json) = &rs.json {
-        let text = serde_json::to_string(json).unwrap_or_default();
-        match Template::parse(&text) {
-            Ok(template) => Some(Body::Raw {
-                template,
-                content_type: "application/json",
-            }),
-            Err(e) => {
-                c.error(line, context, format!("json: {e}"));
-                None
-            }
-        }
-    } else {
-        rs.body.as_ref().map(|b| Body::Raw {
-            template: c.template(b, "body", context),
-            content_type: "text/plain; charset=utf-8",
-        })
-    };
+    let method = method(c, rs.method.as_ref(), context);
+    let (path, query) = path_and_query(c, rs, context);
+    let headers = headers(c, rs, context);
+    let body = body(c, rs, line, context);
 
     let think_time = c
         .opt_duration(&rs.think_time, "think_time", context)
@@ -229,8 +159,114 @@ pub(super) fn step(
             .as_ref()
             .map_or(JourneyKind::Interactive, |k| kind(c, k, context)),
     };
-    // The path and query end up in URLs, which servers, proxies and our own
-    // error messages write down: a password must never go there.
+    no_password_in_url(c, rs, context);
+    uses_only_known(c, rs, vars, line, context);
+    let extract = rs
+        .extract
+        .iter()
+        .filter_map(|e| extraction(c, e, context))
+        .collect::<Vec<_>>();
+    for e in &extract {
+        vars.insert(e.var.clone());
+    }
+    Step { extract, ..built }
+}
+
+/// The step's method, GET when not given or not an HTTP method.
+fn method(c: &mut Checker, raw: Option<&S>, context: &str) -> Method {
+    let Some(m) = raw else {
+        return Method::GET;
+    };
+    match Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()) {
+        Ok(method) => method,
+        Err(_) => {
+            c.error(
+                line_of(m),
+                context,
+                format!("method {:?} is not an HTTP method", m.as_str()),
+            );
+            Method::GET
+        }
+    }
+}
+
+/// The path and query templates; each must fit in a request line.
+fn path_and_query(
+    c: &mut Checker,
+    rs: &RawStep,
+    context: &str,
+) -> (Template, Vec<(String, Template)>) {
+    long_in_url(c, &rs.path, "path", context);
+    for value in rs.query.values() {
+        long_in_url(c, value, "query", context);
+    }
+    let path = c.template(&rs.path, "path", context);
+    let query = rs
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), c.template(v, "query", context)))
+        .collect();
+    (path, query)
+}
+
+fn headers(c: &mut Checker, rs: &RawStep, context: &str) -> Vec<(String, Template)> {
+    rs.headers
+        .iter()
+        .map(|(k, v)| {
+            if !valid_header_name(k) {
+                c.error(
+                    line_of(v),
+                    context,
+                    format!("headers: {k:?} is not a valid header name"),
+                );
+            }
+            (k.clone(), c.template(v, "headers", context))
+        })
+        .collect()
+}
+
+/// The one body a step may send: `form`, `json` or `body`.
+fn body(c: &mut Checker, rs: &RawStep, line: usize, context: &str) -> Option<Body> {
+    let bodies = [rs.form.is_some(), rs.json.is_some(), rs.body.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if bodies > 1 {
+        c.error(
+            line,
+            context,
+            "give at most one of `form`, `json` and `body`",
+        );
+    }
+    if let Some(form) = &rs.form {
+        Some(Body::Form(
+            form.iter()
+                .map(|(k, v)| (k.clone(), c.template(v, "form", context)))
+                .collect(),
+        ))
+    } else if let Some(json) = &rs.json {
+        let text = serde_json::to_string(json).unwrap_or_default();
+        match Template::parse(&text) {
+            Ok(template) => Some(Body::Raw {
+                template,
+                content_type: "application/json",
+            }),
+            Err(e) => {
+                c.error(line, context, format!("json: {e}"));
+                None
+            }
+        }
+    } else {
+        rs.body.as_ref().map(|b| Body::Raw {
+            template: c.template(b, "body", context),
+            content_type: "text/plain; charset=utf-8",
+        })
+    }
+}
+
+/// The path and query end up in URLs, which servers, proxies and our own
+/// error messages write down: a password must never go there.
+fn no_password_in_url(c: &mut Checker, rs: &RawStep, context: &str) {
     let in_url = std::iter::once(&rs.path).chain(rs.query.values());
     for text in in_url {
         if Template::parse(text).is_ok_and(|t| t.vars().any(|v| v == "password")) {
@@ -241,6 +277,11 @@ pub(super) fn step(
             );
         }
     }
+}
+
+/// Every variable the step's values use must be known by then; a `json`
+/// body has no lines of its own, so it is reported at the step's.
+fn uses_only_known(c: &mut Checker, rs: &RawStep, vars: &Scope, line: usize, context: &str) {
     let mut uses: Vec<(usize, &str)> = vec![(line_of(&rs.path), rs.path.as_str())];
     let spanned = rs
         .query
@@ -254,15 +295,6 @@ pub(super) fn step(
     for (use_line, text) in uses {
         uses_known(c, vars, use_line, text, context);
     }
-    let extract = rs
-        .extract
-        .iter()
-        .filter_map(|e| extraction(c, e, context))
-        .collect::<Vec<_>>();
-    for e in &extract {
-        vars.insert(e.var.clone());
-    }
-    Step { extract, ..built }
 }
 
 /// Reports every variable `text` (at `line`) uses that no earlier step

@@ -228,69 +228,16 @@ pub async fn read(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Central, CentralError> {
     let store = Store::new(&options.store, env)?;
-    let now = unix_secs(options.now);
-    let to = options.to.map_or(now, unix_secs);
-    let from = options
-        .from
-        .map_or(to - DEFAULT_SPAN.as_secs_f64(), unix_secs)
-        .min(to);
-    let job_sel = format!("casewatch_build_info{{job={}}}", quote(&options.job));
-    let mut found = store.label_values("site", &job_sel, from, to).await?;
-    found.sort();
-    found.dedup();
-    if found.is_empty() {
-        return Err(CentralError::NoSites {
-            job: options.job.clone(),
-            from: rfc3339(from),
-            to: rfc3339(to),
-        });
-    }
-    let sites: Vec<String> = if options.sites.is_empty() {
-        found.clone()
-    } else {
-        for s in &options.sites {
-            if !found.contains(s) {
-                return Err(CentralError::UnknownSite {
-                    site: s.clone(),
-                    from: rfc3339(from),
-                    to: rfc3339(to),
-                    found: found.join(", "),
-                });
-            }
-        }
-        options.sites.clone()
-    };
+    let (from, to) = span(options);
+    let sites = sites(&store, options, from, to).await?;
     let site_re = sites
         .iter()
         .map(|s| regex::escape(s))
         .collect::<Vec<_>>()
         .join("|");
-    let info: Vec<String> = [
-        "casewatch_journey_info",
-        "casewatch_step_info",
-        "casewatch_change_info",
-        "casewatch_report_meta_info",
-    ]
-    .iter()
-    .map(|f| {
-        format!(
-            "{f}{{job={},site=~{}}}",
-            quote(&options.job),
-            quote(&site_re)
-        )
-    })
-    .collect();
+    let info = info_selectors(&options.job, &site_re);
     let metas = meta_of(&store.series(&info, from, to).await?);
-    let scale_of = |s: &str| metas.get(s).map_or(1.0, |m| m.calendar_scale);
-    let scale = scale_of(&sites[0]);
-    if let Some(other) = sites.iter().find(|s| (scale_of(s) - scale).abs() > 1e-9) {
-        return Err(CentralError::Calendars {
-            first: sites[0].clone(),
-            second: other.clone(),
-            first_scale: scale,
-            second_scale: scale_of(other),
-        });
-    }
+    let scale = shared_scale(&sites, &metas)?;
     let done = AtomicU64::new(0);
     let (window, pushes) = settle(&store, options, &site_re, (from, to), scale, &done).await?;
     let families = if options.interactive_only {
@@ -339,6 +286,83 @@ pub async fn read(
         gaps: gaps_seen,
         bounds,
     })
+}
+
+/// The window asked for: up to `--to` (or now), from `--from` (or
+/// [`DEFAULT_SPAN`] before), never backwards.
+fn span(options: &CentralOptions) -> (f64, f64) {
+    let now = unix_secs(options.now);
+    let to = options.to.map_or(now, unix_secs);
+    let from = options
+        .from
+        .map_or(to - DEFAULT_SPAN.as_secs_f64(), unix_secs)
+        .min(to);
+    (from, to)
+}
+
+/// The sites to read: those asked for, each of which the store must hold,
+/// or every site it holds.
+async fn sites(
+    store: &Store,
+    options: &CentralOptions,
+    from: f64,
+    to: f64,
+) -> Result<Vec<String>, CentralError> {
+    let job_sel = format!("casewatch_build_info{{job={}}}", quote(&options.job));
+    let mut found = store.label_values("site", &job_sel, from, to).await?;
+    found.sort();
+    found.dedup();
+    if found.is_empty() {
+        return Err(CentralError::NoSites {
+            job: options.job.clone(),
+            from: rfc3339(from),
+            to: rfc3339(to),
+        });
+    }
+    if options.sites.is_empty() {
+        return Ok(found);
+    }
+    for s in &options.sites {
+        if !found.contains(s) {
+            return Err(CentralError::UnknownSite {
+                site: s.clone(),
+                from: rfc3339(from),
+                to: rfc3339(to),
+                found: found.join(", "),
+            });
+        }
+    }
+    Ok(options.sites.clone())
+}
+
+/// The info series of the sites matching `site_re`, which say what their
+/// journal meta would.
+fn info_selectors(job: &str, site_re: &str) -> Vec<String> {
+    [
+        "casewatch_journey_info",
+        "casewatch_step_info",
+        "casewatch_change_info",
+        "casewatch_report_meta_info",
+    ]
+    .iter()
+    .map(|f| format!("{f}{{job={},site=~{}}}", quote(job), quote(site_re)))
+    .collect()
+}
+
+/// The calendar scale every site keeps: sites on different calendars
+/// cannot share one report.
+fn shared_scale(sites: &[String], metas: &BTreeMap<String, SiteMeta>) -> Result<f64, CentralError> {
+    let scale_of = |s: &str| metas.get(s).map_or(1.0, |m| m.calendar_scale);
+    let scale = scale_of(&sites[0]);
+    if let Some(other) = sites.iter().find(|s| (scale_of(s) - scale).abs() > 1e-9) {
+        return Err(CentralError::Calendars {
+            first: sites[0].clone(),
+            second: other.clone(),
+            first_scale: scale,
+            second_scale: scale_of(other),
+        });
+    }
+    Ok(scale)
 }
 
 /// The window clipped to what the store holds, in slots of four push

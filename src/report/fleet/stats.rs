@@ -9,7 +9,7 @@ use super::{
     MEASURES, SCHEMA_VERSION,
 };
 use crate::ledger::build::SlotWindow;
-use crate::ledger::StepKey;
+use crate::ledger::{Ledger, SlotClock, StepKey};
 use crate::outcome::unix_secs;
 use crate::report::compare::{Measure, SHARE_DIFFERENCE};
 use crate::report::design::{self, Design, Sheet};
@@ -228,9 +228,58 @@ pub fn assemble(
     window: SlotWindow,
     options: &FleetOptions,
 ) -> FleetReport {
-    let clock = window.clock;
     let sheets: Vec<Sheet<'_>> = sites.iter().map(|s| Sheet::new(&s.ledger)).collect();
-    let unit_days = sheets
+    let unit_days = shared_unit_days(&sheets, window.clock);
+    let design = Design::new(window.clock, unit_days);
+    let own: Vec<Parts<'_>> = sheets.iter().map(|s| parts(s, &design)).collect();
+    let comparisons_made = (sites.len() * MEASURES).max(1);
+    let alpha = 0.05 / comparisons_made as f64;
+    let mut rows = Vec::new();
+    let mut journeys = Vec::new();
+    for ((site, sheet), parts) in sites.iter().zip(&sheets).zip(&own) {
+        rows.push(site_row(site, parts));
+        journeys.extend(journey_rows(site, sheet, &design));
+    }
+    let fleet = Fleet {
+        sites,
+        own: &own,
+        alpha,
+        design: &design,
+        side_seconds: window.to() - window.from(),
+    };
+    let comparisons = fleet.comparisons();
+    let pooled = fleet.pooled_row(journals.len());
+    let worse: Vec<String> = comparisons
+        .iter()
+        .filter(|c| !c.worse_on.is_empty())
+        .map(|c| c.site.clone())
+        .collect();
+    let has_data = pooled.runs > 0;
+    let mut report = FleetReport {
+        schema_version: SCHEMA_VERSION,
+        generated_at: rfc3339(unix_secs(options.now)),
+        journals,
+        window: time_window(&window, has_data),
+        unit_days,
+        unit_seconds: design.unit_seconds(),
+        min_units: evidence::MIN_UNITS,
+        comparison_level: 1.0 - alpha,
+        summary: Vec::new(),
+        sites: rows,
+        journeys,
+        pooled,
+        comparisons,
+        worse,
+        methods: methods(&design),
+    };
+    report.summary = super::render::summary(&report);
+    report
+}
+
+/// The unit of days every site is measured in: the longest any one of
+/// them needs.
+fn shared_unit_days(sheets: &[Sheet<'_>], clock: SlotClock) -> u32 {
+    sheets
         .iter()
         .map(|sheet| {
             let longest = sheet
@@ -242,42 +291,33 @@ pub fn assemble(
             design::unit_days(sheet, clock, longest, &[])
         })
         .max()
-        .unwrap_or(1);
-    let design = Design::new(clock, unit_days);
-    let own: Vec<Parts<'_>> = sheets.iter().map(|s| parts(s, &design)).collect();
-    let comparisons_made = (sites.len() * MEASURES).max(1);
-    let alpha = 0.05 / comparisons_made as f64;
-    let side_seconds = window.to() - window.from();
-    let mut rows = Vec::new();
-    let mut journeys = Vec::new();
-    for (i, site) in sites.iter().enumerate() {
-        let l = &site.ledger;
-        rows.push(row(
-            &site.name,
-            site.journals,
-            &pool(&[&own[i]]),
-            own[i].given_up,
-            l.freezes.len() as u64,
-            l.forced_logouts.len() as u64,
-            own[i].session_hours,
-        ));
-        let mut by_journey: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
-        for slot in l.slots.values() {
-            for (j, r) in &slot.runs {
-                let k = &l.journeys[*j as usize];
-                let e = by_journey
-                    .entry((k.target.clone(), k.journey.clone(), k.kind.clone()))
-                    .or_default();
-                e.0 += u64::from(r.runs);
-                e.1 += u64::from(r.successes);
-            }
-        }
-        let slots = sheets[i].slots(None);
-        for ((target, journey, kind), (runs, successes)) in by_journey {
-            let parts = sheets[i].runs(&design, &slots, |k| {
+        .unwrap_or(1)
+}
+
+/// One site's row.
+fn site_row(site: &Site, parts: &Parts<'_>) -> SiteRow {
+    let l = &site.ledger;
+    row(
+        &site.name,
+        site.journals,
+        &pool(&[parts]),
+        parts.given_up,
+        l.freezes.len() as u64,
+        l.forced_logouts.len() as u64,
+        parts.session_hours,
+    )
+}
+
+/// One row per journey of a site, in target, journey and kind order.
+fn journey_rows(site: &Site, sheet: &Sheet<'_>, design: &Design) -> Vec<JourneyRow> {
+    let slots = sheet.slots(None);
+    runs_by_journey(&site.ledger)
+        .into_iter()
+        .map(|((target, journey, kind), (runs, successes))| {
+            let parts = sheet.runs(design, &slots, |k| {
                 k.target == target && k.journey == journey && k.kind == kind
             });
-            journeys.push(JourneyRow {
+            JourneyRow {
                 site: site.name.clone(),
                 availability: evidence::share(&parts, 0.05),
                 target,
@@ -285,12 +325,69 @@ pub fn assemble(
                 kind,
                 runs,
                 successes,
-            });
+            }
+        })
+        .collect()
+}
+
+/// Runs and successes of each (target, journey, kind) in the ledger.
+fn runs_by_journey(l: &Ledger) -> BTreeMap<(String, String, String), (u64, u64)> {
+    let mut by_journey: BTreeMap<(String, String, String), (u64, u64)> = BTreeMap::new();
+    for slot in l.slots.values() {
+        for (j, r) in &slot.runs {
+            let k = &l.journeys[*j as usize];
+            let e = by_journey
+                .entry((k.target.clone(), k.journey.clone(), k.kind.clone()))
+                .or_default();
+            e.0 += u64::from(r.runs);
+            e.1 += u64::from(r.successes);
         }
     }
-    // Each site against the rest without itself; then again against a rest
-    // without the sites that first pass showed worse.
-    let against = |excluded: &BTreeSet<usize>| -> Vec<SiteComparison> {
+    by_journey
+}
+
+fn time_window(window: &SlotWindow, has_data: bool) -> TimeWindow {
+    TimeWindow {
+        from: window.from(),
+        to: window.to(),
+        from_text: rfc3339(window.from()),
+        to_text: rfc3339(window.to()),
+        hours: (window.to() - window.from()) / 3600.0,
+        has_data,
+    }
+}
+
+/// Every site's parts and what comparing them takes.
+struct Fleet<'s, 'a> {
+    sites: &'s [Site],
+    own: &'s [Parts<'a>],
+    alpha: f64,
+    design: &'s Design,
+    side_seconds: f64,
+}
+
+impl Fleet<'_, '_> {
+    /// Each site against the rest without itself; then again against a rest
+    /// without the sites that first pass showed worse.
+    fn comparisons(&self) -> Vec<SiteComparison> {
+        let first = self.against(&BTreeSet::new());
+        let worse_first: BTreeSet<usize> = first
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.worse_on.is_empty())
+            .map(|(i, _)| i)
+            .collect();
+        if worse_first.is_empty() {
+            first
+        } else {
+            self.against(&worse_first)
+        }
+    }
+
+    /// Each site against the others but `excluded` (all the others when
+    /// that leaves none).
+    fn against(&self, excluded: &BTreeSet<usize>) -> Vec<SiteComparison> {
+        let (sites, own) = (self.sites, self.own);
         if sites.len() < 2 {
             return Vec::new();
         }
@@ -312,70 +409,31 @@ pub fn assemble(
                     &sites[i].name,
                     &pool(&[&own[i]]),
                     &pool(&rest),
-                    alpha,
-                    &design,
-                    side_seconds,
+                    self.alpha,
+                    self.design,
+                    self.side_seconds,
                 )
             })
             .collect()
-    };
-    let first = against(&BTreeSet::new());
-    let worse_first: BTreeSet<usize> = first
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.worse_on.is_empty())
-        .map(|(i, _)| i)
-        .collect();
-    let comparisons = if worse_first.is_empty() {
-        first
-    } else {
-        against(&worse_first)
-    };
-    let everyone: Vec<&Parts<'_>> = own.iter().collect();
-    let pooled = row(
-        "fleet",
-        journals.len(),
-        &pool(&everyone),
-        own.iter().map(|p| p.given_up).sum(),
-        sites.iter().map(|s| s.ledger.freezes.len() as u64).sum(),
-        sites
-            .iter()
-            .map(|s| s.ledger.forced_logouts.len() as u64)
-            .sum(),
-        own.iter().map(|p| p.session_hours).sum(),
-    );
-    let worse: Vec<String> = comparisons
-        .iter()
-        .filter(|c| !c.worse_on.is_empty())
-        .map(|c| c.site.clone())
-        .collect();
-    let has_data = pooled.runs > 0;
-    let mut report = FleetReport {
-        schema_version: SCHEMA_VERSION,
-        generated_at: rfc3339(unix_secs(options.now)),
-        journals,
-        window: TimeWindow {
-            from: window.from(),
-            to: window.to(),
-            from_text: rfc3339(window.from()),
-            to_text: rfc3339(window.to()),
-            hours: (window.to() - window.from()) / 3600.0,
-            has_data,
-        },
-        unit_days,
-        unit_seconds: design.unit_seconds(),
-        min_units: evidence::MIN_UNITS,
-        comparison_level: 1.0 - alpha,
-        summary: Vec::new(),
-        sites: rows,
-        journeys,
-        pooled,
-        comparisons,
-        worse,
-        methods: methods(&design),
-    };
-    report.summary = super::render::summary(&report);
-    report
+    }
+
+    /// The whole fleet as one row.
+    fn pooled_row(&self, journals: usize) -> SiteRow {
+        let (sites, own) = (self.sites, self.own);
+        let everyone: Vec<&Parts<'_>> = own.iter().collect();
+        row(
+            "fleet",
+            journals,
+            &pool(&everyone),
+            own.iter().map(|p| p.given_up).sum(),
+            sites.iter().map(|s| s.ledger.freezes.len() as u64).sum(),
+            sites
+                .iter()
+                .map(|s| s.ledger.forced_logouts.len() as u64)
+                .sum(),
+            own.iter().map(|p| p.session_hours).sum(),
+        )
+    }
 }
 
 fn methods(design: &Design) -> BTreeMap<&'static str, String> {
