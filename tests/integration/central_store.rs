@@ -389,7 +389,8 @@ fn exposition(text: &str) -> HashMap<Series, f64> {
 }
 
 /// The counters the agent's probing moves: its own remote_write counters move
-/// with every push, and process counters with the clock.
+/// with every push, process counters with the clock, and its stall counters
+/// whenever the host holds it up (at any moment on a loaded machine).
 fn probing_counters(text: &str) -> HashMap<Series, f64> {
     exposition(text)
         .into_iter()
@@ -397,6 +398,7 @@ fn probing_counters(text: &str) -> HashMap<Series, f64> {
             let name = &series["__name__"];
             name.starts_with("casewatch_")
                 && !name.starts_with("casewatch_remote_write_")
+                && !name.starts_with("casewatch_agent_stall_")
                 && (name.ends_with("_total") || name.ends_with("_count"))
         })
         .collect()
