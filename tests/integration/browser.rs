@@ -261,17 +261,20 @@ async fn a_browser_journey_signs_in_searches_opens_a_case_and_saves_a_note() {
     assert_eq!(run_ok, 1.0);
     agent.stop().await;
     // The note is on the case: read back over plain HTTP.
-    let note_saved = sim_case_has_note(&sim, "Home visit, run").await;
-    assert!(note_saved, "the saved note is on a case record");
+    let read_back = read_case_notes(&sim, "Home visit, run").await;
+    assert!(
+        read_back.outcome.is_success(),
+        "the saved note is on a case record: {:#?}",
+        read_back.steps
+    );
     sim.stop().await;
 }
 
-/// Whether some case record shows a note containing `text`, read as a
-/// person would after signing in over HTTP.
-async fn sim_case_has_note(sim: &TestSim, text: &str) -> bool {
+/// Reads the first case record as a person would after signing in over
+/// HTTP; the run succeeds when it shows a note containing `text`.
+async fn read_case_notes(sim: &TestSim, text: &str) -> RunRecord {
     let yaml = casewatch_http_journey();
-    let run = run_first_journey(&yaml.replace("${text}", text), sim, PASSWORD).await;
-    run.outcome.is_success()
+    run_first_journey(&yaml.replace("${text}", text), sim, PASSWORD).await
 }
 
 /// An HTTP journey that finds the first search result's case and checks
