@@ -124,6 +124,34 @@ fn config_with_remote(url: &str, queue: &std::path::Path) -> String {
     )
 }
 
+/// An agent probing the simulator and pushing to a receiver in the test,
+/// its queue in a temporary folder.
+struct Pushing {
+    sim: TestSim,
+    rx: Receiver,
+    agent: TestAgent,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts a [`Pushing`]; `prepare` sets the receiver up before the first push.
+async fn pushing(prepare: impl FnOnce(&Receiver)) -> Pushing {
+    let sim = start_sim(SimProfile::quiet()).await;
+    let (addr, rx) = start_receiver().await;
+    prepare(&rx);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = config_with_remote(
+        &format!("http://{addr}/api/v1/write"),
+        &dir.path().join("q.db"),
+    );
+    let agent = start_agent(load(&yaml, &sim)).await;
+    Pushing {
+        sim,
+        rx,
+        agent,
+        _dir: dir,
+    }
+}
+
 /// Timestamps of one series: strictly increasing, each step exactly the push
 /// interval (the last one, taken at shutdown, may come sooner).
 fn assert_on_grid(samples: &[(i64, f64)]) {
@@ -145,14 +173,12 @@ fn assert_on_grid(samples: &[(i64, f64)]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_carry_the_protocol_headers_and_survive_an_outage_in_order() {
-    let sim = start_sim(SimProfile::quiet()).await;
-    let (addr, rx) = start_receiver().await;
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = config_with_remote(
-        &format!("http://{addr}/api/v1/write"),
-        &dir.path().join("q.db"),
-    );
-    let agent = start_agent(load(&yaml, &sim)).await;
+    let Pushing {
+        sim,
+        rx,
+        agent,
+        _dir,
+    } = pushing(|_| {}).await;
 
     wait_for(Duration::from_secs(20), "a first accepted push", || async {
         (!rx.samples("casewatch_journey_runs_total").is_empty()).then_some(())
@@ -260,15 +286,15 @@ fn assert_the_last_push_counts_every_one_before_it(rx: &Receiver) {
 /// last push is taken once they are answered, so its sent count is final.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_push_waits_for_the_answers_to_the_pushes_before_it() {
-    let sim = start_sim(SimProfile::quiet()).await;
-    let (addr, rx) = start_receiver().await;
-    *rx.delay.lock().unwrap() = Duration::from_millis(3 * INTERVAL_MS as u64);
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = config_with_remote(
-        &format!("http://{addr}/api/v1/write"),
-        &dir.path().join("q.db"),
-    );
-    let agent = start_agent(load(&yaml, &sim)).await;
+    let Pushing {
+        sim,
+        rx,
+        agent,
+        _dir,
+    } = pushing(|rx| {
+        *rx.delay.lock().unwrap() = Duration::from_millis(3 * INTERVAL_MS as u64);
+    })
+    .await;
     wait_for(
         Duration::from_secs(20),
         "pushes waiting on the store",
@@ -291,15 +317,12 @@ async fn the_last_push_waits_for_the_answers_to_the_pushes_before_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_push_is_dropped_and_counted_not_retried() {
-    let sim = start_sim(SimProfile::quiet()).await;
-    let (addr, rx) = start_receiver().await;
-    rx.set(Answer::BadRequest);
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = config_with_remote(
-        &format!("http://{addr}/api/v1/write"),
-        &dir.path().join("q.db"),
-    );
-    let agent = start_agent(load(&yaml, &sim)).await;
+    let Pushing {
+        sim,
+        rx,
+        agent,
+        _dir,
+    } = pushing(|rx| rx.set(Answer::BadRequest)).await;
     wait_for(
         Duration::from_secs(20),
         "refused pushes to be counted",
