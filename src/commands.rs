@@ -379,30 +379,14 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
     )
     .await?;
 
-    let (text, origin) = match cmd.config {
-        Some(path) => (config::read_text(path)?, path.display().to_string()),
-        None => (
-            config::DEMO_YAML.to_string(),
-            "config/demo.yaml (embedded)".to_string(),
-        ),
-    };
-    let base_urls = HashMap::from([
-        ("ics".to_string(), format!("http://{}/", sim.ics_addr)),
-        ("css".to_string(), format!("http://{}/", sim.css_addr)),
-    ]);
-    let mut loaded = config::from_yaml_str_with_base_urls(&text, &origin, &base_urls)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    let browser_off = without_chromium(&mut loaded.config);
+    let (mut config, browser_off) = demo_config(cmd.config, &sim)?;
     // The demo makes the two changes the board asks about, a third and two
     // thirds of the way through, so the report's before/after comparison has
     // real data on both sides of each.
     // Half way through, between them, the ICS restarts and flushes its
     // session store, as real systems do: every session is dropped.
-    let span = cmd.duration.unwrap_or(Duration::from_secs(360));
-    let events = demo_events(span);
-    loaded.config.changes = events
+    let events = demo_events(cmd.duration.unwrap_or(Duration::from_secs(360)));
+    config.changes = events
         .iter()
         .filter_map(|e| match &e.what {
             DemoEvent::Change(change) => Some(change.clone()),
@@ -414,49 +398,25 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         events,
         shutdown.clone(),
     ));
-    // The demo hands its generated password to the agent directly; the
-    // process environment is left alone.
-    let env: EnvLookup = Arc::new(move |name| {
-        if name == "CASEWATCH_PASSWORD" {
-            Some(password.clone())
-        } else {
-            std::env::var(name).ok()
-        }
-    });
     let agent = Agent::start(
-        Arc::new(loaded.config),
+        Arc::new(config),
         AgentOptions {
             journal: Some(cmd.journal.clone()),
             web_config: load_web_config(cmd.web_config)?,
             listener: Some(listener),
-            ..AgentOptions::new(listen_addr, env)
+            ..AgentOptions::new(listen_addr, env_with_password(password))
         },
         shutdown.clone(),
     )
     .await?;
 
-    println!(
-        "casewatch demo is running{}",
-        match cmd.duration {
-            Some(d) => format!(" for {}", humantime::format_duration(d)),
-            None => " (Ctrl-C to stop)".to_string(),
-        }
+    print_demo_addresses(
+        &cmd,
+        &agent.url,
+        &sim,
+        moved.as_deref(),
+        browser_off.as_deref(),
     );
-    if let Some(why) = &moved {
-        println!("  ({why})");
-    }
-    println!("  status page:  {}/", agent.url);
-    println!("  metrics:      {}/metrics", agent.url);
-    println!(
-        "  simulated ICS: http://{}/   CSS: http://{}/",
-        sim.ics_addr, sim.css_addr
-    );
-    println!("  truth log:    http://{}/_control/truth", sim.ics_addr);
-    println!("  journal:      {}", cmd.journal.display());
-    if let Some(why) = &browser_off {
-        println!("  {why}");
-    }
-
     match cmd.duration {
         Some(d) => {
             tokio::select! {
@@ -476,20 +436,101 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         Ok(board) => board,
         Err(poisoned) => poisoned.into_inner(),
     };
+    print_demo_summary(&board);
+    Ok(())
+}
+
+/// The demo's config (the embedded one unless `--config` names a file),
+/// pointed at the simulator; without its browser journeys where Chromium
+/// is missing, with the sentence saying so.
+fn demo_config(
+    file: Option<&Path>,
+    sim: &sim::SimHandle,
+) -> anyhow::Result<(config::Config, Option<String>)> {
+    let (text, origin) = match file {
+        Some(path) => (config::read_text(path)?, path.display().to_string()),
+        None => (
+            config::DEMO_YAML.to_string(),
+            "config/demo.yaml (embedded)".to_string(),
+        ),
+    };
+    let base_urls = HashMap::from([
+        ("ics".to_string(), format!("http://{}/", sim.ics_addr)),
+        ("css".to_string(), format!("http://{}/", sim.css_addr)),
+    ]);
+    let mut loaded = config::from_yaml_str_with_base_urls(&text, &origin, &base_urls)?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let browser_off = without_chromium(&mut loaded.config);
+    Ok((loaded.config, browser_off))
+}
+
+/// The process environment, with the demo's generated password handed to
+/// the agent directly: the environment itself is left alone.
+fn env_with_password(password: String) -> EnvLookup {
+    Arc::new(move |name| {
+        if name == "CASEWATCH_PASSWORD" {
+            Some(password.clone())
+        } else {
+            std::env::var(name).ok()
+        }
+    })
+}
+
+fn print_demo_addresses(
+    cmd: &DemoCommand<'_>,
+    agent_url: &str,
+    sim: &sim::SimHandle,
+    moved: Option<&str>,
+    browser_off: Option<&str>,
+) {
+    println!(
+        "casewatch demo is running{}",
+        match cmd.duration {
+            Some(d) => format!(" for {}", humantime::format_duration(d)),
+            None => " (Ctrl-C to stop)".to_string(),
+        }
+    );
+    if let Some(why) = moved {
+        println!("  ({why})");
+    }
+    println!("  status page:  {agent_url}/");
+    println!("  metrics:      {agent_url}/metrics");
+    println!(
+        "  simulated ICS: http://{}/   CSS: http://{}/",
+        sim.ics_addr, sim.css_addr
+    );
+    println!("  truth log:    http://{}/_control/truth", sim.ics_addr);
+    println!("  journal:      {}", cmd.journal.display());
+    if let Some(why) = browser_off {
+        println!("  {why}");
+    }
+}
+
+/// `a 3, b 1`, or `none` (`no runs` where given) for an empty list.
+fn counts_or<K: std::fmt::Display, N: std::fmt::Display>(
+    counts: impl IntoIterator<Item = (K, N)>,
+    empty: &str,
+) -> String {
+    let parts: Vec<String> = counts
+        .into_iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect();
+    if parts.is_empty() {
+        empty.to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What the demo's agent saw, from its status board.
+fn print_demo_summary(board: &crate::status::StatusBoard) {
     println!("\nSummary: {} run(s)", board.total_runs());
     for (name, journey) in &board.journeys {
-        let runs: Vec<String> = journey
-            .runs
-            .iter()
-            .map(|(o, n)| format!("{o} {n}"))
-            .collect();
         println!(
             "  {name:<18} {}{}",
-            if runs.is_empty() {
-                "no runs".to_string()
-            } else {
-                runs.join(", ")
-            },
+            counts_or(&journey.runs, "no runs"),
             if journey.missed_slots > 0 {
                 format!(", {} missed slot(s)", journey.missed_slots)
             } else {
@@ -498,41 +539,18 @@ pub async fn demo(cmd: DemoCommand<'_>) -> anyhow::Result<()> {
         );
     }
     for ((target, slot), kept) in &board.kept {
-        let checks: Vec<String> = kept
-            .checks
-            .iter()
-            .map(|(o, n)| format!("{o} {n}"))
-            .collect();
-        let ended: Vec<String> = kept.ended.iter().map(|(e, n)| format!("{e} {n}")).collect();
         println!(
             "  {:<18} checks: {}; lives ended: {}",
             format!("{target} kept #{slot}"),
-            if checks.is_empty() {
-                "none".to_string()
-            } else {
-                checks.join(", ")
-            },
-            if ended.is_empty() {
-                "none".to_string()
-            } else {
-                ended.join(", ")
-            }
+            counts_or(&kept.checks, "none"),
+            counts_or(&kept.ended, "none")
         );
     }
-    let forced: Vec<String> = board
+    let forced = board
         .forced_by_cause
         .iter()
-        .map(|((target, cause), n)| format!("{target} {} {n}", cause.as_str()))
-        .collect();
-    println!(
-        "  forced logouts:    {}",
-        if forced.is_empty() {
-            "none".to_string()
-        } else {
-            forced.join(", ")
-        }
-    );
-    Ok(())
+        .map(|((target, cause), n)| (format!("{target} {}", cause.as_str()), n));
+    println!("  forced logouts:    {}", counts_or(forced, "none"));
 }
 
 /// The demo runs where Chromium may not be installed: its browser journeys
