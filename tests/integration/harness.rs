@@ -346,7 +346,11 @@ pub fn step_outcomes(
 /// outside every async runtime, asks to wake every [`SchedulingProbe::EVERY`]
 /// and notes how late it wakes. On a quiet machine it wakes within a
 /// millisecond or so; on a loaded one, late by whatever the CPU hogs beside
-/// it cost. Tests that check the agent keeps time derive their allowance
+/// it cost. A thread that wakes seldom is favoured by the scheduler, so
+/// the probe also reads, from `/proc`, how long the thread that started it
+/// (a current-thread test's runtime) sat ready to run with no CPU to run
+/// on: a busy thread's share of a loaded machine, which the sleeper does
+/// not feel. Each run of such waits is one hold-up. Tests that check the agent keeps time derive their allowance
 /// from it, so that load on the machine moves the bound and a delay of the
 /// agent's own making still fails: a journey held up by another journey
 /// (a shared lock, a connection pool, a blocked runtime thread) is late by
@@ -368,18 +372,25 @@ impl SchedulingProbe {
     pub fn start() -> SchedulingProbe {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let late = Arc::new(std::sync::Mutex::new(Vec::new()));
+        // "PID/task/TID" of the calling thread.
+        let watched = std::fs::read_link("/proc/thread-self")
+            .ok()
+            .map(|task| std::path::Path::new("/proc").join(task).join("schedstat"));
         let thread = {
             let (stop, late) = (stop.clone(), late.clone());
             std::thread::Builder::new()
                 .name("sched-probe".into())
                 .spawn(move || {
+                    let mut queued = RunQueueWait::new(watched);
                     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                         let asked = std::time::Instant::now() + Self::EVERY;
                         std::thread::sleep(Self::EVERY);
                         let woke = std::time::Instant::now().saturating_duration_since(asked);
+                        let mut late = late.lock().unwrap();
                         if woke > Self::KEEP_FROM {
-                            late.lock().unwrap().push(woke);
+                            late.push(woke);
                         }
+                        queued.note(&mut late, Self::KEEP_FROM);
                     }
                 })
                 .expect("the probe thread starts")
@@ -442,7 +453,7 @@ impl SchedulingProbe {
                 .count()
         };
         format!(
-            "the machine held up a plain thread {} times by more than {:?} ({} by 50 ms, {} by 100 ms, {} by 250 ms), worst {:?}",
+            "the machine held up a plain thread or the test's runtime {} times by more than {:?} ({} by 50 ms, {} by 100 ms, {} by 250 ms), worst {:?}",
             late.len(),
             Self::KEEP_FROM,
             over(50),
@@ -450,6 +461,49 @@ impl SchedulingProbe {
             over(250),
             late.iter().copied().max().unwrap_or_default()
         )
+    }
+}
+
+/// How long one thread has waited for a CPU while ready to run, from its
+/// `schedstat` (CPU time, run-queue wait, timeslices; nanoseconds).
+struct RunQueueWait {
+    schedstat: Option<std::path::PathBuf>,
+    last: Option<u64>,
+    /// Where in the hold-ups the one going on is, so the next period's
+    /// wait extends it (wake-ups noted meanwhile come after it).
+    going_on: Option<usize>,
+}
+
+impl RunQueueWait {
+    fn new(schedstat: Option<std::path::PathBuf>) -> RunQueueWait {
+        RunQueueWait {
+            schedstat,
+            last: None,
+            going_on: None,
+        }
+    }
+
+    fn read(&self) -> Option<u64> {
+        let text = std::fs::read_to_string(self.schedstat.as_ref()?).ok()?;
+        text.split_whitespace().nth(1)?.parse().ok()
+    }
+
+    /// Adds the wait since the last call to `hold_ups`: a new hold-up, or
+    /// the one still going on, when it is over `keep_from`.
+    fn note(&mut self, hold_ups: &mut Vec<Duration>, keep_from: Duration) {
+        let Some(now) = self.read() else {
+            return;
+        };
+        let waited = Duration::from_nanos(now.saturating_sub(self.last.unwrap_or(now)));
+        self.last = Some(now);
+        if waited <= keep_from {
+            self.going_on = None;
+        } else if let Some(i) = self.going_on {
+            hold_ups[i] += waited;
+        } else {
+            self.going_on = Some(hold_ups.len());
+            hold_ups.push(waited);
+        }
     }
 }
 

@@ -230,16 +230,17 @@ async fn pushes_carry_the_protocol_headers_and_survive_an_outage_in_order() {
     })
     .await;
     rx.set(Answer::Accept);
-    wait_for(
+    // Read from the scrape that saw the queue empty: the next push, a push
+    // interval later, is pending again until it is sent.
+    let text = wait_for(
         Duration::from_secs(20),
         "the backlog to be sent",
         || async {
             let text = agent.metrics().await;
-            (metric(&text, "casewatch_remote_write_samples_pending", &[]) == 0.0).then_some(())
+            (metric(&text, "casewatch_remote_write_samples_pending", &[]) == 0.0).then_some(text)
         },
     )
     .await;
-    let text = agent.metrics().await;
     assert_eq!(
         metric(
             &text,

@@ -596,10 +596,30 @@ forced_logout:
     .unwrap()
 }
 
-/// Twelve kept sessions checked every 5 s for four minutes (48 minutes of
-/// sessions): the hazard per age band read back from the journal agrees
-/// with the simulator's, and every forced logout's bracket holds the truth.
-/// `CASEWATCH_TEST_SEED` picks another seed.
+/// The exact (Garwood) interval for a Poisson count `k` at `confidence`.
+fn poisson_interval(k: u64, confidence: f64) -> (f64, f64) {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    let tail = (1.0 - confidence) / 2.0;
+    let k = k as f64;
+    let low = if k == 0.0 {
+        0.0
+    } else {
+        ChiSquared::new(2.0 * k).unwrap().inverse_cdf(tail) / 2.0
+    };
+    let high = ChiSquared::new(2.0 * (k + 1.0))
+        .unwrap()
+        .inverse_cdf(1.0 - tail)
+        / 2.0;
+    (low, high)
+}
+
+/// Thirty-six kept sessions checked every 5 s for four minutes (over two
+/// hours of sessions): the hazard per age band read back from the journal
+/// agrees with the simulator's, and every forced logout's bracket holds the
+/// truth. Each of the three youngest bands expects 18 or more drops, so
+/// "five or more in three bands" holds whatever order a loaded machine
+/// runs the checks in (with twelve sessions a band expected 6, and had 4
+/// one time in four). `CASEWATCH_TEST_SEED` picks another seed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hazard_by_age_band_matches_the_simulators() {
     let seed = std::env::var("CASEWATCH_TEST_SEED")
@@ -609,11 +629,12 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
     let sim = start_sim(rising_hazard(seed)).await;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.db");
-    let kept = keep(12, "5s")
+    let kept = keep(36, "5s")
         .replace("stagger: 100ms", "stagger: 1s")
         .replace("max_age: 10m", "max_age: 5m");
     let ping = "  - name: ping\n    target: ics\n    login: false\n    schedule: { interval: 10m }\n    steps:\n      - { name: ping, path: /ping }\n";
-    let agent = start_agent(load(&journaled(&kept, ping, &journal), &sim)).await;
+    let yaml = journaled(&kept, ping, &journal).replace("max_sessions: 16", "max_sessions: 40");
+    let agent = start_agent(load(&yaml, &sim)).await;
     tokio::time::sleep(Duration::from_secs(240)).await;
     let text = agent.metrics().await;
     agent.stop().await;
@@ -654,8 +675,13 @@ async fn the_hazard_by_age_band_matches_the_simulators() {
         if band.drops >= 5 {
             checked += 1;
             // Four minutes hold no independent days, so the report gives
-            // no interval: the exact Poisson one on the band's own counts.
-            let (low, high) = casewatch::report::stats::garwood_count(band.drops);
+            // no interval: the exact Poisson one on the band's own counts,
+            // at 99.9% so that up to five bands checked at once miss a
+            // right rate less than once in two hundred runs (at 95% it
+            // would be one in seven, once a loaded machine shuffles which
+            // sessions the simulator drops); rates off by a factor of two, up
+            // or down, still fail in at least one band.
+            let (low, high) = poisson_interval(band.drops, 0.999);
             let (low, high) = (low / band.exposure_hours, high / band.exposure_hours);
             assert!(
                 low <= configured && configured <= high,
