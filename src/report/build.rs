@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::changes;
+use super::changes::{self, ChangeComparison};
 use super::design::{self, Design, Sheet};
 use super::evidence;
 use super::model::*;
 use super::sessions;
 use super::stats::{self, Estimate};
 use super::time_lost;
-use crate::journal::read::JournalReader;
+use crate::journal::read::{ChangeRow, JournalReader};
 use crate::ledger::build::{BuildError, JournalMeta, Keep, SlotWindow};
 use crate::ledger::{class_value, JourneyKey, Ledger, SlotClock, StepKey};
 use crate::outcome::unix_secs;
@@ -78,23 +78,7 @@ pub fn from_ledger(
     let changes = meta
         .changes
         .iter()
-        .map(|c| {
-            let mut compared = changes::compare(c, span, &sheet, &design);
-            if compared.evidence.is_some() {
-                let t = time_lost::change(
-                    &sheet,
-                    &design,
-                    &meta.practitioners,
-                    c.at,
-                    compared.window_seconds,
-                );
-                if let Some(e) = &compared.evidence {
-                    compared.headline = changes::headline(e, &compared.findings, Some(&t));
-                }
-                compared.time_lost = Some(t);
-            }
-            compared
-        })
+        .map(|c| compared_change(c, meta, span, &sheet, &design))
         .collect();
     let (forced_logouts, sessions) =
         sessions::sections(&sheet, &design, &slots, &meta.bands, options.rule_age);
@@ -102,38 +86,18 @@ pub fn from_ledger(
     freezes.evidence_folder = crate::journal::folder_beside(std::path::Path::new(&options.journal))
         .display()
         .to_string();
-    let monthly = match options.period {
-        Period::Month => monthly(&sheet, &design, window),
-        Period::Auto if window.to() - window.from() > 31.0 * 86_400.0 / clock.scale => {
-            monthly(&sheet, &design, window)
-        }
-        _ => Vec::new(),
-    };
+    let monthly = monthly_if_asked(options.period, &sheet, &design, window);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         generated_at: rfc3339(unix_secs(options.now)),
         generated: unix_secs(options.now),
         journal: options.journal.clone(),
         sites: ledger.sites.clone(),
-        window: TimeWindow {
-            from: window.from(),
-            to: window.to(),
-            from_text: rfc3339(window.from()),
-            to_text: rfc3339(window.to()),
-            hours: (window.to() - window.from()) / 3600.0,
-            has_data: !slots.is_empty(),
-        },
+        window: time_window(window, !slots.is_empty()),
         summary: Vec::new(),
         time_lost: time_lost::time_lost(&sheet, &design, &slots, &meta.practitioners),
         methods: methods(&design),
-        evidence: EvidenceSettings {
-            unit_days,
-            unit_seconds: design.unit_seconds(),
-            min_units: evidence::MIN_UNITS,
-            min_events: evidence::MIN_EVENTS,
-            slot_seconds: clock.seconds,
-            calendar_scale: clock.scale,
-        },
+        evidence: evidence_settings(&design, unit_days),
         availability: availability(&sheet, &design, &slots),
         latency: latency(&sheet, &design, window),
         freezes,
@@ -143,16 +107,86 @@ pub fn from_ledger(
         reporting_load: reporting_load(&sheet, &design, &slots),
         changes,
         monthly,
-        agent_stalls: AgentStalls {
-            count: ledger.agent_stalls.len() as u64,
-            total_seconds: ledger.agent_stalls.iter().map(|s| s.1).sum(),
-            longest_seconds: ledger.agent_stalls.iter().map(|s| s.1).fold(0.0, f64::max),
-            runs_left_out: ledger.stalled_runs,
-        },
+        agent_stalls: agent_stalls(ledger),
         seeded_truth: meta.seeded_truth.clone(),
     };
     report.summary = super::summary::summary(&report);
     report
+}
+
+/// One change compared, with the time it cost when there is evidence on
+/// it; the headline then names that time too.
+fn compared_change(
+    c: &ChangeRow,
+    meta: &JournalMeta,
+    span: Option<(f64, f64)>,
+    sheet: &Sheet<'_>,
+    design: &Design,
+) -> ChangeComparison {
+    let mut compared = changes::compare(c, span, sheet, design);
+    if compared.evidence.is_some() {
+        let t = time_lost::change(
+            sheet,
+            design,
+            &meta.practitioners,
+            c.at,
+            compared.window_seconds,
+        );
+        if let Some(e) = &compared.evidence {
+            compared.headline = changes::headline(e, &compared.findings, Some(&t));
+        }
+        compared.time_lost = Some(t);
+    }
+    compared
+}
+
+/// Month by month when asked, or when `auto` and the window is longer than
+/// a month of calendar time.
+fn monthly_if_asked(
+    period: Period,
+    sheet: &Sheet<'_>,
+    design: &Design,
+    window: SlotWindow,
+) -> Vec<MonthRow> {
+    match period {
+        Period::Month => monthly(sheet, design, window),
+        Period::Auto if window.to() - window.from() > 31.0 * 86_400.0 / design.clock.scale => {
+            monthly(sheet, design, window)
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn time_window(window: SlotWindow, has_data: bool) -> TimeWindow {
+    TimeWindow {
+        from: window.from(),
+        to: window.to(),
+        from_text: rfc3339(window.from()),
+        to_text: rfc3339(window.to()),
+        hours: (window.to() - window.from()) / 3600.0,
+        has_data,
+    }
+}
+
+/// `unit_days` as chosen, before [`Design`] makes it at least one.
+fn evidence_settings(design: &Design, unit_days: u32) -> EvidenceSettings {
+    EvidenceSettings {
+        unit_days,
+        unit_seconds: design.unit_seconds(),
+        min_units: evidence::MIN_UNITS,
+        min_events: evidence::MIN_EVENTS,
+        slot_seconds: design.clock.seconds,
+        calendar_scale: design.clock.scale,
+    }
+}
+
+fn agent_stalls(ledger: &Ledger) -> AgentStalls {
+    AgentStalls {
+        count: ledger.agent_stalls.len() as u64,
+        total_seconds: ledger.agent_stalls.iter().map(|s| s.1).sum(),
+        longest_seconds: ledger.agent_stalls.iter().map(|s| s.1).fold(0.0, f64::max),
+        runs_left_out: ledger.stalled_runs,
+    }
 }
 
 fn methods(design: &Design) -> BTreeMap<&'static str, String> {
