@@ -319,7 +319,36 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
     let ledger = sheet.ledger;
     let all: Vec<i64> = ledger.slots.keys().copied().collect();
     let names: BTreeSet<StepName> = ledger.steps.iter().map(step_name).collect();
-    let mut given_up: BTreeMap<StepName, (u64, f64, Vec<f64>)> = BTreeMap::new();
+    let given_up = given_up_by_step(ledger);
+    let steps = names
+        .iter()
+        .map(|name| step_latency(sheet, design, &all, name, given_up.get(name)))
+        .collect();
+    // The trend: buckets of whole slots, about TREND_POINTS of them.
+    let span = (window.to() - window.from()).max(window.clock.seconds);
+    let per = (span / TREND_POINTS / window.clock.seconds).ceil().max(1.0) as i64;
+    let bucket = per as f64 * window.clock.seconds;
+    let trend = busiest_trends(ledger, window, per)
+        .into_iter()
+        .map(|(key, buckets)| TrendSeries {
+            label: format!("{} / {} / {}", key.0, key.1, key.2),
+            given_up: given_up.get(&key).map(|g| g.2.clone()).unwrap_or_default(),
+            points: trend_points(buckets, window, bucket),
+        })
+        .collect();
+    Latency {
+        steps,
+        trend_bucket_seconds: bucket,
+        trend,
+    }
+}
+
+/// Each step's given-up runs: how many, the shortest wait before giving
+/// up (seconds), and when each was sent.
+type GivenUp = BTreeMap<StepName, (u64, f64, Vec<f64>)>;
+
+fn given_up_by_step(ledger: &Ledger) -> GivenUp {
+    let mut given_up: GivenUp = BTreeMap::new();
     for g in &ledger.given_up {
         let entry = given_up
             .entry(step_name(&ledger.steps[g.step as usize]))
@@ -328,35 +357,44 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
         entry.1 = entry.1.min(g.seconds);
         entry.2.push(g.sent_at);
     }
-    let steps = names
+    given_up
+}
+
+fn step_latency(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    all: &[i64],
+    name: &StepName,
+    gave_up: Option<&(u64, f64, Vec<f64>)>,
+) -> StepLatency {
+    let parts = sheet.latencies(design, all, |k| step_name(k) == *name);
+    let count: u64 = parts.iter().map(|p| p.value.len() as u64).sum();
+    let max = parts
         .iter()
-        .map(|name| {
-            let parts = sheet.latencies(design, &all, |k| step_name(k) == *name);
-            let count: u64 = parts.iter().map(|p| p.value.len() as u64).sum();
-            let max = parts
-                .iter()
-                .filter_map(|p| p.value.last())
-                .max()
-                .map_or(0.0, |c| class_value(*c) as f64 / 1000.0);
-            let gave_up = given_up.get(name);
-            StepLatency {
-                target: name.0.clone(),
-                journey: name.1.clone(),
-                step: name.2.clone(),
-                count,
-                p50_ms: evidence::quantile(&parts, 0.50, 0.05),
-                p95_ms: evidence::quantile(&parts, 0.95, 0.05),
-                p99_ms: evidence::quantile(&parts, 0.99, 0.05),
-                max_ms: max,
-                given_up: gave_up.map_or(0, |g| g.0),
-                given_up_after_seconds: gave_up.map(|g| g.1),
-            }
-        })
-        .collect();
-    // The trend: buckets of whole slots, about TREND_POINTS of them.
-    let span = (window.to() - window.from()).max(window.clock.seconds);
-    let per = (span / TREND_POINTS / window.clock.seconds).ceil().max(1.0) as i64;
-    let bucket = per as f64 * window.clock.seconds;
+        .filter_map(|p| p.value.last())
+        .max()
+        .map_or(0.0, |c| class_value(*c) as f64 / 1000.0);
+    StepLatency {
+        target: name.0.clone(),
+        journey: name.1.clone(),
+        step: name.2.clone(),
+        count,
+        p50_ms: evidence::quantile(&parts, 0.50, 0.05),
+        p95_ms: evidence::quantile(&parts, 0.95, 0.05),
+        p99_ms: evidence::quantile(&parts, 0.99, 0.05),
+        max_ms: max,
+        given_up: gave_up.map_or(0, |g| g.0),
+        given_up_after_seconds: gave_up.map(|g| g.1),
+    }
+}
+
+/// The journey steps' latency classes in buckets of `per` slots: the ten
+/// busiest steps, so the chart stays readable, in name order.
+fn busiest_trends(
+    ledger: &Ledger,
+    window: SlotWindow,
+    per: i64,
+) -> Vec<(StepName, BTreeMap<i64, Vec<u32>>)> {
     let mut trend: BTreeMap<StepName, BTreeMap<i64, Vec<u32>>> = BTreeMap::new();
     for (&i, slot) in &ledger.slots {
         let b = (i - window.first).div_euclid(per);
@@ -374,36 +412,31 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
         }
     }
     let mut trend: Vec<_> = trend.into_iter().collect();
-    // The ten busiest steps, so the chart stays readable.
     trend.sort_by_key(|(_, buckets)| {
         std::cmp::Reverse(buckets.values().map(Vec::len).sum::<usize>())
     });
     trend.truncate(10);
     trend.sort_by(|a, b| a.0.cmp(&b.0));
-    let trend = trend
+    trend
+}
+
+/// Each bucket's p95 (ms) at the bucket's middle, within the window.
+fn trend_points(
+    buckets: BTreeMap<i64, Vec<u32>>,
+    window: SlotWindow,
+    bucket: f64,
+) -> Vec<(f64, f64)> {
+    buckets
         .into_iter()
-        .map(|(key, buckets)| TrendSeries {
-            label: format!("{} / {} / {}", key.0, key.1, key.2),
-            given_up: given_up.get(&key).map(|g| g.2.clone()).unwrap_or_default(),
-            points: buckets
-                .into_iter()
-                .map(|(b, mut classes)| {
-                    classes.sort_unstable();
-                    let rank =
-                        ((0.95 * classes.len() as f64).ceil() as usize).clamp(1, classes.len());
-                    (
-                        (window.from() + (b as f64 + 0.5) * bucket).min(window.to()),
-                        class_value(classes[rank - 1]) as f64 / 1000.0,
-                    )
-                })
-                .collect(),
+        .map(|(b, mut classes)| {
+            classes.sort_unstable();
+            let rank = ((0.95 * classes.len() as f64).ceil() as usize).clamp(1, classes.len());
+            (
+                (window.from() + (b as f64 + 0.5) * bucket).min(window.to()),
+                class_value(classes[rank - 1]) as f64 / 1000.0,
+            )
         })
-        .collect();
-    Latency {
-        steps,
-        trend_bucket_seconds: bucket,
-        trend,
-    }
+        .collect()
 }
 
 fn freeze_section(sheet: &Sheet<'_>, design: &Design) -> Freezes {
