@@ -546,7 +546,29 @@ fn reporting_load(sheet: &Sheet<'_>, design: &Design, slots: &[i64]) -> Reportin
         .keys()
         .map(|k| k.0.to_uppercase())
         .collect();
-    let report_runs = ledger
+    let report_runs = report_run_rows(ledger, units);
+    let all: Vec<i64> = ledger.slots.keys().copied().collect();
+    let mut interactive = Vec::new();
+    for scope in ["same_system", "any_system"] {
+        for target in &ledger.targets {
+            interactive.extend(load_comparison(
+                sheet,
+                design,
+                &all,
+                scope,
+                target,
+                &report_targets,
+            ));
+        }
+    }
+    ReportingLoad {
+        report_runs,
+        interactive,
+    }
+}
+
+fn report_run_rows(ledger: &Ledger, units: usize) -> Vec<ReportRunRow> {
+    ledger
         .report_runs
         .iter()
         .map(
@@ -560,62 +582,68 @@ fn reporting_load(sheet: &Sheet<'_>, design: &Design, slots: &[i64]) -> Reportin
                 step: step.clone(),
             },
         )
-        .collect();
-    let all: Vec<i64> = ledger.slots.keys().copied().collect();
-    let mut interactive = Vec::new();
-    for scope in ["same_system", "any_system"] {
-        for target in &ledger.targets {
-            let side = |loaded: bool| {
-                sheet.latencies(design, &all, |k| {
-                    k.is_interactive()
-                        && k.target == *target
-                        && (if scope == "same_system" {
-                            k.report_same
-                        } else {
-                            k.report_any
-                        }) == loaded
-                })
-            };
-            let (without, with) = (side(false), side(true));
-            if without.is_empty() && with.is_empty() {
-                continue;
-            }
-            let block = |parts: &[evidence::Part<&[u32]>]| LatencyBlock {
-                steps: parts.iter().map(|p| p.value.len() as u64).sum(),
-                p50_ms: evidence::quantile(parts, 0.5, 0.05),
-                p95_ms: evidence::quantile(parts, 0.95, 0.05),
-            };
-            let (w0, w1) = (block(&without), block(&with));
-            interactive.push(LoadComparison {
-                target: target.clone(),
-                scope,
-                reports_on: if scope == "same_system" {
-                    format!("{} itself", target.to_uppercase())
-                } else if report_targets.is_empty() {
-                    "any system".into()
+        .collect()
+}
+
+/// `target`'s interactive steps without and with a report running on
+/// `scope` (the target itself, or any system); `None` when it has neither.
+fn load_comparison(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    all: &[i64],
+    scope: &'static str,
+    target: &str,
+    report_targets: &BTreeSet<String>,
+) -> Option<LoadComparison> {
+    let side = |loaded: bool| {
+        sheet.latencies(design, all, |k| {
+            k.is_interactive()
+                && k.target == *target
+                && (if scope == "same_system" {
+                    k.report_same
                 } else {
-                    format!(
-                        "any system ({})",
-                        report_targets
-                            .iter()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
-                p95_difference_ms: evidence::difference(
-                    &w0.p95_ms,
-                    &w1.p95_ms,
-                    SHARED_DAYS_DIFFERENCE,
-                ),
-                without_reports: w0,
-                with_reports: w1,
-            });
-        }
+                    k.report_any
+                }) == loaded
+        })
+    };
+    let (without, with) = (side(false), side(true));
+    if without.is_empty() && with.is_empty() {
+        return None;
     }
-    ReportingLoad {
-        report_runs,
-        interactive,
+    let (w0, w1) = (latency_block(&without), latency_block(&with));
+    Some(LoadComparison {
+        target: target.to_string(),
+        scope,
+        reports_on: reports_on(scope, target, report_targets),
+        p95_difference_ms: evidence::difference(&w0.p95_ms, &w1.p95_ms, SHARED_DAYS_DIFFERENCE),
+        without_reports: w0,
+        with_reports: w1,
+    })
+}
+
+fn latency_block(parts: &[evidence::Part<&[u32]>]) -> LatencyBlock {
+    LatencyBlock {
+        steps: parts.iter().map(|p| p.value.len() as u64).sum(),
+        p50_ms: evidence::quantile(parts, 0.5, 0.05),
+        p95_ms: evidence::quantile(parts, 0.95, 0.05),
+    }
+}
+
+/// Which reports a comparison's "with" side ran beside.
+fn reports_on(scope: &str, target: &str, report_targets: &BTreeSet<String>) -> String {
+    if scope == "same_system" {
+        format!("{} itself", target.to_uppercase())
+    } else if report_targets.is_empty() {
+        "any system".into()
+    } else {
+        format!(
+            "any system ({})",
+            report_targets
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
