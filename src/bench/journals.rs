@@ -264,30 +264,31 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
     };
     let from = spec.end - spec.days * 86_400.0;
     let from = (from / EVERY).floor() * EVERY;
-    let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
-    let per_day = spec
-        .history
-        .as_ref()
-        .map_or(FREEZES_PER_DAY, |h| h.freezes_per_day);
-    let mut freezes: Vec<(f64, f64)> = Vec::new();
-    for t in events(&mut rng, from, spec.end, per_day * factor) {
-        let episode = (t, 5.0 + length.sample(&mut rng));
-        let keep = spec.history.as_ref().map_or(1.0, |h| h.freezes_kept(t));
-        if keep >= 1.0 || rng.random_bool(keep) {
-            freezes.push(episode);
-        }
-    }
-    let restarts = events(&mut rng, from, spec.end, RESTARTS_PER_DAY * factor);
-    // Day effects from a stream of their own, so that a journal with them
-    // differs from one without only in its latencies.
-    let mut days_rng =
-        StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
-    let day_noise = rand_distr::Normal::new(0.0, spec.day_sigma.max(0.0)).context("day effects")?;
-    let first_day = (from / 86_400.0).floor();
-    let day_factors: Vec<f64> = (0..=(spec.days.ceil() as usize + 1))
-        .map(|_| day_noise.sample(&mut days_rng).exp())
-        .collect();
-    let truth = Truth {
+    let truth = truth(spec, index, &mut rng, from, factor)?;
+
+    let mut conn = Connection::open(path)?;
+    schema::configure(&conn)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    schema::migrate(&mut conn)?;
+    write_header(&mut conn, &site, spec, &truth)?;
+    write_runs(&mut conn, &site, spec, &mut rng, &truth, from)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// What the site's journal is made from: its freezes and restarts, drawn
+/// from `rng`, and its day effects, drawn from a stream of their own.
+fn truth(
+    spec: &FleetSpec,
+    index: usize,
+    rng: &mut StdRng,
+    from: f64,
+    factor: f64,
+) -> anyhow::Result<Truth> {
+    let freezes = freezes(spec, rng, from, factor)?;
+    let restarts = events(rng, from, spec.end, RESTARTS_PER_DAY * factor);
+    let (day_factors, first_day) = day_factors(spec, index, from)?;
+    Ok(Truth {
         error_share: ERROR_SHARE * factor,
         latency: if factor > 1.0 { 1.5 } else { 1.0 },
         freezes,
@@ -301,15 +302,56 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
         },
         latency_after: spec.latency_after,
         history: spec.history.clone(),
-    };
+    })
+}
 
-    let mut conn = Connection::open(path)?;
-    schema::configure(&conn)?;
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    schema::migrate(&mut conn)?;
+/// Freeze episodes (start, length), those the history leaves out dropped.
+fn freezes(
+    spec: &FleetSpec,
+    rng: &mut StdRng,
+    from: f64,
+    factor: f64,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
+    let per_day = spec
+        .history
+        .as_ref()
+        .map_or(FREEZES_PER_DAY, |h| h.freezes_per_day);
+    let mut freezes: Vec<(f64, f64)> = Vec::new();
+    for t in events(rng, from, spec.end, per_day * factor) {
+        let episode = (t, 5.0 + length.sample(rng));
+        let keep = spec.history.as_ref().map_or(1.0, |h| h.freezes_kept(t));
+        if keep >= 1.0 || rng.random_bool(keep) {
+            freezes.push(episode);
+        }
+    }
+    Ok(freezes)
+}
+
+/// Each day's latency factor, and the first day's number. Day effects come
+/// from a stream of their own, so that a journal with them differs from one
+/// without only in its latencies.
+fn day_factors(spec: &FleetSpec, index: usize, from: f64) -> anyhow::Result<(Vec<f64>, f64)> {
+    let mut days_rng =
+        StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
+    let day_noise = rand_distr::Normal::new(0.0, spec.day_sigma.max(0.0)).context("day effects")?;
+    let first_day = (from / 86_400.0).floor();
+    let day_factors: Vec<f64> = (0..=(spec.days.ceil() as usize + 1))
+        .map(|_| day_noise.sample(&mut days_rng).exp())
+        .collect();
+    Ok((day_factors, first_day))
+}
+
+/// The journal's meta, its change if any, and the freezes on both systems.
+fn write_header(
+    conn: &mut Connection,
+    site: &str,
+    spec: &FleetSpec,
+    truth: &Truth,
+) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     for (key, value) in [
-        ("site", site.clone()),
+        ("site", site.to_string()),
         (
             "age_band_edges_seconds",
             "[0.0,1800.0,3600.0,7200.0,14400.0,28800.0]".to_string(),
@@ -352,8 +394,19 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
         }
     }
     tx.commit()?;
+    Ok(())
+}
 
-    // A day per transaction keeps memory flat.
+/// Every slot's runs and kept-session checks from `from` to the end, a day
+/// per transaction so memory stays flat.
+fn write_runs(
+    conn: &mut Connection,
+    site: &str,
+    spec: &FleetSpec,
+    rng: &mut StdRng,
+    truth: &Truth,
+    from: f64,
+) -> anyhow::Result<()> {
     let mut histograms = Pending::new();
     let mut encoded = Encoded::default();
     let mut kept = KeptLives::new(from);
@@ -362,50 +415,12 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
         let day_end = (t + 86_400.0).min(spec.end);
         let tx = conn.transaction()?;
         while t < day_end {
-            let mut report: Option<ReportSpan> = None;
-            // The report first: the history's interactive runs overlap it.
-            for j in [2, 0, 1] {
-                let journey = &JOURNEYS[j];
-                let mut plan = JourneyPlan {
-                    target: journey.target,
-                    thresholds: journey.target,
-                    offset: journey.offset,
-                    report,
-                };
-                if let Some(h) = &truth.history {
-                    if journey.kind == "report" {
-                        if !h.report_due(t) {
-                            continue;
-                        }
-                        plan.target = if h.reports_on_ics(t) { &ICS } else { &CSS };
-                        plan.thresholds = &HEAVY_REPORT;
-                    }
-                    plan.offset = h.offset(j);
-                }
-                let start = t + plan.offset + rng.random_range(0.0..0.05);
-                let ended = run(
-                    &tx,
-                    &site,
-                    &mut rng,
-                    &truth,
-                    (j, journey),
-                    &plan,
-                    start,
-                    &mut histograms,
-                )?;
-                if journey.kind == "report" {
-                    report = Some(ReportSpan {
-                        target: plan.target.name,
-                        from: start,
-                        to: ended,
-                    });
-                }
-            }
-            kept.check(&tx, &site, &mut rng, &truth, t + 60.0)?;
+            slot_runs(&tx, site, rng, truth, t, &mut histograms)?;
+            kept.check(&tx, site, rng, truth, t + 60.0)?;
             t += EVERY;
         }
         if spec.histograms {
-            flush_histograms(&tx, &site, &mut histograms, &mut encoded, t)?;
+            flush_histograms(&tx, site, &mut histograms, &mut encoded, t)?;
         } else {
             histograms.clear();
         }
@@ -413,11 +428,52 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
     }
     let tx = conn.transaction()?;
     if spec.histograms {
-        flush_histograms(&tx, &site, &mut histograms, &mut encoded, f64::INFINITY)?;
+        flush_histograms(&tx, site, &mut histograms, &mut encoded, f64::INFINITY)?;
     }
-    kept.stop(&tx, &site, spec.end)?;
+    kept.stop(&tx, site, spec.end)?;
     tx.commit()?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// The journeys' runs in the slot starting at `t`.
+fn slot_runs(
+    tx: &Transaction<'_>,
+    site: &str,
+    rng: &mut StdRng,
+    truth: &Truth,
+    t: f64,
+    histograms: &mut Pending,
+) -> anyhow::Result<()> {
+    let mut report: Option<ReportSpan> = None;
+    // The report first: the history's interactive runs overlap it.
+    for j in [2, 0, 1] {
+        let journey = &JOURNEYS[j];
+        let mut plan = JourneyPlan {
+            target: journey.target,
+            thresholds: journey.target,
+            offset: journey.offset,
+            report,
+        };
+        if let Some(h) = &truth.history {
+            if journey.kind == "report" {
+                if !h.report_due(t) {
+                    continue;
+                }
+                plan.target = if h.reports_on_ics(t) { &ICS } else { &CSS };
+                plan.thresholds = &HEAVY_REPORT;
+            }
+            plan.offset = h.offset(j);
+        }
+        let start = t + plan.offset + rng.random_range(0.0..0.05);
+        let ended = run(tx, site, rng, truth, (j, journey), &plan, start, histograms)?;
+        if journey.kind == "report" {
+            report = Some(ReportSpan {
+                target: plan.target.name,
+                from: start,
+                to: ended,
+            });
+        }
+    }
     Ok(())
 }
 
