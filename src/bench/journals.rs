@@ -264,30 +264,31 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
     };
     let from = spec.end - spec.days * 86_400.0;
     let from = (from / EVERY).floor() * EVERY;
-    let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
-    let per_day = spec
-        .history
-        .as_ref()
-        .map_or(FREEZES_PER_DAY, |h| h.freezes_per_day);
-    let mut freezes: Vec<(f64, f64)> = Vec::new();
-    for t in events(&mut rng, from, spec.end, per_day * factor) {
-        let episode = (t, 5.0 + length.sample(&mut rng));
-        let keep = spec.history.as_ref().map_or(1.0, |h| h.freezes_kept(t));
-        if keep >= 1.0 || rng.random_bool(keep) {
-            freezes.push(episode);
-        }
-    }
-    let restarts = events(&mut rng, from, spec.end, RESTARTS_PER_DAY * factor);
-    // Day effects from a stream of their own, so that a journal with them
-    // differs from one without only in its latencies.
-    let mut days_rng =
-        StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
-    let day_noise = rand_distr::Normal::new(0.0, spec.day_sigma.max(0.0)).context("day effects")?;
-    let first_day = (from / 86_400.0).floor();
-    let day_factors: Vec<f64> = (0..=(spec.days.ceil() as usize + 1))
-        .map(|_| day_noise.sample(&mut days_rng).exp())
-        .collect();
-    let truth = Truth {
+    let truth = truth(spec, index, &mut rng, from, factor)?;
+
+    let mut conn = Connection::open(path)?;
+    schema::configure(&conn)?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    schema::migrate(&mut conn)?;
+    write_header(&mut conn, &site, spec, &truth)?;
+    write_runs(&mut conn, &site, spec, &mut rng, &truth, from)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// What the site's journal is made from: its freezes and restarts, drawn
+/// from `rng`, and its day effects, drawn from a stream of their own.
+fn truth(
+    spec: &FleetSpec,
+    index: usize,
+    rng: &mut StdRng,
+    from: f64,
+    factor: f64,
+) -> anyhow::Result<Truth> {
+    let freezes = freezes(spec, rng, from, factor)?;
+    let restarts = events(rng, from, spec.end, RESTARTS_PER_DAY * factor);
+    let (day_factors, first_day) = day_factors(spec, index, from)?;
+    Ok(Truth {
         error_share: ERROR_SHARE * factor,
         latency: if factor > 1.0 { 1.5 } else { 1.0 },
         freezes,
@@ -301,15 +302,56 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
         },
         latency_after: spec.latency_after,
         history: spec.history.clone(),
-    };
+    })
+}
 
-    let mut conn = Connection::open(path)?;
-    schema::configure(&conn)?;
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    schema::migrate(&mut conn)?;
+/// Freeze episodes (start, length), those the history leaves out dropped.
+fn freezes(
+    spec: &FleetSpec,
+    rng: &mut StdRng,
+    from: f64,
+    factor: f64,
+) -> anyhow::Result<Vec<(f64, f64)>> {
+    let length = Exp::new(1.0 / MEAN_FREEZE_SECONDS).context("freeze lengths")?;
+    let per_day = spec
+        .history
+        .as_ref()
+        .map_or(FREEZES_PER_DAY, |h| h.freezes_per_day);
+    let mut freezes: Vec<(f64, f64)> = Vec::new();
+    for t in events(rng, from, spec.end, per_day * factor) {
+        let episode = (t, 5.0 + length.sample(rng));
+        let keep = spec.history.as_ref().map_or(1.0, |h| h.freezes_kept(t));
+        if keep >= 1.0 || rng.random_bool(keep) {
+            freezes.push(episode);
+        }
+    }
+    Ok(freezes)
+}
+
+/// Each day's latency factor, and the first day's number. Day effects come
+/// from a stream of their own, so that a journal with them differs from one
+/// without only in its latencies.
+fn day_factors(spec: &FleetSpec, index: usize, from: f64) -> anyhow::Result<(Vec<f64>, f64)> {
+    let mut days_rng =
+        StdRng::seed_from_u64(spec.seed.wrapping_mul(7_777_777).wrapping_add(index as u64));
+    let day_noise = rand_distr::Normal::new(0.0, spec.day_sigma.max(0.0)).context("day effects")?;
+    let first_day = (from / 86_400.0).floor();
+    let day_factors: Vec<f64> = (0..=(spec.days.ceil() as usize + 1))
+        .map(|_| day_noise.sample(&mut days_rng).exp())
+        .collect();
+    Ok((day_factors, first_day))
+}
+
+/// The journal's meta, its change if any, and the freezes on both systems.
+fn write_header(
+    conn: &mut Connection,
+    site: &str,
+    spec: &FleetSpec,
+    truth: &Truth,
+) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     for (key, value) in [
-        ("site", site.clone()),
+        ("site", site.to_string()),
         (
             "age_band_edges_seconds",
             "[0.0,1800.0,3600.0,7200.0,14400.0,28800.0]".to_string(),
@@ -352,8 +394,19 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
         }
     }
     tx.commit()?;
+    Ok(())
+}
 
-    // A day per transaction keeps memory flat.
+/// Every slot's runs and kept-session checks from `from` to the end, a day
+/// per transaction so memory stays flat.
+fn write_runs(
+    conn: &mut Connection,
+    site: &str,
+    spec: &FleetSpec,
+    rng: &mut StdRng,
+    truth: &Truth,
+    from: f64,
+) -> anyhow::Result<()> {
     let mut histograms = Pending::new();
     let mut encoded = Encoded::default();
     let mut kept = KeptLives::new(from);
@@ -362,50 +415,12 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
         let day_end = (t + 86_400.0).min(spec.end);
         let tx = conn.transaction()?;
         while t < day_end {
-            let mut report: Option<ReportSpan> = None;
-            // The report first: the history's interactive runs overlap it.
-            for j in [2, 0, 1] {
-                let journey = &JOURNEYS[j];
-                let mut plan = JourneyPlan {
-                    target: journey.target,
-                    thresholds: journey.target,
-                    offset: journey.offset,
-                    report,
-                };
-                if let Some(h) = &truth.history {
-                    if journey.kind == "report" {
-                        if !h.report_due(t) {
-                            continue;
-                        }
-                        plan.target = if h.reports_on_ics(t) { &ICS } else { &CSS };
-                        plan.thresholds = &HEAVY_REPORT;
-                    }
-                    plan.offset = h.offset(j);
-                }
-                let start = t + plan.offset + rng.random_range(0.0..0.05);
-                let ended = run(
-                    &tx,
-                    &site,
-                    &mut rng,
-                    &truth,
-                    (j, journey),
-                    &plan,
-                    start,
-                    &mut histograms,
-                )?;
-                if journey.kind == "report" {
-                    report = Some(ReportSpan {
-                        target: plan.target.name,
-                        from: start,
-                        to: ended,
-                    });
-                }
-            }
-            kept.check(&tx, &site, &mut rng, &truth, t + 60.0)?;
+            slot_runs(&tx, site, rng, truth, t, &mut histograms)?;
+            kept.check(&tx, site, rng, truth, t + 60.0)?;
             t += EVERY;
         }
         if spec.histograms {
-            flush_histograms(&tx, &site, &mut histograms, &mut encoded, t)?;
+            flush_histograms(&tx, site, &mut histograms, &mut encoded, t)?;
         } else {
             histograms.clear();
         }
@@ -413,11 +428,52 @@ pub(super) fn write_site(path: &Path, index: usize, spec: &FleetSpec) -> anyhow:
     }
     let tx = conn.transaction()?;
     if spec.histograms {
-        flush_histograms(&tx, &site, &mut histograms, &mut encoded, f64::INFINITY)?;
+        flush_histograms(&tx, site, &mut histograms, &mut encoded, f64::INFINITY)?;
     }
-    kept.stop(&tx, &site, spec.end)?;
+    kept.stop(&tx, site, spec.end)?;
     tx.commit()?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// The journeys' runs in the slot starting at `t`.
+fn slot_runs(
+    tx: &Transaction<'_>,
+    site: &str,
+    rng: &mut StdRng,
+    truth: &Truth,
+    t: f64,
+    histograms: &mut Pending,
+) -> anyhow::Result<()> {
+    let mut report: Option<ReportSpan> = None;
+    // The report first: the history's interactive runs overlap it.
+    for j in [2, 0, 1] {
+        let journey = &JOURNEYS[j];
+        let mut plan = JourneyPlan {
+            target: journey.target,
+            thresholds: journey.target,
+            offset: journey.offset,
+            report,
+        };
+        if let Some(h) = &truth.history {
+            if journey.kind == "report" {
+                if !h.report_due(t) {
+                    continue;
+                }
+                plan.target = if h.reports_on_ics(t) { &ICS } else { &CSS };
+                plan.thresholds = &HEAVY_REPORT;
+            }
+            plan.offset = h.offset(j);
+        }
+        let start = t + plan.offset + rng.random_range(0.0..0.05);
+        let ended = run(tx, site, rng, truth, (j, journey), &plan, start, histograms)?;
+        if journey.kind == "report" {
+            report = Some(ReportSpan {
+                target: plan.target.name,
+                from: start,
+                to: ended,
+            });
+        }
+    }
     Ok(())
 }
 
@@ -457,7 +513,6 @@ fn run(
     start: f64,
     histograms: &mut Pending,
 ) -> anyhow::Result<f64> {
-    let target = plan.thresholds;
     let interactive = journey.kind == "interactive";
     let during = plan
         .report
@@ -468,79 +523,158 @@ fn run(
     // journey step.
     let next = truth.restarts.partition_point(|r| *r < start);
     let restarted = truth.restarts.get(next).is_some_and(|r| *r < start + 5.0);
-    let mut steps = Vec::new();
-    let mut at = start;
-    let mut outcome = "ok";
-    let mut failed_step: Option<&str> = None;
-    let mut logout_cause: Option<&str> = None;
-    for (seq, (step, phase, median)) in journey.steps.iter().enumerate() {
+    let mut drawn = Drawn {
+        steps: Vec::new(),
+        end: start,
+        outcome: "ok",
+        failed_step: None,
+        logout_cause: None,
+    };
+    for (seq, &(step, phase, median)) in journey.steps.iter().enumerate() {
         let median = match &truth.history {
-            Some(h) if journey.kind == "report" && *phase == "journey" => h.report_seconds,
-            _ => *median,
+            Some(h) if journey.kind == "report" && phase == "journey" => h.report_seconds,
+            _ => median,
         };
-        let factor = truth.step_factor(plan.target, at, report_same);
-        let lat = LogNormal::new((median * factor).ln(), 0.45).context("latency")?;
-        let mut duration: f64 = lat.sample(rng);
-        let mut step_outcome = if duration > target.slow_after {
-            "slow"
-        } else {
-            "ok"
-        };
-        let mut censored = false;
-        let mut status = Some(200u16);
-        let mut cause = None;
-        if let Some(left) = in_freeze(truth, at) {
-            duration += left;
-            if duration >= target.freeze_after {
-                step_outcome = "frozen";
-            }
-            if duration >= target.give_up_after {
-                duration = target.give_up_after;
-                censored = true;
-                status = None;
-            }
-        } else if restarted && *phase == "journey" {
-            step_outcome = "logged_out";
-            status = Some(302);
-            cause = Some("redirect");
-        } else if rng.random_bool(truth.error_share.min(1.0)) {
-            let which = rng.random_range(0..10);
-            (step_outcome, status) = match which {
-                0..=5 => ("http_error", Some(500)),
-                6..=7 => ("connect_error", None),
-                _ => ("assertion_failed", Some(200)),
-            };
-        }
-        steps.push((
-            seq,
-            *step,
-            *phase,
-            at,
-            duration,
-            step_outcome,
-            status,
-            censored,
-            cause,
-        ));
-        if !censored {
-            let minute = (at / 60.0).floor() as i64;
+        let conditions = (restarted && phase == "journey", report_same);
+        let sent = draw_step(
+            rng,
+            truth,
+            plan,
+            (seq, step, phase),
+            median,
+            drawn.end,
+            conditions,
+        )?;
+        if !sent.censored {
+            let minute = (sent.at / 60.0).floor() as i64;
             histograms
                 .entry((minute, plan.target.name, j, seq))
                 .or_default()
-                .push((duration * 1e6).clamp(1.0, recorder::HIGHEST_MICROS as f64) as u64);
+                .push((sent.duration * 1e6).clamp(1.0, recorder::HIGHEST_MICROS as f64) as u64);
         }
-        at += duration + 0.01;
+        drawn.end += sent.duration + 0.01;
+        let (step_outcome, cause) = (sent.outcome, sent.logout_cause);
+        drawn.steps.push(sent);
         if !matches!(step_outcome, "ok" | "slow") {
-            outcome = step_outcome;
-            failed_step = Some(step);
-            logout_cause = cause;
+            drawn.outcome = step_outcome;
+            drawn.failed_step = Some(step);
+            drawn.logout_cause = cause;
             break;
         }
-        if step_outcome == "slow" && outcome == "ok" {
-            outcome = "slow";
+        if step_outcome == "slow" && drawn.outcome == "ok" {
+            drawn.outcome = "slow";
         }
     }
-    let duration = at - start;
+    let run_id = insert_run(
+        tx,
+        site,
+        journey,
+        plan,
+        start,
+        &drawn,
+        (report_same, report_any),
+    )?;
+    insert_steps(tx, run_id, journey, start, &drawn)?;
+    insert_session(tx, site, journey, plan, start, &drawn)?;
+    Ok(drawn.end)
+}
+
+/// One step as drawn.
+struct DrawnStep {
+    seq: usize,
+    step: &'static str,
+    phase: &'static str,
+    /// When it was sent.
+    at: f64,
+    duration: f64,
+    outcome: &'static str,
+    status: Option<u16>,
+    /// Given up on: its duration is `give_up_after`.
+    censored: bool,
+    logout_cause: Option<&'static str>,
+}
+
+/// A run's steps as drawn, up to its first failure.
+struct Drawn {
+    steps: Vec<DrawnStep>,
+    /// When the last step ended (and the next would have been sent).
+    end: f64,
+    outcome: &'static str,
+    failed_step: Option<&'static str>,
+    logout_cause: Option<&'static str>,
+}
+
+/// One step sent at `at`. `(restarted, report_same)`: whether a restart
+/// ends the session at this step, and whether a report runs on the same
+/// system.
+fn draw_step(
+    rng: &mut StdRng,
+    truth: &Truth,
+    plan: &JourneyPlan,
+    (seq, step, phase): (usize, &'static str, &'static str),
+    median: f64,
+    at: f64,
+    (restarted, report_same): (bool, bool),
+) -> anyhow::Result<DrawnStep> {
+    let target = plan.thresholds;
+    let factor = truth.step_factor(plan.target, at, report_same);
+    let lat = LogNormal::new((median * factor).ln(), 0.45).context("latency")?;
+    let mut duration: f64 = lat.sample(rng);
+    let mut step_outcome = if duration > target.slow_after {
+        "slow"
+    } else {
+        "ok"
+    };
+    let mut censored = false;
+    let mut status = Some(200u16);
+    let mut cause = None;
+    if let Some(left) = in_freeze(truth, at) {
+        duration += left;
+        if duration >= target.freeze_after {
+            step_outcome = "frozen";
+        }
+        if duration >= target.give_up_after {
+            duration = target.give_up_after;
+            censored = true;
+            status = None;
+        }
+    } else if restarted {
+        step_outcome = "logged_out";
+        status = Some(302);
+        cause = Some("redirect");
+    } else if rng.random_bool(truth.error_share.min(1.0)) {
+        let which = rng.random_range(0..10);
+        (step_outcome, status) = match which {
+            0..=5 => ("http_error", Some(500)),
+            6..=7 => ("connect_error", None),
+            _ => ("assertion_failed", Some(200)),
+        };
+    }
+    Ok(DrawnStep {
+        seq,
+        step,
+        phase,
+        at,
+        duration,
+        outcome: step_outcome,
+        status,
+        censored,
+        logout_cause: cause,
+    })
+}
+
+/// The run's row; returns its id. `(report_same, report_any)`: whether a
+/// report ran beside it on the same system, and on any.
+fn insert_run(
+    tx: &Transaction<'_>,
+    site: &str,
+    journey: &JourneySpec,
+    plan: &JourneyPlan,
+    start: f64,
+    drawn: &Drawn,
+    (report_same, report_any): (bool, bool),
+) -> anyhow::Result<i64> {
+    let duration = drawn.end - start;
     tx.prepare_cached(
         "INSERT INTO runs (site, target, journey, kind, intended_start, actual_start, duration, outcome, failed_step, report_same, report_any)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -553,39 +687,63 @@ fn run(
         start,
         start,
         duration,
-        outcome,
-        failed_step,
+        drawn.outcome,
+        drawn.failed_step,
         report_same,
         report_any
     ])?;
-    let run_id = tx.last_insert_rowid();
+    Ok(tx.last_insert_rowid())
+}
+
+fn insert_steps(
+    tx: &Transaction<'_>,
+    run_id: i64,
+    journey: &JourneySpec,
+    start: f64,
+    drawn: &Drawn,
+) -> anyhow::Result<()> {
     let mut insert = tx.prepare_cached(
         "INSERT INTO steps (run_id, seq, step, phase, sent_at, duration, outcome, status, bytes, censored, logout_cause, session_age, kind)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     )?;
-    for (seq, step, phase, sent, d, o, status, censored, cause) in &steps {
+    for s in &drawn.steps {
         insert.execute(params![
             run_id,
-            *seq as i64,
-            step,
-            phase,
-            sent,
-            d,
-            o,
-            status,
+            s.seq as i64,
+            s.step,
+            s.phase,
+            s.at,
+            s.duration,
+            s.outcome,
+            s.status,
             2048i64,
-            censored,
-            cause,
-            (*phase != "login").then_some(sent - start),
+            s.censored,
+            s.logout_cause,
+            (s.phase != "login").then_some(s.at - start),
             journey.kind
         ])?;
     }
-    let dropped = logout_cause.is_some();
-    let alive = steps
+    Ok(())
+}
+
+/// The run's session: alive until its last good step ended, then dropped
+/// (a forced logout), logged out by the agent, or lost with a failure.
+fn insert_session(
+    tx: &Transaction<'_>,
+    site: &str,
+    journey: &JourneySpec,
+    plan: &JourneyPlan,
+    start: f64,
+    drawn: &Drawn,
+) -> anyhow::Result<()> {
+    let duration = drawn.end - start;
+    let dropped = drawn.logout_cause.is_some();
+    let alive = drawn
+        .steps
         .iter()
         .rev()
-        .find(|s| matches!(s.5, "ok" | "slow"))
-        .map_or(0.0, |s| s.3 + s.4 - start);
+        .find(|s| matches!(s.outcome, "ok" | "slow"))
+        .map_or(0.0, |s| s.at + s.duration - start);
     tx.prepare_cached(
         "INSERT INTO session_spans (site, target, origin, login_at, age_from, age_to, end_cause, dropped, origin_kind, slot, seen_age, detail)
          VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, 'journey', NULL, ?8, '')",
@@ -597,8 +755,8 @@ fn run(
         start,
         alive,
         if dropped {
-            logout_cause
-        } else if outcome == "ok" || outcome == "slow" {
+            drawn.logout_cause
+        } else if drawn.outcome == "ok" || drawn.outcome == "slow" {
             Some("logged_out_by_agent")
         } else {
             Some("lost")
@@ -606,7 +764,7 @@ fn run(
         dropped,
         dropped.then_some(duration),
     ])?;
-    Ok(at)
+    Ok(())
 }
 
 fn flush_histograms(

@@ -20,7 +20,7 @@
 //! ([`sweep_stale_profiles`]). Its tasks run on the runtime given at creation, so a pool can
 //! outlive the task that created it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -477,52 +477,14 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
         path: shown.clone(),
         why,
     };
-    let profile = tempfile::Builder::new()
-        .prefix(PROFILE_PREFIX)
-        .tempdir()
-        .map_err(|e| failed(format!("no profile folder: {e}")))?;
-    // Whose profile this is, for the sweep of those left behind.
-    std::fs::write(
-        profile.path().join(OWNER_FILE),
-        std::process::id().to_string(),
-    )
-    .map_err(|e| failed(format!("no profile folder: {e}")))?;
-    let mut command = tokio::process::Command::new(&path);
-    command
-        .args(FLAGS)
-        .arg(format!("--window-size={},{}", VIEWPORT.0, VIEWPORT.1))
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg("--remote-debugging-port=0")
-        .arg("about:blank")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    dies_with_the_agent(&mut command);
+    let profile = profile_folder().map_err(|e| failed(format!("no profile folder: {e}")))?;
+    let mut command = browser_command(&path, &profile);
     let mut child = command.spawn().map_err(|e| failed(e.to_string()))?;
     let Some(stderr) = child.stderr.take() else {
         return Err(failed("no standard error to read".to_string()));
     };
     let mut lines = tokio::io::BufReader::new(stderr);
-    let found = tokio::time::timeout(settings.launch_timeout, async {
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match lines.read_until(b'\n', &mut line).await {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {
-                    let text = String::from_utf8_lossy(&line);
-                    if let Some((_, ws)) = text.split_once("DevTools listening on ") {
-                        let ws = ws.trim();
-                        if ws.starts_with("ws://") {
-                            return Some(ws.to_string());
-                        }
-                    }
-                }
-            }
-        }
-    })
-    .await;
+    let found = tokio::time::timeout(settings.launch_timeout, devtools_address(&mut lines)).await;
     let ws = match found {
         Ok(Some(ws)) => ws,
         Ok(None) => {
@@ -540,8 +502,70 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
             })
         }
     };
-    // The rest of standard error is read and dropped: a full pipe would
-    // stall the browser, and its lines are not the agent's to log.
+    drain(&runtime, lines);
+    let (browser, alive, handler) = connect(ws, &runtime).await?;
+    Ok(Chromium {
+        browser,
+        child,
+        alive,
+        handler,
+        _profile: profile,
+    })
+}
+
+/// A throwaway profile folder, marked with whose it is for the sweep of
+/// those left behind.
+fn profile_folder() -> std::io::Result<tempfile::TempDir> {
+    let profile = tempfile::Builder::new().prefix(PROFILE_PREFIX).tempdir()?;
+    std::fs::write(
+        profile.path().join(OWNER_FILE),
+        std::process::id().to_string(),
+    )?;
+    Ok(profile)
+}
+
+/// The browser's command line: headless in `profile`, its DevTools on a
+/// port it picks and prints on standard error.
+fn browser_command(path: &Path, profile: &tempfile::TempDir) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(path);
+    command
+        .args(FLAGS)
+        .arg(format!("--window-size={},{}", VIEWPORT.0, VIEWPORT.1))
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--remote-debugging-port=0")
+        .arg("about:blank")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    dies_with_the_agent(&mut command);
+    command
+}
+
+/// The DevTools address the browser prints once it listens; `None` if its
+/// standard error ends first.
+async fn devtools_address<R: tokio::io::AsyncBufRead + Unpin>(lines: &mut R) -> Option<String> {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match lines.read_until(b'\n', &mut line).await {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {
+                let text = String::from_utf8_lossy(&line);
+                if let Some((_, ws)) = text.split_once("DevTools listening on ") {
+                    let ws = ws.trim();
+                    if ws.starts_with("ws://") {
+                        return Some(ws.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rest of standard error is read and dropped: a full pipe would
+/// stall the browser, and its lines are not the agent's to log.
+fn drain<R: tokio::io::AsyncBufRead + Unpin + Send + 'static>(runtime: &Handle, mut lines: R) {
     runtime.spawn(async move {
         let mut sink = Vec::new();
         while let Ok(n) = lines.read_until(b'\n', &mut sink).await {
@@ -551,6 +575,14 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
             sink.clear();
         }
     });
+}
+
+/// The connection to the browser at `ws`, its handler running on
+/// `runtime`, and the flag the handler clears when the connection ends.
+async fn connect(
+    ws: String,
+    runtime: &Handle,
+) -> Result<(Arc<Browser>, Arc<AtomicBool>, tokio::task::JoinHandle<()>), BrowserError> {
     let config = HandlerConfig {
         ignore_https_errors: false,
         viewport: Some(Viewport {
@@ -574,13 +606,7 @@ async fn start(settings: &BrowserSettings, runtime: Handle) -> Result<Chromium, 
         }
         flag.store(false, Ordering::Relaxed);
     });
-    Ok(Chromium {
-        browser: Arc::new(browser),
-        child,
-        alive,
-        handler,
-        _profile: profile,
-    })
+    Ok((Arc::new(browser), alive, handler))
 }
 
 /// A new context and a blank tab in it.

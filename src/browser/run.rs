@@ -17,12 +17,13 @@ use url::Url;
 
 use super::captures::CaptureStore;
 use super::page::Tab;
-use super::pool::{BrowserError, BrowserPool};
+use super::pool::{BrowserError, BrowserPool, Lease};
 use super::step::{run_step, BrowserStepContext, RunState};
-use crate::config::browser::{BrowserAction, BrowserStep};
+use crate::config::browser::{BrowserAction, BrowserJourney, BrowserLogin, BrowserStep};
 use crate::config::{Journey, Target};
 use crate::outcome::{
-    Outcome, PageTimings, PlannedRun, RunRecord, SessionEnd, SessionOrigin, StepPhase, StepRecord,
+    Outcome, PageTimings, PlannedRun, RunRecord, SessionEnd, SessionOrigin, SessionSpan, StepPhase,
+    StepRecord,
 };
 use crate::runner::{end_session, run_record, Probes, Session};
 
@@ -170,42 +171,24 @@ pub async fn run_journey(
         Err(e) => return done(vec![unavailable(&e)], Vec::new()),
     };
     let budget = run_budget(journey);
-    let opened = tokio::time::timeout(
-        budget,
-        Tab::open(lease.page.clone(), target.clone(), probes.cloned()),
-    )
-    .await;
-    let tab = match opened {
-        Ok(Ok(tab)) => tab,
-        Ok(Err(e)) => {
-            let e = BrowserError::Open(e.to_string());
-            return done(vec![unavailable(&e)], Vec::new());
-        }
-        Err(_) => {
-            let e = BrowserError::Open("the new tab did not answer".to_string());
-            return done(vec![unavailable(&e)], Vec::new());
-        }
+    let tab = match open_tab(&lease, target, probes, budget).await {
+        Ok(tab) => tab,
+        Err(e) => return done(vec![unavailable(&e)], Vec::new()),
     };
-    let deadline = Instant::now() + budget;
-    let mut run = RunState {
-        run_id: planned.run_id,
-        secrets: vars.get("password").cloned().into_iter().collect(),
-        secret_fields: Vec::new(),
-        evidence: browsing.evidence.clone(),
-        evidence_saved: Some(browsing.pool.metrics().evidence.clone()),
-        login_url: login_url(target, &vars),
-        login_field: login_field(target),
+    let cx = RunContext {
+        lease: &lease,
+        tab: &tab,
+        probes,
+        journey,
+        deadline: Instant::now() + budget,
     };
+    let mut run = run_state(browsing, planned, target, &vars);
     let mut session = Session::new(vars);
     let mut steps: Vec<StepRecord> = Vec::new();
     let mut sessions = Vec::new();
     let steps_run = run_steps(
-        &lease,
-        &tab,
-        probes,
-        journey,
+        &cx,
         browser_steps,
-        deadline,
         &mut run,
         &mut session,
         &mut steps,
@@ -213,7 +196,7 @@ pub async fn run_journey(
     );
     let finished = tokio::select! {
         () = steps_run => true,
-        () = tokio::time::sleep_until(deadline + DEADLINE_GRACE) => false,
+        () = tokio::time::sleep_until(cx.deadline + DEADLINE_GRACE) => false,
     };
     if !finished {
         steps.push(cut_short(journey, budget));
@@ -223,6 +206,44 @@ pub async fn run_journey(
     drop(tab);
     drop(lease);
     done(steps, sessions)
+}
+
+/// The run's first tab, in its leased context, within the run's `budget`.
+async fn open_tab(
+    lease: &Lease,
+    target: &Arc<Target>,
+    probes: Option<&Probes>,
+    budget: Duration,
+) -> Result<Tab, BrowserError> {
+    let opened = tokio::time::timeout(
+        budget,
+        Tab::open(lease.page.clone(), target.clone(), probes.cloned()),
+    )
+    .await;
+    match opened {
+        Ok(Ok(tab)) => Ok(tab),
+        Ok(Err(e)) => Err(BrowserError::Open(e.to_string())),
+        Err(_) => Err(BrowserError::Open("the new tab did not answer".to_string())),
+    }
+}
+
+/// What the run's steps keep between them: its secrets, the login page
+/// a forced logout lands on, where evidence goes.
+fn run_state(
+    browsing: &Browsing,
+    planned: &PlannedRun,
+    target: &Target,
+    vars: &HashMap<String, String>,
+) -> RunState {
+    RunState {
+        run_id: planned.run_id,
+        secrets: vars.get("password").cloned().into_iter().collect(),
+        secret_fields: Vec::new(),
+        evidence: browsing.evidence.clone(),
+        evidence_saved: Some(browsing.pool.metrics().evidence.clone()),
+        login_url: login_url(target, vars),
+        login_field: login_field(target),
+    }
 }
 
 /// The record of a run cut short at its hard deadline.
@@ -238,122 +259,163 @@ fn cut_short(journey: &Journey, budget: Duration) -> StepRecord {
     step
 }
 
+/// What every step of one browser run shares: its context and first tab,
+/// and the run's hard deadline.
+struct RunContext<'a> {
+    lease: &'a Lease,
+    tab: &'a Tab,
+    probes: Option<&'a Probes>,
+    journey: &'a Journey,
+    deadline: Instant,
+}
+
+impl<'a> RunContext<'a> {
+    fn in_time(&self) -> bool {
+        Instant::now() < self.deadline
+    }
+
+    fn step_context(&self, tab: &'a Tab, phase: StepPhase) -> BrowserStepContext<'a> {
+        BrowserStepContext {
+            tab,
+            target: &self.journey.target,
+            journey: &self.journey.name,
+            phase,
+            deadline: self.deadline,
+        }
+    }
+
+    /// A new tab in the run's context, in the time the run has left, for a
+    /// logout the first tab may be too stuck to run.
+    async fn fresh_tab(&self) -> Option<Tab> {
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let opened = tokio::time::timeout(remaining, async {
+            match self.lease.new_tab().await {
+                Ok(page) => Tab::open(page, self.journey.target.clone(), self.probes.cloned())
+                    .await
+                    .ok(),
+                Err(_) => None,
+            }
+        })
+        .await;
+        opened.ok().flatten()
+    }
+}
+
 /// The login, the steps and the logout of a browser run, each step within
 /// the run's `deadline`.
-#[allow(clippy::too_many_arguments)]
 async fn run_steps(
-    lease: &super::pool::Lease,
-    tab: &Tab,
-    probes: Option<&Probes>,
-    journey: &Journey,
-    browser_steps: &crate::config::browser::BrowserJourney,
-    deadline: Instant,
+    cx: &RunContext<'_>,
+    browser_steps: &BrowserJourney,
     run: &mut RunState,
     session: &mut Session,
     steps: &mut Vec<StepRecord>,
-    sessions: &mut Vec<crate::outcome::SessionSpan>,
+    sessions: &mut Vec<SessionSpan>,
 ) {
-    let target = &journey.target;
-    let login = journey.login.then_some(target.browser.as_ref()).flatten();
-    let in_time = || Instant::now() < deadline;
-
-    let mut ok = true;
+    let target = &cx.journey.target;
+    let login = cx
+        .journey
+        .login
+        .then_some(target.browser.as_ref())
+        .flatten();
+    let logged_in = match login {
+        Some(login) => log_in(cx, login, run, session, steps).await,
+        None => true,
+    };
+    let wedged = logged_in && journey_steps(cx, browser_steps, run, session, steps).await;
     if let Some(login) = login {
-        let ctx = BrowserStepContext {
-            tab,
-            target,
-            journey: &journey.name,
-            phase: StepPhase::Login,
-            deadline,
-        };
-        let mut last_sent = Instant::now();
-        for step in &login.login {
-            if !in_time() {
-                ok = false;
+        log_out(cx, login, wedged, run, session, steps, sessions).await;
+    }
+}
+
+/// The browser login's steps until the first failure; whether they all
+/// passed, the session then counting as logged in.
+async fn log_in(
+    cx: &RunContext<'_>,
+    login: &BrowserLogin,
+    run: &mut RunState,
+    session: &mut Session,
+    steps: &mut Vec<StepRecord>,
+) -> bool {
+    let ctx = cx.step_context(cx.tab, StepPhase::Login);
+    let mut last_sent = Instant::now();
+    for step in &login.login {
+        if !cx.in_time() {
+            return false;
+        }
+        last_sent = Instant::now();
+        let record = run_step(&ctx, run, step, session).await;
+        let good = record.outcome.is_success();
+        steps.push(record);
+        if !good {
+            return false;
+        }
+        if !step.think_time.is_zero() {
+            tokio::time::sleep(step.think_time).await;
+        }
+    }
+    session.mark_logged_in(cx.probes, &cx.journey.target.name, last_sent);
+    true
+}
+
+/// The journey's steps until the first failure; whether that failure left
+/// the tab wedged (a step given up on, or a crashed page).
+async fn journey_steps(
+    cx: &RunContext<'_>,
+    browser_steps: &BrowserJourney,
+    run: &mut RunState,
+    session: &mut Session,
+    steps: &mut Vec<StepRecord>,
+) -> bool {
+    let ctx = cx.step_context(cx.tab, StepPhase::Journey);
+    for step in &browser_steps.steps {
+        if !cx.in_time() {
+            break;
+        }
+        let record = run_step(&ctx, run, step, session).await;
+        let (outcome, censored) = (record.outcome, record.censored);
+        steps.push(record);
+        if !outcome.is_success() {
+            return censored || cx.tab.watch().crashed();
+        }
+        if !step.think_time.is_zero() {
+            tokio::time::sleep(step.think_time).await;
+        }
+    }
+    false
+}
+
+/// The logout, in a fresh tab when the first is `wedged`, ending the
+/// session's span.
+#[allow(clippy::too_many_arguments)]
+async fn log_out(
+    cx: &RunContext<'_>,
+    login: &BrowserLogin,
+    wedged: bool,
+    run: &mut RunState,
+    session: &mut Session,
+    steps: &mut Vec<StepRecord>,
+    sessions: &mut Vec<SessionSpan>,
+) {
+    let target = &cx.journey.target;
+    let origin = SessionOrigin::journey(&cx.journey.name);
+    let logout = async |session: &mut Session| {
+        if !cx.in_time() {
+            return;
+        }
+        let fresh = if wedged { cx.fresh_tab().await } else { None };
+        let ctx = cx.step_context(fresh.as_ref().unwrap_or(cx.tab), StepPhase::Logout);
+        for step in &login.logout {
+            if !cx.in_time() {
                 break;
             }
-            last_sent = Instant::now();
             let record = run_step(&ctx, run, step, session).await;
             let good = record.outcome.is_success();
             steps.push(record);
             if !good {
-                ok = false;
                 break;
             }
-            if !step.think_time.is_zero() {
-                tokio::time::sleep(step.think_time).await;
-            }
         }
-        if ok {
-            session.mark_logged_in(probes, &target.name, last_sent);
-        }
-    }
-
-    let mut wedged = false;
-    if ok {
-        let ctx = BrowserStepContext {
-            tab,
-            target,
-            journey: &journey.name,
-            phase: StepPhase::Journey,
-            deadline,
-        };
-        for step in &browser_steps.steps {
-            if !in_time() {
-                break;
-            }
-            let record = run_step(&ctx, run, step, session).await;
-            let (outcome, censored) = (record.outcome, record.censored);
-            steps.push(record);
-            if !outcome.is_success() {
-                wedged = censored || tab.watch().crashed();
-                break;
-            }
-            if !step.think_time.is_zero() {
-                tokio::time::sleep(step.think_time).await;
-            }
-        }
-    }
-
-    if let Some(login) = login {
-        let origin = SessionOrigin::journey(&journey.name);
-        let logout = async |session: &mut Session| {
-            if !in_time() {
-                return;
-            }
-            let fresh = if wedged {
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                let opened = tokio::time::timeout(remaining, async {
-                    match lease.new_tab().await {
-                        Ok(page) => Tab::open(page, target.clone(), probes.cloned()).await.ok(),
-                        Err(_) => None,
-                    }
-                })
-                .await;
-                opened.ok().flatten()
-            } else {
-                None
-            };
-            let ctx = BrowserStepContext {
-                tab: fresh.as_ref().unwrap_or(tab),
-                target,
-                journey: &journey.name,
-                phase: StepPhase::Logout,
-                deadline,
-            };
-            for step in &login.logout {
-                if !in_time() {
-                    break;
-                }
-                let record = run_step(&ctx, run, step, session).await;
-                let good = record.outcome.is_success();
-                steps.push(record);
-                if !good {
-                    break;
-                }
-            }
-        };
-        let span = end_session(session, origin, &target.name, SessionEnd::LoggedOut, logout);
-        sessions.extend(span.await);
-    }
+    };
+    let span = end_session(session, origin, &target.name, SessionEnd::LoggedOut, logout);
+    sessions.extend(span.await);
 }

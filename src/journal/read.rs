@@ -258,102 +258,117 @@ pub struct JournalReader {
     columns: Columns,
 }
 
+fn not_journal(name: &str, found: String) -> ReadError {
+    ReadError::NotJournal {
+        path: name.to_string(),
+        found,
+    }
+}
+
+fn not_database(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase)
+}
+
+/// A regular file with something in it: SQLite would take an empty file
+/// for a new database.
+fn check_file(path: &Path, name: &str) -> Result<(), ReadError> {
+    let meta = std::fs::metadata(path).map_err(|e| ReadError::Open {
+        path: name.to_string(),
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(e.to_string()),
+        ),
+    })?;
+    if !meta.is_file() {
+        return Err(not_journal(name, "not a regular file".into()));
+    }
+    if meta.len() == 0 {
+        return Err(not_journal(name, "an empty file".into()));
+    }
+    Ok(())
+}
+
+/// The database's tables, by name.
+fn table_names(conn: &Connection, name: &str) -> Result<Vec<String>, ReadError> {
+    match conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .and_then(|mut stmt| {
+            stmt.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()
+        }) {
+        Ok(tables) => Ok(tables),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::NotADatabase =>
+        {
+            Err(not_journal(name, "not an SQLite database".into()))
+        }
+        Err(source) => Err(ReadError::Open {
+            path: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// What the database is, when it lacks a journal's tables.
+fn without_journal_tables(tables: &[String]) -> Option<String> {
+    let missing: Vec<&str> = JOURNAL_TABLES
+        .iter()
+        .copied()
+        .filter(|t| !tables.iter().any(|x| x == t))
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = tables.iter().take(8).map(String::as_str).collect();
+    Some(if tables.is_empty() {
+        "an SQLite database with no tables".into()
+    } else {
+        format!(
+            "an SQLite database with tables {}{}, without {}",
+            shown.join(", "),
+            if tables.len() > shown.len() {
+                ", ..."
+            } else {
+                ""
+            },
+            missing.join(", ")
+        )
+    })
+}
+
+/// The journal's schema version, if this build can read it.
+fn readable_version(conn: &Connection, name: String) -> Result<i64, ReadError> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(|source| ReadError::Open {
+            path: name.clone(),
+            source,
+        })?;
+    if version > schema::VERSION {
+        return Err(ReadError::Schema {
+            path: name,
+            source: SchemaError::TooNew { found: version },
+        });
+    }
+    if version < OLDEST_READABLE {
+        return Err(ReadError::TooOld {
+            path: name,
+            found: version,
+        });
+    }
+    Ok(version)
+}
+
 impl JournalReader {
     pub fn open(path: &Path) -> Result<JournalReader, ReadError> {
         let name = path.display().to_string();
-        let not_journal = |found: String| ReadError::NotJournal {
-            path: name.clone(),
-            found,
-        };
-        let meta = std::fs::metadata(path).map_err(|e| ReadError::Open {
-            path: name.clone(),
-            source: rusqlite::Error::SqliteFailure(
-                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
-                Some(e.to_string()),
-            ),
-        })?;
-        if !meta.is_file() {
-            return Err(not_journal("not a regular file".into()));
+        check_file(path, &name)?;
+        let conn = Self::connect_either(path, &name)?;
+        let tables = table_names(&conn, &name)?;
+        if let Some(found) = without_journal_tables(&tables) {
+            return Err(not_journal(&name, found));
         }
-        if meta.len() == 0 {
-            return Err(not_journal("an empty file".into()));
-        }
-        let not_database = |e: &rusqlite::Error| matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase);
-        let conn = match Self::connect(path, false) {
-            Ok(conn) => conn,
-            Err(e) if not_database(&e) => return Err(not_journal("not an SQLite database".into())),
-            // A read-only mount, or a folder where the `-shm` file cannot
-            // be made: nothing can change the file, so read it as it is.
-            Err(_) => Self::connect(path, true).map_err(|source| {
-                if not_database(&source) {
-                    not_journal("not an SQLite database".into())
-                } else {
-                    ReadError::Open {
-                        path: name.clone(),
-                        source,
-                    }
-                }
-            })?,
-        };
-        let tables: Vec<String> = match conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-            .and_then(|mut stmt| {
-                stmt.query_map([], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()
-            }) {
-            Ok(tables) => tables,
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::NotADatabase =>
-            {
-                return Err(not_journal("not an SQLite database".into()))
-            }
-            Err(source) => {
-                return Err(ReadError::Open {
-                    path: name.clone(),
-                    source,
-                })
-            }
-        };
-        let missing: Vec<&str> = JOURNAL_TABLES
-            .iter()
-            .copied()
-            .filter(|t| !tables.iter().any(|x| x == t))
-            .collect();
-        if !missing.is_empty() {
-            let shown: Vec<&str> = tables.iter().take(8).map(String::as_str).collect();
-            return Err(not_journal(if tables.is_empty() {
-                "an SQLite database with no tables".into()
-            } else {
-                format!(
-                    "an SQLite database with tables {}{}, without {}",
-                    shown.join(", "),
-                    if tables.len() > shown.len() {
-                        ", ..."
-                    } else {
-                        ""
-                    },
-                    missing.join(", ")
-                )
-            }));
-        }
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |row| row.get(0))
-            .map_err(|source| ReadError::Open {
-                path: name.clone(),
-                source,
-            })?;
-        if version > schema::VERSION {
-            return Err(ReadError::Schema {
-                path: name,
-                source: SchemaError::TooNew { found: version },
-            });
-        }
-        if version < OLDEST_READABLE {
-            return Err(ReadError::TooOld {
-                path: name,
-                found: version,
-            });
-        }
+        let version = readable_version(&conn, name)?;
         let has_rollups = tables.iter().any(|t| t == "rollups");
         let stalls = tables.iter().any(|t| t == "agent_stalls");
         Ok(JournalReader {
@@ -361,6 +376,26 @@ impl JournalReader {
             has_rollups,
             columns: Columns::new(stalls, version >= SEEN_AT_VERSION),
         })
+    }
+
+    /// The journal opened read-only; where that cannot be done (a
+    /// read-only mount, or a folder where the `-shm` file cannot be made)
+    /// nothing can change the file, so it is read as it is.
+    fn connect_either(path: &Path, name: &str) -> Result<Connection, ReadError> {
+        match Self::connect(path, false) {
+            Ok(conn) => Ok(conn),
+            Err(e) if not_database(&e) => Err(not_journal(name, "not an SQLite database".into())),
+            Err(_) => Self::connect(path, true).map_err(|source| {
+                if not_database(&source) {
+                    not_journal(name, "not an SQLite database".into())
+                } else {
+                    ReadError::Open {
+                        path: name.to_string(),
+                        source,
+                    }
+                }
+            }),
+        }
     }
 
     fn connect(path: &Path, immutable: bool) -> rusqlite::Result<Connection> {

@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::changes;
+use super::changes::{self, ChangeComparison};
 use super::design::{self, Design, Sheet};
 use super::evidence;
 use super::model::*;
 use super::sessions;
 use super::stats::{self, Estimate};
 use super::time_lost;
-use crate::journal::read::JournalReader;
+use crate::journal::read::{ChangeRow, JournalReader};
 use crate::ledger::build::{BuildError, JournalMeta, Keep, SlotWindow};
 use crate::ledger::{class_value, JourneyKey, Ledger, SlotClock, StepKey};
 use crate::outcome::unix_secs;
@@ -78,23 +78,7 @@ pub fn from_ledger(
     let changes = meta
         .changes
         .iter()
-        .map(|c| {
-            let mut compared = changes::compare(c, span, &sheet, &design);
-            if compared.evidence.is_some() {
-                let t = time_lost::change(
-                    &sheet,
-                    &design,
-                    &meta.practitioners,
-                    c.at,
-                    compared.window_seconds,
-                );
-                if let Some(e) = &compared.evidence {
-                    compared.headline = changes::headline(e, &compared.findings, Some(&t));
-                }
-                compared.time_lost = Some(t);
-            }
-            compared
-        })
+        .map(|c| compared_change(c, meta, span, &sheet, &design))
         .collect();
     let (forced_logouts, sessions) =
         sessions::sections(&sheet, &design, &slots, &meta.bands, options.rule_age);
@@ -102,38 +86,18 @@ pub fn from_ledger(
     freezes.evidence_folder = crate::journal::folder_beside(std::path::Path::new(&options.journal))
         .display()
         .to_string();
-    let monthly = match options.period {
-        Period::Month => monthly(&sheet, &design, window),
-        Period::Auto if window.to() - window.from() > 31.0 * 86_400.0 / clock.scale => {
-            monthly(&sheet, &design, window)
-        }
-        _ => Vec::new(),
-    };
+    let monthly = monthly_if_asked(options.period, &sheet, &design, window);
     let mut report = Report {
         schema_version: SCHEMA_VERSION,
         generated_at: rfc3339(unix_secs(options.now)),
         generated: unix_secs(options.now),
         journal: options.journal.clone(),
         sites: ledger.sites.clone(),
-        window: TimeWindow {
-            from: window.from(),
-            to: window.to(),
-            from_text: rfc3339(window.from()),
-            to_text: rfc3339(window.to()),
-            hours: (window.to() - window.from()) / 3600.0,
-            has_data: !slots.is_empty(),
-        },
+        window: time_window(window, !slots.is_empty()),
         summary: Vec::new(),
         time_lost: time_lost::time_lost(&sheet, &design, &slots, &meta.practitioners),
         methods: methods(&design),
-        evidence: EvidenceSettings {
-            unit_days,
-            unit_seconds: design.unit_seconds(),
-            min_units: evidence::MIN_UNITS,
-            min_events: evidence::MIN_EVENTS,
-            slot_seconds: clock.seconds,
-            calendar_scale: clock.scale,
-        },
+        evidence: evidence_settings(&design, unit_days),
         availability: availability(&sheet, &design, &slots),
         latency: latency(&sheet, &design, window),
         freezes,
@@ -143,16 +107,86 @@ pub fn from_ledger(
         reporting_load: reporting_load(&sheet, &design, &slots),
         changes,
         monthly,
-        agent_stalls: AgentStalls {
-            count: ledger.agent_stalls.len() as u64,
-            total_seconds: ledger.agent_stalls.iter().map(|s| s.1).sum(),
-            longest_seconds: ledger.agent_stalls.iter().map(|s| s.1).fold(0.0, f64::max),
-            runs_left_out: ledger.stalled_runs,
-        },
+        agent_stalls: agent_stalls(ledger),
         seeded_truth: meta.seeded_truth.clone(),
     };
     report.summary = super::summary::summary(&report);
     report
+}
+
+/// One change compared, with the time it cost when there is evidence on
+/// it; the headline then names that time too.
+fn compared_change(
+    c: &ChangeRow,
+    meta: &JournalMeta,
+    span: Option<(f64, f64)>,
+    sheet: &Sheet<'_>,
+    design: &Design,
+) -> ChangeComparison {
+    let mut compared = changes::compare(c, span, sheet, design);
+    if compared.evidence.is_some() {
+        let t = time_lost::change(
+            sheet,
+            design,
+            &meta.practitioners,
+            c.at,
+            compared.window_seconds,
+        );
+        if let Some(e) = &compared.evidence {
+            compared.headline = changes::headline(e, &compared.findings, Some(&t));
+        }
+        compared.time_lost = Some(t);
+    }
+    compared
+}
+
+/// Month by month when asked, or when `auto` and the window is longer than
+/// a month of calendar time.
+fn monthly_if_asked(
+    period: Period,
+    sheet: &Sheet<'_>,
+    design: &Design,
+    window: SlotWindow,
+) -> Vec<MonthRow> {
+    match period {
+        Period::Month => monthly(sheet, design, window),
+        Period::Auto if window.to() - window.from() > 31.0 * 86_400.0 / design.clock.scale => {
+            monthly(sheet, design, window)
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn time_window(window: SlotWindow, has_data: bool) -> TimeWindow {
+    TimeWindow {
+        from: window.from(),
+        to: window.to(),
+        from_text: rfc3339(window.from()),
+        to_text: rfc3339(window.to()),
+        hours: (window.to() - window.from()) / 3600.0,
+        has_data,
+    }
+}
+
+/// `unit_days` as chosen, before [`Design`] makes it at least one.
+fn evidence_settings(design: &Design, unit_days: u32) -> EvidenceSettings {
+    EvidenceSettings {
+        unit_days,
+        unit_seconds: design.unit_seconds(),
+        min_units: evidence::MIN_UNITS,
+        min_events: evidence::MIN_EVENTS,
+        slot_seconds: design.clock.seconds,
+        calendar_scale: design.clock.scale,
+    }
+}
+
+fn agent_stalls(ledger: &Ledger) -> AgentStalls {
+    AgentStalls {
+        count: ledger.agent_stalls.len() as u64,
+        total_seconds: ledger.agent_stalls.iter().map(|s| s.1).sum(),
+        longest_seconds: ledger.agent_stalls.iter().map(|s| s.1).fold(0.0, f64::max),
+        runs_left_out: ledger.stalled_runs,
+    }
 }
 
 fn methods(design: &Design) -> BTreeMap<&'static str, String> {
@@ -285,7 +319,36 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
     let ledger = sheet.ledger;
     let all: Vec<i64> = ledger.slots.keys().copied().collect();
     let names: BTreeSet<StepName> = ledger.steps.iter().map(step_name).collect();
-    let mut given_up: BTreeMap<StepName, (u64, f64, Vec<f64>)> = BTreeMap::new();
+    let given_up = given_up_by_step(ledger);
+    let steps = names
+        .iter()
+        .map(|name| step_latency(sheet, design, &all, name, given_up.get(name)))
+        .collect();
+    // The trend: buckets of whole slots, about TREND_POINTS of them.
+    let span = (window.to() - window.from()).max(window.clock.seconds);
+    let per = (span / TREND_POINTS / window.clock.seconds).ceil().max(1.0) as i64;
+    let bucket = per as f64 * window.clock.seconds;
+    let trend = busiest_trends(ledger, window, per)
+        .into_iter()
+        .map(|(key, buckets)| TrendSeries {
+            label: format!("{} / {} / {}", key.0, key.1, key.2),
+            given_up: given_up.get(&key).map(|g| g.2.clone()).unwrap_or_default(),
+            points: trend_points(buckets, window, bucket),
+        })
+        .collect();
+    Latency {
+        steps,
+        trend_bucket_seconds: bucket,
+        trend,
+    }
+}
+
+/// Each step's given-up runs: how many, the shortest wait before giving
+/// up (seconds), and when each was sent.
+type GivenUp = BTreeMap<StepName, (u64, f64, Vec<f64>)>;
+
+fn given_up_by_step(ledger: &Ledger) -> GivenUp {
+    let mut given_up: GivenUp = BTreeMap::new();
     for g in &ledger.given_up {
         let entry = given_up
             .entry(step_name(&ledger.steps[g.step as usize]))
@@ -294,35 +357,44 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
         entry.1 = entry.1.min(g.seconds);
         entry.2.push(g.sent_at);
     }
-    let steps = names
+    given_up
+}
+
+fn step_latency(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    all: &[i64],
+    name: &StepName,
+    gave_up: Option<&(u64, f64, Vec<f64>)>,
+) -> StepLatency {
+    let parts = sheet.latencies(design, all, |k| step_name(k) == *name);
+    let count: u64 = parts.iter().map(|p| p.value.len() as u64).sum();
+    let max = parts
         .iter()
-        .map(|name| {
-            let parts = sheet.latencies(design, &all, |k| step_name(k) == *name);
-            let count: u64 = parts.iter().map(|p| p.value.len() as u64).sum();
-            let max = parts
-                .iter()
-                .filter_map(|p| p.value.last())
-                .max()
-                .map_or(0.0, |c| class_value(*c) as f64 / 1000.0);
-            let gave_up = given_up.get(name);
-            StepLatency {
-                target: name.0.clone(),
-                journey: name.1.clone(),
-                step: name.2.clone(),
-                count,
-                p50_ms: evidence::quantile(&parts, 0.50, 0.05),
-                p95_ms: evidence::quantile(&parts, 0.95, 0.05),
-                p99_ms: evidence::quantile(&parts, 0.99, 0.05),
-                max_ms: max,
-                given_up: gave_up.map_or(0, |g| g.0),
-                given_up_after_seconds: gave_up.map(|g| g.1),
-            }
-        })
-        .collect();
-    // The trend: buckets of whole slots, about TREND_POINTS of them.
-    let span = (window.to() - window.from()).max(window.clock.seconds);
-    let per = (span / TREND_POINTS / window.clock.seconds).ceil().max(1.0) as i64;
-    let bucket = per as f64 * window.clock.seconds;
+        .filter_map(|p| p.value.last())
+        .max()
+        .map_or(0.0, |c| class_value(*c) as f64 / 1000.0);
+    StepLatency {
+        target: name.0.clone(),
+        journey: name.1.clone(),
+        step: name.2.clone(),
+        count,
+        p50_ms: evidence::quantile(&parts, 0.50, 0.05),
+        p95_ms: evidence::quantile(&parts, 0.95, 0.05),
+        p99_ms: evidence::quantile(&parts, 0.99, 0.05),
+        max_ms: max,
+        given_up: gave_up.map_or(0, |g| g.0),
+        given_up_after_seconds: gave_up.map(|g| g.1),
+    }
+}
+
+/// The journey steps' latency classes in buckets of `per` slots: the ten
+/// busiest steps, so the chart stays readable, in name order.
+fn busiest_trends(
+    ledger: &Ledger,
+    window: SlotWindow,
+    per: i64,
+) -> Vec<(StepName, BTreeMap<i64, Vec<u32>>)> {
     let mut trend: BTreeMap<StepName, BTreeMap<i64, Vec<u32>>> = BTreeMap::new();
     for (&i, slot) in &ledger.slots {
         let b = (i - window.first).div_euclid(per);
@@ -340,36 +412,31 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
         }
     }
     let mut trend: Vec<_> = trend.into_iter().collect();
-    // The ten busiest steps, so the chart stays readable.
     trend.sort_by_key(|(_, buckets)| {
         std::cmp::Reverse(buckets.values().map(Vec::len).sum::<usize>())
     });
     trend.truncate(10);
     trend.sort_by(|a, b| a.0.cmp(&b.0));
-    let trend = trend
+    trend
+}
+
+/// Each bucket's p95 (ms) at the bucket's middle, within the window.
+fn trend_points(
+    buckets: BTreeMap<i64, Vec<u32>>,
+    window: SlotWindow,
+    bucket: f64,
+) -> Vec<(f64, f64)> {
+    buckets
         .into_iter()
-        .map(|(key, buckets)| TrendSeries {
-            label: format!("{} / {} / {}", key.0, key.1, key.2),
-            given_up: given_up.get(&key).map(|g| g.2.clone()).unwrap_or_default(),
-            points: buckets
-                .into_iter()
-                .map(|(b, mut classes)| {
-                    classes.sort_unstable();
-                    let rank =
-                        ((0.95 * classes.len() as f64).ceil() as usize).clamp(1, classes.len());
-                    (
-                        (window.from() + (b as f64 + 0.5) * bucket).min(window.to()),
-                        class_value(classes[rank - 1]) as f64 / 1000.0,
-                    )
-                })
-                .collect(),
+        .map(|(b, mut classes)| {
+            classes.sort_unstable();
+            let rank = ((0.95 * classes.len() as f64).ceil() as usize).clamp(1, classes.len());
+            (
+                (window.from() + (b as f64 + 0.5) * bucket).min(window.to()),
+                class_value(classes[rank - 1]) as f64 / 1000.0,
+            )
         })
-        .collect();
-    Latency {
-        steps,
-        trend_bucket_seconds: bucket,
-        trend,
-    }
+        .collect()
 }
 
 fn freeze_section(sheet: &Sheet<'_>, design: &Design) -> Freezes {
@@ -479,7 +546,29 @@ fn reporting_load(sheet: &Sheet<'_>, design: &Design, slots: &[i64]) -> Reportin
         .keys()
         .map(|k| k.0.to_uppercase())
         .collect();
-    let report_runs = ledger
+    let report_runs = report_run_rows(ledger, units);
+    let all: Vec<i64> = ledger.slots.keys().copied().collect();
+    let mut interactive = Vec::new();
+    for scope in ["same_system", "any_system"] {
+        for target in &ledger.targets {
+            interactive.extend(load_comparison(
+                sheet,
+                design,
+                &all,
+                scope,
+                target,
+                &report_targets,
+            ));
+        }
+    }
+    ReportingLoad {
+        report_runs,
+        interactive,
+    }
+}
+
+fn report_run_rows(ledger: &Ledger, units: usize) -> Vec<ReportRunRow> {
+    ledger
         .report_runs
         .iter()
         .map(
@@ -493,62 +582,68 @@ fn reporting_load(sheet: &Sheet<'_>, design: &Design, slots: &[i64]) -> Reportin
                 step: step.clone(),
             },
         )
-        .collect();
-    let all: Vec<i64> = ledger.slots.keys().copied().collect();
-    let mut interactive = Vec::new();
-    for scope in ["same_system", "any_system"] {
-        for target in &ledger.targets {
-            let side = |loaded: bool| {
-                sheet.latencies(design, &all, |k| {
-                    k.is_interactive()
-                        && k.target == *target
-                        && (if scope == "same_system" {
-                            k.report_same
-                        } else {
-                            k.report_any
-                        }) == loaded
-                })
-            };
-            let (without, with) = (side(false), side(true));
-            if without.is_empty() && with.is_empty() {
-                continue;
-            }
-            let block = |parts: &[evidence::Part<&[u32]>]| LatencyBlock {
-                steps: parts.iter().map(|p| p.value.len() as u64).sum(),
-                p50_ms: evidence::quantile(parts, 0.5, 0.05),
-                p95_ms: evidence::quantile(parts, 0.95, 0.05),
-            };
-            let (w0, w1) = (block(&without), block(&with));
-            interactive.push(LoadComparison {
-                target: target.clone(),
-                scope,
-                reports_on: if scope == "same_system" {
-                    format!("{} itself", target.to_uppercase())
-                } else if report_targets.is_empty() {
-                    "any system".into()
+        .collect()
+}
+
+/// `target`'s interactive steps without and with a report running on
+/// `scope` (the target itself, or any system); `None` when it has neither.
+fn load_comparison(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    all: &[i64],
+    scope: &'static str,
+    target: &str,
+    report_targets: &BTreeSet<String>,
+) -> Option<LoadComparison> {
+    let side = |loaded: bool| {
+        sheet.latencies(design, all, |k| {
+            k.is_interactive()
+                && k.target == *target
+                && (if scope == "same_system" {
+                    k.report_same
                 } else {
-                    format!(
-                        "any system ({})",
-                        report_targets
-                            .iter()
-                            .cloned()
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                },
-                p95_difference_ms: evidence::difference(
-                    &w0.p95_ms,
-                    &w1.p95_ms,
-                    SHARED_DAYS_DIFFERENCE,
-                ),
-                without_reports: w0,
-                with_reports: w1,
-            });
-        }
+                    k.report_any
+                }) == loaded
+        })
+    };
+    let (without, with) = (side(false), side(true));
+    if without.is_empty() && with.is_empty() {
+        return None;
     }
-    ReportingLoad {
-        report_runs,
-        interactive,
+    let (w0, w1) = (latency_block(&without), latency_block(&with));
+    Some(LoadComparison {
+        target: target.to_string(),
+        scope,
+        reports_on: reports_on(scope, target, report_targets),
+        p95_difference_ms: evidence::difference(&w0.p95_ms, &w1.p95_ms, SHARED_DAYS_DIFFERENCE),
+        without_reports: w0,
+        with_reports: w1,
+    })
+}
+
+fn latency_block(parts: &[evidence::Part<&[u32]>]) -> LatencyBlock {
+    LatencyBlock {
+        steps: parts.iter().map(|p| p.value.len() as u64).sum(),
+        p50_ms: evidence::quantile(parts, 0.5, 0.05),
+        p95_ms: evidence::quantile(parts, 0.95, 0.05),
+    }
+}
+
+/// Which reports a comparison's "with" side ran beside.
+fn reports_on(scope: &str, target: &str, report_targets: &BTreeSet<String>) -> String {
+    if scope == "same_system" {
+        format!("{} itself", target.to_uppercase())
+    } else if report_targets.is_empty() {
+        "any system".into()
+    } else {
+        format!(
+            "any system ({})",
+            report_targets
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 

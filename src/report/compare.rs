@@ -102,14 +102,7 @@ pub fn change_evidence(
     target: Option<u16>,
 ) -> ChangeEvidence {
     let design = design.split_at(at);
-    let all_hours = sheet
-        .slots(target)
-        .into_iter()
-        .filter(|s| {
-            let (start, end) = (design.clock.start(*s), design.clock.start(*s + 1));
-            start >= at - window - 1e-6 && end <= at + window + 1e-6 && !(start < at && end > at)
-        })
-        .count();
+    let all_hours = hours_around(sheet, &design, at, window, target);
     let (b, a) = matched(sheet, &design, at, window, target);
     let cells = b
         .iter()
@@ -127,69 +120,26 @@ pub fn change_evidence(
         sheet.runs(&design, &b, |j| on_target(&j.target)),
         sheet.runs(&design, &a, |j| on_target(&j.target)),
     );
-    let side_units = (units(&rb), units(&ra));
-    let unit = design.unit_seconds();
-    let p95 = {
-        let (before, after) = (
-            evidence::quantile(&lb, 0.95, 0.05),
-            evidence::quantile(&la, 0.95, 0.05),
-        );
-        let change = evidence::difference(&before, &after, evidence::CLUSTERED_QUANTILE_DIFFERENCE);
-        Measure {
-            judgement: evidence::judge(&change, 0.0, side_units, unit, window, false, None),
-            before,
-            after,
-            change,
-        }
+    let judging = Judging {
+        side_units: (units(&rb), units(&ra)),
+        unit: design.unit_seconds(),
+        window,
     };
-    let rates = |cb: Vec<Part<(f64, f64)>>, ca: Vec<Part<(f64, f64)>>| {
-        let ratio = evidence::rate_ratio(&cb, &ca, 0.05);
-        let ((kb, ub), (ka, ua)) = (evidence::events(&cb), evidence::events(&ca));
-        Measure {
-            judgement: evidence::judge(
-                &ratio,
-                1.0,
-                side_units,
-                unit,
-                window,
-                true,
-                Some((kb + ka, ub + ua)),
-            ),
-            before: evidence::rate(&cb, 0.05),
-            after: evidence::rate(&ca, 0.05),
-            change: ratio,
-        }
-    };
-    let freeze_rate = rates(
+    let p95 = judging.p95(&lb, &la);
+    let freeze_rate = judging.rates(
         sheet.freezes(&design, &b, target),
         sheet.freezes(&design, &a, target),
     );
-    let logout_rate = rates(
+    let logout_rate = judging.rates(
         sheet.drops(&design, &b, target),
         sheet.drops(&design, &a, target),
     );
-    let (sb, sa) = (evidence::share(&rb, 0.05), evidence::share(&ra, 0.05));
-    let share_change = evidence::difference(&sb, &sa, SHARE_DIFFERENCE);
-    let availability = Measure {
-        judgement: evidence::judge(&share_change, 0.0, side_units, unit, window, false, None),
-        before: sb,
-        after: sa,
-        change: share_change,
-    };
-    let given_up = |slots: &[i64]| -> u64 {
-        slots
-            .iter()
-            .filter_map(|s| sheet.ledger.slots.get(s))
-            .flat_map(|s| s.steps.iter())
-            .filter(|(k, _)| keep_step(&sheet.ledger.steps[*k as usize]))
-            .map(|(_, t)| u64::from(t.given_up))
-            .sum()
-    };
+    let availability = judging.availability(&rb, &ra);
     ChangeEvidence {
         unit_days: design.unit_days,
-        unit_seconds: unit,
-        units_before: side_units.0,
-        units_after: side_units.1,
+        unit_seconds: judging.unit,
+        units_before: judging.side_units.0,
+        units_after: judging.side_units.1,
         hours_before: b.len(),
         hours_after: a.len(),
         cells,
@@ -198,8 +148,100 @@ pub fn change_evidence(
         freeze_rate,
         logout_rate,
         availability,
-        given_up_before: given_up(&b),
-        given_up_after: given_up(&a),
+        given_up_before: given_up(sheet, &b, keep_step),
+        given_up_after: given_up(sheet, &a, keep_step),
+    }
+}
+
+/// The hours measured within `window` of the change on either side, the
+/// hour it fell in left out: matched or not.
+fn hours_around(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    at: f64,
+    window: f64,
+    target: Option<u16>,
+) -> usize {
+    sheet
+        .slots(target)
+        .into_iter()
+        .filter(|s| {
+            let (start, end) = (design.clock.start(*s), design.clock.start(*s + 1));
+            start >= at - window - 1e-6 && end <= at + window + 1e-6 && !(start < at && end > at)
+        })
+        .count()
+}
+
+/// Interactive steps given up on in `slots`: they are not in the
+/// percentiles, so they are counted apart.
+fn given_up(sheet: &Sheet<'_>, slots: &[i64], keep_step: impl Fn(&StepKey) -> bool) -> u64 {
+    slots
+        .iter()
+        .filter_map(|s| sheet.ledger.slots.get(s))
+        .flat_map(|s| s.steps.iter())
+        .filter(|(k, _)| keep_step(&sheet.ledger.steps[*k as usize]))
+        .map(|(_, t)| u64::from(t.given_up))
+        .sum()
+}
+
+/// What every measure's judgement weighs besides its own interval: the
+/// units on each side, their length, and the window.
+struct Judging {
+    side_units: (usize, usize),
+    unit: f64,
+    window: f64,
+}
+
+impl Judging {
+    /// Interactive p95 on each side, and after − before.
+    fn p95(&self, lb: &[Part<&[u32]>], la: &[Part<&[u32]>]) -> Measure {
+        let (before, after) = (
+            evidence::quantile(lb, 0.95, 0.05),
+            evidence::quantile(la, 0.95, 0.05),
+        );
+        let change = evidence::difference(&before, &after, evidence::CLUSTERED_QUANTILE_DIFFERENCE);
+        Measure {
+            judgement: self.judge(&change, 0.0, false, None),
+            before,
+            after,
+            change,
+        }
+    }
+
+    /// A rate on each side, and after / before; the judgement also weighs
+    /// how many events there were.
+    fn rates(&self, cb: Vec<Part<(f64, f64)>>, ca: Vec<Part<(f64, f64)>>) -> Measure {
+        let ratio = evidence::rate_ratio(&cb, &ca, 0.05);
+        let ((kb, ub), (ka, ua)) = (evidence::events(&cb), evidence::events(&ca));
+        Measure {
+            judgement: self.judge(&ratio, 1.0, true, Some((kb + ka, ub + ua))),
+            before: evidence::rate(&cb, 0.05),
+            after: evidence::rate(&ca, 0.05),
+            change: ratio,
+        }
+    }
+
+    /// The share of runs that succeeded on each side, and after − before.
+    fn availability(&self, rb: &[Part<(u64, u64)>], ra: &[Part<(u64, u64)>]) -> Measure {
+        let (sb, sa) = (evidence::share(rb, 0.05), evidence::share(ra, 0.05));
+        let share_change = evidence::difference(&sb, &sa, SHARE_DIFFERENCE);
+        Measure {
+            judgement: self.judge(&share_change, 0.0, false, None),
+            before: sb,
+            after: sa,
+            change: share_change,
+        }
+    }
+
+    fn judge(
+        &self,
+        change: &Estimate,
+        null: f64,
+        ratio: bool,
+        events: Option<(u64, usize)>,
+    ) -> Judgement {
+        let (units, unit, window) = (self.side_units, self.unit, self.window);
+        evidence::judge(change, null, units, unit, window, ratio, events)
     }
 }
 

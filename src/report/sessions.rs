@@ -34,7 +34,41 @@ pub fn sections(
         .collect::<std::collections::BTreeSet<_>>()
         .len();
     let dispersion = evidence::dispersion(&[&drop_parts]);
-    let scale = design.clock.scale;
+    let forced = forced_logouts(sheet, design, &drop_parts, units);
+
+    let (survival, sessions_count, dropped) = survival(ledger);
+    let median = survival
+        .iter()
+        .find(|p| p.survival <= 0.5)
+        .map(|p| p.age_seconds);
+
+    let band_rows = band_rows(sheet, design, bands, dispersion, units);
+    let verdict = rule_verdict(
+        ledger, design, bands, rule_age, &band_rows, dispersion, units,
+    );
+    let sessions = Sessions {
+        sessions: sessions_count,
+        dropped,
+        censored: sessions_count - dropped,
+        survival,
+        median_survival_seconds: median,
+        bands: band_rows,
+        rule: verdict,
+        dispersion,
+        units: units as u64,
+    };
+    (forced, sessions)
+}
+
+/// The forced logouts: their rate per session-hour, their share by target
+/// and cause, and each one.
+fn forced_logouts(
+    sheet: &Sheet<'_>,
+    design: &Design,
+    drop_parts: &[evidence::Part<(f64, f64)>],
+    units: usize,
+) -> ForcedLogouts {
+    let ledger = sheet.ledger;
     let session_hours: f64 = ledger
         .slots
         .keys()
@@ -47,10 +81,10 @@ pub fn sections(
             .or_default() += 1;
     }
     let total = ledger.forced_logouts.len() as u64;
-    let forced = ForcedLogouts {
+    ForcedLogouts {
         total,
         session_hours,
-        rate_per_session_hour: evidence::rate(&drop_parts, 0.05),
+        rate_per_session_hour: evidence::rate(drop_parts, 0.05),
         by_cause: causes
             .into_iter()
             .map(|((target, cause), count)| LogoutCauseRow {
@@ -61,17 +95,21 @@ pub fn sections(
             })
             .collect(),
         events: events(ledger),
-    };
+    }
+}
 
-    let (survival, sessions_count, dropped) = survival(ledger);
-    let median = survival
-        .iter()
-        .find(|p| p.survival <= 0.5)
-        .map(|p| p.age_seconds);
-
-    let band_rows = band_rows(sheet, design, bands, dispersion, units);
-
-    // The "log out every two hours" rule.
+/// The "log out every two hours" rule, at `rule_age` or else at two hours
+/// when the bands reach that far, else at the bands' second edge.
+fn rule_verdict(
+    ledger: &Ledger,
+    design: &Design,
+    bands: &AgeBands,
+    rule_age: Option<Duration>,
+    band_rows: &[BandHazard],
+    dispersion: f64,
+    units: usize,
+) -> RuleVerdict {
+    let scale = design.clock.scale;
     let edges = bands.edges();
     let two_hours = Duration::from_secs_f64(7200.0 / scale);
     let rule_at = rule_age.unwrap_or_else(|| {
@@ -93,22 +131,11 @@ pub fn sections(
         scale,
         unit_days: design.unit_days,
     };
-    let mut verdict = rule::verdict(&band_rows, edges, rule_at, &drops, dispersion, context);
+    let mut verdict = rule::verdict(band_rows, edges, rule_at, &drops, dispersion, context);
     // The pooled rates, like every rate, get no range from too few days.
     verdict.younger = evidence::ruled(verdict.younger, units);
     verdict.older = evidence::ruled(verdict.older, units);
-    let sessions = Sessions {
-        sessions: sessions_count,
-        dropped,
-        censored: sessions_count - dropped,
-        survival,
-        median_survival_seconds: median,
-        bands: band_rows,
-        rule: verdict,
-        dispersion,
-        units: units as u64,
-    };
-    (forced, sessions)
+    verdict
 }
 
 /// The hazard per age band, per calendar session-hour, each band's rate

@@ -400,85 +400,16 @@ impl StatusBoard {
                     h1 { "casewatch" }
                     p { "Site " strong { (self.site) } ". " a href="/metrics" { "Metrics" } ". This page refreshes every 10 seconds." }
                     (self.journal_warning())
-                    table {
-                        thead { tr { th { "Journey" } th { "Target" } th { "Last outcome" } th { "Last run ended" } th { "Duration" } th { "Runs" } th { "Agent stalled" } th { "Missed slots" } } }
-                        tbody {
-                            @for (name, j) in &self.journeys {
-                                tr {
-                                    td { (name) }
-                                    td { (j.target) }
-                                    @if j.last_stalled {
-                                        td class="warn" { "agent stalled (" (j.last_outcome.map(|o| o.as_str()).unwrap_or("")) ", not counted)" }
-                                    } @else {
-                                        td class=(outcome_class(j.last_outcome)) { (j.last_outcome.map(|o| o.as_str()).unwrap_or("not run yet")) }
-                                    }
-                                    td { (j.last_run_end.map(format_time).unwrap_or_default()) }
-                                    td { (j.last_duration.map(|d| format!("{:.2} s", d.as_secs_f64())).unwrap_or_default()) }
-                                    td { (format_runs(&j.runs)) }
-                                    td { (j.stalled_runs) }
-                                    td { (j.missed_slots) }
-                                }
-                            }
-                        }
-                    }
-                    h2 { "Freezes" }
-                    @if self.frozen_now.is_empty() {
-                        p { "No target is frozen now." }
-                    } @else {
-                        @for (target, since) in &self.frozen_now {
-                            p class="bad" { strong { (target) } " has not answered since " (format_time(*since)) "." }
-                        }
-                    }
-                    @if !self.freezes.is_empty() {
-                        table {
-                            thead { tr { th { "Target" } th { "Began" } th { "Length" } } }
-                            tbody {
-                                @for f in self.freezes.iter().rev() {
-                                    tr { td { (f.target) } td { (format_time(f.started)) } td { (format!("{:.1} s{}", f.length.as_secs_f64(), if f.censored { " or more" } else { "" }))
-                                        @if !f.agent_stalled.is_zero() {
-                                            (format!(", of which the agent was stalled {:.1} s", f.agent_stalled.as_secs_f64()))
-                                        } } }
-                                }
-                            }
-                        }
-                    }
+                    (self.journeys_table())
+                    (self.freezes_section())
                     (history::section(history, &self.changes))
                     (history::changes_section(&self.changes, SystemTime::now()))
                     (self.stalls_section())
-                    h2 { "Forced logouts" }
-                    @if self.forced_logouts.is_empty() {
-                        p { "None." }
-                    } @else {
-                        p { "The session's age is a bracket: it was last known alive at the first age, and its loss was seen at the second." }
-                        table {
-                            thead { tr { th { "Seen" } th { "Target" } th { "Session" } th { "Cause" } th { "Session age" } } }
-                            tbody {
-                                @for l in self.forced_logouts.iter().rev() {
-                                    tr { td { (format_time(l.at)) } td { (l.target) } td { (l.origin) } td { (l.cause.as_str()) } td { (format_age(l.bracket.0)) " – " (format_age(l.bracket.1)) } }
-                                }
-                            }
-                        }
-                    }
+                    (self.forced_logouts_section())
                     (self.kept_table())
                     (self.time_lost_table())
                     (self.lives.render(&self.age_bands))
-                    h2 { "Recent failures" }
-                    @for (name, j) in &self.journeys {
-                        @if !j.recent_failures.is_empty() {
-                            h3 { (name) }
-                            (failures_table(&j.recent_failures))
-                        }
-                    }
-                    @for ((target, slot), k) in &self.kept {
-                        @if !k.recent_failures.is_empty() {
-                            h3 { (target) " kept session " (slot) }
-                            (failures_table(&k.recent_failures))
-                        }
-                    }
-                    @if self.journeys.values().all(|j| j.recent_failures.is_empty())
-                        && self.kept.values().all(|k| k.recent_failures.is_empty()) {
-                        p { "None." }
-                    }
+                    (self.recent_failures_section())
                 }
             }
         }
@@ -486,6 +417,103 @@ impl StatusBoard {
 }
 
 impl StatusBoard {
+    /// The last run of each journey.
+    fn journeys_table(&self) -> Markup {
+        html! {
+            table {
+                thead { tr { th { "Journey" } th { "Target" } th { "Last outcome" } th { "Last run ended" } th { "Duration" } th { "Runs" } th { "Agent stalled" } th { "Missed slots" } } }
+                tbody {
+                    @for (name, j) in &self.journeys {
+                        tr {
+                            td { (name) }
+                            td { (j.target) }
+                            @if j.last_stalled {
+                                td class="warn" { "agent stalled (" (j.last_outcome.map(|o| o.as_str()).unwrap_or("")) ", not counted)" }
+                            } @else {
+                                td class=(outcome_class(j.last_outcome)) { (j.last_outcome.map(|o| o.as_str()).unwrap_or("not run yet")) }
+                            }
+                            td { (j.last_run_end.map(format_time).unwrap_or_default()) }
+                            td { (j.last_duration.map(|d| format!("{:.2} s", d.as_secs_f64())).unwrap_or_default()) }
+                            td { (format_runs(&j.runs)) }
+                            td { (j.stalled_runs) }
+                            td { (j.missed_slots) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Targets frozen now, and the freezes seen.
+    fn freezes_section(&self) -> Markup {
+        html! {
+            h2 { "Freezes" }
+            @if self.frozen_now.is_empty() {
+                p { "No target is frozen now." }
+            } @else {
+                @for (target, since) in &self.frozen_now {
+                    p class="bad" { strong { (target) } " has not answered since " (format_time(*since)) "." }
+                }
+            }
+            @if !self.freezes.is_empty() {
+                table {
+                    thead { tr { th { "Target" } th { "Began" } th { "Length" } } }
+                    tbody {
+                        @for f in self.freezes.iter().rev() {
+                            tr { td { (f.target) } td { (format_time(f.started)) } td { (format!("{:.1} s{}", f.length.as_secs_f64(), if f.censored { " or more" } else { "" }))
+                                @if !f.agent_stalled.is_zero() {
+                                    (format!(", of which the agent was stalled {:.1} s", f.agent_stalled.as_secs_f64()))
+                                } } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sessions the system ended, newest first.
+    fn forced_logouts_section(&self) -> Markup {
+        html! {
+            h2 { "Forced logouts" }
+            @if self.forced_logouts.is_empty() {
+                p { "None." }
+            } @else {
+                p { "The session's age is a bracket: it was last known alive at the first age, and its loss was seen at the second." }
+                table {
+                    thead { tr { th { "Seen" } th { "Target" } th { "Session" } th { "Cause" } th { "Session age" } } }
+                    tbody {
+                        @for l in self.forced_logouts.iter().rev() {
+                            tr { td { (format_time(l.at)) } td { (l.target) } td { (l.origin) } td { (l.cause.as_str()) } td { (format_age(l.bracket.0)) " – " (format_age(l.bracket.1)) } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Each journey's and kept session's latest failures.
+    fn recent_failures_section(&self) -> Markup {
+        html! {
+            h2 { "Recent failures" }
+            @for (name, j) in &self.journeys {
+                @if !j.recent_failures.is_empty() {
+                    h3 { (name) }
+                    (failures_table(&j.recent_failures))
+                }
+            }
+            @for ((target, slot), k) in &self.kept {
+                @if !k.recent_failures.is_empty() {
+                    h3 { (target) " kept session " (slot) }
+                    (failures_table(&k.recent_failures))
+                }
+            }
+            @if self.journeys.values().all(|j| j.recent_failures.is_empty())
+                && self.kept.values().all(|k| k.recent_failures.is_empty()) {
+                p { "None." }
+            }
+        }
+    }
+
     /// A warning when journal records were lost: failed writes (disk full,
     /// locked file) or a full queue.
     fn journal_warning(&self) -> Markup {

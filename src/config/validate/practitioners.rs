@@ -6,6 +6,8 @@ use std::collections::HashSet;
 use super::super::practitioners::*;
 use super::{line_of, Checker};
 
+const CONTEXT: &str = "practitioners";
+
 pub(super) fn practitioners(
     c: &mut Checker,
     raw: Option<&RawPractitioners>,
@@ -15,15 +17,31 @@ pub(super) fn practitioners(
     let Some(raw) = raw else {
         return out;
     };
-    let context = "practitioners";
     let mut given = Vec::new();
     if let Some(h) = &raw.headcount {
         if **h == 0 {
-            c.error(line_of(h), context, "headcount must be at least 1");
+            c.error(line_of(h), CONTEXT, "headcount must be at least 1");
         }
         out.headcount = **h;
         given.push("headcount");
     }
+    working_time(c, raw, &mut out, &mut given);
+    waits(c, raw, &mut out, &mut given);
+    transactions(c, raw, journeys, &mut out);
+    if !raw.transactions_per_hour.is_empty() {
+        given.push("transactions_per_hour");
+    }
+    out.defaulted.retain(|d| !given.contains(&d.as_str()));
+    out
+}
+
+/// `working_hours`, `working_days` and `working_days_per_month`.
+fn working_time(
+    c: &mut Checker,
+    raw: &RawPractitioners,
+    out: &mut Practitioners,
+    given: &mut Vec<&'static str>,
+) {
     if let Some(hours) = &raw.working_hours {
         match parse_hours(hours) {
             Some((from, to)) if from < to => {
@@ -32,7 +50,7 @@ pub(super) fn practitioners(
             }
             _ => c.error(
                 line_of(hours),
-                context,
+                CONTEXT,
                 format!(
                     "working_hours {:?} must look like 09:00-17:00, the end after the start",
                     hours.as_str()
@@ -47,7 +65,7 @@ pub(super) fn practitioners(
             "all" => out.weekends = true,
             other => c.error(
                 line_of(days),
-                context,
+                CONTEXT,
                 format!("working_days {other:?} must be `weekdays` or `all`"),
             ),
         }
@@ -57,7 +75,7 @@ pub(super) fn practitioners(
         if !(d.is_finite() && **d > 0.0 && **d <= 31.0) {
             c.error(
                 line_of(d),
-                context,
+                CONTEXT,
                 "working_days_per_month must be above 0 and at most 31",
             );
         } else {
@@ -65,40 +83,53 @@ pub(super) fn practitioners(
         }
         given.push("working_days_per_month");
     }
+}
+
+/// `acceptable` and `redo_after_logout`: how long practitioners wait.
+fn waits(
+    c: &mut Checker,
+    raw: &RawPractitioners,
+    out: &mut Practitioners,
+    given: &mut Vec<&'static str>,
+) {
     if let Some(a) = &raw.acceptable {
-        if let Some(d) = c.duration(a, "acceptable", context) {
+        if let Some(d) = c.duration(a, "acceptable", CONTEXT) {
             out.acceptable_seconds = d.as_secs_f64();
         }
         given.push("acceptable");
     }
     if let Some(r) = &raw.redo_after_logout {
-        if let Some(d) = c.duration(r, "redo_after_logout", context) {
+        if let Some(d) = c.duration(r, "redo_after_logout", CONTEXT) {
             out.redo_after_logout_seconds = Some(d.as_secs_f64());
         }
         given.push("redo_after_logout");
     }
+}
+
+/// `transactions_per_hour`: each for a journey that exists, none negative.
+fn transactions(
+    c: &mut Checker,
+    raw: &RawPractitioners,
+    journeys: &HashSet<&str>,
+    out: &mut Practitioners,
+) {
     for (journey, rate) in &raw.transactions_per_hour {
         if !journeys.contains(journey.as_str()) {
             c.error(
                 line_of(rate),
-                context,
+                CONTEXT,
                 format!("transactions_per_hour names {journey:?}, which is not a journey"),
             );
         }
         if !(rate.is_finite() && **rate >= 0.0) {
             c.error(
                 line_of(rate),
-                context,
+                CONTEXT,
                 format!("transactions_per_hour of {journey:?} must be zero or more"),
             );
         }
         out.transactions_per_hour.insert(journey.clone(), **rate);
     }
-    if !raw.transactions_per_hour.is_empty() {
-        given.push("transactions_per_hour");
-    }
-    out.defaulted.retain(|d| !given.contains(&d.as_str()));
-    out
 }
 
 /// `HH:MM-HH:MM` as minutes of the day; `24:00` ends the day.

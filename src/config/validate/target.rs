@@ -27,13 +27,7 @@ pub(super) fn target(
     rt: &RawTarget,
     context: &str,
 ) -> (Target, HashSet<String>, HashSet<String>) {
-    let base_url = match http_url(rt.base_url.trim(), "base_url", "credentials") {
-        Ok(url) => url,
-        Err(problem) => {
-            c.error(line_of(&rt.base_url), context, problem);
-            placeholder_url()
-        }
-    };
+    let base_url = base_url(c, rt, context);
     let allowed_origins = allowed_origins(c, &rt.allowed_origins, context);
     let origins = Origins {
         base: &base_url,
@@ -68,17 +62,7 @@ pub(super) fn target(
         .as_ref()
         .map(|rs| logout_step(c, rs, &defaults, &origins, &vars, context));
 
-    let session_rules = session_rules(c, rt.session_rules.as_ref(), context);
-    if let Some(cookie) = rt.session_rules.as_ref().and_then(|r| r.cookie.as_ref()) {
-        if login.is_empty() {
-            c.warn(
-                line_of(cookie),
-                context,
-                "session_rules.cookie is set, but the target has no `login` steps to start a session",
-            );
-        }
-    }
-    session_rule_warnings(c, &login, &session_rules, line_of(&rt.name), context);
+    let session_rules = checked_session_rules(c, rt, &login, context);
 
     let heartbeat = rt
         .heartbeat
@@ -93,26 +77,13 @@ pub(super) fn target(
         Target {
             name: rt.name.to_string(),
             base_url,
-            insecure_skip_verify: rt
-                .tls
-                .as_ref()
-                .and_then(|t| t.insecure_skip_verify.as_ref())
-                .map(|b| **b)
-                .unwrap_or(false),
-            ca_file: rt
-                .tls
-                .as_ref()
-                .and_then(|t| t.ca_file.as_ref())
-                .map(|f| PathBuf::from(f.as_str())),
+            insecure_skip_verify: insecure_skip_verify(rt),
+            ca_file: ca_file(rt),
             proxy,
             connect_timeout,
             max_body_bytes,
             max_redirects: rt.max_redirects.as_ref().map(|m| **m).unwrap_or(10),
-            user_agent: rt
-                .user_agent
-                .as_ref()
-                .map(|u| u.to_string())
-                .unwrap_or_else(|| format!("casewatch/{}", env!("CARGO_PKG_VERSION"))),
+            user_agent: user_agent(rt),
             username,
             password,
             defaults,
@@ -127,6 +98,62 @@ pub(super) fn target(
         vars.own,
         browser_vars,
     )
+}
+
+/// The target's `base_url`; a placeholder when it is not usable, so the
+/// rest of the target is still checked.
+fn base_url(c: &mut Checker, rt: &RawTarget, context: &str) -> Url {
+    match http_url(rt.base_url.trim(), "base_url", "credentials") {
+        Ok(url) => url,
+        Err(problem) => {
+            c.error(line_of(&rt.base_url), context, problem);
+            placeholder_url()
+        }
+    }
+}
+
+fn insecure_skip_verify(rt: &RawTarget) -> bool {
+    rt.tls
+        .as_ref()
+        .and_then(|t| t.insecure_skip_verify.as_ref())
+        .map(|b| **b)
+        .unwrap_or(false)
+}
+
+fn ca_file(rt: &RawTarget) -> Option<PathBuf> {
+    rt.tls
+        .as_ref()
+        .and_then(|t| t.ca_file.as_ref())
+        .map(|f| PathBuf::from(f.as_str()))
+}
+
+fn user_agent(rt: &RawTarget) -> String {
+    rt.user_agent
+        .as_ref()
+        .map(|u| u.to_string())
+        .unwrap_or_else(|| format!("casewatch/{}", env!("CARGO_PKG_VERSION")))
+}
+
+/// The target's `session_rules`, with warnings for rules that cannot take
+/// effect given its `login` steps.
+fn checked_session_rules(
+    c: &mut Checker,
+    rt: &RawTarget,
+    login: &[Step],
+    context: &str,
+) -> SessionRules {
+    let session_rules = session_rules(c, rt.session_rules.as_ref(), context);
+    if let Some(cookie) = rt.session_rules.as_ref().and_then(|r| r.cookie.as_ref()) {
+        if login.is_empty() {
+            c.warn(
+                line_of(cookie),
+                context,
+                "session_rules.cookie is set, but the target has no `login` steps to start a session",
+            );
+        }
+    }
+    session_rule_warnings(c, login, &session_rules, line_of(&rt.name), context);
+    session_rules
 }
 
 /// The target's `proxy`, if it parses.

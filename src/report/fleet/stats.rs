@@ -13,7 +13,7 @@ use crate::ledger::{Ledger, SlotClock, StepKey};
 use crate::outcome::unix_secs;
 use crate::report::compare::{Measure, SHARE_DIFFERENCE};
 use crate::report::design::{self, Design, Sheet};
-use crate::report::evidence::{self, Direction, Distribution, Part};
+use crate::report::evidence::{self, Direction, Distribution, Judgement, Part};
 use crate::report::model::TimeWindow;
 use crate::report::stats::Estimate;
 use crate::timefmt::{human_duration, rfc3339};
@@ -132,58 +132,113 @@ fn compare(
     design: &Design,
     side_seconds: f64,
 ) -> SiteComparison {
-    let unit = design.unit_seconds();
-    let sides = (units(&rest.runs), units(&own.runs));
-    let mut share_change = evidence::difference(
-        &evidence::share(&rest.runs, alpha),
-        &evidence::share(&own.runs, alpha),
-        SHARE_DIFFERENCE,
-    );
-    share_change.method = ADJUSTED;
-    let availability = Measure {
-        before: evidence::share(&rest.runs, 0.05),
-        after: evidence::share(&own.runs, 0.05),
-        judgement: evidence::judge(&share_change, 0.0, sides, unit, side_seconds, false, None),
-        change: share_change,
+    let judging = Judging {
+        sides: (units(&rest.runs), units(&own.runs)),
+        unit: design.unit_seconds(),
+        side_seconds,
+        alpha,
     };
-    let p95_change = evidence::difference(
-        &evidence::quantile_of(&rest.distribution, &rest.latencies, 0.95, alpha),
-        &evidence::quantile_of(&own.distribution, &own.latencies, 0.95, alpha),
-        ADJUSTED,
-    );
-    let p95_ms = Measure {
-        before: evidence::quantile_of(&rest.distribution, &rest.latencies, 0.95, 0.05),
-        after: evidence::quantile_of(&own.distribution, &own.latencies, 0.95, 0.05),
-        judgement: evidence::judge(&p95_change, 0.0, sides, unit, side_seconds, false, None),
-        change: p95_change,
-    };
-    let rates = |rest: &[Part<(f64, f64)>], site: &[Part<(f64, f64)>], per: f64| {
-        let change = ratio(rest, site, alpha);
+    let availability = judging.availability(rest, own);
+    let p95_ms = judging.p95(rest, own);
+    let freeze_rate = judging.rates(&rest.freezes, &own.freezes, 24.0);
+    let logout_rate = judging.rates(&rest.drops, &own.drops, 1.0);
+    let (worse_on, better_on) =
+        worse_and_better(&availability, &p95_ms, &freeze_rate, &logout_rate);
+    let enough = availability.judgement.enough_units;
+    let verdict = verdict(name, &worse_on, &better_on, enough);
+    SiteComparison {
+        site: name.to_string(),
+        availability,
+        p95_ms,
+        freeze_rate,
+        logout_rate,
+        worse_on,
+        better_on,
+        verdict,
+    }
+}
+
+/// What every measure of a site against the rest weighs besides its own
+/// interval: the units on each side, their length, the side's length, and
+/// the alpha adjusted for the comparisons made.
+struct Judging {
+    sides: (usize, usize),
+    unit: f64,
+    side_seconds: f64,
+    alpha: f64,
+}
+
+impl Judging {
+    /// The share of runs that succeeded, the rest's before the site's.
+    fn availability(&self, rest: &Pool<'_>, own: &Pool<'_>) -> Measure {
+        let mut share_change = evidence::difference(
+            &evidence::share(&rest.runs, self.alpha),
+            &evidence::share(&own.runs, self.alpha),
+            SHARE_DIFFERENCE,
+        );
+        share_change.method = ADJUSTED;
+        Measure {
+            before: evidence::share(&rest.runs, 0.05),
+            after: evidence::share(&own.runs, 0.05),
+            judgement: self.judge(&share_change, 0.0, false, None),
+            change: share_change,
+        }
+    }
+
+    /// Interactive p95, the rest's before the site's.
+    fn p95(&self, rest: &Pool<'_>, own: &Pool<'_>) -> Measure {
+        let p95_change = evidence::difference(
+            &evidence::quantile_of(&rest.distribution, &rest.latencies, 0.95, self.alpha),
+            &evidence::quantile_of(&own.distribution, &own.latencies, 0.95, self.alpha),
+            ADJUSTED,
+        );
+        Measure {
+            before: evidence::quantile_of(&rest.distribution, &rest.latencies, 0.95, 0.05),
+            after: evidence::quantile_of(&own.distribution, &own.latencies, 0.95, 0.05),
+            judgement: self.judge(&p95_change, 0.0, false, None),
+            change: p95_change,
+        }
+    }
+
+    /// A rate `per` hour or day, the rest's before the site's; the
+    /// judgement also weighs how many events there were.
+    fn rates(&self, rest: &[Part<(f64, f64)>], site: &[Part<(f64, f64)>], per: f64) -> Measure {
+        let change = ratio(rest, site, self.alpha);
         let ((kr, ur), (ks, us)) = (evidence::events(rest), evidence::events(site));
         Measure {
             before: evidence::rate(rest, 0.05).scaled(per),
             after: evidence::rate(site, 0.05).scaled(per),
-            judgement: evidence::judge(
-                &change,
-                1.0,
-                sides,
-                unit,
-                side_seconds,
-                true,
-                Some((kr + ks, ur + us)),
-            ),
+            judgement: self.judge(&change, 1.0, true, Some((kr + ks, ur + us))),
             change,
         }
-    };
-    let freeze_rate = rates(&rest.freezes, &own.freezes, 24.0);
-    let logout_rate = rates(&rest.drops, &own.drops, 1.0);
+    }
+
+    fn judge(
+        &self,
+        change: &Estimate,
+        null: f64,
+        ratio: bool,
+        events: Option<(u64, usize)>,
+    ) -> Judgement {
+        let (sides, unit, side_seconds) = (self.sides, self.unit, self.side_seconds);
+        evidence::judge(change, null, sides, unit, side_seconds, ratio, events)
+    }
+}
+
+/// The measures the site is judged worse on, and better on.
+fn worse_and_better(
+    availability: &Measure,
+    p95_ms: &Measure,
+    freeze_rate: &Measure,
+    logout_rate: &Measure,
+) -> (Vec<&'static str>, Vec<&'static str>) {
     let mut worse_on = Vec::new();
     let mut better_on = Vec::new();
     for (label, m, worse_is) in [
-        ("availability", &availability, Direction::Lower),
-        ("p95 latency", &p95_ms, Direction::Higher),
-        ("freezes", &freeze_rate, Direction::Higher),
-        ("forced logouts", &logout_rate, Direction::Higher),
+        ("availability", availability, Direction::Lower),
+        ("p95 latency", p95_ms, Direction::Higher),
+        ("freezes", freeze_rate, Direction::Higher),
+        ("forced logouts", logout_rate, Direction::Higher),
     ] {
         match m.judgement.direction {
             Some(d) if d == worse_is => worse_on.push(label),
@@ -191,8 +246,13 @@ fn compare(
             None => {}
         }
     }
-    let enough = availability.judgement.enough_units;
-    let verdict = if !worse_on.is_empty() {
+    (worse_on, better_on)
+}
+
+/// The site's verdict: worse wins over too little evidence, which wins over
+/// better.
+fn verdict(name: &str, worse_on: &[&str], better_on: &[&str], enough: bool) -> String {
+    if !worse_on.is_empty() {
         format!(
             "{name} is worse than the rest of the fleet on {}.",
             worse_on.join(", ")
@@ -209,16 +269,6 @@ fn compare(
         )
     } else {
         format!("{name} is not shown to differ from the rest of the fleet on any measure.")
-    };
-    SiteComparison {
-        site: name.to_string(),
-        availability,
-        p95_ms,
-        freeze_rate,
-        logout_rate,
-        worse_on,
-        better_on,
-        verdict,
     }
 }
 
