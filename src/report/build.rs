@@ -157,7 +157,8 @@ fn monthly_if_asked(
     }
 }
 
-fn time_window(window: SlotWindow, has_data: bool) -> TimeWindow {
+/// The report's window as the model states it.
+pub(crate) fn time_window(window: SlotWindow, has_data: bool) -> TimeWindow {
     TimeWindow {
         from: window.from(),
         to: window.to(),

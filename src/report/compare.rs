@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::design::{Design, Sheet, CELLS};
-use super::evidence::{self, Judgement, Part};
+use super::evidence::{self, Judgement, Part, Sides};
 use super::stats::Estimate;
 use crate::ledger::StepKey;
 
@@ -121,9 +121,11 @@ pub fn change_evidence(
         sheet.runs(&design, &a, |j| on_target(&j.target)),
     );
     let judging = Judging {
-        side_units: (units(&rb), units(&ra)),
-        unit: design.unit_seconds(),
-        window,
+        sides: Sides {
+            units: (units(&rb), units(&ra)),
+            unit_seconds: design.unit_seconds(),
+            side_seconds: window,
+        },
     };
     let p95 = judging.p95(&lb, &la);
     let freeze_rate = judging.rates(
@@ -137,9 +139,9 @@ pub fn change_evidence(
     let availability = judging.availability(&rb, &ra);
     ChangeEvidence {
         unit_days: design.unit_days,
-        unit_seconds: judging.unit,
-        units_before: judging.side_units.0,
-        units_after: judging.side_units.1,
+        unit_seconds: judging.sides.unit_seconds,
+        units_before: judging.sides.units.0,
+        units_after: judging.sides.units.1,
         hours_before: b.len(),
         hours_after: a.len(),
         cells,
@@ -187,9 +189,7 @@ fn given_up(sheet: &Sheet<'_>, slots: &[i64], keep_step: impl Fn(&StepKey) -> bo
 /// What every measure's judgement weighs besides its own interval: the
 /// units on each side, their length, and the window.
 struct Judging {
-    side_units: (usize, usize),
-    unit: f64,
-    window: f64,
+    sides: Sides,
 }
 
 impl Judging {
@@ -201,7 +201,7 @@ impl Judging {
         );
         let change = evidence::difference(&before, &after, evidence::CLUSTERED_QUANTILE_DIFFERENCE);
         Measure {
-            judgement: self.judge(&change, 0.0, false, None),
+            judgement: self.sides.judge(&change, 0.0, false, None),
             before,
             after,
             change,
@@ -214,7 +214,9 @@ impl Judging {
         let ratio = evidence::rate_ratio(&cb, &ca, 0.05);
         let ((kb, ub), (ka, ua)) = (evidence::events(&cb), evidence::events(&ca));
         Measure {
-            judgement: self.judge(&ratio, 1.0, true, Some((kb + ka, ub + ua))),
+            judgement: self
+                .sides
+                .judge(&ratio, 1.0, true, Some((kb + ka, ub + ua))),
             before: evidence::rate(&cb, 0.05),
             after: evidence::rate(&ca, 0.05),
             change: ratio,
@@ -226,22 +228,11 @@ impl Judging {
         let (sb, sa) = (evidence::share(rb, 0.05), evidence::share(ra, 0.05));
         let share_change = evidence::difference(&sb, &sa, SHARE_DIFFERENCE);
         Measure {
-            judgement: self.judge(&share_change, 0.0, false, None),
+            judgement: self.sides.judge(&share_change, 0.0, false, None),
             before: sb,
             after: sa,
             change: share_change,
         }
-    }
-
-    fn judge(
-        &self,
-        change: &Estimate,
-        null: f64,
-        ratio: bool,
-        events: Option<(u64, usize)>,
-    ) -> Judgement {
-        let (units, unit, window) = (self.side_units, self.unit, self.window);
-        evidence::judge(change, null, units, unit, window, ratio, events)
     }
 }
 

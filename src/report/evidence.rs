@@ -549,6 +549,41 @@ pub struct Judgement {
 /// Judges `estimate` against `null` (0 for a difference, 1 for a ratio),
 /// with `units` per side of `unit_seconds` over windows of `side_seconds`;
 /// `events` (a rate's events and the units holding them) when it is a rate.
+/// What each measure of one comparison is judged on: the independent
+/// units on each side, a unit's length and a side's length (seconds).
+#[derive(Clone, Copy, Debug)]
+pub struct Sides {
+    pub units: (usize, usize),
+    pub unit_seconds: f64,
+    pub side_seconds: f64,
+}
+
+impl Sides {
+    /// [`judge`] on these sides.
+    pub fn judge(
+        &self,
+        estimate: &Estimate,
+        null: f64,
+        ratio: bool,
+        events: Option<(u64, usize)>,
+    ) -> Judgement {
+        let Sides {
+            units,
+            unit_seconds,
+            side_seconds,
+        } = *self;
+        judge(
+            estimate,
+            null,
+            units,
+            unit_seconds,
+            side_seconds,
+            ratio,
+            events,
+        )
+    }
+}
+
 pub fn judge(
     estimate: &Estimate,
     null: f64,

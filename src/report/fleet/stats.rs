@@ -11,10 +11,10 @@ use super::{
 use crate::ledger::build::SlotWindow;
 use crate::ledger::{Ledger, SlotClock, StepKey};
 use crate::outcome::unix_secs;
+use crate::report::build::time_window;
 use crate::report::compare::{Measure, SHARE_DIFFERENCE};
 use crate::report::design::{self, Design, Sheet};
-use crate::report::evidence::{self, Direction, Distribution, Judgement, Part};
-use crate::report::model::TimeWindow;
+use crate::report::evidence::{self, Direction, Distribution, Part, Sides};
 use crate::report::stats::Estimate;
 use crate::timefmt::{human_duration, rfc3339};
 
@@ -133,9 +133,11 @@ fn compare(
     side_seconds: f64,
 ) -> SiteComparison {
     let judging = Judging {
-        sides: (units(&rest.runs), units(&own.runs)),
-        unit: design.unit_seconds(),
-        side_seconds,
+        sides: Sides {
+            units: (units(&rest.runs), units(&own.runs)),
+            unit_seconds: design.unit_seconds(),
+            side_seconds,
+        },
         alpha,
     };
     let availability = judging.availability(rest, own);
@@ -162,9 +164,7 @@ fn compare(
 /// interval: the units on each side, their length, the side's length, and
 /// the alpha adjusted for the comparisons made.
 struct Judging {
-    sides: (usize, usize),
-    unit: f64,
-    side_seconds: f64,
+    sides: Sides,
     alpha: f64,
 }
 
@@ -180,7 +180,7 @@ impl Judging {
         Measure {
             before: evidence::share(&rest.runs, 0.05),
             after: evidence::share(&own.runs, 0.05),
-            judgement: self.judge(&share_change, 0.0, false, None),
+            judgement: self.sides.judge(&share_change, 0.0, false, None),
             change: share_change,
         }
     }
@@ -195,7 +195,7 @@ impl Judging {
         Measure {
             before: evidence::quantile_of(&rest.distribution, &rest.latencies, 0.95, 0.05),
             after: evidence::quantile_of(&own.distribution, &own.latencies, 0.95, 0.05),
-            judgement: self.judge(&p95_change, 0.0, false, None),
+            judgement: self.sides.judge(&p95_change, 0.0, false, None),
             change: p95_change,
         }
     }
@@ -208,20 +208,11 @@ impl Judging {
         Measure {
             before: evidence::rate(rest, 0.05).scaled(per),
             after: evidence::rate(site, 0.05).scaled(per),
-            judgement: self.judge(&change, 1.0, true, Some((kr + ks, ur + us))),
+            judgement: self
+                .sides
+                .judge(&change, 1.0, true, Some((kr + ks, ur + us))),
             change,
         }
-    }
-
-    fn judge(
-        &self,
-        change: &Estimate,
-        null: f64,
-        ratio: bool,
-        events: Option<(u64, usize)>,
-    ) -> Judgement {
-        let (sides, unit, side_seconds) = (self.sides, self.unit, self.side_seconds);
-        evidence::judge(change, null, sides, unit, side_seconds, ratio, events)
     }
 }
 
@@ -309,7 +300,7 @@ pub fn assemble(
         schema_version: SCHEMA_VERSION,
         generated_at: rfc3339(unix_secs(options.now)),
         journals,
-        window: time_window(&window, has_data),
+        window: time_window(window, has_data),
         unit_days,
         unit_seconds: design.unit_seconds(),
         min_units: evidence::MIN_UNITS,
@@ -394,17 +385,6 @@ fn runs_by_journey(l: &Ledger) -> BTreeMap<(String, String, String), (u64, u64)>
         }
     }
     by_journey
-}
-
-fn time_window(window: &SlotWindow, has_data: bool) -> TimeWindow {
-    TimeWindow {
-        from: window.from(),
-        to: window.to(),
-        from_text: rfc3339(window.from()),
-        to_text: rfc3339(window.to()),
-        hours: (window.to() - window.from()) / 3600.0,
-        has_data,
-    }
 }
 
 /// Every site's parts and what comparing them takes.
