@@ -175,7 +175,7 @@ pub async fn run_journey(
         Ok(tab) => tab,
         Err(e) => return done(vec![unavailable(&e)], Vec::new()),
     };
-    let cx = RunContext {
+    let cx = BrowserRun {
         lease: &lease,
         tab: &tab,
         probes,
@@ -261,7 +261,7 @@ fn cut_short(journey: &Journey, budget: Duration) -> StepRecord {
 
 /// What every step of one browser run shares: its context and first tab,
 /// and the run's hard deadline.
-struct RunContext<'a> {
+struct BrowserRun<'a> {
     lease: &'a Lease,
     tab: &'a Tab,
     probes: Option<&'a Probes>,
@@ -269,7 +269,7 @@ struct RunContext<'a> {
     deadline: Instant,
 }
 
-impl<'a> RunContext<'a> {
+impl<'a> BrowserRun<'a> {
     fn in_time(&self) -> bool {
         Instant::now() < self.deadline
     }
@@ -304,7 +304,7 @@ impl<'a> RunContext<'a> {
 /// The login, the steps and the logout of a browser run, each step within
 /// the run's `deadline`.
 async fn run_steps(
-    cx: &RunContext<'_>,
+    cx: &BrowserRun<'_>,
     browser_steps: &BrowserJourney,
     run: &mut RunState,
     session: &mut Session,
@@ -330,7 +330,7 @@ async fn run_steps(
 /// The browser login's steps until the first failure; whether they all
 /// passed, the session then counting as logged in.
 async fn log_in(
-    cx: &RunContext<'_>,
+    cx: &BrowserRun<'_>,
     login: &BrowserLogin,
     run: &mut RunState,
     session: &mut Session,
@@ -360,7 +360,7 @@ async fn log_in(
 /// The journey's steps until the first failure; whether that failure left
 /// the tab wedged (a step given up on, or a crashed page).
 async fn journey_steps(
-    cx: &RunContext<'_>,
+    cx: &BrowserRun<'_>,
     browser_steps: &BrowserJourney,
     run: &mut RunState,
     session: &mut Session,
@@ -388,7 +388,7 @@ async fn journey_steps(
 /// session's span.
 #[allow(clippy::too_many_arguments)]
 async fn log_out(
-    cx: &RunContext<'_>,
+    cx: &BrowserRun<'_>,
     login: &BrowserLogin,
     wedged: bool,
     run: &mut RunState,

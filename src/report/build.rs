@@ -346,10 +346,10 @@ fn latency(sheet: &Sheet<'_>, design: &Design, window: SlotWindow) -> Latency {
 
 /// Each step's given-up runs: how many, the shortest wait before giving
 /// up (seconds), and when each was sent.
-type GivenUp = BTreeMap<StepName, (u64, f64, Vec<f64>)>;
+type GivenUpByStep = BTreeMap<StepName, (u64, f64, Vec<f64>)>;
 
-fn given_up_by_step(ledger: &Ledger) -> GivenUp {
-    let mut given_up: GivenUp = BTreeMap::new();
+fn given_up_by_step(ledger: &Ledger) -> GivenUpByStep {
+    let mut given_up: GivenUpByStep = BTreeMap::new();
     for g in &ledger.given_up {
         let entry = given_up
             .entry(step_name(&ledger.steps[g.step as usize]))

@@ -120,7 +120,7 @@ pub fn change_evidence(
         sheet.runs(&design, &b, |j| on_target(&j.target)),
         sheet.runs(&design, &a, |j| on_target(&j.target)),
     );
-    let judging = Judging {
+    let judging = ChangeJudging {
         sides: Sides {
             units: (units(&rb), units(&ra)),
             unit_seconds: design.unit_seconds(),
@@ -188,11 +188,11 @@ fn given_up(sheet: &Sheet<'_>, slots: &[i64], keep_step: impl Fn(&StepKey) -> bo
 
 /// What every measure's judgement weighs besides its own interval: the
 /// units on each side, their length, and the window.
-struct Judging {
+struct ChangeJudging {
     sides: Sides,
 }
 
-impl Judging {
+impl ChangeJudging {
     /// Interactive p95 on each side, and after − before.
     fn p95(&self, lb: &[Part<&[u32]>], la: &[Part<&[u32]>]) -> Measure {
         let (before, after) = (

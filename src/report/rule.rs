@@ -126,7 +126,7 @@ pub fn verdict(
         ratio.low = None;
         ratio.high = None;
     }
-    let sides = Sides {
+    let sides = AgeSides {
         younger: (young.0 as u64, young_blocks),
         older: (old.0 as u64, old_blocks),
         exposed: young.1 > 0.0 && old.1 > 0.0,
@@ -183,7 +183,7 @@ fn rise(
 
 /// Each side's forced logouts and the units of days holding them, and
 /// whether both sides were observed at all.
-struct Sides {
+struct AgeSides {
     younger: (u64, u64),
     older: (u64, u64),
     exposed: bool,
@@ -204,7 +204,7 @@ pub fn age_words(seconds: f64, scale: f64) -> String {
 
 /// The verdict and its sentence.
 fn words(
-    sides: &Sides,
+    sides: &AgeSides,
     enough: bool,
     ratio: &Estimate,
     rises_at: Option<f64>,
@@ -248,7 +248,7 @@ fn words(
 }
 
 /// Why there is not enough evidence, naming the count that limits it.
-fn not_enough(sides: &Sides, age: &str, unit_days: u32) -> String {
+fn not_enough(sides: &AgeSides, age: &str, unit_days: u32) -> String {
     let side = |(k, units): (u64, u64)| {
         format!(
             "{} on {}",

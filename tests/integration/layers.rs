@@ -367,3 +367,69 @@ fn the_scanner_sees_every_way_of_reaching_a_module() {
     );
     assert_eq!(module_path(Path::new("config/mod.rs")), path("config"));
 }
+
+/// The types a file defines at module level (its inline `mod` blocks
+/// included; impl and function bodies, whose associated types are not
+/// types of their own, left out), as (name, line).
+fn defined_types(tokens: TokenStream) -> Vec<(String, usize)> {
+    let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+    let mut found = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        match (token, tokens.get(i + 1), tokens.get(i + 2)) {
+            (TokenTree::Ident(kind), Some(TokenTree::Ident(name)), _)
+                if ["struct", "enum", "trait", "type", "union"]
+                    .contains(&kind.to_string().as_str()) =>
+            {
+                found.push((name.to_string(), name.span().start().line));
+            }
+            (TokenTree::Ident(kw), Some(TokenTree::Ident(_)), Some(TokenTree::Group(body)))
+                if kw == "mod" && body.delimiter() == Delimiter::Brace =>
+            {
+                found.extend(defined_types(body.stream()));
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// No two types in src/ share a name, so a name read anywhere says which
+/// type it is.
+#[test]
+fn no_two_types_in_src_share_a_name() {
+    let mut files = Vec::new();
+    let mut dirs = vec![src_dir()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let tokens = TokenStream::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} does not lex: {e}", file.display()));
+        let relative = file.strip_prefix(src_dir()).unwrap().display().to_string();
+        for (name, line) in defined_types(tokens) {
+            seen.entry(name)
+                .or_default()
+                .push(format!("{relative}:{line}"));
+        }
+    }
+    let shared: Vec<String> = seen
+        .iter()
+        .filter(|(_, places)| places.len() > 1)
+        .map(|(name, places)| format!("{name}: {}", places.join(", ")))
+        .collect();
+    assert!(seen.len() > 100, "only {} types found", seen.len());
+    assert!(
+        shared.is_empty(),
+        "types sharing a name:\n{}",
+        shared.join("\n")
+    );
+}

@@ -132,7 +132,7 @@ fn compare(
     design: &Design,
     side_seconds: f64,
 ) -> SiteComparison {
-    let judging = Judging {
+    let judging = SiteJudging {
         sides: Sides {
             units: (units(&rest.runs), units(&own.runs)),
             unit_seconds: design.unit_seconds(),
@@ -163,12 +163,12 @@ fn compare(
 /// What every measure of a site against the rest weighs besides its own
 /// interval: the units on each side, their length, the side's length, and
 /// the alpha adjusted for the comparisons made.
-struct Judging {
+struct SiteJudging {
     sides: Sides,
     alpha: f64,
 }
 
-impl Judging {
+impl SiteJudging {
     /// The share of runs that succeeded, the rest's before the site's.
     fn availability(&self, rest: &Pool<'_>, own: &Pool<'_>) -> Measure {
         let mut share_change = evidence::difference(
