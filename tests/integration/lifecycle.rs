@@ -356,8 +356,24 @@ fn a_canary_password_appears_in_no_output() {
     assert!(child.wait().unwrap().success());
     let stderr = stderr_reader.join().unwrap();
 
-    // The canary was really used: journeys logged in with it.
-    assert!(stdout.contains("ok "), "{stdout}");
+    // The canary was really used: a login with it succeeded, a kept
+    // session's or a journey's. (On a loaded machine a 15-s demo's only
+    // journey runs may all pass the 2-s freeze_after, so a run that ended
+    // `ok` is not required.)
+    let kept_logins: f64 = ["ok", "slow"]
+        .iter()
+        .map(|o| {
+            metric(
+                &served,
+                "casewatch_kept_session_logins_total",
+                &[("outcome", o)],
+            )
+        })
+        .sum();
+    assert!(
+        kept_logins > 0.0 || stdout.contains(" ok "),
+        "{stdout}\n{served}"
+    );
     assert!(served.contains("casewatch_journey_runs_total"));
     for (what, text) in [
         ("stdout", &stdout),
