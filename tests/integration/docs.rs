@@ -44,20 +44,7 @@ fn build() -> Option<(tempfile::TempDir, PathBuf)> {
 
 /// Every `.html` file under `root`.
 fn pages(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if path.extension().is_some_and(|e| e == "html") {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::harness::files_under(root, "html")
 }
 
 /// `base` joined with a relative `link`, `..` resolved without touching

@@ -567,3 +567,24 @@ pub fn lateness_buckets(text: &str, journey: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// Every file under `root` whose name ends in `.ext`, sorted.
+pub fn files_under(root: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -118,20 +118,7 @@ fn files_of(name: &str) -> Vec<PathBuf> {
     if single.is_file() {
         files.push(single);
     }
-    let mut dirs = vec![src.join(name)];
-    while let Some(dir) = dirs.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                files.push(path);
-            }
-        }
-    }
+    files.extend(crate::harness::files_under(&src.join(name), "rs"));
     files.sort();
     files
 }
@@ -397,18 +384,7 @@ fn defined_types(tokens: TokenStream) -> Vec<(String, usize)> {
 /// type it is.
 #[test]
 fn no_two_types_in_src_share_a_name() {
-    let mut files = Vec::new();
-    let mut dirs = vec![src_dir()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|x| x == "rs") {
-                files.push(path);
-            }
-        }
-    }
+    let files = crate::harness::files_under(&src_dir(), "rs");
     let mut seen: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
