@@ -110,7 +110,14 @@ async fn an_ics_restart_ends_every_session_as_a_login_page_logout() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.db");
     let every = 2.0;
-    let yaml = journaled(&keep(3, "2s"), &read_then_search("4s"), &journal);
+    // The journey's search must come after the restart's downtime, or it
+    // meets "restarting" (a server error) instead of the login page.
+    let (think, downtime) = (10.0, 1.0);
+    let yaml = journaled(
+        &keep(3, "2s"),
+        &read_then_search(&format!("{think}s")),
+        &journal,
+    );
     let agent = start_agent(load(&yaml, &sim)).await;
     // Three kept sessions, and the journey reading its home page.
     wait_for(Duration::from_secs(15), "four live sessions", || async {
@@ -118,13 +125,23 @@ async fn an_ics_restart_ends_every_session_as_a_login_page_logout() {
     })
     .await;
     let restart = sim
-        .control("restart", json!({"system": "ics", "seconds": 3.0}))
+        .control("restart", json!({"system": "ics", "seconds": downtime}))
         .await;
-    assert_eq!(restart["sessions"].as_array().unwrap().len(), 4);
+    let ages = restart["sessions"].as_array().unwrap();
+    assert_eq!(ages.len(), 4);
+    let oldest = ages
+        .iter()
+        .filter_map(|s| s["age_real_seconds"].as_f64())
+        .fold(0.0, f64::max);
+    assert!(
+        oldest + downtime < think,
+        "the restart came {oldest:.1} s after the first login, too late for the journey's \
+         search to come after the downtime"
+    );
 
     let login_page = [("cause", "login_page")];
     wait_for(
-        Duration::from_secs(20),
+        Duration::from_secs(30),
         "four login-page logouts",
         || async {
             let text = agent.metrics().await;
