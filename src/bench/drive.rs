@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config;
-use crate::outcome::Record;
+use crate::outcome::{Record, RunRecord};
 use crate::runner::{self, Probes};
 use crate::supervisor::{journey_loop, JourneyTask};
 
@@ -35,7 +35,7 @@ pub(super) async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow
         }),
         false => None,
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::unbounded_channel();
     let probes = Probes::new(tx);
     let shutdown = CancellationToken::new();
     let sessions = Arc::new(Semaphore::new(config.max_sessions.max(1)));
@@ -70,44 +70,7 @@ pub(super) async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow
         })));
     }
     drop(probes);
-    let collector = tokio::spawn(async move {
-        let mut text = String::new();
-        while let Some(record) = rx.recv().await {
-            match record {
-                Record::Run(run) => {
-                    let lateness = run
-                        .actual_start
-                        .duration_since(run.intended_start)
-                        .unwrap_or_default();
-                    for step in &run.steps {
-                        let p = &step.phases;
-                        let phases: Duration = [p.dns, p.connect, p.tls, p.first_byte, p.transfer]
-                            .into_iter()
-                            .flatten()
-                            .sum();
-                        let _ = writeln!(
-                            text,
-                            "s\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                            run.journey,
-                            unix_ns(run.intended_start),
-                            run.duration.as_nanos(),
-                            run.outcome.as_str(),
-                            unix_ns(step.sent_at),
-                            step.duration.as_nanos(),
-                            step.outcome.as_str(),
-                            lateness.as_nanos(),
-                            phases.as_nanos()
-                        );
-                    }
-                }
-                Record::MissedSlots { journey, count, .. } => {
-                    let _ = writeln!(text, "m\t{journey}\t{count}\t{}", now_ns());
-                }
-                _ => {}
-            }
-        }
-        text
-    });
+    let collector = tokio::spawn(log_records(rx));
     tokio::time::sleep(duration).await;
     shutdown.cancel();
     for task in tasks {
@@ -119,6 +82,48 @@ pub(super) async fn drive(path: &Path, duration: Duration, out: &Path) -> anyhow
     }
     std::fs::write(out, text).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())
+}
+
+/// Every run's steps and every missed slot, one tab-separated line each.
+async fn log_records(mut rx: mpsc::UnboundedReceiver<Record>) -> String {
+    let mut text = String::new();
+    while let Some(record) = rx.recv().await {
+        match record {
+            Record::Run(run) => log_run(&mut text, &run),
+            Record::MissedSlots { journey, count, .. } => {
+                let _ = writeln!(text, "m\t{journey}\t{count}\t{}", now_ns());
+            }
+            _ => {}
+        }
+    }
+    text
+}
+
+fn log_run(text: &mut String, run: &RunRecord) {
+    let lateness = run
+        .actual_start
+        .duration_since(run.intended_start)
+        .unwrap_or_default();
+    for step in &run.steps {
+        let p = &step.phases;
+        let phases: Duration = [p.dns, p.connect, p.tls, p.first_byte, p.transfer]
+            .into_iter()
+            .flatten()
+            .sum();
+        let _ = writeln!(
+            text,
+            "s\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            run.journey,
+            unix_ns(run.intended_start),
+            run.duration.as_nanos(),
+            run.outcome.as_str(),
+            unix_ns(step.sent_at),
+            step.duration.as_nanos(),
+            step.outcome.as_str(),
+            lateness.as_nanos(),
+            phases.as_nanos()
+        );
+    }
 }
 
 // ----------------------------------------------------------------- load --

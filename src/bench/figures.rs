@@ -256,11 +256,42 @@ pub(super) fn co(input: CoInput) -> anyhow::Result<()> {
     let first = log.arrivals.first().map_or(0, |a| a.0);
     println!("freeze_at_s {:.3}", (f0 - first) as f64 / 1e9);
     println!("freeze_s {:.3}", (f1 - f0) as f64 / 1e9);
-    // The open-loop schedule: the agent's timetables, or a fixed rate from
-    // the first arrival.
     let drive = input.drive_log.as_deref().map(read_drive_log).transpose()?;
+    let slots = open_loop_slots(drive.as_ref(), &input, first);
+    let truth = sorted(
+        slots
+            .iter()
+            .map(|&t| truth_latency_ns(t, d_ns, &log.freezes) as f64 / 1e6)
+            .collect(),
+    );
+    println!("truth_samples {}", truth.len());
+    println!("truth_p99_ms {:.1}", quantile(&truth, 0.99));
+    println!("truth_p999_ms {:.1}", quantile(&truth, 0.999));
+    let affected = slots
+        .iter()
+        .filter(|&&t| truth_latency_ns(t, d_ns, &log.freezes) > d_ns)
+        .count();
+    println!("truth_slots_in_freeze {affected}");
+    if let Some(drive) = &drive {
+        print_agent_figures(drive, slots.len(), d_ns);
+    }
+    if let Some(path) = &input.oha_json {
+        let (_, p99, p999, count) = oha_percentiles(path)?;
+        println!("oha_requests {count}");
+        println!("oha_p99_ms {:.1}", p99 * 1e3);
+        println!("oha_p999_ms {:.1}", p999 * 1e3);
+    }
+    if let Some(path) = &input.wrk_out {
+        print_wrk_figures(path)?;
+    }
+    Ok(())
+}
+
+/// The open-loop schedule: the agent's timetables, or a fixed rate from the
+/// first arrival.
+fn open_loop_slots(drive: Option<&DriveLog>, input: &CoInput, first: u64) -> Vec<u64> {
     let mut slots: Vec<u64> = Vec::new();
-    match &drive {
+    match drive {
         Some(drive) => {
             let end = drive.steps.iter().map(|s| s.intended_ns).max().unwrap_or(0);
             for (interval, anchor) in drive.journeys.values() {
@@ -277,73 +308,58 @@ pub(super) fn co(input: CoInput) -> anyhow::Result<()> {
             slots.extend((0..n).map(|k| first + (k as f64 * period) as u64));
         }
     }
-    let truth = sorted(
-        slots
-            .iter()
-            .map(|&t| truth_latency_ns(t, d_ns, &log.freezes) as f64 / 1e6)
-            .collect(),
+    slots
+}
+
+fn print_agent_figures(drive: &DriveLog, slot_count: usize, d_ns: u64) {
+    let steps = sorted(drive.steps.iter().map(|s| s.step_ns as f64 / 1e6).collect());
+    let runs = sorted(drive.steps.iter().map(|s| s.run_ns as f64 / 1e6).collect());
+    println!("agent_runs {}", runs.len());
+    println!("agent_step_p99_ms {:.1}", quantile(&steps, 0.99));
+    println!("agent_step_p999_ms {:.1}", quantile(&steps, 0.999));
+    println!("agent_run_p99_ms {:.1}", quantile(&runs, 0.99));
+    println!("agent_run_p999_ms {:.1}", quantile(&runs, 0.999));
+    println!("agent_missed {}", drive.missed);
+    println!(
+        "omitted_slots {}",
+        slot_count.saturating_sub(drive.steps.len())
     );
-    println!("truth_samples {}", truth.len());
-    println!("truth_p99_ms {:.1}", quantile(&truth, 0.99));
-    println!("truth_p999_ms {:.1}", quantile(&truth, 0.999));
-    let affected = slots
-        .iter()
-        .filter(|&&t| truth_latency_ns(t, d_ns, &log.freezes) > d_ns)
-        .count();
-    println!("truth_slots_in_freeze {affected}");
-    if let Some(drive) = &drive {
-        let steps = sorted(drive.steps.iter().map(|s| s.step_ns as f64 / 1e6).collect());
-        let runs = sorted(drive.steps.iter().map(|s| s.run_ns as f64 / 1e6).collect());
-        println!("agent_runs {}", runs.len());
-        println!("agent_step_p99_ms {:.1}", quantile(&steps, 0.99));
-        println!("agent_step_p999_ms {:.1}", quantile(&steps, 0.999));
-        println!("agent_run_p99_ms {:.1}", quantile(&runs, 0.99));
-        println!("agent_run_p999_ms {:.1}", quantile(&runs, 0.999));
-        println!("agent_missed {}", drive.missed);
-        println!(
-            "omitted_slots {}",
-            slots.len().saturating_sub(drive.steps.len())
-        );
-        let late = lateness_ms(drive);
-        println!("agent_lateness_p99_ms {:.2}", quantile(&late, 0.99));
-        println!(
-            "agent_lateness_max_ms {:.2}",
-            late.last().copied().unwrap_or(0.0)
-        );
-        // The correction the agent applies to its journey-duration histogram
-        // (HdrHistogram's record_correct): a run of duration D over its
-        // interval I stands for the slots it made miss, at D - I, D - 2I, ...
-        let mut corrected = Vec::new();
-        for s in &drive.steps {
-            corrected.push(s.run_ns as f64);
-            if let Some((interval, _)) = drive.journeys.get(&s.journey) {
-                let mut v = s.run_ns as f64 - *interval as f64;
-                while v > 0.0 && v >= d_ns as f64 {
-                    corrected.push(v);
-                    v -= *interval as f64;
-                }
+    let late = lateness_ms(drive);
+    println!("agent_lateness_p99_ms {:.2}", quantile(&late, 0.99));
+    println!(
+        "agent_lateness_max_ms {:.2}",
+        late.last().copied().unwrap_or(0.0)
+    );
+    // The correction the agent applies to its journey-duration histogram
+    // (HdrHistogram's record_correct): a run of duration D over its
+    // interval I stands for the slots it made miss, at D - I, D - 2I, ...
+    let mut corrected = Vec::new();
+    for s in &drive.steps {
+        corrected.push(s.run_ns as f64);
+        if let Some((interval, _)) = drive.journeys.get(&s.journey) {
+            let mut v = s.run_ns as f64 - *interval as f64;
+            while v > 0.0 && v >= d_ns as f64 {
+                corrected.push(v);
+                v -= *interval as f64;
             }
         }
-        let corrected = sorted(corrected.into_iter().map(|v| v / 1e6).collect());
-        println!("agent_corrected_p99_ms {:.1}", quantile(&corrected, 0.99));
-        println!("agent_corrected_p999_ms {:.1}", quantile(&corrected, 0.999));
     }
-    if let Some(path) = &input.oha_json {
-        let (_, p99, p999, count) = oha_percentiles(path)?;
-        println!("oha_requests {count}");
-        println!("oha_p99_ms {:.1}", p99 * 1e3);
-        println!("oha_p999_ms {:.1}", p999 * 1e3);
-    }
-    if let Some(path) = &input.wrk_out {
-        let text = std::fs::read_to_string(path)?;
-        for line in text.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            match f.as_slice() {
-                ["cw_p99", v] => println!("wrk_p99_ms {:.1}", v.parse::<f64>()? / 1e3),
-                ["cw_p999", v] => println!("wrk_p999_ms {:.1}", v.parse::<f64>()? / 1e3),
-                ["cw_requests", v] => println!("wrk_requests {v}"),
-                _ => {}
-            }
+    let corrected = sorted(corrected.into_iter().map(|v| v / 1e6).collect());
+    println!("agent_corrected_p99_ms {:.1}", quantile(&corrected, 0.99));
+    println!("agent_corrected_p999_ms {:.1}", quantile(&corrected, 0.999));
+}
+
+/// The `cw_*` lines (microseconds) that the wrk script of scripts/bench.sh
+/// prints, in milliseconds.
+fn print_wrk_figures(path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        match f.as_slice() {
+            ["cw_p99", v] => println!("wrk_p99_ms {:.1}", v.parse::<f64>()? / 1e3),
+            ["cw_p999", v] => println!("wrk_p999_ms {:.1}", v.parse::<f64>()? / 1e3),
+            ["cw_requests", v] => println!("wrk_requests {v}"),
+            _ => {}
         }
     }
     Ok(())

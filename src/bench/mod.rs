@@ -303,12 +303,11 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
             change,
             latency_after,
         } => {
-            let now = SystemTime::now();
             let end = match end {
-                Some(text) => crate::report::command::parse_time(&text, now)?,
-                None => now,
+                Some(text) => crate::report::command::parse_time(&text, SystemTime::now())?,
+                None => SystemTime::now(),
             };
-            let spec = journals::FleetSpec {
+            write_journals(journals::FleetSpec {
                 sites,
                 days,
                 out,
@@ -320,20 +319,25 @@ pub async fn run(command: BenchCommand) -> anyhow::Result<()> {
                 change,
                 latency_after,
                 history: None,
-            };
-            let started = std::time::Instant::now();
-            let paths = tokio::task::spawn_blocking(move || journals::write_fleet(&spec)).await??;
-            let bytes: u64 = paths
-                .iter()
-                .filter_map(|p| std::fs::metadata(p).ok())
-                .map(|m| m.len())
-                .sum();
-            println!("journals {}", paths.len());
-            println!("bytes {bytes}");
-            println!("seconds {:.1}", started.elapsed().as_secs_f64());
-            Ok(())
+            })
+            .await
         }
     }
+}
+
+/// Writes the fleet's journals and says how many, how large and how long.
+async fn write_journals(spec: journals::FleetSpec) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let paths = tokio::task::spawn_blocking(move || journals::write_fleet(&spec)).await??;
+    let bytes: u64 = paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    println!("journals {}", paths.len());
+    println!("bytes {bytes}");
+    println!("seconds {:.1}", started.elapsed().as_secs_f64());
+    Ok(())
 }
 
 fn calibrate(replications: usize, seed: u64, only: Option<&str>) {

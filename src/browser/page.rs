@@ -14,9 +14,11 @@
 //! one freeze episode whichever kind of journey saw it. Nothing that the
 //! page's main thread does is reported there.
 //!
-//! Events arrive on several streams; each is applied as it comes, keyed by
-//! request, so their order across streams does not matter. Every list is
-//! bounded: a page cannot grow the agent's memory.
+//! Events arrive on several streams, merged; each is applied as it comes,
+//! keyed by request. A merge that lags can hand over a request's answer or
+//! end before the request itself: those are held until the request comes,
+//! so a request the page finished is never taken for one still waiting.
+//! Every list is bounded: a page cannot grow the agent's memory.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,6 +60,9 @@ const REQUESTS_KEPT: usize = 2_000;
 const STRETCHES_KEPT: usize = 2_000;
 const PAGE_LOADS_KEPT: usize = 50;
 const REDIRECTS_KEPT: usize = 20;
+/// Answers and ends held for requests not yet seen; a request that never
+/// comes (one the watch does not count) ages out.
+const EARLY_KEPT: usize = 200;
 /// The longest binding payload read; the page could send anything.
 const PAYLOAD_MAX: usize = 512;
 
@@ -96,6 +101,16 @@ impl PageLoad {
     }
 }
 
+/// What arrived for a request before the request itself.
+#[derive(Debug)]
+struct EarlyAnswer {
+    id: String,
+    at: Instant,
+    status: Option<u16>,
+    /// Its loading finished or failed, with the failure.
+    ended: Option<Option<String>>,
+}
+
 struct Request {
     sent: Instant,
     answered: bool,
@@ -111,6 +126,7 @@ pub struct Watch {
     /// The current step's `freeze_after`, for the requests it sends.
     freeze_after: Duration,
     requests: HashMap<String, Request>,
+    early: VecDeque<EarlyAnswer>,
     /// Finished waits on a server: (sent, answered).
     waits: VecDeque<(Instant, Instant)>,
     loads: VecDeque<PageLoad>,
@@ -190,6 +206,7 @@ impl Watch {
             main_frame,
             freeze_after: Duration::from_secs(20),
             requests: HashMap::new(),
+            early: VecDeque::new(),
             waits: VecDeque::new(),
             loads: VecDeque::new(),
             long_tasks: VecDeque::new(),
@@ -345,6 +362,10 @@ impl Watch {
                 PAGE_LOADS_KEPT,
             );
         }
+        if let Some(early) = self.take_early(&id) {
+            self.apply_early(id, early, now);
+            return;
+        }
         if self.requests.len() >= REQUESTS_KEPT {
             return;
         }
@@ -381,22 +402,92 @@ impl Watch {
 
     fn response(&mut self, e: &EventResponseReceived, now: Instant) {
         let id = e.request_id.as_ref();
+        let status = u16::try_from(e.response.status).unwrap_or(0);
+        if !self.knows(id) {
+            self.early_answer(id, now).status = Some(status);
+            return;
+        }
         self.answered(id, now);
+        self.load_answered(id, status, now);
+    }
+
+    fn load_answered(&mut self, id: &str, status: u16, now: Instant) {
         if let Some(load) = self.loads.iter_mut().rev().find(|l| l.request == id) {
-            load.status = Some(u16::try_from(e.response.status).unwrap_or(0));
+            load.status = Some(status);
             load.first_byte.get_or_insert(now);
         }
     }
 
     fn finished(&mut self, id: &str, now: Instant, failure: Option<&str>) {
+        if !self.knows(id) {
+            self.early_answer(id, now).ended = Some(failure.map(truncate));
+            return;
+        }
         // A request that failed before any answer waited until now.
         self.answered(id, now);
         self.requests.remove(id);
         if let Some(error) = failure {
-            if let Some(load) = self.loads.iter_mut().rev().find(|l| l.request == id) {
-                if load.status.is_none() {
-                    load.failed = Some(truncate(error));
+            self.load_failed(id, truncate(error));
+        }
+    }
+
+    fn load_failed(&mut self, id: &str, error: String) {
+        if let Some(load) = self.loads.iter_mut().rev().find(|l| l.request == id) {
+            if load.status.is_none() {
+                load.failed = Some(error);
+            }
+        }
+    }
+
+    /// Whether the request `id` has been seen (and not yet ended).
+    fn knows(&self, id: &str) -> bool {
+        self.requests.contains_key(id) || self.loads.iter().any(|l| l.request == id)
+    }
+
+    /// The held record of an early answer or end for `id`, made if new.
+    fn early_answer(&mut self, id: &str, now: Instant) -> &mut EarlyAnswer {
+        match self.early.iter().position(|e| e.id == id) {
+            Some(i) => &mut self.early[i],
+            None => {
+                let answer = EarlyAnswer {
+                    id: id.to_string(),
+                    at: now,
+                    status: None,
+                    ended: None,
+                };
+                push(&mut self.early, answer, EARLY_KEPT);
+                self.early.back_mut().expect("just pushed")
+            }
+        }
+    }
+
+    fn take_early(&mut self, id: &str) -> Option<EarlyAnswer> {
+        let i = self.early.iter().position(|e| e.id == id)?;
+        self.early.remove(i)
+    }
+
+    /// A request whose answer came first: answered when it came (how long
+    /// it waited is unknown, and shorter than the merge's lag), ended too if
+    /// its end came as well.
+    fn apply_early(&mut self, id: String, early: EarlyAnswer, now: Instant) {
+        if let Some(status) = early.status {
+            self.load_answered(&id, status, early.at);
+        }
+        match early.ended {
+            Some(failure) => {
+                if let Some(error) = failure {
+                    self.load_failed(&id, error);
                 }
+            }
+            None => {
+                self.requests.insert(
+                    id,
+                    Request {
+                        sent: now,
+                        answered: true,
+                        _guard: None,
+                    },
+                );
             }
         }
     }
@@ -745,5 +836,88 @@ async fn probe(page: Page, watch: Arc<Mutex<Watch>>) {
             _ => PROBE_EVERY,
         };
         tokio::time::sleep(pause).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME: &str = "main-frame";
+
+    fn watch() -> Watch {
+        let yaml = "site: s\ntargets:\n  - name: pages\n    base_url: http://127.0.0.1:9/\njourneys:\n  - { name: j, target: pages, login: false, schedule: { interval: 1h }, browser: { steps: [{ name: open, goto: / }] } }\n";
+        let config = crate::config::from_yaml_str(yaml, "t.yaml")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+        Watch::new(config.targets[0].clone(), None, FRAME.to_string())
+    }
+
+    fn sent(id: &str, document: bool) -> EventRequestWillBeSent {
+        serde_json::from_value(serde_json::json!({
+            "requestId": id,
+            "loaderId": format!("loader-{id}"),
+            "documentURL": "http://127.0.0.1:9/",
+            "request": {
+                "url": "http://127.0.0.1:9/loop",
+                "method": "GET",
+                "headers": {},
+                "initialPriority": "VeryHigh",
+                "referrerPolicy": "no-referrer",
+            },
+            "timestamp": 1.0,
+            "wallTime": 1.0,
+            "initiator": { "type": "other" },
+            "redirectHasExtraInfo": false,
+            "type": if document { "Document" } else { "Script" },
+            "frameId": FRAME,
+        }))
+        .expect("a requestWillBeSent event")
+    }
+
+    /// Seen in a reload loop on a loaded machine: the merged streams gave a
+    /// request's end before the request, which then waited "for ever" and
+    /// made the page's own loop look like a server-side freeze.
+    #[test]
+    fn an_end_that_comes_before_its_request_leaves_nothing_waiting() {
+        let mut w = watch();
+        let t0 = Instant::now();
+        w.finished("r1", t0, None);
+        w.request_sent(&sent("r1", false), t0 + Duration::from_millis(5));
+        let later = t0 + Duration::from_secs(8);
+        assert!(!w.busy(later));
+        assert!(w.window(t0, later).server.is_empty());
+        // Held ends are taken once: the same id sent again waits as usual.
+        w.request_sent(&sent("r1", false), later);
+        assert!(w.busy(later + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn an_answer_that_comes_before_its_page_load_gives_the_load_its_status() {
+        let mut w = watch();
+        let t0 = Instant::now();
+        w.early_answer("doc", t0).status = Some(200);
+        w.request_sent(&sent("doc", true), t0 + Duration::from_millis(5));
+        let load = w.load_since(t0).expect("the page load");
+        assert_eq!((load.status, load.first_byte), (Some(200), Some(t0)));
+        // Answered, not yet finished: nothing waits on the server.
+        assert!(w.window(t0, t0 + Duration::from_secs(8)).server.is_empty());
+        w.finished(
+            "doc",
+            t0 + Duration::from_millis(9),
+            Some("net::ERR_ABORTED"),
+        );
+        assert!(w.requests.is_empty());
+        assert!(!w.busy(t0 + Duration::from_secs(8)));
+    }
+
+    #[test]
+    fn ends_of_requests_never_seen_are_held_in_bounds() {
+        let mut w = watch();
+        let t0 = Instant::now();
+        for i in 0..EARLY_KEPT * 3 {
+            w.finished(&format!("data-{i}"), t0, None);
+        }
+        assert_eq!(w.early.len(), EARLY_KEPT);
     }
 }

@@ -5,7 +5,7 @@
 //! field as in Prometheus's `prompb/remote.proto` and `prompb/types.proto`
 //! (protocol 1.0 needs no other fields), so no protoc runs at build time.
 
-use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::proto::{Histogram, LabelPair, MetricFamily, MetricType, Summary};
 
 /// `prometheus.WriteRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -63,15 +63,54 @@ pub fn write_request(
     identity: &Identity,
     timestamp_ms: i64,
 ) -> WriteRequest {
-    let mut timeseries = Vec::new();
-    let mut push = |name: String,
-                    labels: &[prometheus::proto::LabelPair],
-                    extra: Option<(&str, String)>,
-                    value: f64| {
+    let mut series = SeriesWriter {
+        identity,
+        timestamp_ms,
+        timeseries: Vec::new(),
+    };
+    for family in families {
+        let name = family.name();
+        for metric in family.get_metric() {
+            let labels = metric.get_label();
+            match family.get_field_type() {
+                MetricType::COUNTER => {
+                    series.push(name, labels, None, metric.get_counter().get_value())
+                }
+                MetricType::GAUGE => {
+                    series.push(name, labels, None, metric.get_gauge().get_value())
+                }
+                // The client library never produces untyped metrics (its own text
+                // encoder cannot write them either).
+                MetricType::UNTYPED => {}
+                MetricType::HISTOGRAM => series.histogram(name, labels, metric.get_histogram()),
+                MetricType::SUMMARY => series.summary(name, labels, metric.get_summary()),
+            }
+        }
+    }
+    WriteRequest {
+        timeseries: series.timeseries,
+    }
+}
+
+/// Collects one-sample series, each labelled with the pusher's identity.
+struct SeriesWriter<'a> {
+    identity: &'a Identity,
+    timestamp_ms: i64,
+    timeseries: Vec<TimeSeries>,
+}
+
+impl SeriesWriter<'_> {
+    fn push(
+        &mut self,
+        name: &str,
+        labels: &[LabelPair],
+        extra: Option<(&str, String)>,
+        value: f64,
+    ) {
         let mut all: Vec<Label> = Vec::with_capacity(labels.len() + 4);
         all.push(Label {
             name: "__name__".into(),
-            value: name,
+            value: name.to_string(),
         });
         all.extend(labels.iter().map(|l| Label {
             name: l.name().to_string(),
@@ -85,7 +124,10 @@ pub fn write_request(
         }
         // The registry's own labels win over the pusher's identity, as
         // honor_labels would have it: a metric that has `job` keeps it.
-        for (name, value) in [("job", &identity.job), ("instance", &identity.instance)] {
+        for (name, value) in [
+            ("job", &self.identity.job),
+            ("instance", &self.identity.instance),
+        ] {
             if !all.iter().any(|l| l.name == name) {
                 all.push(Label {
                     name: name.to_string(),
@@ -94,85 +136,49 @@ pub fn write_request(
             }
         }
         all.sort_by(|a, b| a.name.cmp(&b.name));
-        timeseries.push(TimeSeries {
+        self.timeseries.push(TimeSeries {
             labels: all,
             samples: vec![Sample {
                 value,
-                timestamp: timestamp_ms,
+                timestamp: self.timestamp_ms,
             }],
         });
-    };
-    for family in families {
-        let name = family.name();
-        for metric in family.get_metric() {
-            let labels = metric.get_label();
-            match family.get_field_type() {
-                MetricType::COUNTER => push(
-                    name.to_string(),
-                    labels,
-                    None,
-                    metric.get_counter().get_value(),
-                ),
-                MetricType::GAUGE => push(
-                    name.to_string(),
-                    labels,
-                    None,
-                    metric.get_gauge().get_value(),
-                ),
-                // The client library never produces untyped metrics (its own text
-                // encoder cannot write them either).
-                MetricType::UNTYPED => {}
-                MetricType::HISTOGRAM => {
-                    let h = metric.get_histogram();
-                    let mut inf_seen = false;
-                    for bucket in h.get_bucket() {
-                        let upper = bucket.upper_bound();
-                        inf_seen |= upper.is_infinite() && upper.is_sign_positive();
-                        push(
-                            format!("{name}_bucket"),
-                            labels,
-                            Some(("le", le(upper))),
-                            bucket.cumulative_count() as f64,
-                        );
-                    }
-                    if !inf_seen {
-                        push(
-                            format!("{name}_bucket"),
-                            labels,
-                            Some(("le", "+Inf".to_string())),
-                            h.get_sample_count() as f64,
-                        );
-                    }
-                    push(format!("{name}_sum"), labels, None, h.get_sample_sum());
-                    push(
-                        format!("{name}_count"),
-                        labels,
-                        None,
-                        h.get_sample_count() as f64,
-                    );
-                }
-                MetricType::SUMMARY => {
-                    let s = metric.get_summary();
-                    for q in s.get_quantile() {
-                        push(
-                            name.to_string(),
-                            labels,
-                            Some(("quantile", q.quantile().to_string())),
-                            q.value(),
-                        );
-                    }
-                    push(format!("{name}_sum"), labels, None, s.sample_sum());
-                    push(
-                        format!("{name}_count"),
-                        labels,
-                        None,
-                        s.sample_count() as f64,
-                    );
-                }
-            }
-        }
     }
-    WriteRequest { timeseries }
+
+    /// `_bucket{le}` for every bucket (with `+Inf` added when the client
+    /// library left it implicit), `_sum` and `_count`.
+    fn histogram(&mut self, name: &str, labels: &[LabelPair], h: &Histogram) {
+        let bucket_name = format!("{name}_bucket");
+        let mut inf_seen = false;
+        for bucket in h.get_bucket() {
+            let upper = bucket.upper_bound();
+            inf_seen |= upper.is_infinite() && upper.is_sign_positive();
+            let count = bucket.cumulative_count() as f64;
+            self.push(&bucket_name, labels, Some(("le", le(upper))), count);
+        }
+        let count = h.get_sample_count() as f64;
+        if !inf_seen {
+            self.push(
+                &bucket_name,
+                labels,
+                Some(("le", "+Inf".to_string())),
+                count,
+            );
+        }
+        self.push(&format!("{name}_sum"), labels, None, h.get_sample_sum());
+        self.push(&format!("{name}_count"), labels, None, count);
+    }
+
+    /// One series per quantile, `_sum` and `_count`.
+    fn summary(&mut self, name: &str, labels: &[LabelPair], s: &Summary) {
+        for q in s.get_quantile() {
+            let quantile = Some(("quantile", q.quantile().to_string()));
+            self.push(name, labels, quantile, q.value());
+        }
+        self.push(&format!("{name}_sum"), labels, None, s.sample_sum());
+        let count = s.sample_count() as f64;
+        self.push(&format!("{name}_count"), labels, None, count);
+    }
 }
 
 /// An upper bound as the text exposition writes it.

@@ -105,35 +105,27 @@ fn escape(value: &str) -> String {
 
 /// The journal's series over `window` as OpenMetrics text.
 pub fn openmetrics(reader: &JournalReader, window: Window) -> Result<String, ExportError> {
+    let families = [
+        journey_runs(reader, window)?,
+        step_outcomes(reader, window)?,
+        freeze_episodes(reader, window)?,
+        forced_logouts(reader, window)?,
+        missed_slots(reader, window)?,
+        step_p95(reader, window)?,
+    ];
+    let mut out = String::new();
+    for family in &families {
+        family.write(&mut out);
+    }
+    out.push_str("# EOF\n");
+    Ok(out)
+}
+
+fn journey_runs(reader: &JournalReader, window: Window) -> Result<Family, ExportError> {
     let mut runs = Family::new(
         "casewatch_journey_runs",
         "counter",
         "Journey runs by outcome (backfilled from the journal).",
-    );
-    let mut step_outcomes = Family::new(
-        "casewatch_step_outcomes",
-        "counter",
-        "Steps by outcome (backfilled from the journal).",
-    );
-    let mut freezes = Family::new(
-        "casewatch_freeze_episodes",
-        "counter",
-        "Freeze episodes, counted when they began (backfilled from the journal).",
-    );
-    let mut logouts = Family::new(
-        "casewatch_forced_logouts",
-        "counter",
-        "Sessions ended by the server (backfilled from the journal).",
-    );
-    let mut missed = Family::new(
-        "casewatch_schedule_missed",
-        "counter",
-        "Timetable slots missed (backfilled from the journal).",
-    );
-    let mut p95 = Family::new(
-        "casewatch_journal_step_duration_p95_seconds",
-        "gauge",
-        "p95 step duration per minute, from the journal's HdrHistograms.",
     );
     for run in reader.runs(window)? {
         runs.count(
@@ -147,6 +139,15 @@ pub fn openmetrics(reader: &JournalReader, window: Window) -> Result<String, Exp
             1.0,
         );
     }
+    Ok(runs)
+}
+
+fn step_outcomes(reader: &JournalReader, window: Window) -> Result<Family, ExportError> {
+    let mut step_outcomes = Family::new(
+        "casewatch_step_outcomes",
+        "counter",
+        "Steps by outcome (backfilled from the journal).",
+    );
     for step in reader.steps(window)? {
         step_outcomes.count(
             vec![
@@ -160,22 +161,47 @@ pub fn openmetrics(reader: &JournalReader, window: Window) -> Result<String, Exp
             1.0,
         );
     }
+    Ok(step_outcomes)
+}
+
+fn freeze_episodes(reader: &JournalReader, window: Window) -> Result<Family, ExportError> {
+    let mut freezes = Family::new(
+        "casewatch_freeze_episodes",
+        "counter",
+        "Freeze episodes, counted when they began (backfilled from the journal).",
+    );
     for f in reader.freezes(window)? {
         freezes.count(vec![("site", f.site), ("target", f.target)], f.started, 1.0);
     }
-    for s in reader.spans(window)? {
-        if s.dropped {
-            logouts.count(
-                vec![
-                    ("site", s.site),
-                    ("target", s.target),
-                    ("cause", s.end_cause.unwrap_or_else(|| "unknown".into())),
-                ],
-                s.login_at + s.age_to,
-                1.0,
-            );
-        }
+    Ok(freezes)
+}
+
+fn forced_logouts(reader: &JournalReader, window: Window) -> Result<Family, ExportError> {
+    let mut logouts = Family::new(
+        "casewatch_forced_logouts",
+        "counter",
+        "Sessions ended by the server (backfilled from the journal).",
+    );
+    for s in reader.spans(window)?.into_iter().filter(|s| s.dropped) {
+        logouts.count(
+            vec![
+                ("site", s.site),
+                ("target", s.target),
+                ("cause", s.end_cause.unwrap_or_else(|| "unknown".into())),
+            ],
+            s.login_at + s.age_to,
+            1.0,
+        );
     }
+    Ok(logouts)
+}
+
+fn missed_slots(reader: &JournalReader, window: Window) -> Result<Family, ExportError> {
+    let mut missed = Family::new(
+        "casewatch_schedule_missed",
+        "counter",
+        "Timetable slots missed (backfilled from the journal).",
+    );
     for m in reader.missed(window)? {
         missed.count(
             vec![
@@ -187,6 +213,15 @@ pub fn openmetrics(reader: &JournalReader, window: Window) -> Result<String, Exp
             m.count as f64,
         );
     }
+    Ok(missed)
+}
+
+fn step_p95(reader: &JournalReader, window: Window) -> Result<Family, ExportError> {
+    let mut p95 = Family::new(
+        "casewatch_journal_step_duration_p95_seconds",
+        "gauge",
+        "p95 step duration per minute, from the journal's HdrHistograms.",
+    );
     // Merge rows of the same step and interval (late steps make extra rows).
     let mut merged: BTreeMap<(OrderedLabels, i64), hdrhistogram::Histogram<u64>> = BTreeMap::new();
     for h in reader.histograms(window)? {
@@ -205,12 +240,7 @@ pub fn openmetrics(reader: &JournalReader, window: Window) -> Result<String, Exp
     for ((labels, at), h) in merged {
         p95.gauge(labels, at, h.value_at_quantile(0.95) as f64 / 1e6);
     }
-    let mut out = String::new();
-    for family in [&runs, &step_outcomes, &freezes, &logouts, &missed, &p95] {
-        family.write(&mut out);
-    }
-    out.push_str("# EOF\n");
-    Ok(out)
+    Ok(p95)
 }
 
 /// The journal's histograms over `window` as an HdrHistogram interval log.

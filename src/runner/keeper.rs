@@ -127,50 +127,56 @@ pub async fn keep_session(task: KeeperTask) {
         }
         // The session is live: keep it alive until it ends or we stop.
         let (end, reported, detail) = keep_alive(&ctx, &task, &mut session).await;
-        let mut steps = Vec::new();
-        // At stop the logout gets a short deadline: a frozen target must not
-        // hold the agent's exit.
-        let limit = if end == SessionEnd::AgentStop {
-            STOP_LOGOUT_DEADLINE
-        } else {
-            Duration::MAX
-        };
-        // Only an agent-chosen end logs out; a forced or lost life has
-        // nothing left to log out of.
-        let span = if matches!(end, SessionEnd::Forced(_) | SessionEnd::Lost) {
-            session.finish(task.origin(), &target.name, end)
-        } else {
-            let logout = log_out(
-                &ctx,
-                target,
-                "",
-                task.origin(),
-                &mut session,
-                &mut steps,
-                end,
-            );
-            match tokio::time::timeout(limit, logout).await {
-                Ok(span) => span,
-                Err(_) => session.finish(task.origin(), &target.name, end),
-            }
-        };
-        // Exposure up to `reported` went out with the checks; the final span
-        // covers the rest and carries how the life ended.
-        let span = span.map(|s| SessionSpan {
-            age_from: reported.min(s.age_to),
-            detail,
-            ..s
-        });
-        task.send_spans(
-            KeptActivity::Logout,
-            steps,
-            KeptState::Ended,
-            span.into_iter().collect(),
-        );
+        end_life(&ctx, &task, &mut session, end, reported, detail).await;
         if end == SessionEnd::AgentStop {
             return;
         }
     }
+}
+
+/// Logs out when the agent chose the end, and sends the life's last span:
+/// the exposure after `reported` and how the life ended.
+async fn end_life(
+    ctx: &RunContext<'_>,
+    task: &KeeperTask,
+    session: &mut Session,
+    end: SessionEnd,
+    reported: Duration,
+    detail: String,
+) {
+    let target = &task.target;
+    let mut steps = Vec::new();
+    // At stop the logout gets a short deadline: a frozen target must not
+    // hold the agent's exit.
+    let limit = if end == SessionEnd::AgentStop {
+        STOP_LOGOUT_DEADLINE
+    } else {
+        Duration::MAX
+    };
+    // Only an agent-chosen end logs out; a forced or lost life has
+    // nothing left to log out of.
+    let span = if matches!(end, SessionEnd::Forced(_) | SessionEnd::Lost) {
+        session.finish(task.origin(), &target.name, end)
+    } else {
+        let logout = log_out(ctx, target, "", task.origin(), session, &mut steps, end);
+        match tokio::time::timeout(limit, logout).await {
+            Ok(span) => span,
+            Err(_) => session.finish(task.origin(), &target.name, end),
+        }
+    };
+    // Exposure up to `reported` went out with the checks; the final span
+    // covers the rest and carries how the life ended.
+    let span = span.map(|s| SessionSpan {
+        age_from: reported.min(s.age_to),
+        detail,
+        ..s
+    });
+    task.send_spans(
+        KeptActivity::Logout,
+        steps,
+        KeptState::Ended,
+        span.into_iter().collect(),
+    );
 }
 
 /// Runs the keep-alive check every `every` until the session ends; reports
