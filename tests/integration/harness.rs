@@ -78,6 +78,16 @@ impl TestSim {
 
     /// The real-time ages of the ICS sessions the simulator holds live.
     pub async fn live_session_ages(&self) -> Vec<f64> {
+        self.live_sessions()
+            .await
+            .iter()
+            .filter_map(|s| s["age_real_seconds"].as_f64())
+            .collect()
+    }
+
+    /// The ICS sessions the simulator holds live, as its control API
+    /// describes them (ages, idle time).
+    pub async fn live_sessions(&self) -> Vec<serde_json::Value> {
         let sessions: serde_json::Value = self
             .http
             .get(format!("http://{}/_control/sessions", self.ics))
@@ -92,7 +102,7 @@ impl TestSim {
             .into_iter()
             .flatten()
             .filter(|s| s["ended"] != serde_json::json!(true))
-            .filter_map(|s| s["age_real_seconds"].as_f64())
+            .cloned()
             .collect()
     }
 
