@@ -439,7 +439,7 @@ impl Watch {
         }
     }
 
-    /// Whether the request `id` has been seen (and not yet ended).
+    /// Whether the request `id` has been seen: in flight, or a kept page load.
     fn knows(&self, id: &str) -> bool {
         self.requests.contains_key(id) || self.loads.iter().any(|l| l.request == id)
     }
